@@ -1,0 +1,1 @@
+//! Watches the DAGs folder and turns DAG files into parsed DAGs or import errors. (being written)

@@ -1,0 +1,2 @@
+//! The `aileron` command.
+fn main() {}

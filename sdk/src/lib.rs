@@ -1,0 +1,1 @@
+//! The Aileron operator SDK. (being written)
