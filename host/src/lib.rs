@@ -1,3 +1,15 @@
 //! Aileron's host: DAG processor, metastore, scheduler, executor, API and CLI.
+//!
+//! The flow of one run: [`dag_processor`] parses DAG files, [`scheduler`] creates the
+//! DagRun and its TaskInstances in the [`metastore`] and decides what runs, the
+//! [`executor`] runs each try in the sandbox (`aileron-sandbox`) and reports back,
+//! and [`api`] and [`web`] show it all.
 
+pub mod api;
+pub mod app;
+pub mod cli;
 pub mod dag_processor;
+pub mod executor;
+pub mod metastore;
+pub mod scheduler;
+pub mod web;

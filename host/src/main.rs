@@ -1,2 +1,5 @@
-//! The `aileron` command.
-fn main() {}
+//! The `aileron` command: parses the command line and maps errors to exit codes.
+
+fn main() -> std::process::ExitCode {
+    aileron::cli::main()
+}

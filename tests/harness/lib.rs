@@ -1,1 +1,276 @@
-//! Test harness shared by the integration tests.
+//! Test harness shared by the integration tests: a temporary Aileron home with DAG
+//! files, the real sandbox and scheduler on a simulated clock, and helpers to run a
+//! DAG and read back every TaskInstance.
+
+pub mod guests;
+
+use aileron::app::{self, App, AppConfig};
+use aileron::dag_processor::DagFolder;
+use aileron::metastore::{DEFAULT_TENANT, DagRun, TaskInstance};
+use aileron::scheduler::{Command, SchedulerConfig, Update};
+use aileron_model::clock::SimClock;
+use aileron_model::{DagRunState, TaskInstanceState};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Compiled components are cached here across tests, so each test does not compile
+/// the standard operators again.
+pub fn cache_dir() -> PathBuf {
+    let target = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.ancestors().nth(3).map(Path::to_path_buf))
+        .unwrap_or_else(std::env::temp_dir);
+    target.join("aileron-test-cache")
+}
+
+/// The `aileron` binary built beside this test binary.
+pub fn aileron_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    dir.join("aileron")
+}
+
+/// The simulated clock's start: a Monday, so schedules are easy to reason about.
+pub fn t0() -> jiff::Timestamp {
+    "2026-01-05T00:00:00Z".parse().unwrap()
+}
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+    pub dags: PathBuf,
+    pub clock: Arc<SimClock>,
+    pub app: App,
+}
+
+/// What a finished run looked like.
+pub struct Outcome {
+    pub run: DagRun,
+    pub tis: BTreeMap<(String, i64), TaskInstance>,
+}
+
+impl Outcome {
+    pub fn ti(&self, task_id: &str) -> &TaskInstance {
+        self.tis
+            .get(&(task_id.to_owned(), -1))
+            .unwrap_or_else(|| panic!("no TaskInstance `{task_id}` in {:?}", self.tis.keys()))
+    }
+    pub fn state(&self, task_id: &str) -> TaskInstanceState {
+        self.ti(task_id).state
+    }
+    pub fn mapped(&self, task_id: &str) -> Vec<&TaskInstance> {
+        self.tis
+            .iter()
+            .filter(|((t, m), _)| t == task_id && *m >= 0)
+            .map(|(_, ti)| ti)
+            .collect()
+    }
+}
+
+pub struct EnvBuilder {
+    dags: Vec<(String, String)>,
+    plugins: Vec<PathBuf>,
+    schedule: bool,
+    watch: bool,
+    parallelism: usize,
+}
+
+impl Env {
+    pub fn builder() -> EnvBuilder {
+        EnvBuilder {
+            dags: Vec::new(),
+            plugins: vec![PathBuf::from(guests::TESTKIT)],
+            schedule: false,
+            watch: false,
+            parallelism: 16,
+        }
+    }
+
+    /// Triggers a manual run and waits (bounded) until it finishes.
+    pub async fn run(&self, dag_id: &str, conf: serde_json::Value) -> Outcome {
+        let conf = match conf {
+            serde_json::Value::Object(m) => m,
+            _ => Default::default(),
+        };
+        let mut updates = self.app.scheduler.subscribe();
+        let run = self
+            .app
+            .scheduler
+            .trigger(DEFAULT_TENANT, dag_id, None, None, conf)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot trigger {dag_id}: {e}; import errors: {:?}",
+                    self.import_errors()
+                )
+            });
+        self.wait_run(&mut updates, dag_id, &run.run_id).await
+    }
+
+    pub async fn wait_run(
+        &self,
+        updates: &mut tokio::sync::broadcast::Receiver<Update>,
+        dag_id: &str,
+        run_id: &str,
+    ) -> Outcome {
+        let finished = |env: &Env| {
+            env.app
+                .metastore
+                .dag_run(DEFAULT_TENANT, dag_id, run_id)
+                .unwrap()
+                .is_some_and(|r| r.state.is_finished())
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        while !finished(self) {
+            let wait = tokio::time::timeout_at(deadline, updates.recv()).await;
+            assert!(
+                wait.is_ok(),
+                "run {run_id} of {dag_id} did not finish in time"
+            );
+        }
+        self.outcome(dag_id, run_id)
+    }
+
+    pub fn outcome(&self, dag_id: &str, run_id: &str) -> Outcome {
+        let run = self
+            .app
+            .metastore
+            .dag_run(DEFAULT_TENANT, dag_id, run_id)
+            .unwrap()
+            .expect("run exists");
+        let tis = self
+            .app
+            .metastore
+            .task_instances(DEFAULT_TENANT, dag_id, run_id)
+            .unwrap()
+            .into_iter()
+            .map(|ti| ((ti.task_id.clone(), ti.map_index), ti))
+            .collect();
+        Outcome { run, tis }
+    }
+
+    pub fn import_errors(&self) -> Vec<String> {
+        self.app
+            .metastore
+            .import_errors()
+            .unwrap()
+            .into_iter()
+            .map(|e| format!("{}:{:?}: {}", e.filename, e.line, e.message))
+            .collect()
+    }
+
+    /// Writes a DAG file and makes the scheduler take it in.
+    pub async fn put_dag(&self, file: &str, toml: &str) {
+        std::fs::write(self.dags.join(file), toml).unwrap();
+        self.rescan().await;
+    }
+
+    pub async fn rescan(&self) {
+        let folder = DagFolder::new(&self.dags);
+        let files = folder
+            .scan(self.app.sandbox.registry())
+            .into_iter()
+            .map(|(f, r)| (f, Some(r)))
+            .collect();
+        self.app
+            .scheduler
+            .send(Command::DagFiles { files, full: true })
+            .unwrap();
+        self.app.scheduler.sync().await.unwrap();
+    }
+
+    pub fn log(&self, ti: &TaskInstance, try_number: u32) -> String {
+        self.app
+            .metastore
+            .log(ti, try_number)
+            .unwrap()
+            .unwrap_or_default()
+    }
+}
+
+impl EnvBuilder {
+    pub fn dag(mut self, file: &str, toml: &str) -> Self {
+        self.dags.push((file.to_owned(), toml.to_owned()));
+        self
+    }
+    pub fn plugin(mut self, path: &str) -> Self {
+        self.plugins.push(PathBuf::from(path));
+        self
+    }
+    /// Let the scheduler create runs from DAG schedules.
+    pub fn scheduled(mut self) -> Self {
+        self.schedule = true;
+        self
+    }
+    /// Watch the DAGs and plugins folders as `standalone` does.
+    pub fn watching(mut self) -> Self {
+        self.watch = true;
+        self
+    }
+    pub fn parallelism(mut self, n: usize) -> Self {
+        self.parallelism = n;
+        self
+    }
+
+    pub async fn start(self) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let dags = home.join("dags");
+        std::fs::create_dir_all(home.join("plugins")).unwrap();
+        std::fs::create_dir_all(&dags).unwrap();
+        for p in &self.plugins {
+            let name = p.file_name().unwrap();
+            std::fs::copy(p, home.join("plugins").join(name)).unwrap();
+        }
+        for (file, toml) in &self.dags {
+            let path = dags.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, toml).unwrap();
+        }
+        let clock = Arc::new(SimClock::new(t0()));
+        let app = app::start(AppConfig {
+            home: home.clone(),
+            dags: dags.clone(),
+            in_memory: false,
+            watch: self.watch,
+            scheduler: SchedulerConfig {
+                parallelism: self.parallelism,
+                create_scheduled_runs: self.schedule,
+                ..Default::default()
+            },
+            clock: clock.clone(),
+            cache_dir: Some(cache_dir()),
+        })
+        .await
+        .expect("Aileron starts");
+        Env {
+            dir,
+            home,
+            dags,
+            clock,
+            app,
+        }
+    }
+}
+
+/// Asserts the final state of every listed task.
+#[track_caller]
+pub fn assert_states(o: &Outcome, expected: &[(&str, TaskInstanceState)]) {
+    for (task, state) in expected {
+        assert_eq!(o.state(task), *state, "state of `{task}`");
+    }
+}
+
+pub fn assert_run(o: &Outcome, state: DagRunState) {
+    assert_eq!(
+        o.run.state,
+        state,
+        "run state; tasks: {:?}",
+        o.tis
+            .values()
+            .map(|t| (&t.task_id, t.state))
+            .collect::<Vec<_>>()
+    );
+}

@@ -1,1 +1,15 @@
-//! The integration-test binary.
+//! The integration-test binary: real host, real scheduler, real wasm components.
+//! Each module covers one area; `aileron_tests` (tests/harness) holds the shared
+//! harness. Scheduler time runs on a simulated clock, so retry delays and schedules
+//! cost no wall time.
+
+mod api;
+mod cli;
+mod crash;
+mod dag_files;
+mod plugins;
+mod retries;
+mod rules;
+mod sandbox;
+mod schedule;
+mod xcom;

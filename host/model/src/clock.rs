@@ -33,7 +33,9 @@ pub struct SimClock {
 
 impl SimClock {
     pub fn new(start: Timestamp) -> Self {
-        Self { now: Mutex::new(start) }
+        Self {
+            now: Mutex::new(start),
+        }
     }
 
     pub fn set(&self, t: Timestamp) {

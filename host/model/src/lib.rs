@@ -10,5 +10,6 @@ pub mod schedule;
 pub mod state;
 pub mod template;
 pub mod trigger_rule;
+pub mod units;
 
 pub use state::{DagRunState, TaskInstanceState};

@@ -149,7 +149,10 @@ mod tests {
         for s in DagRunState::ALL {
             assert_eq!(s.as_str().parse::<DagRunState>().unwrap(), s);
         }
-        assert_eq!(TaskInstanceState::NoStatus.to_json(), serde_json::Value::Null);
+        assert_eq!(
+            TaskInstanceState::NoStatus.to_json(),
+            serde_json::Value::Null
+        );
         assert!("bogus".parse::<TaskInstanceState>().is_err());
     }
 }

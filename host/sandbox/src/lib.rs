@@ -1,2 +1,32 @@
 //! The sandbox: loads operator components, keeps the plugin registry, and runs one
 //! TaskInstance try per fresh wasmtime `Store` with limits and only granted capabilities.
+//!
+//! - [`Sandbox`] runs tries ([`TryRequest`] in, [`TryReport`] out) and owns the engine.
+//! - [`Registry`] validates, stores, watches and resolves operator components.
+//! - [`LogBuffer`] is a try's log, readable while the try runs.
+
+mod bindings;
+mod builtin;
+mod cache;
+mod config;
+mod engine;
+mod error;
+mod host;
+mod log;
+mod registry;
+mod request;
+mod run;
+mod sandbox;
+mod stdio;
+
+pub use bindings::OPERATOR_WORLD;
+pub use builtin::STANDARD_PLUGINS;
+pub use config::SandboxConfig;
+pub use error::{RegistryError, SandboxError};
+pub use log::{DEFAULT_LOG_BYTES, LogBuffer, LogLevel};
+pub use registry::{MAX_COMPONENT_BYTES, OperatorMeta, Registry, RejectedPlugin, WatchGuard};
+pub use request::{
+    DEFAULT_XCOM_BYTES, DEFAULT_XCOM_TOTAL_BYTES, HostServices, Limits, NoHostServices, TaskInfo,
+    TryReport, TryRequest, TryResult,
+};
+pub use sandbox::Sandbox;

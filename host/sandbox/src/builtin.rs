@@ -1,0 +1,4 @@
+//! The standard operators (noop, echo, sleep, fail, skip, branch), built from
+//! `plugins/` by this crate's build script and embedded in the host.
+
+include!(concat!(env!("OUT_DIR"), "/standard_plugins.rs"));

@@ -1,0 +1,338 @@
+//! The data of one sandbox `Store` and the `context` imports the guest calls.
+//!
+//! Every host function returns `wasmtime::Result<T>`: an `Err` there traps the
+//! guest (contract violations such as a `describe` that pulls XComs, or a call made
+//! after the deadline), while a WIT-level `Err(String)` inside is an answer the guest
+//! handles (an XCom value over the cap, a missing connection).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::bindings::Level;
+use crate::bindings::aileron::operator::{context, types};
+use crate::log::{LogBuffer, LogLevel};
+use crate::request::HostServices;
+use crate::stdio::GuestOutput;
+
+/// Longest XCom key, in bytes: Airflow's `xcom.key` column is `VARCHAR(512)`.
+const MAX_XCOM_KEY: usize = 512;
+
+/// The wall-clock deadline of a call passed; raised as a trap by the epoch callback
+/// and by host calls, and recognised by `run` to report the timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("execution deadline passed")]
+pub(crate) struct DeadlineExceeded;
+
+/// The guest asked for more linear memory than its cap allows.
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit of {cap} bytes exceeded (the guest asked for {requested} bytes in total)")]
+pub(crate) struct MemoryLimitExceeded {
+    pub(crate) cap: u64,
+    pub(crate) requested: u64,
+}
+
+/// The guest broke the operator contract in a way it cannot be allowed to handle.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct ContractViolation(pub(crate) String);
+
+/// What the sandbox runs: `execute` for a try, `describe` when registering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Describe,
+    Execute,
+}
+
+/// The data of one `Store`: one per try (or per `describe` call), never reused.
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: MemoryLimiter,
+    log: Arc<LogBuffer>,
+    services: Arc<dyn HostServices>,
+    phase: Phase,
+    deadline: Option<Instant>,
+    pub(crate) xcom: XcomBuffer,
+    pub(crate) stdout: GuestOutput,
+    pub(crate) stderr: GuestOutput,
+}
+
+/// Caps that [`HostState`] enforces on the guest.
+pub(crate) struct StateLimits {
+    pub(crate) memory_bytes: u64,
+    pub(crate) xcom_bytes: usize,
+    pub(crate) xcom_total_bytes: usize,
+    pub(crate) deadline: Option<Instant>,
+}
+
+impl HostState {
+    pub(crate) fn new(
+        phase: Phase,
+        log: Arc<LogBuffer>,
+        services: Arc<dyn HostServices>,
+        limits: StateLimits,
+    ) -> Self {
+        let stdout = GuestOutput::new(log.clone(), LogLevel::Stdout);
+        let stderr = GuestOutput::new(log.clone(), LogLevel::Stderr);
+        // Nothing is granted: no preopened directory, no environment variable, no
+        // argument, no host stdio (stdin is closed, stdout/stderr go to the log).
+        // Sockets are denied twice over: the protocols are off, and the address
+        // check (left at its default) refuses every address.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(limits.memory_bytes),
+            log,
+            services,
+            phase,
+            deadline: limits.deadline,
+            xcom: XcomBuffer {
+                values: Vec::new(),
+                total: 0,
+                value_cap: limits.xcom_bytes,
+                total_cap: limits.xcom_total_bytes,
+            },
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Traps calls that must not happen: after the deadline (so a guest looping on
+    /// cheap host calls stops as promptly as one looping in wasm), and calls to
+    /// try-scoped services from `describe`, which runs outside any try.
+    fn check_call(&self, function: &str, try_scoped: bool) -> wasmtime::Result<()> {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(DeadlineExceeded.into());
+        }
+        if try_scoped && self.phase == Phase::Describe {
+            return Err(ContractViolation(format!(
+                "describe() called context.{function}, which only exists while a task runs"
+            ))
+            .into());
+        }
+        Ok(())
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// XCom values pushed during a try, in call order.
+pub(crate) struct XcomBuffer {
+    pub(crate) values: Vec<(String, String)>,
+    total: usize,
+    value_cap: usize,
+    total_cap: usize,
+}
+
+impl XcomBuffer {
+    /// Checks a push against the caps and JSON syntax; the error is for the guest.
+    fn push(&mut self, key: String, value: String) -> Result<(), String> {
+        if key.is_empty() {
+            return Err("XCom key must not be empty".into());
+        }
+        if key.len() > MAX_XCOM_KEY {
+            return Err(format!(
+                "XCom key is {} bytes, over the limit of {MAX_XCOM_KEY} bytes",
+                key.len()
+            ));
+        }
+        if value.len() > self.value_cap {
+            return Err(format!(
+                "XCom value `{key}` is {} bytes, over the limit of {} bytes",
+                value.len(),
+                self.value_cap
+            ));
+        }
+        if self.total + value.len() > self.total_cap {
+            return Err(format!(
+                "XCom values of this try would total {} bytes, over the limit of {} bytes",
+                self.total + value.len(),
+                self.total_cap
+            ));
+        }
+        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&value) {
+            return Err(format!("XCom value `{key}` is not valid JSON: {e}"));
+        }
+        self.total += value.len();
+        self.values.push((key, value));
+        Ok(())
+    }
+}
+
+/// Caps the guest's linear memory in total across all its memories (a component
+/// has several core instances; a per-memory cap would multiply the budget).
+pub(crate) struct MemoryLimiter {
+    cap: u64,
+    used: u64,
+}
+
+impl MemoryLimiter {
+    fn new(cap: u64) -> Self {
+        MemoryLimiter { cap, used: 0 }
+    }
+
+    pub(crate) fn cap(&self) -> u64 {
+        self.cap
+    }
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if maximum.is_some_and(|max| desired > max) {
+            // Beyond the memory's own declared maximum: an ordinary failed
+            // `memory.grow` (-1) as the spec says, not the task's limit.
+            return Ok(false);
+        }
+        let grow = (desired - current) as u64;
+        let requested = self.used + grow;
+        if requested > self.cap {
+            // A trap rather than `Ok(false)`: language runtimes abort on a failed
+            // allocation with an unhelpful `unreachable`, while this error names the
+            // limit in the try's failure reason.
+            return Err(MemoryLimitExceeded {
+                cap: self.cap,
+                requested,
+            }
+            .into());
+        }
+        self.used = requested;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables are bounded by the pooling allocator's per-table element limit.
+        Ok(true)
+    }
+}
+
+impl types::Host for HostState {}
+
+impl context::Host for HostState {
+    async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+        self.check_call("log", false)?;
+        let level = match level {
+            Level::Debug => LogLevel::Debug,
+            Level::Info => LogLevel::Info,
+            Level::Warn => LogLevel::Warn,
+            Level::Error => LogLevel::Error,
+        };
+        self.log.append_line(level, &message);
+        Ok(())
+    }
+
+    async fn xcom_push(
+        &mut self,
+        key: String,
+        value: String,
+    ) -> wasmtime::Result<Result<(), String>> {
+        self.check_call("xcom-push", true)?;
+        Ok(self.xcom.push(key, value))
+    }
+
+    async fn xcom_pull(
+        &mut self,
+        task_id: String,
+        key: Option<String>,
+    ) -> wasmtime::Result<Option<String>> {
+        self.check_call("xcom-pull", true)?;
+        Ok(self.services.xcom_pull(&task_id, key.as_deref()).await)
+    }
+
+    async fn variable(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        self.check_call("variable", true)?;
+        Ok(self.services.variable(&key).await)
+    }
+
+    async fn connection(&mut self, conn_id: String) -> wasmtime::Result<Result<String, String>> {
+        self.check_call("connection", true)?;
+        Ok(self.services.connection(&conn_id).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn buffer() -> XcomBuffer {
+        XcomBuffer {
+            values: Vec::new(),
+            total: 0,
+            value_cap: 16,
+            total_cap: 24,
+        }
+    }
+
+    #[test]
+    fn xcom_push_checks_key_size_json_and_total() {
+        let mut x = buffer();
+        assert_eq!(x.push("a".into(), "{\"n\":1}".into()), Ok(()));
+        assert!(
+            x.push(String::new(), "1".into())
+                .unwrap_err()
+                .contains("empty")
+        );
+        assert!(
+            x.push("k".repeat(513), "1".into())
+                .unwrap_err()
+                .contains("key")
+        );
+        let big = format!("\"{}\"", "x".repeat(20));
+        assert!(
+            x.push("b".into(), big)
+                .unwrap_err()
+                .contains("over the limit of 16")
+        );
+        assert!(
+            x.push("c".into(), "{nope".into())
+                .unwrap_err()
+                .contains("not valid JSON")
+        );
+        assert_eq!(x.push("d".into(), "[1,2,3,4,5]".into()), Ok(()));
+        assert!(
+            x.push("e".into(), "[1,2,3,4]".into())
+                .unwrap_err()
+                .contains("total")
+        );
+        assert_eq!(x.values.len(), 2);
+    }
+
+    #[test]
+    fn memory_limiter_counts_all_memories() {
+        let mut m = MemoryLimiter::new(10 << 16);
+        assert!(m.memory_growing(0, 6 << 16, None).unwrap());
+        assert!(m.memory_growing(0, 4 << 16, None).unwrap());
+        let err = m.memory_growing(4 << 16, 5 << 16, None).unwrap_err();
+        let hit = err.downcast_ref::<MemoryLimitExceeded>().unwrap();
+        assert_eq!((hit.cap, hit.requested), (10 << 16, 11 << 16));
+        // Growth past a memory's declared maximum is a plain failure.
+        assert!(!m.memory_growing(0, 2 << 16, Some(1 << 16)).unwrap());
+    }
+}

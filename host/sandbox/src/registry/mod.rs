@@ -1,0 +1,549 @@
+//! The plugin registry: validated operator components by digest, name and version,
+//! each with its `InstancePre` ready for a try.
+
+mod store;
+mod watch;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::broadcast;
+use wasmtime::component::types::ComponentItem;
+
+use crate::bindings::{OPERATOR_WORLD, OperatorInfo, OperatorPre};
+use crate::engine::Runtime;
+use crate::error::{RegistryError, chain};
+use crate::host::HostState;
+use crate::log::LogBuffer;
+
+pub use watch::WatchGuard;
+
+/// Largest component accepted, in bytes. A Rust operator is a few hundred KiB; a
+/// Python (componentize-py) or JavaScript one with its interpreter 10 to 40 MiB;
+/// 128 MiB admits those with room while bounding what one upload costs to hash,
+/// compile and keep.
+pub const MAX_COMPONENT_BYTES: usize = 128 << 20;
+
+/// Log kept of a `describe` call (it should print nothing); only its stderr tail
+/// is used, to name a panic.
+const DESCRIBE_LOG_BYTES: usize = 16 << 10;
+
+/// Longest operator name: names appear in DAG files, URLs and log lines.
+const MAX_NAME: usize = 64;
+
+/// Longest description and params schema that `describe` may return: they are
+/// shown in the UI and kept in memory for every registered component.
+const MAX_DESCRIPTION: usize = 4 << 10;
+const MAX_SCHEMA: usize = 64 << 10;
+
+/// Events buffered per subscriber; a subscriber that falls further behind gets a
+/// `Lagged` error and should re-read [`Registry::list`].
+const EVENT_CAPACITY: usize = 256;
+
+/// What the registry knows about one registered component.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperatorMeta {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    /// JSON Schema of the `params` that `execute` accepts.
+    pub params_schema: serde_json::Value,
+    /// `sha256:<hex>` of the component's bytes.
+    pub digest: String,
+    /// Size of the component in bytes.
+    pub size: u64,
+    /// Whether it is one of the standard operators embedded in the host.
+    pub builtin: bool,
+    /// The world it targets, e.g. `aileron:operator/operator@0.1.0`.
+    pub world: String,
+}
+
+/// A drop-in or stored file that could not be registered, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedPlugin {
+    pub path: PathBuf,
+    pub error: String,
+}
+
+/// The registered operator components. Thread-safe; clones share one registry.
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    runtime: Arc<Runtime>,
+    index: RwLock<Index>,
+    events: broadcast::Sender<OperatorMeta>,
+    rejected: Mutex<BTreeMap<PathBuf, String>>,
+}
+
+/// A registered component, ready to instantiate.
+pub(crate) struct Entry {
+    pub(crate) meta: OperatorMeta,
+    pub(crate) pre: OperatorPre<HostState>,
+}
+
+#[derive(Default)]
+struct Index {
+    by_digest: HashMap<String, Arc<Entry>>,
+    /// name → version → digest; one digest per name and version.
+    by_name: BTreeMap<String, BTreeMap<semver::Version, String>>,
+}
+
+impl Registry {
+    pub(crate) fn new(runtime: Arc<Runtime>) -> Self {
+        Registry {
+            inner: Arc::new(Inner {
+                runtime,
+                index: RwLock::new(Index::default()),
+                events: broadcast::channel(EVENT_CAPACITY).0,
+                rejected: Mutex::new(BTreeMap::new()),
+            }),
+        }
+    }
+
+    pub(crate) fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
+    }
+
+    /// Registers the standard operators embedded in the host (noop, echo, sleep,
+    /// fail, skip, branch). Idempotent.
+    pub fn load_builtin(&self) -> Result<(), RegistryError> {
+        for (name, bytes) in crate::builtin::STANDARD_PLUGINS {
+            let meta = self
+                .register(bytes, true)
+                .map_err(|source| RegistryError::Builtin {
+                    name: (*name).to_owned(),
+                    source: Box::new(source),
+                })?;
+            if meta.name != *name {
+                tracing::warn!(
+                    "standard operator built as `{name}` describes itself as `{}`",
+                    meta.name
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates and registers a component, returning what it describes. Idempotent
+    /// for the same bytes.
+    ///
+    /// Validation compiles the component (or loads it from the cache), checks that
+    /// it targets the operator world and needs no import the sandbox lacks, then
+    /// calls `describe` in a sandbox with a deadline and a memory cap, and checks
+    /// the name, version and schema it returns. Compiling takes CPU time: call this
+    /// from a blocking context (`spawn_blocking`), not from an async task.
+    pub fn add(&self, bytes: &[u8]) -> Result<OperatorMeta, RegistryError> {
+        self.register(bytes, false)
+    }
+
+    /// The component with this digest (`sha256:<hex>`), if registered.
+    pub fn get(&self, digest: &str) -> Option<OperatorMeta> {
+        self.entry(digest).map(|entry| entry.meta.clone())
+    }
+
+    pub(crate) fn entry(&self, digest: &str) -> Option<Arc<Entry>> {
+        self.read().by_digest.get(digest).cloned()
+    }
+
+    /// Every registered component, sorted by name, then version (semver order).
+    pub fn list(&self) -> Vec<OperatorMeta> {
+        let index = self.read();
+        index
+            .by_name
+            .values()
+            .flat_map(|versions| versions.values())
+            .map(|digest| index.by_digest[digest].meta.clone())
+            .collect()
+    }
+
+    /// Resolves an operator reference from a DAG file:
+    /// - `name`: its highest version (semver order, builtins included);
+    /// - `name@1.2.0`: that version;
+    /// - `name@sha256:<hex>`: that component, which must be named `name`.
+    pub fn resolve(&self, reference: &str) -> Result<OperatorMeta, RegistryError> {
+        let invalid = || RegistryError::InvalidReference(reference.to_owned());
+        let (name, selector) = match reference.split_once('@') {
+            Some((name, selector)) => (name, Some(selector)),
+            None => (reference, None),
+        };
+        if check_name(name).is_err() {
+            return Err(invalid());
+        }
+        let index = self.read();
+        let Some(versions) = index.by_name.get(name) else {
+            let names: Vec<&str> = index.by_name.keys().map(String::as_str).collect();
+            return Err(RegistryError::UnknownOperator {
+                name: name.to_owned(),
+                available: list_or_none(&names),
+            });
+        };
+        let digest = match selector {
+            None => versions.values().next_back(),
+            Some(digest) if digest.starts_with("sha256:") => {
+                let Some(entry) = index.by_digest.get(digest) else {
+                    return Err(RegistryError::UnknownDigest(digest.to_owned()));
+                };
+                if entry.meta.name != name {
+                    return Err(RegistryError::DigestNameMismatch {
+                        digest: digest.to_owned(),
+                        actual: entry.meta.name.clone(),
+                        requested: name.to_owned(),
+                    });
+                }
+                return Ok(entry.meta.clone());
+            }
+            Some(version) => {
+                let parsed = semver::Version::parse(version).map_err(|_| invalid())?;
+                versions.get(&parsed)
+            }
+        };
+        match digest {
+            Some(digest) => Ok(index.by_digest[digest].meta.clone()),
+            None => {
+                let available: Vec<String> = versions.keys().map(ToString::to_string).collect();
+                let available: Vec<&str> = available.iter().map(String::as_str).collect();
+                Err(RegistryError::UnknownVersion {
+                    name: name.to_owned(),
+                    version: selector.unwrap_or_default().to_owned(),
+                    available: list_or_none(&available),
+                })
+            }
+        }
+    }
+
+    /// Fires for every newly registered component (not for repeated registrations
+    /// of known bytes).
+    pub fn subscribe(&self) -> broadcast::Receiver<OperatorMeta> {
+        self.inner.events.subscribe()
+    }
+
+    /// Drop-ins and stored files that could not be registered, by path. An entry
+    /// goes away when the file is fixed or removed.
+    pub fn rejected(&self) -> Vec<RejectedPlugin> {
+        self.lock_rejected()
+            .iter()
+            .map(|(path, error)| RejectedPlugin {
+                path: path.clone(),
+                error: error.clone(),
+            })
+            .collect()
+    }
+
+    fn register(&self, bytes: &[u8], builtin: bool) -> Result<OperatorMeta, RegistryError> {
+        if bytes.len() > MAX_COMPONENT_BYTES {
+            return Err(RegistryError::TooLarge {
+                size: bytes.len(),
+                max: MAX_COMPONENT_BYTES,
+            });
+        }
+        let digest_hex = hex::encode(Sha256::digest(bytes));
+        let digest = format!("sha256:{digest_hex}");
+        if let Some(meta) = self.get(&digest) {
+            return Ok(meta);
+        }
+        check_header(bytes)?;
+        let runtime = self.runtime();
+        let component = runtime
+            .cache
+            .load_or_compile(&runtime.engine, &digest_hex, bytes)
+            .map_err(|e| RegistryError::Compile(e.to_string()))?;
+        check_exports(&component, &runtime.engine)?;
+        let instance_pre = runtime
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| RegistryError::UnsupportedImport(e.to_string()))?;
+        let pre = OperatorPre::new(instance_pre)
+            .map_err(|e| RegistryError::NotAnOperator(format!("{e:#}").replace('\n', " ")))?;
+        let info = describe(runtime, &pre)?;
+        let (version, params_schema) = check_info(&info)?;
+        let meta = OperatorMeta {
+            name: info.name,
+            version: info.version,
+            description: info.description,
+            params_schema,
+            digest,
+            size: bytes.len() as u64,
+            builtin,
+            world: OPERATOR_WORLD.to_owned(),
+        };
+        self.insert(meta, version, pre)
+    }
+
+    fn insert(
+        &self,
+        meta: OperatorMeta,
+        version: semver::Version,
+        pre: OperatorPre<HostState>,
+    ) -> Result<OperatorMeta, RegistryError> {
+        let mut index = self.inner.index.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = index.by_digest.get(&meta.digest) {
+            // Registered concurrently by another caller.
+            return Ok(entry.meta.clone());
+        }
+        if let Some(existing) = index.by_name.get(&meta.name).and_then(|v| v.get(&version)) {
+            return Err(RegistryError::VersionConflict {
+                name: meta.name,
+                version: meta.version,
+                existing: existing.clone(),
+                digest: meta.digest,
+            });
+        }
+        index
+            .by_name
+            .entry(meta.name.clone())
+            .or_default()
+            .insert(version, meta.digest.clone());
+        index.by_digest.insert(
+            meta.digest.clone(),
+            Arc::new(Entry {
+                meta: meta.clone(),
+                pre,
+            }),
+        );
+        drop(index);
+        tracing::info!(
+            name = %meta.name,
+            version = %meta.version,
+            digest = %meta.digest,
+            builtin = meta.builtin,
+            "registered operator"
+        );
+        // No subscriber is not an error.
+        let _ = self.inner.events.send(meta.clone());
+        Ok(meta)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Index> {
+        // The index is updated in one step under the lock; a panic elsewhere while
+        // holding it leaves it consistent, so poisoning is ignored.
+        self.inner.index.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_rejected(&self) -> std::sync::MutexGuard<'_, BTreeMap<PathBuf, String>> {
+        self.inner
+            .rejected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn reject(&self, path: &std::path::Path, error: &RegistryError) {
+        let error = chain(error);
+        tracing::warn!(path = %path.display(), "plugin not registered: {error}");
+        self.lock_rejected().insert(path.to_owned(), error);
+    }
+
+    fn clear_rejected(&self, path: &std::path::Path) {
+        self.lock_rejected().remove(path);
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("components", &self.read().by_digest.len())
+            .finish()
+    }
+}
+
+/// DAG parsing resolves `operator = "…"` through the registry; the error text is
+/// shown to the DAG author as an import error.
+impl aileron_model::dag::OperatorCatalog for Registry {
+    fn resolve(&self, reference: &str) -> Result<aileron_model::dag::ResolvedOperator, String> {
+        let meta = Registry::resolve(self, reference).map_err(|e| chain(&e))?;
+        Ok(aileron_model::dag::ResolvedOperator {
+            name: meta.name,
+            version: meta.version,
+            digest: meta.digest,
+            params_schema: meta.params_schema,
+        })
+    }
+}
+
+/// Refuses what is not a component binary before handing it to the compiler, with
+/// a message saying what it is instead. (This also refuses precompiled `.cwasm`
+/// files, which would be native code.)
+fn check_header(bytes: &[u8]) -> Result<(), RegistryError> {
+    const MAGIC: &[u8] = b"\0asm";
+    // The version field after the magic: 1 for core modules; 0x0d with layer 1
+    // for components.
+    const CORE: [u8; 4] = [1, 0, 0, 0];
+    const COMPONENT_LAYER: [u8; 2] = [1, 0];
+    if !bytes.starts_with(MAGIC) || bytes.len() < 8 {
+        return Err(RegistryError::NotAComponent(
+            "the file is not a WebAssembly binary".into(),
+        ));
+    }
+    if bytes[4..8] == CORE {
+        return Err(RegistryError::NotAComponent(
+            "this is a core WebAssembly module; build the operator for wasm32-wasip2 \
+             (or wrap the module with `wasm-tools component new`)"
+                .into(),
+        ));
+    }
+    if bytes[6..8] != COMPONENT_LAYER {
+        return Err(RegistryError::NotAComponent(
+            "unknown WebAssembly binary layer".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks for the two exports by name first, so a component built for another
+/// world gets an error naming what is missing instead of a type-check failure.
+fn check_exports(
+    component: &wasmtime::component::Component,
+    engine: &wasmtime::Engine,
+) -> Result<(), RegistryError> {
+    let ty = component.component_type();
+    let mut missing = Vec::new();
+    for name in ["describe", "execute"] {
+        match ty.get_export(engine, name).map(|export| export.ty) {
+            Some(ComponentItem::ComponentFunc(_)) => {}
+            Some(_) => {
+                return Err(RegistryError::NotAnOperator(format!(
+                    "its export `{name}` is not a function"
+                )));
+            }
+            None => missing.push(format!("`{name}`")),
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
+    Err(RegistryError::NotAnOperator(format!(
+        "it does not export {} (its exports: {})",
+        missing.join(" or "),
+        list_or_none(&exports)
+    )))
+}
+
+/// Calls `describe` on a helper thread with its own small tokio runtime: `add` is
+/// synchronous, and may be called from inside another runtime.
+fn describe(
+    runtime: &Runtime,
+    pre: &OperatorPre<HostState>,
+) -> Result<OperatorInfo, RegistryError> {
+    let log = Arc::new(LogBuffer::new(DESCRIBE_LOG_BYTES));
+    let memory = runtime.config.default_memory_bytes;
+    let timeout = runtime.config.describe_timeout;
+    let outcome = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("aileron-describe".into())
+            .spawn_scoped(scope, || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("cannot start a runtime to call it: {e}"))?;
+                rt.block_on(crate::run::describe(runtime, pre, timeout, memory, &log))
+            })
+            .map_err(|e| format!("cannot start a thread to call it: {e}"))?
+            .join()
+            .unwrap_or_else(|_| Err("the sandbox panicked while calling it".into()))
+    });
+    outcome.map_err(RegistryError::Describe)
+}
+
+/// Checks what `describe` returned; gives back the parsed version and schema.
+fn check_info(info: &OperatorInfo) -> Result<(semver::Version, serde_json::Value), RegistryError> {
+    let invalid = |msg: String| Err(RegistryError::InvalidInfo(msg));
+    if let Err(why) = check_name(&info.name) {
+        return invalid(format!("name `{}` {why}", info.name.escape_debug()));
+    }
+    let version = match semver::Version::parse(&info.version) {
+        Ok(version) => version,
+        Err(e) => {
+            return invalid(format!(
+                "version `{}` is not a semantic version like 1.2.0: {e}",
+                info.version.escape_debug()
+            ));
+        }
+    };
+    if info.description.len() > MAX_DESCRIPTION {
+        return invalid(format!(
+            "description is {} bytes, over the limit of {MAX_DESCRIPTION}",
+            info.description.len()
+        ));
+    }
+    if info.params_schema.len() > MAX_SCHEMA {
+        return invalid(format!(
+            "params schema is {} bytes, over the limit of {MAX_SCHEMA}",
+            info.params_schema.len()
+        ));
+    }
+    match serde_json::from_str::<serde_json::Value>(&info.params_schema) {
+        Ok(schema @ (serde_json::Value::Object(_) | serde_json::Value::Bool(_))) => {
+            Ok((version, schema))
+        }
+        Ok(_) => invalid("params schema must be a JSON object (a JSON Schema)".into()),
+        Err(e) => invalid(format!("params schema is not valid JSON: {e}")),
+    }
+}
+
+/// Operator names are what DAG files write after `operator =`: lower-case ASCII
+/// letters, digits, `-` and `_`, starting with a letter.
+fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err("must be 1 to 64 characters long");
+    }
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return Err("must start with a lower-case letter");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    {
+        return Err("may only contain lower-case letters, digits, `-` and `_`");
+    }
+    Ok(())
+}
+
+fn list_or_none(items: &[&str]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(name: &str, version: &str, schema: &str) -> OperatorInfo {
+        OperatorInfo {
+            name: name.into(),
+            version: version.into(),
+            description: String::new(),
+            params_schema: schema.into(),
+        }
+    }
+
+    #[test]
+    fn operator_info_is_checked() {
+        assert!(check_info(&info("echo", "1.2.0", "{}")).is_ok());
+        assert!(check_info(&info("my_op-2", "0.1.0-rc.1", "true")).is_ok());
+        let err = |i| check_info(&i).unwrap_err().to_string();
+        assert!(err(info("Echo", "1.0.0", "{}")).contains("lower-case"));
+        assert!(err(info("", "1.0.0", "{}")).contains("1 to 64"));
+        assert!(err(info("a b", "1.0.0", "{}")).contains("may only contain"));
+        assert!(err(info("echo", "1.0", "{}")).contains("semantic version"));
+        assert!(err(info("echo", "1.0.0", "[1]")).contains("JSON object"));
+        assert!(err(info("echo", "1.0.0", "{")).contains("not valid JSON"));
+    }
+
+    #[test]
+    fn headers_say_what_the_file_is() {
+        let err = |b: &[u8]| check_header(b).unwrap_err().to_string();
+        assert!(err(b"hello world").contains("not a WebAssembly binary"));
+        assert!(err(b"\0asm\x01\0\0\0").contains("core WebAssembly module"));
+        assert!(err(b"\x7fELF\x02\x01\x01\0").contains("not a WebAssembly binary"));
+        assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
+    }
+}

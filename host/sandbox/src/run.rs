@@ -1,0 +1,408 @@
+//! Running a guest: one fresh `Store` per call, limits installed, and every way a
+//! call can end turned into a readable result.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
+
+use crate::bindings::{OperatorInfo, OperatorPre, Outcome, TaskError};
+use crate::engine::Runtime;
+use crate::host::{
+    ContractViolation, DeadlineExceeded, HostState, MemoryLimitExceeded, Phase, StateLimits,
+};
+use crate::log::{LogBuffer, LogLevel};
+use crate::request::{TryReport, TryRequest, TryResult};
+
+/// Longest failure, skip or trap reason kept, in bytes. A reason is one line in
+/// the UI and the metastore; the guest's full message still goes to the log.
+const MAX_REASON: usize = 4 << 10;
+
+/// What `execute` came to, before the report is assembled.
+pub(crate) struct Executed {
+    pub(crate) result: TryResult,
+    pub(crate) xcom: Vec<(String, String)>,
+}
+
+/// Runs `execute` of the component in a fresh store. Never panics on guest
+/// behaviour; every failure is a `Failed`/`Fatal` result whose reason is logged.
+pub(crate) async fn execute(
+    runtime: &Runtime,
+    pre: &OperatorPre<HostState>,
+    req: &TryRequest,
+    started: Instant,
+) -> Executed {
+    let TryRequest {
+        info,
+        params,
+        limits,
+        log,
+        ..
+    } = req;
+    let memory = limits
+        .memory_bytes
+        .unwrap_or(runtime.config.default_memory_bytes)
+        .min(runtime.config.max_memory_bytes);
+    let deadline = limits.timeout.map(|t| started + t);
+    let state = HostState::new(
+        Phase::Execute,
+        log.clone(),
+        req.host.clone(),
+        StateLimits {
+            memory_bytes: memory,
+            xcom_bytes: limits.xcom_bytes,
+            xcom_total_bytes: limits.xcom_total_bytes,
+            deadline,
+        },
+    );
+    let mut store = new_store(runtime, state, deadline);
+    let wit_info = crate::bindings::TaskInfo {
+        dag_id: info.dag_id.clone(),
+        run_id: info.run_id.clone(),
+        task_id: info.task_id.clone(),
+        map_index: info.map_index,
+        try_number: info.try_number,
+        logical_date: info.logical_date.clone(),
+        data_interval_start: info.data_interval_start.clone(),
+        data_interval_end: info.data_interval_end.clone(),
+    };
+    let params = if params.is_null() {
+        "{}".to_owned()
+    } else {
+        params.to_string()
+    };
+
+    let call = async {
+        let operator = pre.instantiate_async(&mut store).await?;
+        operator.call_execute(&mut store, &wit_info, &params).await
+    };
+    let outcome = within(deadline, call).await;
+
+    let state = store.data_mut();
+    state.stdout.finish();
+    state.stderr.finish();
+    let result = match outcome {
+        Ok(Ok(outcome)) => check_outcome(outcome, limits.xcom_bytes),
+        Ok(Err(TaskError::Failed(msg))) => TryResult::Failed(reason(&msg)),
+        Ok(Err(TaskError::Fatal(msg))) => TryResult::Fatal(reason(&msg)),
+        Err(err) => {
+            let failure = Failure::new(&err, state);
+            if let Some(backtrace) = &failure.backtrace {
+                // Drop wasmtime's header line ("error while executing at wasm
+                // backtrace:") for ours.
+                let frames = backtrace
+                    .split_once('\n')
+                    .map_or(backtrace.as_str(), |(_, f)| f);
+                log.append_line(LogLevel::Error, &format!("wasm backtrace:\n{frames}"));
+            }
+            TryResult::Failed(failure.reason(limits.timeout, "execution_timeout of {} exceeded"))
+        }
+    };
+    Executed {
+        result,
+        xcom: std::mem::take(&mut state.xcom.values),
+    }
+}
+
+/// Calls `describe` in a fresh store with the given deadline and memory cap.
+/// Returns the reason (one line) when it fails.
+pub(crate) async fn describe(
+    runtime: &Runtime,
+    pre: &OperatorPre<HostState>,
+    timeout: Duration,
+    memory: u64,
+    log: &Arc<LogBuffer>,
+) -> Result<OperatorInfo, String> {
+    let deadline = Some(Instant::now() + timeout);
+    let state = HostState::new(
+        Phase::Describe,
+        log.clone(),
+        Arc::new(crate::request::NoHostServices),
+        StateLimits {
+            memory_bytes: memory,
+            xcom_bytes: 0,
+            xcom_total_bytes: 0,
+            deadline,
+        },
+    );
+    let mut store = new_store(runtime, state, deadline);
+    let call = async {
+        let operator = pre.instantiate_async(&mut store).await?;
+        operator.call_describe(&mut store).await
+    };
+    let outcome = within(deadline, call).await;
+    let state = store.data_mut();
+    state.stdout.finish();
+    state.stderr.finish();
+    outcome.map_err(|err| {
+        Failure::new(&err, state).reason(Some(timeout), "it did not return within {}")
+    })
+}
+
+/// A store with the try's limits: the memory limiter, and an epoch callback that
+/// runs every tick while wasm executes. The callback yields to tokio (a busy guest
+/// gives its thread to other tasks a hundred times a second) and traps once the
+/// deadline has passed.
+fn new_store(runtime: &Runtime, state: HostState, deadline: Option<Instant>) -> Store<HostState> {
+    let mut store = Store::new(&runtime.engine, state);
+    store.limiter(|state| &mut state.limiter);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            Err(DeadlineExceeded.into())
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    store
+}
+
+/// Bounds the whole call by the deadline, including time the guest spends blocked
+/// in a host call (a WASI sleep, a slow XCom pull), which epoch interruption
+/// cannot see: dropping the call's future cancels the guest at its await point.
+async fn within<T>(
+    deadline: Option<Instant>,
+    call: impl Future<Output = wasmtime::Result<T>>,
+) -> wasmtime::Result<T> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline.into(), call)
+            .await
+            .unwrap_or_else(|_| Err(DeadlineExceeded.into())),
+        None => call.await,
+    }
+}
+
+/// Applies the output caps to what `execute` returned.
+fn check_outcome(outcome: Outcome, xcom_bytes: usize) -> TryResult {
+    match outcome {
+        Outcome::Success(None) => TryResult::Success(None),
+        Outcome::Success(Some(value)) => {
+            if value.len() > xcom_bytes {
+                return TryResult::Failed(format!(
+                    "return value is {} bytes, over the XCom limit of {xcom_bytes} bytes",
+                    value.len()
+                ));
+            }
+            match serde_json::from_str::<serde::de::IgnoredAny>(&value) {
+                Ok(_) => TryResult::Success(Some(value)),
+                Err(e) => TryResult::Failed(format!("return value is not valid JSON: {e}")),
+            }
+        }
+        Outcome::Skip(why) => TryResult::Skip(reason(&why)),
+        Outcome::Branch(task_ids) => {
+            let size: usize = task_ids.iter().map(String::len).sum();
+            if size > xcom_bytes {
+                return TryResult::Failed(format!(
+                    "branch list is {size} bytes, over the XCom limit of {xcom_bytes} bytes"
+                ));
+            }
+            if task_ids.iter().any(String::is_empty) {
+                return TryResult::Failed("branch list contains an empty task id".into());
+            }
+            TryResult::Branch(task_ids)
+        }
+        Outcome::Reschedule(seconds) => TryResult::Reschedule(seconds),
+    }
+}
+
+/// Why a guest call failed: the error classified, with what the log needs.
+struct Failure {
+    kind: FailureKind,
+    backtrace: Option<String>,
+}
+
+enum FailureKind {
+    Deadline,
+    Memory(u64),
+    Message(String),
+}
+
+impl Failure {
+    fn new(err: &wasmtime::Error, state: &HostState) -> Self {
+        let backtrace = err.downcast_ref::<WasmBacktrace>().map(|bt| bt.to_string());
+        let kind = if err.is::<DeadlineExceeded>() {
+            FailureKind::Deadline
+        } else if err.is::<MemoryLimitExceeded>() {
+            FailureKind::Memory(state.limiter.cap())
+        } else if let Some(violation) = err.downcast_ref::<ContractViolation>() {
+            FailureKind::Message(violation.0.clone())
+        } else if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            FailureKind::Message(format!(
+                "operator exited with status {} instead of returning a result",
+                exit.0
+            ))
+        } else if let Some(trap) = err.downcast_ref::<Trap>() {
+            // A Rust guest's panic prints its message to stderr, then traps with
+            // `unreachable`; the message says far more than the trap.
+            match (*trap, rust_panic(&state.stderr.tail())) {
+                (Trap::UnreachableCodeReached, Some(panic)) => FailureKind::Message(panic),
+                _ => FailureKind::Message(trap.to_string()),
+            }
+        } else {
+            FailureKind::Message(one_line(err, backtrace.as_deref()))
+        };
+        Failure { kind, backtrace }
+    }
+
+    /// The one-line reason; `timeout_text` has a `{}` for the timeout's length.
+    fn reason(&self, timeout: Option<Duration>, timeout_text: &str) -> String {
+        match &self.kind {
+            FailureKind::Deadline => {
+                let limit = timeout.map_or_else(|| "the deadline".to_owned(), seconds);
+                timeout_text.replace("{}", &limit)
+            }
+            FailureKind::Memory(cap) => format!("memory limit of {} exceeded", bytes(*cap)),
+            FailureKind::Message(msg) => reason(msg),
+        }
+    }
+}
+
+/// An error's chain on one line, without the wasm backtrace (logged separately).
+fn one_line(err: &wasmtime::Error, backtrace: Option<&str>) -> String {
+    let parts: Vec<String> = err
+        .chain()
+        .map(|cause| cause.to_string())
+        .filter(|text| Some(text.as_str()) != backtrace)
+        .collect();
+    parts.join(": ").replace('\n', " ")
+}
+
+/// The message of a Rust panic at the end of stderr, if there is one:
+/// `thread '<unnamed>' panicked at src/lib.rs:7:5:\nboom\nnote: run with …`.
+fn rust_panic(stderr: &str) -> Option<String> {
+    let at = stderr.rfind("panicked at ")?;
+    let rest = &stderr[at + "panicked at ".len()..];
+    let (location, message) = rest.split_once(":\n").unwrap_or((rest.trim_end(), ""));
+    let message: Vec<&str> = message
+        .lines()
+        .take_while(|line| !line.starts_with("note: "))
+        .collect();
+    let message = message.join(" ");
+    Some(if message.is_empty() {
+        format!("operator panicked at {location}")
+    } else {
+        format!("operator panicked at {location}: {message}")
+    })
+}
+
+/// A guest-supplied reason cut to one bounded line.
+fn reason(text: &str) -> String {
+    let line = text.trim().replace(['\r', '\n'], " ");
+    if line.len() <= MAX_REASON {
+        return line;
+    }
+    let mut end = MAX_REASON;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &line[..end])
+}
+
+/// `5s`, `0.25s`, `90s`: the form Airflow users write timeouts in.
+pub(crate) fn seconds(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        let text = format!("{:.3}", d.as_secs_f64());
+        format!("{}s", text.trim_end_matches('0').trim_end_matches('.'))
+    }
+}
+
+/// `268435456 bytes (256 MiB)`: exact for machines, readable for people.
+fn bytes(n: u64) -> String {
+    if n >= 1 << 20 && n % (1 << 20) == 0 {
+        format!("{n} bytes ({} MiB)", n >> 20)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+/// Assembles the report and writes the closing log line (kept even when the log
+/// is full, so the outcome is always its last line).
+pub(crate) fn finish(executed: Executed, log: &LogBuffer, started: Instant) -> TryReport {
+    let duration = started.elapsed();
+    // `{:.1?}`: 318.8µs, 201.7ms, 1.5s.
+    let took = format!("{duration:.1?}");
+    let (level, line) = match &executed.result {
+        TryResult::Success(_) => (LogLevel::Info, format!("Task succeeded in {took}")),
+        TryResult::Skip(why) => (LogLevel::Info, format!("Task skipped in {took}: {why}")),
+        TryResult::Branch(ids) => (
+            LogLevel::Info,
+            format!(
+                "Task branched in {took}: following {}",
+                reason(&ids.join(", "))
+            ),
+        ),
+        TryResult::Reschedule(s) => (
+            LogLevel::Info,
+            format!("Task asked to be rescheduled in {s}s (ran {took})"),
+        ),
+        TryResult::Failed(why) => (LogLevel::Error, format!("Task failed after {took}: {why}")),
+        TryResult::Fatal(why) => (
+            LogLevel::Error,
+            format!("Task failed without retry after {took}: {why}"),
+        ),
+    };
+    log.append_closing_line(level, &line);
+    TryReport {
+        result: executed.result,
+        xcom: executed.xcom,
+        duration,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panics_are_read_from_stderr() {
+        let stderr = "noise\n\nthread '<unnamed>' panicked at src/lib.rs:55:24:\nboom at t1\n\
+                      note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(
+            rust_panic(stderr).unwrap(),
+            "operator panicked at src/lib.rs:55:24: boom at t1"
+        );
+        assert_eq!(rust_panic("all fine\n"), None);
+    }
+
+    #[test]
+    fn durations_read_like_airflow_settings() {
+        assert_eq!(seconds(Duration::from_secs(5)), "5s");
+        assert_eq!(seconds(Duration::from_millis(250)), "0.25s");
+        assert_eq!(seconds(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(bytes(256 << 20), "268435456 bytes (256 MiB)");
+        assert_eq!(bytes(1000), "1000 bytes");
+    }
+
+    #[test]
+    fn reasons_are_one_bounded_line() {
+        assert_eq!(reason(" a\nb \r\n"), "a b");
+        let long = reason(&"é".repeat(MAX_REASON));
+        assert!(long.len() <= MAX_REASON + '…'.len_utf8());
+        assert!(long.ends_with('…'));
+    }
+
+    #[test]
+    fn outputs_are_capped_and_checked() {
+        assert_eq!(
+            check_outcome(Outcome::Success(Some("[1]".into())), 10),
+            TryResult::Success(Some("[1]".into()))
+        );
+        let TryResult::Failed(why) =
+            check_outcome(Outcome::Success(Some("\"0123456789\"".into())), 10)
+        else {
+            panic!("expected failure")
+        };
+        assert!(why.contains("over the XCom limit of 10 bytes"), "{why}");
+        let TryResult::Failed(why) = check_outcome(Outcome::Success(Some("{".into())), 10) else {
+            panic!("expected failure")
+        };
+        assert!(why.contains("not valid JSON"), "{why}");
+        assert!(matches!(
+            check_outcome(Outcome::Branch(vec![String::new()]), 10),
+            TryResult::Failed(_)
+        ));
+    }
+}

@@ -1,0 +1,124 @@
+//! The public face of the crate: [`Sandbox`] runs TaskInstance tries.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::FutureExt;
+
+use crate::config::SandboxConfig;
+use crate::engine::Runtime;
+use crate::error::SandboxError;
+use crate::log::LogLevel;
+use crate::registry::Registry;
+use crate::request::{TryReport, TryRequest, TryResult};
+use crate::run::{self, Executed};
+
+/// Runs operator components, one fresh wasmtime `Store` per try, with limits and
+/// no capability beyond the `context` imports. Cheap to clone: clones share the
+/// engine, the registry and the epoch ticker, which stops once the last clone
+/// (and the last clone of its [`Registry`]) is dropped.
+#[derive(Clone, Debug)]
+pub struct Sandbox {
+    registry: Registry,
+}
+
+impl Sandbox {
+    /// Builds the engine (pooling allocator sized by `max_concurrent`), the linker
+    /// and the registry, starts the epoch ticker, and registers the standard
+    /// operators unless `config.load_builtin` is off.
+    pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
+        let load_builtin = config.load_builtin;
+        let registry = Registry::new(Arc::new(Runtime::new(config)?));
+        if load_builtin {
+            registry.load_builtin().map_err(SandboxError::Builtin)?;
+        }
+        Ok(Sandbox { registry })
+    }
+
+    /// The registry of operators this sandbox can run.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Runs one try: instantiates the component named by `req.digest` in a fresh
+    /// store and calls `execute`. Never panics and never fails: every failure
+    /// (unknown digest, trap, panic, limit, timeout) becomes `Failed` or `Fatal`
+    /// with a one-line reason that is also the last line of the try's log.
+    ///
+    /// Must be called within a tokio runtime (timers and WASI need one).
+    pub async fn run(&self, req: TryRequest) -> TryReport {
+        let started = Instant::now();
+        let attempt = AssertUnwindSafe(self.run_try(&req, started)).catch_unwind();
+        match attempt.await {
+            Ok(report) => report,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_owned());
+                tracing::error!(digest = %req.digest, "sandbox panicked running a try: {what}");
+                let failed = Executed {
+                    result: TryResult::Failed(format!("internal error in the sandbox: {what}")),
+                    xcom: Vec::new(),
+                };
+                run::finish(failed, &req.log, started)
+            }
+        }
+    }
+
+    async fn run_try(&self, req: &TryRequest, started: Instant) -> TryReport {
+        let Some(entry) = self.registry.entry(&req.digest) else {
+            let failed = Executed {
+                result: TryResult::Failed(format!(
+                    "operator {} is not registered on this host",
+                    req.digest
+                )),
+                xcom: Vec::new(),
+            };
+            return run::finish(failed, &req.log, started);
+        };
+        let runtime = self.registry.runtime();
+        let info = &req.info;
+        let meta = &entry.meta;
+        let map = info
+            .map_index
+            .map_or_else(String::new, |i| format!("[{i}]"));
+        let memory = req
+            .limits
+            .memory_bytes
+            .unwrap_or(runtime.config.default_memory_bytes)
+            .min(runtime.config.max_memory_bytes);
+        let timeout = req
+            .limits
+            .timeout
+            .map_or_else(|| "none".to_owned(), run::seconds);
+        req.log.append_line(
+            LogLevel::Info,
+            &format!(
+                "Running {}@{} ({}) for {}.{}{map}, try {}: memory limit {} MiB, execution_timeout {timeout}",
+                meta.name,
+                meta.version,
+                meta.digest,
+                info.dag_id,
+                info.task_id,
+                info.try_number,
+                memory >> 20,
+            ),
+        );
+        let executed = run::execute(runtime, &entry.pre, req, started).await;
+        let report = run::finish(executed, &req.log, started);
+        tracing::debug!(
+            tenant = %req.tenant,
+            dag_id = %info.dag_id,
+            task_id = %info.task_id,
+            try_number = info.try_number,
+            operator = %meta.name,
+            result = ?report.result,
+            duration = ?report.duration,
+            "try finished"
+        );
+        report
+    }
+}

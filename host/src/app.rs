@@ -1,0 +1,138 @@
+//! Wiring: builds the parts of a running Aileron (sandbox, metastore, scheduler,
+//! local executor, DAG processor) and starts them. `aileron standalone` and
+//! `aileron dags test` both go through here, so they run the same code.
+
+use crate::dag_processor::{self, DagFolder};
+use crate::executor::LocalExecutor;
+use crate::metastore::Metastore;
+use crate::scheduler::{Command, Scheduler, SchedulerConfig, SchedulerError, SchedulerHandle};
+use aileron_model::clock::Clock;
+use aileron_sandbox::{Sandbox, SandboxConfig};
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+
+pub struct AppConfig {
+    pub home: PathBuf,
+    pub dags: PathBuf,
+    /// Keep the metastore in memory (for `dags test`) instead of `HOME/aileron.redb`.
+    pub in_memory: bool,
+    /// Watch the DAGs and plugins folders for changes.
+    pub watch: bool,
+    pub scheduler: SchedulerConfig,
+    pub clock: Arc<dyn Clock>,
+    /// Where compiled components are cached; defaults to `HOME/cache`.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// A running Aileron.
+pub struct App {
+    pub metastore: Metastore,
+    pub sandbox: Sandbox,
+    pub scheduler: SchedulerHandle,
+    pub task: JoinHandle<Result<(), SchedulerError>>,
+    _watchers: Vec<Box<dyn std::any::Any + Send>>,
+}
+
+pub fn metastore_path(home: &Path) -> PathBuf {
+    home.join("aileron.redb")
+}
+
+pub fn open_sandbox(home: &Path, cache_dir: Option<PathBuf>) -> anyhow::Result<Sandbox> {
+    let plugins = home.join("plugins");
+    std::fs::create_dir_all(&plugins)
+        .with_context(|| format!("cannot create {}", plugins.display()))?;
+    let sandbox = Sandbox::new(SandboxConfig {
+        cache_dir: Some(cache_dir.unwrap_or_else(|| home.join("cache"))),
+        ..SandboxConfig::default()
+    })?;
+    sandbox.registry().open_store(&plugins)?;
+    Ok(sandbox)
+}
+
+pub async fn start(cfg: AppConfig) -> anyhow::Result<App> {
+    std::fs::create_dir_all(&cfg.home)
+        .with_context(|| format!("cannot create the home folder {}", cfg.home.display()))?;
+    let sandbox = open_sandbox(&cfg.home, cfg.cache_dir.clone())?;
+    let metastore = if cfg.in_memory {
+        Metastore::in_memory()?
+    } else {
+        let path = metastore_path(&cfg.home);
+        Metastore::open(&path).with_context(|| format!("cannot open {}", path.display()))?
+    };
+    let slots = cfg.scheduler.parallelism;
+    let clock = cfg.clock.clone();
+    let exec_sandbox = sandbox.clone();
+    let scheduler = Scheduler::new(metastore.clone(), clock.clone(), cfg.scheduler, move |tx| {
+        LocalExecutor::start(exec_sandbox, slots, slots, tx, clock)
+    })?;
+    let handle = scheduler.handle();
+
+    let folder = Arc::new(DagFolder::new(&cfg.dags));
+    let registry = sandbox.registry().clone();
+    let scan = {
+        let (folder, registry) = (folder.clone(), registry.clone());
+        tokio::task::spawn_blocking(move || folder.scan(&registry)).await?
+    };
+    handle.send(Command::DagFiles {
+        files: scan.into_iter().map(|(f, r)| (f, Some(r))).collect(),
+        full: true,
+    })?;
+
+    let mut watchers: Vec<Box<dyn std::any::Any + Send>> = Vec::new();
+    if cfg.watch {
+        std::fs::create_dir_all(&cfg.dags).ok();
+        let (watcher, mut changes) = dag_processor::watch(&cfg.dags)
+            .with_context(|| format!("cannot watch {}", cfg.dags.display()))?;
+        watchers.push(Box::new(watcher));
+        let (h, f, r) = (handle.clone(), folder.clone(), registry.clone());
+        tokio::spawn(async move {
+            while let Some(batch) = changes.recv().await {
+                let (f, r) = (f.clone(), r.clone());
+                let Ok(files) = tokio::task::spawn_blocking(move || {
+                    batch
+                        .into_iter()
+                        .map(|file| {
+                            let result = f.parse_file(&file, &r);
+                            (file, result)
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await
+                else {
+                    continue;
+                };
+                if h.send(Command::DagFiles { files, full: false }).is_err() {
+                    break;
+                }
+            }
+        });
+        let guard = registry.watch(&cfg.home.join("plugins"))?;
+        watchers.push(Box::new(guard));
+        // A new plugin can fix DAG files that named it before it existed: re-parse all.
+        let mut added = registry.subscribe();
+        let (h, f, r) = (handle.clone(), folder.clone(), registry.clone());
+        tokio::spawn(async move {
+            while added.recv().await.is_ok() {
+                while added.try_recv().is_ok() {}
+                let (f, r) = (f.clone(), r.clone());
+                let Ok(scan) = tokio::task::spawn_blocking(move || f.scan(&r)).await else {
+                    continue;
+                };
+                let files = scan.into_iter().map(|(f, r)| (f, Some(r))).collect();
+                if h.send(Command::DagFiles { files, full: true }).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let task = tokio::spawn(scheduler.run());
+    Ok(App {
+        metastore,
+        sandbox,
+        scheduler: handle,
+        task,
+        _watchers: watchers,
+    })
+}

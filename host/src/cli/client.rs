@@ -1,0 +1,68 @@
+//! A small client of the REST API for the commands that talk to a server.
+
+use super::ServerArgs;
+use anyhow::Context;
+use serde_json::Value;
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    pub fn new(args: &ServerArgs) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: format!("{}/api/v1", args.server.trim_end_matches('/')),
+            token: args.token.clone(),
+        }
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method, &url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the Aileron server at {url}; is it running? (set --server or AILERON_SERVER)"))?;
+        let status = resp.status();
+        let value: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let detail = value
+                .get("detail")
+                .and_then(Value::as_str)
+                .unwrap_or("no detail");
+            anyhow::bail!("the server answered {status}: {detail}");
+        }
+        Ok(value)
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.request(reqwest::Method::GET, path, None).await
+    }
+}
+
+/// Escapes one path segment of a URL.
+pub fn seg(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,197 @@
+//! The command line (ARCHITECTURE §7): one subcommand group per file.
+
+mod client;
+mod dags;
+mod plugins;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "aileron",
+    version,
+    about = "Airflow-style workflows whose operators are sandboxed WebAssembly components"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Subcommand)]
+enum Top {
+    /// Run everything in one process: API and UI, DAG processor, scheduler, executor.
+    Standalone(StandaloneArgs),
+    /// Work with DAGs.
+    #[command(subcommand)]
+    Dags(dags::DagsCommand),
+    /// Work with tasks.
+    #[command(subcommand)]
+    Tasks(dags::TasksCommand),
+    /// Work with operator plugins.
+    #[command(subcommand)]
+    Plugins(plugins::PluginsCommand),
+}
+
+/// Where Aileron keeps its state.
+#[derive(Args, Clone)]
+pub struct HomeArgs {
+    /// Holds the metastore, logs and the compiled-component cache.
+    #[arg(long, env = "AILERON_HOME")]
+    pub home: Option<PathBuf>,
+    /// The DAGs folder (default HOME/dags).
+    #[arg(long, env = "AILERON_DAGS")]
+    pub dags: Option<PathBuf>,
+}
+
+impl HomeArgs {
+    pub fn home(&self) -> PathBuf {
+        self.home.clone().unwrap_or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join(".aileron")
+        })
+    }
+    pub fn dags(&self) -> PathBuf {
+        self.dags
+            .clone()
+            .unwrap_or_else(|| self.home().join("dags"))
+    }
+}
+
+/// How to reach a running server.
+#[derive(Args, Clone)]
+pub struct ServerArgs {
+    #[arg(long, env = "AILERON_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    #[arg(long, env = "AILERON_TOKEN")]
+    pub token: Option<String>,
+}
+
+#[derive(Args)]
+struct StandaloneArgs {
+    #[command(flatten)]
+    home: HomeArgs,
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Address to listen on; loopback unless you say otherwise.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: String,
+    /// TaskInstances that may run at once.
+    #[arg(long, env = "AILERON_PARALLELISM", default_value_t = 32)]
+    parallelism: usize,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AILERON_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Top::Standalone(a) => standalone(a).await,
+            Top::Dags(c) => dags::run(c).await,
+            Top::Tasks(c) => dags::run_tasks(c).await,
+            Top::Plugins(c) => plugins::run(c).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn standalone(a: StandaloneArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    let home = a.home.home();
+    let dags = a.home.dags();
+    let app = crate::app::start(crate::app::AppConfig {
+        home: home.clone(),
+        dags: dags.clone(),
+        in_memory: false,
+        watch: true,
+        scheduler: crate::scheduler::SchedulerConfig {
+            parallelism: a.parallelism,
+            ..Default::default()
+        },
+        clock: std::sync::Arc::new(aileron_model::clock::SystemClock),
+        cache_dir: None,
+    })
+    .await?;
+    let router = crate::api::router(crate::api::ApiState {
+        metastore: app.metastore.clone(),
+        scheduler: app.scheduler.clone(),
+        registry: app.sandbox.registry().clone(),
+    });
+    let addr = format!("{}:{}", a.bind, a.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(
+        "Aileron is up: http://{} (home {}, DAGs {})",
+        listener.local_addr()?,
+        home.display(),
+        dags.display()
+    );
+    let scheduler = app.scheduler.clone();
+    let shutdown = async move {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+        scheduler.shutdown();
+    };
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses a date or an RFC 3339 datetime (a plain date is midnight UTC).
+pub fn parse_datetime(s: &str) -> Result<jiff::Timestamp, String> {
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Ok(t);
+    }
+    if let Ok(d) = s.parse::<jiff::civil::Date>() {
+        return d
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map(|z| z.timestamp())
+            .map_err(|e| e.to_string());
+    }
+    if let Ok(dt) = s.parse::<jiff::civil::DateTime>() {
+        return dt
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map(|z| z.timestamp())
+            .map_err(|e| e.to_string());
+    }
+    Err(format!(
+        "`{s}` is not a date (2026-01-31) or an RFC 3339 datetime (2026-01-31T02:00:00Z)"
+    ))
+}
+
+/// Parses `--conf` JSON into an object.
+pub fn parse_conf(s: Option<&str>) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    match s {
+        None => Ok(serde_json::Map::new()),
+        Some(s) => match serde_json::from_str::<serde_json::Value>(s) {
+            Ok(serde_json::Value::Object(m)) => Ok(m),
+            Ok(_) => anyhow::bail!("--conf must be a JSON object, like '{{\"key\": 1}}'"),
+            Err(e) => anyhow::bail!("--conf is not valid JSON: {e}"),
+        },
+    }
+}

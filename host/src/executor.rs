@@ -1,0 +1,103 @@
+//! The local executor: the queue lives inside it. A bounded queue feeds a fixed number
+//! of slots; each slot runs one TaskInstance try in the sandbox and reports back to
+//! the scheduler.
+
+use crate::scheduler::{Command, TiKey};
+use aileron_model::clock::Clock;
+use aileron_sandbox::{Sandbox, TryReport, TryRequest, TryResult};
+use std::sync::Arc;
+use tokio::sync::{Semaphore, mpsc};
+
+/// One TaskInstance try to run.
+pub struct Job {
+    pub key: TiKey,
+    pub try_number: u32,
+    pub request: TryRequest,
+}
+
+/// Where the scheduler sends work. The local executor runs it in-process; a remote
+/// one (Redis Streams) hands it to workers.
+pub trait Executor: Send + Sync + 'static {
+    fn submit(&self, job: Job);
+}
+
+/// Runs jobs in this process, at most `slots` at a time.
+pub struct LocalExecutor {
+    queue: mpsc::Sender<Job>,
+    events: mpsc::UnboundedSender<Command>,
+    clock: Arc<dyn Clock>,
+}
+
+impl LocalExecutor {
+    /// `capacity` bounds the queue; the scheduler never has more than its
+    /// `parallelism` TaskInstances in flight, so a capacity of at least that never
+    /// blocks it. Reports go to `events`.
+    pub fn start(
+        sandbox: Sandbox,
+        slots: usize,
+        capacity: usize,
+        events: mpsc::UnboundedSender<Command>,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Self> {
+        let (queue, mut rx) = mpsc::channel::<Job>(capacity.max(1));
+        let slots = Arc::new(Semaphore::new(slots.max(1)));
+        let this = Arc::new(Self {
+            queue,
+            events: events.clone(),
+            clock: clock.clone(),
+        });
+        tokio::spawn(async move {
+            while let Some(job) = rx.recv().await {
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
+                };
+                let sandbox = sandbox.clone();
+                let events = events.clone();
+                let clock = clock.clone();
+                tokio::spawn(async move {
+                    let started = clock.now();
+                    let _ = events.send(Command::TaskStarted {
+                        key: job.key.clone(),
+                        try_number: job.try_number,
+                        at: started,
+                    });
+                    let report = sandbox.run(job.request).await;
+                    let ended = clock.now();
+                    let _ = events.send(Command::TaskFinished {
+                        key: job.key,
+                        try_number: job.try_number,
+                        started,
+                        ended,
+                        report,
+                    });
+                    drop(permit);
+                });
+            }
+        });
+        this
+    }
+}
+
+impl Executor for LocalExecutor {
+    fn submit(&self, job: Job) {
+        if let Err(e) = self.queue.try_send(job) {
+            // Cannot happen while capacity >= parallelism; should it, the try fails
+            // (and is retried) rather than vanish.
+            let job = match e {
+                mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => j,
+            };
+            let now = self.clock.now();
+            let _ = self.events.send(Command::TaskFinished {
+                key: job.key,
+                try_number: job.try_number,
+                started: now,
+                ended: now,
+                report: TryReport {
+                    result: TryResult::Failed("the executor's queue is full".to_owned()),
+                    xcom: Vec::new(),
+                    duration: std::time::Duration::ZERO,
+                },
+            });
+        }
+    }
+}

@@ -1,0 +1,527 @@
+//! The metastore: every durable object in one redb file, with typed reads and one
+//! write transaction per batch of changes (group commit).
+//!
+//! The scheduler is the only writer; readers (API, CLI, host calls) open their own
+//! read transactions, which redb serves concurrently with the writer (MVCC).
+//!
+//! Keys are strings whose parts are joined by NUL, so all records of one DAG, run or
+//! TaskInstance sit next to each other and a prefix is a range scan. Values are JSON:
+//! readable with any redb tool, and schema evolution is a serde default away.
+
+mod records;
+
+pub use records::*;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Version of the layout below. Bump it and add a step to [`MIGRATIONS`] whenever a
+/// table or a record changes in a way old data cannot be read as.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Migration steps: `MIGRATIONS[i]` turns a version `i + 1` store into version `i + 2`.
+const MIGRATIONS: &[fn(&redb::WriteTransaction) -> Result<(), MetastoreError>] = &[];
+
+type Table = TableDefinition<'static, &'static str, &'static [u8]>;
+const META: Table = TableDefinition::new("meta");
+pub(crate) const DAGS: Table = TableDefinition::new("dags");
+pub(crate) const DAG_VERSIONS: Table = TableDefinition::new("dag_versions");
+pub(crate) const DAG_RUNS: Table = TableDefinition::new("dag_runs");
+pub(crate) const TASK_INSTANCES: Table = TableDefinition::new("task_instances");
+pub(crate) const XCOM: Table = TableDefinition::new("xcom");
+pub(crate) const VARIABLES: Table = TableDefinition::new("variables");
+pub(crate) const CONNECTIONS: Table = TableDefinition::new("connections");
+pub(crate) const IMPORT_ERRORS: Table = TableDefinition::new("import_errors");
+pub(crate) const LOGS: Table = TableDefinition::new("logs");
+const ALL_TABLES: [Table; 10] = [
+    META,
+    DAGS,
+    DAG_VERSIONS,
+    DAG_RUNS,
+    TASK_INSTANCES,
+    XCOM,
+    VARIABLES,
+    CONNECTIONS,
+    IMPORT_ERRORS,
+    LOGS,
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetastoreError {
+    #[error("cannot open the metastore: {0}")]
+    Open(#[from] redb::DatabaseError),
+    #[error("metastore transaction failed: {0}")]
+    Transaction(#[from] redb::TransactionError),
+    #[error("metastore table error: {0}")]
+    Table(#[from] redb::TableError),
+    #[error("metastore storage error: {0}")]
+    Storage(#[from] redb::StorageError),
+    #[error("metastore commit failed: {0}")]
+    Commit(#[from] redb::CommitError),
+    #[error("corrupt record under `{key}`: {source}")]
+    Codec {
+        key: String,
+        source: serde_json::Error,
+    },
+    #[error(
+        "the metastore has schema version {found}, newer than this Aileron understands ({SCHEMA_VERSION}); upgrade Aileron"
+    )]
+    TooNew { found: u32 },
+}
+
+pub type Result<T, E = MetastoreError> = std::result::Result<T, E>;
+
+/// Joins key parts with NUL.
+pub fn key(parts: &[&str]) -> String {
+    parts.join("\0")
+}
+
+/// Key part for a map index that sorts numerically (-1 first).
+pub fn map_part(map_index: i64) -> String {
+    format!("{:010}", map_index + 1)
+}
+
+pub fn dag_key(tenant: &str, dag_id: &str) -> String {
+    key(&[tenant, dag_id])
+}
+pub fn run_key(tenant: &str, dag_id: &str, run_id: &str) -> String {
+    key(&[tenant, dag_id, run_id])
+}
+pub fn ti_key(tenant: &str, dag_id: &str, run_id: &str, task_id: &str, map_index: i64) -> String {
+    key(&[tenant, dag_id, run_id, task_id, &map_part(map_index)])
+}
+
+/// The half-open key range of everything under `prefix` (whole parts).
+fn prefix_range(prefix: &str) -> (String, String) {
+    let start = format!("{prefix}\0");
+    let end = format!("{prefix}\u{1}");
+    (start, end)
+}
+
+/// One batch of writes, applied atomically by [`Metastore::commit`].
+#[derive(Default)]
+pub struct WriteBatch {
+    ops: Vec<(Table, String, Option<Vec<u8>>)>,
+    /// Prefix deletions (table, prefix) run before the puts.
+    prefix_deletes: Vec<(Table, String)>,
+}
+
+impl WriteBatch {
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty() && self.prefix_deletes.is_empty()
+    }
+    pub fn len(&self) -> usize {
+        self.ops.len() + self.prefix_deletes.len()
+    }
+    pub fn put<T: Serialize>(&mut self, table: Table, key: String, value: &T) {
+        let bytes = serde_json::to_vec(value).expect("records always serialize");
+        self.ops.push((table, key, Some(bytes)));
+    }
+    pub fn put_raw(&mut self, table: Table, key: String, value: Vec<u8>) {
+        self.ops.push((table, key, Some(value)));
+    }
+    pub fn delete(&mut self, table: Table, key: String) {
+        self.ops.push((table, key, None));
+    }
+    /// Deletes every key that starts with `prefix` followed by a part separator.
+    pub fn delete_prefix(&mut self, table: Table, prefix: String) {
+        self.prefix_deletes.push((table, prefix));
+    }
+
+    pub fn put_dag(&mut self, dag: &DagRecord) {
+        self.put(DAGS, dag_key(&dag.tenant, &dag.dag_id), dag);
+    }
+    pub fn put_run(&mut self, run: &DagRun) {
+        self.put(
+            DAG_RUNS,
+            run_key(&run.tenant, &run.dag_id, &run.run_id),
+            run,
+        );
+    }
+    pub fn put_ti(&mut self, ti: &TaskInstance) {
+        self.put(
+            TASK_INSTANCES,
+            ti_key(
+                &ti.tenant,
+                &ti.dag_id,
+                &ti.run_id,
+                &ti.task_id,
+                ti.map_index,
+            ),
+            ti,
+        );
+    }
+}
+
+/// Handle to the metastore; cheap to clone.
+#[derive(Clone)]
+pub struct Metastore {
+    db: Arc<Database>,
+}
+
+impl Metastore {
+    /// Opens (or creates) the metastore file and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = Database::create(path)?;
+        Self::init(db)
+    }
+
+    /// A metastore that lives in memory only: for `aileron dags test` and tests.
+    pub fn in_memory() -> Result<Self> {
+        let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?;
+        Self::init(db)
+    }
+
+    fn init(db: Database) -> Result<Self> {
+        let txn = db.begin_write()?;
+        for table in ALL_TABLES {
+            txn.open_table(table)?;
+        }
+        let found = {
+            let meta = txn.open_table(META)?;
+            let v = meta.get("schema_version")?;
+            v.map(|g| {
+                String::from_utf8_lossy(g.value())
+                    .parse::<u32>()
+                    .unwrap_or(0)
+            })
+        };
+        match found {
+            None => {}
+            Some(v) if v > SCHEMA_VERSION => return Err(MetastoreError::TooNew { found: v }),
+            Some(v) => {
+                for step in &MIGRATIONS[(v as usize).saturating_sub(1)..] {
+                    step(&txn)?;
+                }
+            }
+        }
+        txn.open_table(META)?
+            .insert("schema_version", SCHEMA_VERSION.to_string().as_bytes())?;
+        txn.commit()?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    pub fn schema_version(&self) -> Result<u32> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        Ok(meta
+            .get("schema_version")?
+            .and_then(|g| String::from_utf8_lossy(g.value()).parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Applies a batch in one durable write transaction; returns how long it took.
+    pub fn commit(&self, batch: WriteBatch) -> Result<Duration> {
+        let started = Instant::now();
+        let txn = self.db.begin_write()?;
+        {
+            for (table, prefix) in &batch.prefix_deletes {
+                let mut t = txn.open_table(*table)?;
+                let (start, end) = prefix_range(prefix);
+                t.retain_in(start.as_str()..end.as_str(), |_, _| false)?;
+            }
+            // Group the ops by table so each table is opened once.
+            let mut ops = batch.ops;
+            ops.sort_by(|a, b| a.0.name().cmp(b.0.name()));
+            let mut i = 0;
+            while i < ops.len() {
+                let name = ops[i].0.name();
+                let mut t = txn.open_table(ops[i].0)?;
+                while i < ops.len() && ops[i].0.name() == name {
+                    let (_, k, v) = &ops[i];
+                    match v {
+                        Some(v) => {
+                            t.insert(k.as_str(), v.as_slice())?;
+                        }
+                        None => {
+                            t.remove(k.as_str())?;
+                        }
+                    }
+                    i += 1;
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(started.elapsed())
+    }
+
+    fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(table)?;
+        match t.get(key)? {
+            None => Ok(None),
+            Some(v) => decode(key, v.value()).map(Some),
+        }
+    }
+
+    fn get_raw(&self, table: Table, key: &str) -> Result<Option<Vec<u8>>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(table)?;
+        Ok(t.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Every record under a key prefix, in key order.
+    fn scan<T: DeserializeOwned>(&self, table: Table, prefix: Option<&str>) -> Result<Vec<T>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(table)?;
+        let mut out = Vec::new();
+        let mut push = |k: &str, v: &[u8]| -> Result<()> {
+            out.push(decode(k, v)?);
+            Ok(())
+        };
+        match prefix {
+            Some(p) => {
+                let (start, end) = prefix_range(p);
+                for item in t.range(start.as_str()..end.as_str())? {
+                    let (k, v) = item?;
+                    push(k.value(), v.value())?;
+                }
+            }
+            None => {
+                for item in t.iter()? {
+                    let (k, v) = item?;
+                    push(k.value(), v.value())?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn dags(&self) -> Result<Vec<DagRecord>> {
+        self.scan(DAGS, None)
+    }
+    pub fn dag(&self, tenant: &str, dag_id: &str) -> Result<Option<DagRecord>> {
+        self.get(DAGS, &dag_key(tenant, dag_id))
+    }
+    pub fn dag_version(
+        &self,
+        tenant: &str,
+        dag_id: &str,
+        version: &str,
+    ) -> Result<Option<aileron_model::dag::DagSpec>> {
+        self.get(DAG_VERSIONS, &key(&[tenant, dag_id, version]))
+    }
+    pub fn dag_runs(&self, tenant: &str, dag_id: &str) -> Result<Vec<DagRun>> {
+        let mut runs: Vec<DagRun> = self.scan(DAG_RUNS, Some(&dag_key(tenant, dag_id)))?;
+        runs.sort_by_key(|r| r.seq);
+        Ok(runs)
+    }
+    pub fn all_dag_runs(&self) -> Result<Vec<DagRun>> {
+        self.scan(DAG_RUNS, None)
+    }
+    pub fn dag_run(&self, tenant: &str, dag_id: &str, run_id: &str) -> Result<Option<DagRun>> {
+        self.get(DAG_RUNS, &run_key(tenant, dag_id, run_id))
+    }
+    pub fn task_instances(
+        &self,
+        tenant: &str,
+        dag_id: &str,
+        run_id: &str,
+    ) -> Result<Vec<TaskInstance>> {
+        self.scan(TASK_INSTANCES, Some(&run_key(tenant, dag_id, run_id)))
+    }
+    pub fn task_instance(
+        &self,
+        tenant: &str,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        map_index: i64,
+    ) -> Result<Option<TaskInstance>> {
+        self.get(
+            TASK_INSTANCES,
+            &ti_key(tenant, dag_id, run_id, task_id, map_index),
+        )
+    }
+    pub fn import_errors(&self) -> Result<Vec<ImportErrorRecord>> {
+        self.scan(IMPORT_ERRORS, None)
+    }
+
+    /// XCom values of one task in one run, `(map_index, json)` in map order.
+    pub fn xcom(
+        &self,
+        tenant: &str,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        xcom_key: &str,
+    ) -> Result<Vec<(i64, String)>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(XCOM)?;
+        let (start, end) = prefix_range(&key(&[tenant, dag_id, run_id, task_id]));
+        let mut out = Vec::new();
+        for item in t.range(start.as_str()..end.as_str())? {
+            let (k, v) = item?;
+            let k = k.value();
+            // key = tenant, dag, run, task, map, xcom key
+            let mut parts = k.splitn(6, '\0');
+            let map = parts
+                .nth(4)
+                .and_then(|m| m.parse::<i64>().ok())
+                .unwrap_or(0)
+                - 1;
+            if parts.next() == Some(xcom_key) {
+                out.push((map, String::from_utf8_lossy(v.value()).into_owned()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every XCom entry of one TaskInstance: `(key, json)`.
+    pub fn xcom_entries(
+        &self,
+        tenant: &str,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        map_index: i64,
+    ) -> Result<Vec<(String, String)>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(XCOM)?;
+        let prefix = ti_key(tenant, dag_id, run_id, task_id, map_index);
+        let (start, end) = prefix_range(&prefix);
+        let mut out = Vec::new();
+        for item in t.range(start.as_str()..end.as_str())? {
+            let (k, v) = item?;
+            let name = k.value()[prefix.len() + 1..].to_owned();
+            out.push((name, String::from_utf8_lossy(v.value()).into_owned()));
+        }
+        Ok(out)
+    }
+
+    pub fn variable(&self, tenant: &str, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .get_raw(VARIABLES, &key(&[tenant, name]))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+    pub fn set_variable(&self, tenant: &str, name: &str, value: &str) -> Result<()> {
+        let mut b = WriteBatch::default();
+        b.put_raw(VARIABLES, key(&[tenant, name]), value.as_bytes().to_vec());
+        self.commit(b).map(|_| ())
+    }
+    pub fn connection(&self, tenant: &str, conn_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .get_raw(CONNECTIONS, &key(&[tenant, conn_id]))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+    pub fn set_connection(&self, tenant: &str, conn_id: &str, json: &str) -> Result<()> {
+        let mut b = WriteBatch::default();
+        b.put_raw(
+            CONNECTIONS,
+            key(&[tenant, conn_id]),
+            json.as_bytes().to_vec(),
+        );
+        self.commit(b).map(|_| ())
+    }
+
+    /// The stored log of one try, if it finished.
+    pub fn log(&self, ti: &TaskInstance, try_number: u32) -> Result<Option<String>> {
+        Ok(self
+            .get_raw(LOGS, &log_key(ti, try_number))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+}
+
+pub fn log_key(ti: &TaskInstance, try_number: u32) -> String {
+    format!(
+        "{}\0{try_number:05}",
+        ti_key(
+            &ti.tenant,
+            &ti.dag_id,
+            &ti.run_id,
+            &ti.task_id,
+            ti.map_index
+        )
+    )
+}
+
+pub fn xcom_key(ti: &TaskInstance, name: &str) -> String {
+    format!(
+        "{}\0{name}",
+        ti_key(
+            &ti.tenant,
+            &ti.dag_id,
+            &ti.run_id,
+            &ti.task_id,
+            ti.map_index
+        )
+    )
+}
+
+fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|source| MetastoreError::Codec {
+        key: key.replace('\0', "/"),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_version_is_recorded_and_reopen_keeps_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("aileron.redb");
+        {
+            let m = Metastore::open(&path).unwrap();
+            assert_eq!(m.schema_version().unwrap(), SCHEMA_VERSION);
+            m.set_variable("default", "answer", "42").unwrap();
+        }
+        let m = Metastore::open(&path).unwrap();
+        assert_eq!(
+            m.variable("default", "answer").unwrap().as_deref(),
+            Some("42")
+        );
+        assert_eq!(m.variable("other", "answer").unwrap(), None);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("aileron.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert("schema_version", "999".as_bytes())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let err = Metastore::open(&path).err().unwrap();
+        assert!(
+            matches!(err, MetastoreError::TooNew { found: 999 }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn prefix_delete_removes_only_that_prefix() {
+        let m = Metastore::in_memory().unwrap();
+        let mut b = WriteBatch::default();
+        b.put_raw(
+            XCOM,
+            key(&["t", "d", "r1", "a", "0000000000", "k"]),
+            b"1".to_vec(),
+        );
+        b.put_raw(
+            XCOM,
+            key(&["t", "d", "r10", "a", "0000000000", "k"]),
+            b"2".to_vec(),
+        );
+        m.commit(b).unwrap();
+        let mut b = WriteBatch::default();
+        b.delete_prefix(XCOM, run_key("t", "d", "r1"));
+        m.commit(b).unwrap();
+        assert!(m.xcom("t", "d", "r1", "a", "k").unwrap().is_empty());
+        assert_eq!(
+            m.xcom("t", "d", "r10", "a", "k").unwrap(),
+            vec![(-1, "2".to_owned())]
+        );
+    }
+}

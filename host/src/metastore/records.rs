@@ -1,0 +1,123 @@
+//! The durable records the metastore keeps: DAGs, DagRuns, TaskInstances and their
+//! tries, import errors. Every record carries its tenant.
+
+use aileron_model::schedule::DataInterval;
+use aileron_model::{DagRunState, TaskInstanceState};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// The tenant every object belongs to until multi-tenancy arrives.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// A DAG as the scheduler tracks it (its parsed spec lives in `dag_versions`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DagRecord {
+    pub tenant: String,
+    pub dag_id: String,
+    pub fileloc: String,
+    /// Content hash of the DAG file the current spec came from.
+    pub version: String,
+    pub is_paused: bool,
+    /// False once the DAG's file is gone; its runs and history stay readable.
+    pub is_active: bool,
+    /// The data interval of the latest scheduled (not manual) run, the base for the next.
+    pub last_scheduled_interval: Option<DataInterval>,
+    pub last_parsed: Timestamp,
+}
+
+/// How a DagRun came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunType {
+    Manual,
+    Scheduled,
+    Backfill,
+}
+
+impl RunType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Manual => "manual",
+            Self::Scheduled => "scheduled",
+            Self::Backfill => "backfill",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DagRun {
+    pub tenant: String,
+    pub dag_id: String,
+    pub run_id: String,
+    pub run_type: RunType,
+    pub state: DagRunState,
+    pub logical_date: Timestamp,
+    pub data_interval: DataInterval,
+    pub conf: serde_json::Map<String, serde_json::Value>,
+    /// The DAG version this run was created with; it keeps it if the file changes.
+    pub dag_version: String,
+    pub queued_at: Timestamp,
+    pub start_date: Option<Timestamp>,
+    pub end_date: Option<Timestamp>,
+    /// Creation order, so runs list in the order they were made even with equal dates.
+    pub seq: u64,
+}
+
+/// One finished (or abandoned) try of a TaskInstance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TryRecord {
+    pub try_number: u32,
+    /// The state the try ended the TaskInstance in (`success`, `failed`,
+    /// `up_for_retry`, `skipped`, `up_for_reschedule`).
+    pub state: TaskInstanceState,
+    pub start_date: Timestamp,
+    pub end_date: Timestamp,
+    pub duration: f64,
+    pub plugin_digest: String,
+    /// Why the try failed, when it did.
+    pub error: Option<String>,
+    pub hostname: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskInstance {
+    pub tenant: String,
+    pub dag_id: String,
+    pub run_id: String,
+    pub task_id: String,
+    /// -1 for a task that is not mapped, as in Airflow.
+    pub map_index: i64,
+    pub state: TaskInstanceState,
+    /// Number of the current or latest try; 0 before the first.
+    pub try_number: u32,
+    /// retries + 1.
+    pub max_tries: u32,
+    pub operator: String,
+    pub plugin_digest: String,
+    pub queued_at: Option<Timestamp>,
+    pub start_date: Option<Timestamp>,
+    pub end_date: Option<Timestamp>,
+    pub duration: Option<f64>,
+    /// When an `up_for_retry` or `up_for_reschedule` TaskInstance may run again.
+    pub next_try_at: Option<Timestamp>,
+    pub rendered_params: Option<serde_json::Value>,
+    pub tries: Vec<TryRecord>,
+    pub hostname: String,
+}
+
+impl TaskInstance {
+    pub fn map_index_opt(&self) -> Option<u32> {
+        u32::try_from(self.map_index).ok()
+    }
+}
+
+/// An import error of one DAG file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImportErrorRecord {
+    pub tenant: String,
+    pub filename: String,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+    pub message: String,
+    pub timestamp: Timestamp,
+}

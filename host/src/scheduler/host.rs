@@ -1,0 +1,161 @@
+//! What a TaskInstance can read while it is rendered or runs: XCom of its DagRun,
+//! variables and connections of its tenant, all from the metastore.
+
+use super::state::ActiveRun;
+use crate::metastore::{DagRun, Metastore, ti_key};
+use aileron_model::dag::{DagSpec, TaskSpec};
+use aileron_model::template::{self, RenderContext, TemplateLookups};
+use std::collections::HashMap;
+
+/// Host services for one try, scoped to its tenant and DagRun.
+pub struct MetastoreHost {
+    metastore: Metastore,
+    tenant: String,
+    dag_id: String,
+    run_id: String,
+}
+
+impl MetastoreHost {
+    pub fn new(metastore: Metastore, tenant: &str, dag_id: &str, run_id: &str) -> Self {
+        Self {
+            metastore,
+            tenant: tenant.to_owned(),
+            dag_id: dag_id.to_owned(),
+            run_id: run_id.to_owned(),
+        }
+    }
+}
+
+/// XCom of a task: the value for an unmapped task, a list (in map order) for a
+/// mapped one, as Airflow's `xcom_pull` returns.
+fn collect_xcom(values: Vec<(i64, String)>) -> Option<String> {
+    match values.as_slice() {
+        [] => None,
+        [(-1, v)] => Some(v.clone()),
+        many => Some(format!(
+            "[{}]",
+            many.iter()
+                .map(|(_, v)| v.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        )),
+    }
+}
+
+#[async_trait::async_trait]
+impl aileron_sandbox::HostServices for MetastoreHost {
+    async fn xcom_pull(&self, task_id: &str, key: Option<&str>) -> Option<String> {
+        let key = key.unwrap_or("return_value");
+        let values = self
+            .metastore
+            .xcom(&self.tenant, &self.dag_id, &self.run_id, task_id, key)
+            .ok()?;
+        collect_xcom(values)
+    }
+
+    async fn variable(&self, key: &str) -> Option<String> {
+        self.metastore.variable(&self.tenant, key).ok().flatten()
+    }
+
+    async fn connection(&self, conn_id: &str) -> Result<String, String> {
+        match self.metastore.connection(&self.tenant, conn_id) {
+            Ok(Some(c)) => Ok(c),
+            Ok(None) => Err(format!("connection `{conn_id}` is not defined")),
+            Err(e) => Err(format!("cannot read connection `{conn_id}`: {e}")),
+        }
+    }
+}
+
+/// Template lookups during scheduling: committed XCom plus what this turn wrote.
+pub(super) struct RenderLookups<'a> {
+    pub metastore: &'a Metastore,
+    pub overlay: &'a HashMap<String, String>,
+    pub run: &'a DagRun,
+    pub spec: &'a DagSpec,
+}
+
+impl TemplateLookups for RenderLookups<'_> {
+    fn xcom_pull(&self, task_id: &str, key: &str) -> Option<serde_json::Value> {
+        let r = self.run;
+        let mut values = self
+            .metastore
+            .xcom(&r.tenant, &r.dag_id, &r.run_id, task_id, key)
+            .unwrap_or_default();
+        let prefix = format!("{}\0", ti_key(&r.tenant, &r.dag_id, &r.run_id, task_id, -1));
+        let _ = self.spec;
+        // The overlay holds XCom of tries that finished in this very turn.
+        for (k, v) in self.overlay {
+            let Some(rest) = k.strip_prefix(&prefix[..prefix.len() - 12]) else {
+                continue;
+            };
+            let mut parts = rest.splitn(2, '\0');
+            let (Some(map), Some(name)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            if name != key {
+                continue;
+            }
+            let map = map.parse::<i64>().unwrap_or(0) - 1;
+            values.retain(|(m, _)| *m != map);
+            values.push((map, v.clone()));
+        }
+        values.sort_by_key(|(m, _)| *m);
+        collect_xcom(values).and_then(|s| serde_json::from_str(&s).ok())
+    }
+
+    fn variable(&self, key: &str) -> Option<String> {
+        self.metastore
+            .variable(&self.run.tenant, key)
+            .ok()
+            .flatten()
+    }
+}
+
+/// Renders `value` (a task's params or its `expand` table) for a TaskInstance. A
+/// mapped TaskInstance's own expanded values are merged over the task's params.
+pub(super) fn render(
+    lookups: &RenderLookups<'_>,
+    run: &ActiveRun,
+    task: &TaskSpec,
+    ti: Option<&crate::metastore::TaskInstance>,
+    value: &serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    let r = &run.run;
+    let ctx = RenderContext {
+        dag_id: r.dag_id.clone(),
+        task_id: task.task_id.clone(),
+        run_id: r.run_id.clone(),
+        run_type: r.run_type.as_str().to_owned(),
+        logical_date: r.logical_date,
+        data_interval_start: r.data_interval.start,
+        data_interval_end: r.data_interval.end,
+        map_index: ti.and_then(|t| t.map_index_opt()),
+        try_number: ti.map(|t| t.try_number).unwrap_or(1).max(1),
+        conf: r.conf.clone(),
+        dag_params: run.spec.params.clone(),
+    };
+    // Most params hold no template at all: skip the engine for them (hot path).
+    let mut out = if has_template(value) {
+        template::render_params(value, &ctx, lookups).map_err(|e| e.to_string())?
+    } else {
+        value.clone()
+    };
+    if let (Some(ti), serde_json::Value::Object(out_map)) = (ti, &mut out)
+        && ti.map_index >= 0
+        && let Some(serde_json::Value::Object(kwargs)) = &ti.rendered_params
+    {
+        for (k, v) in kwargs {
+            out_map.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn has_template(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => aileron_model::params_schema::is_template(s),
+        serde_json::Value::Array(a) => a.iter().any(has_template),
+        serde_json::Value::Object(o) => o.values().any(has_template),
+        _ => false,
+    }
+}

@@ -1,0 +1,432 @@
+//! The scheduler: the single writer of the metastore. It turns DAGs into DagRuns and
+//! TaskInstances, decides what runs next, hands work to the executor and applies what
+//! comes back, committing each batch of changes in one transaction.
+//!
+//! It is an actor: everything reaches it as a [`Command`] on one channel. Each turn of
+//! its loop drains every pending command, applies them to the in-memory state of the
+//! active runs, plans (trigger rules, retries, new runs, admission), commits the batch,
+//! and only then dispatches work and answers callers. Dispatching after the commit
+//! means a crash can never leave work running that the metastore does not know about.
+//!
+//! Scheduling is event-driven: a finished TaskInstance is a command, so its downstream
+//! tasks are evaluated in the very next turn. Timers (schedules, retry delays) only
+//! decide how long the loop may sleep when nothing arrives. Time comes from an
+//! injected [`Clock`], so tests run retries and schedules on a simulated clock.
+
+mod host;
+mod state;
+
+pub use host::MetastoreHost;
+pub use state::TiKey;
+
+use crate::dag_processor::FileResult;
+use crate::executor::Executor;
+use crate::metastore::{DagRun, Metastore, MetastoreError, RunType};
+use aileron_model::clock::Clock;
+use aileron_sandbox::{LogBuffer, TryReport};
+use jiff::Timestamp;
+use state::State;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// What the scheduler is told to do.
+pub enum Command {
+    /// Parse results of DAG files (`None`: the file is gone). `full` marks a scan of
+    /// the whole folder: DAGs whose files were not in it become inactive.
+    DagFiles {
+        files: Vec<(String, Option<FileResult>)>,
+        full: bool,
+    },
+    Trigger {
+        tenant: String,
+        dag_id: String,
+        run_id: Option<String>,
+        logical_date: Option<Timestamp>,
+        conf: serde_json::Map<String, serde_json::Value>,
+        reply: oneshot::Sender<Result<DagRun, SchedulerError>>,
+    },
+    SetPaused {
+        tenant: String,
+        dag_id: String,
+        paused: bool,
+        reply: oneshot::Sender<Result<(), SchedulerError>>,
+    },
+    TaskStarted {
+        key: TiKey,
+        try_number: u32,
+        at: Timestamp,
+    },
+    TaskFinished {
+        key: TiKey,
+        try_number: u32,
+        started: Timestamp,
+        ended: Timestamp,
+        report: TryReport,
+    },
+    /// Answered once every command sent before it is applied and committed.
+    Sync {
+        reply: oneshot::Sender<()>,
+    },
+    Shutdown,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    #[error("DAG `{0}` not found")]
+    DagNotFound(String),
+    #[error("DagRun `{run_id}` already exists for DAG `{dag_id}`")]
+    RunExists { dag_id: String, run_id: String },
+    #[error("invalid conf: {0}")]
+    BadConf(String),
+    #[error(transparent)]
+    Metastore(#[from] MetastoreError),
+    #[error("the scheduler has stopped")]
+    Stopped,
+}
+
+/// A state change, broadcast after it is committed (for the UI, `dags test`, tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update {
+    DagRun {
+        tenant: String,
+        dag_id: String,
+        run_id: String,
+        state: aileron_model::DagRunState,
+    },
+    TaskInstance {
+        tenant: String,
+        dag_id: String,
+        run_id: String,
+        task_id: String,
+        map_index: i64,
+        state: aileron_model::TaskInstanceState,
+        try_number: u32,
+    },
+    Dags,
+}
+
+/// Knobs of the scheduler.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// How many TaskInstances may be queued or running at once (Airflow's
+    /// `parallelism`).
+    pub parallelism: usize,
+    /// Create runs from DAG schedules (off for `aileron dags test`).
+    pub create_scheduled_runs: bool,
+    /// Airflow's `dags_are_paused_at_creation`.
+    pub paused_at_creation: bool,
+    /// Per-try log cap in bytes.
+    pub log_bytes: usize,
+    pub hostname: String,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            parallelism: 32,
+            create_scheduled_runs: true,
+            paused_at_creation: false,
+            log_bytes: 1 << 20,
+            hostname: hostname(),
+        }
+    }
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".to_owned())
+}
+
+/// Logs of tries that are running right now, readable while they grow.
+pub type LiveLogs = Arc<Mutex<HashMap<(TiKey, u32), Arc<LogBuffer>>>>;
+
+/// The way to talk to a running scheduler; cheap to clone.
+#[derive(Clone)]
+pub struct SchedulerHandle {
+    tx: mpsc::UnboundedSender<Command>,
+    updates: broadcast::Sender<Update>,
+    live_logs: LiveLogs,
+}
+
+impl SchedulerHandle {
+    pub fn send(&self, cmd: Command) -> Result<(), SchedulerError> {
+        self.tx.send(cmd).map_err(|_| SchedulerError::Stopped)
+    }
+
+    pub fn is_alive(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Update> {
+        self.updates.subscribe()
+    }
+
+    pub fn live_log(&self, key: &TiKey, try_number: u32) -> Option<String> {
+        let logs = self.live_logs.lock().unwrap();
+        logs.get(&(key.clone(), try_number)).map(|l| l.snapshot())
+    }
+
+    pub async fn trigger(
+        &self,
+        tenant: &str,
+        dag_id: &str,
+        run_id: Option<String>,
+        logical_date: Option<Timestamp>,
+        conf: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<DagRun, SchedulerError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Trigger {
+            tenant: tenant.to_owned(),
+            dag_id: dag_id.to_owned(),
+            run_id,
+            logical_date,
+            conf,
+            reply,
+        })?;
+        rx.await.map_err(|_| SchedulerError::Stopped)?
+    }
+
+    pub async fn set_paused(
+        &self,
+        tenant: &str,
+        dag_id: &str,
+        paused: bool,
+    ) -> Result<(), SchedulerError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::SetPaused {
+            tenant: tenant.to_owned(),
+            dag_id: dag_id.to_owned(),
+            paused,
+            reply,
+        })?;
+        rx.await.map_err(|_| SchedulerError::Stopped)?
+    }
+
+    /// Waits until everything sent before is applied and committed.
+    pub async fn sync(&self) -> Result<(), SchedulerError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Sync { reply })?;
+        rx.await.map_err(|_| SchedulerError::Stopped)
+    }
+
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Command::Shutdown);
+    }
+}
+
+/// A scheduler ready to run; see [`Scheduler::run`].
+pub struct Scheduler {
+    state: State,
+    rx: mpsc::UnboundedReceiver<Command>,
+    handle: SchedulerHandle,
+}
+
+impl Scheduler {
+    /// Loads the active runs from the metastore and recovers what a crash left behind:
+    /// tries that were running are failed (retried if retries remain), queued work goes
+    /// back to `scheduled`.
+    /// `executor` builds the executor from the channel it reports back on.
+    pub fn new(
+        metastore: Metastore,
+        clock: Arc<dyn Clock>,
+        config: SchedulerConfig,
+        executor: impl FnOnce(mpsc::UnboundedSender<Command>) -> Arc<dyn Executor>,
+    ) -> Result<Self, SchedulerError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let executor = executor(tx.clone());
+        let (updates, _) = broadcast::channel(65_536);
+        let live_logs: LiveLogs = Arc::default();
+        let handle = SchedulerHandle {
+            tx,
+            updates,
+            live_logs: live_logs.clone(),
+        };
+        let mut state = State::load(metastore, executor, clock, config, live_logs)?;
+        state.set_event_sink(handle.tx.clone());
+        state.recover();
+        let updates = state.commit()?;
+        for u in updates {
+            let _ = handle.updates.send(u);
+        }
+        Ok(Self { state, rx, handle })
+    }
+
+    pub fn handle(&self) -> SchedulerHandle {
+        self.handle.clone()
+    }
+
+    /// Runs until [`Command::Shutdown`] or until every handle is dropped.
+    pub async fn run(mut self) -> Result<(), SchedulerError> {
+        loop {
+            // Plan, commit, then act: see the module docs for why in this order.
+            self.state.plan();
+            let updates = self.state.commit()?;
+            self.state.dispatch();
+            for u in updates {
+                let _ = self.handle.updates.send(u);
+            }
+
+            let cmd = match self.rx.try_recv() {
+                Ok(cmd) => Some(cmd),
+                Err(mpsc::error::TryRecvError::Disconnected) => return Ok(()),
+                Err(mpsc::error::TryRecvError::Empty) => self.wait().await,
+            };
+            let Some(cmd) = cmd else { continue };
+            if !self.state.handle(cmd) {
+                return Ok(());
+            }
+            // Drain what else is pending so one commit covers it all (group commit).
+            // The cap keeps one turn from growing without bound under a flood.
+            for _ in 0..10_000 {
+                match self.rx.try_recv() {
+                    Ok(cmd) => {
+                        if !self.state.handle(cmd) {
+                            return Ok(());
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+
+    /// Waits for the next command or timer. With a simulated clock and nothing in
+    /// flight, jumps the clock to the next timer instead of sleeping.
+    async fn wait(&mut self) -> Option<Command> {
+        let next = self.state.next_timer();
+        let now = self.state.now();
+        match next {
+            Some(t) if t <= now => None,
+            Some(t) => {
+                if self.state.in_flight() == 0 && self.state.clock().advance_to(t) {
+                    return None;
+                }
+                let wait = t.duration_since(now).unsigned_abs();
+                // A real clock can be stepped by the OS; re-check at least once a minute.
+                let wait = wait.min(std::time::Duration::from_secs(60));
+                tokio::select! {
+                    cmd = self.rx.recv() => Some(cmd.unwrap_or(Command::Shutdown)),
+                    _ = tokio::time::sleep(wait) => None,
+                }
+            }
+            None => Some(self.rx.recv().await.unwrap_or(Command::Shutdown)),
+        }
+    }
+}
+
+/// `manual__2026-01-01T00:00:00+00:00`, as Airflow names runs.
+pub fn run_id_for(run_type: RunType, logical_date: Timestamp) -> String {
+    let ts = logical_date
+        .strftime("%Y-%m-%dT%H:%M:%S%.f+00:00")
+        .to_string();
+    format!("{}__{ts}", run_type.as_str())
+}
+
+/// What `aileron tasks test` prints.
+pub struct TaskTestReport {
+    pub log: String,
+    pub summary: String,
+    pub ok: bool,
+}
+
+/// Runs one task of `spec` in the sandbox as a fresh, unrecorded TaskInstance
+/// (Airflow's `tasks test`): params rendered for a manual run at `logical_date`
+/// with `extra` merged over them, no upstream XCom, nothing written.
+pub async fn test_task(
+    sandbox: &aileron_sandbox::Sandbox,
+    spec: &aileron_model::dag::DagSpec,
+    task: &aileron_model::dag::TaskSpec,
+    logical_date: Timestamp,
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> Result<TaskTestReport, SchedulerError> {
+    use aileron_sandbox::{Limits, TaskInfo, TryRequest, TryResult};
+    let metastore = Metastore::in_memory()?;
+    let run = DagRun {
+        tenant: spec.tenant.clone(),
+        dag_id: spec.dag_id.clone(),
+        run_id: run_id_for(RunType::Manual, logical_date),
+        run_type: RunType::Manual,
+        state: aileron_model::DagRunState::Running,
+        logical_date,
+        data_interval: spec
+            .schedule
+            .manual_interval(&spec.schedule_context(), logical_date),
+        conf: serde_json::Map::new(),
+        dag_version: spec.version.clone(),
+        queued_at: logical_date,
+        start_date: None,
+        end_date: None,
+        seq: 0,
+    };
+    let active = state::ActiveRun {
+        run: run.clone(),
+        spec: Arc::new(spec.clone()),
+        tis: Default::default(),
+    };
+    let overlay = HashMap::new();
+    let lookups = host::RenderLookups {
+        metastore: &metastore,
+        overlay: &overlay,
+        run: &run,
+        spec,
+    };
+    let log = Arc::new(LogBuffer::new(1 << 20));
+    let mut params = match host::render(&lookups, &active, task, None, &task.params) {
+        Ok(p) => p,
+        Err(e) => {
+            return Ok(TaskTestReport {
+                log: String::new(),
+                summary: format!("failed: cannot render params: {e}"),
+                ok: false,
+            });
+        }
+    };
+    if let serde_json::Value::Object(m) = &mut params {
+        m.extend(extra);
+    }
+    let report = sandbox
+        .run(TryRequest {
+            tenant: spec.tenant.clone(),
+            digest: task.operator_digest.clone(),
+            info: TaskInfo {
+                dag_id: spec.dag_id.clone(),
+                run_id: run.run_id.clone(),
+                task_id: task.task_id.clone(),
+                map_index: None,
+                try_number: 1,
+                logical_date: logical_date.to_string(),
+                data_interval_start: run.data_interval.start.to_string(),
+                data_interval_end: run.data_interval.end.to_string(),
+            },
+            params,
+            limits: Limits {
+                memory_bytes: task.memory_limit,
+                timeout: task.execution_timeout,
+                ..Limits::default()
+            },
+            host: Arc::new(MetastoreHost::new(
+                metastore.clone(),
+                &spec.tenant,
+                &spec.dag_id,
+                &run.run_id,
+            )),
+            log: log.clone(),
+        })
+        .await;
+    let (summary, ok) = match report.result {
+        TryResult::Success(Some(v)) => (format!("success, returned {v}"), true),
+        TryResult::Success(None) => ("success".to_owned(), true),
+        TryResult::Skip(r) => (format!("skipped: {r}"), true),
+        TryResult::Branch(b) => (format!("branch to {b:?}"), true),
+        TryResult::Reschedule(s) => (format!("reschedule in {s}s"), true),
+        TryResult::Failed(e) => (format!("failed: {e}"), false),
+        TryResult::Fatal(e) => (format!("failed (fatal): {e}"), false),
+    };
+    Ok(TaskTestReport {
+        log: log.snapshot(),
+        summary,
+        ok,
+    })
+}

@@ -1,0 +1,1268 @@
+//! The scheduler's in-memory view of active DAGs and runs, and every state transition.
+//! Each change is applied in memory and recorded in the pending [`WriteBatch`]; the
+//! loop in `mod.rs` commits the batch before anything is dispatched or announced.
+
+use super::host::{MetastoreHost, RenderLookups};
+use super::{Command, LiveLogs, SchedulerConfig, SchedulerError, Update, run_id_for};
+use crate::dag_processor::FileResult;
+use crate::executor::{Executor, Job};
+use crate::metastore::{
+    DAG_VERSIONS, DagRecord, DagRun, IMPORT_ERRORS, ImportErrorRecord, LOGS, Metastore, RunType,
+    TaskInstance, TryRecord, WriteBatch, XCOM, key, log_key, ti_key, xcom_key,
+};
+use aileron_model::clock::Clock;
+use aileron_model::dag::{DagSpec, TaskSpec};
+use aileron_model::trigger_rule::{self, TriggerDecision, UpstreamCounts};
+use aileron_model::{DagRunState, TaskInstanceState as S};
+use aileron_sandbox::{Limits, LogBuffer, TaskInfo, TryReport, TryRequest, TryResult};
+use jiff::{SignedDuration, Timestamp};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Identifies one TaskInstance.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TiKey {
+    pub tenant: String,
+    pub dag_id: String,
+    pub run_id: String,
+    pub task_id: String,
+    pub map_index: i64,
+}
+
+impl TiKey {
+    fn of(ti: &TaskInstance) -> Self {
+        Self {
+            tenant: ti.tenant.clone(),
+            dag_id: ti.dag_id.clone(),
+            run_id: ti.run_id.clone(),
+            task_id: ti.task_id.clone(),
+            map_index: ti.map_index,
+        }
+    }
+    fn run_key(&self) -> RunKey {
+        (
+            self.tenant.clone(),
+            self.dag_id.clone(),
+            self.run_id.clone(),
+        )
+    }
+}
+
+type DagKey = (String, String);
+type RunKey = (String, String, String);
+
+struct DagEntry {
+    record: DagRecord,
+    spec: Arc<DagSpec>,
+    /// When the next scheduled run is due, cached by `plan`.
+    next_due: Option<Timestamp>,
+}
+
+pub(super) struct ActiveRun {
+    pub run: DagRun,
+    pub spec: Arc<DagSpec>,
+    /// TaskInstances by (task id, map index).
+    pub tis: BTreeMap<(String, i64), TaskInstance>,
+}
+
+impl ActiveRun {
+    fn tis_of<'a>(&'a self, task_id: &'a str) -> impl Iterator<Item = &'a TaskInstance> + 'a {
+        self.tis
+            .range((task_id.to_owned(), i64::MIN)..=(task_id.to_owned(), i64::MAX))
+            .map(|(_, ti)| ti)
+    }
+}
+
+/// Things to do once the batch is committed.
+type AfterCommit = Box<dyn FnOnce() + Send>;
+
+pub(super) struct State {
+    metastore: Metastore,
+    executor: Arc<dyn Executor>,
+    clock: Arc<dyn Clock>,
+    config: SchedulerConfig,
+    live_logs: LiveLogs,
+    events: Option<mpsc::UnboundedSender<Command>>,
+
+    dags: HashMap<DagKey, DagEntry>,
+    versions: HashMap<(String, String, String), Arc<DagSpec>>,
+    runs: BTreeMap<RunKey, ActiveRun>,
+    import_errors: HashSet<(String, String)>,
+    /// TaskInstances handed to the executor and the try each is running.
+    in_flight: HashMap<TiKey, u32>,
+    next_seq: u64,
+
+    batch: WriteBatch,
+    updates: Vec<Update>,
+    after_commit: Vec<AfterCommit>,
+    to_dispatch: Vec<(TiKey, u32)>,
+    /// XCom written in the current batch, so templates rendered in the same turn see it.
+    pub(super) xcom_overlay: HashMap<String, String>,
+    dirty_runs: HashSet<RunKey>,
+}
+
+impl State {
+    pub fn load(
+        metastore: Metastore,
+        executor: Arc<dyn Executor>,
+        clock: Arc<dyn Clock>,
+        config: SchedulerConfig,
+        live_logs: LiveLogs,
+    ) -> Result<Self, SchedulerError> {
+        let mut state = Self {
+            metastore: metastore.clone(),
+            executor,
+            clock,
+            config,
+            live_logs,
+            events: None,
+            dags: HashMap::new(),
+            versions: HashMap::new(),
+            runs: BTreeMap::new(),
+            import_errors: HashSet::new(),
+            in_flight: HashMap::new(),
+            next_seq: 1,
+            batch: WriteBatch::default(),
+            updates: Vec::new(),
+            after_commit: Vec::new(),
+            to_dispatch: Vec::new(),
+            xcom_overlay: HashMap::new(),
+            dirty_runs: HashSet::new(),
+        };
+        for record in metastore.dags()? {
+            if let Some(spec) = state.spec(&record.tenant, &record.dag_id, &record.version)? {
+                let key = (record.tenant.clone(), record.dag_id.clone());
+                state.dags.insert(
+                    key,
+                    DagEntry {
+                        record,
+                        spec,
+                        next_due: None,
+                    },
+                );
+            }
+        }
+        for e in metastore.import_errors()? {
+            state.import_errors.insert((e.tenant, e.filename));
+        }
+        for run in metastore.all_dag_runs()? {
+            state.next_seq = state.next_seq.max(run.seq + 1);
+            if run.state.is_finished() {
+                continue;
+            }
+            let Some(spec) = state.spec(&run.tenant, &run.dag_id, &run.dag_version)? else {
+                continue;
+            };
+            let tis = metastore
+                .task_instances(&run.tenant, &run.dag_id, &run.run_id)?
+                .into_iter()
+                .map(|ti| ((ti.task_id.clone(), ti.map_index), ti))
+                .collect();
+            let key = (run.tenant.clone(), run.dag_id.clone(), run.run_id.clone());
+            state.dirty_runs.insert(key.clone());
+            state.runs.insert(key, ActiveRun { run, spec, tis });
+        }
+        Ok(state)
+    }
+
+    fn spec(
+        &mut self,
+        tenant: &str,
+        dag_id: &str,
+        version: &str,
+    ) -> Result<Option<Arc<DagSpec>>, SchedulerError> {
+        let k = (tenant.to_owned(), dag_id.to_owned(), version.to_owned());
+        if let Some(s) = self.versions.get(&k) {
+            return Ok(Some(s.clone()));
+        }
+        let Some(spec) = self.metastore.dag_version(tenant, dag_id, version)? else {
+            return Ok(None);
+        };
+        let spec = Arc::new(spec);
+        self.versions.insert(k, spec.clone());
+        Ok(Some(spec))
+    }
+
+    pub fn set_event_sink(&mut self, tx: mpsc::UnboundedSender<Command>) {
+        self.events = Some(tx);
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// After a crash or `kill -9`: a try that was running is failed, as Airflow treats
+    /// a task whose worker vanished (retried if retries remain); queued work that never
+    /// started goes back to be scheduled again.
+    pub fn recover(&mut self) {
+        let now = self.now();
+        let mut lost = Vec::new();
+        for run in self.runs.values_mut() {
+            for ti in run.tis.values_mut() {
+                match ti.state {
+                    S::Running => lost.push(TiKey::of(ti)),
+                    S::Queued => {
+                        let last = ti.tries.last();
+                        ti.try_number = last.map(|t| t.try_number).unwrap_or(0);
+                        if last.is_some_and(|t| t.state == S::UpForReschedule) {
+                            ti.state = S::UpForReschedule;
+                            ti.next_try_at = Some(now);
+                        } else {
+                            ti.state = S::Scheduled;
+                        }
+                        ti.queued_at = None;
+                        self.batch.put_ti(ti);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for key in lost {
+            let try_number = self.ti(&key).map(|t| t.try_number).unwrap_or(1);
+            let started = self.ti(&key).and_then(|t| t.start_date).unwrap_or(now);
+            let reason = "the Aileron process stopped while this try was running";
+            self.batch.put_raw(
+                LOGS,
+                log_key(self.ti(&key).unwrap(), try_number),
+                format!("[{now}] ERROR {reason}\n").into_bytes(),
+            );
+            self.finish_try(
+                &key,
+                try_number,
+                started,
+                now,
+                TryResult::Failed(reason.to_owned()),
+                Vec::new(),
+            );
+        }
+    }
+
+    fn ti(&self, key: &TiKey) -> Option<&TaskInstance> {
+        self.runs
+            .get(&key.run_key())?
+            .tis
+            .get(&(key.task_id.clone(), key.map_index))
+    }
+
+    /// Handles one command; false means stop.
+    pub fn handle(&mut self, cmd: Command) -> bool {
+        match cmd {
+            Command::Shutdown => return false,
+            Command::Sync { reply } => self.after_commit.push(Box::new(move || {
+                let _ = reply.send(());
+            })),
+            Command::DagFiles { files, full } => self.ingest(files, full),
+            Command::Trigger {
+                tenant,
+                dag_id,
+                run_id,
+                logical_date,
+                conf,
+                reply,
+            } => {
+                let result = self.create_run(
+                    &tenant,
+                    &dag_id,
+                    RunType::Manual,
+                    run_id,
+                    logical_date,
+                    None,
+                    conf,
+                );
+                self.after_commit.push(Box::new(move || {
+                    let _ = reply.send(result);
+                }));
+            }
+            Command::SetPaused {
+                tenant,
+                dag_id,
+                paused,
+                reply,
+            } => {
+                let result = match self.dags.get_mut(&(tenant.clone(), dag_id.clone())) {
+                    Some(d) => {
+                        d.record.is_paused = paused;
+                        self.batch.put_dag(&d.record);
+                        self.updates.push(Update::Dags);
+                        // Paused runs stop admitting work; unpausing must look again.
+                        let keys: Vec<_> = self
+                            .runs
+                            .keys()
+                            .filter(|k| k.0 == tenant && k.1 == dag_id)
+                            .cloned()
+                            .collect();
+                        self.dirty_runs.extend(keys);
+                        Ok(())
+                    }
+                    None => Err(SchedulerError::DagNotFound(dag_id)),
+                };
+                self.after_commit.push(Box::new(move || {
+                    let _ = reply.send(result);
+                }));
+            }
+            Command::TaskStarted {
+                key,
+                try_number,
+                at,
+            } => {
+                if self.in_flight.get(&key) == Some(&try_number)
+                    && let Some(ti) = self.ti_mut(&key)
+                    && ti.state == S::Queued
+                {
+                    ti.state = S::Running;
+                    ti.start_date = Some(at);
+                    ti.end_date = None;
+                    ti.duration = None;
+                    let ti = ti.clone();
+                    self.batch.put_ti(&ti);
+                    self.push_ti_update(&ti);
+                }
+            }
+            Command::TaskFinished {
+                key,
+                try_number,
+                started,
+                ended,
+                report,
+            } => {
+                if self.in_flight.get(&key) != Some(&try_number) {
+                    // A late report for a try that is no longer current: ignore it.
+                    return true;
+                }
+                self.in_flight.remove(&key);
+                let log = self
+                    .live_logs
+                    .lock()
+                    .unwrap()
+                    .remove(&(key.clone(), try_number))
+                    .map(|l| l.snapshot())
+                    .unwrap_or_default();
+                if let Some(ti) = self.ti(&key) {
+                    if !log.is_empty() {
+                        self.batch
+                            .put_raw(LOGS, log_key(ti, try_number), log.into_bytes());
+                    }
+                    let TryReport { result, xcom, .. } = report;
+                    self.finish_try(&key, try_number, started, ended, result, xcom);
+                }
+            }
+        }
+        true
+    }
+
+    fn ti_mut(&mut self, key: &TiKey) -> Option<&mut TaskInstance> {
+        self.dirty_runs.insert(key.run_key());
+        self.runs
+            .get_mut(&key.run_key())?
+            .tis
+            .get_mut(&(key.task_id.clone(), key.map_index))
+    }
+
+    fn push_ti_update(&mut self, ti: &TaskInstance) {
+        self.updates.push(Update::TaskInstance {
+            tenant: ti.tenant.clone(),
+            dag_id: ti.dag_id.clone(),
+            run_id: ti.run_id.clone(),
+            task_id: ti.task_id.clone(),
+            map_index: ti.map_index,
+            state: ti.state,
+            try_number: ti.try_number,
+        });
+    }
+
+    /// Applies the outcome of one try to its TaskInstance.
+    fn finish_try(
+        &mut self,
+        key: &TiKey,
+        try_number: u32,
+        started: Timestamp,
+        ended: Timestamp,
+        result: TryResult,
+        pushes: Vec<(String, String)>,
+    ) {
+        let Some(run) = self.runs.get(&key.run_key()) else {
+            return;
+        };
+        let spec = run.spec.clone();
+        let Some(task) = spec.task(&key.task_id) else {
+            return;
+        };
+        let now = self.now();
+        let mut xcom: Vec<(String, String)> = pushes;
+        let mut skip_downstream: Vec<String> = Vec::new();
+        let (state, error, next_try_at) = match result {
+            TryResult::Success(value) => {
+                if let Some(v) = value {
+                    xcom.push(("return_value".to_owned(), v));
+                }
+                (S::Success, None, None)
+            }
+            TryResult::Skip(_) => (S::Skipped, None, None),
+            TryResult::Branch(follow) => {
+                let unknown: Vec<&String> = follow
+                    .iter()
+                    .filter(|f| !task.downstream.contains(f))
+                    .collect();
+                if unknown.is_empty() {
+                    skip_downstream = task
+                        .downstream
+                        .iter()
+                        .filter(|d| !follow.contains(d))
+                        .cloned()
+                        .collect();
+                    xcom.push((
+                        "return_value".to_owned(),
+                        serde_json::to_string(&follow).unwrap_or_default(),
+                    ));
+                    (S::Success, None, None)
+                } else {
+                    let msg = format!(
+                        "branch followed {unknown:?}, which are not direct downstream tasks of `{}` (those are {:?})",
+                        task.task_id, task.downstream
+                    );
+                    self.retry_or_fail(task, try_number, msg, now)
+                }
+            }
+            TryResult::Reschedule(secs) => (
+                S::UpForReschedule,
+                None,
+                Some(now + SignedDuration::from_secs(secs.min(i64::MAX as u64) as i64)),
+            ),
+            TryResult::Failed(msg) => self.retry_or_fail(task, try_number, msg, now),
+            TryResult::Fatal(msg) => (S::Failed, Some(msg), None),
+        };
+        let Some(ti) = self.ti_mut(key) else { return };
+        ti.state = state;
+        ti.try_number = try_number;
+        ti.start_date = Some(started);
+        ti.end_date = Some(ended);
+        ti.duration = Some(ended.duration_since(started).as_secs_f64());
+        ti.next_try_at = next_try_at;
+        let digest = ti.plugin_digest.clone();
+        let hostname = ti.hostname.clone();
+        ti.tries.push(TryRecord {
+            try_number,
+            state,
+            start_date: started,
+            end_date: ended,
+            duration: ended.duration_since(started).as_secs_f64(),
+            plugin_digest: digest,
+            error,
+            hostname,
+        });
+        let ti = ti.clone();
+        for (k, v) in xcom {
+            let xk = xcom_key(&ti, &k);
+            self.batch.put_raw(XCOM, xk.clone(), v.clone().into_bytes());
+            self.xcom_overlay.insert(xk, v);
+        }
+        self.batch.put_ti(&ti);
+        self.push_ti_update(&ti);
+        if !skip_downstream.is_empty() {
+            let run = self.runs.get_mut(&key.run_key()).unwrap();
+            let mut changed = Vec::new();
+            for ti in run.tis.values_mut() {
+                if skip_downstream.contains(&ti.task_id) && !ti.state.is_finished() {
+                    ti.state = S::Skipped;
+                    ti.start_date = Some(now);
+                    ti.end_date = Some(now);
+                    changed.push(ti.clone());
+                }
+            }
+            for ti in changed {
+                self.batch.put_ti(&ti);
+                self.push_ti_update(&ti);
+            }
+        }
+    }
+
+    fn retry_or_fail(
+        &self,
+        task: &TaskSpec,
+        try_number: u32,
+        msg: String,
+        now: Timestamp,
+    ) -> (S, Option<String>, Option<Timestamp>) {
+        if try_number <= task.retries {
+            let delay = task.retry_delay_for(try_number);
+            let delay = SignedDuration::try_from(delay).unwrap_or(SignedDuration::MAX);
+            (
+                S::UpForRetry,
+                Some(msg),
+                Some(now.saturating_add(delay).unwrap_or(now)),
+            )
+        } else {
+            (S::Failed, Some(msg), None)
+        }
+    }
+
+    /// Applies DAG-folder parse results.
+    fn ingest(&mut self, files: Vec<(String, Option<FileResult>)>, full: bool) {
+        let now = self.now();
+        let seen: HashSet<String> = files.iter().map(|(f, _)| f.clone()).collect();
+        for (fileloc, result) in files {
+            let tenant = tenant_of(&fileloc);
+            let err_key = (tenant.clone(), fileloc.clone());
+            match result {
+                Some(FileResult::Dag(spec)) => {
+                    if self.import_errors.remove(&err_key) {
+                        self.batch.delete(IMPORT_ERRORS, key(&[&tenant, &fileloc]));
+                    }
+                    let spec: Arc<DagSpec> = Arc::new(*spec);
+                    let dk = (spec.tenant.clone(), spec.dag_id.clone());
+                    let vk = (
+                        spec.tenant.clone(),
+                        spec.dag_id.clone(),
+                        spec.version.clone(),
+                    );
+                    if !self.versions.contains_key(&vk) {
+                        self.batch
+                            .put(DAG_VERSIONS, key(&[&vk.0, &vk.1, &vk.2]), spec.as_ref());
+                        self.versions.insert(vk, spec.clone());
+                    }
+                    // A file whose DAG id changed leaves its old DAG behind: deactivate it.
+                    self.deactivate_file(&fileloc, Some(&dk));
+                    let paused = self.config.paused_at_creation;
+                    let entry = self.dags.entry(dk).or_insert_with(|| DagEntry {
+                        record: DagRecord {
+                            tenant: spec.tenant.clone(),
+                            dag_id: spec.dag_id.clone(),
+                            fileloc: fileloc.clone(),
+                            version: spec.version.clone(),
+                            is_paused: paused,
+                            is_active: true,
+                            last_scheduled_interval: None,
+                            last_parsed: now,
+                        },
+                        spec: spec.clone(),
+                        next_due: None,
+                    });
+                    entry.record.fileloc = fileloc.clone();
+                    entry.record.version = spec.version.clone();
+                    entry.record.is_active = true;
+                    entry.record.last_parsed = now;
+                    entry.spec = spec;
+                    entry.next_due = None;
+                    self.batch.put_dag(&entry.record);
+                }
+                Some(FileResult::Error(e)) => {
+                    let record = ImportErrorRecord {
+                        tenant: tenant.clone(),
+                        filename: fileloc.clone(),
+                        line: e.line,
+                        column: e.column,
+                        message: e.message.clone(),
+                        timestamp: now,
+                    };
+                    self.batch
+                        .put(IMPORT_ERRORS, key(&[&tenant, &fileloc]), &record);
+                    self.import_errors.insert(err_key);
+                }
+                None => {
+                    if self.import_errors.remove(&err_key) {
+                        self.batch.delete(IMPORT_ERRORS, key(&[&tenant, &fileloc]));
+                    }
+                    self.deactivate_file(&fileloc, None);
+                }
+            }
+        }
+        if full {
+            let gone: Vec<String> = self
+                .dags
+                .values()
+                .filter(|d| d.record.is_active && !seen.contains(&d.record.fileloc))
+                .map(|d| d.record.fileloc.clone())
+                .collect();
+            for f in gone {
+                self.deactivate_file(&f, None);
+            }
+            let stale: Vec<_> = self
+                .import_errors
+                .iter()
+                .filter(|(_, f)| !seen.contains(f))
+                .cloned()
+                .collect();
+            for k in stale {
+                self.import_errors.remove(&k);
+                self.batch.delete(IMPORT_ERRORS, key(&[&k.0, &k.1]));
+            }
+        }
+        self.updates.push(Update::Dags);
+    }
+
+    fn deactivate_file(&mut self, fileloc: &str, keep: Option<&DagKey>) {
+        for (k, d) in self.dags.iter_mut() {
+            if d.record.fileloc == fileloc && d.record.is_active && Some(k) != keep {
+                d.record.is_active = false;
+                self.batch.put_dag(&d.record);
+            }
+        }
+    }
+
+    /// Creates a DagRun and its TaskInstances.
+    #[allow(clippy::too_many_arguments)]
+    fn create_run(
+        &mut self,
+        tenant: &str,
+        dag_id: &str,
+        run_type: RunType,
+        run_id: Option<String>,
+        logical_date: Option<Timestamp>,
+        interval: Option<aileron_model::schedule::DataInterval>,
+        conf: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<DagRun, SchedulerError> {
+        let now = self.now();
+        let entry = self
+            .dags
+            .get(&(tenant.to_owned(), dag_id.to_owned()))
+            .filter(|d| d.record.is_active)
+            .ok_or_else(|| SchedulerError::DagNotFound(dag_id.to_owned()))?;
+        let spec = entry.spec.clone();
+        let logical_date = logical_date.unwrap_or(now);
+        let interval = match interval {
+            Some(i) => i,
+            None => spec
+                .schedule
+                .manual_interval(&spec.schedule_context(), logical_date),
+        };
+        let run_id = run_id.unwrap_or_else(|| run_id_for(run_type, logical_date));
+        if run_id.is_empty() || run_id.len() > 250 || run_id.contains('\0') {
+            return Err(SchedulerError::BadConf(
+                "dag_run_id must be 1 to 250 characters".to_owned(),
+            ));
+        }
+        let rk = (tenant.to_owned(), dag_id.to_owned(), run_id.clone());
+        if self.runs.contains_key(&rk) || self.metastore.dag_run(tenant, dag_id, &run_id)?.is_some()
+        {
+            return Err(SchedulerError::RunExists {
+                dag_id: dag_id.to_owned(),
+                run_id,
+            });
+        }
+        let run = DagRun {
+            tenant: tenant.to_owned(),
+            dag_id: dag_id.to_owned(),
+            run_id: run_id.clone(),
+            run_type,
+            state: DagRunState::Queued,
+            logical_date,
+            data_interval: interval,
+            conf,
+            dag_version: spec.version.clone(),
+            queued_at: now,
+            start_date: None,
+            end_date: None,
+            seq: self.next_seq,
+        };
+        self.next_seq += 1;
+        let mut tis = BTreeMap::new();
+        for task in &spec.tasks {
+            let ti = new_ti(&run, task, -1, &self.config.hostname);
+            self.batch.put_ti(&ti);
+            tis.insert((task.task_id.clone(), -1), ti);
+        }
+        self.batch.put_run(&run);
+        self.updates.push(Update::DagRun {
+            tenant: run.tenant.clone(),
+            dag_id: run.dag_id.clone(),
+            run_id: run.run_id.clone(),
+            state: run.state,
+        });
+        self.dirty_runs.insert(rk.clone());
+        self.runs.insert(
+            rk,
+            ActiveRun {
+                run: run.clone(),
+                spec,
+                tis,
+            },
+        );
+        Ok(run)
+    }
+
+    /// One planning pass: new scheduled runs, starting queued runs, trigger rules,
+    /// finished runs, and admission of ready TaskInstances.
+    pub fn plan(&mut self) {
+        let now = self.now();
+        if self.config.create_scheduled_runs {
+            self.create_scheduled_runs(now);
+        }
+        self.start_queued_runs(now);
+        let dirty: Vec<RunKey> = self.dirty_runs.drain().collect();
+        for rk in dirty {
+            self.evaluate_run(&rk, now);
+        }
+        self.admit(now);
+    }
+
+    fn create_scheduled_runs(&mut self, now: Timestamp) {
+        let keys: Vec<DagKey> = self.dags.keys().cloned().collect();
+        for dk in keys {
+            loop {
+                let entry = &self.dags[&dk];
+                if entry.record.is_paused || !entry.record.is_active {
+                    break;
+                }
+                let spec = entry.spec.clone();
+                let active = self
+                    .runs
+                    .values()
+                    .filter(|r| r.run.tenant == dk.0 && r.run.dag_id == dk.1)
+                    .count();
+                let next = spec.schedule.next_dagrun(
+                    &spec.schedule_context(),
+                    entry.record.last_scheduled_interval.as_ref(),
+                    now,
+                );
+                let Some(interval) = next else {
+                    self.dags.get_mut(&dk).unwrap().next_due = None;
+                    break;
+                };
+                let due = interval.end.max(interval.start);
+                if due > now || active >= spec.max_active_runs as usize {
+                    self.dags.get_mut(&dk).unwrap().next_due = (due > now).then_some(due);
+                    break;
+                }
+                let run_id = run_id_for(RunType::Scheduled, interval.start);
+                let created = self.create_run(
+                    &dk.0,
+                    &dk.1,
+                    RunType::Scheduled,
+                    Some(run_id),
+                    Some(interval.start),
+                    Some(interval.clone()),
+                    serde_json::Map::new(),
+                );
+                let entry = self.dags.get_mut(&dk).unwrap();
+                entry.record.last_scheduled_interval = Some(interval);
+                self.batch.put_dag(&entry.record);
+                if let Err(e) = created
+                    && !matches!(e, SchedulerError::RunExists { .. })
+                {
+                    tracing::warn!(dag_id = %dk.1, "could not create a scheduled run: {e}");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn start_queued_runs(&mut self, now: Timestamp) {
+        let mut running: HashMap<DagKey, usize> = HashMap::new();
+        for r in self.runs.values() {
+            if r.run.state == DagRunState::Running {
+                *running
+                    .entry((r.run.tenant.clone(), r.run.dag_id.clone()))
+                    .or_default() += 1;
+            }
+        }
+        let mut queued: Vec<RunKey> = self
+            .runs
+            .iter()
+            .filter(|(_, r)| r.run.state == DagRunState::Queued)
+            .map(|(k, _)| k.clone())
+            .collect();
+        queued.sort_by_key(|k| (self.runs[k].run.logical_date, self.runs[k].run.seq));
+        for rk in queued {
+            let dk = (rk.0.clone(), rk.1.clone());
+            let (paused, max) = match self.dags.get(&dk) {
+                Some(d) => (d.record.is_paused, d.spec.max_active_runs as usize),
+                None => (false, self.runs[&rk].spec.max_active_runs as usize),
+            };
+            let n = running.entry(dk).or_default();
+            if paused || *n >= max {
+                continue;
+            }
+            *n += 1;
+            let r = self.runs.get_mut(&rk).unwrap();
+            r.run.state = DagRunState::Running;
+            r.run.start_date = Some(now);
+            let run = r.run.clone();
+            self.batch.put_run(&run);
+            self.push_run_update(&run);
+            self.dirty_runs.insert(rk.clone());
+            // This run's trigger rules must be evaluated in this same pass.
+            self.evaluate_run(&rk, now);
+        }
+    }
+
+    fn push_run_update(&mut self, run: &DagRun) {
+        self.updates.push(Update::DagRun {
+            tenant: run.tenant.clone(),
+            dag_id: run.dag_id.clone(),
+            run_id: run.run_id.clone(),
+            state: run.state,
+        });
+    }
+
+    /// Applies trigger rules to TaskInstances with no state, expands mapped tasks, and
+    /// finishes the run when nothing is left to do.
+    fn evaluate_run(&mut self, rk: &RunKey, now: Timestamp) {
+        let Some(run) = self.runs.get(rk) else { return };
+        if run.run.state != DagRunState::Running {
+            return;
+        }
+        let spec = run.spec.clone();
+        let mut changed: Vec<TaskInstance> = Vec::new();
+        for task in &spec.tasks {
+            let run = self.runs.get_mut(rk).unwrap();
+            let pending: Vec<i64> = run
+                .tis_of(&task.task_id)
+                .filter(|ti| ti.state == S::NoStatus)
+                .map(|ti| ti.map_index)
+                .collect();
+            if pending.is_empty() {
+                continue;
+            }
+            let counts = UpstreamCounts::from_states(
+                task.upstream
+                    .iter()
+                    .flat_map(|u| run.tis_of(u).map(|ti| ti.state)),
+            );
+            let decision = trigger_rule::evaluate(task.trigger_rule, &counts);
+            let new_state = match decision {
+                TriggerDecision::Wait => continue,
+                TriggerDecision::Run => S::Scheduled,
+                TriggerDecision::Skip => S::Skipped,
+                TriggerDecision::UpstreamFailed => S::UpstreamFailed,
+            };
+            if new_state == S::Scheduled && task.expand.is_some() && pending == [-1] {
+                changed.extend(self.expand(rk, task, now));
+                continue;
+            }
+            let run = self.runs.get_mut(rk).unwrap();
+            for m in pending {
+                let ti = run.tis.get_mut(&(task.task_id.clone(), m)).unwrap();
+                ti.state = new_state;
+                if new_state != S::Scheduled {
+                    ti.start_date = Some(now);
+                    ti.end_date = Some(now);
+                }
+                changed.push(ti.clone());
+            }
+        }
+        for ti in &changed {
+            self.batch.put_ti(ti);
+            self.push_ti_update(ti);
+        }
+        self.maybe_finish_run(rk, now);
+    }
+
+    /// Dynamic task mapping: one TaskInstance per combination of the rendered `expand`
+    /// lists (Airflow expands several keys as a cross product). An empty list skips
+    /// the task; a value that is not a list fails it.
+    fn expand(&mut self, rk: &RunKey, task: &TaskSpec, now: Timestamp) -> Vec<TaskInstance> {
+        let run = &self.runs[rk];
+        let expand = task.expand.clone().unwrap_or_default();
+        let rendered = self.render(run, task, None, &serde_json::Value::Object(expand));
+        let lists: Result<Vec<(String, Vec<serde_json::Value>)>, String> = match rendered {
+            Ok(serde_json::Value::Object(m)) => m
+                .into_iter()
+                .map(|(k, v)| match v {
+                    serde_json::Value::Array(items) => Ok((k, items)),
+                    other => Err(format!(
+                        "expand key `{k}` must be a list, got {}",
+                        json_kind(&other)
+                    )),
+                })
+                .collect(),
+            Ok(_) => Err("expand must be a table".to_owned()),
+            Err(e) => Err(e),
+        };
+        let run = self.runs.get_mut(rk).unwrap();
+        let placeholder = run.tis.get_mut(&(task.task_id.clone(), -1)).unwrap();
+        let lists = match lists {
+            Ok(l) => l,
+            Err(e) => {
+                placeholder.state = S::Failed;
+                placeholder.start_date = Some(now);
+                placeholder.end_date = Some(now);
+                let ti = placeholder.clone();
+                self.batch.put_raw(
+                    LOGS,
+                    log_key(&ti, 0),
+                    format!("[{now}] ERROR cannot expand: {e}\n").into_bytes(),
+                );
+                return vec![ti];
+            }
+        };
+        let mut combos: Vec<serde_json::Map<String, serde_json::Value>> =
+            vec![serde_json::Map::new()];
+        for (k, items) in &lists {
+            let mut next = Vec::with_capacity(combos.len() * items.len());
+            for c in &combos {
+                for item in items {
+                    let mut c = c.clone();
+                    c.insert(k.clone(), item.clone());
+                    next.push(c);
+                }
+            }
+            combos = next;
+        }
+        if combos.is_empty() {
+            placeholder.state = S::Skipped;
+            placeholder.start_date = Some(now);
+            placeholder.end_date = Some(now);
+            return vec![placeholder.clone()];
+        }
+        let template = run.tis.remove(&(task.task_id.clone(), -1)).unwrap();
+        self.batch.delete(
+            crate::metastore::TASK_INSTANCES,
+            ti_key(
+                &template.tenant,
+                &template.dag_id,
+                &template.run_id,
+                &template.task_id,
+                -1,
+            ),
+        );
+        let mut out = Vec::new();
+        for (i, kwargs) in combos.into_iter().enumerate() {
+            let mut ti = new_ti(&run.run, task, i as i64, &self.config.hostname);
+            ti.state = S::Scheduled;
+            ti.rendered_params = Some(serde_json::Value::Object(kwargs));
+            run.tis.insert((task.task_id.clone(), i as i64), ti.clone());
+            out.push(ti);
+        }
+        out
+    }
+
+    fn maybe_finish_run(&mut self, rk: &RunKey, now: Timestamp) {
+        let run = &self.runs[rk];
+        let unfinished = run.tis.values().any(|ti| !ti.state.is_finished());
+        if unfinished {
+            let progressing = run.tis.values().any(|ti| {
+                matches!(
+                    ti.state,
+                    S::Scheduled | S::Queued | S::Running | S::UpForRetry | S::UpForReschedule
+                )
+            });
+            if progressing || self.dirty_runs.contains(rk) {
+                return;
+            }
+            // Nothing runs and nothing can: Airflow calls this a deadlock and fails
+            // the run rather than leave it running forever.
+            tracing::warn!(run_id = %rk.2, dag_id = %rk.1, "deadlock: no task can run; failing the run");
+            let run = self.runs.get_mut(rk).unwrap();
+            let mut changed = Vec::new();
+            for ti in run.tis.values_mut() {
+                if ti.state == S::NoStatus {
+                    ti.state = S::UpstreamFailed;
+                    changed.push(ti.clone());
+                }
+            }
+            for ti in changed {
+                self.batch.put_ti(&ti);
+                self.push_ti_update(&ti);
+            }
+        }
+        let run = &self.runs[rk];
+        // A run fails when a leaf task failed; see SEMANTICS "DagRun state".
+        let failed = run
+            .spec
+            .tasks
+            .iter()
+            .filter(|t| t.downstream.is_empty())
+            .any(|t| {
+                run.tis_of(&t.task_id)
+                    .any(|ti| matches!(ti.state, S::Failed | S::UpstreamFailed))
+            });
+        let mut active = self.runs.remove(rk).unwrap();
+        active.run.state = if failed {
+            DagRunState::Failed
+        } else {
+            DagRunState::Success
+        };
+        active.run.end_date = Some(now);
+        self.batch.put_run(&active.run);
+        self.push_run_update(&active.run);
+    }
+
+    /// Moves ready TaskInstances to `queued`, highest priority first, within the
+    /// global parallelism and each DAG's `max_active_tasks`.
+    fn admit(&mut self, now: Timestamp) {
+        let free = self.config.parallelism.saturating_sub(self.in_flight.len());
+        if free == 0 {
+            return;
+        }
+        let mut per_dag: HashMap<DagKey, usize> = HashMap::new();
+        for k in self.in_flight.keys() {
+            *per_dag
+                .entry((k.tenant.clone(), k.dag_id.clone()))
+                .or_default() += 1;
+        }
+        let mut ready: Vec<(i64, u64, usize, TiKey)> = Vec::new();
+        for (rk, run) in &self.runs {
+            if run.run.state != DagRunState::Running {
+                continue;
+            }
+            if self
+                .dags
+                .get(&(rk.0.clone(), rk.1.clone()))
+                .is_some_and(|d| d.record.is_paused)
+            {
+                continue;
+            }
+            for (i, task) in run.spec.tasks.iter().enumerate() {
+                for ti in run.tis_of(&task.task_id) {
+                    let is_ready = match ti.state {
+                        S::Scheduled => true,
+                        S::UpForRetry | S::UpForReschedule => {
+                            ti.next_try_at.is_none_or(|t| t <= now)
+                        }
+                        _ => false,
+                    };
+                    if is_ready {
+                        ready.push((
+                            -run.spec.priority_weight_total(&task.task_id),
+                            run.run.seq,
+                            i,
+                            TiKey::of(ti),
+                        ));
+                    }
+                }
+            }
+        }
+        ready.sort();
+        let mut admitted = 0;
+        for (_, _, _, key) in ready {
+            if admitted >= free {
+                break;
+            }
+            let rk = key.run_key();
+            let run = &self.runs[&rk];
+            let dk = (key.tenant.clone(), key.dag_id.clone());
+            let n = per_dag.entry(dk).or_default();
+            if *n >= run.spec.max_active_tasks as usize {
+                continue;
+            }
+            *n += 1;
+            admitted += 1;
+            self.queue_ti(&key, now);
+        }
+    }
+
+    fn queue_ti(&mut self, key: &TiKey, now: Timestamp) {
+        let rk = key.run_key();
+        let run = self.runs.get_mut(&rk).unwrap();
+        let ti = run
+            .tis
+            .get_mut(&(key.task_id.clone(), key.map_index))
+            .unwrap();
+        let try_number = if ti.state == S::UpForReschedule {
+            ti.try_number.max(1)
+        } else {
+            ti.try_number + 1
+        };
+        if try_number > 1 && ti.state == S::UpForRetry {
+            // A new try starts with no XCom from the last one, as in Airflow.
+            self.batch.delete_prefix(
+                XCOM,
+                ti_key(
+                    &ti.tenant,
+                    &ti.dag_id,
+                    &ti.run_id,
+                    &ti.task_id,
+                    ti.map_index,
+                ),
+            );
+        }
+        ti.state = S::Queued;
+        ti.try_number = try_number;
+        ti.queued_at = Some(now);
+        ti.next_try_at = None;
+        let ti = ti.clone();
+        self.batch.put_ti(&ti);
+        self.push_ti_update(&ti);
+        self.in_flight.insert(key.clone(), try_number);
+        self.to_dispatch.push((key.clone(), try_number));
+    }
+
+    /// Renders a task's params (or `value`) for a TaskInstance of `run`.
+    fn render(
+        &self,
+        run: &ActiveRun,
+        task: &TaskSpec,
+        ti: Option<&TaskInstance>,
+        value: &serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        let lookups = RenderLookups {
+            metastore: &self.metastore,
+            overlay: &self.xcom_overlay,
+            run: &run.run,
+            spec: &run.spec,
+        };
+        super::host::render(&lookups, run, task, ti, value)
+    }
+
+    /// Hands queued TaskInstances to the executor. Runs after the commit.
+    pub fn dispatch(&mut self) {
+        let jobs = std::mem::take(&mut self.to_dispatch);
+        for (key, try_number) in jobs {
+            let Some(run) = self.runs.get(&key.run_key()) else {
+                continue;
+            };
+            let Some(ti) = run.tis.get(&(key.task_id.clone(), key.map_index)) else {
+                continue;
+            };
+            let task = run
+                .spec
+                .task(&key.task_id)
+                .expect("TIs only exist for tasks")
+                .clone();
+            let rendered = self.render(run, &task, Some(ti), &task.params);
+            let log = Arc::new(LogBuffer::new(self.config.log_bytes));
+            self.live_logs
+                .lock()
+                .unwrap()
+                .insert((key.clone(), try_number), log.clone());
+            let events = self.events.clone();
+            let params = match rendered {
+                Ok(p) => p,
+                Err(e) => {
+                    // A template that cannot render fails this try (retried like any
+                    // failure), without starting a sandbox.
+                    let now = self.now();
+                    log.append_line(
+                        aileron_sandbox::LogLevel::Error,
+                        &format!("cannot render params: {e}"),
+                    );
+                    if let Some(tx) = events {
+                        let _ = tx.send(Command::TaskFinished {
+                            key,
+                            try_number,
+                            started: now,
+                            ended: now,
+                            report: TryReport {
+                                result: TryResult::Failed(format!("cannot render params: {e}")),
+                                xcom: Vec::new(),
+                                duration: std::time::Duration::ZERO,
+                            },
+                        });
+                    }
+                    continue;
+                }
+            };
+            let host = Arc::new(MetastoreHost::new(
+                self.metastore.clone(),
+                &run.run.tenant,
+                &run.run.dag_id,
+                &run.run.run_id,
+            ));
+            let request = TryRequest {
+                tenant: run.run.tenant.clone(),
+                digest: task.operator_digest.clone(),
+                info: TaskInfo {
+                    dag_id: run.run.dag_id.clone(),
+                    run_id: run.run.run_id.clone(),
+                    task_id: task.task_id.clone(),
+                    map_index: u32::try_from(key.map_index).ok(),
+                    try_number,
+                    logical_date: run.run.logical_date.to_string(),
+                    data_interval_start: run.run.data_interval.start.to_string(),
+                    data_interval_end: run.run.data_interval.end.to_string(),
+                },
+                params,
+                limits: Limits {
+                    memory_bytes: task.memory_limit,
+                    timeout: task.execution_timeout,
+                    log_bytes: self.config.log_bytes,
+                    ..Limits::default()
+                },
+                host,
+                log,
+            };
+            self.executor.submit(Job {
+                key,
+                try_number,
+                request,
+            });
+        }
+    }
+
+    /// Commits the pending batch; returns the updates to announce.
+    pub fn commit(&mut self) -> Result<Vec<Update>, SchedulerError> {
+        if !self.batch.is_empty() {
+            let batch = std::mem::take(&mut self.batch);
+            self.metastore.commit(batch)?;
+        }
+        self.xcom_overlay.clear();
+        for f in self.after_commit.drain(..) {
+            f();
+        }
+        Ok(std::mem::take(&mut self.updates))
+    }
+
+    /// The earliest moment something becomes due without any command arriving.
+    pub fn next_timer(&self) -> Option<Timestamp> {
+        let mut next: Option<Timestamp> = None;
+        let mut consider = |t: Timestamp| next = Some(next.map_or(t, |n: Timestamp| n.min(t)));
+        if self.config.create_scheduled_runs {
+            for d in self.dags.values() {
+                if let Some(t) = d.next_due {
+                    consider(t);
+                }
+            }
+        }
+        for run in self.runs.values() {
+            for ti in run.tis.values() {
+                if matches!(ti.state, S::UpForRetry | S::UpForReschedule)
+                    && let Some(t) = ti.next_try_at
+                {
+                    consider(t);
+                }
+            }
+        }
+        next
+    }
+}
+
+fn new_ti(run: &DagRun, task: &TaskSpec, map_index: i64, hostname: &str) -> TaskInstance {
+    TaskInstance {
+        tenant: run.tenant.clone(),
+        dag_id: run.dag_id.clone(),
+        run_id: run.run_id.clone(),
+        task_id: task.task_id.clone(),
+        map_index,
+        state: S::NoStatus,
+        try_number: 0,
+        max_tries: task.retries + 1,
+        operator: task.operator.clone(),
+        plugin_digest: task.operator_digest.clone(),
+        queued_at: None,
+        start_date: None,
+        end_date: None,
+        duration: None,
+        next_try_at: None,
+        rendered_params: None,
+        tries: Vec::new(),
+        hostname: hostname.to_owned(),
+    }
+}
+
+/// `team_a/etl.toml` belongs to tenant `team_a`; top-level files to `default`.
+pub fn tenant_of(fileloc: &str) -> String {
+    match fileloc.split_once('/') {
+        Some((tenant, _)) => tenant.to_owned(),
+        None => crate::metastore::DEFAULT_TENANT.to_owned(),
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "a table",
+    }
+}

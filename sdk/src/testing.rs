@@ -1,0 +1,234 @@
+//! [`TestHost`]: an in-memory host, so operators can be unit-tested with plain
+//! `cargo test` on the build machine, without wasm or a running Aileron.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::context::RETURN_VALUE_KEY;
+use crate::host::Host;
+use crate::{__private, Level, Outcome, TaskContext, TaskError, TaskInfo};
+
+/// An in-memory stand-in for the Aileron host.
+///
+/// Seed it with variables, connections and upstream XComs, hand its
+/// [`context`](TestHost::context) to the operator function (or let
+/// [`run`](TestHost::run) decode JSON params first, exactly as a deployed operator
+/// does), then inspect the log lines and XComs the operator produced.
+///
+/// ```
+/// use aileron_sdk::prelude::*;
+/// use aileron_sdk::testing::TestHost;
+///
+/// fn greet(ctx: &TaskContext, name: String) -> Result<Outcome, TaskError> {
+///     let greeting = ctx.variable("greeting").unwrap_or_else(|| "Hello".into());
+///     info!(ctx, "{greeting}, {name}");
+///     ctx.xcom_push("name", &name)?;
+///     Ok(Outcome::success())
+/// }
+///
+/// let host = TestHost::new().with_variable("greeting", "Hi");
+/// let mut task = TaskInfo::default();
+/// task.task_id = "greet".into();
+///
+/// let outcome = host.run(task, r#""Ada""#, greet).unwrap();
+/// assert_eq!(outcome, Outcome::success());
+/// assert_eq!(host.logs(), [(Level::Info, "Hi, Ada".to_owned())]);
+/// assert_eq!(host.xcom("greet", "name"), Some("Ada".into()));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct TestHost {
+    state: Rc<RefCell<State>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    variables: BTreeMap<String, String>,
+    connections: BTreeMap<String, Value>,
+    /// Keyed by (task id, key); values kept as the JSON text that crossed the seam.
+    xcoms: BTreeMap<(String, String), String>,
+    logs: Vec<(Level, String)>,
+}
+
+impl TestHost {
+    /// A host with no variables, connections or XComs.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Defines the variable `key`.
+    pub fn with_variable(self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.state
+            .borrow_mut()
+            .variables
+            .insert(key.into(), value.into());
+        self
+    }
+
+    /// Defines the connection `conn_id` as the JSON object the host would send.
+    pub fn with_connection(self, conn_id: impl Into<String>, connection: Value) -> Self {
+        self.state
+            .borrow_mut()
+            .connections
+            .insert(conn_id.into(), connection);
+        self
+    }
+
+    /// Stores an XCom as if the task `task_id` had pushed it.
+    pub fn with_xcom(
+        self,
+        task_id: impl Into<String>,
+        key: impl Into<String>,
+        value: Value,
+    ) -> Self {
+        self.state
+            .borrow_mut()
+            .xcoms
+            .insert((task_id.into(), key.into()), value.to_string());
+        self
+    }
+
+    /// A context for the try `task`, backed by this host.
+    pub fn context(&self, task: TaskInfo) -> TaskContext {
+        let handle = Handle {
+            state: Rc::clone(&self.state),
+            task_id: task.task_id.clone(),
+        };
+        TaskContext::new(task, Box::new(handle))
+    }
+
+    /// Decodes `params_json` into the operator's params type and calls `operator`,
+    /// as the component's `execute` export does: a bad params document gives the same
+    /// fatal error a deployed operator would.
+    pub fn run<P, F>(
+        &self,
+        task: TaskInfo,
+        params_json: &str,
+        operator: F,
+    ) -> Result<Outcome, TaskError>
+    where
+        P: DeserializeOwned,
+        F: FnOnce(&TaskContext, P) -> Result<Outcome, TaskError>,
+    {
+        __private::run(&self.context(task), params_json, operator)
+    }
+
+    /// Every line logged so far, in order.
+    pub fn logs(&self) -> Vec<(Level, String)> {
+        self.state.borrow().logs.clone()
+    }
+
+    /// The XCom `key` of `task_id`, if one was seeded or pushed.
+    pub fn xcom(&self, task_id: &str, key: &str) -> Option<Value> {
+        let state = self.state.borrow();
+        let json = state.xcoms.get(&(task_id.to_owned(), key.to_owned()))?;
+        // Only valid JSON gets in: `with_xcom` and `TaskContext::xcom_push` serialize.
+        Some(serde_json::from_str(json).expect("XComs are stored as JSON"))
+    }
+}
+
+/// One context's view of a [`TestHost`]: pushes land under the context's task id.
+struct Handle {
+    state: Rc<RefCell<State>>,
+    task_id: String,
+}
+
+impl Host for Handle {
+    fn log(&self, level: Level, message: &str) {
+        self.state
+            .borrow_mut()
+            .logs
+            .push((level, message.to_owned()));
+    }
+
+    fn xcom_push(&self, key: &str, value: &str) -> Result<(), String> {
+        self.state
+            .borrow_mut()
+            .xcoms
+            .insert((self.task_id.clone(), key.to_owned()), value.to_owned());
+        Ok(())
+    }
+
+    fn xcom_pull(&self, task_id: &str, key: Option<&str>) -> Option<String> {
+        let key = key.unwrap_or(RETURN_VALUE_KEY);
+        self.state
+            .borrow()
+            .xcoms
+            .get(&(task_id.to_owned(), key.to_owned()))
+            .cloned()
+    }
+
+    fn variable(&self, key: &str) -> Option<String> {
+        self.state.borrow().variables.get(key).cloned()
+    }
+
+    fn connection(&self, conn_id: &str) -> Result<String, String> {
+        self.state
+            .borrow()
+            .connections
+            .get(conn_id)
+            .map(Value::to_string)
+            .ok_or_else(|| format!("connection `{conn_id}` is not defined"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::{ConnectionError, XComError};
+
+    #[test]
+    fn xcoms_round_trip_through_json() {
+        let host = TestHost::new().with_xcom("extract", RETURN_VALUE_KEY, json!({"rows": 3}));
+        let ctx = host.context(TaskInfo::default());
+        let pulled: Option<Value> = ctx.xcom_pull("extract", None).unwrap();
+        assert_eq!(pulled, Some(json!({"rows": 3})));
+        assert_eq!(
+            ctx.xcom_pull::<Value>("extract", Some("other")).unwrap(),
+            None
+        );
+        let wrong_shape = ctx.xcom_pull::<Vec<u8>>("extract", None).unwrap_err();
+        assert!(
+            matches!(wrong_shape, XComError::Decode { .. }),
+            "{wrong_shape}"
+        );
+    }
+
+    #[test]
+    fn connections_decode_or_explain_why_not() {
+        let host =
+            TestHost::new().with_connection("db", json!({"conn_type": "postgres", "port": 5432}));
+        let ctx = host.context(TaskInfo::default());
+        let db = ctx.connection("db").unwrap();
+        assert_eq!((db.conn_type.as_str(), db.port), ("postgres", Some(5432)));
+        let missing = ctx.connection("nope").unwrap_err();
+        assert!(matches!(missing, ConnectionError::Unavailable { .. }));
+        assert_eq!(
+            TaskError::from(missing),
+            TaskError::failed(
+                "connection `nope` is not available: connection `nope` is not defined"
+            )
+        );
+    }
+
+    #[test]
+    fn run_reports_bad_params_as_fatal() {
+        let host = TestHost::new();
+        let result = host.run(
+            TaskInfo::default(),
+            r#"{"n": "x"}"#,
+            |_, _: BTreeMap<String, u32>| Ok(Outcome::success()),
+        );
+        assert_eq!(
+            result,
+            Err(TaskError::fatal(
+                r#"invalid params at `n`: invalid type: string "x", expected u32"#
+            ))
+        );
+    }
+}

@@ -1,0 +1,125 @@
+//! Loading plugins into the host: a component is checked against the operator world,
+//! stored content-addressed, and usable at once; two versions of one operator serve
+//! different DAGs side by side, pinned by version or digest.
+
+use aileron_model::DagRunState;
+use aileron_tests::{Env, guests};
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_versions_side_by_side_pinned_by_version_and_digest() {
+    let env = Env::builder()
+        .plugin(guests::VERSIONED_V1)
+        .plugin(guests::VERSIONED_V2)
+        .start()
+        .await;
+    let v1 = env
+        .app
+        .sandbox
+        .registry()
+        .resolve("versioned@1.0.0")
+        .unwrap();
+    let latest = env.app.sandbox.registry().resolve("versioned").unwrap();
+    assert_eq!(
+        latest.version, "2.0.0",
+        "a bare name picks the highest version"
+    );
+    let dag = format!(
+        r#"
+[tasks.old]
+operator = "versioned@1.0.0"
+[tasks.new]
+operator = "versioned@2.0.0"
+[tasks.by_digest]
+operator = "versioned@{}"
+[tasks.latest]
+operator = "versioned"
+"#,
+        v1.digest
+    );
+    env.put_dag("versions.toml", &dag).await;
+    let o = env.run("versions", serde_json::json!({})).await;
+    assert_eq!(o.run.state, DagRunState::Success);
+    let rv = |task: &str| {
+        env.app
+            .metastore
+            .xcom("default", "versions", &o.run.run_id, task, "return_value")
+            .unwrap()[0]
+            .1
+            .clone()
+    };
+    assert_eq!(rv("old"), "\"1.0.0\"");
+    assert_eq!(rv("new"), "\"2.0.0\"");
+    assert_eq!(rv("by_digest"), "\"1.0.0\"");
+    assert_eq!(rv("latest"), "\"2.0.0\"");
+    assert_eq!(o.ti("old").plugin_digest, v1.digest);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_that_is_not_an_operator_is_refused_clearly() {
+    let env = Env::builder().start().await;
+    let bytes = std::fs::read(guests::NOT_AN_OPERATOR).unwrap();
+    let err = env
+        .app
+        .sandbox
+        .registry()
+        .add(&bytes)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("aileron:operator") || err.contains("execute"),
+        "{err}"
+    );
+    let junk = env
+        .app
+        .sandbox
+        .registry()
+        .add(b"not wasm at all")
+        .unwrap_err()
+        .to_string();
+    assert!(!junk.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_added_while_running_fixes_the_dag_that_needed_it() {
+    let dag = "[tasks.v]\noperator = \"versioned@1.0.0\"\n";
+    let env = Env::builder()
+        .dag("needs_v1.toml", dag)
+        .watching()
+        .start()
+        .await;
+    assert_eq!(
+        env.import_errors().len(),
+        1,
+        "unknown operator until the plugin arrives"
+    );
+    // What `aileron plugins add FILE.wasm` does, while the host runs.
+    let bytes = std::fs::read(guests::VERSIONED_V1).unwrap();
+    let meta = env
+        .app
+        .sandbox
+        .registry()
+        .install(&env.home.join("plugins"), &bytes)
+        .unwrap();
+    assert!(
+        env.home
+            .join("plugins/store")
+            .join(format!(
+                "sha256-{}.wasm",
+                meta.digest.trim_start_matches("sha256:")
+            ))
+            .exists(),
+        "stored content-addressed"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !env.import_errors().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "DAG still broken: {:?}",
+            env.import_errors()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let o = env.run("needs_v1", serde_json::json!({})).await;
+    assert_eq!(o.run.state, DagRunState::Success);
+}

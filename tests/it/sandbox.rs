@@ -1,0 +1,143 @@
+//! Hostile and buggy operators fail their own TaskInstance and nothing else: a busy
+//! loop and a long sleep hit `execution_timeout`, a memory bomb hits the memory cap,
+//! a trap and a panic fail the try with the reason in its log, and a guest that tries
+//! to reach the filesystem, environment or network finds nothing.
+
+use aileron_model::DagRunState;
+use aileron_model::TaskInstanceState::*;
+use aileron_tests::{Env, assert_run, assert_states};
+use std::time::Instant;
+
+const HOSTILE: &str = r#"
+[tasks.busy]
+operator = "testkit"
+params = { mode = "busy_loop" }
+execution_timeout = "1s"
+[tasks.sleepy]
+operator = "testkit"
+params = { mode = "sleep", seconds = 60 }
+execution_timeout = "1s"
+[tasks.bomb]
+operator = "testkit"
+params = { mode = "memory_bomb" }
+memory_limit = "32MiB"
+[tasks.trap]
+operator = "testkit"
+params = { mode = "trap" }
+[tasks.panic]
+operator = "testkit"
+params = { mode = "panic" }
+[tasks.bystander]
+operator = "echo"
+params = { message = "still here" }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_operators_fail_only_their_own_task() {
+    let env = Env::builder().dag("hostile.toml", HOSTILE).start().await;
+    let started = Instant::now();
+    let o = env.run("hostile", serde_json::json!({})).await;
+    // Both timeouts are 1 s; the whole run must not wait for the 60 s sleep.
+    assert!(
+        started.elapsed().as_secs() < 30,
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_states(
+        &o,
+        &[
+            ("busy", Failed),
+            ("sleepy", Failed),
+            ("bomb", Failed),
+            ("trap", Failed),
+            ("panic", Failed),
+            ("bystander", Success),
+        ],
+    );
+    assert_run(&o, DagRunState::Failed);
+    let reason = |task: &str| {
+        o.ti(task).tries[0]
+            .error
+            .clone()
+            .unwrap_or_default()
+            .to_lowercase()
+    };
+    assert!(
+        reason("busy").contains("execution_timeout"),
+        "{}",
+        reason("busy")
+    );
+    assert!(
+        reason("sleepy").contains("execution_timeout"),
+        "{}",
+        reason("sleepy")
+    );
+    assert!(reason("bomb").contains("memory"), "{}", reason("bomb"));
+    assert!(!reason("trap").is_empty());
+    assert!(
+        reason("panic").contains("panicked on purpose"),
+        "{}",
+        reason("panic")
+    );
+    // The reason is in the try's log too, where an operator author looks first.
+    let log = env.log(o.ti("panic"), 1);
+    assert!(log.contains("panicked on purpose"), "log: {log}");
+    let log = env.log(o.ti("busy"), 1);
+    assert!(
+        log.to_lowercase().contains("execution_timeout"),
+        "log: {log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_get_no_filesystem_environment_or_network() {
+    let dag = r#"
+[tasks.escape]
+operator = "testkit"
+params = { mode = "escape" }
+"#;
+    let env = Env::builder().dag("escape.toml", dag).start().await;
+    let o = env.run("escape", serde_json::json!({})).await;
+    assert_states(&o, &[("escape", Success)]);
+    let xcom = env
+        .app
+        .metastore
+        .xcom("default", "escape", &o.run.run_id, "escape", "return_value")
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_str(&xcom[0].1).unwrap();
+    // Whatever the guest tried, nothing outside its memory was reachable.
+    for (what, value) in report.as_object().unwrap() {
+        let reached = match value {
+            serde_json::Value::Bool(b) => *b,
+            serde_json::Value::Array(a) => !a.is_empty(),
+            serde_json::Value::Object(o) => o.get("ok").and_then(|v| v.as_bool()).unwrap_or(false),
+            _ => false,
+        };
+        assert!(!reached, "guest reached {what}: {value}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdout_and_logs_are_captured_per_try_and_capped() {
+    let dag = r#"
+[tasks.talk]
+operator = "testkit"
+params = { mode = "stdout", text = "hello from stdout", repeat = 3 }
+[tasks.spam]
+operator = "testkit"
+params = { mode = "log_spam", text = "0123456789012345678901234567890123456789", repeat = 100000 }
+"#;
+    let env = Env::builder().dag("talk.toml", dag).start().await;
+    let o = env.run("talk", serde_json::json!({})).await;
+    assert_states(&o, &[("talk", Success), ("spam", Success)]);
+    let log = env.log(o.ti("talk"), 1);
+    assert_eq!(
+        log.matches("hello from stdout").count(),
+        6,
+        "stdout and stderr: {log}"
+    );
+    let spam = env.log(o.ti("spam"), 1);
+    // 4 MB of log calls are cut at the 1 MiB cap, with a marker saying so.
+    assert!(spam.len() <= (1 << 20) + 200, "log is {} bytes", spam.len());
+    assert!(spam.contains("truncated"), "no truncation marker");
+}

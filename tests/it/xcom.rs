@@ -1,0 +1,120 @@
+//! XCom (return values, explicit push and pull) and params templating with Airflow's
+//! context names, plus dynamic task mapping over a literal list and an upstream's
+//! XCom list.
+
+use aileron_model::DagRunState;
+use aileron_model::TaskInstanceState::*;
+use aileron_tests::{Env, Outcome, assert_run, assert_states};
+use serde_json::{Value, json};
+
+fn xcom(env: &Env, o: &Outcome, task: &str, key: &str) -> Vec<Value> {
+    env.app
+        .metastore
+        .xcom("default", &o.run.dag_id, &o.run.run_id, task, key)
+        .unwrap()
+        .into_iter()
+        .map(|(_, v)| serde_json::from_str(&v).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn return_values_push_pull_and_templates() {
+    let dag = r#"
+params = { region = "eu", size = 3 }
+
+[tasks.hello]
+operator = "echo"
+params = { message = "hello {{ params.region }} on {{ ds }}" }
+
+[tasks.pusher]
+operator = "testkit"
+params = { mode = "xcom", push = { answer = 42, nested = { a = [1, 2] } } }
+
+[tasks.puller]
+operator = "testkit"
+upstream = ["pusher", "hello"]
+params = { mode = "xcom", pull_task = "pusher", pull_key = "answer" }
+
+[tasks.templated]
+operator = "testkit"
+upstream = ["hello"]
+params = { mode = "params", greeting = "{{ ti.xcom_pull(task_ids='hello') }}!", conf_value = "{{ dag_run.conf.extra }}", size = "{{ params.size }}", run = "{{ run_id }}", nodash = "{{ ds_nodash }}", task = "{{ task.task_id }}" }
+"#;
+    let env = Env::builder().dag("xc.toml", dag).start().await;
+    let o = env
+        .run("xc", json!({"extra": "from conf", "region": "us"}))
+        .await;
+    assert_run(&o, DagRunState::Success);
+    let ds = o.run.logical_date.strftime("%Y-%m-%d").to_string();
+    // The run's conf overrides the DAG's params of the same name.
+    assert_eq!(
+        xcom(&env, &o, "hello", "return_value"),
+        vec![json!(format!("hello us on {ds}"))]
+    );
+    assert_eq!(xcom(&env, &o, "pusher", "answer"), vec![json!(42)]);
+    assert_eq!(
+        xcom(&env, &o, "pusher", "nested"),
+        vec![json!({"a": [1, 2]})]
+    );
+    assert_eq!(
+        xcom(&env, &o, "puller", "return_value"),
+        vec![json!({"pulled": 42})]
+    );
+    let rendered = &xcom(&env, &o, "templated", "return_value")[0];
+    let params = &rendered["params"];
+    assert_eq!(params["greeting"], json!(format!("hello us on {ds}!")));
+    assert_eq!(params["conf_value"], json!("from conf"));
+    // A whole-value template keeps its native type.
+    assert_eq!(params["size"], json!(3));
+    assert_eq!(params["run"], json!(o.run.run_id));
+    assert_eq!(params["nodash"], json!(ds.replace('-', "")));
+    assert_eq!(params["task"], json!("templated"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mapping_over_a_literal_list_and_an_upstream_xcom_list() {
+    let dag = r#"
+[tasks.each]
+operator = "echo"
+expand = { message = ["a", "b", "c"] }
+
+[tasks.make_list]
+operator = "testkit"
+params = { mode = "return", value = [10, 20] }
+
+[tasks.each_from_xcom]
+operator = "echo"
+upstream = ["make_list"]
+expand = { message = "{{ ti.xcom_pull(task_ids='make_list') }}" }
+
+[tasks.collect]
+operator = "testkit"
+upstream = ["each"]
+params = { mode = "xcom", pull_task = "each" }
+
+[tasks.none]
+operator = "echo"
+expand = { message = [] }
+[tasks.after_none]
+operator = "noop"
+upstream = ["none"]
+"#;
+    let env = Env::builder().dag("mapped.toml", dag).start().await;
+    let o = env.run("mapped", json!({})).await;
+    let each = o.mapped("each");
+    assert_eq!(each.len(), 3);
+    assert!(each.iter().all(|t| t.state == Success));
+    assert_eq!(
+        each.iter().map(|t| t.map_index).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+    assert_eq!(o.mapped("each_from_xcom").len(), 2);
+    // The downstream task sees every mapped result, in map order.
+    assert_eq!(
+        xcom(&env, &o, "collect", "return_value"),
+        vec![json!({"pulled": ["a", "b", "c"]})]
+    );
+    // An empty expansion skips the task and the skip propagates.
+    assert_states(&o, &[("none", Skipped), ("after_none", Skipped)]);
+    assert_run(&o, DagRunState::Success);
+}
