@@ -109,6 +109,8 @@ fn build_wasm_workspace(manifest: &Path, target_dir: &Path) {
     command
         .args([
             "build",
+            // Progress lines would bury the error in the failure message below.
+            "--quiet",
             "--release",
             "--target",
             WASM_TARGET,

@@ -1,4 +1,4 @@
-//! Write [Aileron](https://github.com/) operators in Rust: one function, one attribute.
+//! Write Aileron operators in Rust: one function, one attribute.
 //!
 //! An Aileron operator is a WebAssembly component that implements the
 //! `aileron:operator` WIT world: the host calls `describe` once when it loads the
@@ -62,9 +62,12 @@
 //! The function takes `&TaskContext` and, optionally, its params as any type that
 //! implements `serde::Deserialize` (use `serde_json::Value` to take them as they
 //! come), and returns `Result<Outcome, TaskError>`. Params that do not deserialize
-//! end the try with a [`TaskError::Fatal`] naming the field, for example
-//! `invalid params at `seconds`: invalid type: string "5", expected f64`: retrying
-//! the same params cannot help.
+//! end the try with a [`TaskError::Fatal`] naming the field (retrying the same
+//! params cannot help), for example:
+//!
+//! ```text
+//! invalid params at `seconds`: invalid type: string "5", expected f64
+//! ```
 //!
 //! A component holds exactly one operator, so a crate uses `#[operator]` once.
 //!
@@ -187,6 +190,10 @@ pub use connection::{Connection, ConnectionError};
 pub use context::{RETURN_VALUE_KEY, TaskContext, XComError};
 pub use log::Level;
 pub use outcome::{Outcome, TaskError, TaskResultExt};
+/// The `serde_json` the SDK's types use ([`Outcome::Success`] holds a
+/// `serde_json::Value`), so operators need not pin a matching version themselves.
+#[doc(no_inline)]
+pub use serde_json;
 pub use task_info::TaskInfo;
 
 /// The bindings wit-bindgen generates for `wit/operator.wit`.

@@ -245,6 +245,8 @@ impl EnvBuilder {
         })
         .await
         .expect("Aileron starts");
+        // The first scan of the DAGs folder is applied before the test looks.
+        app.scheduler.sync().await.expect("scheduler runs");
         Env {
             dir,
             home,

@@ -29,7 +29,7 @@ fn aileron(home: &std::path::Path, args: &[&str]) -> std::process::Output {
 const OK: &str = r#"
 [tasks.hello]
 operator = "echo"
-params = { message = "hi {{ dag_run.conf.who }}" }
+params = { message = "hi {{ dag_run.conf.who | default('nobody') }}" }
 [tasks.fan]
 operator = "echo"
 upstream = ["hello"]
@@ -99,7 +99,11 @@ fn tasks_test_runs_one_task_and_prints_its_log() {
         "{stdout} {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("hello: success"), "{stdout}");
+    assert!(
+        stdout.contains("hello: success, returned \"hi nobody\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("hi nobody"), "the log is printed: {stdout}");
 }
 
 #[test]

@@ -80,7 +80,7 @@ expand = { message = ["a", "b", "c"] }
 
 [tasks.make_list]
 operator = "testkit"
-params = { mode = "return", value = [10, 20] }
+params = { mode = "return", value = ["x", "y"] }
 
 [tasks.each_from_xcom]
 operator = "echo"

@@ -78,6 +78,42 @@ pub struct DagSpec {
     pub version: String,
     /// The file's text.
     pub source: String,
+    /// task_id → position in `tasks`, built on first use (not stored).
+    #[serde(skip)]
+    pub task_index: TaskIndex,
+}
+
+/// A lazily built lookup from task id to position, so [`DagSpec::task`] stays O(1)
+/// for the scheduler's hot loops over large DAGs. It is derived data: it never
+/// affects equality and is not serialized. Build a `DagSpec` by hand with
+/// `TaskIndex::default()`, and after changing `tasks` of an existing one, reset it.
+#[derive(Default, Clone)]
+pub struct TaskIndex(std::sync::OnceLock<HashMap<String, usize>>);
+
+impl TaskIndex {
+    fn get<'a>(&self, tasks: &'a [TaskSpec], id: &str) -> Option<&'a TaskSpec> {
+        let index = self.0.get_or_init(|| {
+            tasks
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.task_id.clone(), i))
+                .collect()
+        });
+        // Checked, in case `tasks` changed after the index was built.
+        tasks.get(*index.get(id)?).filter(|t| t.task_id == id)
+    }
+}
+
+impl PartialEq for TaskIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl fmt::Debug for TaskIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TaskIndex")
+    }
 }
 
 /// One task of a DAG.
@@ -208,7 +244,9 @@ pub struct ResolvedOperator {
 
 impl DagSpec {
     pub fn task(&self, id: &str) -> Option<&TaskSpec> {
-        self.tasks.iter().find(|t| t.task_id == id)
+        self.task_index
+            .get(&self.tasks, id)
+            .or_else(|| self.tasks.iter().find(|t| t.task_id == id))
     }
 
     /// The time zone (validated at parse time; UTC if the stored name is unknown).
@@ -391,7 +429,7 @@ pub fn parse_dag_file(
     fileloc: &str,
     source: &str,
     catalog: &dyn OperatorCatalog,
-) -> Result<DagSpec, ImportError> {
+) -> std::result::Result<DagSpec, ImportError> {
     let p = Parser { fileloc, source };
     let raw: RawDag = toml::from_str(source).map_err(|e| p.toml_error(&e))?;
     p.build(tenant, raw, catalog)
@@ -457,15 +495,10 @@ impl Parser<'_> {
             }
         };
 
-        let schedule = Schedule::parse(raw.schedule.as_ref().map(|s| s.get_ref().as_str()))
-            .map_err(|e| {
-                self.at(
-                    raw.schedule
-                        .as_ref()
-                        .expect("only a written schedule fails"),
-                    e.to_string(),
-                )
-            })?;
+        let schedule = match &raw.schedule {
+            Some(s) => Schedule::parse(Some(s.get_ref())).map_err(|e| self.at(s, e.to_string()))?,
+            None => Schedule::Manual,
+        };
 
         let timezone = match &raw.timezone {
             Some(tz) => {
@@ -496,8 +529,11 @@ impl Parser<'_> {
             ));
         }
         let catchup = raw.catchup.as_ref().is_some_and(|c| *c.get_ref());
-        if catchup && start_date.is_none() && schedule.is_periodic() {
-            let c = raw.catchup.as_ref().expect("catchup is set");
+        if let Some(c) = &raw.catchup
+            && catchup
+            && start_date.is_none()
+            && schedule.is_periodic()
+        {
             return Err(self.at(c, "catchup = true needs a start_date to catch up from"));
         }
 
@@ -576,6 +612,7 @@ impl Parser<'_> {
             tasks,
             version: hex::encode(Sha256::digest(self.source.as_bytes())),
             source: self.source.to_owned(),
+            task_index: TaskIndex::default(),
         })
     }
 
@@ -1477,6 +1514,10 @@ expand = { message = ["a", "b"] }
         let json = serde_json::to_string(&dag).unwrap();
         let back: DagSpec = serde_json::from_str(&json).unwrap();
         assert_eq!(back, dag);
+        // The task index is rebuilt on demand, not stored.
+        assert!(!json.contains("task_index"));
+        assert_eq!(back.task("each_region").unwrap().task_id, "each_region");
+        assert!(back.task("nope").is_none());
         // Durations are stored as seconds.
         let value: Value = serde_json::from_str(&json).unwrap();
         assert_eq!(value["dagrun_timeout"], json!(7200));

@@ -309,12 +309,11 @@ impl CronSchedule {
             reason: e.to_string(),
         })?;
         // "0 0 30 2 *" parses but never fires; say so now rather than never
-        // scheduling. Eight years covers every leap-year and weekday combination.
+        // scheduling. croner gives up at year 5000, far past any real pattern's
+        // first match (even "29 February on a Monday" recurs within 28 years).
         let probe = Timestamp::UNIX_EPOCH.to_zoned(TimeZone::UTC);
-        let horizon = Timestamp::from_second(8 * 366 * 86_400).unwrap_or(Timestamp::MAX);
-        match cron.find_next_occurrence(&probe, true) {
-            Ok(t) if t.timestamp() <= horizon => {}
-            _ => return Err(ScheduleError::NeverMatches(written.to_owned())),
+        if cron.find_next_occurrence(&probe, true).is_err() {
+            return Err(ScheduleError::NeverMatches(written.to_owned()));
         }
         Ok(Self {
             written: written.to_owned(),

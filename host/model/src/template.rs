@@ -443,10 +443,11 @@ fn convert_error(e: &minijinja::Error, path: &str) -> TemplateError {
             ),
         },
         kind => {
-            if let Some(key) = detail
+            // Found anywhere in the detail, in case minijinja adds context around it.
+            let missing = detail
                 .as_deref()
-                .and_then(|d| d.strip_prefix(VARIABLE_MISSING))
-            {
+                .and_then(|d| Some(&d[d.find(VARIABLE_MISSING)? + VARIABLE_MISSING.len()..]));
+            if let Some(key) = missing {
                 return TemplateError::VariableNotFound {
                     path,
                     key: key.to_owned(),

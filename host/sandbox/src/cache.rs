@@ -78,14 +78,20 @@ impl ArtifactCache {
 
 /// Writes the artifact atomically (temp file + rename), so a crash or a concurrent
 /// writer never leaves a half-written file under the final name.
-fn store(component: &Component, path: &Path) -> anyhow::Result<()> {
-    let artifact = component.serialize().map_err(|e| anyhow::anyhow!("{e}"))?;
+fn store(component: &Component, path: &Path) -> std::io::Result<()> {
+    let artifact = component
+        .serialize()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     let dir = path.parent().expect("artifact paths have a parent");
-    let mut tmp = tempfile_in(dir)?;
-    tmp.1.write_all(&artifact)?;
-    tmp.1.sync_all()?;
-    std::fs::rename(&tmp.0, path)?;
-    Ok(())
+    let (tmp, mut file) = tempfile_in(dir)?;
+    let written = file
+        .write_all(&artifact)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// A uniquely named temporary file in `dir` (no dependency on `tempfile` at run

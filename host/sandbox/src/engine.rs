@@ -15,9 +15,9 @@ use crate::error::SandboxError;
 use crate::host::HostState;
 
 /// Core wasm instances one component may create. A Rust `wasm32-wasip2` operator
-/// has 4 (its module, the WASI adapter and two glue modules), and
-/// `componentize-py` and JavaScript components about a dozen; 32 leaves room
-/// while keeping one hostile component from exhausting the pool.
+/// has 3 (its module and two glue modules); dynamically linked interpreters
+/// (componentize-py) have around a dozen; 32 leaves room while keeping one
+/// hostile component from exhausting the pool.
 const CORE_INSTANCES_PER_COMPONENT: u32 = 32;
 
 /// Linear memories one component may define. Toolchains emit one (the WASI
@@ -53,12 +53,22 @@ const MEMORY_GUARD: u64 = 32 << 20;
 /// user address space, leaving the rest to the host, its heap and other engines.
 const MAX_POOL_RESERVATION: u64 = 64 << 40;
 
-/// Memory kept resident (reset with `memset` instead of `madvise`) when a memory
-/// slot is released: a small operator touches a few pages of heap and stack, and
-/// reusing them without page faults is most of a warm instantiation's cost.
-const MEMORY_KEEP_RESIDENT: usize = 128 << 10;
+/// Linear memory kept resident when a memory slot is released, where Linux can
+/// tell which pages are resident (`PAGEMAP_SCAN`, kernel 6.7+): only the pages the
+/// guest touched are reset with `memset`, and the next try in the slot reuses them
+/// without page faults. A Rust operator touches the top of its 1 MiB shadow stack,
+/// its data and the start of its heap, all within the first 2 MiB. Measured on the
+/// `noop` bench: 8.7 µs per try instead of 21 µs with `madvise`. The cost is that
+/// each slot that was ever used keeps up to 2 MiB resident (at most 2 GiB at the
+/// default 1000 slots, all having run at once).
+const MEMORY_KEEP_RESIDENT: usize = 2 << 20;
 
-/// Same for tables: a Rust operator's tables fit in a page or two.
+/// Without `PAGEMAP_SCAN` the low `keep_resident` bytes would be `memset` whether
+/// touched or not, which costs more than it saves; reset with `madvise` instead.
+const MEMORY_KEEP_RESIDENT_WITHOUT_PAGEMAP: usize = 0;
+
+/// Table elements kept resident the same way: a Rust operator's tables fit in a
+/// page or two.
 const TABLE_KEEP_RESIDENT: usize = 8 << 10;
 
 /// Host stack for each guest (async) call: wasm may use up to `MAX_WASM_STACK`
@@ -103,6 +113,15 @@ impl Runtime {
             cache,
             _ticker: ticker,
         })
+    }
+}
+
+impl Runtime {
+    /// A try's memory cap: what it asked for, or the default, within the ceiling.
+    pub(crate) fn memory_cap(&self, requested: Option<u64>) -> u64 {
+        requested
+            .unwrap_or(self.config.default_memory_bytes)
+            .min(self.config.max_memory_bytes)
     }
 }
 
@@ -172,8 +191,13 @@ fn engine_config(config: &SandboxConfig) -> Config {
         // The pool's hard ceiling per memory; each try's own cap is enforced below
         // it by the store's limiter.
         .max_memory_size(config.max_memory_bytes as usize)
-        .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT)
         .table_keep_resident(TABLE_KEEP_RESIDENT);
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        pool.pagemap_scan(wasmtime::Enabled::Yes)
+            .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT);
+    } else {
+        pool.linear_memory_keep_resident(MEMORY_KEEP_RESIDENT_WITHOUT_PAGEMAP);
+    }
 
     let mut cfg = Config::new();
     cfg.wasm_component_model(true)

@@ -40,10 +40,7 @@ pub(crate) async fn execute(
         log,
         ..
     } = req;
-    let memory = limits
-        .memory_bytes
-        .unwrap_or(runtime.config.default_memory_bytes)
-        .min(runtime.config.max_memory_bytes);
+    let memory = runtime.memory_cap(limits.memory_bytes);
     let deadline = limits.timeout.map(|t| started + t);
     let state = HostState::new(
         Phase::Execute,
@@ -309,9 +306,18 @@ pub(crate) fn seconds(d: Duration) -> String {
     }
 }
 
+/// `256 MiB` when exact, else `65536 bytes`.
+pub(crate) fn short_bytes(n: u64) -> String {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
+        format!("{} MiB", n >> 20)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
 /// `268435456 bytes (256 MiB)`: exact for machines, readable for people.
 fn bytes(n: u64) -> String {
-    if n >= 1 << 20 && n % (1 << 20) == 0 {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
         format!("{n} bytes ({} MiB)", n >> 20)
     } else {
         format!("{n} bytes")

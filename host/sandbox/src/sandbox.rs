@@ -85,11 +85,7 @@ impl Sandbox {
         let map = info
             .map_index
             .map_or_else(String::new, |i| format!("[{i}]"));
-        let memory = req
-            .limits
-            .memory_bytes
-            .unwrap_or(runtime.config.default_memory_bytes)
-            .min(runtime.config.max_memory_bytes);
+        let memory = runtime.memory_cap(req.limits.memory_bytes);
         let timeout = req
             .limits
             .timeout
@@ -97,14 +93,14 @@ impl Sandbox {
         req.log.append_line(
             LogLevel::Info,
             &format!(
-                "Running {}@{} ({}) for {}.{}{map}, try {}: memory limit {} MiB, execution_timeout {timeout}",
+                "Running {}@{} ({}) for {}.{}{map}, try {}: memory limit {}, execution_timeout {timeout}",
                 meta.name,
                 meta.version,
                 meta.digest,
                 info.dag_id,
                 info.task_id,
                 info.try_number,
-                memory >> 20,
+                run::short_bytes(memory),
             ),
         );
         let executed = run::execute(runtime, &entry.pre, req, started).await;

@@ -2,8 +2,8 @@
 //! variables and connections of its tenant, all from the metastore.
 
 use super::state::ActiveRun;
-use crate::metastore::{DagRun, Metastore, ti_key};
-use aileron_model::dag::{DagSpec, TaskSpec};
+use crate::metastore::{DagRun, Metastore, key};
+use aileron_model::dag::TaskSpec;
 use aileron_model::template::{self, RenderContext, TemplateLookups};
 use std::collections::HashMap;
 
@@ -71,7 +71,6 @@ pub(super) struct RenderLookups<'a> {
     pub metastore: &'a Metastore,
     pub overlay: &'a HashMap<String, String>,
     pub run: &'a DagRun,
-    pub spec: &'a DagSpec,
 }
 
 impl TemplateLookups for RenderLookups<'_> {
@@ -81,11 +80,11 @@ impl TemplateLookups for RenderLookups<'_> {
             .metastore
             .xcom(&r.tenant, &r.dag_id, &r.run_id, task_id, key)
             .unwrap_or_default();
-        let prefix = format!("{}\0", ti_key(&r.tenant, &r.dag_id, &r.run_id, task_id, -1));
-        let _ = self.spec;
+        // Keys are tenant, dag, run, task, map index, xcom key (see metastore::xcom_key).
+        let prefix = format!("{}\0", key(&[&r.tenant, &r.dag_id, &r.run_id, task_id]));
         // The overlay holds XCom of tries that finished in this very turn.
         for (k, v) in self.overlay {
-            let Some(rest) = k.strip_prefix(&prefix[..prefix.len() - 12]) else {
+            let Some(rest) = k.strip_prefix(&prefix) else {
                 continue;
             };
             let mut parts = rest.splitn(2, '\0');

@@ -293,16 +293,20 @@ impl Scheduler {
     }
 
     /// Waits for the next command or timer. With a simulated clock and nothing in
-    /// flight, jumps the clock to the next timer instead of sleeping.
+    /// flight, a run waiting for a retry or reschedule has the clock jump straight to
+    /// that moment; schedules never move a simulated clock (the test does).
     async fn wait(&mut self) -> Option<Command> {
-        let next = self.state.next_timer();
+        let (next, task_timer) = self.state.next_timer();
         let now = self.state.now();
+        if let Some(t) = task_timer
+            && self.state.in_flight() == 0
+            && (t <= now || self.state.clock().advance_to(t))
+        {
+            return None;
+        }
         match next {
             Some(t) if t <= now => None,
             Some(t) => {
-                if self.state.in_flight() == 0 && self.state.clock().advance_to(t) {
-                    return None;
-                }
                 let wait = t.duration_since(now).unsigned_abs();
                 // A real clock can be stepped by the OS; re-check at least once a minute.
                 let wait = wait.min(std::time::Duration::from_secs(60));
@@ -370,7 +374,6 @@ pub async fn test_task(
         metastore: &metastore,
         overlay: &overlay,
         run: &run,
-        spec,
     };
     let log = Arc::new(LogBuffer::new(1 << 20));
     let mut params = match host::render(&lookups, &active, task, None, &task.params) {

@@ -1098,7 +1098,6 @@ impl State {
             metastore: &self.metastore,
             overlay: &self.xcom_overlay,
             run: &run.run,
-            spec: &run.spec,
         };
         super::host::render(&lookups, run, task, ti, value)
     }
@@ -1201,27 +1200,26 @@ impl State {
         Ok(std::mem::take(&mut self.updates))
     }
 
-    /// The earliest moment something becomes due without any command arriving.
-    pub fn next_timer(&self) -> Option<Timestamp> {
-        let mut next: Option<Timestamp> = None;
-        let mut consider = |t: Timestamp| next = Some(next.map_or(t, |n: Timestamp| n.min(t)));
-        if self.config.create_scheduled_runs {
-            for d in self.dags.values() {
-                if let Some(t) = d.next_due {
-                    consider(t);
-                }
-            }
-        }
+    /// The earliest moment something becomes due without any command arriving, and
+    /// separately the earliest retry or reschedule of a run in progress.
+    pub fn next_timer(&self) -> (Option<Timestamp>, Option<Timestamp>) {
+        let mut tasks: Option<Timestamp> = None;
         for run in self.runs.values() {
             for ti in run.tis.values() {
                 if matches!(ti.state, S::UpForRetry | S::UpForReschedule)
                     && let Some(t) = ti.next_try_at
                 {
-                    consider(t);
+                    tasks = Some(tasks.map_or(t, |n| n.min(t)));
                 }
             }
         }
-        next
+        let mut any = tasks;
+        if self.config.create_scheduled_runs {
+            for t in self.dags.values().filter_map(|d| d.next_due) {
+                any = Some(any.map_or(t, |n| n.min(t)));
+            }
+        }
+        (any, tasks)
     }
 }
 

@@ -39,6 +39,9 @@ const MAX_NAME: usize = 64;
 const MAX_DESCRIPTION: usize = 4 << 10;
 const MAX_SCHEMA: usize = 64 << 10;
 
+/// The host interface every operator may import besides WASI.
+const CONTEXT_INTERFACE: &str = "aileron:operator/context@0.1.0";
+
 /// Events buffered per subscriber; a subscriber that falls further behind gets a
 /// `Lagged` error and should re-read [`Registry::list`].
 const EVENT_CAPACITY: usize = 256;
@@ -254,10 +257,17 @@ impl Registry {
             .load_or_compile(&runtime.engine, &digest_hex, bytes)
             .map_err(|e| RegistryError::Compile(e.to_string()))?;
         check_exports(&component, &runtime.engine)?;
-        let instance_pre = runtime
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| RegistryError::UnsupportedImport(e.to_string()))?;
+        let instance_pre = runtime.linker.instantiate_pre(&component).map_err(|e| {
+            // Wasmtime names the missing import and blames "the linker"; say
+            // what an operator may import instead.
+            let missing = e.to_string().replace(
+                ", but a matching implementation was not found in the linker",
+                "",
+            );
+            RegistryError::UnsupportedImport(format!(
+                "{missing} (operators may import WASI 0.2 and {CONTEXT_INTERFACE})"
+            ))
+        })?;
         let pre = OperatorPre::new(instance_pre)
             .map_err(|e| RegistryError::NotAnOperator(format!("{e:#}").replace('\n', " ")))?;
         let info = describe(runtime, &pre)?;

@@ -193,8 +193,8 @@ fn print_both(text: &str, repeat: u64) -> Value {
     })
 }
 
-/// Tries the usual ways out of a sandbox. Each probe reports `succeeded` and a
-/// `detail`: what it found, or the error. In Aileron's sandbox every probe should
+/// Tries the usual ways out of a sandbox. Each probe reports `ok` (whether it got
+/// through) and a `detail`: what it found, or the error. In Aileron's sandbox every probe should
 /// fail (and the environment should be empty) unless the task was granted more.
 fn escape(tcp_addr: &str) -> Value {
     let read_root = probe(std::fs::read_dir("/").and_then(|entries| {
@@ -215,7 +215,7 @@ fn escape(tcp_addr: &str) -> Value {
     let read_passwd = probe(std::fs::read_to_string("/etc/passwd"));
     json!({
         "read_root": read_root,
-        "env_vars": { "succeeded": !env_names.is_empty(), "detail": env_names },
+        "env_vars": { "ok": !env_names.is_empty(), "detail": env_names },
         "tcp_connect": tcp_connect,
         "read_passwd": read_passwd,
     })
@@ -223,7 +223,7 @@ fn escape(tcp_addr: &str) -> Value {
 
 fn probe<T: serde::Serialize, E: Display>(result: Result<T, E>) -> Value {
     match result {
-        Ok(found) => json!({ "succeeded": true, "detail": found }),
-        Err(error) => json!({ "succeeded": false, "detail": error.to_string() }),
+        Ok(found) => json!({ "ok": true, "detail": found }),
+        Err(error) => json!({ "ok": false, "detail": error.to_string() }),
     }
 }
