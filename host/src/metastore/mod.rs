@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Migration steps: `MIGRATIONS[i]` turns a version `i + 1` store into version `i + 2`.
-const MIGRATIONS: &[fn(&redb::WriteTransaction) -> Result<(), MetastoreError>] = &[];
+type Migration = fn(&redb::WriteTransaction) -> Result<(), MetastoreError>;
+const MIGRATIONS: &[Migration] = &[];
 
 type Table = TableDefinition<'static, &'static str, &'static [u8]>;
 const META: Table = TableDefinition::new("meta");

@@ -2,7 +2,7 @@
 //! variables and connections of its tenant, all from the metastore.
 
 use super::state::ActiveRun;
-use crate::metastore::{DagRun, Metastore, key};
+use crate::metastore::{DagRun, Metastore};
 use aileron_model::dag::TaskSpec;
 use aileron_model::template::{self, RenderContext, TemplateLookups};
 use std::collections::HashMap;
@@ -81,7 +81,10 @@ impl TemplateLookups for RenderLookups<'_> {
             .xcom(&r.tenant, &r.dag_id, &r.run_id, task_id, key)
             .unwrap_or_default();
         // Keys are tenant, dag, run, task, map index, xcom key (see metastore::xcom_key).
-        let prefix = format!("{}\0", key(&[&r.tenant, &r.dag_id, &r.run_id, task_id]));
+        let prefix = format!(
+            "{}\0",
+            crate::metastore::key(&[&r.tenant, &r.dag_id, &r.run_id, task_id])
+        );
         // The overlay holds XCom of tries that finished in this very turn.
         for (k, v) in self.overlay {
             let Some(rest) = k.strip_prefix(&prefix) else {

@@ -739,7 +739,7 @@ impl State {
                     RunType::Scheduled,
                     Some(run_id),
                     Some(interval.start),
-                    Some(interval.clone()),
+                    Some(interval),
                     serde_json::Map::new(),
                 );
                 let entry = self.dags.get_mut(&dk).unwrap();
