@@ -25,11 +25,33 @@ pub fn cache_dir() -> PathBuf {
     target.join("aileron-test-cache")
 }
 
-/// The `aileron` binary built beside this test binary.
+/// The `aileron` binary of this build profile, built on first use if `cargo test`
+/// did not build it (it builds a package's binaries only for that package's own
+/// integration tests, and these live in a separate package).
 pub fn aileron_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    dir.join("aileron")
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("test binary path");
+            let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+            let bin = profile_dir.join("aileron");
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let mut cmd = std::process::Command::new(cargo);
+            cmd.args(["build", "--quiet", "-p", "aileron", "--bin", "aileron"]);
+            if profile_dir.file_name().is_some_and(|n| n == "release") {
+                cmd.arg("--release");
+            }
+            // Always ask cargo: it is a no-op when the binary is fresh, and a stale
+            // binary would test old code.
+            let status = cmd
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "cannot build the aileron binary");
+            assert!(bin.exists(), "{} missing after the build", bin.display());
+            bin
+        })
+        .clone()
 }
 
 /// The simulated clock's start: a Monday, so schedules are easy to reason about.
