@@ -39,12 +39,27 @@ pub fn metastore_path(home: &Path) -> PathBuf {
     home.join("aileron.redb")
 }
 
-pub fn open_sandbox(home: &Path, cache_dir: Option<PathBuf>) -> anyhow::Result<Sandbox> {
+/// Sandbox slots beyond the executor's: `describe` calls of plugins being loaded
+/// take a slot too, and must not fail because every task slot is busy.
+const DESCRIBE_SLOTS: u32 = 8;
+
+/// Opens the sandbox with room for `task_slots` concurrent tries and loads the
+/// plugins of `HOME/plugins`.
+pub fn open_sandbox(
+    home: &Path,
+    cache_dir: Option<PathBuf>,
+    task_slots: usize,
+) -> anyhow::Result<Sandbox> {
     let plugins = home.join("plugins");
     std::fs::create_dir_all(&plugins)
         .with_context(|| format!("cannot create {}", plugins.display()))?;
     let sandbox = Sandbox::new(SandboxConfig {
         cache_dir: Some(cache_dir.unwrap_or_else(|| home.join("cache"))),
+        // Each slot reserves address space for its memories; size the pool to what
+        // this process can use rather than the library's generous default.
+        max_concurrent: u32::try_from(task_slots)
+            .unwrap_or(u32::MAX)
+            .saturating_add(DESCRIBE_SLOTS),
         ..SandboxConfig::default()
     })?;
     sandbox.registry().open_store(&plugins)?;
@@ -54,7 +69,7 @@ pub fn open_sandbox(home: &Path, cache_dir: Option<PathBuf>) -> anyhow::Result<S
 pub async fn start(cfg: AppConfig) -> anyhow::Result<App> {
     std::fs::create_dir_all(&cfg.home)
         .with_context(|| format!("cannot create the home folder {}", cfg.home.display()))?;
-    let sandbox = open_sandbox(&cfg.home, cfg.cache_dir.clone())?;
+    let sandbox = open_sandbox(&cfg.home, cfg.cache_dir.clone(), cfg.scheduler.parallelism)?;
     let metastore = if cfg.in_memory {
         Metastore::in_memory()?
     } else {

@@ -58,7 +58,8 @@ operator = "noop"
     for r in &runs {
         assert_eq!(r.logical_date, r.data_interval.start);
         assert_eq!(r.state, DagRunState::Success);
-        assert!(r.run_id.starts_with("scheduled__"), "{}", r.run_id);
+        let day = r.logical_date.strftime("%Y-%m-%d");
+        assert_eq!(r.run_id, format!("scheduled__{day}T00:00:00+00:00"));
     }
     // Moving the clock a day on makes exactly one more run.
     env.clock.set(t0() + jiff::SignedDuration::from_hours(24));

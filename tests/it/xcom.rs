@@ -118,3 +118,22 @@ upstream = ["none"]
     assert_states(&o, &[("none", Skipped), ("after_none", Skipped)]);
     assert_run(&o, DagRunState::Success);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expansion_beyond_the_cap_fails_the_task_with_a_readable_reason() {
+    let items: Vec<String> = (0..1025).map(|i| format!("\"{i}\"")).collect();
+    let dag = format!(
+        "[tasks.huge]\noperator = \"echo\"\nexpand = {{ message = [{}] }}\n",
+        items.join(",")
+    );
+    let env = Env::builder().dag("huge.toml", &dag).start().await;
+    let o = env.run("huge", json!({})).await;
+    assert_states(&o, &[("huge", Failed)]);
+    assert!(o.mapped("huge").is_empty());
+    let ti = o.ti("huge");
+    assert_eq!(ti.try_number, 1);
+    let reason = ti.tries[0].error.clone().unwrap();
+    assert!(reason.contains("more than 1024"), "{reason}");
+    assert!(env.log(ti, 1).contains("more than 1024"));
+    assert_run(&o, DagRunState::Failed);
+}

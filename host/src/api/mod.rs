@@ -104,10 +104,12 @@ async fn version() -> Json<Value> {
     Json(json!({"version": env!("CARGO_PKG_VERSION"), "git_version": null}))
 }
 
+// No `#[serde(flatten)]` of `Page` here: query strings flattened through serde
+// lose their types ("10" stays a string), so the paging fields are repeated.
 #[derive(Deserialize)]
 struct DagFilter {
-    #[serde(flatten)]
-    page: Page,
+    limit: Option<usize>,
+    offset: Option<usize>,
     dag_id_pattern: Option<String>,
     only_active: Option<bool>,
     paused: Option<bool>,
@@ -139,7 +141,7 @@ async fn list_dags(State(s): State<ApiState>, Query(q): Query<DagFilter>) -> Api
     }
     let total = out.len();
     Ok(Json(
-        json!({"dags": q.page.apply(out), "total_entries": total}),
+        json!({"dags": Page { limit: q.limit, offset: q.offset }.apply(out), "total_entries": total}),
     ))
 }
 

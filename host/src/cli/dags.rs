@@ -213,7 +213,7 @@ async fn test(
         .map(|d| parse_datetime(&d))
         .transpose()
         .map_err(anyhow::Error::msg)?;
-    let app = app::start(AppConfig {
+    let mut app = app::start(AppConfig {
         home: home.home(),
         dags: home.dags(),
         in_memory: true,
@@ -241,7 +241,13 @@ async fn test(
         }
     };
     loop {
-        match updates.recv().await {
+        let update = tokio::select! {
+            u = updates.recv() => u,
+            stopped = &mut app.task => {
+                anyhow::bail!("the scheduler stopped before the run finished: {stopped:?}")
+            }
+        };
+        match update {
             Ok(Update::DagRun { run_id, state, .. })
                 if run_id == run.run_id && state.is_finished() =>
             {
@@ -330,7 +336,7 @@ pub async fn run_tasks(cmd: TasksCommand) -> anyhow::Result<ExitCode> {
         .map_err(anyhow::Error::msg)?
         .unwrap_or_else(jiff::Timestamp::now);
     let extra = parse_conf(params.as_deref())?;
-    let sandbox = app::open_sandbox(&home.home(), None)?;
+    let sandbox = app::open_sandbox(&home.home(), None, 1)?;
     let folder = crate::dag_processor::DagFolder::new(&home.dags());
     let spec = folder
         .scan(sandbox.registry())

@@ -140,10 +140,9 @@ async fn standalone(a: StandaloneArgs) -> anyhow::Result<ExitCode> {
         scheduler: app.scheduler.clone(),
         registry: app.sandbox.registry().clone(),
     });
-    let addr = format!("{}:{}", a.bind, a.port);
-    let listener = tokio::net::TcpListener::bind(&addr)
+    let listener = tokio::net::TcpListener::bind((a.bind.as_str(), a.port))
         .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
+        .with_context(|| format!("cannot listen on {} port {}", a.bind, a.port))?;
     tracing::info!(
         "Aileron is up: http://{} (home {}, DAGs {})",
         listener.local_addr()?,
@@ -156,10 +155,25 @@ async fn standalone(a: StandaloneArgs) -> anyhow::Result<ExitCode> {
         tracing::info!("shutting down");
         scheduler.shutdown();
     };
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    Ok(ExitCode::SUCCESS)
+    let serve = axum::serve(listener, router).with_graceful_shutdown(shutdown);
+    let mut scheduler_task = app.task;
+    tokio::select! {
+        served = serve => {
+            served?;
+            // Let the scheduler commit what it holds before the process ends.
+            let _ = scheduler_task.await;
+            Ok(ExitCode::SUCCESS)
+        }
+        stopped = &mut scheduler_task => {
+            // Without its scheduler the server would only pretend to work: exit, so a
+            // supervisor restarts it and recovery runs.
+            match stopped {
+                Ok(Ok(())) => anyhow::bail!("the scheduler stopped unexpectedly"),
+                Ok(Err(e)) => anyhow::bail!("the scheduler stopped: {e}"),
+                Err(e) => anyhow::bail!("the scheduler crashed: {e}"),
+            }
+        }
+    }
 }
 
 /// Parses a date or an RFC 3339 datetime (a plain date is midnight UTC).

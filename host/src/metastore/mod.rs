@@ -83,7 +83,7 @@ pub fn key(parts: &[&str]) -> String {
 
 /// Key part for a map index that sorts numerically (-1 first).
 pub fn map_part(map_index: i64) -> String {
-    format!("{:010}", map_index + 1)
+    format!("{:010}", map_index.saturating_add(1))
 }
 
 pub fn dag_key(tenant: &str, dag_id: &str) -> String {
@@ -103,34 +103,40 @@ fn prefix_range(prefix: &str) -> (String, String) {
     (start, end)
 }
 
-/// One batch of writes, applied atomically by [`Metastore::commit`].
+/// One batch of writes, applied atomically by [`Metastore::commit`], in the order
+/// they were recorded (a prefix delete must not undo a later put).
 #[derive(Default)]
 pub struct WriteBatch {
-    ops: Vec<(Table, String, Option<Vec<u8>>)>,
-    /// Prefix deletions (table, prefix) run before the puts.
-    prefix_deletes: Vec<(Table, String)>,
+    ops: Vec<Op>,
+}
+
+enum Op {
+    Put(Table, String, Vec<u8>),
+    Delete(Table, String),
+    /// Deletes every key under a prefix of whole parts.
+    DeletePrefix(Table, String),
 }
 
 impl WriteBatch {
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty() && self.prefix_deletes.is_empty()
+        self.ops.is_empty()
     }
     pub fn len(&self) -> usize {
-        self.ops.len() + self.prefix_deletes.len()
+        self.ops.len()
     }
     pub fn put<T: Serialize>(&mut self, table: Table, key: String, value: &T) {
         let bytes = serde_json::to_vec(value).expect("records always serialize");
-        self.ops.push((table, key, Some(bytes)));
+        self.ops.push(Op::Put(table, key, bytes));
     }
     pub fn put_raw(&mut self, table: Table, key: String, value: Vec<u8>) {
-        self.ops.push((table, key, Some(value)));
+        self.ops.push(Op::Put(table, key, value));
     }
     pub fn delete(&mut self, table: Table, key: String) {
-        self.ops.push((table, key, None));
+        self.ops.push(Op::Delete(table, key));
     }
     /// Deletes every key that starts with `prefix` followed by a part separator.
     pub fn delete_prefix(&mut self, table: Table, prefix: String) {
-        self.prefix_deletes.push((table, prefix));
+        self.ops.push(Op::DeletePrefix(table, prefix));
     }
 
     pub fn put_dag(&mut self, dag: &DagRecord) {
@@ -220,29 +226,30 @@ impl Metastore {
         let started = Instant::now();
         let txn = self.db.begin_write()?;
         {
-            for (table, prefix) in &batch.prefix_deletes {
-                let mut t = txn.open_table(*table)?;
-                let (start, end) = prefix_range(prefix);
-                t.retain_in(start.as_str()..end.as_str(), |_, _| false)?;
-            }
-            // Group the ops by table so each table is opened once.
-            let mut ops = batch.ops;
-            ops.sort_by(|a, b| a.0.name().cmp(b.0.name()));
-            let mut i = 0;
-            while i < ops.len() {
-                let name = ops[i].0.name();
-                let mut t = txn.open_table(ops[i].0)?;
-                while i < ops.len() && ops[i].0.name() == name {
-                    let (_, k, v) = &ops[i];
-                    match v {
-                        Some(v) => {
-                            t.insert(k.as_str(), v.as_slice())?;
-                        }
-                        None => {
-                            t.remove(k.as_str())?;
-                        }
+            // Each table is opened once and kept open for the whole batch.
+            let mut open: std::collections::HashMap<String, redb::Table<&str, &[u8]>> =
+                std::collections::HashMap::new();
+            for op in &batch.ops {
+                let table = match op {
+                    Op::Put(t, ..) | Op::Delete(t, _) | Op::DeletePrefix(t, _) => *t,
+                };
+                let t = match open.entry(table.name().to_owned()) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(txn.open_table(table)?)
                     }
-                    i += 1;
+                };
+                match op {
+                    Op::Put(_, k, v) => {
+                        t.insert(k.as_str(), v.as_slice())?;
+                    }
+                    Op::Delete(_, k) => {
+                        t.remove(k.as_str())?;
+                    }
+                    Op::DeletePrefix(_, prefix) => {
+                        let (start, end) = prefix_range(prefix);
+                        t.retain_in(start.as_str()..end.as_str(), |_, _| false)?;
+                    }
                 }
             }
         }

@@ -270,12 +270,12 @@ impl Scheduler {
 
             let cmd = match self.rx.try_recv() {
                 Ok(cmd) => Some(cmd),
-                Err(mpsc::error::TryRecvError::Disconnected) => return Ok(()),
+                Err(mpsc::error::TryRecvError::Disconnected) => return self.stop(),
                 Err(mpsc::error::TryRecvError::Empty) => self.wait().await,
             };
             let Some(cmd) = cmd else { continue };
             if !self.state.handle(cmd) {
-                return Ok(());
+                return self.stop();
             }
             // Drain what else is pending so one commit covers it all (group commit).
             // The cap keeps one turn from growing without bound under a flood.
@@ -283,13 +283,23 @@ impl Scheduler {
                 match self.rx.try_recv() {
                     Ok(cmd) => {
                         if !self.state.handle(cmd) {
-                            return Ok(());
+                            return self.stop();
                         }
                     }
                     Err(_) => break,
                 }
             }
         }
+    }
+
+    /// Commits what the commands handled so far changed, so a shutdown loses nothing
+    /// that was already applied in memory.
+    fn stop(mut self) -> Result<(), SchedulerError> {
+        let updates = self.state.commit()?;
+        for u in updates {
+            let _ = self.handle.updates.send(u);
+        }
+        Ok(())
     }
 
     /// Waits for the next command or timer. With a simulated clock and nothing in
@@ -320,11 +330,15 @@ impl Scheduler {
     }
 }
 
-/// `manual__2026-01-01T00:00:00+00:00`, as Airflow names runs.
+/// `manual__2026-01-01T00:00:00+00:00`, as Airflow names runs (Python's isoformat:
+/// microseconds only when there are any).
 pub fn run_id_for(run_type: RunType, logical_date: Timestamp) -> String {
-    let ts = logical_date
-        .strftime("%Y-%m-%dT%H:%M:%S%.f+00:00")
-        .to_string();
+    let format = if logical_date.subsec_nanosecond() == 0 {
+        "%Y-%m-%dT%H:%M:%S+00:00"
+    } else {
+        "%Y-%m-%dT%H:%M:%S%.6f+00:00"
+    };
+    let ts = logical_date.strftime(format).to_string();
     format!("{}__{ts}", run_type.as_str())
 }
 

@@ -74,6 +74,12 @@ impl ActiveRun {
     }
 }
 
+/// The longest a sensor may ask to wait before its next poke: a year.
+const MAX_RESCHEDULE_SECS: u64 = 366 * 24 * 3600;
+
+/// Most TaskInstances one mapped task may expand to (Airflow's `max_map_length`).
+pub const MAX_MAP_LENGTH: usize = 1024;
+
 /// Things to do once the batch is committed.
 type AfterCommit = Box<dyn FnOnce() + Send>;
 
@@ -100,6 +106,9 @@ pub(super) struct State {
     /// XCom written in the current batch, so templates rendered in the same turn see it.
     pub(super) xcom_overlay: HashMap<String, String>,
     dirty_runs: HashSet<RunKey>,
+    /// The `now` of the last `plan`: timers at or before it were already acted on
+    /// (or are blocked on capacity, and a finishing task wakes the loop).
+    planned_at: Timestamp,
 }
 
 impl State {
@@ -129,6 +138,7 @@ impl State {
             to_dispatch: Vec::new(),
             xcom_overlay: HashMap::new(),
             dirty_runs: HashSet::new(),
+            planned_at: Timestamp::UNIX_EPOCH,
         };
         for record in metastore.dags()? {
             if let Some(spec) = state.spec(&record.tenant, &record.dag_id, &record.version)? {
@@ -152,6 +162,13 @@ impl State {
                 continue;
             }
             let Some(spec) = state.spec(&run.tenant, &run.dag_id, &run.dag_version)? else {
+                // Without its DAG version the run cannot go on; fail it rather than
+                // leave it looking live forever.
+                tracing::error!(dag_id = %run.dag_id, run_id = %run.run_id, "DAG version {} is missing; failing the run", run.dag_version);
+                let mut run = run;
+                run.state = DagRunState::Failed;
+                run.end_date = Some(state.clock.now());
+                state.batch.put_run(&run);
                 continue;
             };
             let tis = metastore
@@ -339,13 +356,20 @@ impl State {
                     return true;
                 }
                 self.in_flight.remove(&key);
+                // The live buffer stays readable until the stored log is committed, so
+                // a reader tailing the log never sees it vanish in between.
+                let live = (key.clone(), try_number);
                 let log = self
                     .live_logs
                     .lock()
                     .unwrap()
-                    .remove(&(key.clone(), try_number))
+                    .get(&live)
                     .map(|l| l.snapshot())
                     .unwrap_or_default();
+                let live_logs = self.live_logs.clone();
+                self.after_commit.push(Box::new(move || {
+                    live_logs.lock().unwrap().remove(&live);
+                }));
                 if let Some(ti) = self.ti(&key) {
                     if !log.is_empty() {
                         self.batch
@@ -432,11 +456,14 @@ impl State {
                     self.retry_or_fail(task, try_number, msg, now)
                 }
             }
-            TryResult::Reschedule(secs) => (
-                S::UpForReschedule,
-                None,
-                Some(now + SignedDuration::from_secs(secs.min(i64::MAX as u64) as i64)),
-            ),
+            TryResult::Reschedule(secs) => {
+                // A guest picks the number: clamp it so a huge value cannot overflow.
+                let secs = secs.min(MAX_RESCHEDULE_SECS) as i64;
+                let at = now
+                    .saturating_add(SignedDuration::from_secs(secs))
+                    .unwrap_or(now);
+                (S::UpForReschedule, None, Some(at))
+            }
             TryResult::Failed(msg) => self.retry_or_fail(task, try_number, msg, now),
             TryResult::Fatal(msg) => (S::Failed, Some(msg), None),
         };
@@ -471,7 +498,13 @@ impl State {
             let run = self.runs.get_mut(&key.run_key()).unwrap();
             let mut changed = Vec::new();
             for ti in run.tis.values_mut() {
-                if skip_downstream.contains(&ti.task_id) && !ti.state.is_finished() {
+                // Only TaskInstances that have not started: one already queued or
+                // running (say, by `one_success` on another upstream) finishes.
+                let waiting = matches!(
+                    ti.state,
+                    S::NoStatus | S::Scheduled | S::UpForRetry | S::UpForReschedule
+                );
+                if skip_downstream.contains(&ti.task_id) && waiting {
                     ti.state = S::Skipped;
                     ti.start_date = Some(now);
                     ti.end_date = Some(now);
@@ -627,7 +660,11 @@ impl State {
             .filter(|d| d.record.is_active)
             .ok_or_else(|| SchedulerError::DagNotFound(dag_id.to_owned()))?;
         let spec = entry.spec.clone();
-        let logical_date = logical_date.unwrap_or(now);
+        // Airflow keeps dates to the microsecond; so do run ids made from them.
+        let logical_date = logical_date
+            .unwrap_or(now)
+            .round(jiff::Unit::Microsecond)
+            .unwrap_or(now);
         let interval = match interval {
             Some(i) => i,
             None => spec
@@ -693,6 +730,7 @@ impl State {
     /// finished runs, and admission of ready TaskInstances.
     pub fn plan(&mut self) {
         let now = self.now();
+        self.planned_at = now;
         if self.config.create_scheduled_runs {
             self.create_scheduled_runs(now);
         }
@@ -877,19 +915,44 @@ impl State {
             Ok(_) => Err("expand must be a table".to_owned()),
             Err(e) => Err(e),
         };
+        let lists = lists.and_then(|lists| {
+            let n = lists
+                .iter()
+                .try_fold(1usize, |n, (_, items)| n.checked_mul(items.len()))
+                .filter(|n| *n <= MAX_MAP_LENGTH);
+            match n {
+                Some(_) => Ok(lists),
+                None => Err(format!(
+                    "expanding would create more than {MAX_MAP_LENGTH} TaskInstances"
+                )),
+            }
+        });
         let run = self.runs.get_mut(rk).unwrap();
         let placeholder = run.tis.get_mut(&(task.task_id.clone(), -1)).unwrap();
         let lists = match lists {
             Ok(l) => l,
             Err(e) => {
+                // Recorded as a failed first try so the reason shows like any other.
+                let reason = format!("cannot expand: {e}");
                 placeholder.state = S::Failed;
+                placeholder.try_number = 1;
                 placeholder.start_date = Some(now);
                 placeholder.end_date = Some(now);
+                placeholder.tries.push(TryRecord {
+                    try_number: 1,
+                    state: S::Failed,
+                    start_date: now,
+                    end_date: now,
+                    duration: 0.0,
+                    plugin_digest: placeholder.plugin_digest.clone(),
+                    error: Some(reason.clone()),
+                    hostname: placeholder.hostname.clone(),
+                });
                 let ti = placeholder.clone();
                 self.batch.put_raw(
                     LOGS,
-                    log_key(&ti, 0),
-                    format!("[{now}] ERROR cannot expand: {e}\n").into_bytes(),
+                    log_key(&ti, 1),
+                    format!("[{now}] ERROR {reason}\n").into_bytes(),
                 );
                 return vec![ti];
             }
@@ -993,11 +1056,10 @@ impl State {
         if free == 0 {
             return;
         }
-        let mut per_dag: HashMap<DagKey, usize> = HashMap::new();
+        // Airflow 3 counts `max_active_tasks` per DagRun.
+        let mut per_run: HashMap<RunKey, usize> = HashMap::new();
         for k in self.in_flight.keys() {
-            *per_dag
-                .entry((k.tenant.clone(), k.dag_id.clone()))
-                .or_default() += 1;
+            *per_run.entry(k.run_key()).or_default() += 1;
         }
         let mut ready: Vec<(i64, u64, usize, TiKey)> = Vec::new();
         for (rk, run) in &self.runs {
@@ -1039,8 +1101,7 @@ impl State {
             }
             let rk = key.run_key();
             let run = &self.runs[&rk];
-            let dk = (key.tenant.clone(), key.dag_id.clone());
-            let n = per_dag.entry(dk).or_default();
+            let n = per_run.entry(rk.clone()).or_default();
             if *n >= run.spec.max_active_tasks as usize {
                 continue;
             }
@@ -1203,11 +1264,16 @@ impl State {
     /// The earliest moment something becomes due without any command arriving, and
     /// separately the earliest retry or reschedule of a run in progress.
     pub fn next_timer(&self) -> (Option<Timestamp>, Option<Timestamp>) {
+        let after = self.planned_at;
         let mut tasks: Option<Timestamp> = None;
-        for run in self.runs.values() {
+        for (rk, run) in &self.runs {
+            if run.run.state != DagRunState::Running || self.is_paused(&rk.0, &rk.1) {
+                continue;
+            }
             for ti in run.tis.values() {
                 if matches!(ti.state, S::UpForRetry | S::UpForReschedule)
                     && let Some(t) = ti.next_try_at
+                    && t > after
                 {
                     tasks = Some(tasks.map_or(t, |n| n.min(t)));
                 }
@@ -1215,11 +1281,22 @@ impl State {
         }
         let mut any = tasks;
         if self.config.create_scheduled_runs {
-            for t in self.dags.values().filter_map(|d| d.next_due) {
-                any = Some(any.map_or(t, |n| n.min(t)));
+            for d in self.dags.values() {
+                if d.record.is_paused || !d.record.is_active {
+                    continue;
+                }
+                if let Some(t) = d.next_due.filter(|t| *t > after) {
+                    any = Some(any.map_or(t, |n| n.min(t)));
+                }
             }
         }
         (any, tasks)
+    }
+
+    fn is_paused(&self, tenant: &str, dag_id: &str) -> bool {
+        self.dags
+            .get(&(tenant.to_owned(), dag_id.to_owned()))
+            .is_some_and(|d| d.record.is_paused)
     }
 }
 
