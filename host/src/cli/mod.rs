@@ -86,12 +86,17 @@ struct StandaloneArgs {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The server narrates what it does; one-shot commands only speak up on problems.
+    let default_filter = match cli.command {
+        Top::Standalone(_) => "info,wasmtime=warn,cranelift=warn",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("AILERON_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")
-            }),
+            tracing_subscriber::EnvFilter::try_from_env("AILERON_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
