@@ -4,21 +4,20 @@
 //! `include!(concat!(env!("OUT_DIR"), "/standard_plugins.rs"))`.
 //!
 //! `plugins/` is a workspace of its own (it targets wasm32-wasip2, this one the
-//! host), so this script runs a nested `cargo build` on it with a target directory
-//! of its own. `tests/build.rs` builds the test guests the same way; keep the two
-//! in step.
+//! host), so this script runs a nested `cargo build` on it (see `wasm_build.rs`,
+//! shared with `tests/build.rs`).
+
+#[path = "wasm_build.rs"]
+mod wasm_build;
 
 use std::env;
-use std::ffi::OsStr;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, exit};
+use std::path::PathBuf;
+use wasm_build::fail;
 
 /// The standard operators, in the order the host lists them. Operator `x` is the
 /// crate `aileron-op-x` in `plugins/x/`, whose component is `aileron_op_x.wasm`.
 const STANDARD_PLUGINS: [&str; 6] = ["noop", "echo", "sleep", "fail", "skip", "branch"];
-
-const WASM_TARGET: &str = "wasm32-wasip2";
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
@@ -28,36 +27,24 @@ fn main() {
         .canonicalize()
         .expect("host/sandbox sits two levels below the repository root");
 
-    let plugins = repo.join("plugins");
-    for watched in [&plugins, &repo.join("sdk"), &repo.join("wit")] {
-        watch_sources(watched);
-    }
-
-    let target_dir = repo.join("target").join("wasm-plugins");
-    build_wasm_workspace(&plugins.join("Cargo.toml"), &target_dir);
-
-    // Embed copies kept in OUT_DIR rather than the nested build's outputs, so that
-    // deleting target/wasm-plugins cannot leave `include_bytes!` pointing at
-    // nothing while this script sees no reason to run again.
-    let built = target_dir.join(WASM_TARGET).join("release");
+    let built = wasm_build::build(
+        &repo.join("plugins"),
+        &[repo.join("sdk"), repo.join("wit")],
+        &repo.join("target").join("wasm-plugins"),
+    );
     let embedded = out_dir.join("standard_plugins");
-    fs::create_dir_all(&embedded)
-        .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", embedded.display())));
-    let mut entries = Vec::new();
-    for name in STANDARD_PLUGINS {
-        let component = built.join(format!("aileron_op_{name}.wasm"));
-        let copy = embedded.join(format!("{name}.wasm"));
-        fs::copy(&component, &copy).unwrap_or_else(|e| {
-            fail(&format!(
-                "the nested build succeeded but {} is missing ({e}); is plugins/{name} a member of plugins/Cargo.toml?",
-                component.display()
-            ))
-        });
-        let path = copy
-            .to_str()
-            .unwrap_or_else(|| fail(&format!("{} is not UTF-8", copy.display())));
-        entries.push(format!("({name:?}, include_bytes!({path:?}))"));
-    }
+    let entries: Vec<String> = STANDARD_PLUGINS
+        .iter()
+        .map(|name| {
+            let path = wasm_build::copy_out(
+                &built.join(format!("aileron_op_{name}.wasm")),
+                &embedded,
+                &format!("{name}.wasm"),
+                &format!("plugins/{name}"),
+            );
+            format!("({name:?}, include_bytes!({path:?}))")
+        })
+        .collect();
     let source = format!(
         "/// The standard operators, built from `plugins/`: (operator name, component bytes).\n\
          pub static STANDARD_PLUGINS: &[(&str, &[u8])] = &[{}];\n",
@@ -66,117 +53,4 @@ fn main() {
     let generated = out_dir.join("standard_plugins.rs");
     fs::write(&generated, source)
         .unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", generated.display())));
-}
-
-/// Asks cargo to rerun this script when anything under `dir` changes, except a
-/// `target/` directory inside it: building `plugins/` by hand leaves one there, and
-/// watching it would rebuild the host after every such build.
-fn watch_sources(dir: &Path) {
-    let entries =
-        fs::read_dir(dir).unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", dir.display())));
-    for entry in entries {
-        let entry = entry.unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", dir.display())));
-        if entry.file_name() == "target" {
-            continue;
-        }
-        // A directory is scanned recursively by cargo.
-        println!("cargo:rerun-if-changed={}", entry.path().display());
-    }
-}
-
-/// Runs `cargo build --release --target wasm32-wasip2` on the workspace at
-/// `manifest`, failing this build with the nested cargo's output if it fails.
-fn build_wasm_workspace(manifest: &Path, target_dir: &Path) {
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command
-        .args([
-            "build",
-            // Progress lines would bury the error in the failure message below.
-            "--quiet",
-            "--release",
-            "--target",
-            WASM_TARGET,
-            "--manifest-path",
-        ])
-        .arg(manifest)
-        .arg("--target-dir")
-        .arg(target_dir)
-        .current_dir(manifest.parent().expect("a manifest path has a parent"));
-    for (key, _) in env::vars_os() {
-        if is_outer_build_setting(&key) {
-            command.env_remove(key);
-        }
-    }
-    let output = command
-        .output()
-        .unwrap_or_else(|e| fail(&format!("cannot run cargo for {}: {e}", manifest.display())));
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let hint = if stderr.contains("may not be installed") {
-            format!("\nhint: install the target with `rustup target add {WASM_TARGET}`")
-        } else {
-            String::new()
-        };
-        fail(&format!(
-            "building {} for {WASM_TARGET} failed:\n{stderr}{hint}",
-            manifest.display()
-        ));
-    }
-}
-
-/// Whether `key` is an environment variable the outer cargo set for this build
-/// (or for the host target) that would misdirect the nested one: its target
-/// directory and triple, flags and wrappers meant for host code (`cargo clippy`
-/// sets `RUSTC_WORKSPACE_WRAPPER`, coverage tools set `RUSTFLAGS`), its jobserver,
-/// and the package, profile and cfg values it describes this build script with.
-///
-/// Settings of the user's environment that apply to any build (registry, network,
-/// `CARGO_HOME`, job count, terminal) are kept, as is `RUSTC`: the nested build
-/// should use the very compiler the outer one does.
-fn is_outer_build_setting(key: &OsStr) -> bool {
-    const KEPT_CARGO: [&str; 2] = ["CARGO_HOME", "CARGO_BUILD_JOBS"];
-    const KEPT_CARGO_PREFIXES: [&str; 5] = [
-        "CARGO_NET_",
-        "CARGO_HTTP_",
-        "CARGO_REGISTRIES_",
-        "CARGO_REGISTRY_",
-        "CARGO_TERM_",
-    ];
-    const REMOVED: [&str; 15] = [
-        "RUSTFLAGS",
-        "RUSTDOCFLAGS",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "RUSTC_LINKER",
-        "RUSTDOC",
-        "MAKEFLAGS",
-        "MFLAGS",
-        "OUT_DIR",
-        "TARGET",
-        "HOST",
-        "NUM_JOBS",
-        "OPT_LEVEL",
-        "DEBUG",
-        "PROFILE",
-    ];
-    let Some(key) = key.to_str() else {
-        return false;
-    };
-    if key.starts_with("__CARGO") {
-        return true;
-    }
-    if key.starts_with("CARGO_") {
-        return !KEPT_CARGO.contains(&key)
-            && !KEPT_CARGO_PREFIXES
-                .iter()
-                .any(|prefix| key.starts_with(prefix));
-    }
-    REMOVED.contains(&key)
-}
-
-/// Fails the build with `message`; cargo shows a build script's stderr on failure.
-fn fail(message: &str) -> ! {
-    eprintln!("error: {message}");
-    exit(1)
 }
