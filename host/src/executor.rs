@@ -5,8 +5,10 @@
 use crate::scheduler::{Command, TiKey};
 use aileron_model::clock::Clock;
 use aileron_sandbox::{Sandbox, TryReport, TryRequest, TryResult};
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, mpsc};
+use tokio::task::AbortHandle;
 
 /// One TaskInstance try to run.
 pub struct Job {
@@ -19,6 +21,19 @@ pub struct Job {
 /// one (Redis Streams) hands it to workers.
 pub trait Executor: Send + Sync + 'static {
     fn submit(&self, job: Job);
+    /// Stops a try the scheduler no longer wants (cleared, marked, deleted): its
+    /// sandbox is dropped and its slot freed. A try already finished is unaffected.
+    fn cancel(&self, key: &TiKey, try_number: u32);
+}
+
+type TryId = (TiKey, u32);
+
+/// Tries in the executor: running ones can be aborted; queued ones that were
+/// cancelled are skipped when their turn comes.
+#[derive(Default)]
+struct Tracking {
+    running: HashMap<TryId, AbortHandle>,
+    cancelled: HashSet<TryId>,
 }
 
 /// Runs jobs in this process, at most `slots` at a time.
@@ -26,6 +41,7 @@ pub struct LocalExecutor {
     queue: mpsc::Sender<Job>,
     events: mpsc::UnboundedSender<Command>,
     clock: Arc<dyn Clock>,
+    tracking: Arc<Mutex<Tracking>>,
 }
 
 impl LocalExecutor {
@@ -41,20 +57,28 @@ impl LocalExecutor {
     ) -> Arc<Self> {
         let (queue, mut rx) = mpsc::channel::<Job>(capacity.max(1));
         let slots = Arc::new(Semaphore::new(slots.max(1)));
+        let tracking: Arc<Mutex<Tracking>> = Arc::default();
         let this = Arc::new(Self {
             queue,
             events: events.clone(),
             clock: clock.clone(),
+            tracking: tracking.clone(),
         });
         tokio::spawn(async move {
             while let Some(job) = rx.recv().await {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     break;
                 };
+                let id = (job.key.clone(), job.try_number);
+                let mut t = tracking.lock().unwrap();
+                if t.cancelled.remove(&id) {
+                    continue;
+                }
                 let sandbox = sandbox.clone();
                 let events = events.clone();
                 let clock = clock.clone();
-                tokio::spawn(async move {
+                let done = tracking.clone();
+                let handle = tokio::spawn(async move {
                     let started = clock.now();
                     let _ = events.send(Command::TaskStarted {
                         key: job.key.clone(),
@@ -62,7 +86,13 @@ impl LocalExecutor {
                         at: started,
                     });
                     let report = sandbox.run(job.request).await;
+                    metrics::histogram!("aileron_sandbox_run_seconds")
+                        .record(report.duration.as_secs_f64());
                     let ended = clock.now();
+                    done.lock()
+                        .unwrap()
+                        .running
+                        .remove(&(job.key.clone(), job.try_number));
                     let _ = events.send(Command::TaskFinished {
                         key: job.key,
                         try_number: job.try_number,
@@ -72,6 +102,7 @@ impl LocalExecutor {
                     });
                     drop(permit);
                 });
+                t.running.insert(id, handle.abort_handle());
             }
         });
         this
@@ -98,6 +129,19 @@ impl Executor for LocalExecutor {
                     duration: std::time::Duration::ZERO,
                 },
             });
+        }
+    }
+
+    fn cancel(&self, key: &TiKey, try_number: u32) {
+        let id = (key.clone(), try_number);
+        let mut t = self.tracking.lock().unwrap();
+        match t.running.remove(&id) {
+            // Aborting drops the sandbox's future, which stops the guest at its next
+            // yield point (every epoch tick) and frees the slot.
+            Some(handle) => handle.abort(),
+            None => {
+                t.cancelled.insert(id);
+            }
         }
     }
 }

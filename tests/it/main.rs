@@ -7,6 +7,7 @@ mod api;
 mod cli;
 mod crash;
 mod dag_files;
+mod manual;
 mod plugins;
 mod retries;
 mod rules;

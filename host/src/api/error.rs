@@ -1,15 +1,31 @@
 //! API errors as JSON `{"title","status","detail"}` (the shape of Airflow's API
-//! problems), with the right status and nothing internal in them.
+//! problems), with the right status and nothing internal in them, plus the OpenAPI
+//! response entries that document them.
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+use utoipa::openapi::{self, ContentBuilder, Ref, RefOr, ResponseBuilder};
 
+/// An error answer of the API.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
+    pub detail: String,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// The reason phrase of the status, e.g. `Not Found`.
+    pub title: String,
+    /// The HTTP status code, repeated for clients that only see the body.
+    pub status: u16,
+    /// What was wrong, in words meant for the person who sent the request.
     pub detail: String,
 }
 
@@ -36,8 +52,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let title = self.status.canonical_reason().unwrap_or("Error").to_owned();
-        let body = json!({"title": title, "status": self.status.as_u16(), "detail": self.detail});
+        let body = Problem {
+            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail,
+        };
         (self.status, Json(body)).into_response()
     }
 }
@@ -56,10 +75,14 @@ impl From<crate::metastore::MetastoreError> for ApiError {
         tracing::error!("metastore error while serving the API: {e}");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "the metastore could not be read; see the server log",
+            "the metastore could not be read or written; see the server log",
         )
     }
 }
+
+/// Largest error body the middleware below reads back. axum's rejection texts are
+/// one line; anything longer is not one of them and is cut rather than buffered.
+const MAX_REJECTION_BYTES: usize = 64 * 1024;
 
 /// Turns every error response that is not already JSON (axum's own rejections of a
 /// bad path, query, method or oversized body) into the same problem shape.
@@ -72,7 +95,7 @@ pub async fn problem_json(response: Response) -> Response {
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
-    let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+    let body = axum::body::to_bytes(response.into_body(), MAX_REJECTION_BYTES)
         .await
         .unwrap_or_default();
     let detail = String::from_utf8_lossy(&body).trim().to_owned();
@@ -82,4 +105,51 @@ pub async fn problem_json(response: Response) -> Response {
         detail
     };
     ApiError::new(status, detail).into_response()
+}
+
+/// OpenAPI response entries for the error statuses, used in `#[utoipa::path]`
+/// `responses(...)` next to the success entry, so every operation documents the
+/// problems it can answer with (and the schema test checks them).
+macro_rules! problem_responses {
+    ($($(#[$doc:meta])* $name:ident => $status:literal, $description:literal;)*) => {$(
+        $(#[$doc])*
+        pub struct $name;
+
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<openapi::response::Response>> {
+                problem_response($status, $description)
+            }
+        }
+    )*};
+}
+
+fn problem_response(
+    status: u16,
+    description: &str,
+) -> BTreeMap<String, RefOr<openapi::response::Response>> {
+    let response = ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build();
+    BTreeMap::from([(status.to_string(), RefOr::T(response))])
+}
+
+problem_responses! {
+    /// 400: a malformed body, path or query parameter.
+    BadRequest => 400, "The request is malformed; `detail` says what is wrong.";
+    /// 404: the resource (or one it hangs under) does not exist.
+    NotFound => 404, "The resource does not exist.";
+    /// 409: the change conflicts with the resource's current state.
+    Conflict => 409, "The change conflicts with the current state.";
+    /// 413: the body is larger than the API accepts.
+    PayloadTooLarge => 413, "The request body is too large.";
+    /// 422: well-formed JSON whose fields have the wrong type or value.
+    Unprocessable => 422, "The body is JSON but not of the expected shape.";
+    /// 503: the scheduler, which applies every change, is not running.
+    Unavailable => 503, "The scheduler is not running.";
 }

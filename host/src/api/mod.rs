@@ -1,24 +1,52 @@
 //! The REST API under `/api/v1`, with Airflow's resource and field names, built as a
 //! plain [`router`] so tests can drive it without a socket. Reads go straight to the
-//! metastore (redb serves them beside the writer); changes go through the scheduler,
-//! the single writer.
+//! metastore (redb serves them beside the writer); changes to runs and
+//! TaskInstances go through the scheduler, the single writer of those. Variables,
+//! connections and pools are plain records the scheduler only reads, so the API
+//! writes them itself (redb serializes the write transactions).
+//!
+//! Each resource has its own module with its response types (serde + `ToSchema`)
+//! and handlers (`#[utoipa::path]`). The router registers every handler through
+//! `utoipa_axum::routes!`, which takes the route from the same attribute that
+//! documents it, so `/api/v1/openapi.json` cannot drift from what is served.
+//!
+//! Outside `/api/v1`: `/metrics` (Prometheus text, see [`prometheus`]), the web UI
+//! at `/` and a plain `/health` for load balancers.
 
+mod connections;
+mod dag_runs;
+mod dags;
 mod error;
-mod json;
+mod events;
+mod import_errors;
+mod monitor;
+mod plugins;
+mod pools;
+pub mod prometheus;
+mod states;
+mod task_instances;
+mod variables;
+mod xcom;
 
-pub use json::plugin as plugin_json;
+pub use error::{ApiError, Problem};
+pub use plugins::plugin as plugin_json;
 
-pub use error::ApiError;
-
-use crate::metastore::{DEFAULT_TENANT, Metastore};
-use crate::scheduler::{SchedulerError, SchedulerHandle, TiKey};
+use crate::metastore::{DEFAULT_TENANT, DagRecord, DagRun, Metastore, TaskInstance};
+use crate::scheduler::{SchedulerError, SchedulerHandle};
+use aileron_model::dag::DagSpec;
 use aileron_sandbox::Registry;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::http::header;
 use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::sync::Arc;
+use utoipa::{IntoParams, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -33,254 +61,206 @@ pub struct ApiState {
 /// arbitrary amounts of memory.
 const MAX_BODY_BYTES: usize = 1 << 20;
 
+/// Airflow's wildcard for a DAG or DagRun id in a path: "any".
+const ANY: &str = "~";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Aileron REST API",
+        description = "Aileron's stable REST API, with the resource and field names of \
+            Airflow's. Errors are JSON problems `{\"title\", \"status\", \"detail\"}`. \
+            Collections are `{\"<plural>\": [...], \"total_entries\": N}` and take \
+            `limit` (default 100) and `offset`."
+    ),
+    servers((url = "/api/v1")),
+    components(schemas(Problem, events::DagRunEvent, events::TaskInstanceEvent, events::ResyncEvent)),
+    tags(
+        (name = "DAG"), (name = "DagRun"), (name = "TaskInstance"), (name = "XCom"),
+        (name = "ImportError"), (name = "Plugin"), (name = "Variable"),
+        (name = "Connection"), (name = "Pool"), (name = "Monitoring"),
+        (name = "Event", description = "Server-sent events of state changes")
+    )
+)]
+struct ApiDoc;
+
+/// Every documented route of `/api/v1`, with its OpenAPI document.
+fn api_routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(dags::list_dags))
+        .routes(routes!(dags::get_dag, dags::patch_dag))
+        .routes(routes!(dag_runs::list_runs, dag_runs::trigger_run))
+        .routes(routes!(
+            dag_runs::get_run,
+            dag_runs::patch_run,
+            dag_runs::delete_run
+        ))
+        .routes(routes!(dag_runs::clear_run))
+        .routes(routes!(task_instances::list_tis))
+        .routes(routes!(task_instances::get_ti, task_instances::patch_ti))
+        .routes(routes!(task_instances::list_tries))
+        .routes(routes!(task_instances::get_try))
+        .routes(routes!(task_instances::get_log))
+        .routes(routes!(task_instances::clear_tis))
+        .routes(routes!(xcom::list_xcom))
+        .routes(routes!(xcom::get_xcom))
+        .routes(routes!(import_errors::list_import_errors))
+        .routes(routes!(plugins::list_plugins))
+        .routes(routes!(variables::list_variables, variables::post_variable))
+        .routes(routes!(
+            variables::get_variable,
+            variables::patch_variable,
+            variables::delete_variable
+        ))
+        .routes(routes!(
+            connections::list_connections,
+            connections::post_connection
+        ))
+        .routes(routes!(
+            connections::get_connection,
+            connections::patch_connection,
+            connections::delete_connection
+        ))
+        .routes(routes!(pools::list_pools, pools::post_pool))
+        .routes(routes!(
+            pools::get_pool,
+            pools::patch_pool,
+            pools::delete_pool
+        ))
+        .routes(routes!(events::events))
+        .routes(routes!(monitor::health))
+        .routes(routes!(monitor::version))
+}
+
+/// The OpenAPI document of `/api/v1` (paths relative to its `servers` entry).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().into_openapi()
+}
+
 pub fn router(state: ApiState) -> Router {
-    let api = Router::new()
-        .route("/health", get(health))
-        .route("/version", get(version))
-        .route("/dags", get(list_dags))
-        .route("/dags/{dag_id}", get(get_dag).patch(patch_dag))
-        .route("/dags/{dag_id}/dagRuns", get(list_runs).post(trigger_run))
-        .route("/dags/{dag_id}/dagRuns/{run_id}", get(get_run))
+    let metrics = prometheus::install_recorder();
+    let (api, doc) = api_routes().split_for_parts();
+    // Rendered once: the document does not change while the process runs.
+    let doc = Bytes::from(serde_json::to_vec(&doc).expect("the OpenAPI document serializes"));
+    let api = api
         .route(
-            "/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
-            get(list_tis),
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], doc) }
+            }),
         )
-        .route(
-            "/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}",
-            get(get_ti),
-        )
-        .route(
-            "/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
-            get(get_log),
-        )
-        .route(
-            "/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries",
-            get(list_xcom),
-        )
-        .route("/importErrors", get(list_import_errors))
-        .route("/plugins", get(list_plugins))
         .fallback(|| async { ApiError::not_found("no such API endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(error::problem_json))
-        .with_state(state);
+        .with_state(state.clone());
     Router::new()
         .nest("/api/v1", api)
+        .route(
+            "/metrics",
+            get(prometheus::scrape).with_state(prometheus::MetricsState {
+                metastore: state.metastore,
+                handle: metrics,
+            }),
+        )
         .route("/", get(crate::web::index))
         .route("/health", get(|| async { "ok" }))
 }
 
-type ApiResult<T = Json<Value>> = Result<T, ApiError>;
+type ApiResult<T> = Result<T, ApiError>;
 
-/// Paging as Airflow's API does it.
-#[derive(Deserialize)]
-struct Page {
-    limit: Option<usize>,
-    offset: Option<usize>,
-}
+/// A JSON request body whose rejections (syntax, shape, content type, size) are
+/// [`ApiError`] problems with axum's own explanation as the detail.
+pub struct JsonBody<T>(pub T);
 
-impl Page {
-    fn apply<T>(&self, items: Vec<T>) -> Vec<T> {
-        let limit = self.limit.unwrap_or(100).min(10_000);
-        items
-            .into_iter()
-            .skip(self.offset.unwrap_or(0))
-            .take(limit)
-            .collect()
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        Ok(Self(value))
     }
 }
 
-async fn health(State(s): State<ApiState>) -> ApiResult {
-    let db = match s.metastore.schema_version() {
-        Ok(_) => "healthy",
-        Err(_) => "unhealthy",
-    };
-    Ok(Json(json!({
-        "metadatabase": {"status": db},
-        "scheduler": {"status": if s.scheduler.is_alive() { "healthy" } else { "unhealthy" }},
-    })))
-}
+/// Largest page a client may ask for. Airflow caps pages too; this cap is high
+/// because the web UI asks for whole histories at once.
+const MAX_PAGE: usize = 10_000;
+const DEFAULT_PAGE: usize = 100;
 
-async fn version() -> Json<Value> {
-    Json(json!({"version": env!("CARGO_PKG_VERSION"), "git_version": null}))
-}
-
-// No `#[serde(flatten)]` of `Page` here: query strings flattened through serde
-// lose their types ("10" stays a string), so the paging fields are repeated.
-#[derive(Deserialize)]
-struct DagFilter {
+/// Airflow's paging parameters, for collections that take no other filter.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Page {
+    /// Page size (default 100).
     limit: Option<usize>,
+    /// Entries to skip.
     offset: Option<usize>,
-    dag_id_pattern: Option<String>,
-    only_active: Option<bool>,
-    paused: Option<bool>,
-    tags: Option<String>,
 }
 
-async fn list_dags(State(s): State<ApiState>, Query(q): Query<DagFilter>) -> ApiResult {
-    let mut out = Vec::new();
-    let errors = s.metastore.import_errors()?;
-    for d in s.metastore.dags()? {
-        if d.tenant != DEFAULT_TENANT
-            || (q.only_active.unwrap_or(true) && !d.is_active)
-            || q.paused.is_some_and(|p| p != d.is_paused)
-            || q.dag_id_pattern
-                .as_ref()
-                .is_some_and(|p| !d.dag_id.contains(p.as_str()))
-        {
-            continue;
-        }
-        let Some(spec) = s.metastore.dag_version(&d.tenant, &d.dag_id, &d.version)? else {
-            continue;
-        };
-        if let Some(tags) = &q.tags
-            && !tags.split(',').all(|t| spec.tags.iter().any(|x| x == t))
-        {
-            continue;
-        }
-        out.push(json::dag(&d, &spec, &errors));
+/// One page of `items` and the total before paging, as Airflow's `limit`/`offset`.
+fn paginate<T>(items: Vec<T>, limit: Option<usize>, offset: Option<usize>) -> (Vec<T>, usize) {
+    let total = items.len();
+    let limit = limit.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
+    let page = items
+        .into_iter()
+        .skip(offset.unwrap_or(0))
+        .take(limit)
+        .collect();
+    (page, total)
+}
+
+/// For PATCH bodies: `Some(None)` for an explicit `null`, `None` (with
+/// `#[serde(default)]`) for an absent field, so `null` clears a field and absence
+/// keeps it.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Ids that end up in metastore keys (variables, connections, pools): keys are
+/// NUL-joined, so control characters are refused, and Airflow's 250-character id
+/// limit keeps them displayable.
+fn check_id(what: &str, id: &str) -> ApiResult<()> {
+    if id.is_empty() {
+        return Err(ApiError::bad_request(format!("{what} must not be empty")));
     }
-    let total = out.len();
-    Ok(Json(
-        json!({"dags": Page { limit: q.limit, offset: q.offset }.apply(out), "total_entries": total}),
-    ))
+    if id.chars().count() > 250 {
+        return Err(ApiError::bad_request(format!(
+            "{what} is longer than 250 characters"
+        )));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "{what} must not contain control characters"
+        )));
+    }
+    Ok(())
 }
 
-fn load_dag(
-    s: &ApiState,
-    dag_id: &str,
-) -> ApiResult<(crate::metastore::DagRecord, aileron_model::dag::DagSpec)> {
+fn load_dag(s: &ApiState, dag_id: &str) -> ApiResult<(DagRecord, Arc<DagSpec>)> {
+    let not_found = || ApiError::not_found(format!("DAG `{dag_id}` not found"));
     let d = s
         .metastore
         .dag(DEFAULT_TENANT, dag_id)?
-        .ok_or_else(|| ApiError::not_found(format!("DAG `{dag_id}` not found")))?;
+        .ok_or_else(not_found)?;
     let spec = s
         .metastore
         .dag_version(&d.tenant, &d.dag_id, &d.version)?
-        .ok_or_else(|| ApiError::not_found(format!("DAG `{dag_id}` not found")))?;
-    Ok((d, spec))
+        .ok_or_else(not_found)?;
+    Ok((d, Arc::new(spec)))
 }
 
-async fn get_dag(State(s): State<ApiState>, Path(dag_id): Path<String>) -> ApiResult {
-    let (d, spec) = load_dag(&s, &dag_id)?;
-    let errors = s.metastore.import_errors()?;
-    let mut v = json::dag(&d, &spec, &errors);
-    v["tasks"] = json::tasks(&spec);
-    v["source"] = Value::String(spec.source.clone());
-    Ok(Json(v))
+fn run_not_found(dag_id: &str, run_id: &str) -> ApiError {
+    ApiError::not_found(format!("DagRun `{run_id}` of DAG `{dag_id}` not found"))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PatchDag {
-    is_paused: bool,
-}
-
-async fn patch_dag(
-    State(s): State<ApiState>,
-    Path(dag_id): Path<String>,
-    body: Result<Json<PatchDag>, JsonRejection>,
-) -> ApiResult {
-    let Json(body) = body?;
-    load_dag(&s, &dag_id)?;
-    s.scheduler
-        .set_paused(DEFAULT_TENANT, &dag_id, body.is_paused)
-        .await?;
-    let (d, spec) = load_dag(&s, &dag_id)?;
-    Ok(Json(json::dag(&d, &spec, &s.metastore.import_errors()?)))
-}
-
-async fn list_runs(
-    State(s): State<ApiState>,
-    Path(dag_id): Path<String>,
-    Query(page): Query<Page>,
-) -> ApiResult {
-    load_dag(&s, &dag_id)?;
-    let runs: Vec<Value> = s
-        .metastore
-        .dag_runs(DEFAULT_TENANT, &dag_id)?
-        .iter()
-        .map(json::dag_run)
-        .collect();
-    let total = runs.len();
-    Ok(Json(
-        json!({"dag_runs": page.apply(runs), "total_entries": total}),
-    ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TriggerBody {
-    dag_run_id: Option<String>,
-    logical_date: Option<String>,
-    conf: Option<Value>,
-    #[allow(dead_code)]
-    note: Option<String>,
-}
-
-async fn trigger_run(
-    State(s): State<ApiState>,
-    Path(dag_id): Path<String>,
-    body: Result<Json<TriggerBody>, JsonRejection>,
-) -> ApiResult {
-    let Json(body) = body?;
-    let conf = match body.conf {
-        None | Some(Value::Null) => serde_json::Map::new(),
-        Some(Value::Object(m)) => m,
-        Some(_) => return Err(ApiError::bad_request("`conf` must be a JSON object")),
-    };
-    let logical_date = body
-        .logical_date
-        .map(|d| crate::cli::parse_datetime(&d))
-        .transpose()
-        .map_err(ApiError::bad_request)?;
-    let run = s
-        .scheduler
-        .trigger(DEFAULT_TENANT, &dag_id, body.dag_run_id, logical_date, conf)
-        .await?;
-    Ok(Json(json::dag_run(&run)))
-}
-
-async fn get_run(
-    State(s): State<ApiState>,
-    Path((dag_id, run_id)): Path<(String, String)>,
-) -> ApiResult {
-    let run = s
-        .metastore
-        .dag_run(DEFAULT_TENANT, &dag_id, &run_id)?
-        .ok_or_else(|| {
-            ApiError::not_found(format!("DagRun `{run_id}` of DAG `{dag_id}` not found"))
-        })?;
-    Ok(Json(json::dag_run(&run)))
-}
-
-async fn list_tis(
-    State(s): State<ApiState>,
-    Path((dag_id, run_id)): Path<(String, String)>,
-    Query(page): Query<Page>,
-) -> ApiResult {
-    if s.metastore
-        .dag_run(DEFAULT_TENANT, &dag_id, &run_id)?
-        .is_none()
-    {
-        return Err(ApiError::not_found(format!(
-            "DagRun `{run_id}` of DAG `{dag_id}` not found"
-        )));
-    }
-    let tis: Vec<Value> = s
-        .metastore
-        .task_instances(DEFAULT_TENANT, &dag_id, &run_id)?
-        .iter()
-        .map(json::task_instance)
-        .collect();
-    let total = tis.len();
-    Ok(Json(
-        json!({"task_instances": page.apply(tis), "total_entries": total}),
-    ))
-}
-
-#[derive(Deserialize)]
-struct MapIndex {
-    map_index: Option<i64>,
+fn load_run(s: &ApiState, dag_id: &str, run_id: &str) -> ApiResult<DagRun> {
+    s.metastore
+        .dag_run(DEFAULT_TENANT, dag_id, run_id)?
+        .ok_or_else(|| run_not_found(dag_id, run_id))
 }
 
 fn load_ti(
@@ -289,126 +269,65 @@ fn load_ti(
     run_id: &str,
     task_id: &str,
     map_index: Option<i64>,
-) -> ApiResult<crate::metastore::TaskInstance> {
+) -> ApiResult<TaskInstance> {
+    let map_index = map_index.unwrap_or(-1);
     s.metastore
-        .task_instance(
-            DEFAULT_TENANT,
-            dag_id,
-            run_id,
-            task_id,
-            map_index.unwrap_or(-1),
-        )?
+        .task_instance(DEFAULT_TENANT, dag_id, run_id, task_id, map_index)?
         .ok_or_else(|| {
+            let mapped = if map_index >= 0 {
+                format!(" (map index {map_index})")
+            } else {
+                String::new()
+            };
             ApiError::not_found(format!(
-                "TaskInstance `{task_id}` of DagRun `{run_id}` of DAG `{dag_id}` not found"
+                "TaskInstance `{task_id}`{mapped} of DagRun `{run_id}` of DAG `{dag_id}` not found"
             ))
         })
 }
 
-async fn get_ti(
-    State(s): State<ApiState>,
-    Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
-    Query(q): Query<MapIndex>,
-) -> ApiResult {
-    let ti = load_ti(&s, &dag_id, &run_id, &task_id, q.map_index)?;
-    let mut v = json::task_instance(&ti);
-    v["tries"] = json::tries(&ti);
-    Ok(Json(v))
+/// DAG specs by version, read once per request: TaskInstances take their pool and
+/// queue from the spec their run was created with.
+struct Specs<'a> {
+    metastore: &'a Metastore,
+    cache: HashMap<(String, String), Option<Arc<DagSpec>>>,
 }
 
-#[derive(Deserialize)]
-struct LogQuery {
-    map_index: Option<i64>,
-    /// Byte offset to read from, to tail a running try.
-    offset: Option<usize>,
-}
-
-async fn get_log(
-    State(s): State<ApiState>,
-    Path((dag_id, run_id, task_id, try_number)): Path<(String, String, String, u32)>,
-    Query(q): Query<LogQuery>,
-) -> ApiResult {
-    let ti = load_ti(&s, &dag_id, &run_id, &task_id, q.map_index)?;
-    if try_number == 0 || try_number > ti.try_number.max(1) {
-        return Err(ApiError::not_found(format!(
-            "try {try_number} of `{task_id}` does not exist (latest is {})",
-            ti.try_number
-        )));
+impl<'a> Specs<'a> {
+    fn new(metastore: &'a Metastore) -> Self {
+        Self {
+            metastore,
+            cache: HashMap::new(),
+        }
     }
-    let key = TiKey {
-        tenant: ti.tenant.clone(),
-        dag_id: ti.dag_id.clone(),
-        run_id: ti.run_id.clone(),
-        task_id: ti.task_id.clone(),
-        map_index: ti.map_index,
-    };
-    let (content, running) = match s.scheduler.live_log(&key, try_number) {
-        Some(live) => (live, true),
-        None => (s.metastore.log(&ti, try_number)?.unwrap_or_default(), false),
-    };
-    let offset = q.offset.unwrap_or(0).min(content.len());
-    // Never split a UTF-8 character: move the offset back to a boundary.
-    let offset = (0..=offset)
-        .rev()
-        .find(|i| content.is_char_boundary(*i))
-        .unwrap_or(0);
-    Ok(Json(json!({
-        "content": &content[offset..],
-        "offset": content.len(),
-        "running": running,
-    })))
-}
 
-async fn list_xcom(
-    State(s): State<ApiState>,
-    Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
-    Query(q): Query<MapIndex>,
-) -> ApiResult {
-    let ti = load_ti(&s, &dag_id, &run_id, &task_id, q.map_index)?;
-    let entries: Vec<Value> = s
-        .metastore
-        .xcom_entries(&ti.tenant, &dag_id, &run_id, &task_id, ti.map_index)?
-        .into_iter()
-        .map(|(key, value)| {
-            json!({
-                "key": key,
-                "value": serde_json::from_str::<Value>(&value).unwrap_or(Value::String(value)),
-                "task_id": task_id, "dag_id": dag_id, "dag_run_id": run_id, "map_index": ti.map_index,
-            })
-        })
-        .collect();
-    let total = entries.len();
-    Ok(Json(
-        json!({"xcom_entries": entries, "total_entries": total}),
-    ))
-}
-
-async fn list_import_errors(State(s): State<ApiState>, Query(page): Query<Page>) -> ApiResult {
-    let errors: Vec<Value> = s
-        .metastore
-        .import_errors()?
-        .iter()
-        .filter(|e| e.tenant == DEFAULT_TENANT)
-        .enumerate()
-        .map(|(i, e)| json::import_error(i, e))
-        .collect();
-    let total = errors.len();
-    Ok(Json(
-        json!({"import_errors": page.apply(errors), "total_entries": total}),
-    ))
-}
-
-async fn list_plugins(State(s): State<ApiState>) -> ApiResult {
-    let plugins: Vec<Value> = s.registry.list().iter().map(json::plugin).collect();
-    let total = plugins.len();
-    Ok(Json(json!({"plugins": plugins, "total_entries": total})))
+    fn get(
+        &mut self,
+        tenant: &str,
+        dag_id: &str,
+        version: &str,
+    ) -> ApiResult<Option<Arc<DagSpec>>> {
+        let k = (dag_id.to_owned(), version.to_owned());
+        if let Some(spec) = self.cache.get(&k) {
+            return Ok(spec.clone());
+        }
+        let spec = self
+            .metastore
+            .dag_version(tenant, dag_id, version)?
+            .map(Arc::new);
+        self.cache.insert(k, spec.clone());
+        Ok(spec)
+    }
 }
 
 impl From<SchedulerError> for ApiError {
     fn from(e: SchedulerError) -> Self {
         match e {
-            SchedulerError::DagNotFound(_) => ApiError::not_found(e.to_string()),
-            SchedulerError::RunExists { .. } => ApiError::conflict(e.to_string()),
+            SchedulerError::DagNotFound(_)
+            | SchedulerError::RunNotFound { .. }
+            | SchedulerError::TaskNotFound { .. } => ApiError::not_found(e.to_string()),
+            SchedulerError::RunExists { .. } | SchedulerError::InvalidState(_) => {
+                ApiError::conflict(e.to_string())
+            }
             SchedulerError::BadConf(_) => ApiError::bad_request(e.to_string()),
             SchedulerError::Metastore(m) => m.into(),
             SchedulerError::Stopped => ApiError::unavailable("the scheduler is not running"),

@@ -38,7 +38,10 @@ pub(crate) const VARIABLES: Table = TableDefinition::new("variables");
 pub(crate) const CONNECTIONS: Table = TableDefinition::new("connections");
 pub(crate) const IMPORT_ERRORS: Table = TableDefinition::new("import_errors");
 pub(crate) const LOGS: Table = TableDefinition::new("logs");
-const ALL_TABLES: [Table; 10] = [
+/// Pools by tenant and name. A new table, not a new layout: `init` creates it in
+/// an existing file, so no migration step is needed.
+pub(crate) const POOLS: Table = TableDefinition::new("pools");
+const ALL_TABLES: [Table; 11] = [
     META,
     DAGS,
     DAG_VERSIONS,
@@ -49,6 +52,7 @@ const ALL_TABLES: [Table; 10] = [
     CONNECTIONS,
     IMPORT_ERRORS,
     LOGS,
+    POOLS,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -321,6 +325,10 @@ impl Metastore {
     pub fn all_dag_runs(&self) -> Result<Vec<DagRun>> {
         self.scan(DAG_RUNS, None)
     }
+    /// Every TaskInstance of every tenant (for the `/metrics` gauges).
+    pub fn all_task_instances(&self) -> Result<Vec<TaskInstance>> {
+        self.scan(TASK_INSTANCES, None)
+    }
     pub fn dag_run(&self, tenant: &str, dag_id: &str, run_id: &str) -> Result<Option<DagRun>> {
         self.get(DAG_RUNS, &run_key(tenant, dag_id, run_id))
     }
@@ -411,6 +419,14 @@ impl Metastore {
         b.put_raw(VARIABLES, key(&[tenant, name]), value.as_bytes().to_vec());
         self.commit(b).map(|_| ())
     }
+    /// Every variable of a tenant, `(name, value)` in name order.
+    pub fn variables(&self, tenant: &str) -> Result<Vec<(String, String)>> {
+        self.scan_raw(VARIABLES, tenant)
+    }
+    /// Deletes a variable; false if there was none.
+    pub fn delete_variable(&self, tenant: &str, name: &str) -> Result<bool> {
+        self.delete_raw(VARIABLES, &key(&[tenant, name]))
+    }
     pub fn connection(&self, tenant: &str, conn_id: &str) -> Result<Option<String>> {
         Ok(self
             .get_raw(CONNECTIONS, &key(&[tenant, conn_id]))?
@@ -424,6 +440,58 @@ impl Metastore {
             json.as_bytes().to_vec(),
         );
         self.commit(b).map(|_| ())
+    }
+
+    /// Every connection of a tenant, `(conn_id, json)` in id order.
+    pub fn connections(&self, tenant: &str) -> Result<Vec<(String, String)>> {
+        self.scan_raw(CONNECTIONS, tenant)
+    }
+    /// Deletes a connection; false if there was none.
+    pub fn delete_connection(&self, tenant: &str, conn_id: &str) -> Result<bool> {
+        self.delete_raw(CONNECTIONS, &key(&[tenant, conn_id]))
+    }
+
+    /// Every pool record of a tenant, `(name, json)` in name order.
+    pub fn pools(&self, tenant: &str) -> Result<Vec<(String, String)>> {
+        self.scan_raw(POOLS, tenant)
+    }
+    pub fn pool(&self, tenant: &str, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .get_raw(POOLS, &key(&[tenant, name]))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+    pub fn set_pool(&self, tenant: &str, name: &str, json: &str) -> Result<()> {
+        let mut b = WriteBatch::default();
+        b.put_raw(POOLS, key(&[tenant, name]), json.as_bytes().to_vec());
+        self.commit(b).map(|_| ())
+    }
+    /// Deletes a pool record; false if there was none.
+    pub fn delete_pool(&self, tenant: &str, name: &str) -> Result<bool> {
+        self.delete_raw(POOLS, &key(&[tenant, name]))
+    }
+
+    /// Raw values under one first key part (a tenant), with the rest of the key.
+    fn scan_raw(&self, table: Table, first: &str) -> Result<Vec<(String, String)>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(table)?;
+        let (start, end) = prefix_range(first);
+        let mut out = Vec::new();
+        for item in t.range(start.as_str()..end.as_str())? {
+            let (k, v) = item?;
+            out.push((
+                k.value()[start.len()..].to_owned(),
+                String::from_utf8_lossy(v.value()).into_owned(),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Removes one key in its own durable transaction; false if it was absent.
+    fn delete_raw(&self, table: Table, key: &str) -> Result<bool> {
+        let txn = self.db.begin_write()?;
+        let existed = txn.open_table(table)?.remove(key)?.is_some();
+        txn.commit()?;
+        Ok(existed)
     }
 
     /// The stored log of one try, if it finished.
@@ -486,6 +554,35 @@ mod tests {
             Some("42")
         );
         assert_eq!(m.variable("other", "answer").unwrap(), None);
+    }
+
+    #[test]
+    fn variables_connections_and_pools_list_and_delete() {
+        let m = Metastore::in_memory().unwrap();
+        m.set_variable("t", "b", "2").unwrap();
+        m.set_variable("t", "a", "1").unwrap();
+        m.set_variable("other", "c", "3").unwrap();
+        assert_eq!(
+            m.variables("t").unwrap(),
+            vec![("a".into(), "1".into()), ("b".into(), "2".into())]
+        );
+        assert!(m.delete_variable("t", "a").unwrap());
+        assert!(!m.delete_variable("t", "a").unwrap());
+        assert_eq!(m.variables("t").unwrap().len(), 1);
+
+        m.set_connection("t", "db", "{}").unwrap();
+        assert_eq!(
+            m.connections("t").unwrap(),
+            vec![("db".into(), "{}".into())]
+        );
+        assert!(m.delete_connection("t", "db").unwrap());
+        assert!(m.connections("t").unwrap().is_empty());
+
+        m.set_pool("t", "p", r#"{"slots":2}"#).unwrap();
+        assert_eq!(m.pool("t", "p").unwrap().as_deref(), Some(r#"{"slots":2}"#));
+        assert_eq!(m.pools("t").unwrap().len(), 1);
+        assert!(m.delete_pool("t", "p").unwrap());
+        assert_eq!(m.pool("t", "p").unwrap(), None);
     }
 
     #[test]

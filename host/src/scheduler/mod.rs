@@ -21,7 +21,7 @@ pub use state::TiKey;
 
 use crate::dag_processor::FileResult;
 use crate::executor::Executor;
-use crate::metastore::{DagRun, Metastore, MetastoreError, RunType};
+use crate::metastore::{DagRun, Metastore, MetastoreError, RunType, TaskInstance};
 use aileron_model::clock::Clock;
 use aileron_sandbox::{LogBuffer, TryReport};
 use jiff::Timestamp;
@@ -64,6 +64,33 @@ pub enum Command {
         ended: Timestamp,
         report: TryReport,
     },
+    Clear {
+        tenant: String,
+        dag_id: String,
+        run_id: String,
+        opts: ClearOptions,
+        reply: oneshot::Sender<Result<Vec<TaskInstance>, SchedulerError>>,
+    },
+    SetTaskState {
+        target: TaskTarget,
+        state: aileron_model::TaskInstanceState,
+        downstream: bool,
+        upstream: bool,
+        reply: oneshot::Sender<Result<Vec<TaskInstance>, SchedulerError>>,
+    },
+    SetRunState {
+        tenant: String,
+        dag_id: String,
+        run_id: String,
+        state: aileron_model::DagRunState,
+        reply: oneshot::Sender<Result<DagRun, SchedulerError>>,
+    },
+    DeleteRun {
+        tenant: String,
+        dag_id: String,
+        run_id: String,
+        reply: oneshot::Sender<Result<(), SchedulerError>>,
+    },
     /// Answered once every command sent before it is applied and committed.
     Sync {
         reply: oneshot::Sender<()>,
@@ -71,10 +98,43 @@ pub enum Command {
     Shutdown,
 }
 
+/// What `clear` resets (Airflow's "Clear" with its options).
+#[derive(Debug, Clone, Default)]
+pub struct ClearOptions {
+    /// The tasks to clear; `None` clears every task of the run.
+    pub task_ids: Option<Vec<String>>,
+    pub downstream: bool,
+    pub upstream: bool,
+    /// Only TaskInstances that are `failed` or `upstream_failed`.
+    pub only_failed: bool,
+    /// Say what would be cleared, change nothing.
+    pub dry_run: bool,
+}
+
+/// One task (all its map indexes, or one) of one DagRun.
+#[derive(Debug, Clone)]
+pub struct TaskTarget {
+    pub tenant: String,
+    pub dag_id: String,
+    pub run_id: String,
+    pub task_id: String,
+    pub map_index: Option<i64>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
     #[error("DAG `{0}` not found")]
     DagNotFound(String),
+    #[error("DagRun `{run_id}` of DAG `{dag_id}` not found")]
+    RunNotFound { dag_id: String, run_id: String },
+    #[error("task `{task_id}` not found in DagRun `{run_id}` of DAG `{dag_id}`")]
+    TaskNotFound {
+        dag_id: String,
+        run_id: String,
+        task_id: String,
+    },
+    #[error("{0}")]
+    InvalidState(String),
     #[error("DagRun `{run_id}` already exists for DAG `{dag_id}`")]
     RunExists { dag_id: String, run_id: String },
     #[error("invalid conf: {0}")]
@@ -199,6 +259,94 @@ impl SchedulerHandle {
             tenant: tenant.to_owned(),
             dag_id: dag_id.to_owned(),
             paused,
+            reply,
+        })?;
+        rx.await.map_err(|_| SchedulerError::Stopped)?
+    }
+
+    /// Clears TaskInstances of a run so they run again; returns what was (or, with
+    /// `dry_run`, would be) cleared.
+    pub async fn clear(
+        &self,
+        tenant: &str,
+        dag_id: &str,
+        run_id: &str,
+        opts: ClearOptions,
+    ) -> Result<Vec<TaskInstance>, SchedulerError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Clear {
+            tenant: tenant.to_owned(),
+            dag_id: dag_id.to_owned(),
+            run_id: run_id.to_owned(),
+            opts,
+            reply,
+        })?;
+        rx.await.map_err(|_| SchedulerError::Stopped)?
+    }
+
+    /// Marks TaskInstances `success`, `failed` or `skipped` (Airflow's "Mark
+    /// success/failed"), optionally with their downstream or upstream tasks.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn set_task_state(
+        &self,
+        tenant: &str,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        map_index: Option<i64>,
+        state: aileron_model::TaskInstanceState,
+        downstream: bool,
+        upstream: bool,
+    ) -> Result<Vec<TaskInstance>, SchedulerError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::SetTaskState {
+            target: TaskTarget {
+                tenant: tenant.to_owned(),
+                dag_id: dag_id.to_owned(),
+                run_id: run_id.to_owned(),
+                task_id: task_id.to_owned(),
+                map_index,
+            },
+            state,
+            downstream,
+            upstream,
+            reply,
+        })?;
+        rx.await.map_err(|_| SchedulerError::Stopped)?
+    }
+
+    /// Sets a DagRun's state: `success` marks all its TaskInstances success,
+    /// `failed` fails running ones and skips unfinished ones, `queued` runs it again.
+    pub async fn set_run_state(
+        &self,
+        tenant: &str,
+        dag_id: &str,
+        run_id: &str,
+        state: aileron_model::DagRunState,
+    ) -> Result<DagRun, SchedulerError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::SetRunState {
+            tenant: tenant.to_owned(),
+            dag_id: dag_id.to_owned(),
+            run_id: run_id.to_owned(),
+            state,
+            reply,
+        })?;
+        rx.await.map_err(|_| SchedulerError::Stopped)?
+    }
+
+    /// Deletes a DagRun with its TaskInstances, XCom and logs.
+    pub async fn delete_run(
+        &self,
+        tenant: &str,
+        dag_id: &str,
+        run_id: &str,
+    ) -> Result<(), SchedulerError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::DeleteRun {
+            tenant: tenant.to_owned(),
+            dag_id: dag_id.to_owned(),
+            run_id: run_id.to_owned(),
             reply,
         })?;
         rx.await.map_err(|_| SchedulerError::Stopped)?

@@ -20,6 +20,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+#[path = "manual.rs"]
+mod manual;
+
 /// Identifies one TaskInstance.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TiKey {
@@ -274,6 +277,45 @@ impl State {
     pub fn handle(&mut self, cmd: Command) -> bool {
         match cmd {
             Command::Shutdown => return false,
+            Command::Clear {
+                tenant,
+                dag_id,
+                run_id,
+                opts,
+                reply,
+            } => {
+                let result = self.clear(&tenant, &dag_id, &run_id, opts);
+                self.reply_after_commit(reply, result);
+            }
+            Command::SetTaskState {
+                target,
+                state,
+                downstream,
+                upstream,
+                reply,
+            } => {
+                let result = self.set_task_state(target, state, downstream, upstream);
+                self.reply_after_commit(reply, result);
+            }
+            Command::SetRunState {
+                tenant,
+                dag_id,
+                run_id,
+                state,
+                reply,
+            } => {
+                let result = self.set_run_state(&tenant, &dag_id, &run_id, state);
+                self.reply_after_commit(reply, result);
+            }
+            Command::DeleteRun {
+                tenant,
+                dag_id,
+                run_id,
+                reply,
+            } => {
+                let result = self.delete_run(&tenant, &dag_id, &run_id);
+                self.reply_after_commit(reply, result);
+            }
             Command::Sync { reply } => self.after_commit.push(Box::new(move || {
                 let _ = reply.send(());
             })),
@@ -337,6 +379,10 @@ impl State {
                 {
                     ti.state = S::Running;
                     ti.start_date = Some(at);
+                    if let Some(queued) = ti.queued_at {
+                        metrics::histogram!("aileron_scheduling_latency_seconds")
+                            .record(at.duration_since(queued).as_secs_f64().max(0.0));
+                    }
                     ti.end_date = None;
                     ti.duration = None;
                     let ti = ti.clone();
@@ -383,6 +429,17 @@ impl State {
         true
     }
 
+    /// Answers a caller once the change it asked for is committed.
+    fn reply_after_commit<T: Send + 'static>(
+        &mut self,
+        reply: tokio::sync::oneshot::Sender<Result<T, SchedulerError>>,
+        result: Result<T, SchedulerError>,
+    ) {
+        self.after_commit.push(Box::new(move || {
+            let _ = reply.send(result);
+        }));
+    }
+
     fn ti_mut(&mut self, key: &TiKey) -> Option<&mut TaskInstance> {
         self.dirty_runs.insert(key.run_key());
         self.runs
@@ -420,6 +477,7 @@ impl State {
         let Some(task) = spec.task(&key.task_id) else {
             return;
         };
+        let max_tries = self.ti(key).map_or(task.retries + 1, |t| t.max_tries);
         let now = self.now();
         let mut xcom: Vec<(String, String)> = pushes;
         let mut skip_downstream: Vec<String> = Vec::new();
@@ -453,7 +511,7 @@ impl State {
                         "branch followed {unknown:?}, which are not direct downstream tasks of `{}` (those are {:?})",
                         task.task_id, task.downstream
                     );
-                    self.retry_or_fail(task, try_number, msg, now)
+                    self.retry_or_fail(task, max_tries, try_number, msg, now)
                 }
             }
             TryResult::Reschedule(secs) => {
@@ -464,7 +522,7 @@ impl State {
                     .unwrap_or(now);
                 (S::UpForReschedule, None, Some(at))
             }
-            TryResult::Failed(msg) => self.retry_or_fail(task, try_number, msg, now),
+            TryResult::Failed(msg) => self.retry_or_fail(task, max_tries, try_number, msg, now),
             TryResult::Fatal(msg) => (S::Failed, Some(msg), None),
         };
         let Some(ti) = self.ti_mut(key) else { return };
@@ -518,14 +576,17 @@ impl State {
         }
     }
 
+    /// `max_tries` is the TaskInstance's: `retries + 1` at first, raised when it is
+    /// cleared so a cleared task gets its full set of retries again (as in Airflow).
     fn retry_or_fail(
         &self,
         task: &TaskSpec,
+        max_tries: u32,
         try_number: u32,
         msg: String,
         now: Timestamp,
     ) -> (S, Option<String>, Option<Timestamp>) {
-        if try_number <= task.retries {
+        if try_number < max_tries {
             let delay = task.retry_delay_for(try_number);
             let delay = SignedDuration::try_from(delay).unwrap_or(SignedDuration::MAX);
             (
@@ -1252,8 +1313,17 @@ impl State {
     pub fn commit(&mut self) -> Result<Vec<Update>, SchedulerError> {
         if !self.batch.is_empty() {
             let batch = std::mem::take(&mut self.batch);
-            self.metastore.commit(batch)?;
+            let took = self.metastore.commit(batch)?;
+            metrics::histogram!("aileron_metastore_commit_seconds").record(took.as_secs_f64());
         }
+        let running = self
+            .in_flight
+            .keys()
+            .filter(|k| self.ti(k).is_some_and(|ti| ti.state == S::Running))
+            .count();
+        metrics::gauge!("aileron_executor_slots_busy").set(running as f64);
+        metrics::gauge!("aileron_executor_queue_depth")
+            .set(self.in_flight.len().saturating_sub(running) as f64);
         self.xcom_overlay.clear();
         for f in self.after_commit.drain(..) {
             f();

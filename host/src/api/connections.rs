@@ -1,0 +1,293 @@
+//! Connections: how tasks reach outside systems, handed to operators as a JSON
+//! object by the `connection` host call. The password goes in and is stored for
+//! the operators, but is never sent back out of the API.
+
+use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable};
+use super::{ApiError, ApiResult, ApiState, JsonBody, Page, check_id, paginate};
+use crate::metastore::DEFAULT_TENANT;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// What is stored, and what an operator's `connection` call receives.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredConnection {
+    conn_id: String,
+    conn_type: String,
+    description: Option<String>,
+    host: Option<String>,
+    port: Option<u16>,
+    login: Option<String>,
+    password: Option<String>,
+    schema: Option<String>,
+    extra: Option<String>,
+}
+
+/// A connection as the API shows it: everything but the password.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Connection {
+    pub conn_id: String,
+    pub conn_type: String,
+    pub description: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub login: Option<String>,
+    pub schema: Option<String>,
+    /// Extra settings, a JSON object encoded as a string (as in Airflow).
+    pub extra: Option<String>,
+}
+
+impl From<StoredConnection> for Connection {
+    fn from(c: StoredConnection) -> Self {
+        // Field by field, so a new stored field is not shown unless added here.
+        Self {
+            conn_id: c.conn_id,
+            conn_type: c.conn_type,
+            description: c.description,
+            host: c.host,
+            port: c.port,
+            login: c.login,
+            schema: c.schema,
+            extra: c.extra,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionCollection {
+    pub connections: Vec<Connection>,
+    pub total_entries: usize,
+}
+
+/// A new connection.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewConnection {
+    conn_id: String,
+    conn_type: String,
+    description: Option<String>,
+    host: Option<String>,
+    port: Option<u16>,
+    login: Option<String>,
+    /// Stored for the operators; never returned.
+    password: Option<String>,
+    schema: Option<String>,
+    /// A JSON object encoded as a string.
+    extra: Option<String>,
+}
+
+/// Changes to a connection: absent fields stay as they are, `null` clears one.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionPatch {
+    /// If given, must be the id in the path: connections cannot be renamed.
+    conn_id: Option<String>,
+    conn_type: Option<String>,
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<String>)]
+    description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<String>)]
+    host: Option<Option<String>>,
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<u16>)]
+    port: Option<Option<u16>>,
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<String>)]
+    login: Option<Option<String>>,
+    /// Stored for the operators; never returned. Absent keeps the current one.
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<String>)]
+    password: Option<Option<String>>,
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<String>)]
+    schema: Option<Option<String>>,
+    /// A JSON object encoded as a string.
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<String>)]
+    extra: Option<Option<String>>,
+}
+
+fn not_found(conn_id: &str) -> ApiError {
+    ApiError::not_found(format!("connection `{conn_id}` not found"))
+}
+
+fn load(s: &ApiState, conn_id: &str) -> ApiResult<Option<StoredConnection>> {
+    s.metastore
+        .connection(DEFAULT_TENANT, conn_id)?
+        .map(|json| parse(conn_id, &json))
+        .transpose()
+}
+
+fn parse(conn_id: &str, json: &str) -> ApiResult<StoredConnection> {
+    match serde_json::from_str(json) {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            // Not one the API wrote; say so in the log, never echo what is in it
+            // (it may hold a secret).
+            tracing::error!("connection `{conn_id}` is not a readable record: {e}");
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("connection `{conn_id}` is stored in a form the API cannot read"),
+            ))
+        }
+    }
+}
+
+fn check(c: &StoredConnection) -> ApiResult<()> {
+    check_id("`conn_id`", &c.conn_id)?;
+    if c.conn_type.trim().is_empty() {
+        return Err(ApiError::bad_request("`conn_type` must not be empty"));
+    }
+    if let Some(extra) = &c.extra
+        && !matches!(
+            serde_json::from_str(extra),
+            Ok(serde_json::Value::Object(_))
+        )
+    {
+        return Err(ApiError::bad_request(
+            "`extra` must be a JSON object encoded as a string, e.g. \"{\\\"timeout\\\": 5}\"",
+        ));
+    }
+    Ok(())
+}
+
+fn save(s: &ApiState, c: &StoredConnection) -> ApiResult<()> {
+    let json = serde_json::to_string(c).expect("a connection serializes");
+    s.metastore
+        .set_connection(DEFAULT_TENANT, &c.conn_id, &json)?;
+    Ok(())
+}
+
+/// List connections (without passwords).
+#[utoipa::path(
+    get, path = "/connections", tag = "Connection", operation_id = "get_connections",
+    params(Page),
+    responses((status = 200, body = ConnectionCollection), BadRequest)
+)]
+pub async fn list_connections(
+    State(s): State<ApiState>,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<ConnectionCollection>> {
+    let mut all = Vec::new();
+    for (conn_id, json) in s.metastore.connections(DEFAULT_TENANT)? {
+        all.push(Connection::from(parse(&conn_id, &json)?));
+    }
+    let (connections, total_entries) = paginate(all, page.limit, page.offset);
+    Ok(Json(ConnectionCollection {
+        connections,
+        total_entries,
+    }))
+}
+
+/// Get a connection (without its password).
+#[utoipa::path(
+    get, path = "/connections/{connection_id}", tag = "Connection", operation_id = "get_connection",
+    params(("connection_id" = String, Path)),
+    responses((status = 200, body = Connection), NotFound)
+)]
+pub async fn get_connection(
+    State(s): State<ApiState>,
+    Path(conn_id): Path<String>,
+) -> ApiResult<Json<Connection>> {
+    let c = load(&s, &conn_id)?.ok_or_else(|| not_found(&conn_id))?;
+    Ok(Json(c.into()))
+}
+
+/// Create a connection; 409 if it exists (change it with PATCH).
+#[utoipa::path(
+    post, path = "/connections", tag = "Connection", operation_id = "post_connection",
+    request_body = NewConnection,
+    responses((status = 200, body = Connection), BadRequest, Conflict, Unprocessable, PayloadTooLarge)
+)]
+pub async fn post_connection(
+    State(s): State<ApiState>,
+    JsonBody(body): JsonBody<NewConnection>,
+) -> ApiResult<Json<Connection>> {
+    let c = StoredConnection {
+        conn_id: body.conn_id,
+        conn_type: body.conn_type,
+        description: body.description,
+        host: body.host,
+        port: body.port,
+        login: body.login,
+        password: body.password,
+        schema: body.schema,
+        extra: body.extra,
+    };
+    check(&c)?;
+    if s.metastore
+        .connection(DEFAULT_TENANT, &c.conn_id)?
+        .is_some()
+    {
+        return Err(ApiError::conflict(format!(
+            "connection `{}` already exists; change it with PATCH",
+            c.conn_id
+        )));
+    }
+    save(&s, &c)?;
+    Ok(Json(c.into()))
+}
+
+/// Change a connection: absent fields keep their value, `null` clears one.
+#[utoipa::path(
+    patch, path = "/connections/{connection_id}", tag = "Connection",
+    operation_id = "patch_connection",
+    params(("connection_id" = String, Path)),
+    request_body = ConnectionPatch,
+    responses((status = 200, body = Connection), BadRequest, NotFound, Unprocessable, PayloadTooLarge)
+)]
+pub async fn patch_connection(
+    State(s): State<ApiState>,
+    Path(conn_id): Path<String>,
+    JsonBody(p): JsonBody<ConnectionPatch>,
+) -> ApiResult<Json<Connection>> {
+    if p.conn_id.as_ref().is_some_and(|id| *id != conn_id) {
+        return Err(ApiError::bad_request(
+            "`conn_id` in the body differs from the path; connections cannot be renamed",
+        ));
+    }
+    let mut c = load(&s, &conn_id)?.ok_or_else(|| not_found(&conn_id))?;
+    if let Some(t) = p.conn_type {
+        c.conn_type = t;
+    }
+    let fields = [
+        (p.description, &mut c.description),
+        (p.host, &mut c.host),
+        (p.login, &mut c.login),
+        (p.password, &mut c.password),
+        (p.schema, &mut c.schema),
+        (p.extra, &mut c.extra),
+    ];
+    for (change, field) in fields {
+        if let Some(v) = change {
+            *field = v;
+        }
+    }
+    if let Some(port) = p.port {
+        c.port = port;
+    }
+    check(&c)?;
+    save(&s, &c)?;
+    Ok(Json(c.into()))
+}
+
+/// Delete a connection.
+#[utoipa::path(
+    delete, path = "/connections/{connection_id}", tag = "Connection",
+    operation_id = "delete_connection",
+    params(("connection_id" = String, Path)),
+    responses((status = 204, description = "Deleted"), NotFound)
+)]
+pub async fn delete_connection(
+    State(s): State<ApiState>,
+    Path(conn_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    if s.metastore.delete_connection(DEFAULT_TENANT, &conn_id)? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(&conn_id))
+    }
+}

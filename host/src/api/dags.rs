@@ -1,0 +1,302 @@
+//! DAGs: list with filters and paging, details (tasks, edges, source), pause.
+
+use super::error::{BadRequest, NotFound, PayloadTooLarge, Unavailable, Unprocessable};
+use super::{ApiResult, ApiState, JsonBody, load_dag, paginate};
+use crate::metastore::{DEFAULT_TENANT, DagRecord, ImportErrorRecord};
+use aileron_model::dag::DagSpec;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+
+/// A DAG as listed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Dag {
+    pub dag_id: String,
+    pub dag_display_name: String,
+    pub description: Option<String>,
+    /// The DAG file, relative to the DAGs folder.
+    pub fileloc: String,
+    pub is_paused: bool,
+    /// False once the DAG's file is gone; its runs stay readable.
+    pub is_active: bool,
+    pub has_import_errors: bool,
+    pub owners: Vec<String>,
+    pub tags: Vec<Tag>,
+    /// The schedule as written (`@daily`, a cron expression, …); `null` for manual.
+    pub timetable_summary: Option<String>,
+    pub timetable_description: String,
+    pub max_active_runs: u32,
+    pub max_active_tasks: u32,
+    pub catchup: bool,
+    pub start_date: Option<Timestamp>,
+    pub end_date: Option<Timestamp>,
+    pub timezone: String,
+    /// DAG-level params, with their defaults.
+    #[schema(value_type = Object)]
+    pub params: Map<String, Value>,
+    pub last_parsed_time: Timestamp,
+    /// Content hash of the DAG file the current version came from.
+    pub dag_version: String,
+    /// Logical date of the next scheduled run; `null` if the DAG will not be
+    /// scheduled again.
+    pub next_dagrun: Option<Timestamp>,
+    pub next_dagrun_data_interval_start: Option<Timestamp>,
+    pub next_dagrun_data_interval_end: Option<Timestamp>,
+    /// When the next scheduled run may be created.
+    pub next_dagrun_create_after: Option<Timestamp>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Tag {
+    pub name: String,
+}
+
+/// A DAG with its tasks, their edges and its source file.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DagDetail {
+    #[serde(flatten)]
+    pub dag: Dag,
+    pub tasks: Vec<Task>,
+    /// Every upstream → downstream dependency, once.
+    pub edges: Vec<Edge>,
+    /// The DAG file's text.
+    pub source: String,
+    pub doc_md: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Task {
+    pub task_id: String,
+    /// The operator as written in the DAG file (`echo`, `http@1.2.0`, …).
+    pub operator: String,
+    pub operator_name: String,
+    pub operator_version: String,
+    /// `sha256:` digest of the operator component the task runs.
+    pub plugin_digest: String,
+    pub upstream_task_ids: Vec<String>,
+    pub downstream_task_ids: Vec<String>,
+    pub trigger_rule: String,
+    pub retries: u32,
+    /// Seconds.
+    pub retry_delay: f64,
+    pub retry_exponential_backoff: bool,
+    /// Seconds; `null` for no limit.
+    pub execution_timeout: Option<f64>,
+    pub pool: String,
+    pub pool_slots: u32,
+    pub priority_weight: i32,
+    pub queue: String,
+    pub is_mapped: bool,
+    /// The task's params as written (templates unrendered).
+    #[schema(value_type = Object)]
+    pub params: Value,
+    pub doc_md: Option<String>,
+}
+
+/// A dependency between two tasks.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Edge {
+    pub source_id: String,
+    pub target_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DagCollection {
+    pub dags: Vec<Dag>,
+    pub total_entries: usize,
+}
+
+pub fn dag(d: &DagRecord, spec: &DagSpec, errors: &[ImportErrorRecord]) -> Dag {
+    // The scheduler decides with its own clock; this is the wall-clock view of the
+    // same rule, for display.
+    let next = if d.is_active {
+        spec.schedule.next_dagrun(
+            &spec.schedule_context(),
+            d.last_scheduled_interval.as_ref(),
+            Timestamp::now(),
+        )
+    } else {
+        None
+    };
+    Dag {
+        dag_id: d.dag_id.clone(),
+        dag_display_name: d.dag_id.clone(),
+        description: spec.description.clone(),
+        fileloc: d.fileloc.clone(),
+        is_paused: d.is_paused,
+        is_active: d.is_active,
+        has_import_errors: errors
+            .iter()
+            .any(|e| e.tenant == d.tenant && e.filename == d.fileloc),
+        owners: vec![spec.owner.clone()],
+        tags: spec.tags.iter().map(|t| Tag { name: t.clone() }).collect(),
+        timetable_summary: spec.schedule_str.clone(),
+        timetable_description: spec.schedule.description(),
+        max_active_runs: spec.max_active_runs,
+        max_active_tasks: spec.max_active_tasks,
+        catchup: spec.catchup,
+        start_date: spec.start_date,
+        end_date: spec.end_date,
+        timezone: spec.timezone.clone(),
+        params: spec.params.clone(),
+        last_parsed_time: d.last_parsed,
+        dag_version: d.version.clone(),
+        next_dagrun: next.map(|i| i.logical_date()),
+        next_dagrun_data_interval_start: next.map(|i| i.start),
+        next_dagrun_data_interval_end: next.map(|i| i.end),
+        next_dagrun_create_after: next.map(|i| i.run_after()),
+    }
+}
+
+fn detail(d: &DagRecord, spec: &DagSpec, errors: &[ImportErrorRecord]) -> DagDetail {
+    let tasks = spec
+        .tasks
+        .iter()
+        .map(|t| Task {
+            task_id: t.task_id.clone(),
+            operator: t.operator.clone(),
+            operator_name: t.operator_name.clone(),
+            operator_version: t.operator_version.clone(),
+            plugin_digest: t.operator_digest.clone(),
+            upstream_task_ids: t.upstream.clone(),
+            downstream_task_ids: t.downstream.clone(),
+            trigger_rule: t.trigger_rule.as_str().to_owned(),
+            retries: t.retries,
+            retry_delay: t.retry_delay.as_secs_f64(),
+            retry_exponential_backoff: t.retry_exponential_backoff,
+            execution_timeout: t.execution_timeout.map(|d| d.as_secs_f64()),
+            pool: t.pool.clone(),
+            pool_slots: t.pool_slots,
+            priority_weight: t.priority_weight,
+            queue: t.queue.clone(),
+            is_mapped: t.expand.is_some(),
+            params: t.params.clone(),
+            doc_md: t.doc.clone(),
+        })
+        .collect();
+    let edges = spec
+        .tasks
+        .iter()
+        .flat_map(|t| {
+            t.downstream.iter().map(|down| Edge {
+                source_id: t.task_id.clone(),
+                target_id: down.clone(),
+            })
+        })
+        .collect();
+    DagDetail {
+        dag: dag(d, spec, errors),
+        tasks,
+        edges,
+        source: spec.source.clone(),
+        doc_md: spec.doc.clone(),
+    }
+}
+
+// No `#[serde(flatten)]` of the paging fields here: query strings flattened through
+// serde lose their types ("10" stays a string), so each filter repeats them.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DagFilter {
+    /// Page size (default 100).
+    limit: Option<usize>,
+    /// Entries to skip.
+    offset: Option<usize>,
+    /// Only DAGs whose id contains this.
+    dag_id_pattern: Option<String>,
+    /// Only DAGs whose file still exists (default true).
+    only_active: Option<bool>,
+    paused: Option<bool>,
+    /// Comma-separated tags; a DAG must have all of them.
+    tags: Option<String>,
+}
+
+/// List DAGs.
+#[utoipa::path(
+    get, path = "/dags", tag = "DAG", operation_id = "get_dags",
+    params(DagFilter),
+    responses((status = 200, body = DagCollection), BadRequest)
+)]
+pub async fn list_dags(
+    State(s): State<ApiState>,
+    Query(q): Query<DagFilter>,
+) -> ApiResult<Json<DagCollection>> {
+    let mut out = Vec::new();
+    let errors = s.metastore.import_errors()?;
+    let tags: Vec<&str> = q
+        .tags
+        .as_deref()
+        .map(|t| {
+            t.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    for d in s.metastore.dags()? {
+        if d.tenant != DEFAULT_TENANT
+            || (q.only_active.unwrap_or(true) && !d.is_active)
+            || q.paused.is_some_and(|p| p != d.is_paused)
+            || q.dag_id_pattern
+                .as_ref()
+                .is_some_and(|p| !d.dag_id.contains(p.as_str()))
+        {
+            continue;
+        }
+        let Some(spec) = s.metastore.dag_version(&d.tenant, &d.dag_id, &d.version)? else {
+            continue;
+        };
+        if !tags.iter().all(|t| spec.tags.iter().any(|x| x == t)) {
+            continue;
+        }
+        out.push(dag(&d, &spec, &errors));
+    }
+    let (dags, total_entries) = paginate(out, q.limit, q.offset);
+    Ok(Json(DagCollection {
+        dags,
+        total_entries,
+    }))
+}
+
+/// Get a DAG with its tasks, edges and source.
+#[utoipa::path(
+    get, path = "/dags/{dag_id}", tag = "DAG", operation_id = "get_dag",
+    params(("dag_id" = String, Path)),
+    responses((status = 200, body = DagDetail), NotFound)
+)]
+pub async fn get_dag(
+    State(s): State<ApiState>,
+    Path(dag_id): Path<String>,
+) -> ApiResult<Json<DagDetail>> {
+    let (d, spec) = load_dag(&s, &dag_id)?;
+    Ok(Json(detail(&d, &spec, &s.metastore.import_errors()?)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchDag {
+    is_paused: bool,
+}
+
+/// Pause or unpause a DAG.
+#[utoipa::path(
+    patch, path = "/dags/{dag_id}", tag = "DAG", operation_id = "patch_dag",
+    params(("dag_id" = String, Path)),
+    request_body = PatchDag,
+    responses((status = 200, body = Dag), BadRequest, NotFound, Unprocessable, PayloadTooLarge, Unavailable)
+)]
+pub async fn patch_dag(
+    State(s): State<ApiState>,
+    Path(dag_id): Path<String>,
+    JsonBody(body): JsonBody<PatchDag>,
+) -> ApiResult<Json<Dag>> {
+    load_dag(&s, &dag_id)?;
+    s.scheduler
+        .set_paused(DEFAULT_TENANT, &dag_id, body.is_paused)
+        .await?;
+    let (d, spec) = load_dag(&s, &dag_id)?;
+    Ok(Json(dag(&d, &spec, &s.metastore.import_errors()?)))
+}

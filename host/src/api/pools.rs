@@ -1,0 +1,283 @@
+//! Pools: named slot counts that tasks take slots of (`pool`, `pool_slots` in the
+//! DAG file). The occupancy figures are computed from the TaskInstances in flight
+//! at the moment of the request. `default_pool` always exists.
+
+use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable};
+use super::{ApiError, ApiResult, ApiState, JsonBody, Page, Specs, check_id, paginate};
+use crate::metastore::DEFAULT_TENANT;
+use aileron_model::TaskInstanceState;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use utoipa::ToSchema;
+
+/// The pool every task is in unless its DAG file names another (Airflow's).
+pub const DEFAULT_POOL: &str = "default_pool";
+/// Airflow's default size of `default_pool`.
+const DEFAULT_POOL_SLOTS: u32 = 128;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredPool {
+    slots: u32,
+    description: Option<String>,
+}
+
+fn default_pool() -> StoredPool {
+    StoredPool {
+        slots: DEFAULT_POOL_SLOTS,
+        description: Some("Default pool".to_owned()),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Pool {
+    pub name: String,
+    pub slots: u32,
+    pub description: Option<String>,
+    /// Slots taken by running and queued TaskInstances.
+    pub occupied_slots: u64,
+    pub running_slots: u64,
+    pub queued_slots: u64,
+    /// Slots that scheduled TaskInstances will take once queued.
+    pub scheduled_slots: u64,
+    /// `slots` minus `occupied_slots`, never below zero.
+    pub open_slots: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PoolCollection {
+    pub pools: Vec<Pool>,
+    pub total_entries: usize,
+}
+
+/// Slots taken in one pool, by TaskInstance state.
+#[derive(Debug, Default, Clone, Copy)]
+struct Usage {
+    running: u64,
+    queued: u64,
+    scheduled: u64,
+}
+
+/// What every pool has in use now: the unfinished runs' TaskInstances that hold or
+/// are about to take slots, each counted with its task's `pool_slots`.
+fn usage(s: &ApiState) -> ApiResult<HashMap<String, Usage>> {
+    let mut specs = Specs::new(&s.metastore);
+    let mut out: HashMap<String, Usage> = HashMap::new();
+    for run in s.metastore.all_dag_runs()? {
+        if run.tenant != DEFAULT_TENANT || run.state.is_finished() {
+            continue;
+        }
+        let Some(spec) = specs.get(&run.tenant, &run.dag_id, &run.dag_version)? else {
+            continue;
+        };
+        for ti in s
+            .metastore
+            .task_instances(&run.tenant, &run.dag_id, &run.run_id)?
+        {
+            let Some(task) = spec.task(&ti.task_id) else {
+                continue;
+            };
+            let slots = u64::from(task.pool_slots);
+            let u = out.entry(task.pool.clone()).or_default();
+            match ti.state {
+                TaskInstanceState::Running => u.running += slots,
+                TaskInstanceState::Queued => u.queued += slots,
+                TaskInstanceState::Scheduled => u.scheduled += slots,
+                _ => {}
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn pool(name: String, p: StoredPool, u: Usage) -> Pool {
+    let occupied = u.running + u.queued;
+    Pool {
+        name,
+        slots: p.slots,
+        description: p.description,
+        occupied_slots: occupied,
+        running_slots: u.running,
+        queued_slots: u.queued,
+        scheduled_slots: u.scheduled,
+        open_slots: u64::from(p.slots).saturating_sub(occupied),
+    }
+}
+
+fn parse(name: &str, json: &str) -> ApiResult<StoredPool> {
+    serde_json::from_str(json).map_err(|e| {
+        tracing::error!("pool `{name}` is not a readable record: {e}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("pool `{name}` is stored in a form the API cannot read"),
+        )
+    })
+}
+
+/// The stored pool, or the built-in default for `default_pool` never changed.
+fn load(s: &ApiState, name: &str) -> ApiResult<Option<StoredPool>> {
+    match s.metastore.pool(DEFAULT_TENANT, name)? {
+        Some(json) => parse(name, &json).map(Some),
+        None if name == DEFAULT_POOL => Ok(Some(default_pool())),
+        None => Ok(None),
+    }
+}
+
+fn save(s: &ApiState, name: &str, p: &StoredPool) -> ApiResult<()> {
+    let json = serde_json::to_string(p).expect("a pool serializes");
+    s.metastore.set_pool(DEFAULT_TENANT, name, &json)?;
+    Ok(())
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::not_found(format!("pool `{name}` not found"))
+}
+
+/// List pools with their occupancy; `default_pool` first.
+#[utoipa::path(
+    get, path = "/pools", tag = "Pool", operation_id = "get_pools",
+    params(Page),
+    responses((status = 200, body = PoolCollection), BadRequest)
+)]
+pub async fn list_pools(
+    State(s): State<ApiState>,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<PoolCollection>> {
+    let mut stored: Vec<(String, StoredPool)> = Vec::new();
+    for (name, json) in s.metastore.pools(DEFAULT_TENANT)? {
+        let p = parse(&name, &json)?;
+        stored.push((name, p));
+    }
+    if !stored.iter().any(|(n, _)| n == DEFAULT_POOL) {
+        stored.push((DEFAULT_POOL.to_owned(), default_pool()));
+    }
+    stored.sort_by(|(a, _), (b, _)| (a != DEFAULT_POOL, a).cmp(&(b != DEFAULT_POOL, b)));
+    let usage = usage(&s)?;
+    let all = stored
+        .into_iter()
+        .map(|(name, p)| {
+            let u = usage.get(&name).copied().unwrap_or_default();
+            pool(name, p, u)
+        })
+        .collect();
+    let (pools, total_entries) = paginate(all, page.limit, page.offset);
+    Ok(Json(PoolCollection {
+        pools,
+        total_entries,
+    }))
+}
+
+/// Get a pool with its occupancy.
+#[utoipa::path(
+    get, path = "/pools/{pool_name}", tag = "Pool", operation_id = "get_pool",
+    params(("pool_name" = String, Path)),
+    responses((status = 200, body = Pool), NotFound)
+)]
+pub async fn get_pool(
+    State(s): State<ApiState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Pool>> {
+    let p = load(&s, &name)?.ok_or_else(|| not_found(&name))?;
+    let u = usage(&s)?.remove(&name).unwrap_or_default();
+    Ok(Json(pool(name, p, u)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPool {
+    name: String,
+    slots: u32,
+    description: Option<String>,
+}
+
+/// Create a pool; 409 if it exists (change it with PATCH).
+#[utoipa::path(
+    post, path = "/pools", tag = "Pool", operation_id = "post_pool",
+    request_body = NewPool,
+    responses((status = 200, body = Pool), BadRequest, Conflict, Unprocessable, PayloadTooLarge)
+)]
+pub async fn post_pool(
+    State(s): State<ApiState>,
+    JsonBody(body): JsonBody<NewPool>,
+) -> ApiResult<Json<Pool>> {
+    check_id("`name`", &body.name)?;
+    if load(&s, &body.name)?.is_some() {
+        return Err(ApiError::conflict(format!(
+            "pool `{}` already exists; change it with PATCH",
+            body.name
+        )));
+    }
+    let p = StoredPool {
+        slots: body.slots,
+        description: body.description,
+    };
+    save(&s, &body.name, &p)?;
+    let u = usage(&s)?.remove(&body.name).unwrap_or_default();
+    Ok(Json(pool(body.name, p, u)))
+}
+
+/// Changes to a pool: absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PoolPatch {
+    /// If given, must be the name in the path: pools cannot be renamed.
+    name: Option<String>,
+    slots: Option<u32>,
+    /// `null` clears the description.
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<String>)]
+    description: Option<Option<String>>,
+}
+
+/// Change a pool's slots or description (`default_pool` included).
+#[utoipa::path(
+    patch, path = "/pools/{pool_name}", tag = "Pool", operation_id = "patch_pool",
+    params(("pool_name" = String, Path)),
+    request_body = PoolPatch,
+    responses((status = 200, body = Pool), BadRequest, NotFound, Unprocessable, PayloadTooLarge)
+)]
+pub async fn patch_pool(
+    State(s): State<ApiState>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<PoolPatch>,
+) -> ApiResult<Json<Pool>> {
+    if body.name.as_ref().is_some_and(|n| *n != name) {
+        return Err(ApiError::bad_request(
+            "`name` in the body differs from the path; pools cannot be renamed",
+        ));
+    }
+    let mut p = load(&s, &name)?.ok_or_else(|| not_found(&name))?;
+    if let Some(slots) = body.slots {
+        p.slots = slots;
+    }
+    if let Some(description) = body.description {
+        p.description = description;
+    }
+    save(&s, &name, &p)?;
+    let u = usage(&s)?.remove(&name).unwrap_or_default();
+    Ok(Json(pool(name, p, u)))
+}
+
+/// Delete a pool; `default_pool` cannot be deleted.
+#[utoipa::path(
+    delete, path = "/pools/{pool_name}", tag = "Pool", operation_id = "delete_pool",
+    params(("pool_name" = String, Path)),
+    responses((status = 204, description = "Deleted"), BadRequest, NotFound)
+)]
+pub async fn delete_pool(
+    State(s): State<ApiState>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    if name == DEFAULT_POOL {
+        return Err(ApiError::bad_request(
+            "`default_pool` cannot be deleted; change its slots with PATCH instead",
+        ));
+    }
+    if s.metastore.delete_pool(DEFAULT_TENANT, &name)? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(&name))
+    }
+}

@@ -1,0 +1,171 @@
+//! `/metrics` in Prometheus text format.
+//!
+//! Two sources: gauges of DagRuns and TaskInstances by state, counted from the
+//! metastore at scrape time (`aileron_dag_runs{state}`,
+//! `aileron_task_instances{state}`), and whatever the rest of Aileron records
+//! through the `metrics` facade (commit and scheduling latencies, executor queue
+//! and slots, sandbox run time), rendered from the process-wide recorder that
+//! [`install_recorder`] sets up.
+//!
+//! The state gauges are rendered here rather than set on the recorder: the
+//! recorder is global, and a process can hold several metastores (tests build many
+//! routers), each of which must report only its own counts.
+
+use super::ApiError;
+use crate::metastore::Metastore;
+use aileron_model::{DagRunState, TaskInstanceState};
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use metrics::Unit;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// What `/metrics` reads.
+#[derive(Clone)]
+pub struct MetricsState {
+    pub metastore: Metastore,
+    pub handle: PrometheusHandle,
+}
+
+/// Histogram buckets (seconds) for every `*_seconds` metric: from a fast redb
+/// commit or wasm instantiation (well under a millisecond) to a long task try.
+const SECONDS_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+    30.0, 300.0,
+];
+
+/// How often histogram samples are folded into their buckets when nobody scrapes:
+/// samples pile up in memory until then. The exporter's own default.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Installs the Prometheus recorder as the process's `metrics` recorder, once; later
+/// calls return the same handle. Call it before anything records (metric handles
+/// taken before a recorder exists stay no-ops), which is why `standalone` calls it
+/// first thing; [`super::router`] calls it too, so tests need not.
+pub fn install_recorder() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS)
+                .expect("the bucket list is not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if let Err(e) = metrics::set_global_recorder(recorder) {
+                tracing::warn!(
+                    "another metrics recorder is installed ({e}); /metrics shows only the \
+                     DagRun and TaskInstance gauges"
+                );
+            }
+            describe();
+            let upkeep = handle.clone();
+            // A plain thread: it must outlive whichever async runtime called first.
+            let spawned = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_EVERY);
+                        upkeep.run_upkeep();
+                    }
+                });
+            if let Err(e) = spawned {
+                // Scrapes still fold samples in; only an unscraped process grows.
+                tracing::warn!("cannot start the metrics upkeep thread: {e}");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// HELP lines for the metrics the scheduler, executor, metastore and sandbox record.
+fn describe() {
+    metrics::describe_histogram!(
+        "aileron_metastore_commit_seconds",
+        Unit::Seconds,
+        "Time to commit one batch of changes to the metastore."
+    );
+    metrics::describe_histogram!(
+        "aileron_scheduling_latency_seconds",
+        Unit::Seconds,
+        "Time from a TaskInstance becoming ready to run to its dispatch."
+    );
+    metrics::describe_gauge!(
+        "aileron_executor_queue_depth",
+        "TaskInstances queued in the executor, waiting for a slot."
+    );
+    metrics::describe_gauge!(
+        "aileron_executor_slots_busy",
+        "Executor slots running a try right now."
+    );
+    metrics::describe_histogram!(
+        "aileron_sandbox_run_seconds",
+        Unit::Seconds,
+        "Time to instantiate and run one try in the sandbox."
+    );
+}
+
+/// Prometheus text exposition format, version 0.0.4.
+const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// `GET /metrics`.
+pub async fn scrape(State(s): State<MetricsState>) -> Result<Response, ApiError> {
+    let metastore = s.metastore.clone();
+    // A full scan of runs and TaskInstances: off the async workers.
+    let gauges = tokio::task::spawn_blocking(move || state_gauges(&metastore))
+        .await
+        .map_err(|e| {
+            tracing::error!("the /metrics scan stopped: {e}");
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "the metrics could not be computed; see the server log",
+            )
+        })??;
+    let mut body = s.handle.render();
+    body.push_str(&gauges);
+    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response())
+}
+
+/// `aileron_dag_runs` and `aileron_task_instances` by state, every state listed
+/// (zero included) so a series does not vanish when its count drops to zero.
+fn state_gauges(m: &Metastore) -> Result<String, ApiError> {
+    let mut runs: HashMap<DagRunState, u64> = HashMap::new();
+    for r in m.all_dag_runs()? {
+        *runs.entry(r.state).or_default() += 1;
+    }
+    let mut tis: HashMap<TaskInstanceState, u64> = HashMap::new();
+    for ti in m.all_task_instances()? {
+        *tis.entry(ti.state).or_default() += 1;
+    }
+    let mut out = String::new();
+    gauge(
+        &mut out,
+        "aileron_dag_runs",
+        "DagRuns by state.",
+        DagRunState::ALL.map(|st| (st.as_str(), runs.get(&st).copied().unwrap_or(0))),
+    );
+    gauge(
+        &mut out,
+        "aileron_task_instances",
+        "TaskInstances by state (`none`: not yet scheduled).",
+        TaskInstanceState::ALL.map(|st| (st.as_str(), tis.get(&st).copied().unwrap_or(0))),
+    );
+    Ok(out)
+}
+
+fn gauge<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    values: impl IntoIterator<Item = (&'a str, u64)>,
+) {
+    // Writing to a String cannot fail.
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    for (state, n) in values {
+        let _ = writeln!(out, "{name}{{state=\"{state}\"}} {n}");
+    }
+}

@@ -1,0 +1,559 @@
+//! TaskInstances: list (per run, across runs and DAGs with `~`), get, tries, logs,
+//! clear and set state.
+
+use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable, Unprocessable};
+use super::states::{TaskState, parse_ti_states, task_state};
+use super::{
+    ANY, ApiError, ApiResult, ApiState, JsonBody, Specs, load_dag, load_run, load_ti, paginate,
+};
+use crate::metastore::{DEFAULT_TENANT, DagRun, TaskInstance as TiRecord, TryRecord};
+use crate::scheduler::{ClearOptions, TiKey};
+use aileron_model::TaskInstanceState;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskInstance {
+    pub task_id: String,
+    pub dag_id: String,
+    pub dag_run_id: String,
+    /// -1 for a task that is not mapped.
+    pub map_index: i64,
+    /// `null` until the scheduler has looked at the TaskInstance.
+    pub state: Option<TaskState>,
+    /// The current or latest try; 0 before the first.
+    pub try_number: u32,
+    pub max_tries: u32,
+    pub operator: String,
+    /// `sha256:` digest of the operator component.
+    pub plugin_digest: String,
+    pub pool: String,
+    pub pool_slots: u32,
+    pub queue: String,
+    pub priority_weight: i32,
+    pub queued_when: Option<Timestamp>,
+    pub start_date: Option<Timestamp>,
+    pub end_date: Option<Timestamp>,
+    /// Seconds.
+    pub duration: Option<f64>,
+    pub hostname: String,
+    /// When an `up_for_retry` or `up_for_reschedule` TaskInstance may run again.
+    pub next_try_at: Option<Timestamp>,
+    /// The params as rendered for the latest try.
+    #[schema(value_type = Option<Object>)]
+    pub rendered_fields: Option<Value>,
+}
+
+/// A TaskInstance with every try it made.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskInstanceDetail {
+    #[serde(flatten)]
+    pub task_instance: TaskInstance,
+    pub tries: Vec<TaskInstanceTry>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskInstanceCollection {
+    pub task_instances: Vec<TaskInstance>,
+    pub total_entries: usize,
+}
+
+/// One try of a TaskInstance (Airflow's TaskInstanceHistory).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskInstanceTry {
+    pub task_id: String,
+    pub dag_id: String,
+    pub dag_run_id: String,
+    pub map_index: i64,
+    pub try_number: u32,
+    pub max_tries: u32,
+    /// The state the try ended in; the TaskInstance's state for the running try.
+    pub state: Option<TaskState>,
+    pub start_date: Option<Timestamp>,
+    /// `null` while the try runs.
+    pub end_date: Option<Timestamp>,
+    pub duration: Option<f64>,
+    pub operator: String,
+    pub plugin_digest: String,
+    pub hostname: String,
+    /// Why the try failed, when it did.
+    pub error: Option<String>,
+}
+
+/// Tries listed under the name Airflow gives them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskInstanceTryCollection {
+    pub task_instances: Vec<TaskInstanceTry>,
+    pub total_entries: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Log {
+    /// The log from `offset` (as asked) to its current end.
+    pub content: String,
+    /// Byte length of the whole log so far: pass it as `offset` to read only what
+    /// comes next.
+    pub offset: usize,
+    /// True while the try runs and the log may still grow.
+    pub running: bool,
+}
+
+pub fn task_instance(
+    ti: &TiRecord,
+    specs: &mut Specs<'_>,
+    run: &DagRun,
+) -> ApiResult<TaskInstance> {
+    let spec = specs.get(&ti.tenant, &ti.dag_id, &run.dag_version)?;
+    let task = spec.as_deref().and_then(|s| s.task(&ti.task_id));
+    Ok(TaskInstance {
+        task_id: ti.task_id.clone(),
+        dag_id: ti.dag_id.clone(),
+        dag_run_id: ti.run_id.clone(),
+        map_index: ti.map_index,
+        state: task_state(ti.state),
+        try_number: ti.try_number,
+        max_tries: ti.max_tries,
+        operator: ti.operator.clone(),
+        plugin_digest: ti.plugin_digest.clone(),
+        // A run keeps the spec it was created with, so the task is always there;
+        // the fallbacks are the DAG-file defaults.
+        pool: task.map_or_else(|| "default_pool".to_owned(), |t| t.pool.clone()),
+        pool_slots: task.map_or(1, |t| t.pool_slots),
+        queue: task.map_or_else(|| "default".to_owned(), |t| t.queue.clone()),
+        priority_weight: task.map_or(1, |t| t.priority_weight),
+        queued_when: ti.queued_at,
+        start_date: ti.start_date,
+        end_date: ti.end_date,
+        duration: ti.duration,
+        hostname: ti.hostname.clone(),
+        next_try_at: ti.next_try_at,
+        rendered_fields: ti.rendered_params.clone(),
+    })
+}
+
+/// API forms of TaskInstances the scheduler returned (cleared or changed ones).
+pub fn task_instances(specs: &mut Specs<'_>, tis: &[TiRecord]) -> ApiResult<Vec<TaskInstance>> {
+    let mut runs: std::collections::HashMap<(String, String), DagRun> = Default::default();
+    let mut out = Vec::with_capacity(tis.len());
+    for ti in tis {
+        let k = (ti.dag_id.clone(), ti.run_id.clone());
+        if !runs.contains_key(&k) {
+            let Some(run) = specs
+                .metastore
+                .dag_run(&ti.tenant, &ti.dag_id, &ti.run_id)?
+            else {
+                continue;
+            };
+            runs.insert(k.clone(), run);
+        }
+        out.push(task_instance(ti, specs, &runs[&k])?);
+    }
+    Ok(out)
+}
+
+fn tries(ti: &TiRecord) -> Vec<TaskInstanceTry> {
+    let entry = |t: &TryRecord| TaskInstanceTry {
+        task_id: ti.task_id.clone(),
+        dag_id: ti.dag_id.clone(),
+        dag_run_id: ti.run_id.clone(),
+        map_index: ti.map_index,
+        try_number: t.try_number,
+        max_tries: ti.max_tries,
+        state: task_state(t.state),
+        start_date: Some(t.start_date),
+        end_date: Some(t.end_date),
+        duration: Some(t.duration),
+        operator: ti.operator.clone(),
+        plugin_digest: t.plugin_digest.clone(),
+        hostname: t.hostname.clone(),
+        error: t.error.clone(),
+    };
+    let mut out: Vec<TaskInstanceTry> = ti.tries.iter().map(entry).collect();
+    // The try in progress has no record yet: it is the TaskInstance itself.
+    let recorded = ti.tries.last().map_or(0, |t| t.try_number);
+    if ti.try_number > recorded
+        && matches!(
+            ti.state,
+            TaskInstanceState::Queued | TaskInstanceState::Running
+        )
+    {
+        out.push(TaskInstanceTry {
+            task_id: ti.task_id.clone(),
+            dag_id: ti.dag_id.clone(),
+            dag_run_id: ti.run_id.clone(),
+            map_index: ti.map_index,
+            try_number: ti.try_number,
+            max_tries: ti.max_tries,
+            state: task_state(ti.state),
+            start_date: ti.start_date,
+            end_date: None,
+            duration: None,
+            operator: ti.operator.clone(),
+            plugin_digest: ti.plugin_digest.clone(),
+            hostname: ti.hostname.clone(),
+            error: None,
+        });
+    }
+    out
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TiFilter {
+    /// Page size (default 100).
+    limit: Option<usize>,
+    /// Entries to skip.
+    offset: Option<usize>,
+    /// Comma-separated states; `none` for TaskInstances without a state.
+    state: Option<String>,
+    /// Only this task's TaskInstances.
+    task_id: Option<String>,
+    /// Only TaskInstances in this pool.
+    pool: Option<String>,
+}
+
+/// List TaskInstances of a DagRun; `~` as the DagRun id lists them across the
+/// DAG's runs, and `~` as both ids across every DAG.
+#[utoipa::path(
+    get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances", tag = "TaskInstance",
+    operation_id = "get_task_instances",
+    params(
+        ("dag_id" = String, Path, description = "A DAG id, or `~` (with `~` as the DagRun id) for every DAG"),
+        ("dag_run_id" = String, Path, description = "A DagRun id, or `~` for every run"),
+        TiFilter
+    ),
+    responses((status = 200, body = TaskInstanceCollection), BadRequest, NotFound)
+)]
+pub async fn list_tis(
+    State(s): State<ApiState>,
+    Path((dag_id, run_id)): Path<(String, String)>,
+    Query(q): Query<TiFilter>,
+) -> ApiResult<Json<TaskInstanceCollection>> {
+    let states = q
+        .state
+        .as_deref()
+        .map(parse_ti_states)
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    let runs: Vec<DagRun> = match (dag_id.as_str(), run_id.as_str()) {
+        (ANY, ANY) => {
+            let mut runs: Vec<DagRun> = s
+                .metastore
+                .all_dag_runs()?
+                .into_iter()
+                .filter(|r| r.tenant == DEFAULT_TENANT)
+                .collect();
+            runs.sort_by_key(|r| r.seq);
+            runs
+        }
+        (ANY, _) => {
+            return Err(ApiError::bad_request(
+                "`~` as the DAG id needs `~` as the DagRun id too: run ids are per DAG",
+            ));
+        }
+        (_, ANY) => {
+            load_dag(&s, &dag_id)?;
+            s.metastore.dag_runs(DEFAULT_TENANT, &dag_id)?
+        }
+        _ => vec![load_run(&s, &dag_id, &run_id)?],
+    };
+    let mut specs = Specs::new(&s.metastore);
+    let mut out = Vec::new();
+    for run in &runs {
+        for ti in s
+            .metastore
+            .task_instances(DEFAULT_TENANT, &run.dag_id, &run.run_id)?
+        {
+            if q.task_id.as_ref().is_some_and(|t| *t != ti.task_id)
+                || states.as_ref().is_some_and(|st| !st.contains(&ti.state))
+            {
+                continue;
+            }
+            let api = task_instance(&ti, &mut specs, run)?;
+            if q.pool.as_ref().is_some_and(|p| *p != api.pool) {
+                continue;
+            }
+            out.push(api);
+        }
+    }
+    let (task_instances, total_entries) = paginate(out, q.limit, q.offset);
+    Ok(Json(TaskInstanceCollection {
+        task_instances,
+        total_entries,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MapIndex {
+    /// The map index of a mapped TaskInstance (default -1: not mapped).
+    pub map_index: Option<i64>,
+}
+
+/// Get a TaskInstance with its tries.
+#[utoipa::path(
+    get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}",
+    tag = "TaskInstance", operation_id = "get_task_instance",
+    params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path), MapIndex),
+    responses((status = 200, body = TaskInstanceDetail), BadRequest, NotFound)
+)]
+pub async fn get_ti(
+    State(s): State<ApiState>,
+    Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
+    Query(q): Query<MapIndex>,
+) -> ApiResult<Json<TaskInstanceDetail>> {
+    let run = load_run(&s, &dag_id, &run_id)?;
+    let ti = load_ti(&s, &dag_id, &run_id, &task_id, q.map_index)?;
+    Ok(Json(TaskInstanceDetail {
+        task_instance: task_instance(&ti, &mut Specs::new(&s.metastore), &run)?,
+        tries: tries(&ti),
+    }))
+}
+
+/// The states a TaskInstance may be set to by hand.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStateChange {
+    Success,
+    Failed,
+    Skipped,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTaskInstance {
+    new_state: TaskStateChange,
+    /// Set the same state on every task downstream of this one.
+    #[serde(default)]
+    include_downstream: bool,
+    /// Set the same state on every task upstream of this one.
+    #[serde(default)]
+    include_upstream: bool,
+}
+
+/// Set a TaskInstance's state (Airflow's "mark success/failed"), optionally with
+/// its downstream or upstream tasks. Answers the TaskInstances that changed.
+#[utoipa::path(
+    patch, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}",
+    tag = "TaskInstance", operation_id = "patch_task_instance",
+    params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path), MapIndex),
+    request_body = UpdateTaskInstance,
+    responses((status = 200, body = TaskInstanceCollection), BadRequest, NotFound, Conflict, Unprocessable, PayloadTooLarge, Unavailable)
+)]
+pub async fn patch_ti(
+    State(s): State<ApiState>,
+    Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
+    Query(q): Query<MapIndex>,
+    JsonBody(body): JsonBody<UpdateTaskInstance>,
+) -> ApiResult<Json<TaskInstanceCollection>> {
+    load_run(&s, &dag_id, &run_id)?;
+    load_ti(&s, &dag_id, &run_id, &task_id, q.map_index)?;
+    let state = match body.new_state {
+        TaskStateChange::Success => TaskInstanceState::Success,
+        TaskStateChange::Failed => TaskInstanceState::Failed,
+        TaskStateChange::Skipped => TaskInstanceState::Skipped,
+    };
+    let changed = s
+        .scheduler
+        .set_task_state(
+            DEFAULT_TENANT,
+            &dag_id,
+            &run_id,
+            &task_id,
+            q.map_index,
+            state,
+            body.include_downstream,
+            body.include_upstream,
+        )
+        .await?;
+    let task_instances = task_instances(&mut Specs::new(&s.metastore), &changed)?;
+    Ok(Json(TaskInstanceCollection {
+        total_entries: task_instances.len(),
+        task_instances,
+    }))
+}
+
+/// List every try of a TaskInstance, the running one included.
+#[utoipa::path(
+    get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries",
+    tag = "TaskInstance", operation_id = "get_task_instance_tries",
+    params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path), MapIndex),
+    responses((status = 200, body = TaskInstanceTryCollection), BadRequest, NotFound)
+)]
+pub async fn list_tries(
+    State(s): State<ApiState>,
+    Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
+    Query(q): Query<MapIndex>,
+) -> ApiResult<Json<TaskInstanceTryCollection>> {
+    let ti = load_ti(&s, &dag_id, &run_id, &task_id, q.map_index)?;
+    let task_instances = tries(&ti);
+    Ok(Json(TaskInstanceTryCollection {
+        total_entries: task_instances.len(),
+        task_instances,
+    }))
+}
+
+/// Get one try of a TaskInstance.
+#[utoipa::path(
+    get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries/{try_number}",
+    tag = "TaskInstance", operation_id = "get_task_instance_try",
+    params(
+        ("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path),
+        ("try_number" = u32, Path), MapIndex
+    ),
+    responses((status = 200, body = TaskInstanceTry), BadRequest, NotFound)
+)]
+pub async fn get_try(
+    State(s): State<ApiState>,
+    Path((dag_id, run_id, task_id, try_number)): Path<(String, String, String, u32)>,
+    Query(q): Query<MapIndex>,
+) -> ApiResult<Json<TaskInstanceTry>> {
+    let ti = load_ti(&s, &dag_id, &run_id, &task_id, q.map_index)?;
+    tries(&ti)
+        .into_iter()
+        .find(|t| t.try_number == try_number)
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "try {try_number} of `{task_id}` does not exist (latest is {})",
+                ti.try_number
+            ))
+        })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogQuery {
+    /// The map index of a mapped TaskInstance (default -1: not mapped).
+    map_index: Option<i64>,
+    /// Byte offset to read from, to tail a running try: pass the `offset` of the
+    /// previous answer.
+    offset: Option<usize>,
+}
+
+/// Get the log of one try, whole or from an offset.
+#[utoipa::path(
+    get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/logs/{try_number}",
+    tag = "TaskInstance", operation_id = "get_log",
+    params(
+        ("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path),
+        ("try_number" = u32, Path), LogQuery
+    ),
+    responses((status = 200, body = Log), BadRequest, NotFound)
+)]
+pub async fn get_log(
+    State(s): State<ApiState>,
+    Path((dag_id, run_id, task_id, try_number)): Path<(String, String, String, u32)>,
+    Query(q): Query<LogQuery>,
+) -> ApiResult<Json<Log>> {
+    let ti = load_ti(&s, &dag_id, &run_id, &task_id, q.map_index)?;
+    if try_number == 0 || try_number > ti.try_number.max(1) {
+        return Err(ApiError::not_found(format!(
+            "try {try_number} of `{task_id}` does not exist (latest is {})",
+            ti.try_number
+        )));
+    }
+    let key = TiKey {
+        tenant: ti.tenant.clone(),
+        dag_id: ti.dag_id.clone(),
+        run_id: ti.run_id.clone(),
+        task_id: ti.task_id.clone(),
+        map_index: ti.map_index,
+    };
+    let (content, running) = match s.scheduler.live_log(&key, try_number) {
+        Some(live) => (live, true),
+        None => (s.metastore.log(&ti, try_number)?.unwrap_or_default(), false),
+    };
+    let offset = q.offset.unwrap_or(0).min(content.len());
+    // Never split a UTF-8 character: move the offset back to a boundary.
+    let offset = (0..=offset)
+        .rev()
+        .find(|i| content.is_char_boundary(*i))
+        .unwrap_or(0);
+    Ok(Json(Log {
+        content: content[offset..].to_owned(),
+        offset: content.len(),
+        running,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClearTaskInstances {
+    /// The DagRun whose TaskInstances to clear.
+    dag_run_id: String,
+    /// The tasks to clear; all of the run's when absent.
+    task_ids: Option<Vec<String>>,
+    /// Also clear every task downstream of those.
+    #[serde(default)]
+    include_downstream: bool,
+    /// Also clear every task upstream of those.
+    #[serde(default)]
+    include_upstream: bool,
+    /// Clear only failed and upstream-failed TaskInstances (default true, as in
+    /// Airflow).
+    #[serde(default = "default_true")]
+    #[schema(default = true)]
+    only_failed: bool,
+    /// Only report what would be cleared (default true, as in Airflow).
+    #[serde(default = "default_true")]
+    #[schema(default = true)]
+    dry_run: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Clear TaskInstances of a DagRun so they run again. Answers the TaskInstances
+/// cleared (or, for a dry run, that would be).
+#[utoipa::path(
+    post, path = "/dags/{dag_id}/clearTaskInstances", tag = "TaskInstance",
+    operation_id = "post_clear_task_instances",
+    params(("dag_id" = String, Path)),
+    request_body = ClearTaskInstances,
+    responses((status = 200, body = TaskInstanceCollection), BadRequest, NotFound, Conflict, Unprocessable, PayloadTooLarge, Unavailable)
+)]
+pub async fn clear_tis(
+    State(s): State<ApiState>,
+    Path(dag_id): Path<String>,
+    JsonBody(body): JsonBody<ClearTaskInstances>,
+) -> ApiResult<Json<TaskInstanceCollection>> {
+    load_dag(&s, &dag_id)?;
+    let run = load_run(&s, &dag_id, &body.dag_run_id)?;
+    if let Some(ids) = &body.task_ids {
+        let spec = Specs::new(&s.metastore).get(DEFAULT_TENANT, &dag_id, &run.dag_version)?;
+        if let Some(spec) = spec
+            && let Some(unknown) = ids.iter().find(|id| spec.task(id).is_none())
+        {
+            return Err(ApiError::bad_request(format!(
+                "`task_ids`: DagRun `{}` has no task `{unknown}`",
+                body.dag_run_id
+            )));
+        }
+    }
+    let cleared = s
+        .scheduler
+        .clear(
+            DEFAULT_TENANT,
+            &dag_id,
+            &body.dag_run_id,
+            ClearOptions {
+                task_ids: body.task_ids,
+                downstream: body.include_downstream,
+                upstream: body.include_upstream,
+                only_failed: body.only_failed,
+                dry_run: body.dry_run,
+            },
+        )
+        .await?;
+    let task_instances = task_instances(&mut Specs::new(&s.metastore), &cleared)?;
+    Ok(Json(TaskInstanceCollection {
+        total_entries: task_instances.len(),
+        task_instances,
+    }))
+}

@@ -1,0 +1,143 @@
+//! Variables: string values tasks read through templates (`var.value.<key>`) and
+//! the `variable` host call.
+
+use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable};
+use super::{ApiError, ApiResult, ApiState, JsonBody, Page, check_id, paginate};
+use crate::metastore::DEFAULT_TENANT;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Variable {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VariableCollection {
+    pub variables: Vec<Variable>,
+    pub total_entries: usize,
+}
+
+fn not_found(key: &str) -> ApiError {
+    ApiError::not_found(format!("variable `{key}` not found"))
+}
+
+/// List variables.
+#[utoipa::path(
+    get, path = "/variables", tag = "Variable", operation_id = "get_variables",
+    params(Page),
+    responses((status = 200, body = VariableCollection), BadRequest)
+)]
+pub async fn list_variables(
+    State(s): State<ApiState>,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<VariableCollection>> {
+    let all = s
+        .metastore
+        .variables(DEFAULT_TENANT)?
+        .into_iter()
+        .map(|(key, value)| Variable { key, value })
+        .collect();
+    let (variables, total_entries) = paginate(all, page.limit, page.offset);
+    Ok(Json(VariableCollection {
+        variables,
+        total_entries,
+    }))
+}
+
+/// Get a variable.
+#[utoipa::path(
+    get, path = "/variables/{variable_key}", tag = "Variable", operation_id = "get_variable",
+    params(("variable_key" = String, Path)),
+    responses((status = 200, body = Variable), NotFound)
+)]
+pub async fn get_variable(
+    State(s): State<ApiState>,
+    Path(key): Path<String>,
+) -> ApiResult<Json<Variable>> {
+    let value = s
+        .metastore
+        .variable(DEFAULT_TENANT, &key)?
+        .ok_or_else(|| not_found(&key))?;
+    Ok(Json(Variable { key, value }))
+}
+
+/// Create a variable; 409 if it exists (change it with PATCH).
+#[utoipa::path(
+    post, path = "/variables", tag = "Variable", operation_id = "post_variables",
+    request_body = Variable,
+    responses((status = 200, body = Variable), BadRequest, Conflict, Unprocessable, PayloadTooLarge)
+)]
+pub async fn post_variable(
+    State(s): State<ApiState>,
+    JsonBody(body): JsonBody<Variable>,
+) -> ApiResult<Json<Variable>> {
+    check_id("`key`", &body.key)?;
+    if s.metastore.variable(DEFAULT_TENANT, &body.key)?.is_some() {
+        return Err(ApiError::conflict(format!(
+            "variable `{}` already exists; change it with PATCH",
+            body.key
+        )));
+    }
+    s.metastore
+        .set_variable(DEFAULT_TENANT, &body.key, &body.value)?;
+    Ok(Json(body))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchVariable {
+    /// If given, must be the key in the path: variables cannot be renamed.
+    key: Option<String>,
+    value: String,
+}
+
+/// Change a variable's value.
+#[utoipa::path(
+    patch, path = "/variables/{variable_key}", tag = "Variable", operation_id = "patch_variable",
+    params(("variable_key" = String, Path)),
+    request_body = PatchVariable,
+    responses((status = 200, body = Variable), BadRequest, NotFound, Unprocessable, PayloadTooLarge)
+)]
+pub async fn patch_variable(
+    State(s): State<ApiState>,
+    Path(key): Path<String>,
+    JsonBody(body): JsonBody<PatchVariable>,
+) -> ApiResult<Json<Variable>> {
+    if body.key.as_ref().is_some_and(|k| *k != key) {
+        return Err(ApiError::bad_request(
+            "`key` in the body differs from the path; variables cannot be renamed",
+        ));
+    }
+    if s.metastore.variable(DEFAULT_TENANT, &key)?.is_none() {
+        return Err(not_found(&key));
+    }
+    s.metastore
+        .set_variable(DEFAULT_TENANT, &key, &body.value)?;
+    Ok(Json(Variable {
+        key,
+        value: body.value,
+    }))
+}
+
+/// Delete a variable.
+#[utoipa::path(
+    delete, path = "/variables/{variable_key}", tag = "Variable", operation_id = "delete_variable",
+    params(("variable_key" = String, Path)),
+    responses((status = 204, description = "Deleted"), NotFound)
+)]
+pub async fn delete_variable(
+    State(s): State<ApiState>,
+    Path(key): Path<String>,
+) -> ApiResult<StatusCode> {
+    if s.metastore.delete_variable(DEFAULT_TENANT, &key)? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(&key))
+    }
+}

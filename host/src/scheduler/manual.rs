@@ -1,0 +1,381 @@
+//! Changes people make by hand (Airflow's Clear, Mark success/failed, DagRun state,
+//! delete), applied by the scheduler like every other change: in memory, then in
+//! the turn's one commit.
+
+use super::*;
+use crate::metastore::{DAG_RUNS, TASK_INSTANCES, run_key};
+use crate::scheduler::{ClearOptions, TaskTarget};
+use std::collections::BTreeSet;
+
+impl State {
+    /// Brings a run into memory (a finished one too) and returns its key and
+    /// whether it was already there.
+    fn activate(
+        &mut self,
+        tenant: &str,
+        dag_id: &str,
+        run_id: &str,
+    ) -> Result<(RunKey, bool), SchedulerError> {
+        let rk = (tenant.to_owned(), dag_id.to_owned(), run_id.to_owned());
+        if self.runs.contains_key(&rk) {
+            return Ok((rk, true));
+        }
+        let not_found = || SchedulerError::RunNotFound {
+            dag_id: dag_id.to_owned(),
+            run_id: run_id.to_owned(),
+        };
+        let run = self
+            .metastore
+            .dag_run(tenant, dag_id, run_id)?
+            .ok_or_else(not_found)?;
+        let spec = self
+            .spec(tenant, dag_id, &run.dag_version)?
+            .ok_or_else(|| {
+                SchedulerError::InvalidState(format!(
+                    "the DAG version `{}` of this run is gone",
+                    run.dag_version
+                ))
+            })?;
+        let tis = self
+            .metastore
+            .task_instances(tenant, dag_id, run_id)?
+            .into_iter()
+            .map(|ti| ((ti.task_id.clone(), ti.map_index), ti))
+            .collect();
+        self.runs.insert(rk.clone(), ActiveRun { run, spec, tis });
+        Ok((rk, false))
+    }
+
+    /// Puts a run that was only brought in to be looked at back out of memory.
+    fn deactivate_unchanged(&mut self, rk: &RunKey, was_active: bool) {
+        if !was_active {
+            self.runs.remove(rk);
+        }
+    }
+
+    /// The named tasks plus, as asked, everything downstream or upstream of them.
+    fn select_tasks(
+        &self,
+        rk: &RunKey,
+        ids: &[String],
+        downstream: bool,
+        upstream: bool,
+    ) -> Result<BTreeSet<String>, SchedulerError> {
+        let spec = &self.runs[rk].spec;
+        let mut out = BTreeSet::new();
+        for id in ids {
+            if spec.task(id).is_none() {
+                return Err(SchedulerError::TaskNotFound {
+                    dag_id: rk.1.clone(),
+                    run_id: rk.2.clone(),
+                    task_id: id.clone(),
+                });
+            }
+            out.insert(id.clone());
+            if downstream {
+                out.extend(spec.relatives(id, false).into_iter().map(str::to_owned));
+            }
+            if upstream {
+                out.extend(spec.relatives(id, true).into_iter().map(str::to_owned));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stops tracking a TaskInstance's current try and cancels it in the executor:
+    /// its late report, if any, is then ignored as stale.
+    fn forget_in_flight(&mut self, key: &TiKey) {
+        if let Some(try_number) = self.in_flight.remove(key) {
+            self.executor.cancel(key, try_number);
+            self.live_logs
+                .lock()
+                .unwrap()
+                .remove(&(key.clone(), try_number));
+        }
+    }
+
+    /// A run whose TaskInstances were changed by hand is planned again: a finished
+    /// one is re-finished from its leaves, a live one goes on.
+    fn replan(&mut self, rk: &RunKey) {
+        let run = self.runs.get_mut(rk).unwrap();
+        if run.run.state.is_finished() {
+            run.run.state = DagRunState::Running;
+        }
+        self.dirty_runs.insert(rk.clone());
+    }
+
+    pub(super) fn clear(
+        &mut self,
+        tenant: &str,
+        dag_id: &str,
+        run_id: &str,
+        opts: ClearOptions,
+    ) -> Result<Vec<TaskInstance>, SchedulerError> {
+        let (rk, was_active) = self.activate(tenant, dag_id, run_id)?;
+        let ids = match &opts.task_ids {
+            Some(ids) => ids.clone(),
+            None => self.runs[&rk]
+                .spec
+                .tasks
+                .iter()
+                .map(|t| t.task_id.clone())
+                .collect(),
+        };
+        let tasks = match self.select_tasks(&rk, &ids, opts.downstream, opts.upstream) {
+            Ok(t) => t,
+            Err(e) => {
+                self.deactivate_unchanged(&rk, was_active);
+                return Err(e);
+            }
+        };
+        let run = &self.runs[&rk];
+        let selected: Vec<(String, i64)> = run
+            .tis
+            .iter()
+            .filter(|(_, ti)| {
+                tasks.contains(&ti.task_id)
+                    && (!opts.only_failed || matches!(ti.state, S::Failed | S::UpstreamFailed))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        let listed: Vec<TaskInstance> = selected.iter().map(|k| run.tis[k].clone()).collect();
+        if opts.dry_run || selected.is_empty() {
+            self.deactivate_unchanged(&rk, was_active);
+            return Ok(listed);
+        }
+        let hostname = self.config.hostname.clone();
+        for (task_id, map_index) in selected {
+            let key = TiKey {
+                tenant: rk.0.clone(),
+                dag_id: rk.1.clone(),
+                run_id: rk.2.clone(),
+                task_id: task_id.clone(),
+                map_index,
+            };
+            self.forget_in_flight(&key);
+            let tk = ti_key(&key.tenant, &key.dag_id, &key.run_id, &task_id, map_index);
+            // A new try starts without the XCom of the old ones.
+            self.batch.delete_prefix(XCOM, tk.clone());
+            let run = self.runs.get_mut(&rk).unwrap();
+            let task = run
+                .spec
+                .task(&task_id)
+                .expect("TIs exist for tasks")
+                .clone();
+            if map_index >= 0 {
+                // Mapped TaskInstances go; the task expands afresh from its
+                // placeholder, since what it maps over may come out differently.
+                run.tis.remove(&(task_id.clone(), map_index));
+                self.batch.delete(TASK_INSTANCES, tk);
+                if !run.tis.contains_key(&(task_id.clone(), -1)) {
+                    let ti = new_ti(&run.run, &task, -1, &hostname);
+                    run.tis.insert((task_id.clone(), -1), ti.clone());
+                    self.batch.put_ti(&ti);
+                    self.push_ti_update(&ti);
+                }
+                continue;
+            }
+            let ti = run.tis.get_mut(&(task_id, map_index)).unwrap();
+            ti.state = S::NoStatus;
+            // A cleared task gets its full set of retries again, as in Airflow.
+            ti.max_tries = ti.try_number + task.retries + 1;
+            ti.queued_at = None;
+            ti.start_date = None;
+            ti.end_date = None;
+            ti.duration = None;
+            ti.next_try_at = None;
+            let ti = ti.clone();
+            self.batch.put_ti(&ti);
+            self.push_ti_update(&ti);
+        }
+        // Airflow puts a cleared run back to `queued`; the scheduler starts it again
+        // within `max_active_runs`.
+        let run = self.runs.get_mut(&rk).unwrap();
+        run.run.state = DagRunState::Queued;
+        run.run.start_date = None;
+        run.run.end_date = None;
+        let dag_run = run.run.clone();
+        self.batch.put_run(&dag_run);
+        self.push_run_update(&dag_run);
+        self.dirty_runs.insert(rk);
+        Ok(listed)
+    }
+
+    pub(super) fn set_task_state(
+        &mut self,
+        target: TaskTarget,
+        state: S,
+        downstream: bool,
+        upstream: bool,
+    ) -> Result<Vec<TaskInstance>, SchedulerError> {
+        if !matches!(state, S::Success | S::Failed | S::Skipped) {
+            return Err(SchedulerError::InvalidState(format!(
+                "a TaskInstance can be set to success, failed or skipped, not `{state}`"
+            )));
+        }
+        let (rk, was_active) = self.activate(&target.tenant, &target.dag_id, &target.run_id)?;
+        let tasks = match self.select_tasks(
+            &rk,
+            std::slice::from_ref(&target.task_id),
+            downstream,
+            upstream,
+        ) {
+            Ok(t) => t,
+            Err(e) => {
+                self.deactivate_unchanged(&rk, was_active);
+                return Err(e);
+            }
+        };
+        let keys: Vec<(String, i64)> = self.runs[&rk]
+            .tis
+            .keys()
+            .filter(|(task_id, map_index)| {
+                tasks.contains(task_id)
+                    && (task_id != &target.task_id
+                        || target.map_index.is_none_or(|m| m == *map_index))
+            })
+            .cloned()
+            .collect();
+        if !keys.iter().any(|(t, _)| t == &target.task_id) {
+            self.deactivate_unchanged(&rk, was_active);
+            return Err(SchedulerError::TaskNotFound {
+                dag_id: target.dag_id,
+                run_id: target.run_id,
+                task_id: format!(
+                    "{}{}",
+                    target.task_id,
+                    target
+                        .map_index
+                        .map(|m| format!("[{m}]"))
+                        .unwrap_or_default()
+                ),
+            });
+        }
+        let now = self.now();
+        let mut changed = Vec::new();
+        for (task_id, map_index) in keys {
+            let key = TiKey {
+                tenant: rk.0.clone(),
+                dag_id: rk.1.clone(),
+                run_id: rk.2.clone(),
+                task_id: task_id.clone(),
+                map_index,
+            };
+            if self.ti(&key).is_some_and(|ti| ti.state == state) {
+                continue;
+            }
+            self.forget_in_flight(&key);
+            let ti = self
+                .runs
+                .get_mut(&rk)
+                .unwrap()
+                .tis
+                .get_mut(&(task_id, map_index))
+                .unwrap();
+            ti.state = state;
+            let started = *ti.start_date.get_or_insert(now);
+            ti.end_date = Some(now);
+            ti.duration = Some(now.duration_since(started).as_secs_f64());
+            ti.next_try_at = None;
+            let ti = ti.clone();
+            self.batch.put_ti(&ti);
+            self.push_ti_update(&ti);
+            changed.push(ti);
+        }
+        self.replan(&rk);
+        Ok(changed)
+    }
+
+    pub(super) fn set_run_state(
+        &mut self,
+        tenant: &str,
+        dag_id: &str,
+        run_id: &str,
+        state: DagRunState,
+    ) -> Result<DagRun, SchedulerError> {
+        if state == DagRunState::Running {
+            return Err(SchedulerError::InvalidState(
+                "a DagRun can be set to success, failed or queued, not running".to_owned(),
+            ));
+        }
+        let (rk, _) = self.activate(tenant, dag_id, run_id)?;
+        let now = self.now();
+        let keys: Vec<(String, i64)> = self.runs[&rk].tis.keys().cloned().collect();
+        for (task_id, map_index) in keys {
+            let key = TiKey {
+                tenant: rk.0.clone(),
+                dag_id: rk.1.clone(),
+                run_id: rk.2.clone(),
+                task_id,
+                map_index,
+            };
+            let current = self.ti(&key).map(|t| t.state).unwrap_or(S::Success);
+            // Airflow: success marks every TaskInstance success; failed fails the
+            // running ones and skips those that had not started.
+            let new = match state {
+                DagRunState::Success if current != S::Success => S::Success,
+                DagRunState::Failed if matches!(current, S::Running | S::Queued) => S::Failed,
+                DagRunState::Failed if !current.is_finished() => S::Skipped,
+                _ => continue,
+            };
+            self.forget_in_flight(&key);
+            let run = self.runs.get_mut(&rk).unwrap();
+            let ti = run.tis.get_mut(&(key.task_id, key.map_index)).unwrap();
+            ti.state = new;
+            ti.end_date = Some(now);
+            ti.next_try_at = None;
+            let ti = ti.clone();
+            self.batch.put_ti(&ti);
+            self.push_ti_update(&ti);
+        }
+        let run = self.runs.get_mut(&rk).unwrap();
+        run.run.state = state;
+        if state == DagRunState::Queued {
+            run.run.start_date = None;
+            run.run.end_date = None;
+            self.dirty_runs.insert(rk.clone());
+        } else {
+            run.run.end_date = Some(now);
+        }
+        let dag_run = run.run.clone();
+        if state.is_finished() {
+            self.runs.remove(&rk);
+        }
+        self.batch.put_run(&dag_run);
+        self.push_run_update(&dag_run);
+        Ok(dag_run)
+    }
+
+    pub(super) fn delete_run(
+        &mut self,
+        tenant: &str,
+        dag_id: &str,
+        run_id: &str,
+    ) -> Result<(), SchedulerError> {
+        let rk = (tenant.to_owned(), dag_id.to_owned(), run_id.to_owned());
+        let known = self.runs.remove(&rk).is_some()
+            || self.metastore.dag_run(tenant, dag_id, run_id)?.is_some();
+        if !known {
+            return Err(SchedulerError::RunNotFound {
+                dag_id: dag_id.to_owned(),
+                run_id: run_id.to_owned(),
+            });
+        }
+        let gone: Vec<TiKey> = self
+            .in_flight
+            .keys()
+            .filter(|k| k.run_key() == rk)
+            .cloned()
+            .collect();
+        for key in gone {
+            self.forget_in_flight(&key);
+        }
+        let rkey = run_key(tenant, dag_id, run_id);
+        self.batch.delete(DAG_RUNS, rkey.clone());
+        self.batch.delete_prefix(TASK_INSTANCES, rkey.clone());
+        self.batch.delete_prefix(XCOM, rkey.clone());
+        self.batch.delete_prefix(LOGS, rkey);
+        self.updates.push(Update::Dags);
+        Ok(())
+    }
+}

@@ -1,0 +1,122 @@
+// The REST API client: JSON in and out, errors as ApiError carrying the API's
+// {"title","status","detail"}.
+
+export const BASE = "/api/v1";
+
+export class ApiError extends Error {
+  constructor(status, title, detail) {
+    super(detail || title);
+    this.status = status;
+    this.title = title;
+    this.detail = detail;
+  }
+}
+
+/** A tagged template that URL-encodes every interpolated value:
+ *  p`/dags/${id}/dagRuns/${run}` is safe for any id. */
+export function p(strings, ...values) {
+  return strings.reduce((acc, str, i) => acc + str + (i < values.length ? encodeURIComponent(values[i]) : ""), "");
+}
+
+/** Builds `?a=1&b=2` from an object, skipping null/undefined values. */
+export function qs(params) {
+  const u = new URLSearchParams();
+  for (const [k, v] of Object.entries(params || {})) {
+    if (v !== undefined && v !== null && v !== "") u.set(k, String(v));
+  }
+  const s = u.toString();
+  return s ? `?${s}` : "";
+}
+
+export async function api(path, { method = "GET", body, signal } = {}) {
+  let res;
+  try {
+    res = await fetch(BASE + path, {
+      method,
+      signal,
+      headers: body === undefined ? { Accept: "application/json" } : { Accept: "application/json", "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    if (e && e.name === "AbortError") throw e;
+    throw new ApiError(0, "Network error", "Cannot reach the Aileron server. Is it running?");
+  }
+  const text = await res.text();
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = text;
+    }
+  }
+  if (!res.ok) {
+    const obj = data && typeof data === "object" ? data : {};
+    throw new ApiError(res.status, obj.title || res.statusText || "Error", obj.detail || (typeof data === "string" ? data : "") || res.statusText);
+  }
+  return data;
+}
+
+export const get = (path, opts) => api(path, opts);
+export const post = (path, body) => api(path, { method: "POST", body: body ?? {} });
+export const patch = (path, body) => api(path, { method: "PATCH", body });
+export const del = (path) => api(path, { method: "DELETE" });
+
+function cmpRuns(a, b) {
+  const ta = Date.parse(a.logical_date) || 0;
+  const tb = Date.parse(b.logical_date) || 0;
+  if (ta !== tb) return ta - tb;
+  return String(a.queued_at || "").localeCompare(String(b.queued_at || ""));
+}
+
+/** Sorts runs oldest first (Airflow's grid order: by logical date). */
+export function sortRuns(runs) {
+  return [...runs].sort(cmpRuns);
+}
+
+/** The latest `n` runs of a DAG, oldest first, and how many it has. Asks the API to
+ *  order newest first; if it does not, pages to the end of the list instead. */
+export async function latestRuns(dagId, n) {
+  const limit = Math.max(2, n); // two, to tell which way the API ordered them
+  let first;
+  try {
+    first = await get(p`/dags/${dagId}/dagRuns` + qs({ limit, order_by: "-logical_date" }));
+  } catch (e) {
+    if (!(e instanceof ApiError) || e.status !== 400) throw e;
+    first = await get(p`/dags/${dagId}/dagRuns` + qs({ limit }));
+  }
+  const total = first.total_entries ?? first.dag_runs.length;
+  let runs = first.dag_runs;
+  const ascending = runs.length > 1 && cmpRuns(runs[0], runs[runs.length - 1]) < 0;
+  if (total > runs.length && ascending) {
+    const rest = await get(p`/dags/${dagId}/dagRuns` + qs({ limit, offset: Math.max(0, total - limit) }));
+    runs = rest.dag_runs;
+  }
+  return { runs: sortRuns(runs).slice(-n), total };
+}
+
+/** All TaskInstances of one run (every page). */
+export async function runTaskInstances(dagId, runId) {
+  const out = [];
+  for (let offset = 0; ; ) {
+    const page = await get(p`/dags/${dagId}/dagRuns/${runId}/taskInstances` + qs({ limit: 1000, offset }));
+    out.push(...page.task_instances);
+    offset += page.task_instances.length;
+    if (page.task_instances.length === 0 || offset >= (page.total_entries ?? offset)) break;
+  }
+  return out;
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight. */
+export async function pool(items, limit, fn) {
+  const results = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i], i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}

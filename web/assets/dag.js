@@ -1,0 +1,507 @@
+// One DAG: header (pause, trigger), tabs (Grid, Graph, Gantt, Code, Details), the
+// selected run's toolbar with its actions, and a side panel for a TaskInstance or
+// a run. Holds the data every tab shares and keeps it current from the event
+// stream (or by polling when the stream is down).
+
+import { get, patch, p, latestRuns, runTaskInstances, pool, ApiError } from "./api.js";
+import { h, replace, badge, time, fmtDuration, span, errorBox, loading, toast, debounce, json, empty } from "./dom.js";
+import { href, withParams, current } from "./router.js";
+import { watch } from "./live.js";
+import { layout } from "./layout.js";
+import { isFinishedRun } from "./model.js";
+import * as grid from "./grid.js";
+import * as graph from "./graph.js";
+import * as gantt from "./gantt.js";
+import { TiPanel } from "./ti.js";
+import { clearRunDialog, markRunDialog, deleteRunDialog } from "./actions.js";
+
+const TABS = [
+  ["grid", "Grid"],
+  ["graph", "Graph"],
+  ["gantt", "Gantt"],
+  ["code", "Code"],
+  ["details", "Details"],
+];
+const RUN_LIMITS = [10, 25, 50, 100];
+
+export function mount(root, route) {
+  const dagId = route.segments[1];
+  document.title = `${dagId} · Aileron`;
+
+  // Everything the tabs and panels read.
+  const ctx = {
+    dagId,
+    dag: null,
+    tasks: [],
+    taskMap: new Map(),
+    layout: null,
+    order: [],
+    runs: [],
+    runsTotal: 0,
+    tis: new Map(), // run id → TaskInstances
+    params: {},
+    loadError: null,
+    selectedRunId: null,
+    selectedRun() {
+      return this.runs.find((r) => r.dag_run_id === this.selectedRunId) || null;
+    },
+    tisOf(runId) {
+      return this.tis.get(runId);
+    },
+    refresh: () => refresh(),
+    refreshRun: (runId) => refreshRun(runId),
+  };
+
+  const headEl = h("div", { class: "dag-head" });
+  const tabsEl = h("nav", { class: "tabs", "aria-label": "DAG views" });
+  const toolbarEl = h("div", { class: "run-toolbar", "data-testid": "run-toolbar" });
+  const statusEl = h("div", {});
+  const contentEl = h("div", { class: "tab-content", "data-testid": "tab-content" });
+  const asideEl = h("aside", { class: "side-panel", "aria-label": "Details", hidden: true });
+  root.append(h("section", { class: "page dag-page" },
+    h("nav", { class: "breadcrumb", "aria-label": "Breadcrumb" }, h("a", { href: "#/dags" }, "DAGs"), " / ", h("span", {}, dagId)),
+    headEl, tabsEl, toolbarEl, statusEl,
+    h("div", { class: "dag-body" }, contentEl, asideEl)));
+
+  function readParams(r) {
+    const tab = r.segments[2] || "grid";
+    const limit = Number(r.params.get("limit")) || 25;
+    const mi = r.params.get("map_index");
+    ctx.params = {
+      tab: TABS.some(([k]) => k === tab) ? tab : "grid",
+      run: r.params.get("run") || null,
+      task: r.params.get("task") || null,
+      mapIndex: mi === null || mi === "" ? null : Number(mi),
+      tryNumber: r.params.get("try") ? Number(r.params.get("try")) : null,
+      limit: RUN_LIMITS.includes(limit) ? limit : 25,
+    };
+    const runs = ctx.runs;
+    ctx.selectedRunId = ctx.params.run || (runs.length ? runs[runs.length - 1].dag_run_id : null);
+  }
+
+  // ---- loading -----------------------------------------------------------
+
+  async function loadDag() {
+    const dag = await get(p`/dags/${dagId}`);
+    const versionChanged = !ctx.dag || ctx.dag.dag_version !== dag.dag_version;
+    ctx.dag = dag;
+    ctx.tasks = dag.tasks || [];
+    ctx.taskMap = new Map(ctx.tasks.map((t) => [t.task_id, t]));
+    if (versionChanged || !ctx.layout) {
+      ctx.layout = layout(ctx.tasks);
+      ctx.order = ctx.layout.order;
+    }
+  }
+
+  async function loadTis(runId) {
+    try {
+      ctx.tis.set(runId, await runTaskInstances(dagId, runId));
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) ctx.tis.delete(runId);
+      else throw e;
+    }
+  }
+
+  async function loadRuns() {
+    const { runs, total } = await latestRuns(dagId, ctx.params.limit);
+    // A deep link to a run older than the ones shown still works: fetch it too.
+    const wanted = ctx.params.run;
+    if (wanted && !runs.some((r) => r.dag_run_id === wanted)) {
+      try {
+        runs.unshift(await get(p`/dags/${dagId}/dagRuns/${wanted}`));
+      } catch {
+        /* shown as "run not found" */
+      }
+    }
+    const before = new Map(ctx.runs.map((r) => [r.dag_run_id, r]));
+    ctx.runs = runs;
+    ctx.runsTotal = total;
+    readParams(current());
+    const keep = new Set(runs.map((r) => r.dag_run_id));
+    for (const id of [...ctx.tis.keys()]) if (!keep.has(id)) ctx.tis.delete(id);
+    // Finished runs whose state has not changed keep their TaskInstances.
+    const stale = runs.filter((r) => {
+      const old = before.get(r.dag_run_id);
+      return !ctx.tis.has(r.dag_run_id) || !old || old.state !== r.state || !isFinishedRun(r.state) || r.dag_run_id === ctx.selectedRunId;
+    });
+    await pool(stale, 4, (r) => loadTis(r.dag_run_id));
+  }
+
+  let inflight = null;
+  let again = false;
+  async function refresh({ dag = false } = {}) {
+    if (inflight) {
+      again = true;
+      return inflight;
+    }
+    inflight = (async () => {
+      try {
+        if (dag || !ctx.dag) await loadDag();
+        await loadRuns();
+        ctx.loadError = null;
+      } catch (e) {
+        ctx.loadError = e;
+      }
+      inflight = null;
+      renderAll();
+      if (panel && panel.refresh) panel.refresh();
+      if (again) {
+        again = false;
+        refresh();
+      }
+    })();
+    return inflight;
+  }
+
+  const pendingRuns = new Set();
+  const flushRuns = debounce(async () => {
+    const ids = [...pendingRuns];
+    pendingRuns.clear();
+    try {
+      await Promise.all(ids.map(async (id) => {
+        const run = await get(p`/dags/${dagId}/dagRuns/${id}`).catch(() => null);
+        const i = ctx.runs.findIndex((r) => r.dag_run_id === id);
+        if (run && i >= 0) ctx.runs[i] = run;
+        await loadTis(id);
+      }));
+    } catch {
+      /* the next refresh shows it */
+    }
+    scheduleRender();
+  }, 400);
+
+  function refreshRun(runId) {
+    pendingRuns.add(runId);
+    flushRuns();
+  }
+
+  const refreshRunsSoon = debounce(() => refresh(), 400);
+  const refreshPanelSoon = debounce(() => panel && panel.refresh && panel.refresh(), 300);
+
+  // Live events: patch the state in place at once (the page turns green as it
+  // happens), then re-read the run for dates and durations.
+  function onEvent(type, data) {
+    if (type === "dags") {
+      if (!data.dag_id || data.dag_id === dagId) refresh({ dag: true });
+      return;
+    }
+    const runId = data.dag_run_id;
+    if (!runId) return;
+    const run = ctx.runs.find((r) => r.dag_run_id === runId);
+    if (type === "dag_run") {
+      if (run) {
+        if (data.state) run.state = data.state;
+        refreshRun(runId);
+      } else {
+        refreshRunsSoon();
+      }
+    } else if (type === "task_instance") {
+      if (!run) {
+        refreshRunsSoon();
+        return;
+      }
+      const list = ctx.tis.get(runId);
+      if (list) {
+        const mi = data.map_index ?? -1;
+        let ti = list.find((t) => t.task_id === data.task_id && (t.map_index ?? -1) === mi);
+        if (!ti) {
+          // A newly expanded mapped instance replaces the unexpanded placeholder.
+          if (mi >= 0) {
+            const at = list.findIndex((t) => t.task_id === data.task_id && (t.map_index ?? -1) === -1);
+            if (at >= 0) list.splice(at, 1);
+          }
+          ti = { task_id: data.task_id, dag_id: dagId, dag_run_id: runId, map_index: mi };
+          list.push(ti);
+        }
+        if ("state" in data) ti.state = data.state;
+        if (data.try_number !== undefined) ti.try_number = data.try_number;
+      }
+      scheduleRender();
+      refreshRun(runId);
+      const pp = ctx.params;
+      if (pp.task === data.task_id && (pp.run || ctx.selectedRunId) === runId) refreshPanelSoon();
+    }
+  }
+
+  // ---- rendering ---------------------------------------------------------
+
+  let frame = 0;
+  function scheduleRender() {
+    if (frame) return;
+    frame = requestAnimationFrame(() => {
+      frame = 0;
+      renderAll();
+    });
+  }
+
+  function renderHead() {
+    const d = ctx.dag;
+    if (!d) {
+      replace(headEl, h("h1", {}, dagId));
+      return;
+    }
+    const toggle = h("input", {
+      type: "checkbox", role: "switch", class: "switch", checked: !d.is_paused, "data-testid": "pause-toggle",
+      "aria-label": `${dagId}: ${d.is_paused ? "paused" : "active"} (toggle to ${d.is_paused ? "unpause" : "pause"})`,
+      onchange: async () => {
+        toggle.disabled = true;
+        try {
+          const updated = await patch(p`/dags/${dagId}`, { is_paused: !toggle.checked });
+          Object.assign(d, updated && updated.dag_id ? { is_paused: updated.is_paused } : { is_paused: !toggle.checked });
+          toast(`${dagId} ${d.is_paused ? "paused" : "unpaused"}`);
+        } catch (e) {
+          toast(`Could not change ${dagId}: ${e.detail || e.message}`, "error");
+        }
+        renderHead();
+      },
+    });
+    const next = d.next_dagrun ?? d.next_dagrun_create_after;
+    replace(headEl,
+      h("div", { class: "dag-title" },
+        toggle,
+        h("h1", {}, d.dag_display_name || dagId),
+        d.is_paused ? h("span", { class: "badge badge-muted", "data-testid": "paused-badge" }, "paused") : null,
+        (d.tags || []).map((t) => h("a", { class: "tag", href: `#/dags?tag=${encodeURIComponent(t.name)}` }, t.name)),
+        h("span", { class: "spacer" }),
+        h("a", { class: "btn btn-primary", href: href(["dags", dagId, "trigger"]), "data-testid": "trigger-button" }, "▶ Trigger")),
+      d.description ? h("p", { class: "muted" }, d.description) : null,
+      d.has_import_errors ? h("div", { class: "alert alert-error", role: "alert" }, "This DAG's file currently fails to import; the last version that loaded is shown. See the DAGs page for the error.") : null,
+      h("dl", { class: "facts" },
+        fact("Schedule", d.timetable_summary ? h("code", { title: d.timetable_description || "" }, d.timetable_summary) : "None", d.timetable_description),
+        fact("Next run", next ? time(next) : "—"),
+        fact("Owner", (d.owners || []).join(", ") || "—"),
+        fact("Runs", String(ctx.runsTotal)),
+        fact("Version", h("code", { title: d.dag_version }, String(d.dag_version || "").slice(0, 12)))));
+  }
+
+  function fact(label, value, note) {
+    return h("div", { class: "fact" }, h("dt", {}, label), h("dd", { title: note || "" }, value));
+  }
+
+  function renderTabs() {
+    replace(tabsEl, TABS.map(([k, label]) => h("a", {
+      href: href(["dags", dagId, k], keepParams()),
+      class: "tab",
+      "data-testid": `tab-${k}`,
+      "aria-current": ctx.params.tab === k ? "page" : null,
+    }, label)));
+  }
+
+  function keepParams() {
+    const { run, task, mapIndex, limit } = ctx.params;
+    return { run, task, map_index: mapIndex, limit: limit === 25 ? null : limit };
+  }
+
+  function renderToolbar() {
+    const tab = ctx.params.tab;
+    if (tab === "code" || tab === "details" || !ctx.dag) {
+      replace(toolbarEl);
+      toolbarEl.hidden = true;
+      return;
+    }
+    toolbarEl.hidden = false;
+    const runs = [...ctx.runs].reverse();
+    const run = ctx.selectedRun();
+    const select = h("select", {
+      id: "run-select", "data-testid": "run-select", "aria-label": "Selected run",
+      onchange: () => withParams({ run: select.value }),
+    }, runs.map((r) => h("option", { value: r.dag_run_id, selected: r.dag_run_id === ctx.selectedRunId }, `${r.dag_run_id} (${r.state})`)));
+    const limitSelect = h("select", {
+      "data-testid": "grid-run-limit", "aria-label": "Runs shown",
+      onchange: () => withParams({ limit: Number(limitSelect.value) === 25 ? null : limitSelect.value }),
+    }, RUN_LIMITS.map((n) => h("option", { value: n, selected: n === ctx.params.limit }, `${n} runs`)));
+    replace(toolbarEl,
+      runs.length ? h("label", { class: "inline" }, "Run ", select) : h("span", { class: "muted" }, "No runs yet."),
+      run ? badge(run.state, { "data-testid": "run-state", "data-state": run.state }) : null,
+      run ? h("span", { class: "muted small" }, run.run_type, " · ", time(run.logical_date), " · ",
+        fmtDuration(span(run.start_date, run.end_date))) : null,
+      h("span", { class: "spacer" }),
+      run ? runActions(run) : null,
+      tab === "grid" ? limitSelect : null);
+  }
+
+  function runActions(run) {
+    const rid = run.dag_run_id;
+    return h("div", { class: "btn-group", role: "group", "aria-label": "Run actions" },
+      h("button", { type: "button", class: "btn btn-small", "data-testid": "run-clear-button", onclick: () => clearRunDialog(ctx, rid) }, "Clear run"),
+      h("button", { type: "button", class: "btn btn-small", "data-testid": "run-mark-success-button", onclick: () => markRunDialog(ctx, rid, "success") }, "Mark success"),
+      h("button", { type: "button", class: "btn btn-small", "data-testid": "run-mark-failed-button", onclick: () => markRunDialog(ctx, rid, "failed") }, "Mark failed"),
+      h("button", { type: "button", class: "btn btn-small btn-danger-outline", "data-testid": "run-delete-button", onclick: () => deleteRunDialog(ctx, rid) }, "Delete"));
+  }
+
+  function renderContent() {
+    if (ctx.loadError && !ctx.dag) {
+      replace(statusEl, errorBox(ctx.loadError));
+      replace(contentEl);
+      return;
+    }
+    replace(statusEl, ctx.loadError ? errorBox(ctx.loadError) : null);
+    if (!ctx.dag) {
+      replace(contentEl, loading());
+      return;
+    }
+    const tab = ctx.params.tab;
+    if (contentEl.dataset.tab !== tab) {
+      // Each tab owns the content area while it is shown.
+      replace(contentEl);
+      contentEl.dataset.rendered = "";
+      contentEl.dataset.tab = tab;
+    }
+    if (tab === "grid") grid.render(contentEl, ctx);
+    else if (tab === "graph") graph.render(contentEl, ctx);
+    else if (tab === "gantt") gantt.render(contentEl, ctx);
+    else if (tab === "code") renderCode();
+    else renderDetails();
+  }
+
+  function renderCode() {
+    if (contentEl.dataset.rendered === `code:${ctx.dag.dag_version}`) return;
+    const lines = String(ctx.dag.source || "").split("\n");
+    replace(contentEl,
+      h("p", { class: "muted small" }, h("code", {}, ctx.dag.fileloc || ""), ` · version ${String(ctx.dag.dag_version || "").slice(0, 12)}`),
+      ctx.dag.source
+        ? h("pre", { class: "code", "data-testid": "dag-source", tabindex: "0", "aria-label": "DAG source" },
+          lines.map((l, i) => h("span", { class: "line" }, h("span", { class: "ln", "aria-hidden": "true" }, String(i + 1)), l, "\n")))
+        : empty("The source of this DAG is not available."));
+    contentEl.dataset.rendered = `code:${ctx.dag.dag_version}`;
+  }
+
+  function renderDetails() {
+    const d = ctx.dag;
+    const key = `details:${d.dag_version}:${d.is_paused}`;
+    if (contentEl.dataset.rendered === key) return;
+    contentEl.dataset.rendered = key;
+    const rows = [
+      ["DAG id", d.dag_id], ["Description", d.description || "—"], ["File", d.fileloc],
+      ["Owners", (d.owners || []).join(", ")], ["Tags", (d.tags || []).map((t) => t.name).join(", ") || "—"],
+      ["Schedule", `${d.timetable_summary ?? "None"} — ${d.timetable_description ?? ""}`],
+      ["Start date", time(d.start_date)], ["End date", time(d.end_date)], ["Catchup", String(d.catchup)],
+      ["Max active runs", String(d.max_active_runs)], ["Max active tasks", String(d.max_active_tasks)],
+      ["Time zone", d.timezone || "UTC"], ["Paused", String(d.is_paused)], ["Last parsed", time(d.last_parsed_time)],
+      ["Version", h("code", {}, d.dag_version || "—")],
+    ];
+    replace(contentEl,
+      h("div", { class: "details-grid", "data-testid": "dag-details" },
+        h("section", {}, h("h2", {}, "DAG"),
+          h("table", { class: "table kv" }, h("tbody", {}, rows.map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, v)))))),
+        h("section", {}, h("h2", {}, "Params"),
+          d.params && Object.keys(d.params).length ? json(d.params) : empty("This DAG has no params."))),
+      h("section", {}, h("h2", {}, `Tasks (${ctx.tasks.length})`),
+        h("div", { class: "table-wrap" }, h("table", { class: "table", "data-testid": "task-table" },
+          h("thead", {}, h("tr", {}, ["Task", "Operator", "Trigger rule", "Retries", "Upstream", "Downstream", "Pool", "Mapped"].map((c) => h("th", { scope: "col" }, c)))),
+          h("tbody", {}, ctx.order.map((id) => ctx.taskMap.get(id)).filter(Boolean).map((t) => h("tr", {},
+            h("td", {}, h("code", {}, t.task_id)),
+            h("td", {}, h("a", { href: `#/plugins?name=${encodeURIComponent(t.operator_name || t.operator)}` }, t.operator)),
+            h("td", {}, t.trigger_rule), h("td", {}, String(t.retries ?? 0)),
+            h("td", {}, (t.upstream_task_ids || []).join(", ") || "—"),
+            h("td", {}, (t.downstream_task_ids || []).join(", ") || "—"),
+            h("td", {}, t.pool || "default_pool"), h("td", {}, t.is_mapped ? "yes" : "no"))))))));
+  }
+
+  // ---- side panel --------------------------------------------------------
+
+  let panel = null;
+  let panelKey = "";
+
+  function renderPanel() {
+    const { task, mapIndex, tab, run, tryNumber } = ctx.params;
+    let key = "";
+    if (task && ctx.dag) key = `ti|${run || ctx.selectedRunId}|${task}|${mapIndex}`;
+    else if (run && tab === "grid" && ctx.dag) key = `run|${run}`;
+    if (key !== panelKey) {
+      if (panel && panel.destroy) panel.destroy();
+      panel = null;
+      panelKey = key;
+      replace(asideEl);
+      asideEl.hidden = !key;
+      if (key.startsWith("ti|")) {
+        panel = new TiPanel(asideEl, ctx, { runId: run || ctx.selectedRunId, taskId: task, mapIndex, tryNumber, onClose: closePanel });
+      } else if (key.startsWith("run|")) {
+        panel = runPanel(run);
+      }
+    } else if (panel && panel.update) {
+      panel.update({ tryNumber });
+    } else if (panel && panel.render) {
+      panel.render();
+    }
+  }
+
+  function runPanel(runId) {
+    const render = () => {
+      const r = ctx.runs.find((x) => x.dag_run_id === runId);
+      replace(asideEl, h("div", { class: "panel", "data-testid": "run-panel" },
+        h("div", { class: "panel-head" },
+          h("h2", {}, "Run ", h("code", {}, runId)),
+          h("button", { type: "button", class: "btn btn-icon", "data-testid": "panel-close", "aria-label": "Close run details (Escape)", onclick: closePanel }, "✕")),
+        !r ? empty("This run was not found.") : h("div", {},
+          h("p", {}, badge(r.state, { "data-testid": "run-panel-state", "data-state": r.state })),
+          h("table", { class: "table kv" }, h("tbody", {},
+            [["Run id", h("code", {}, r.dag_run_id)], ["Run type", r.run_type], ["Logical date", time(r.logical_date)],
+              ["Data interval", h("span", {}, time(r.data_interval_start), " → ", time(r.data_interval_end))],
+              ["Queued at", time(r.queued_at)], ["Started", time(r.start_date)], ["Ended", time(r.end_date)],
+              ["Duration", fmtDuration(span(r.start_date, r.end_date))], ["DAG version", h("code", { title: r.dag_version }, String(r.dag_version || "").slice(0, 12))]]
+              .map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, v))))),
+          h("h3", {}, "Conf"),
+          r.conf && Object.keys(r.conf).length ? json(r.conf) : empty("No conf."),
+          runActions(r))));
+    };
+    render();
+    return { render };
+  }
+
+  function closePanel() {
+    const { task } = ctx.params;
+    const focusBack = task
+      ? `[data-testid="ti-cell-${CSS.escape(ctx.params.run || ctx.selectedRunId || "")}-${CSS.escape(task)}"], [data-testid="graph-node-${CSS.escape(task)}"], [data-testid="gantt-row-${CSS.escape(task)}"]`
+      : `[data-testid="run-header-${CSS.escape(ctx.params.run || "")}"]`;
+    if (task) withParams({ task: null, map_index: null, try: null });
+    else withParams({ run: null });
+    requestAnimationFrame(() => {
+      const el = contentEl.querySelector(focusBack);
+      if (el) el.focus();
+    });
+  }
+
+  function onKey(e) {
+    if (e.key !== "Escape" || e.defaultPrevented) return;
+    if (document.querySelector("dialog[open]")) return;
+    if (!asideEl.hidden) {
+      e.preventDefault();
+      closePanel();
+    }
+  }
+  document.addEventListener("keydown", onKey);
+
+  function renderAll() {
+    renderHead();
+    renderTabs();
+    renderToolbar();
+    renderContent();
+    renderPanel();
+    asideEl.parentElement.classList.toggle("has-panel", !asideEl.hidden);
+  }
+
+  readParams(route);
+  renderAll();
+  refresh({ dag: true });
+  watch({ dagId, onEvent, refresh: () => refresh() });
+
+  return {
+    update(r) {
+      const prevLimit = ctx.params.limit;
+      const prevRun = ctx.params.run;
+      readParams(r);
+      renderAll();
+      if (ctx.params.limit !== prevLimit || (ctx.params.run && ctx.params.run !== prevRun && !ctx.runs.some((x) => x.dag_run_id === ctx.params.run))) {
+        refresh();
+      } else if (ctx.selectedRunId && !ctx.tis.has(ctx.selectedRunId)) {
+        refreshRun(ctx.selectedRunId);
+      }
+    },
+    destroy() {
+      document.removeEventListener("keydown", onKey);
+      if (panel && panel.destroy) panel.destroy();
+      if (frame) cancelAnimationFrame(frame);
+    },
+  };
+}

@@ -1,0 +1,365 @@
+// The TaskInstance panel: its state and times, actions (clear, mark success/failed/
+// skipped), every try with its error, the params, XCom, and the log of a try,
+// tailed while the try runs by polling the log endpoint from the last offset.
+
+import { get, p, qs, ApiError } from "./api.js";
+import { h, replace, badge, time, fmtDuration, span, shortDigest, json, empty, errorBox, stateLabel, stateKey } from "./dom.js";
+import { withParams } from "./router.js";
+import { isFinishedTi, summarize, describeCounts } from "./model.js";
+import { clearTaskDialog, markTaskDialog } from "./actions.js";
+
+const TAIL_MS = 1000;
+const WAIT_MS = 2000;
+
+export class TiPanel {
+  constructor(el, ctx, { runId, taskId, mapIndex, tryNumber, onClose }) {
+    this.el = el;
+    this.ctx = ctx;
+    this.runId = runId;
+    this.taskId = taskId;
+    this.mapIndex = mapIndex;
+    this.wantTry = tryNumber;
+    this.onClose = onClose;
+    this.task = ctx.taskMap.get(taskId) || null;
+    this.ti = null;
+    this.tries = [];
+    this.xcom = null;
+    this.error = null;
+    this.log = { try: null, offset: 0, text: "", running: false, gen: 0, timer: null, note: "" };
+    this.alive = true;
+
+    this.summaryEl = h("div", { "data-testid": "ti-summary" });
+    this.mappedEl = h("div", {});
+    this.actionsEl = h("div", { class: "btn-group", role: "group", "aria-label": "TaskInstance actions" });
+    this.triesEl = h("div", {});
+    this.paramsEl = h("div", {});
+    this.xcomEl = h("div", {});
+    this.logTabsEl = h("div", { class: "log-tabs", role: "group", "aria-label": "Log of try" });
+    this.logStatusEl = h("span", { class: "muted small", "data-testid": "log-status", role: "status" });
+    this.logEl = h("pre", { class: "log", "data-testid": "log-content", id: "log-content", tabindex: "0", "aria-label": "Log" });
+    this.followEl = h("input", { type: "checkbox", checked: true, "data-testid": "log-follow", id: "log-follow" });
+
+    const mi = mapIndex !== null && mapIndex !== undefined && mapIndex >= 0 ? ` [${mapIndex}]` : "";
+    replace(el, h("div", { class: "panel", "data-testid": "ti-panel", "data-task": taskId, "data-run": runId },
+      h("div", { class: "panel-head" },
+        h("h2", {}, h("code", {}, taskId + mi)),
+        h("button", { type: "button", class: "btn btn-icon", "data-testid": "panel-close", "aria-label": "Close task details (Escape)", onclick: () => onClose() }, "✕")),
+      h("p", { class: "muted small" }, "Run ", h("code", {}, runId)),
+      this.mappedEl,
+      this.summaryEl,
+      this.actionsEl,
+      h("section", {}, h("h3", {}, "Log"),
+        h("div", { class: "log-bar" }, this.logTabsEl, h("span", { class: "spacer" }),
+          h("label", { class: "inline small" }, this.followEl, " Follow"), this.logStatusEl),
+        this.logEl),
+      h("section", {}, h("h3", {}, "Tries"), this.triesEl),
+      h("section", {}, h("h3", {}, "XCom"), this.xcomEl),
+      h("section", {}, h("h3", {}, "Params"), this.paramsEl)));
+
+    this.renderMapped();
+    this.renderParams();
+    this.refresh();
+  }
+
+  get apiMapIndex() {
+    return this.mapIndex !== null && this.mapIndex !== undefined && this.mapIndex >= 0 ? this.mapIndex : undefined;
+  }
+
+  /** A mapped task with no map index chosen shows its instances to pick from. */
+  get choosing() {
+    if (!this.task || !this.task.is_mapped || this.apiMapIndex !== undefined) return false;
+    const list = (this.ctx.tis.get(this.runId) || []).filter((t) => t.task_id === this.taskId);
+    return list.some((t) => t.map_index >= 0);
+  }
+
+  tiPath(suffix = "") {
+    return p`/dags/${this.ctx.dagId}/dagRuns/${this.runId}/taskInstances/${this.taskId}` + suffix;
+  }
+
+  update({ tryNumber }) {
+    this.renderMapped();
+    if (tryNumber !== this.wantTry) {
+      this.wantTry = tryNumber;
+      this.renderTries();
+      this.startLog();
+    }
+  }
+
+  async refresh() {
+    if (!this.alive) return;
+    this.renderMapped();
+    if (this.choosing) {
+      replace(this.summaryEl, empty("This task is mapped: pick one of its instances above."));
+      replace(this.actionsEl, this.actionButtons());
+      replace(this.triesEl);
+      replace(this.xcomEl);
+      replace(this.logTabsEl);
+      this.logEl.textContent = "";
+      this.logStatusEl.textContent = "";
+      return;
+    }
+    const q = qs({ map_index: this.apiMapIndex });
+    try {
+      const [ti, xcom] = await Promise.all([
+        get(this.tiPath(q)),
+        get(this.tiPath("/xcomEntries" + q)).catch((e) => ({ error: e })),
+      ]);
+      if (!this.alive) return;
+      const prevTry = this.ti ? this.ti.try_number : null;
+      this.ti = ti;
+      this.xcom = xcom;
+      this.error = null;
+      this.tries = ti.tries || (await this.fetchTries(q));
+      if (!this.alive) return;
+      const latest = Math.max(1, ti.try_number || 0);
+      const followingLatest = this.wantTry === null || this.wantTry === undefined;
+      if (this.log.try === null || (followingLatest && latest !== this.log.try) || (prevTry !== ti.try_number && this.log.try === latest)) {
+        this.startLog();
+      } else if (!this.log.timer && !isFinishedTi(ti.state) && this.log.try === latest) {
+        this.pollLog();
+      }
+    } catch (e) {
+      if (!this.alive) return;
+      this.error = e;
+    }
+    this.renderSummary();
+    this.renderTries();
+    this.renderXcom();
+  }
+
+  async fetchTries(q) {
+    try {
+      const r = await get(this.tiPath("/tries" + q));
+      return r.task_instances || r.tries || [];
+    } catch {
+      return [];
+    }
+  }
+
+  renderMapped() {
+    if (!this.task || !this.task.is_mapped) {
+      replace(this.mappedEl);
+      return;
+    }
+    const list = (this.ctx.tis.get(this.runId) || []).filter((t) => t.task_id === this.taskId && t.map_index >= 0);
+    if (!list.length) {
+      replace(this.mappedEl, h("p", { class: "muted small" }, "Mapped task: not expanded yet in this run."));
+      return;
+    }
+    const sum = summarize(list);
+    replace(this.mappedEl, h("div", { class: "mapped-list", "data-testid": "mapped-instances" },
+      h("p", { class: "small" }, `${sum.count} mapped instances: ${describeCounts(sum)}`),
+      h("div", { class: "chips" }, list.map((t) => h("button", {
+        type: "button",
+        class: ["chip", `state-${stateKey(t.state)}`],
+        "data-testid": `map-index-${t.map_index}`,
+        "aria-pressed": String(t.map_index === this.apiMapIndex),
+        "aria-label": `Instance ${t.map_index}: ${stateLabel(t.state)}`,
+        title: stateLabel(t.state),
+        onclick: () => withParams({ map_index: t.map_index, try: null }),
+      }, String(t.map_index))))));
+  }
+
+  renderSummary() {
+    if (this.error) {
+      replace(this.summaryEl, errorBox(this.error));
+      replace(this.actionsEl);
+      return;
+    }
+    const ti = this.ti;
+    if (!ti) {
+      replace(this.summaryEl, h("p", { class: "empty" }, "Loading…"));
+      return;
+    }
+    const t = this.task || {};
+    const rows = [
+      ["State", badge(ti.state, { "data-testid": "ti-state", "data-state": ti.state ?? "none" })],
+      ["Try", `${ti.try_number || 0}${ti.max_tries ? ` of at most ${ti.max_tries}` : ""}`],
+      ["Operator", h("a", { href: `#/plugins?name=${encodeURIComponent(t.operator_name || ti.operator || "")}` }, ti.operator || t.operator || "—")],
+      ["Plugin digest", shortDigest(ti.plugin_digest || t.plugin_digest)],
+      ["Queued", time(ti.queued_when)],
+      ["Started", time(ti.start_date)],
+      ["Ended", time(ti.end_date)],
+      ["Duration", fmtDuration(ti.duration ?? span(ti.start_date, ti.end_date))],
+      ["Host", ti.hostname || "—"],
+      ti.next_try_at ? ["Next try at", time(ti.next_try_at)] : null,
+      ["Trigger rule", t.trigger_rule || "—"],
+      ["Upstream", (t.upstream_task_ids || []).join(", ") || "—"],
+    ].filter(Boolean);
+    replace(this.summaryEl, h("table", { class: "table kv" }, h("tbody", {},
+      rows.map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, v))))));
+    replace(this.actionsEl, this.actionButtons());
+  }
+
+  actionButtons() {
+    const state = this.ti ? this.ti.state : null;
+    const target = { runId: this.runId, taskId: this.taskId, mapIndex: this.apiMapIndex };
+    const after = () => this.refresh();
+    const mark = (newState, label, testid) => h("button", {
+      type: "button", class: "btn btn-small", "data-testid": testid, disabled: state === newState && !this.choosing,
+      onclick: () => markTaskDialog(this.ctx, { ...target, newState }).then(after),
+    }, label);
+    return [
+      h("button", { type: "button", class: "btn btn-small btn-primary", "data-testid": "clear-button", onclick: () => clearTaskDialog(this.ctx, target).then(after) }, "Clear"),
+      mark("success", "Mark success", "mark-success-button"),
+      mark("failed", "Mark failed", "mark-failed-button"),
+      mark("skipped", "Mark skipped", "mark-skipped-button"),
+    ];
+  }
+
+  /** Every try: the finished ones from the API, plus the current one if it is
+   *  still going. */
+  allTries() {
+    const ti = this.ti;
+    const rows = [...(this.tries || [])].sort((a, b) => a.try_number - b.try_number);
+    if (ti && ti.try_number >= 1 && !rows.some((r) => r.try_number === ti.try_number)) {
+      rows.push({
+        try_number: ti.try_number, state: ti.state, start_date: ti.start_date, end_date: ti.end_date,
+        duration: ti.duration, plugin_digest: ti.plugin_digest, hostname: ti.hostname, error: null, current: true,
+      });
+    }
+    return rows;
+  }
+
+  renderTries() {
+    if (!this.ti) {
+      replace(this.triesEl);
+      return;
+    }
+    const rows = this.allTries();
+    if (!rows.length) {
+      replace(this.triesEl, empty("No tries yet: the task has not started in this run."));
+      return;
+    }
+    replace(this.triesEl, h("div", { class: "table-wrap" }, h("table", { class: "table small", "data-testid": "ti-tries" },
+      h("thead", {}, h("tr", {}, ["Try", "State", "Started", "Ended", "Duration", "Operator", "Digest", "Error", ""].map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, rows.map((r) => h("tr", { "data-testid": `try-row-${r.try_number}`, class: r.try_number === this.log.try ? "selected-row" : "" },
+        h("td", {}, String(r.try_number)),
+        h("td", {}, badge(r.state)),
+        h("td", {}, time(r.start_date)),
+        h("td", {}, time(r.end_date)),
+        h("td", {}, fmtDuration(r.duration ?? span(r.start_date, r.end_date))),
+        h("td", {}, r.operator || this.ti.operator || "—"),
+        h("td", {}, shortDigest(r.plugin_digest)),
+        h("td", { class: "error-cell" }, r.error ? h("span", { class: "error-text" }, typeof r.error === "string" ? r.error : JSON.stringify(r.error)) : h("span", { class: "muted" }, "—")),
+        h("td", {}, h("button", { type: "button", class: "btn btn-small btn-link", "data-testid": `try-log-${r.try_number}`, onclick: () => withParams({ try: r.try_number }) }, "Log"))))))));
+  }
+
+  renderParams() {
+    const t = this.task;
+    const rendered = this.ti && (this.ti.rendered_fields || this.ti.rendered_params);
+    replace(this.paramsEl,
+      rendered ? [h("h4", {}, "Rendered"), json(rendered)] : null,
+      t && t.params && Object.keys(t.params).length
+        ? [h("h4", {}, rendered ? "As written in the DAG file" : "As written in the DAG file (templates render when the try runs; see the log)"), json(t.params)]
+        : empty("This task has no params."));
+  }
+
+  renderXcom() {
+    const x = this.xcom;
+    if (!x) {
+      replace(this.xcomEl);
+      return;
+    }
+    if (x.error) {
+      replace(this.xcomEl, errorBox(x.error));
+      return;
+    }
+    const entries = x.xcom_entries || [];
+    replace(this.xcomEl, entries.length
+      ? h("table", { class: "table small", "data-testid": "ti-xcom" },
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Key"), h("th", { scope: "col" }, "Value"))),
+        h("tbody", {}, entries.map((e) => h("tr", { "data-testid": `xcom-${e.key}` },
+          h("td", {}, h("code", {}, e.key)),
+          h("td", {}, typeof e.value === "string" ? h("pre", { class: "json" }, e.value) : json(e.value))))))
+      : empty("No XCom entries.", { "data-testid": "ti-xcom-empty" }));
+    this.renderParams();
+  }
+
+  // ---- the log -----------------------------------------------------------
+
+  latestTry() {
+    return Math.max(1, (this.ti && this.ti.try_number) || 0);
+  }
+
+  startLog() {
+    clearTimeout(this.log.timer);
+    this.log = { try: null, offset: 0, text: "", running: false, gen: this.log.gen + 1, timer: null, note: "" };
+    this.logEl.textContent = "";
+    if (!this.ti) return;
+    const latest = this.latestTry();
+    const want = this.wantTry && this.wantTry >= 1 && this.wantTry <= latest ? this.wantTry : latest;
+    this.log.try = want;
+    replace(this.logTabsEl, Array.from({ length: latest }, (_, i) => i + 1).map((n) => h("button", {
+      type: "button", class: "btn btn-small seg", "data-testid": `log-try-${n}`, "aria-pressed": String(n === want),
+      onclick: () => withParams({ try: n === latest ? null : n }),
+    }, `Try ${n}`)));
+    this.renderTries();
+    this.pollLog();
+  }
+
+  async pollLog() {
+    clearTimeout(this.log.timer);
+    this.log.timer = null;
+    const gen = this.log.gen;
+    const ti = this.ti;
+    const tryN = this.log.try;
+    if (!ti || tryN === null || !this.alive) return;
+    const isLatest = tryN === this.latestTry();
+    const notStarted = (ti.try_number || 0) < 1;
+    let running = false;
+    if (notStarted) {
+      this.setLogStatus(isFinishedTi(ti.state) ? `No log: the task ended as ${stateLabel(ti.state)} without running.` : "No log yet: the task has not started.");
+    } else {
+      try {
+        const res = await get(this.tiPath(`/logs/${tryN}` + qs({ map_index: this.apiMapIndex, offset: this.log.offset })));
+        if (gen !== this.log.gen || !this.alive) return;
+        if (typeof res.offset === "number" && res.offset < this.log.offset) {
+          // The log was replaced (the try restarted): read it again from the top.
+          this.log.offset = 0;
+          this.log.text = "";
+          this.logEl.textContent = "";
+          this.log.timer = setTimeout(() => this.pollLog(), 0);
+          return;
+        }
+        this.appendLog(res.content || "");
+        this.log.offset = typeof res.offset === "number" ? res.offset : this.log.offset + (res.content || "").length;
+        running = !!res.running;
+        this.log.running = running;
+        if (running) this.setLogStatus("Running: following the log…");
+        else if (!this.log.text) this.setLogStatus(isLatest && !isFinishedTi(ti.state) ? "Waiting for the log…" : "This try wrote no log.");
+        else this.setLogStatus(isLatest && !isFinishedTi(ti.state) ? "Waiting for the try to start…" : "Complete.");
+      } catch (e) {
+        if (gen !== this.log.gen || !this.alive) return;
+        if (e instanceof ApiError && e.status === 404) this.setLogStatus("No log for this try yet.");
+        else this.setLogStatus(`Could not read the log: ${e.detail || e.message}`);
+      }
+    }
+    if (gen !== this.log.gen || !this.alive) return;
+    this.logEl.dataset.running = String(running);
+    // Keep reading while the try runs, and wait for the latest try to start.
+    if (running || (isLatest && !isFinishedTi(ti.state))) {
+      this.log.timer = setTimeout(() => this.pollLog(), running ? TAIL_MS : WAIT_MS);
+    }
+  }
+
+  appendLog(chunk) {
+    if (!chunk) {
+      if (!this.log.text && !this.logEl.textContent) this.logEl.textContent = "";
+      return;
+    }
+    const atBottom = this.logEl.scrollHeight - this.logEl.scrollTop - this.logEl.clientHeight < 24;
+    this.log.text += chunk;
+    this.logEl.append(document.createTextNode(chunk));
+    if (this.followEl.checked || atBottom) this.logEl.scrollTop = this.logEl.scrollHeight;
+  }
+
+  setLogStatus(text) {
+    this.logStatusEl.textContent = text;
+  }
+
+  destroy() {
+    this.alive = false;
+    clearTimeout(this.log.timer);
+  }
+}
