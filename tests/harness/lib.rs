@@ -2,7 +2,9 @@
 //! files, the real sandbox and scheduler on a simulated clock, and helpers to run a
 //! DAG and read back every TaskInstance.
 
+pub mod browser;
 pub mod guests;
+pub mod server;
 
 use aileron::app::{self, App, AppConfig};
 use aileron::dag_processor::DagFolder;

@@ -4,10 +4,12 @@
 //! cost no wall time.
 
 mod api;
+mod browser;
 mod cli;
 mod crash;
 mod dag_files;
 mod manual;
+mod openapi;
 mod plugins;
 mod retries;
 mod rules;

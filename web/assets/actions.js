@@ -9,11 +9,6 @@ import { relatives, isFinishedTi } from "./model.js";
 
 const FAILED = new Set(["failed", "upstream_failed"]);
 
-/** A field the API does not know is reported as a 400/422 naming it. */
-function rejectsField(e, field) {
-  return e instanceof ApiError && (e.status === 400 || e.status === 422) && String(e.detail || "").includes(field);
-}
-
 function checkbox(testid, label, checked, onchange) {
   const input = h("input", { type: "checkbox", checked, "data-testid": testid, id: testid, onchange });
   return { input, el: h("label", { class: "check", for: testid }, input, " ", label) };
@@ -26,9 +21,9 @@ function previewTable(ctx, runId, items, newState, note) {
   }
   const cached = new Map((ctx.tis.get(runId) || []).map((t) => [`${t.task_id}|${t.map_index ?? -1}`, t]));
   return h("div", {},
-    h("p", { class: "small" }, `${items.length} TaskInstance${items.length === 1 ? "" : "s"} will change${note ? ` ${note}` : ""}:`),
+    h("p", { class: "small" }, `${items.length} TaskInstance${items.length === 1 ? "" : "s"} of run ${runId} will change${note ? ` ${note}` : ""}:`),
     h("div", { class: "table-wrap preview" }, h("table", { class: "table small", "data-testid": "dry-run-list" },
-      h("thead", {}, h("tr", {}, ["Task", "Map index", "Run", "Now", "After"].map((c) => h("th", { scope: "col" }, c)))),
+      h("thead", {}, h("tr", {}, ["Task", "Map index", "Now", "After"].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, items.map((t) => {
         const mi = t.map_index ?? -1;
         const known = cached.get(`${t.task_id}|${mi}`);
@@ -36,7 +31,6 @@ function previewTable(ctx, runId, items, newState, note) {
         return h("tr", { "data-testid": `dry-run-${t.task_id}${mi >= 0 ? `-${mi}` : ""}` },
           h("td", {}, h("code", {}, t.task_id)),
           h("td", {}, mi >= 0 ? String(mi) : "—"),
-          h("td", { class: "small" }, t.dag_run_id || runId),
           h("td", {}, now === undefined ? "?" : badge(now)),
           h("td", {}, badge(newState)));
       })))));
@@ -143,38 +137,25 @@ export function clearTaskDialog(ctx, { runId, taskId, mapIndex }) {
 
 export function markTaskDialog(ctx, { runId, taskId, mapIndex, newState }) {
   const downstream = checkbox("mark-include-downstream", "Include downstream tasks", false);
+  const upstream = checkbox("mark-include-upstream", "Include upstream tasks", false);
   const url = p`/dags/${ctx.dagId}/dagRuns/${runId}/taskInstances/${taskId}` + qs({ map_index: mapIndex });
-  const body = (dryRun) => ({ new_state: newState, include_downstream: downstream.input.checked, dry_run: dryRun });
   const label = `Mark ${stateLabel(newState)}`;
   return changeDialog({
     title: `${label}: ${taskId}${mapIndex !== undefined ? ` [${mapIndex}]` : ""}`,
     testid: "mark-dialog",
     intro: `Sets the state of ${taskId} in run ${runId} to ${stateLabel(newState)} without running it.`,
-    options: [downstream],
+    options: [downstream, upstream],
     confirmLabel: label,
-    preview: async () => {
-      try {
-        const r = await patch(url, body(true));
-        const items = r && Array.isArray(r.task_instances) ? r.task_instances : r && r.task_id ? [r] : [];
-        return previewTable(ctx, runId, items, newState);
-      } catch (e) {
-        if (!(e instanceof ApiError) || e.status === 0) throw e;
-        const items = localPreview(ctx, runId, taskId, { downstream: downstream.input.checked, mapIndex })
-          .filter((t) => t.state !== newState);
-        return h("div", {},
-          rejectsField(e, "dry_run") ? null : errorBox(e),
-          h("p", { class: "muted small" }, "Worked out in the browser (the server does not preview this change):"),
-          previewTable(ctx, runId, items, newState));
-      }
-    },
+    // The API has no dry run for this change; the preview comes from the states on
+    // screen, and the answer to the change lists what really changed.
+    preview: async () => previewTable(ctx, runId,
+      localPreview(ctx, runId, taskId, { downstream: downstream.input.checked, upstream: upstream.input.checked, mapIndex })
+        .filter((t) => t.state !== newState),
+      newState),
     apply: async () => {
-      try {
-        await patch(url, body(false));
-      } catch (e) {
-        if (!rejectsField(e, "dry_run")) throw e;
-        await patch(url, { new_state: newState, include_downstream: downstream.input.checked });
-      }
-      toast(`${taskId} marked ${stateLabel(newState)}`);
+      const r = await patch(url, { new_state: newState, include_downstream: downstream.input.checked, include_upstream: upstream.input.checked });
+      const n = r && Array.isArray(r.task_instances) ? r.task_instances.length : null;
+      toast(`${taskId} marked ${stateLabel(newState)}${n !== null ? ` (${n} TaskInstance${n === 1 ? "" : "s"} changed)` : ""}`);
       ctx.refreshRun(runId);
     },
   });

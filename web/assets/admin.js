@@ -17,12 +17,10 @@ const RESOURCES = {
     columns: [
       ["Key", (v) => h("code", {}, v.key)],
       ["Value", (v) => h("span", { class: "truncate", title: String(v.value ?? "") }, String(v.value ?? ""))],
-      ["Description", (v) => v.description || h("span", { class: "muted" }, "—")],
     ],
     fields: [
       { name: "key", label: "Key", required: true, idField: true },
       { name: "value", label: "Value", kind: "textarea" },
-      { name: "description", label: "Description" },
     ],
   },
   connections: {
@@ -35,6 +33,7 @@ const RESOURCES = {
     columns: [
       ["Conn id", (c) => h("code", {}, c.conn_id ?? c.connection_id)],
       ["Type", (c) => c.conn_type || "—"],
+      ["Description", (c) => c.description || h("span", { class: "muted" }, "—")],
       ["Host", (c) => c.host || h("span", { class: "muted" }, "—")],
       ["Port", (c) => (c.port ?? "—")],
       ["Login", (c) => c.login || h("span", { class: "muted" }, "—")],
@@ -45,6 +44,7 @@ const RESOURCES = {
     fields: [
       { name: "conn_id", label: "Conn id", required: true, idField: true },
       { name: "conn_type", label: "Type", required: true, placeholder: "http, postgres, s3…" },
+      { name: "description", label: "Description" },
       { name: "host", label: "Host" },
       { name: "port", label: "Port", kind: "integer" },
       { name: "login", label: "Login", autocomplete: "off" },
@@ -62,16 +62,16 @@ const RESOURCES = {
     intro: "Pools cap how many TaskInstances assigned to them run at once.",
     columns: [
       ["Name", (pl) => h("code", {}, pl.name)],
-      ["Slots", (pl) => (pl.slots === -1 ? "unlimited" : String(pl.slots))],
+      ["Slots", (pl) => String(pl.slots)],
       ["Occupied", (pl) => String(pl.occupied_slots ?? "—")],
       ["Running", (pl) => String(pl.running_slots ?? "—")],
       ["Queued", (pl) => String(pl.queued_slots ?? "—")],
-      ["Open", (pl) => (pl.open_slots === -1 ? "unlimited" : String(pl.open_slots ?? "—"))],
+      ["Open", (pl) => String(pl.open_slots ?? "—")],
       ["Description", (pl) => pl.description || h("span", { class: "muted" }, "—")],
     ],
     fields: [
       { name: "name", label: "Name", required: true, idField: true },
-      { name: "slots", label: "Slots (-1 for unlimited)", kind: "integer", required: true, min: -1 },
+      { name: "slots", label: "Slots", kind: "integer", required: true, min: 0 },
       { name: "description", label: "Description" },
     ],
   },
@@ -149,7 +149,7 @@ export function mount(root, route) {
       build: (close) => {
         const inputs = new Map();
         const errorEl = h("div", {});
-        const form = h("form", { class: "form", novalidate: true },
+        const form = h("form", { class: "form" + (R.fields.length > 4 ? " form-grid" : ""), novalidate: true },
           R.fields.map((f) => {
             const fid = `field-${f.name}`;
             const current = it ? (f.name === R.fields[0].name ? id : it[f.name]) : undefined;
@@ -171,7 +171,7 @@ export function mount(root, route) {
               input.value = current === null || current === undefined ? "" : String(current);
             }
             inputs.set(f.name, input);
-            return h("div", { class: "field" }, h("label", { for: fid }, f.label, f.required ? " *" : ""), input,
+            return h("div", { class: ["field", (f.kind === "textarea" || f.kind === "json-text") && "field-wide"] }, h("label", { for: fid }, f.label, f.required ? " *" : ""), input,
               h("div", { class: "field-error", id: `${fid}-error`, "data-testid": `${fid}-error`, role: "alert" }));
           }),
           errorEl,

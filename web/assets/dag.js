@@ -4,7 +4,7 @@
 // stream (or by polling when the stream is down).
 
 import { get, patch, p, latestRuns, runTaskInstances, pool, ApiError } from "./api.js";
-import { h, replace, badge, time, fmtDuration, span, errorBox, loading, toast, debounce, json, empty } from "./dom.js";
+import { h, replace, renderKeyed, badge, time, fmtDuration, span, errorBox, loading, toast, debounce, json, empty } from "./dom.js";
 import { href, withParams, current } from "./router.js";
 import { watch } from "./live.js";
 import { layout } from "./layout.js";
@@ -237,41 +237,47 @@ export function mount(root, route) {
   function renderHead() {
     const d = ctx.dag;
     if (!d) {
-      replace(headEl, h("h1", {}, dagId));
+      renderKeyed(headEl, "none", () => h("h1", {}, dagId));
       return;
     }
-    const toggle = h("input", {
-      type: "checkbox", role: "switch", class: "switch", checked: !d.is_paused, "data-testid": "pause-toggle",
-      "aria-label": `${dagId}: ${d.is_paused ? "paused" : "active"} (toggle to ${d.is_paused ? "unpause" : "pause"})`,
-      onchange: async () => {
-        toggle.disabled = true;
-        try {
-          const updated = await patch(p`/dags/${dagId}`, { is_paused: !toggle.checked });
-          Object.assign(d, updated && updated.dag_id ? { is_paused: updated.is_paused } : { is_paused: !toggle.checked });
-          toast(`${dagId} ${d.is_paused ? "paused" : "unpaused"}`);
-        } catch (e) {
-          toast(`Could not change ${dagId}: ${e.detail || e.message}`, "error");
-        }
-        renderHead();
-      },
-    });
     const next = d.next_dagrun ?? d.next_dagrun_create_after;
-    replace(headEl,
-      h("div", { class: "dag-title" },
-        toggle,
-        h("h1", {}, d.dag_display_name || dagId),
-        d.is_paused ? h("span", { class: "badge badge-muted", "data-testid": "paused-badge" }, "paused") : null,
-        (d.tags || []).map((t) => h("a", { class: "tag", href: `#/dags?tag=${encodeURIComponent(t.name)}` }, t.name)),
-        h("span", { class: "spacer" }),
-        h("a", { class: "btn btn-primary", href: href(["dags", dagId, "trigger"]), "data-testid": "trigger-button" }, "▶ Trigger")),
-      d.description ? h("p", { class: "muted" }, d.description) : null,
-      d.has_import_errors ? h("div", { class: "alert alert-error", role: "alert" }, "This DAG's file currently fails to import; the last version that loaded is shown. See the DAGs page for the error.") : null,
-      h("dl", { class: "facts" },
-        fact("Schedule", d.timetable_summary ? h("code", { title: d.timetable_description || "" }, d.timetable_summary) : "None", d.timetable_description),
-        fact("Next run", next ? time(next) : "—"),
-        fact("Owner", (d.owners || []).join(", ") || "—"),
-        fact("Runs", String(ctx.runsTotal)),
-        fact("Version", h("code", { title: d.dag_version }, String(d.dag_version || "").slice(0, 12)))));
+    const key = JSON.stringify([d.dag_version, d.is_paused, d.has_import_errors, next, ctx.runsTotal]);
+    renderKeyed(headEl, key, () => {
+      const toggle = h("input", {
+        type: "checkbox", role: "switch", class: "switch", checked: !d.is_paused, "data-testid": "pause-toggle",
+        "aria-label": `${dagId}: ${d.is_paused ? "paused" : "active"} (toggle to ${d.is_paused ? "unpause" : "pause"})`,
+        onchange: async () => {
+          toggle.disabled = true;
+          try {
+            const updated = await patch(p`/dags/${dagId}`, { is_paused: !toggle.checked });
+            d.is_paused = updated && typeof updated.is_paused === "boolean" ? updated.is_paused : !toggle.checked;
+            toast(`${dagId} ${d.is_paused ? "paused" : "unpaused"}`);
+          } catch (e) {
+            toast(`Could not change ${dagId}: ${e.detail || e.message}`, "error");
+          }
+          toggle.checked = !d.is_paused;
+          toggle.disabled = false;
+          renderHead();
+        },
+      });
+      return [
+        h("div", { class: "dag-title" },
+          toggle,
+          h("h1", {}, d.dag_display_name || dagId),
+          d.is_paused ? h("span", { class: "badge badge-muted", "data-testid": "paused-badge" }, "paused") : null,
+          (d.tags || []).map((t) => h("a", { class: "tag", href: `#/dags?tag=${encodeURIComponent(t.name)}` }, t.name)),
+          h("span", { class: "spacer" }),
+          h("a", { class: "btn btn-primary", href: href(["dags", dagId, "trigger"]), "data-testid": "trigger-button" }, "▶ Trigger")),
+        d.description ? h("p", { class: "muted" }, d.description) : null,
+        d.has_import_errors ? h("div", { class: "alert alert-error", role: "alert" }, "This DAG's file currently fails to import; the last version that loaded is shown. See the DAGs page for the error.") : null,
+        h("dl", { class: "facts" },
+          fact("Schedule", d.timetable_summary ? h("code", { title: d.timetable_description || "" }, d.timetable_summary) : "None", d.timetable_description),
+          fact("Next run", next ? time(next) : "—", d.next_dagrun_create_after ? `Runs after ${d.next_dagrun_create_after}` : ""),
+          fact("Owner", (d.owners || []).join(", ") || "—"),
+          fact("Runs", String(ctx.runsTotal)),
+          fact("Version", h("code", { title: d.dag_version }, String(d.dag_version || "").slice(0, 12)))),
+      ];
+    });
   }
 
   function fact(label, value, note) {
@@ -279,7 +285,7 @@ export function mount(root, route) {
   }
 
   function renderTabs() {
-    replace(tabsEl, TABS.map(([k, label]) => h("a", {
+    renderKeyed(tabsEl, JSON.stringify([ctx.params.tab, keepParams()]), () => TABS.map(([k, label]) => h("a", {
       href: href(["dags", dagId, k], keepParams()),
       class: "tab",
       "data-testid": `tab-${k}`,
@@ -292,32 +298,40 @@ export function mount(root, route) {
     return { run, task, map_index: mapIndex, limit: limit === 25 ? null : limit };
   }
 
+  // The toolbar's parts re-render separately, each only when what it shows changed.
+  const toolRun = h("div", { class: "tool-run" });
+  const toolActions = h("div", {});
+  const toolLimit = h("div", {});
+  toolbarEl.append(toolRun, h("span", { class: "spacer" }), toolActions, toolLimit);
+
   function renderToolbar() {
     const tab = ctx.params.tab;
-    if (tab === "code" || tab === "details" || !ctx.dag) {
-      replace(toolbarEl);
-      toolbarEl.hidden = true;
-      return;
-    }
-    toolbarEl.hidden = false;
+    toolbarEl.hidden = tab === "code" || tab === "details" || !ctx.dag;
+    if (toolbarEl.hidden) return;
     const runs = [...ctx.runs].reverse();
     const run = ctx.selectedRun();
-    const select = h("select", {
-      id: "run-select", "data-testid": "run-select", "aria-label": "Selected run",
-      onchange: () => withParams({ run: select.value }),
-    }, runs.map((r) => h("option", { value: r.dag_run_id, selected: r.dag_run_id === ctx.selectedRunId }, `${r.dag_run_id} (${r.state})`)));
-    const limitSelect = h("select", {
-      "data-testid": "grid-run-limit", "aria-label": "Runs shown",
-      onchange: () => withParams({ limit: Number(limitSelect.value) === 25 ? null : limitSelect.value }),
-    }, RUN_LIMITS.map((n) => h("option", { value: n, selected: n === ctx.params.limit }, `${n} runs`)));
-    replace(toolbarEl,
-      runs.length ? h("label", { class: "inline" }, "Run ", select) : h("span", { class: "muted" }, "No runs yet."),
-      run ? badge(run.state, { "data-testid": "run-state", "data-state": run.state }) : null,
-      run ? h("span", { class: "muted small" }, run.run_type, " · ", time(run.logical_date), " · ",
-        fmtDuration(span(run.start_date, run.end_date))) : null,
-      h("span", { class: "spacer" }),
-      run ? runActions(run) : null,
-      tab === "grid" ? limitSelect : null);
+    const runKey = JSON.stringify([ctx.selectedRunId, runs.map((r) => [r.dag_run_id, r.state, r.start_date, r.end_date])]);
+    renderKeyed(toolRun, runKey, () => {
+      const select = h("select", {
+        id: "run-select", "data-testid": "run-select", "aria-label": "Selected run",
+        onchange: () => withParams({ run: select.value }),
+      }, runs.map((r) => h("option", { value: r.dag_run_id, selected: r.dag_run_id === ctx.selectedRunId }, `${r.dag_run_id} (${r.state})`)));
+      return [
+        runs.length ? h("label", { class: "inline" }, "Run ", select) : h("span", { class: "muted" }, "No runs yet."),
+        run ? badge(run.state, { "data-testid": "run-state", "data-state": run.state }) : null,
+        run ? h("span", { class: "muted small" }, run.run_type, " · ", time(run.logical_date), " · ",
+          run.end_date ? `took ${fmtDuration(span(run.start_date, run.end_date))}` : run.start_date ? h("span", {}, "started ", time(run.start_date)) : "not started") : null,
+      ];
+    });
+    renderKeyed(toolActions, run ? run.dag_run_id : "", () => (run ? runActions(run) : []));
+    renderKeyed(toolLimit, `${tab === "grid"}|${ctx.params.limit}`, () => {
+      if (tab !== "grid") return [];
+      const limitSelect = h("select", {
+        "data-testid": "grid-run-limit", "aria-label": "Runs shown",
+        onchange: () => withParams({ limit: Number(limitSelect.value) === 25 ? null : limitSelect.value }),
+      }, RUN_LIMITS.map((n) => h("option", { value: n, selected: n === ctx.params.limit }, `${n} runs`)));
+      return limitSelect;
+    });
   }
 
   function runActions(run) {
@@ -429,7 +443,7 @@ export function mount(root, route) {
   function runPanel(runId) {
     const render = () => {
       const r = ctx.runs.find((x) => x.dag_run_id === runId);
-      replace(asideEl, h("div", { class: "panel", "data-testid": "run-panel" },
+      renderKeyed(asideEl, JSON.stringify(r || null), () => h("div", { class: "panel", "data-testid": "run-panel" },
         h("div", { class: "panel-head" },
           h("h2", {}, "Run ", h("code", {}, runId)),
           h("button", { type: "button", class: "btn btn-icon", "data-testid": "panel-close", "aria-label": "Close run details (Escape)", onclick: closePanel }, "✕")),

@@ -3,7 +3,7 @@
 // the URL; import errors on top.
 
 import { get, patch, p, qs, latestRuns, pool } from "./api.js";
-import { h, replace, dot, time, errorBox, empty, loading, toast, debounce, stateLabel } from "./dom.js";
+import { h, replace, renderKeyed, dot, time, errorBox, empty, loading, toast, debounce, stateLabel } from "./dom.js";
 import { href, withParams } from "./router.js";
 import { watch } from "./live.js";
 
@@ -92,65 +92,87 @@ export function mount(root, route) {
       (!filters.tag || (d.tags || []).some((t) => t.name === filters.tag)));
   }
 
+  // One persistent <tr> per DAG: live updates re-render only the cells whose
+  // content changed, so the toggle and buttons a user is about to click stay put.
+  const rowCache = new Map();
+
   function row(d) {
+    let r = rowCache.get(d.dag_id);
+    if (!r) {
+      const toggle = h("input", {
+        type: "checkbox", role: "switch", class: "switch",
+        "data-testid": `pause-toggle-${d.dag_id}`, id: `pause-${d.dag_id}`,
+        onchange: () => togglePause(r.dag, toggle),
+      });
+      r = { dag: d, toggle, cells: Array.from({ length: 6 }, () => h("td", {})), tr: null };
+      r.tr = h("tr", { "data-testid": `dag-row-${d.dag_id}` },
+        h("td", { class: "col-toggle" }, toggle),
+        r.cells,
+        h("td", { class: "col-actions" },
+          h("a", {
+            class: "btn btn-small", href: href(["dags", d.dag_id, "trigger"]),
+            "data-testid": `trigger-button-${d.dag_id}`, "aria-label": `Trigger ${d.dag_id}`, title: "Trigger a run",
+          }, "▶ Trigger")));
+      rowCache.set(d.dag_id, r);
+    }
+    r.dag = d;
+    paintRow(r, d);
+    return r.tr;
+  }
+
+  function paintRow(r, d) {
     const runs = state.runs.get(d.dag_id);
     const last = runs && runs.length ? runs[runs.length - 1] : null;
-    const toggle = h("input", {
-      type: "checkbox", role: "switch", class: "switch", checked: !d.is_paused,
-      "data-testid": `pause-toggle-${d.dag_id}`, id: `pause-${d.dag_id}`,
-      "aria-label": `${d.dag_id}: ${d.is_paused ? "paused" : "active"} (toggle to ${d.is_paused ? "unpause" : "pause"})`,
-      title: d.is_paused ? "Paused: click to unpause" : "Active: click to pause",
-      onchange: () => togglePause(d, toggle),
-    });
-    const next = d.next_dagrun ?? d.next_dagrun_create_after ?? d.next_dagrun_data_interval_start;
-    return h("tr", { "data-testid": `dag-row-${d.dag_id}`, class: d.is_paused ? "is-paused" : "" },
-      h("td", { class: "col-toggle" }, toggle),
-      h("td", {},
-        h("a", { class: "dag-link", href: href(["dags", d.dag_id, "grid"]), "data-testid": `dag-link-${d.dag_id}` }, d.dag_display_name || d.dag_id),
-        d.has_import_errors ? h("span", { class: "badge state-failed", title: "Its file currently fails to import; the last good version is shown" }, "import error") : null,
-        d.description ? h("div", { class: "muted small" }, d.description) : null,
-        (d.tags || []).length ? h("div", { class: "tags" }, d.tags.map((t) =>
-          h("button", { type: "button", class: "tag", "data-testid": `tag-${t.name}`, title: `Show DAGs tagged ${t.name}`, onclick: () => withParams({ tag: t.name }, { replace: true }) }, t.name))) : null),
-      h("td", {}, (d.owners || []).join(", ") || h("span", { class: "muted" }, "—")),
-      h("td", {}, d.timetable_summary
-        ? h("code", { title: d.timetable_description || "" }, d.timetable_summary)
-        : h("span", { class: "muted", title: d.timetable_description || "" }, "None")),
-      h("td", { "data-testid": `next-run-${d.dag_id}` }, next ? time(next) : h("span", { class: "muted" }, d.is_paused ? "paused" : "—")),
-      h("td", { class: "run-dots", "data-testid": `recent-runs-${d.dag_id}` },
-        runs === undefined ? h("span", { class: "muted" }, "…")
-          : runs.length === 0 ? h("span", { class: "muted" }, "no runs yet")
-            : runs.map((r) => h("a", {
-              href: href(["dags", d.dag_id, "grid"], { run: r.dag_run_id }),
-              class: "dot-link", "data-testid": `run-dot-${r.dag_run_id}`, "data-state": r.state,
-            }, dot(r.state, `${r.dag_run_id}: ${stateLabel(r.state)}`)))),
-      h("td", {}, last ? time(last.logical_date) : h("span", { class: "muted" }, "—")),
-      h("td", { class: "col-actions" },
-        h("a", {
-          class: "btn btn-small", href: href(["dags", d.dag_id, "trigger"]),
-          "data-testid": `trigger-button-${d.dag_id}`, "aria-label": `Trigger ${d.dag_id}`, title: "Trigger a run",
-        }, "▶ Trigger")));
+    r.tr.className = d.is_paused ? "is-paused" : "";
+    if (!r.toggle.disabled) r.toggle.checked = !d.is_paused;
+    r.toggle.setAttribute("aria-label", `${d.dag_id}: ${d.is_paused ? "paused" : "active"} (toggle to ${d.is_paused ? "unpause" : "pause"})`);
+    r.toggle.title = d.is_paused ? "Paused: click to unpause" : "Active: click to pause";
+    const [dagTd, ownerTd, schedTd, nextTd, runsTd, lastTd] = r.cells;
+    renderKeyed(dagTd, JSON.stringify([d.dag_display_name, d.description, d.tags, d.has_import_errors]), () => [
+      h("a", { class: "dag-link", href: href(["dags", d.dag_id, "grid"]), "data-testid": `dag-link-${d.dag_id}` }, d.dag_display_name || d.dag_id),
+      d.has_import_errors ? h("span", { class: "badge state-failed", title: "Its file currently fails to import; the last good version is shown" }, "import error") : null,
+      d.description ? h("div", { class: "muted small" }, d.description) : null,
+      (d.tags || []).length ? h("div", { class: "tags" }, d.tags.map((t) =>
+        h("button", { type: "button", class: "tag", "data-testid": `tag-${t.name}`, title: `Show DAGs tagged ${t.name}`, onclick: () => withParams({ tag: t.name }, { replace: true }) }, t.name))) : null,
+    ]);
+    renderKeyed(ownerTd, JSON.stringify(d.owners), () => (d.owners || []).join(", ") || h("span", { class: "muted" }, "—"));
+    renderKeyed(schedTd, JSON.stringify([d.timetable_summary, d.timetable_description]), () => (d.timetable_summary
+      ? h("code", { title: d.timetable_description || "" }, d.timetable_summary)
+      : h("span", { class: "muted", title: d.timetable_description || "" }, "None")));
+    const next = d.next_dagrun ?? d.next_dagrun_create_after;
+    nextTd.dataset.testid = `next-run-${d.dag_id}`;
+    nextTd.title = d.next_dagrun_create_after ? `Runs after ${d.next_dagrun_create_after}` : "";
+    renderKeyed(nextTd, JSON.stringify([next, d.is_paused]), () => (next ? time(next) : h("span", { class: "muted" }, d.is_paused ? "paused" : "—")));
+    runsTd.className = "run-dots";
+    runsTd.dataset.testid = `recent-runs-${d.dag_id}`;
+    renderKeyed(runsTd, JSON.stringify(runs ? runs.map((x) => [x.dag_run_id, x.state]) : null), () => (runs === undefined
+      ? h("span", { class: "muted" }, "…")
+      : runs.length === 0 ? h("span", { class: "muted" }, "no runs yet")
+        : runs.map((x) => h("a", {
+          href: href(["dags", d.dag_id, "grid"], { run: x.dag_run_id }),
+          class: "dot-link", "data-testid": `run-dot-${x.dag_run_id}`, "data-state": x.state,
+        }, dot(x.state, `${x.dag_run_id}: ${stateLabel(x.state)}`)))));
+    renderKeyed(lastTd, last ? last.logical_date : "", () => (last ? time(last.logical_date) : h("span", { class: "muted" }, "—")));
   }
 
   function renderRows() {
-    if (state.loadError && !state.dags) {
-      replace(status, errorBox(state.loadError));
-      replace(tbody);
-      return;
-    }
-    replace(status, state.loadError ? errorBox(state.loadError) : null);
+    renderKeyed(status, state.loadError ? `${state.loadError.status}:${state.loadError.detail}` : "", () => (state.loadError ? errorBox(state.loadError) : []));
     if (!state.dags) {
-      replace(tbody, h("tr", {}, h("td", { colspan: 8 }, loading())));
+      replace(tbody, state.loadError ? [] : h("tr", {}, h("td", { colspan: 8 }, loading())));
       return;
     }
     const rows = visible();
     countEl.textContent = `${rows.length} of ${state.dags.length}`;
     if (!state.dags.length) {
-      replace(tbody, h("tr", {}, h("td", { colspan: 8 }, empty("No DAGs yet: put a DAG file in the DAGs folder and it appears here within seconds.", { "data-testid": "empty-dags" }))));
+      renderKeyed(tbody, "empty", () => h("tr", {}, h("td", { colspan: 8 }, empty("No DAGs yet: put a DAG file in the DAGs folder and it appears here within seconds.", { "data-testid": "empty-dags" }))));
     } else if (!rows.length) {
-      replace(tbody, h("tr", {}, h("td", { colspan: 8 }, empty("No DAG matches these filters.", { "data-testid": "empty-dags" }))));
+      renderKeyed(tbody, "none", () => h("tr", {}, h("td", { colspan: 8 }, empty("No DAG matches these filters.", { "data-testid": "empty-dags" }))));
     } else {
-      replace(tbody, rows.map(row));
+      const trs = rows.map(row);
+      const same = tbody.children.length === trs.length && trs.every((tr, i) => tbody.children[i] === tr);
+      if (!same) replace(tbody, trs);
     }
+    for (const id of [...rowCache.keys()]) if (!state.dags.some((d) => d.dag_id === id)) rowCache.delete(id);
   }
 
   async function togglePause(d, input) {
@@ -158,7 +180,7 @@ export function mount(root, route) {
     input.disabled = true;
     try {
       const updated = await patch(p`/dags/${d.dag_id}`, { is_paused: paused });
-      Object.assign(d, updated && updated.dag_id ? updated : { is_paused: paused });
+      d.is_paused = updated && typeof updated.is_paused === "boolean" ? updated.is_paused : paused;
       toast(`${d.dag_id} ${paused ? "paused" : "unpaused"}`);
     } catch (e) {
       input.checked = !d.is_paused;

@@ -45,6 +45,7 @@ export function s(tag, attrs, ...children) {
 export function replace(el, ...children) {
   const active = document.activeElement;
   const key = active && el.contains(active) ? focusKey(active) : null;
+  el._renderKey = undefined; // see renderKeyed
   el.replaceChildren();
   append(el, children);
   if (key) {
@@ -108,6 +109,7 @@ export function time(iso) {
 /** Seconds as `850ms`, `12.3s`, `4m 05s`, `2h 03m`. */
 export function fmtDuration(seconds) {
   if (seconds === null || seconds === undefined || Number.isNaN(seconds)) return "—";
+  if (seconds < 0.001) return "<1ms";
   if (seconds < 1) return `${Math.round(seconds * 1000)}ms`;
   if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 2 : 1)}s`;
   const m = Math.floor(seconds / 60);
@@ -162,6 +164,7 @@ export function loading() {
 export function toast(message, kind = "info") {
   const area = document.getElementById("toasts");
   if (!area) return;
+  while (area.children.length >= 4) area.firstChild.remove();
   const t = h("div", { class: `toast toast-${kind}`, role: kind === "error" ? "alert" : "status", "data-testid": "toast" }, message);
   area.append(t);
   setTimeout(() => t.remove(), kind === "error" ? 9000 : 4000);
@@ -214,4 +217,15 @@ export function confirmDialog(title, message, { confirmLabel = "Confirm", danger
         h("button", { type: "button", class: ["btn", danger ? "btn-danger" : "btn-primary"], "data-testid": "confirm-button", onclick: () => close(true) }, confirmLabel),
         h("button", { type: "button", class: "btn", "data-testid": "cancel-button", onclick: () => close(false) }, "Cancel"))),
   }).then((v) => v === true);
+}
+
+/** Re-renders `el` with `build()` only when `key` differs from the last render's:
+ *  live updates then leave untouched whatever did not change, so elements a user
+ *  (or a test) holds on to stay in the page. */
+export function renderKeyed(el, key, build) {
+  if (el._renderKey === key) return false;
+  const out = build();
+  replace(el, ...(Array.isArray(out) ? out : [out]));
+  el._renderKey = key;
+  return true;
 }

@@ -41,7 +41,7 @@ export function render(el, ctx) {
 
   const ticks = Array.from({ length: TICKS + 1 }, (_, i) => {
     const t = t0 + ((t1 - t0) * i) / TICKS;
-    return h("span", { class: "tick", style: { left: pct(t) } }, `+${fmtDuration((t - t0) / 1000)}`);
+    return h("span", { class: "tick", style: { left: pct(t) } }, i === 0 ? "0" : `+${fmtDuration((t - t0) / 1000)}`);
   });
 
   let open = false;

@@ -1,6 +1,9 @@
 // The Grid: runs as columns (oldest left), tasks as rows, each cell the state of
 // the task's TaskInstance in that run; a mapped task's cell summarises its
 // instances (the most pressing state, and how many). Arrow keys move between cells.
+//
+// The table is built once per set of runs and tasks; live updates repaint the
+// cells in place, so a cell keeps its identity (and focus) while its run progresses.
 
 import { h, replace, fmtDuration, span, fmtTime, stateLabel, stateKey, empty } from "./dom.js";
 import { href, withParams } from "./router.js";
@@ -13,63 +16,49 @@ export function render(el, ctx) {
   const runs = ctx.runs;
   const tasks = ctx.order.map((id) => ctx.taskMap.get(id)).filter(Boolean);
   if (!tasks.length) {
+    el._gridKey = null;
     replace(el, empty("This DAG has no tasks."));
     return;
   }
-  const selectedRun = ctx.selectedRunId;
-  const selectedTask = ctx.params.task;
-  const durations = runs.map((r) => span(r.start_date, r.end_date) || 0);
-  const maxDur = Math.max(1, ...durations);
-  const grouped = new Map(runs.map((r) => [r.dag_run_id, groupByTask(ctx.tis.get(r.dag_run_id))]));
+  const structure = JSON.stringify([runs.map((r) => r.dag_run_id), tasks.map((t) => [t.task_id, t.operator, t.is_mapped])]);
+  let table = el.querySelector("table.grid");
+  if (!table || el._gridKey !== structure) {
+    table = build(el, ctx, runs, tasks);
+    el._gridKey = structure;
+  }
+  paint(table, ctx, runs, tasks);
+}
 
+function build(el, ctx, runs, tasks) {
   const head = h("tr", {},
-    h("th", { scope: "col", class: "task-col" }, h("span", { class: "muted small" }, runs.length ? `${runs.length} of ${ctx.runsTotal} runs` : "Tasks")),
-    runs.map((r, c) => {
-      const hgt = BAR_MIN + Math.round(((durations[c] || 0) / maxDur) * (BAR_MAX - BAR_MIN));
-      const label = `Run ${r.dag_run_id}: ${stateLabel(r.state)}, ${fmtTime(r.logical_date)}, ${fmtDuration(durations[c])}`;
-      return h("th", { scope: "col", class: ["run-col", r.dag_run_id === selectedRun && "selected"] },
-        h("button", {
-          type: "button",
-          class: "run-bar-btn",
-          "data-testid": `run-header-${r.dag_run_id}`,
-          "data-state": r.state,
-          "data-r": -1,
-          "data-c": c,
-          "aria-label": label,
-          "aria-pressed": String(r.dag_run_id === selectedRun && !selectedTask),
-          title: label,
-          onclick: () => withParams({ run: r.dag_run_id, task: null, map_index: null, try: null }),
-        }, h("span", { class: `run-bar state-${stateKey(r.state)}`, style: { height: `${hgt}px` } })));
-    }));
+    h("th", { scope: "col", class: "task-col" }, h("span", { class: "muted small", "data-role": "count" })),
+    runs.map((r, c) => h("th", { scope: "col", class: "run-col" },
+      h("button", {
+        type: "button",
+        class: "run-bar-btn",
+        "data-testid": `run-header-${r.dag_run_id}`,
+        "data-run": r.dag_run_id,
+        "data-r": -1,
+        "data-c": c,
+        onclick: () => withParams({ run: r.dag_run_id, task: null, map_index: null, try: null }),
+      }, h("span", { class: "run-bar" })))));
 
-  const body = tasks.map((t, row) => h("tr", { class: t.task_id === selectedTask ? "selected-row" : "" },
+  const body = tasks.map((t, row) => h("tr", { "data-task": t.task_id },
     h("th", { scope: "row", class: "task-col" },
       h("span", { class: "task-name", title: `${t.task_id} (${t.operator})` }, t.task_id),
       t.is_mapped ? h("span", { class: "mapped-mark", title: "Mapped task" }, " [ ]") : null,
       h("span", { class: "muted small op" }, t.operator)),
-    runs.map((r, c) => {
-      const tis = grouped.get(r.dag_run_id).get(t.task_id);
-      const loaded = ctx.tis.has(r.dag_run_id);
-      const sum = summarize(tis);
-      const state = sum ? sum.state : null;
-      const countText = sum && sum.mapped ? String(sum.count) : "";
-      const desc = !loaded ? "loading" : !sum ? "no TaskInstance" : sum.mapped ? `${sum.count} mapped: ${describeCounts(sum)}` : stateLabel(state);
-      const tries = sum && !sum.mapped && tis[0].try_number > 1 ? `, try ${tis[0].try_number}` : "";
-      const label = `${t.task_id} in ${r.dag_run_id}: ${desc}${tries}`;
-      return h("td", { class: ["cell-td", r.dag_run_id === selectedRun && "selected"] },
-        h("button", {
-          type: "button",
-          class: ["cell", `state-${stateKey(state)}`, !loaded && "loading", !sum && loaded && "absent", sum && sum.mapped && "mapped",
-            r.dag_run_id === selectedRun && t.task_id === selectedTask && "active"],
-          "data-testid": `ti-cell-${r.dag_run_id}-${t.task_id}`,
-          "data-state": loaded ? (state ?? "none") : "loading",
-          "data-r": row,
-          "data-c": c,
-          "aria-label": label,
-          title: label,
-          onclick: () => withParams({ run: r.dag_run_id, task: t.task_id, map_index: null, try: null }),
-        }, countText));
-    })));
+    runs.map((r, c) => h("td", { class: "cell-td" },
+      h("button", {
+        type: "button",
+        class: "cell",
+        "data-testid": `ti-cell-${r.dag_run_id}-${t.task_id}`,
+        "data-run": r.dag_run_id,
+        "data-task": t.task_id,
+        "data-r": row,
+        "data-c": c,
+        onclick: () => withParams({ run: r.dag_run_id, task: t.task_id, map_index: null, try: null }),
+      })))));
 
   const table = h("table", { class: "grid", "data-testid": "grid", onkeydown: onKey },
     h("caption", { class: "sr-only" }, "Task states per run: runs are columns, oldest first; tasks are rows"),
@@ -81,6 +70,65 @@ export function render(el, ctx) {
       h("a", { href: href(["dags", ctx.dagId, "trigger"]) }, "Trigger one"), " and it shows up here as it runs."),
     h("div", { class: "grid-wrap" }, table),
     legend());
+  return table;
+}
+
+function setClass(el, cls) {
+  if (el.getAttribute("class") !== cls) el.setAttribute("class", cls);
+}
+
+function setAttr(el, name, value) {
+  if (el.getAttribute(name) !== value) el.setAttribute(name, value);
+}
+
+function paint(table, ctx, runs, tasks) {
+  const selectedRun = ctx.selectedRunId;
+  const selectedTask = ctx.params.task;
+  const durations = runs.map((r) => span(r.start_date, r.end_date) || 0);
+  const maxDur = Math.max(1, ...durations);
+  const byRun = new Map(runs.map((r, c) => [r.dag_run_id, { run: r, c, tis: groupByTask(ctx.tis.get(r.dag_run_id)), loaded: ctx.tis.has(r.dag_run_id) }]));
+  const taskById = new Map(tasks.map((t) => [t.task_id, t]));
+
+  const count = table.querySelector('[data-role="count"]');
+  count.textContent = runs.length ? `${runs.length} of ${ctx.runsTotal} runs` : "Tasks";
+
+  for (const btn of table.querySelectorAll("thead .run-bar-btn")) {
+    const { run: r, c } = byRun.get(btn.dataset.run);
+    const hgt = BAR_MIN + Math.round(((durations[c] || 0) / maxDur) * (BAR_MAX - BAR_MIN));
+    const label = `Run ${r.dag_run_id}: ${stateLabel(r.state)}, ${fmtTime(r.logical_date)}, ${fmtDuration(durations[c])}`;
+    setClass(btn.parentElement, `run-col${r.dag_run_id === selectedRun ? " selected" : ""}`);
+    setAttr(btn, "data-state", r.state);
+    setAttr(btn, "aria-label", label);
+    setAttr(btn, "title", label);
+    setAttr(btn, "aria-pressed", String(r.dag_run_id === selectedRun && !selectedTask));
+    const bar = btn.firstChild;
+    setClass(bar, `run-bar state-${stateKey(r.state)}`);
+    bar.style.height = `${hgt}px`;
+  }
+
+  for (const tr of table.querySelectorAll("tbody tr")) {
+    setClass(tr, tr.dataset.task === selectedTask ? "selected-row" : "");
+  }
+
+  for (const btn of table.querySelectorAll("tbody .cell")) {
+    const col = byRun.get(btn.dataset.run);
+    const t = taskById.get(btn.dataset.task);
+    const tis = col.tis.get(t.task_id);
+    const sum = summarize(tis);
+    const state = sum ? sum.state : null;
+    const desc = !col.loaded ? "loading" : !sum ? "no TaskInstance" : sum.mapped ? `${sum.count} mapped: ${describeCounts(sum)}` : stateLabel(state);
+    const tries = sum && !sum.mapped && tis[0].try_number > 1 ? `, try ${tis[0].try_number}` : "";
+    const label = `${t.task_id} in ${col.run.dag_run_id}: ${desc}${tries}`;
+    const isSelRun = col.run.dag_run_id === selectedRun;
+    setClass(btn.parentElement, `cell-td${isSelRun ? " selected" : ""}`);
+    setClass(btn, ["cell", `state-${stateKey(state)}`, !col.loaded && "loading", !sum && col.loaded && "absent",
+      sum && sum.mapped && "mapped", isSelRun && t.task_id === selectedTask && "active"].filter(Boolean).join(" "));
+    setAttr(btn, "data-state", col.loaded ? (state ?? "none") : "loading");
+    setAttr(btn, "aria-label", label);
+    setAttr(btn, "title", label);
+    const text = sum && sum.mapped ? String(sum.count) : "";
+    if (btn.textContent !== text) btn.textContent = text;
+  }
 }
 
 /** Arrow keys move focus between cells (and to the run headers above). */

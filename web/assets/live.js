@@ -6,7 +6,7 @@
 
 const POLL_MS = 3000;
 const SAFETY_MS = 30000;
-const EVENT_TYPES = ["dag_run", "task_instance", "dags"];
+const EVENT_TYPES = ["dag_run", "task_instance", "dags", "resync"];
 
 let source = null;
 let sourceFilter; // the dag_id the open stream is filtered to ("" for all)
@@ -96,6 +96,11 @@ function open(dagId) {
       try {
         data = JSON.parse(ev.data);
       } catch {
+        return;
+      }
+      if (type === "resync") {
+        // This client fell behind and missed events: read everything again.
+        refreshNow();
         return;
       }
       if (handler.dagId && data.dag_id && data.dag_id !== handler.dagId) return;

@@ -15,6 +15,13 @@ function typeOf(schema) {
   return t || "any";
 }
 
+/** Doc-comment text: blank lines separate paragraphs, single line breaks are just
+ *  wrapping, and `backticks` mark code. */
+function prose(text) {
+  return h("div", { class: "prose" }, String(text).split(/\n\s*\n/).map((para) =>
+    h("p", {}, para.replace(/\s*\n\s*/g, " ").split("`").map((part, i) => (i % 2 ? h("code", {}, part) : part)))));
+}
+
 function schemaTable(schema) {
   const props = (schema && schema.properties) || {};
   const required = new Set((schema && schema.required) || []);
@@ -60,7 +67,7 @@ export function mount(root, route) {
     h("header", { class: "card-head" },
       h("h2", {}, pl.name), h("span", { class: "badge badge-muted" }, `v${pl.version}`),
       pl.builtin ? h("span", { class: "badge badge-info" }, "built-in") : h("span", { class: "badge badge-muted" }, "installed")),
-    pl.description ? h("p", { class: "pre-line" }, pl.description) : null,
+    pl.description ? prose(pl.description) : null,
     h("dl", { class: "facts" },
       h("div", { class: "fact" }, h("dt", {}, "Digest"), h("dd", {}, shortDigest(pl.digest))),
       h("div", { class: "fact" }, h("dt", {}, "Size"), h("dd", {}, fmtBytes(pl.size))),

@@ -3,7 +3,7 @@
 // tailed while the try runs by polling the log endpoint from the last offset.
 
 import { get, p, qs, ApiError } from "./api.js";
-import { h, replace, badge, time, fmtDuration, span, shortDigest, json, empty, errorBox, stateLabel, stateKey } from "./dom.js";
+import { h, replace, renderKeyed, badge, time, fmtDuration, span, shortDigest, json, empty, errorBox, stateLabel, stateKey } from "./dom.js";
 import { withParams } from "./router.js";
 import { isFinishedTi, summarize, describeCounts } from "./model.js";
 import { clearTaskDialog, markTaskDialog } from "./actions.js";
@@ -90,7 +90,7 @@ export class TiPanel {
     this.renderMapped();
     if (this.choosing) {
       replace(this.summaryEl, empty("This task is mapped: pick one of its instances above."));
-      replace(this.actionsEl, this.actionButtons());
+      renderKeyed(this.actionsEl, "choosing", () => this.actionButtons());
       replace(this.triesEl);
       replace(this.xcomEl);
       replace(this.logTabsEl);
@@ -147,7 +147,7 @@ export class TiPanel {
       return;
     }
     const sum = summarize(list);
-    replace(this.mappedEl, h("div", { class: "mapped-list", "data-testid": "mapped-instances" },
+    renderKeyed(this.mappedEl, JSON.stringify([this.apiMapIndex, list.map((t) => [t.map_index, t.state])]), () => h("div", { class: "mapped-list", "data-testid": "mapped-instances" },
       h("p", { class: "small" }, `${sum.count} mapped instances: ${describeCounts(sum)}`),
       h("div", { class: "chips" }, list.map((t) => h("button", {
         type: "button",
@@ -162,8 +162,8 @@ export class TiPanel {
 
   renderSummary() {
     if (this.error) {
-      replace(this.summaryEl, errorBox(this.error));
-      replace(this.actionsEl);
+      renderKeyed(this.summaryEl, `error:${this.error.status}:${this.error.detail || this.error.message}`, () => errorBox(this.error));
+      renderKeyed(this.actionsEl, "", () => []);
       return;
     }
     const ti = this.ti;
@@ -186,9 +186,12 @@ export class TiPanel {
       ["Trigger rule", t.trigger_rule || "—"],
       ["Upstream", (t.upstream_task_ids || []).join(", ") || "—"],
     ].filter(Boolean);
-    replace(this.summaryEl, h("table", { class: "table kv" }, h("tbody", {},
-      rows.map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, v))))));
-    replace(this.actionsEl, this.actionButtons());
+    const lastError = [...(this.tries || [])].reverse().find((r) => r.error && r.try_number === ti.try_number);
+    renderKeyed(this.summaryEl, JSON.stringify([ti, lastError ? lastError.error : null]), () => [
+      h("dl", { class: "kv-grid" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+      lastError ? h("div", { class: "alert alert-error", "data-testid": "ti-error" }, h("strong", {}, `Try ${lastError.try_number} failed: `), lastError.error) : null,
+    ]);
+    renderKeyed(this.actionsEl, `${ti.state}`, () => this.actionButtons());
   }
 
   actionButtons() {
@@ -231,7 +234,7 @@ export class TiPanel {
       replace(this.triesEl, empty("No tries yet: the task has not started in this run."));
       return;
     }
-    replace(this.triesEl, h("div", { class: "table-wrap" }, h("table", { class: "table small", "data-testid": "ti-tries" },
+    renderKeyed(this.triesEl, JSON.stringify([rows, this.log.try]), () => h("div", { class: "table-wrap" }, h("table", { class: "table small", "data-testid": "ti-tries" },
       h("thead", {}, h("tr", {}, ["Try", "State", "Started", "Ended", "Duration", "Operator", "Digest", "Error", ""].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, rows.map((r) => h("tr", { "data-testid": `try-row-${r.try_number}`, class: r.try_number === this.log.try ? "selected-row" : "" },
         h("td", {}, String(r.try_number)),
@@ -266,7 +269,7 @@ export class TiPanel {
       return;
     }
     const entries = x.xcom_entries || [];
-    replace(this.xcomEl, entries.length
+    renderKeyed(this.xcomEl, JSON.stringify(entries), () => entries.length
       ? h("table", { class: "table small", "data-testid": "ti-xcom" },
         h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Key"), h("th", { scope: "col" }, "Value"))),
         h("tbody", {}, entries.map((e) => h("tr", { "data-testid": `xcom-${e.key}` },

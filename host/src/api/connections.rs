@@ -165,7 +165,10 @@ fn save(s: &ApiState, c: &StoredConnection) -> ApiResult<()> {
 #[utoipa::path(
     get, path = "/connections", tag = "Connection", operation_id = "get_connections",
     params(Page),
-    responses((status = 200, body = ConnectionCollection), BadRequest)
+    responses(
+        (status = 200, description = "One page of connections.", body = ConnectionCollection),
+        BadRequest,
+    )
 )]
 pub async fn list_connections(
     State(s): State<ApiState>,
@@ -186,7 +189,7 @@ pub async fn list_connections(
 #[utoipa::path(
     get, path = "/connections/{connection_id}", tag = "Connection", operation_id = "get_connection",
     params(("connection_id" = String, Path)),
-    responses((status = 200, body = Connection), NotFound)
+    responses((status = 200, description = "The connection.", body = Connection), NotFound)
 )]
 pub async fn get_connection(
     State(s): State<ApiState>,
@@ -200,7 +203,13 @@ pub async fn get_connection(
 #[utoipa::path(
     post, path = "/connections", tag = "Connection", operation_id = "post_connection",
     request_body = NewConnection,
-    responses((status = 200, body = Connection), BadRequest, Conflict, Unprocessable, PayloadTooLarge)
+    responses(
+        (status = 200, description = "The connection as created.", body = Connection),
+        BadRequest,
+        Conflict,
+        Unprocessable,
+        PayloadTooLarge,
+    )
 )]
 pub async fn post_connection(
     State(s): State<ApiState>,
@@ -237,7 +246,13 @@ pub async fn post_connection(
     operation_id = "patch_connection",
     params(("connection_id" = String, Path)),
     request_body = ConnectionPatch,
-    responses((status = 200, body = Connection), BadRequest, NotFound, Unprocessable, PayloadTooLarge)
+    responses(
+        (status = 200, description = "The connection as changed.", body = Connection),
+        BadRequest,
+        NotFound,
+        Unprocessable,
+        PayloadTooLarge,
+    )
 )]
 pub async fn patch_connection(
     State(s): State<ApiState>,

@@ -115,7 +115,11 @@ fn sort_runs(runs: &mut [RunRecord], order_by: Option<&str>) -> ApiResult<()> {
 #[utoipa::path(
     get, path = "/dags/{dag_id}/dagRuns", tag = "DagRun", operation_id = "get_dag_runs",
     params(("dag_id" = String, Path, description = "A DAG id, or `~` for every DAG"), RunFilter),
-    responses((status = 200, body = DagRunCollection), BadRequest, NotFound)
+    responses(
+        (status = 200, description = "One page of DagRuns.", body = DagRunCollection),
+        BadRequest,
+        NotFound,
+    )
 )]
 pub async fn list_runs(
     State(s): State<ApiState>,
@@ -169,7 +173,15 @@ pub struct TriggerDagRun {
     post, path = "/dags/{dag_id}/dagRuns", tag = "DagRun", operation_id = "post_dag_run",
     params(("dag_id" = String, Path)),
     request_body = TriggerDagRun,
-    responses((status = 200, body = DagRun), BadRequest, NotFound, Conflict, Unprocessable, PayloadTooLarge, Unavailable)
+    responses(
+        (status = 200, description = "The DagRun, queued.", body = DagRun),
+        BadRequest,
+        NotFound,
+        Conflict,
+        Unprocessable,
+        PayloadTooLarge,
+        Unavailable,
+    )
 )]
 pub async fn trigger_run(
     State(s): State<ApiState>,
@@ -205,7 +217,7 @@ pub async fn trigger_run(
 #[utoipa::path(
     get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}", tag = "DagRun", operation_id = "get_dag_run",
     params(("dag_id" = String, Path), ("dag_run_id" = String, Path)),
-    responses((status = 200, body = DagRun), NotFound)
+    responses((status = 200, description = "The DagRun.", body = DagRun), NotFound)
 )]
 pub async fn get_run(
     State(s): State<ApiState>,
@@ -236,7 +248,15 @@ pub struct UpdateDagRunState {
     operation_id = "update_dag_run_state",
     params(("dag_id" = String, Path), ("dag_run_id" = String, Path)),
     request_body = UpdateDagRunState,
-    responses((status = 200, body = DagRun), BadRequest, NotFound, Conflict, Unprocessable, PayloadTooLarge, Unavailable)
+    responses(
+        (status = 200, description = "The DagRun in its new state.", body = DagRun),
+        BadRequest,
+        NotFound,
+        Conflict,
+        Unprocessable,
+        PayloadTooLarge,
+        Unavailable,
+    )
 )]
 pub async fn patch_run(
     State(s): State<ApiState>,
@@ -305,7 +325,19 @@ pub enum ClearDagRunResult {
     operation_id = "clear_dag_run",
     params(("dag_id" = String, Path), ("dag_run_id" = String, Path)),
     request_body = ClearDagRun,
-    responses((status = 200, body = ClearDagRunResult), BadRequest, NotFound, Conflict, Unprocessable, PayloadTooLarge, Unavailable)
+    responses(
+        (
+            status = 200,
+            description = "A dry run's TaskInstances, or the cleared DagRun.",
+            body = ClearDagRunResult,
+        ),
+        BadRequest,
+        NotFound,
+        Conflict,
+        Unprocessable,
+        PayloadTooLarge,
+        Unavailable,
+    )
 )]
 pub async fn clear_run(
     State(s): State<ApiState>,

@@ -218,7 +218,7 @@ pub struct DagFilter {
 #[utoipa::path(
     get, path = "/dags", tag = "DAG", operation_id = "get_dags",
     params(DagFilter),
-    responses((status = 200, body = DagCollection), BadRequest)
+    responses((status = 200, description = "One page of DAGs.", body = DagCollection), BadRequest)
 )]
 pub async fn list_dags(
     State(s): State<ApiState>,
@@ -265,7 +265,10 @@ pub async fn list_dags(
 #[utoipa::path(
     get, path = "/dags/{dag_id}", tag = "DAG", operation_id = "get_dag",
     params(("dag_id" = String, Path)),
-    responses((status = 200, body = DagDetail), NotFound)
+    responses(
+        (status = 200, description = "The DAG with its tasks, edges and source.", body = DagDetail),
+        NotFound,
+    )
 )]
 pub async fn get_dag(
     State(s): State<ApiState>,
@@ -286,7 +289,14 @@ pub struct PatchDag {
     patch, path = "/dags/{dag_id}", tag = "DAG", operation_id = "patch_dag",
     params(("dag_id" = String, Path)),
     request_body = PatchDag,
-    responses((status = 200, body = Dag), BadRequest, NotFound, Unprocessable, PayloadTooLarge, Unavailable)
+    responses(
+        (status = 200, description = "The DAG as changed.", body = Dag),
+        BadRequest,
+        NotFound,
+        Unprocessable,
+        PayloadTooLarge,
+        Unavailable,
+    )
 )]
 pub async fn patch_dag(
     State(s): State<ApiState>,

@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -90,12 +90,13 @@ pub async fn problem_json(response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()
-        .get(axum::http::header::CONTENT_TYPE)
+        .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
-    let body = axum::body::to_bytes(response.into_body(), MAX_REJECTION_BYTES)
+    let (parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, MAX_REJECTION_BYTES)
         .await
         .unwrap_or_default();
     let detail = String::from_utf8_lossy(&body).trim().to_owned();
@@ -104,7 +105,12 @@ pub async fn problem_json(response: Response) -> Response {
     } else {
         detail
     };
-    ApiError::new(status, detail).into_response()
+    let mut problem = ApiError::new(status, detail).into_response();
+    // A 405 must say which methods the resource has.
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        problem.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    problem
 }
 
 /// OpenAPI response entries for the error statuses, used in `#[utoipa::path]`

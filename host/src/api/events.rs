@@ -18,6 +18,7 @@ use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use std::time::Duration;
+use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use utoipa::{IntoParams, ToSchema};
@@ -126,7 +127,7 @@ pub async fn events(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     // Subscribed before the answer goes out: nothing committed after the client
     // sees the response headers is missed.
-    let updates = BroadcastStream::new(s.scheduler.subscribe());
+    let updates = s.scheduler.subscribe();
     let scheduler = s.scheduler.clone();
     let stopped = async move {
         let mut tick = tokio::time::interval(SCHEDULER_CHECK);
@@ -134,10 +135,20 @@ pub async fn events(
             tick.tick().await;
         }
     };
-    let stream = updates
+    Sse::new(stream(updates, q.dag_id, stopped)).keep_alive(KeepAlive::default())
+}
+
+/// The events of `updates` for `dag_filter`, until `stopped` completes.
+fn stream(
+    updates: broadcast::Receiver<Update>,
+    dag_filter: Option<String>,
+    stopped: impl Future<Output = ()> + Send + 'static,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    BroadcastStream::new(updates)
         .filter_map(move |item| {
             let event = match item {
-                Ok(update) => event(&update, q.dag_id.as_deref()),
+                Ok(update) => event(&update, dag_filter.as_deref()),
+                // The channel dropped updates this client had not read yet.
                 Err(BroadcastStreamRecvError::Lagged(missed)) => Event::default()
                     .event("resync")
                     .json_data(ResyncEvent { missed })
@@ -145,6 +156,76 @@ pub async fn events(
             };
             std::future::ready(event.map(Ok))
         })
-        .take_until(Box::pin(stopped));
-    Sse::new(stream).keep_alive(KeepAlive::default())
+        .take_until(Box::pin(stopped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aileron_model::DagRunState;
+    use axum::response::IntoResponse;
+    use http_body_util::BodyExt;
+
+    fn run_update(dag_id: &str, run_id: &str) -> Update {
+        Update::DagRun {
+            tenant: DEFAULT_TENANT.to_owned(),
+            dag_id: dag_id.to_owned(),
+            run_id: run_id.to_owned(),
+            state: DagRunState::Running,
+        }
+    }
+
+    async fn body_text(
+        stream: impl Stream<Item = Result<Event, Infallible>> + Send + 'static,
+    ) -> String {
+        let body = Sse::new(stream).into_response().into_body();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_client_that_falls_behind_is_told_to_resync() {
+        let (tx, rx) = broadcast::channel(2);
+        for i in 0..5 {
+            tx.send(run_update("d", &format!("r{i}"))).unwrap();
+        }
+        drop(tx);
+        let text = body_text(stream(rx, None, std::future::pending())).await;
+        let events: Vec<&str> = text.lines().filter(|l| l.starts_with("event:")).collect();
+        assert_eq!(
+            events,
+            ["event: resync", "event: dag_run", "event: dag_run"],
+            "{text}"
+        );
+        assert!(text.contains(r#"data: {"missed":3}"#), "{text}");
+        assert!(text.contains(r#""dag_run_id":"r4""#), "{text}");
+    }
+
+    #[tokio::test]
+    async fn the_dag_filter_keeps_dag_list_changes_and_other_tenants_are_never_sent() {
+        let (tx, rx) = broadcast::channel(16);
+        tx.send(run_update("other", "r1")).unwrap();
+        tx.send(Update::DagRun {
+            tenant: "someone_else".to_owned(),
+            dag_id: "d".to_owned(),
+            run_id: "r2".to_owned(),
+            state: DagRunState::Success,
+        })
+        .unwrap();
+        tx.send(Update::Dags).unwrap();
+        tx.send(run_update("d", "r3")).unwrap();
+        drop(tx);
+        let text = body_text(stream(rx, Some("d".to_owned()), std::future::pending())).await;
+        let events: Vec<&str> = text.lines().filter(|l| l.starts_with("event:")).collect();
+        assert_eq!(events, ["event: dags", "event: dag_run"], "{text}");
+        assert!(text.contains(r#""dag_run_id":"r3""#), "{text}");
+    }
+
+    #[tokio::test]
+    async fn the_stream_ends_when_the_scheduler_stops() {
+        let (_tx, rx) = broadcast::channel::<Update>(4);
+        // `_tx` stays open: only the stop signal can end this stream.
+        let text = body_text(stream(rx, None, std::future::ready(()))).await;
+        assert_eq!(text, "");
+    }
 }

@@ -51,7 +51,10 @@ fn import_error(i: usize, e: &ImportErrorRecord) -> ImportError {
 #[utoipa::path(
     get, path = "/importErrors", tag = "ImportError", operation_id = "get_import_errors",
     params(Page),
-    responses((status = 200, body = ImportErrorCollection), BadRequest)
+    responses(
+        (status = 200, description = "One page of import errors.", body = ImportErrorCollection),
+        BadRequest,
+    )
 )]
 pub async fn list_import_errors(
     State(s): State<ApiState>,

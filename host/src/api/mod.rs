@@ -11,7 +11,7 @@
 //! documents it, so `/api/v1/openapi.json` cannot drift from what is served.
 //!
 //! Outside `/api/v1`: `/metrics` (Prometheus text, see [`prometheus`]), the web UI
-//! at `/` and a plain `/health` for load balancers.
+//! (`crate::web`, at `/` and `/assets/…`) and a plain `/health` for load balancers.
 
 mod connections;
 mod dag_runs;
@@ -74,7 +74,11 @@ const ANY: &str = "~";
             `limit` (default 100) and `offset`."
     ),
     servers((url = "/api/v1")),
-    components(schemas(Problem, events::DagRunEvent, events::TaskInstanceEvent, events::ResyncEvent)),
+    // The event payloads are not a response body of any operation: listed so the
+    // document describes what `/events` sends.
+    components(schemas(
+        Problem, events::DagRunEvent, events::TaskInstanceEvent, events::ResyncEvent
+    )),
     tags(
         (name = "DAG"), (name = "DagRun"), (name = "TaskInstance"), (name = "XCom"),
         (name = "ImportError"), (name = "Plugin"), (name = "Variable"),
@@ -132,11 +136,8 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(monitor::version))
 }
 
-/// The OpenAPI document of `/api/v1` (paths relative to its `servers` entry).
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().into_openapi()
-}
-
+/// Everything the server answers: `/api/v1` (with its OpenAPI document at
+/// `/api/v1/openapi.json`), `/metrics`, the web UI and `/health`.
 pub fn router(state: ApiState) -> Router {
     let metrics = prometheus::install_recorder();
     let (api, doc) = api_routes().split_for_parts();
@@ -163,7 +164,7 @@ pub fn router(state: ApiState) -> Router {
                 handle: metrics,
             }),
         )
-        .route("/", get(crate::web::index))
+        .merge(crate::web::router())
         .route("/health", get(|| async { "ok" }))
 }
 
@@ -289,7 +290,7 @@ fn load_ti(
 /// queue from the spec their run was created with.
 struct Specs<'a> {
     metastore: &'a Metastore,
-    cache: HashMap<(String, String), Option<Arc<DagSpec>>>,
+    cache: HashMap<(String, String, String), Option<Arc<DagSpec>>>,
 }
 
 impl<'a> Specs<'a> {
@@ -306,7 +307,7 @@ impl<'a> Specs<'a> {
         dag_id: &str,
         version: &str,
     ) -> ApiResult<Option<Arc<DagSpec>>> {
-        let k = (dag_id.to_owned(), version.to_owned());
+        let k = (tenant.to_owned(), dag_id.to_owned(), version.to_owned());
         if let Some(spec) = self.cache.get(&k) {
             return Ok(spec.clone());
         }

@@ -33,7 +33,7 @@ impl From<bool> for Health {
 /// Health of the metastore and the scheduler.
 #[utoipa::path(
     get, path = "/health", tag = "Monitoring", operation_id = "get_health",
-    responses((status = 200, body = HealthInfo))
+    responses((status = 200, description = "The health of each part.", body = HealthInfo))
 )]
 pub async fn health(State(s): State<ApiState>) -> Json<HealthInfo> {
     Json(HealthInfo {
@@ -56,7 +56,7 @@ pub struct VersionInfo {
 /// Aileron's version.
 #[utoipa::path(
     get, path = "/version", tag = "Monitoring", operation_id = "get_version",
-    responses((status = 200, body = VersionInfo))
+    responses((status = 200, description = "The version.", body = VersionInfo))
 )]
 pub async fn version() -> Json<VersionInfo> {
     Json(VersionInfo {

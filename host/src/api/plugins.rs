@@ -49,7 +49,7 @@ pub fn plugin(p: &OperatorMeta) -> Plugin {
 /// List the operator plugins.
 #[utoipa::path(
     get, path = "/plugins", tag = "Plugin", operation_id = "get_plugins",
-    responses((status = 200, body = PluginCollection))
+    responses((status = 200, description = "Every plugin.", body = PluginCollection))
 )]
 pub async fn list_plugins(State(s): State<ApiState>) -> Json<PluginCollection> {
     let plugins: Vec<Plugin> = s.registry.list().iter().map(plugin).collect();

@@ -139,7 +139,7 @@ fn not_found(name: &str) -> ApiError {
 #[utoipa::path(
     get, path = "/pools", tag = "Pool", operation_id = "get_pools",
     params(Page),
-    responses((status = 200, body = PoolCollection), BadRequest)
+    responses((status = 200, description = "One page of pools.", body = PoolCollection), BadRequest)
 )]
 pub async fn list_pools(
     State(s): State<ApiState>,
@@ -173,7 +173,7 @@ pub async fn list_pools(
 #[utoipa::path(
     get, path = "/pools/{pool_name}", tag = "Pool", operation_id = "get_pool",
     params(("pool_name" = String, Path)),
-    responses((status = 200, body = Pool), NotFound)
+    responses((status = 200, description = "The pool.", body = Pool), NotFound)
 )]
 pub async fn get_pool(
     State(s): State<ApiState>,
@@ -196,7 +196,13 @@ pub struct NewPool {
 #[utoipa::path(
     post, path = "/pools", tag = "Pool", operation_id = "post_pool",
     request_body = NewPool,
-    responses((status = 200, body = Pool), BadRequest, Conflict, Unprocessable, PayloadTooLarge)
+    responses(
+        (status = 200, description = "The pool as created.", body = Pool),
+        BadRequest,
+        Conflict,
+        Unprocessable,
+        PayloadTooLarge,
+    )
 )]
 pub async fn post_pool(
     State(s): State<ApiState>,
@@ -236,7 +242,13 @@ pub struct PoolPatch {
     patch, path = "/pools/{pool_name}", tag = "Pool", operation_id = "patch_pool",
     params(("pool_name" = String, Path)),
     request_body = PoolPatch,
-    responses((status = 200, body = Pool), BadRequest, NotFound, Unprocessable, PayloadTooLarge)
+    responses(
+        (status = 200, description = "The pool as changed.", body = Pool),
+        BadRequest,
+        NotFound,
+        Unprocessable,
+        PayloadTooLarge,
+    )
 )]
 pub async fn patch_pool(
     State(s): State<ApiState>,

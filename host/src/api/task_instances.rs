@@ -43,9 +43,10 @@ pub struct TaskInstance {
     pub hostname: String,
     /// When an `up_for_retry` or `up_for_reschedule` TaskInstance may run again.
     pub next_try_at: Option<Timestamp>,
-    /// The params as rendered for the latest try.
+    /// For a mapped TaskInstance, the values it got from its task's `expand`
+    /// (merged over the task's params when it runs); `null` otherwise.
     #[schema(value_type = Option<Object>)]
-    pub rendered_fields: Option<Value>,
+    pub mapped_params: Option<Value>,
 }
 
 /// A TaskInstance with every try it made.
@@ -131,7 +132,7 @@ pub fn task_instance(
         duration: ti.duration,
         hostname: ti.hostname.clone(),
         next_try_at: ti.next_try_at,
-        rendered_fields: ti.rendered_params.clone(),
+        mapped_params: ti.rendered_params.clone(),
     })
 }
 
@@ -222,11 +223,19 @@ pub struct TiFilter {
     get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances", tag = "TaskInstance",
     operation_id = "get_task_instances",
     params(
-        ("dag_id" = String, Path, description = "A DAG id, or `~` (with `~` as the DagRun id) for every DAG"),
+        (
+            "dag_id" = String,
+            Path,
+            description = "A DAG id, or `~` (with `~` as the DagRun id) for every DAG",
+        ),
         ("dag_run_id" = String, Path, description = "A DagRun id, or `~` for every run"),
         TiFilter
     ),
-    responses((status = 200, body = TaskInstanceCollection), BadRequest, NotFound)
+    responses(
+        (status = 200, description = "One page of TaskInstances.", body = TaskInstanceCollection),
+        BadRequest,
+        NotFound,
+    )
 )]
 pub async fn list_tis(
     State(s): State<ApiState>,
@@ -298,8 +307,17 @@ pub struct MapIndex {
 #[utoipa::path(
     get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}",
     tag = "TaskInstance", operation_id = "get_task_instance",
-    params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path), MapIndex),
-    responses((status = 200, body = TaskInstanceDetail), BadRequest, NotFound)
+    params(
+        ("dag_id" = String, Path),
+        ("dag_run_id" = String, Path),
+        ("task_id" = String, Path),
+        MapIndex,
+    ),
+    responses(
+        (status = 200, description = "The TaskInstance with its tries.", body = TaskInstanceDetail),
+        BadRequest,
+        NotFound,
+    )
 )]
 pub async fn get_ti(
     State(s): State<ApiState>,
@@ -340,9 +358,26 @@ pub struct UpdateTaskInstance {
 #[utoipa::path(
     patch, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}",
     tag = "TaskInstance", operation_id = "patch_task_instance",
-    params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path), MapIndex),
+    params(
+        ("dag_id" = String, Path),
+        ("dag_run_id" = String, Path),
+        ("task_id" = String, Path),
+        MapIndex,
+    ),
     request_body = UpdateTaskInstance,
-    responses((status = 200, body = TaskInstanceCollection), BadRequest, NotFound, Conflict, Unprocessable, PayloadTooLarge, Unavailable)
+    responses(
+        (
+            status = 200,
+            description = "The TaskInstances whose state changed.",
+            body = TaskInstanceCollection,
+        ),
+        BadRequest,
+        NotFound,
+        Conflict,
+        Unprocessable,
+        PayloadTooLarge,
+        Unavailable,
+    )
 )]
 pub async fn patch_ti(
     State(s): State<ApiState>,
@@ -381,8 +416,17 @@ pub async fn patch_ti(
 #[utoipa::path(
     get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries",
     tag = "TaskInstance", operation_id = "get_task_instance_tries",
-    params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path), MapIndex),
-    responses((status = 200, body = TaskInstanceTryCollection), BadRequest, NotFound)
+    params(
+        ("dag_id" = String, Path),
+        ("dag_run_id" = String, Path),
+        ("task_id" = String, Path),
+        MapIndex,
+    ),
+    responses(
+        (status = 200, description = "Every try, oldest first.", body = TaskInstanceTryCollection),
+        BadRequest,
+        NotFound,
+    )
 )]
 pub async fn list_tries(
     State(s): State<ApiState>,
@@ -405,7 +449,11 @@ pub async fn list_tries(
         ("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path),
         ("try_number" = u32, Path), MapIndex
     ),
-    responses((status = 200, body = TaskInstanceTry), BadRequest, NotFound)
+    responses(
+        (status = 200, description = "The try.", body = TaskInstanceTry),
+        BadRequest,
+        NotFound,
+    )
 )]
 pub async fn get_try(
     State(s): State<ApiState>,
@@ -443,7 +491,11 @@ pub struct LogQuery {
         ("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path),
         ("try_number" = u32, Path), LogQuery
     ),
-    responses((status = 200, body = Log), BadRequest, NotFound)
+    responses(
+        (status = 200, description = "The log, from the offset asked for.", body = Log),
+        BadRequest,
+        NotFound,
+    )
 )]
 pub async fn get_log(
     State(s): State<ApiState>,
@@ -516,7 +568,19 @@ fn default_true() -> bool {
     operation_id = "post_clear_task_instances",
     params(("dag_id" = String, Path)),
     request_body = ClearTaskInstances,
-    responses((status = 200, body = TaskInstanceCollection), BadRequest, NotFound, Conflict, Unprocessable, PayloadTooLarge, Unavailable)
+    responses(
+        (
+            status = 200,
+            description = "The TaskInstances cleared (or, for a dry run, that would be), as they were before.",
+            body = TaskInstanceCollection,
+        ),
+        BadRequest,
+        NotFound,
+        Conflict,
+        Unprocessable,
+        PayloadTooLarge,
+        Unavailable,
+    )
 )]
 pub async fn clear_tis(
     State(s): State<ApiState>,

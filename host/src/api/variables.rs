@@ -31,7 +31,10 @@ fn not_found(key: &str) -> ApiError {
 #[utoipa::path(
     get, path = "/variables", tag = "Variable", operation_id = "get_variables",
     params(Page),
-    responses((status = 200, body = VariableCollection), BadRequest)
+    responses(
+        (status = 200, description = "One page of variables.", body = VariableCollection),
+        BadRequest,
+    )
 )]
 pub async fn list_variables(
     State(s): State<ApiState>,
@@ -54,7 +57,7 @@ pub async fn list_variables(
 #[utoipa::path(
     get, path = "/variables/{variable_key}", tag = "Variable", operation_id = "get_variable",
     params(("variable_key" = String, Path)),
-    responses((status = 200, body = Variable), NotFound)
+    responses((status = 200, description = "The variable.", body = Variable), NotFound)
 )]
 pub async fn get_variable(
     State(s): State<ApiState>,
@@ -71,7 +74,13 @@ pub async fn get_variable(
 #[utoipa::path(
     post, path = "/variables", tag = "Variable", operation_id = "post_variables",
     request_body = Variable,
-    responses((status = 200, body = Variable), BadRequest, Conflict, Unprocessable, PayloadTooLarge)
+    responses(
+        (status = 200, description = "The variable as created.", body = Variable),
+        BadRequest,
+        Conflict,
+        Unprocessable,
+        PayloadTooLarge,
+    )
 )]
 pub async fn post_variable(
     State(s): State<ApiState>,
@@ -102,7 +111,13 @@ pub struct PatchVariable {
     patch, path = "/variables/{variable_key}", tag = "Variable", operation_id = "patch_variable",
     params(("variable_key" = String, Path)),
     request_body = PatchVariable,
-    responses((status = 200, body = Variable), BadRequest, NotFound, Unprocessable, PayloadTooLarge)
+    responses(
+        (status = 200, description = "The variable as changed.", body = Variable),
+        BadRequest,
+        NotFound,
+        Unprocessable,
+        PayloadTooLarge,
+    )
 )]
 pub async fn patch_variable(
     State(s): State<ApiState>,

@@ -61,8 +61,17 @@ pub struct XComQuery {
 #[utoipa::path(
     get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries",
     tag = "XCom", operation_id = "get_xcom_entries",
-    params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path), XComQuery),
-    responses((status = 200, body = XComCollection), BadRequest, NotFound)
+    params(
+        ("dag_id" = String, Path),
+        ("dag_run_id" = String, Path),
+        ("task_id" = String, Path),
+        XComQuery,
+    ),
+    responses(
+        (status = 200, description = "One page of XCom entries.", body = XComCollection),
+        BadRequest,
+        NotFound,
+    )
 )]
 pub async fn list_xcom(
     State(s): State<ApiState>,
@@ -85,13 +94,18 @@ pub async fn list_xcom(
 
 /// Get one XCom entry of a TaskInstance.
 #[utoipa::path(
-    get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries/{xcom_key}",
+    get,
+    path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries/{xcom_key}",
     tag = "XCom", operation_id = "get_xcom_entry",
     params(
         ("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path),
         ("xcom_key" = String, Path), MapIndex
     ),
-    responses((status = 200, body = XComEntry), BadRequest, NotFound)
+    responses(
+        (status = 200, description = "The XCom entry.", body = XComEntry),
+        BadRequest,
+        NotFound,
+    )
 )]
 pub async fn get_xcom(
     State(s): State<ApiState>,

@@ -125,6 +125,8 @@ pub fn main() -> ExitCode {
 
 async fn standalone(a: StandaloneArgs) -> anyhow::Result<ExitCode> {
     use anyhow::Context;
+    // Before anything records a metric: what is recorded earlier is lost.
+    crate::api::prometheus::install_recorder();
     let home = a.home.home();
     let dags = a.home.dags();
     let app = crate::app::start(crate::app::AppConfig {

@@ -1,0 +1,118 @@
+//! A real `aileron standalone` process on a free loopback port, and a tiny HTTP
+//! client for talking to it (std only, so tests need no tool a fresh machine may
+//! lack).
+
+use crate::{aileron_bin, cache_dir};
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Prepares an Aileron home: DAG files, the testkit guest as a plugin, and the
+/// shared compiled-component cache.
+pub fn home_with(dir: &Path, dags: &[(&str, &str)]) {
+    std::fs::create_dir_all(dir.join("dags")).unwrap();
+    std::fs::create_dir_all(dir.join("plugins")).unwrap();
+    for (file, toml) in dags {
+        std::fs::write(dir.join("dags").join(file), toml).unwrap();
+    }
+    std::fs::copy(crate::guests::TESTKIT, dir.join("plugins/testkit.wasm")).unwrap();
+    let _ = std::fs::create_dir_all(cache_dir());
+    let _ = std::os::unix::fs::symlink(cache_dir(), dir.join("cache"));
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT/api/v1`
+    pub base: String,
+    /// `http://127.0.0.1:PORT`
+    pub root: String,
+}
+
+impl Server {
+    pub fn start(home: &std::path::Path, port: u16) -> Self {
+        let child = Command::new(aileron_bin())
+            .args(["standalone", "--port", &port.to_string()])
+            .arg("--home")
+            .arg(home)
+            .env("AILERON_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("aileron binary runs");
+        let root = format!("http://127.0.0.1:{port}");
+        let base = format!("{root}/api/v1");
+        let s = Self { child, base, root };
+        s.wait_healthy();
+        s
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if get(&format!("{}/health", self.base)).is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not come up");
+    }
+
+    pub fn kill9(mut self) {
+        // SIGKILL: no shutdown code runs, exactly like `kill -9`.
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 client over a TCP socket: enough for this test, and it keeps
+/// the test free of tools a fresh machine may lack.
+pub fn http(method: &str, url: &str, body: Option<&str>) -> Option<(u16, Value)> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest.split_at(rest.find('/')?);
+    let mut stream = std::net::TcpStream::connect(host).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let body = body.unwrap_or("");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, payload) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, serde_json::from_str(payload).ok()?))
+}
+
+pub fn get(url: &str) -> Option<Value> {
+    http("GET", url, None)
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, v)| v)
+}
+
+pub fn post(url: &str, body: &str) -> Value {
+    let (status, v) = http("POST", url, Some(body)).expect("POST answered");
+    assert_eq!(status, 200, "POST {url}: {v}");
+    v
+}

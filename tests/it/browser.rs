@@ -1,0 +1,178 @@
+//! End-to-end in a real headless Chromium against a real `aileron standalone`:
+//! open the DAGs page, trigger a run from the form, watch the graph turn green
+//! without a reload, open a task's log, clear the task and see it run again.
+//! Each main view is saved as a screenshot under `target/screenshots/`; with
+//! `AILERON_UPDATE_SCREENSHOTS=1` they also replace the README's in `docs/`.
+
+use aileron_tests::browser::Browser;
+use aileron_tests::server::{Server, free_port, get, home_with};
+use std::path::PathBuf;
+
+const DAG: &str = r#"
+description = "End-to-end test DAG"
+tags = ["e2e"]
+
+[tasks.extract]
+operator = "echo"
+params = { message = "hello from e2e" }
+
+[tasks.wait]
+operator = "sleep"
+upstream = ["extract"]
+params = { seconds = 2 }
+
+[tasks.done]
+operator = "echo"
+upstream = ["wait"]
+params = { message = "all done" }
+"#;
+
+fn shot_path(name: &str) -> PathBuf {
+    aileron_tests::cache_dir()
+        .parent()
+        .unwrap()
+        .join("screenshots")
+        .join(format!("{name}.png"))
+}
+
+async fn shot(b: &Browser, name: &str) {
+    let path = b.screenshot(&shot_path(name)).await;
+    if std::env::var_os("AILERON_UPDATE_SCREENSHOTS").is_some() {
+        let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::copy(&path, docs.join(format!("{name}.png"))).unwrap();
+    }
+}
+
+/// A JavaScript expression: the state a graph node shows.
+fn node_state(task: &str) -> String {
+    format!(
+        "document.querySelector('[data-testid=\"graph-node-{task}\"]')?.getAttribute('data-state')"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trigger_watch_the_graph_read_a_log_and_clear_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    home_with(dir.path(), &[("e2e.toml", DAG)]);
+    let server = Server::start(dir.path(), free_port());
+    let b = Browser::start().await;
+
+    // The DAGs page lists the DAG.
+    b.goto(&format!("{}/#/dags", server.root)).await;
+    let row = b.find("[data-testid=\"dag-row-e2e\"]").await;
+    assert!(b.text(&row).await.contains("e2e"));
+    shot(&b, "dags").await;
+
+    // Trigger a run from the form.
+    b.click(&b.find("[data-testid=\"trigger-button-e2e\"]").await)
+        .await;
+    b.find("[data-testid=\"trigger-form\"]").await;
+    shot(&b, "trigger").await;
+    b.click(&b.find("[data-testid=\"trigger-submit\"]").await)
+        .await;
+
+    // The graph of the new run turns green without a reload: a marker set on the
+    // page now must still be there when every node is green.
+    b.find("[data-testid=\"graph-node-done\"]").await;
+    b.eval("window.__no_reload = true; return true").await;
+    b.wait_for(
+        "`wait` to be seen running",
+        &format!("return {} === 'running'", node_state("wait")),
+        20,
+    )
+    .await;
+    b.wait_for(
+        "every node to turn green",
+        "return ['extract', 'wait', 'done'].every(t => document.querySelector(`[data-testid=\"graph-node-${t}\"]`)?.getAttribute('data-state') === 'success')",
+        30,
+    )
+    .await;
+    assert_eq!(
+        b.eval("return window.__no_reload === true").await,
+        true,
+        "the page reloaded"
+    );
+    shot(&b, "graph").await;
+
+    // Open a task's log.
+    b.click(&b.find("[data-testid=\"graph-node-extract\"]").await)
+        .await;
+    b.find("[data-testid=\"ti-panel\"]").await;
+    b.wait_for(
+        "the log to show the message",
+        "return (document.querySelector('[data-testid=\"log-content\"]')?.textContent || '').includes('hello from e2e')",
+        20,
+    )
+    .await;
+    shot(&b, "task_instance").await;
+
+    // Clear it and see it run again: try 2, green again.
+    let runs = get(&format!("{}/dags/e2e/dagRuns", server.base)).unwrap();
+    let run_id = runs["dag_runs"][0]["dag_run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    b.click(
+        &b.find("[data-testid=\"ti-panel\"] [data-testid=\"clear-button\"]")
+            .await,
+    )
+    .await;
+    b.click(&b.find("[data-testid=\"confirm-button\"]").await)
+        .await;
+    let ti_url = format!(
+        "{}/dags/e2e/dagRuns/{}/taskInstances/extract",
+        server.base,
+        urlencode(&run_id)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let ti = get(&ti_url).unwrap();
+        if ti["try_number"] == 2 && ti["state"] == "success" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "extract did not run again: {ti}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    b.wait_for(
+        "the cleared run to finish green again",
+        "return ['extract', 'wait', 'done'].every(t => document.querySelector(`[data-testid=\"graph-node-${t}\"]`)?.getAttribute('data-state') === 'success')",
+        30,
+    )
+    .await;
+
+    // The other main views render the run.
+    b.goto(&format!("{}/#/dags/e2e/grid", server.root)).await;
+    b.find(&format!(
+        "[data-testid=\"ti-cell-{run_id}-done\"][data-state=\"success\"]"
+    ))
+    .await;
+    shot(&b, "grid").await;
+    b.goto(&format!(
+        "{}/#/dags/e2e/gantt?run={}",
+        server.root,
+        urlencode(&run_id)
+    ))
+    .await;
+    b.find("[data-testid=\"gantt\"]").await;
+    shot(&b, "gantt").await;
+    b.goto(&format!("{}/#/plugins", server.root)).await;
+    b.find("[data-testid=\"plugin-list\"]").await;
+    shot(&b, "plugins").await;
+    b.quit().await;
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
