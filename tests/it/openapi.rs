@@ -115,9 +115,10 @@ async fn check(
     let value: Value = serde_json::from_slice(&bytes)
         .unwrap_or_else(|_| panic!("{what}: not JSON: {}", String::from_utf8_lossy(&bytes)));
     if let Err(errors) = validate(&schema, &value) {
+        let errors = errors.join("\n  ");
         panic!(
-            "{what} ({status}) does not match its documented schema:\n  {}\nanswer: {value:#}\nschema: {schema:#}",
-            errors.join("\n  ")
+            "{what} ({status}) does not match its documented schema:\n  {errors}\n\
+             answer: {value:#}\nschema: {schema:#}"
         );
     }
     value

@@ -73,6 +73,7 @@ export function mount(root, route) {
       task: r.params.get("task") || null,
       mapIndex: mi === null || mi === "" ? null : Number(mi),
       tryNumber: r.params.get("try") ? Number(r.params.get("try")) : null,
+      runPanel: r.params.get("panel") === "run",
       limit: RUN_LIMITS.includes(limit) ? limit : 25,
     };
     const runs = ctx.runs;
@@ -301,8 +302,7 @@ export function mount(root, route) {
   // The toolbar's parts re-render separately, each only when what it shows changed.
   const toolRun = h("div", { class: "tool-run" });
   const toolActions = h("div", {});
-  const toolLimit = h("div", {});
-  toolbarEl.append(toolRun, h("span", { class: "spacer" }), toolActions, toolLimit);
+  toolbarEl.append(toolRun, h("span", { class: "spacer" }), toolActions);
 
   function renderToolbar() {
     const tab = ctx.params.tab;
@@ -324,14 +324,6 @@ export function mount(root, route) {
       ];
     });
     renderKeyed(toolActions, run ? run.dag_run_id : "", () => (run ? runActions(run) : []));
-    renderKeyed(toolLimit, `${tab === "grid"}|${ctx.params.limit}`, () => {
-      if (tab !== "grid") return [];
-      const limitSelect = h("select", {
-        "data-testid": "grid-run-limit", "aria-label": "Runs shown",
-        onchange: () => withParams({ limit: Number(limitSelect.value) === 25 ? null : limitSelect.value }),
-      }, RUN_LIMITS.map((n) => h("option", { value: n, selected: n === ctx.params.limit }, `${n} runs`)));
-      return limitSelect;
-    });
   }
 
   function runActions(run) {
@@ -418,10 +410,10 @@ export function mount(root, route) {
   let panelKey = "";
 
   function renderPanel() {
-    const { task, mapIndex, tab, run, tryNumber } = ctx.params;
+    const { task, mapIndex, run, tryNumber, runPanel: showRun } = ctx.params;
     let key = "";
     if (task && ctx.dag) key = `ti|${run || ctx.selectedRunId}|${task}|${mapIndex}`;
-    else if (run && tab === "grid" && ctx.dag) key = `run|${run}`;
+    else if (showRun && ctx.dag && ctx.selectedRunId) key = `run|${ctx.selectedRunId}`;
     if (key !== panelKey) {
       if (panel && panel.destroy) panel.destroy();
       panel = null;
@@ -431,7 +423,7 @@ export function mount(root, route) {
       if (key.startsWith("ti|")) {
         panel = new TiPanel(asideEl, ctx, { runId: run || ctx.selectedRunId, taskId: task, mapIndex, tryNumber, onClose: closePanel });
       } else if (key.startsWith("run|")) {
-        panel = runPanel(run);
+        panel = runPanel(ctx.selectedRunId);
       }
     } else if (panel && panel.update) {
       panel.update({ tryNumber });
@@ -456,8 +448,7 @@ export function mount(root, route) {
               ["Duration", fmtDuration(span(r.start_date, r.end_date))], ["DAG version", h("code", { title: r.dag_version }, String(r.dag_version || "").slice(0, 12))]]
               .map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, v))))),
           h("h3", {}, "Conf"),
-          r.conf && Object.keys(r.conf).length ? json(r.conf) : empty("No conf."),
-          runActions(r))));
+          r.conf && Object.keys(r.conf).length ? json(r.conf) : empty("No conf."))));
     };
     render();
     return { render };
@@ -467,9 +458,9 @@ export function mount(root, route) {
     const { task } = ctx.params;
     const focusBack = task
       ? `[data-testid="ti-cell-${CSS.escape(ctx.params.run || ctx.selectedRunId || "")}-${CSS.escape(task)}"], [data-testid="graph-node-${CSS.escape(task)}"], [data-testid="gantt-row-${CSS.escape(task)}"]`
-      : `[data-testid="run-header-${CSS.escape(ctx.params.run || "")}"]`;
+      : `[data-testid="run-header-${CSS.escape(ctx.selectedRunId || "")}"]`;
     if (task) withParams({ task: null, map_index: null, try: null });
-    else withParams({ run: null });
+    else withParams({ panel: null });
     requestAnimationFrame(() => {
       const el = contentEl.querySelector(focusBack);
       if (el) el.focus();

@@ -2,7 +2,7 @@
 // coloured by its TaskInstance's state in the selected run. Live updates change
 // the nodes' colours in place; the layout is only recomputed for a new DAG version.
 
-import { h, s, replace, stateLabel, stateKey, empty } from "./dom.js";
+import { h, s, replace, stateLabel, stateKey, empty, toast } from "./dom.js";
 import { withParams } from "./router.js";
 import { NODE_W, NODE_H, edgePath } from "./layout.js";
 import { summarize, describeCounts, groupByTask } from "./model.js";
@@ -34,7 +34,13 @@ function build(ctx, lay) {
   }));
   const nodes = [...lay.nodes.values()].map((n) => {
     const t = ctx.taskMap.get(n.id);
-    const open = () => withParams({ run: ctx.selectedRunId, task: n.id, map_index: null, try: null });
+    const open = () => {
+      if (!ctx.selectedRunId) {
+        toast(`${ctx.dagId} has no runs yet: trigger one to see ${n.id}'s TaskInstance.`);
+        return;
+      }
+      withParams({ run: ctx.selectedRunId, task: n.id, map_index: null, try: null });
+    };
     const title = s("title", {}, n.id);
     const name = n.id.length > 24 ? n.id.slice(0, 23) + "…" : n.id;
     return s("g", {

@@ -9,6 +9,8 @@ import { h, replace, fmtDuration, span, fmtTime, stateLabel, stateKey, empty } f
 import { href, withParams } from "./router.js";
 import { summarize, describeCounts, groupByTask } from "./model.js";
 
+const RUN_LIMITS = [10, 25, 50, 100];
+
 const BAR_MAX = 56;
 const BAR_MIN = 8;
 
@@ -31,7 +33,9 @@ export function render(el, ctx) {
 
 function build(el, ctx, runs, tasks) {
   const head = h("tr", {},
-    h("th", { scope: "col", class: "task-col" }, h("span", { class: "muted small", "data-role": "count" })),
+    h("th", { scope: "col", class: "task-col" },
+      h("div", { class: "muted small", "data-role": "count" }),
+      limitSelect(ctx)),
     runs.map((r, c) => h("th", { scope: "col", class: "run-col" },
       h("button", {
         type: "button",
@@ -40,7 +44,7 @@ function build(el, ctx, runs, tasks) {
         "data-run": r.dag_run_id,
         "data-r": -1,
         "data-c": c,
-        onclick: () => withParams({ run: r.dag_run_id, task: null, map_index: null, try: null }),
+        onclick: () => withParams({ run: r.dag_run_id, panel: "run", task: null, map_index: null, try: null }),
       }, h("span", { class: "run-bar" })))));
 
   const body = tasks.map((t, row) => h("tr", { "data-task": t.task_id },
@@ -57,7 +61,7 @@ function build(el, ctx, runs, tasks) {
         "data-task": t.task_id,
         "data-r": row,
         "data-c": c,
-        onclick: () => withParams({ run: r.dag_run_id, task: t.task_id, map_index: null, try: null }),
+        onclick: () => withParams({ run: r.dag_run_id, task: t.task_id, panel: null, map_index: null, try: null }),
       })))));
 
   const table = h("table", { class: "grid", "data-testid": "grid", onkeydown: onKey },
@@ -100,7 +104,7 @@ function paint(table, ctx, runs, tasks) {
     setAttr(btn, "data-state", r.state);
     setAttr(btn, "aria-label", label);
     setAttr(btn, "title", label);
-    setAttr(btn, "aria-pressed", String(r.dag_run_id === selectedRun && !selectedTask));
+    setAttr(btn, "aria-pressed", String(r.dag_run_id === selectedRun && ctx.params.runPanel && !selectedTask));
     const bar = btn.firstChild;
     setClass(bar, `run-bar state-${stateKey(r.state)}`);
     bar.style.height = `${hgt}px`;
@@ -129,6 +133,15 @@ function paint(table, ctx, runs, tasks) {
     const text = sum && sum.mapped ? String(sum.count) : "";
     if (btn.textContent !== text) btn.textContent = text;
   }
+}
+
+/** How many runs the grid shows. */
+function limitSelect(ctx) {
+  const select = h("select", {
+    class: "small", "data-testid": "grid-run-limit", "aria-label": "Runs shown",
+    onchange: () => withParams({ limit: Number(select.value) === 25 ? null : select.value }),
+  }, RUN_LIMITS.map((n) => h("option", { value: n, selected: n === ctx.params.limit }, `last ${n} runs`)));
+  return select;
 }
 
 /** Arrow keys move focus between cells (and to the run headers above). */

@@ -23,6 +23,8 @@ pub struct TaskInstance {
     pub dag_run_id: String,
     /// -1 for a task that is not mapped.
     pub map_index: i64,
+    /// The logical date of its DagRun.
+    pub logical_date: Timestamp,
     /// `null` until the scheduler has looked at the TaskInstance.
     pub state: Option<TaskState>,
     /// The current or latest try; 0 before the first.
@@ -115,6 +117,7 @@ pub fn task_instance(
         dag_id: ti.dag_id.clone(),
         dag_run_id: ti.run_id.clone(),
         map_index: ti.map_index,
+        logical_date: run.logical_date,
         state: task_state(ti.state),
         try_number: ti.try_number,
         max_tries: ti.max_tries,
@@ -571,7 +574,7 @@ fn default_true() -> bool {
     responses(
         (
             status = 200,
-            description = "The TaskInstances cleared (or, for a dry run, that would be), as they were before.",
+            description = "The TaskInstances cleared (or to be, for a dry run), as they were.",
             body = TaskInstanceCollection,
         ),
         BadRequest,
