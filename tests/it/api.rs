@@ -214,6 +214,8 @@ async fn dags_runs_and_task_instances() {
     assert_eq!(a["mapped_params"], Value::Null);
     let v = get(&env, "/api/v1/dags/api_dag/dagRuns/api_run/taskInstances/a").await;
     assert_eq!(v["tries"][0]["state"], "success");
+    // What the try ran with, as rendered.
+    assert_eq!(v["rendered_fields"], json!({"message": "hi"}), "{v}");
     let v = get(
         &env,
         "/api/v1/dags/api_dag/dagRuns/api_run/taskInstances/a/logs/1",

@@ -49,6 +49,10 @@ pub struct TaskInstance {
     /// (merged over the task's params when it runs); `null` otherwise.
     #[schema(value_type = Option<Object>)]
     pub mapped_params: Option<Value>,
+    /// The params as rendered for the current or latest try (Airflow's rendered
+    /// fields); `null` before the first try.
+    #[schema(value_type = Option<Object>)]
+    pub rendered_fields: Option<Value>,
 }
 
 /// A TaskInstance with every try it made.
@@ -136,6 +140,7 @@ pub fn task_instance(
         hostname: ti.hostname.clone(),
         next_try_at: ti.next_try_at,
         mapped_params: ti.rendered_params.clone(),
+        rendered_fields: ti.rendered_fields.clone(),
     })
 }
 

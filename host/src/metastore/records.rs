@@ -100,7 +100,11 @@ pub struct TaskInstance {
     pub duration: Option<f64>,
     /// When an `up_for_retry` or `up_for_reschedule` TaskInstance may run again.
     pub next_try_at: Option<Timestamp>,
+    /// For a mapped TaskInstance, the values its `expand` gave it.
     pub rendered_params: Option<serde_json::Value>,
+    /// The params as rendered for the current or latest try.
+    #[serde(default)]
+    pub rendered_fields: Option<serde_json::Value>,
     pub tries: Vec<TryRecord>,
     pub hostname: String,
 }

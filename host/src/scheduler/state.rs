@@ -1301,11 +1301,21 @@ impl State {
                 host,
                 log,
             };
+            let rendered_fields = request.params.clone();
             self.executor.submit(Job {
-                key,
+                key: key.clone(),
                 try_number,
                 request,
             });
+            // Kept for the UI and API (Airflow's rendered fields); written with the
+            // TaskInstance's next change, its start, rather than by a commit of its own.
+            if let Some(ti) = self
+                .runs
+                .get_mut(&key.run_key())
+                .and_then(|r| r.tis.get_mut(&(key.task_id.clone(), key.map_index)))
+            {
+                ti.rendered_fields = Some(rendered_fields);
+            }
         }
     }
 
@@ -1388,6 +1398,7 @@ fn new_ti(run: &DagRun, task: &TaskSpec, map_index: i64, hostname: &str) -> Task
         duration: None,
         next_try_at: None,
         rendered_params: None,
+        rendered_fields: None,
         tries: Vec::new(),
         hostname: hostname.to_owned(),
     }
