@@ -4,6 +4,7 @@
 //! Each main view is saved as a screenshot under `target/screenshots/`; with
 //! `AILERON_UPDATE_SCREENSHOTS=1` they also replace the README's in `docs/`.
 
+use aileron::cli::client::seg;
 use aileron_tests::browser::Browser;
 use aileron_tests::server::{Server, free_port, get, home_with};
 use std::path::PathBuf;
@@ -123,7 +124,7 @@ async fn trigger_watch_the_graph_read_a_log_and_clear_in_a_real_browser() {
     let ti_url = format!(
         "{}/dags/e2e/dagRuns/{}/taskInstances/extract",
         server.base,
-        urlencode(&run_id)
+        seg(&run_id)
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
@@ -154,7 +155,7 @@ async fn trigger_watch_the_graph_read_a_log_and_clear_in_a_real_browser() {
     b.goto(&format!(
         "{}/#/dags/e2e/gantt?run={}",
         server.root,
-        urlencode(&run_id)
+        seg(&run_id)
     ))
     .await;
     b.find("[data-testid=\"gantt\"]").await;
@@ -163,16 +164,4 @@ async fn trigger_watch_the_graph_read_a_log_and_clear_in_a_real_browser() {
     b.find("[data-testid=\"plugin-list\"]").await;
     shot(&b, "plugins").await;
     b.quit().await;
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }

@@ -1,18 +1,13 @@
 //! The command line as a user runs it: `aileron dags test` (text and `--json`,
 //! exit codes), `aileron tasks test`, and `plugins list|inspect`.
 
-use aileron_tests::{aileron_bin, cache_dir};
+use aileron_tests::aileron_bin;
 use serde_json::Value;
 use std::process::Command;
 
 fn home_with(dags: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("dags")).unwrap();
-    for (f, t) in dags {
-        std::fs::write(dir.path().join("dags").join(f), t).unwrap();
-    }
-    let _ = std::fs::create_dir_all(cache_dir());
-    let _ = std::os::unix::fs::symlink(cache_dir(), dir.path().join("cache"));
+    aileron_tests::server::home_with(dir.path(), dags);
     dir
 }
 

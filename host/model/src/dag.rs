@@ -1168,8 +1168,19 @@ fn validate_host_pattern(pattern: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// A date or datetime a person typed (`--logical-date`, the API's
+/// `logical_date`): as [`parse_datetime`] in UTC, with a message saying what is
+/// accepted.
+pub fn parse_user_datetime(text: &str) -> Result<Timestamp, String> {
+    parse_datetime(text, &TimeZone::UTC).ok_or_else(|| {
+        format!(
+            "`{text}` is not a date (2026-01-31) or an RFC 3339 datetime (2026-01-31T02:00:00Z)"
+        )
+    })
+}
+
 /// A date, an RFC 3339 datetime, or a datetime without offset (in `tz`).
-fn parse_datetime(text: &str, tz: &TimeZone) -> Option<Timestamp> {
+pub fn parse_datetime(text: &str, tz: &TimeZone) -> Option<Timestamp> {
     if let Ok(ts) = text.parse::<Timestamp>() {
         return Some(ts);
     }

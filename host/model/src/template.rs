@@ -166,8 +166,23 @@ pub fn render_value_at(
     ctx: &RenderContext,
     lookups: &dyn TemplateLookups,
 ) -> Result<Value, TemplateError> {
+    // Most params hold no template at all; they need no engine (a hot path: every
+    // TaskInstance's params are rendered before it runs).
+    if !contains_template(value) {
+        return Ok(value.clone());
+    }
     let renderer = Renderer::new(ctx, lookups);
     renderer.walk(value, root)
+}
+
+/// Whether any string in `value` is a template.
+fn contains_template(value: &Value) -> bool {
+    match value {
+        Value::String(s) => is_template(s),
+        Value::Array(a) => a.iter().any(contains_template),
+        Value::Object(o) => o.values().any(contains_template),
+        _ => false,
+    }
 }
 
 /// Renders one string (same rules as a string inside [`render_params`]).

@@ -203,7 +203,7 @@ pub async fn trigger_run(
     }
     let logical_date = body
         .logical_date
-        .map(|d| crate::cli::parse_datetime(&d))
+        .map(|d| aileron_model::dag::parse_user_datetime(&d))
         .transpose()
         .map_err(|e| ApiError::bad_request(format!("`logical_date`: {e}")))?;
     let run = s

@@ -1,11 +1,12 @@
 //! `aileron dags ...` and `aileron tasks ...`.
 
 use super::client::{Client, seg};
-use super::{HomeArgs, ServerArgs, parse_conf, parse_datetime};
+use super::{HomeArgs, ServerArgs, parse_conf};
 use crate::app::{self, AppConfig};
 use crate::metastore::DEFAULT_TENANT;
 use crate::scheduler::{SchedulerConfig, Update};
 use aileron_model::clock::SystemClock;
+use aileron_model::dag::parse_user_datetime as parse_datetime;
 use clap::Subcommand;
 use serde_json::{Value, json};
 use std::process::ExitCode;

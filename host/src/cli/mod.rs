@@ -1,6 +1,6 @@
 //! The command line (ARCHITECTURE §7): one subcommand group per file.
 
-mod client;
+pub mod client;
 mod dags;
 mod plugins;
 
@@ -181,28 +181,6 @@ async fn standalone(a: StandaloneArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-}
-
-/// Parses a date or an RFC 3339 datetime (a plain date is midnight UTC).
-pub fn parse_datetime(s: &str) -> Result<jiff::Timestamp, String> {
-    if let Ok(t) = s.parse::<jiff::Timestamp>() {
-        return Ok(t);
-    }
-    if let Ok(d) = s.parse::<jiff::civil::Date>() {
-        return d
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .map(|z| z.timestamp())
-            .map_err(|e| e.to_string());
-    }
-    if let Ok(dt) = s.parse::<jiff::civil::DateTime>() {
-        return dt
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .map(|z| z.timestamp())
-            .map_err(|e| e.to_string());
-    }
-    Err(format!(
-        "`{s}` is not a date (2026-01-31) or an RFC 3339 datetime (2026-01-31T02:00:00Z)"
-    ))
 }
 
 /// Parses `--conf` JSON into an object.

@@ -136,12 +136,7 @@ pub(super) fn render(
         conf: r.conf.clone(),
         dag_params: run.spec.params.clone(),
     };
-    // Most params hold no template at all: skip the engine for them (hot path).
-    let mut out = if has_template(value) {
-        template::render_params(value, &ctx, lookups).map_err(|e| e.to_string())?
-    } else {
-        value.clone()
-    };
+    let mut out = template::render_params(value, &ctx, lookups).map_err(|e| e.to_string())?;
     if let (Some(ti), serde_json::Value::Object(out_map)) = (ti, &mut out)
         && ti.map_index >= 0
         && let Some(serde_json::Value::Object(kwargs)) = &ti.rendered_params
@@ -151,13 +146,4 @@ pub(super) fn render(
         }
     }
     Ok(out)
-}
-
-fn has_template(v: &serde_json::Value) -> bool {
-    match v {
-        serde_json::Value::String(s) => aileron_model::params_schema::is_template(s),
-        serde_json::Value::Array(a) => a.iter().any(has_template),
-        serde_json::Value::Object(o) => o.values().any(has_template),
-        _ => false,
-    }
 }

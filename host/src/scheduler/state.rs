@@ -109,6 +109,9 @@ pub(super) struct State {
     /// XCom written in the current batch, so templates rendered in the same turn see it.
     pub(super) xcom_overlay: HashMap<String, String>,
     dirty_runs: HashSet<RunKey>,
+    /// Effective priority weight of each task (in spec order) per DAG version: it
+    /// depends only on the DAG's shape, and admission needs it every turn.
+    weights: HashMap<(String, String, String), Vec<i64>>,
     /// The `now` of the last `plan`: timers at or before it were already acted on
     /// (or are blocked on capacity, and a finishing task wakes the loop).
     planned_at: Timestamp,
@@ -142,6 +145,7 @@ impl State {
             xcom_overlay: HashMap::new(),
             dirty_runs: HashSet::new(),
             planned_at: Timestamp::UNIX_EPOCH,
+            weights: HashMap::new(),
         };
         for record in metastore.dags()? {
             if let Some(spec) = state.spec(&record.tenant, &record.dag_id, &record.version)? {
@@ -1134,7 +1138,17 @@ impl State {
             {
                 continue;
             }
-            for (i, task) in run.spec.tasks.iter().enumerate() {
+            let spec = &run.spec;
+            let weights = self
+                .weights
+                .entry((rk.0.clone(), rk.1.clone(), spec.version.clone()))
+                .or_insert_with(|| {
+                    spec.tasks
+                        .iter()
+                        .map(|t| spec.priority_weight_total(&t.task_id))
+                        .collect()
+                });
+            for (i, task) in spec.tasks.iter().enumerate() {
                 for ti in run.tis_of(&task.task_id) {
                     let is_ready = match ti.state {
                         S::Scheduled => true,
@@ -1144,12 +1158,7 @@ impl State {
                         _ => false,
                     };
                     if is_ready {
-                        ready.push((
-                            -run.spec.priority_weight_total(&task.task_id),
-                            run.run.seq,
-                            i,
-                            TiKey::of(ti),
-                        ));
+                        ready.push((-weights[i], run.run.seq, i, TiKey::of(ti)));
                     }
                 }
             }
