@@ -52,6 +52,14 @@ pub struct Limits {
     pub xcom_bytes: usize,
     /// Cap of all values pushed with `xcom-push` in one try.
     pub xcom_total_bytes: usize,
+    /// Outbound HTTP (`wasi:http`) is allowed only to these host patterns (the task's
+    /// `allow_hosts`: `example.com`, `*.example.com`, optionally with `:port`).
+    /// Empty = no outbound HTTP at all.
+    pub allow_hosts: Vec<String>,
+    /// Whether an allowed host may resolve to a loopback, private or link-local
+    /// address. Off by default so an allowed name cannot be pointed at the host's
+    /// own network; tests and trusted single-tenant setups turn it on.
+    pub allow_private_ips: bool,
 }
 
 impl Default for Limits {
@@ -62,6 +70,8 @@ impl Default for Limits {
             log_bytes: DEFAULT_LOG_BYTES,
             xcom_bytes: DEFAULT_XCOM_BYTES,
             xcom_total_bytes: DEFAULT_XCOM_TOTAL_BYTES,
+            allow_hosts: Vec::new(),
+            allow_private_ips: false,
         }
     }
 }
@@ -148,6 +158,11 @@ pub enum TryResult {
     Branch(Vec<String>),
     /// Sensor not ready: poke again after this many seconds.
     Reschedule(u64),
+    /// Succeeded and short-circuits: downstream tasks are skipped. `all` skips every
+    /// task downstream whatever its trigger rule (Airflow's
+    /// `ignore_downstream_trigger_rules=True`); otherwise only the direct downstream
+    /// tasks are skipped and trigger rules decide the rest.
+    SkipDownstream { all: bool },
     /// Failed; retried while retries remain. Traps, limits and timeouts end here.
     Failed(String),
     /// Failed and never retried.

@@ -344,6 +344,13 @@ pub(crate) fn finish(executed: Executed, log: &LogBuffer, started: Instant) -> T
             LogLevel::Info,
             format!("Task asked to be rescheduled in {s}s (ran {took})"),
         ),
+        TryResult::SkipDownstream { all } => (
+            LogLevel::Info,
+            format!(
+                "Task succeeded in {took}; skipping {} downstream tasks",
+                if *all { "all" } else { "the direct" }
+            ),
+        ),
         TryResult::Failed(why) => (LogLevel::Error, format!("Task failed after {took}: {why}")),
         TryResult::Fatal(why) => (
             LogLevel::Error,

@@ -179,6 +179,9 @@ pub struct SchedulerConfig {
     /// Per-try log cap in bytes.
     pub log_bytes: usize,
     pub hostname: String,
+    /// Let tasks' outbound HTTP reach loopback and private addresses (off: an
+    /// allow-listed name that resolves to one is refused). See `Limits`.
+    pub allow_private_ips: bool,
 }
 
 impl Default for SchedulerConfig {
@@ -189,6 +192,7 @@ impl Default for SchedulerConfig {
             paused_at_creation: false,
             log_bytes: 1 << 20,
             hostname: hostname(),
+            allow_private_ips: false,
         }
     }
 }
@@ -586,6 +590,13 @@ pub async fn test_task(
         TryResult::Skip(r) => (format!("skipped: {r}"), true),
         TryResult::Branch(b) => (format!("branch to {b:?}"), true),
         TryResult::Reschedule(s) => (format!("reschedule in {s}s"), true),
+        TryResult::SkipDownstream { all } => (
+            format!(
+                "success, skipping {} downstream tasks",
+                if all { "all" } else { "the direct" }
+            ),
+            true,
+        ),
         TryResult::Failed(e) => (format!("failed: {e}"), false),
         TryResult::Fatal(e) => (format!("failed (fatal): {e}"), false),
     };

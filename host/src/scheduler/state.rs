@@ -518,6 +518,19 @@ impl State {
                     self.retry_or_fail(task, max_tries, try_number, msg, now)
                 }
             }
+            TryResult::SkipDownstream { all } => {
+                // Short-circuit: with `all`, every task downstream is skipped whatever
+                // its trigger rule; otherwise the direct ones, and rules carry it on.
+                skip_downstream = if all {
+                    spec.relatives(&task.task_id, false)
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect()
+                } else {
+                    task.downstream.clone()
+                };
+                (S::Success, None, None)
+            }
             TryResult::Reschedule(secs) => {
                 // A guest picks the number: clamp it so a huge value cannot overflow.
                 let secs = secs.min(MAX_RESCHEDULE_SECS) as i64;
@@ -1305,6 +1318,8 @@ impl State {
                     memory_bytes: task.memory_limit,
                     timeout: task.execution_timeout,
                     log_bytes: self.config.log_bytes,
+                    allow_hosts: task.allow_hosts.clone(),
+                    allow_private_ips: self.config.allow_private_ips,
                     ..Limits::default()
                 },
                 host,
