@@ -17,6 +17,16 @@ pub struct Job {
     pub request: TryRequest,
 }
 
+/// One callback operator run (`on_failure` and friends). Identified by its run and
+/// its sequence number within the run.
+pub struct CallbackJob {
+    pub id: CallbackId,
+    pub request: TryRequest,
+}
+
+/// (tenant, dag id, run id, seq).
+pub type CallbackId = (String, String, String, u64);
+
 /// Where the scheduler sends work. The local executor runs it in-process; a remote
 /// one (Redis Streams) hands it to workers.
 pub trait Executor: Send + Sync + 'static {
@@ -24,7 +34,13 @@ pub trait Executor: Send + Sync + 'static {
     /// Stops a try the scheduler no longer wants (cleared, marked, deleted): its
     /// sandbox is dropped and its slot freed. A try already finished is unaffected.
     fn cancel(&self, key: &TiKey, try_number: u32);
+    /// Runs a callback outside the task slots, so a notification never waits
+    /// behind the tasks it reports on; reports `Command::CallbackFinished`.
+    fn submit_callback(&self, job: CallbackJob);
 }
+
+/// How many callbacks one process runs at once; more wait their turn.
+const CALLBACK_SLOTS: usize = 4;
 
 type TryId = (TiKey, u32);
 
@@ -42,6 +58,8 @@ pub struct LocalExecutor {
     events: mpsc::UnboundedSender<Command>,
     clock: Arc<dyn Clock>,
     tracking: Arc<Mutex<Tracking>>,
+    sandbox: Sandbox,
+    callback_slots: Arc<Semaphore>,
 }
 
 impl LocalExecutor {
@@ -63,6 +81,8 @@ impl LocalExecutor {
             events: events.clone(),
             clock: clock.clone(),
             tracking: tracking.clone(),
+            sandbox: sandbox.clone(),
+            callback_slots: Arc::new(Semaphore::new(CALLBACK_SLOTS)),
         });
         tokio::spawn(async move {
             while let Some(job) = rx.recv().await {
@@ -132,6 +152,16 @@ impl Executor for LocalExecutor {
         }
     }
 
+    fn submit_callback(&self, job: CallbackJob) {
+        run_callback(
+            self.sandbox.clone(),
+            self.callback_slots.clone(),
+            self.events.clone(),
+            self.clock.clone(),
+            job,
+        );
+    }
+
     fn cancel(&self, key: &TiKey, try_number: u32) {
         let id = (key.clone(), try_number);
         let mut t = self.tracking.lock().unwrap();
@@ -144,4 +174,29 @@ impl Executor for LocalExecutor {
             }
         }
     }
+}
+
+/// Runs one callback in `sandbox` on a tokio task, within `slots`, and reports it.
+pub fn run_callback(
+    sandbox: Sandbox,
+    slots: Arc<Semaphore>,
+    events: mpsc::UnboundedSender<Command>,
+    clock: Arc<dyn Clock>,
+    job: CallbackJob,
+) {
+    tokio::spawn(async move {
+        let Ok(_permit) = slots.acquire_owned().await else {
+            return;
+        };
+        let started = clock.now();
+        let log = job.request.log.clone();
+        let report = sandbox.run(job.request).await;
+        let _ = events.send(Command::CallbackFinished {
+            id: job.id,
+            started,
+            ended: clock.now(),
+            report,
+            log: log.snapshot(),
+        });
+    });
 }

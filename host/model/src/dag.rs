@@ -70,8 +70,16 @@ pub struct DagSpec {
     pub max_consecutive_failed_dag_runs: Option<u32>,
     pub tags: Vec<String>,
     pub owner: String,
-    /// Default params, overridable by a run's conf.
+    /// Default params, overridable by a run's conf. A typed param (see
+    /// `param_specs`) with no default is absent here.
     pub params: Map<String, Value>,
+    /// Params declared with a type or schema (Airflow's `Param`): a run's conf is
+    /// validated against them, and the trigger form is built from them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub param_specs: BTreeMap<String, ParamSpec>,
+    /// Run-level callbacks (`on_success`, `on_failure`); `on_retry` is task-only.
+    #[serde(default)]
+    pub callbacks: Callbacks,
     /// In topological order; among tasks that are ready together, in file order.
     pub tasks: Vec<TaskSpec>,
     /// sha256 (hex) of the file's bytes: the DAG version.
@@ -152,10 +160,72 @@ pub struct TaskSpec {
     pub depends_on_past: bool,
     pub wait_for_downstream: bool,
     pub max_active_tis_per_dag: Option<u32>,
+    /// Airflow's `max_active_tis_per_dagrun`: running TaskInstances of this task
+    /// (mapped instances, in practice) within one DagRun.
+    #[serde(default)]
+    pub max_active_tis_per_dagrun: Option<u32>,
     /// Memory cap for the task's sandbox, in bytes.
     pub memory_limit: Option<u64>,
+    /// A sensor's `timeout`: how long it may keep asking to be rescheduled, counted
+    /// from the start of its first poke. `None` = [`DEFAULT_SENSOR_TIMEOUT`].
+    #[serde(with = "serde_secs_opt", default)]
+    pub timeout: Option<Duration>,
+    /// A sensor that times out is `skipped` instead of `failed` (Airflow's
+    /// `soft_fail`).
+    #[serde(default)]
+    pub soft_fail: bool,
+    /// Operators run when a try fails, succeeds or is retried.
+    #[serde(default)]
+    pub callbacks: Callbacks,
     #[serde(default)]
     pub doc: Option<String>,
+}
+
+/// Airflow's `BaseSensorOperator.timeout` default: 7 days.
+pub const DEFAULT_SENSOR_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// A param declared with a type (Airflow's `Param`): `[params.count]` with `default`,
+/// `description` and JSON Schema keywords (`type`, `minimum`, `enum`, …).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParamSpec {
+    /// `None`: the param is required in every run's conf.
+    pub default: Option<Value>,
+    pub description: Option<String>,
+    /// The JSON Schema the value must match (the table without `default` and
+    /// `description`).
+    pub schema: Value,
+}
+
+/// An operator run in the sandbox when something happens to a task or a run
+/// (Airflow's `on_*_callback`), typically to notify someone. Its params are
+/// rendered with the same context as the task's, plus `reason`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallbackSpec {
+    /// The operator reference as written.
+    pub operator: String,
+    pub operator_name: String,
+    pub operator_version: String,
+    /// `sha256:…` of the component.
+    pub operator_digest: String,
+    /// Unrendered params (a JSON object).
+    pub params: Value,
+}
+
+/// The callbacks of a task or a DAG; each event may name several operators.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Callbacks {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_failure: Vec<CallbackSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_success: Vec<CallbackSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_retry: Vec<CallbackSpec>,
+}
+
+impl Callbacks {
+    pub fn is_empty(&self) -> bool {
+        self.on_failure.is_empty() && self.on_success.is_empty() && self.on_retry.is_empty()
+    }
 }
 
 /// How a task's effective priority is computed (Airflow's `weight_rule`).
@@ -279,6 +349,39 @@ impl DagSpec {
         task.retry_delay_for(try_number)
     }
 
+    /// The params a run sees: the DAG's defaults with the run's `conf` laid over
+    /// them (Airflow's `dag_run_conf_overrides_params`), checked against the typed
+    /// params. The error names every param that is missing or wrong.
+    pub fn resolve_params(&self, conf: &Map<String, Value>) -> Result<Map<String, Value>, String> {
+        let mut params = self.params.clone();
+        for (k, v) in conf {
+            params.insert(k.clone(), v.clone());
+        }
+        let mut errors = Vec::new();
+        for (name, spec) in &self.param_specs {
+            match params.get(name) {
+                None => errors.push(format!(
+                    "param `{name}` is required: it has no default, so the run's conf must set it"
+                )),
+                Some(value) => {
+                    if let Err(e) = validate_at(
+                        &spec.schema,
+                        value,
+                        &format!("params.{name}"),
+                        Mode::Rendered,
+                    ) {
+                        errors.extend(e);
+                    }
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(params)
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+
     /// Every task reachable from `task_id` going downstream (or upstream), without
     /// `task_id` itself.
     pub fn relatives(&self, task_id: &str, upstream: bool) -> BTreeSet<&str> {
@@ -377,6 +480,12 @@ macro_rules! with_task_options {
             max_active_tis_per_dag: Option<Spanned<u32>>,
             allow_hosts: Option<Spanned<Vec<Spanned<String>>>>,
             memory_limit: Option<Spanned<toml::Value>>,
+            max_active_tis_per_dagrun: Option<Spanned<u32>>,
+            timeout: Option<Spanned<toml::Value>>,
+            soft_fail: Option<bool>,
+            on_failure: Option<Spanned<toml::Value>>,
+            on_success: Option<Spanned<toml::Value>>,
+            on_retry: Option<Spanned<toml::Value>>,
         }
     };
 }
@@ -415,6 +524,8 @@ struct RawDag {
     tags: Option<Vec<String>>,
     owner: Option<String>,
     params: Option<Spanned<toml::Table>>,
+    on_success: Option<Spanned<toml::Value>>,
+    on_failure: Option<Spanned<toml::Value>>,
     defaults: Option<RawDefaults>,
     tasks: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawTask>>>>,
 }
@@ -554,16 +665,25 @@ impl Parser<'_> {
             .map(|d| self.positive_duration("dagrun_timeout", d))
             .transpose()?;
 
-        let params = match &raw.params {
+        let (params, param_specs) = match &raw.params {
             Some(p) => match toml_table_to_json(p.get_ref(), "params") {
-                Ok(map) => map,
+                Ok(map) => self
+                    .param_specs(map, schedule.is_periodic() || schedule == Schedule::Once)
+                    .map_err(|m| self.at(p, m))?,
                 Err(m) => return Err(self.at(p, m)),
             },
-            None => Map::new(),
+            None => (Map::new(), BTreeMap::new()),
         };
+        let mut callbacks = Callbacks::default();
+        if let Some(v) = &raw.on_success {
+            callbacks.on_success = self.callbacks("on_success", v, catalog)?;
+        }
+        if let Some(v) = &raw.on_failure {
+            callbacks.on_failure = self.callbacks("on_failure", v, catalog)?;
+        }
 
         let defaults = match &raw.defaults {
-            Some(d) => self.options(d.options())?,
+            Some(d) => self.options(d.options(), catalog)?,
             None => TaskOptions::default(),
         };
 
@@ -609,6 +729,8 @@ impl Parser<'_> {
             tags: raw.tags.unwrap_or_default(),
             owner: raw.owner.unwrap_or_else(|| "aileron".to_owned()),
             params,
+            param_specs,
+            callbacks,
             tasks,
             version: hex::encode(Sha256::digest(self.source.as_bytes())),
             source: self.source.to_owned(),
@@ -662,10 +784,11 @@ impl Parser<'_> {
         Ok(d)
     }
 
-    fn options(&self, raw: OptionFields<'_>) -> Result<TaskOptions> {
+    fn options(&self, raw: OptionFields<'_>, catalog: &dyn OperatorCatalog) -> Result<TaskOptions> {
         let mut o = TaskOptions {
             retries: raw.retries.map(|r| *r.get_ref()),
             retry_exponential_backoff: raw.retry_exponential_backoff,
+            soft_fail: raw.soft_fail,
             priority_weight: raw.priority_weight,
             depends_on_past: raw.depends_on_past,
             wait_for_downstream: raw.wait_for_downstream,
@@ -681,6 +804,24 @@ impl Parser<'_> {
         }
         if let Some(d) = raw.execution_timeout {
             o.execution_timeout = Some(self.positive_duration("execution_timeout", d)?);
+        }
+        if let Some(d) = raw.timeout {
+            o.timeout = Some(self.positive_duration("timeout", d)?);
+        }
+        if let Some(m) = raw.max_active_tis_per_dagrun {
+            if *m.get_ref() == 0 {
+                return Err(self.at(m, "max_active_tis_per_dagrun must be at least 1"));
+            }
+            o.max_active_tis_per_dagrun = Some(*m.get_ref());
+        }
+        for (name, value, slot) in [
+            ("on_failure", raw.on_failure, &mut o.on_failure),
+            ("on_success", raw.on_success, &mut o.on_success),
+            ("on_retry", raw.on_retry, &mut o.on_retry),
+        ] {
+            if let Some(v) = value {
+                *slot = Some(self.callbacks(name, v, catalog)?);
+            }
         }
         for (name, value) in [("pool", raw.pool), ("queue", raw.queue)] {
             if let Some(v) = value
@@ -738,6 +879,134 @@ impl Parser<'_> {
         Ok(o)
     }
 
+    /// Splits the `params` table into plain defaults and typed params. A param
+    /// written as a table with a `default` or `type` key is a typed param (wrap a
+    /// plain table default as `{ default = { … } }`); its default must match its
+    /// schema, and a scheduled DAG cannot have a required param with no default,
+    /// since a scheduled run has no conf to supply it (both as in Airflow).
+    fn param_specs(
+        &self,
+        map: Map<String, Value>,
+        scheduled: bool,
+    ) -> std::result::Result<(Map<String, Value>, BTreeMap<String, ParamSpec>), String> {
+        let mut defaults = Map::new();
+        let mut specs = BTreeMap::new();
+        for (name, value) in map {
+            let typed = match &value {
+                Value::Object(t) => t.contains_key("default") || t.contains_key("type"),
+                _ => false,
+            };
+            if !typed {
+                defaults.insert(name, value);
+                continue;
+            }
+            let Value::Object(mut schema) = value else {
+                unreachable!()
+            };
+            let default = schema.remove("default");
+            let description = match schema.remove("description") {
+                None => None,
+                Some(Value::String(d)) => Some(d),
+                Some(_) => return Err(format!("params.{name}.description must be a string")),
+            };
+            let schema = Value::Object(schema);
+            crate::params_schema::check_schema(&schema)
+                .map_err(|m| format!("params.{name}: {m}"))?;
+            match &default {
+                Some(d) => {
+                    validate_at(&schema, d, &format!("params.{name}"), Mode::Rendered).map_err(
+                        |e| {
+                            format!(
+                                "the default of param `{name}` does not match its schema: {}",
+                                e.join("; ")
+                            )
+                        },
+                    )?;
+                    defaults.insert(name.clone(), d.clone());
+                }
+                None if scheduled => {
+                    return Err(format!(
+                        "param `{name}` has no default, so scheduled runs (which have no conf) could not run; give it a default or remove the schedule"
+                    ));
+                }
+                None => {}
+            }
+            specs.insert(
+                name,
+                ParamSpec {
+                    default,
+                    description,
+                    schema,
+                },
+            );
+        }
+        Ok((defaults, specs))
+    }
+
+    /// `on_failure = { operator = "…", params = { … } }`, or a list of such tables.
+    fn callbacks(
+        &self,
+        key: &str,
+        value: &Spanned<toml::Value>,
+        catalog: &dyn OperatorCatalog,
+    ) -> Result<Vec<CallbackSpec>> {
+        let shape = || {
+            format!(
+                "{key} must be a table {{ operator = \"…\", params = {{ … }} }} or a list of them"
+            )
+        };
+        let tables: Vec<&toml::Table> = match value.get_ref() {
+            toml::Value::Table(t) => vec![t],
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_table().ok_or_else(shape))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|m| self.at(value, m))?,
+            _ => return Err(self.at(value, shape())),
+        };
+        let mut out = Vec::with_capacity(tables.len());
+        for t in tables {
+            if let Some(k) = t.keys().find(|k| *k != "operator" && *k != "params") {
+                return Err(self.at(
+                    value,
+                    format!("{key}: unknown key `{k}`; a callback has `operator` and `params`"),
+                ));
+            }
+            let Some(operator) = t.get("operator").and_then(toml::Value::as_str) else {
+                return Err(self.at(
+                    value,
+                    format!("{key}: `operator` (a plugin name) is required"),
+                ));
+            };
+            let operator = operator.trim();
+            let resolved = catalog
+                .resolve(operator)
+                .map_err(|m| self.at(value, format!("{key}: {m}")))?;
+            let params = match t.get("params") {
+                None => Map::new(),
+                Some(toml::Value::Table(p)) => toml_table_to_json(p, &format!("{key}.params"))
+                    .map_err(|m| self.at(value, m))?,
+                Some(_) => return Err(self.at(value, format!("{key}.params must be a table"))),
+            };
+            let params = Value::Object(params);
+            validate_at(
+                &resolved.params_schema,
+                &params,
+                &format!("{key}.params"),
+                Mode::Unrendered,
+            )
+            .map_err(|e| self.at(value, e.join("; ")))?;
+            out.push(CallbackSpec {
+                operator: operator.to_owned(),
+                operator_name: resolved.name,
+                operator_version: resolved.version,
+                operator_digest: resolved.digest,
+                params,
+            });
+        }
+        Ok(out)
+    }
+
     fn task(
         &self,
         name: &Spanned<String>,
@@ -749,7 +1018,7 @@ impl Parser<'_> {
         let task = raw.get_ref();
         let ctx = |m: String| format!("task `{task_id}`: {m}");
         validate_id("task id", task_id).map_err(|m| self.at(raw, m))?;
-        let o = self.options(task.options())?.or(defaults);
+        let o = self.options(task.options(), catalog)?.or(defaults);
 
         let operator = task.operator.get_ref().trim();
         let resolved = catalog
@@ -832,7 +1101,15 @@ impl Parser<'_> {
             depends_on_past,
             wait_for_downstream: o.wait_for_downstream.unwrap_or(false),
             max_active_tis_per_dag: o.max_active_tis_per_dag,
+            max_active_tis_per_dagrun: o.max_active_tis_per_dagrun,
             memory_limit: o.memory_limit,
+            timeout: o.timeout,
+            soft_fail: o.soft_fail.unwrap_or(false),
+            callbacks: Callbacks {
+                on_failure: o.on_failure.unwrap_or_default(),
+                on_success: o.on_success.unwrap_or_default(),
+                on_retry: o.on_retry.unwrap_or_default(),
+            },
             doc: task.doc.clone(),
         })
     }
@@ -1006,6 +1283,12 @@ struct OptionFields<'a> {
     max_active_tis_per_dag: Option<&'a Spanned<u32>>,
     allow_hosts: Option<&'a Spanned<Vec<Spanned<String>>>>,
     memory_limit: Option<&'a Spanned<toml::Value>>,
+    max_active_tis_per_dagrun: Option<&'a Spanned<u32>>,
+    timeout: Option<&'a Spanned<toml::Value>>,
+    soft_fail: Option<bool>,
+    on_failure: Option<&'a Spanned<toml::Value>>,
+    on_success: Option<&'a Spanned<toml::Value>>,
+    on_retry: Option<&'a Spanned<toml::Value>>,
 }
 
 macro_rules! option_fields {
@@ -1029,6 +1312,12 @@ macro_rules! option_fields {
                     max_active_tis_per_dag: self.max_active_tis_per_dag.as_ref(),
                     allow_hosts: self.allow_hosts.as_ref(),
                     memory_limit: self.memory_limit.as_ref(),
+                    max_active_tis_per_dagrun: self.max_active_tis_per_dagrun.as_ref(),
+                    timeout: self.timeout.as_ref(),
+                    soft_fail: self.soft_fail,
+                    on_failure: self.on_failure.as_ref(),
+                    on_success: self.on_success.as_ref(),
+                    on_retry: self.on_retry.as_ref(),
                 }
             }
         }
@@ -1056,6 +1345,12 @@ struct TaskOptions {
     max_active_tis_per_dag: Option<u32>,
     allow_hosts: Option<Vec<String>>,
     memory_limit: Option<u64>,
+    max_active_tis_per_dagrun: Option<u32>,
+    timeout: Option<Duration>,
+    soft_fail: Option<bool>,
+    on_failure: Option<Vec<CallbackSpec>>,
+    on_success: Option<Vec<CallbackSpec>>,
+    on_retry: Option<Vec<CallbackSpec>>,
 }
 
 impl TaskOptions {
@@ -1081,6 +1376,14 @@ impl TaskOptions {
             max_active_tis_per_dag: self.max_active_tis_per_dag.or(d.max_active_tis_per_dag),
             allow_hosts: self.allow_hosts.or(d.allow_hosts),
             memory_limit: self.memory_limit.or(d.memory_limit),
+            max_active_tis_per_dagrun: self
+                .max_active_tis_per_dagrun
+                .or(d.max_active_tis_per_dagrun),
+            timeout: self.timeout.or(d.timeout),
+            soft_fail: self.soft_fail.or(d.soft_fail),
+            on_failure: self.on_failure.or(d.on_failure),
+            on_success: self.on_success.or(d.on_success),
+            on_retry: self.on_retry.or(d.on_retry),
         }
     }
 }

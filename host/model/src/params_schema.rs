@@ -43,6 +43,27 @@ pub fn validate_unrendered(schema: &Value, value: &Value) -> Result<(), Vec<Stri
     validate_at(schema, value, "params", Mode::Unrendered)
 }
 
+/// Checks the parts of a schema written by hand that this validator relies on: `type`
+/// names a JSON Schema type (or is a list of them). A typo there would otherwise
+/// reject every value with a puzzling message.
+pub fn check_schema(schema: &Value) -> Result<(), String> {
+    const TYPES: [&str; 7] = [
+        "null", "boolean", "object", "array", "number", "integer", "string",
+    ];
+    let check = |t: &Value| match t.as_str() {
+        Some(name) if TYPES.contains(&name) => Ok(()),
+        _ => Err(format!(
+            "type must be one of {} (or a list of them), not {t}",
+            TYPES.join(", ")
+        )),
+    };
+    match schema.get("type") {
+        None => Ok(()),
+        Some(Value::Array(list)) => list.iter().try_for_each(check),
+        Some(t) => check(t),
+    }
+}
+
 /// Whether template strings are still unrendered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {

@@ -108,6 +108,9 @@ pub struct RenderContext {
     pub conf: Map<String, Value>,
     /// The DAG's `params` defaults.
     pub dag_params: Map<String, Value>,
+    /// More top-level names, for callbacks (`reason`, `event`); they never shadow
+    /// Airflow's own names above.
+    pub extra: Map<String, Value>,
 }
 
 impl RenderContext {
@@ -545,7 +548,7 @@ fn context_value(ctx: &RenderContext, cache: &SharedCache) -> MjValue {
         value => MjValue::from_object(VariableAccessor { json: false, cache: cache.clone() }),
         json => MjValue::from_object(VariableAccessor { json: true, cache: cache.clone() }),
     };
-    minijinja::context! {
+    let base = minijinja::context! {
         ds => ds,
         ds_nodash => ds_nodash,
         ts => ts,
@@ -565,6 +568,12 @@ fn context_value(ctx: &RenderContext, cache: &SharedCache) -> MjValue {
         task => minijinja::context! { task_id => ctx.task_id.clone(), dag_id => ctx.dag_id.clone() },
         dag => minijinja::context! { dag_id => ctx.dag_id.clone() },
         macros => MjValue::from_object(Macros),
+    };
+    if ctx.extra.is_empty() {
+        base
+    } else {
+        // The first context given wins on a name both have.
+        minijinja::context! { ..base, ..MjValue::from(minijinja::value::Serde(&ctx.extra)) }
     }
 }
 
@@ -945,7 +954,17 @@ mod tests {
                 .as_object()
                 .cloned()
                 .unwrap(),
+            extra: Map::new(),
         }
+    }
+
+    #[test]
+    fn extra_names_are_added_but_never_shadow_builtins() {
+        let mut c = ctx();
+        c.extra.insert("reason".into(), json!("boom"));
+        c.extra.insert("ds".into(), json!("not a date"));
+        let out = render_params(&json!({"m": "{{ reason }} on {{ ds }}"}), &c, &NoLookups).unwrap();
+        assert_eq!(out, json!({"m": "boom on 2026-01-02"}));
     }
 
     fn render(template: &str) -> Result<Value, TemplateError> {

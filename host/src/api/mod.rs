@@ -330,6 +330,8 @@ impl From<SchedulerError> for ApiError {
                 ApiError::conflict(e.to_string())
             }
             SchedulerError::BadConf(_) => ApiError::bad_request(e.to_string()),
+            SchedulerError::Invalid(_) => ApiError::unprocessable(e.to_string()),
+            SchedulerError::BackfillNotFound(_) => ApiError::not_found(e.to_string()),
             SchedulerError::Metastore(m) => m.into(),
             SchedulerError::Stopped => ApiError::unavailable("the scheduler is not running"),
         }

@@ -13,10 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use utoipa::ToSchema;
 
-/// The pool every task is in unless its DAG file names another (Airflow's).
-pub const DEFAULT_POOL: &str = "default_pool";
-/// Airflow's default size of `default_pool`.
-const DEFAULT_POOL_SLOTS: u32 = 128;
+use crate::scheduler::{Command, DEFAULT_POOL, DEFAULT_POOL_SLOTS};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredPool {
@@ -128,6 +125,9 @@ fn load(s: &ApiState, name: &str) -> ApiResult<Option<StoredPool>> {
 fn save(s: &ApiState, name: &str, p: &StoredPool) -> ApiResult<()> {
     let json = serde_json::to_string(p).expect("a pool serializes");
     s.metastore.set_pool(DEFAULT_TENANT, name, &json)?;
+    // The scheduler admits by pool size: tell it, so a bigger pool starts waiting
+    // tasks at once.
+    let _ = s.scheduler.send(Command::PoolsChanged);
     Ok(())
 }
 
@@ -288,6 +288,7 @@ pub async fn delete_pool(
         ));
     }
     if s.metastore.delete_pool(DEFAULT_TENANT, &name)? {
+        let _ = s.scheduler.send(Command::PoolsChanged);
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(&name))

@@ -41,7 +41,9 @@ pub(crate) const LOGS: Table = TableDefinition::new("logs");
 /// Pools by tenant and name. A new table, not a new layout: `init` creates it in
 /// an existing file, so no migration step is needed.
 pub(crate) const POOLS: Table = TableDefinition::new("pools");
-const ALL_TABLES: [Table; 11] = [
+pub(crate) const CALLBACKS: Table = TableDefinition::new("callbacks");
+pub(crate) const BACKFILLS: Table = TableDefinition::new("backfills");
+const ALL_TABLES: [Table; 13] = [
     META,
     DAGS,
     DAG_VERSIONS,
@@ -53,6 +55,8 @@ const ALL_TABLES: [Table; 11] = [
     IMPORT_ERRORS,
     LOGS,
     POOLS,
+    CALLBACKS,
+    BACKFILLS,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +104,13 @@ pub fn ti_key(tenant: &str, dag_id: &str, run_id: &str, task_id: &str, map_index
     key(&[tenant, dag_id, run_id, task_id, &map_part(map_index)])
 }
 
+pub fn callback_key(tenant: &str, dag_id: &str, run_id: &str, seq: u64) -> String {
+    key(&[tenant, dag_id, run_id, &format!("{seq:010}")])
+}
+pub fn backfill_key(tenant: &str, id: u64) -> String {
+    key(&[tenant, &format!("{id:012}")])
+}
+
 /// The half-open key range of everything under `prefix` (whole parts).
 fn prefix_range(prefix: &str) -> (String, String) {
     let start = format!("{prefix}\0");
@@ -145,6 +156,16 @@ impl WriteBatch {
 
     pub fn put_dag(&mut self, dag: &DagRecord) {
         self.put(DAGS, dag_key(&dag.tenant, &dag.dag_id), dag);
+    }
+    pub fn put_callback(&mut self, c: &CallbackRecord) {
+        self.put(
+            CALLBACKS,
+            callback_key(&c.tenant, &c.dag_id, &c.run_id, c.seq),
+            c,
+        );
+    }
+    pub fn put_backfill(&mut self, b: &BackfillRecord) {
+        self.put(BACKFILLS, backfill_key(&b.tenant, b.id), b);
     }
     pub fn put_run(&mut self, run: &DagRun) {
         self.put(
@@ -451,6 +472,65 @@ impl Metastore {
         self.delete_raw(CONNECTIONS, &key(&[tenant, conn_id]))
     }
 
+    /// Every TaskInstance (all map indexes) of one task in one run.
+    pub fn task_instances_of(
+        &self,
+        tenant: &str,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+    ) -> Result<Vec<TaskInstance>> {
+        self.scan(
+            TASK_INSTANCES,
+            Some(&key(&[tenant, dag_id, run_id, task_id])),
+        )
+    }
+
+    /// The callbacks a run fired, in the order they fired.
+    pub fn callbacks(
+        &self,
+        tenant: &str,
+        dag_id: &str,
+        run_id: &str,
+    ) -> Result<Vec<CallbackRecord>> {
+        self.scan(CALLBACKS, Some(&run_key(tenant, dag_id, run_id)))
+    }
+    pub fn callback(
+        &self,
+        tenant: &str,
+        dag_id: &str,
+        run_id: &str,
+        seq: u64,
+    ) -> Result<Option<CallbackRecord>> {
+        self.get(CALLBACKS, &callback_key(tenant, dag_id, run_id, seq))
+    }
+    /// Callbacks that were queued or running, across every run: after a crash they
+    /// will never report, so the scheduler closes them at start.
+    pub fn unfinished_callbacks(&self) -> Result<Vec<CallbackRecord>> {
+        let all: Vec<CallbackRecord> = self.scan(CALLBACKS, None)?;
+        Ok(all
+            .into_iter()
+            .filter(|c| c.state == "queued" || c.state == "running")
+            .collect())
+    }
+
+    /// Every backfill of a DAG, oldest first.
+    pub fn backfills(&self, tenant: &str, dag_id: Option<&str>) -> Result<Vec<BackfillRecord>> {
+        let mut all: Vec<BackfillRecord> = self.scan(BACKFILLS, Some(tenant))?;
+        if let Some(d) = dag_id {
+            all.retain(|b| b.dag_id == d);
+        }
+        all.sort_by_key(|b| b.id);
+        Ok(all)
+    }
+    pub fn backfill(&self, tenant: &str, id: u64) -> Result<Option<BackfillRecord>> {
+        self.get(BACKFILLS, &backfill_key(tenant, id))
+    }
+    /// Backfills of every tenant (the scheduler's start).
+    pub fn all_backfills(&self) -> Result<Vec<BackfillRecord>> {
+        self.scan(BACKFILLS, None)
+    }
+
     /// Every pool record of a tenant, `(name, json)` in name order.
     pub fn pools(&self, tenant: &str) -> Result<Vec<(String, String)>> {
         self.scan_raw(POOLS, tenant)
@@ -464,6 +544,27 @@ impl Metastore {
         let mut b = WriteBatch::default();
         b.put_raw(POOLS, key(&[tenant, name]), json.as_bytes().to_vec());
         self.commit(b).map(|_| ())
+    }
+    /// The size of every pool of every tenant, for the scheduler's admission. A
+    /// record it cannot read counts as 0 slots: nothing runs in a pool whose size
+    /// is unknown, rather than everything.
+    pub fn pool_sizes(&self) -> Result<std::collections::HashMap<(String, String), u32>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(POOLS)?;
+        let mut out = std::collections::HashMap::new();
+        for item in t.iter()? {
+            let (k, v) = item?;
+            let mut parts = k.value().splitn(2, '\0');
+            let (Some(tenant), Some(name)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let slots = serde_json::from_slice::<serde_json::Value>(v.value())
+                .ok()
+                .and_then(|j| j.get("slots").and_then(serde_json::Value::as_u64))
+                .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX));
+            out.insert((tenant.to_owned(), name.to_owned()), slots);
+        }
+        Ok(out)
     }
     /// Deletes a pool record; false if there was none.
     pub fn delete_pool(&self, tenant: &str, name: &str) -> Result<bool> {

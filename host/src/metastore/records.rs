@@ -61,6 +61,9 @@ pub struct DagRun {
     pub end_date: Option<Timestamp>,
     /// Creation order, so runs list in the order they were made even with equal dates.
     pub seq: u64,
+    /// The backfill that created this run, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill_id: Option<u64>,
 }
 
 /// One finished (or abandoned) try of a TaskInstance.
@@ -124,4 +127,81 @@ pub struct ImportErrorRecord {
     pub column: Option<u32>,
     pub message: String,
     pub timestamp: Timestamp,
+}
+
+/// One callback operator run (a task's or DAG's `on_failure`, `on_success`,
+/// `on_retry`): what fired it and how it went, with its log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CallbackRecord {
+    pub tenant: String,
+    pub dag_id: String,
+    pub run_id: String,
+    /// Order within the run.
+    pub seq: u64,
+    /// `on_failure`, `on_success` or `on_retry`.
+    pub event: String,
+    /// The TaskInstance try that fired it; `None` for a DAG-level callback.
+    pub task_id: Option<String>,
+    pub map_index: Option<i64>,
+    pub try_number: Option<u32>,
+    pub operator: String,
+    pub plugin_digest: String,
+    /// `queued`, `running`, `success` or `failed`.
+    pub state: String,
+    /// Why it fired (`failed`, `timed_out`, `success`, the task's error, …).
+    pub reason: Option<String>,
+    pub queued_at: Timestamp,
+    pub start_date: Option<Timestamp>,
+    pub end_date: Option<Timestamp>,
+    pub error: Option<String>,
+    pub log: String,
+}
+
+/// How a backfill treats a logical date that already has a run (Airflow 3's
+/// `reprocess_behavior`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ReprocessBehavior {
+    /// Leave every existing run alone.
+    #[default]
+    None,
+    /// Re-run (clear) existing runs that failed.
+    Failed,
+    /// Re-run every finished existing run (Airflow's `completed`).
+    Completed,
+}
+
+impl ReprocessBehavior {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Failed => "failed",
+            Self::Completed => "completed",
+        }
+    }
+}
+
+/// A backfill: runs of one DAG over a range of past logical dates, made and paced
+/// by the scheduler alongside the normal schedule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackfillRecord {
+    pub id: u64,
+    pub tenant: String,
+    pub dag_id: String,
+    /// Logical dates from `from_date` to `to_date`, both included.
+    pub from_date: Timestamp,
+    pub to_date: Timestamp,
+    pub run_backwards: bool,
+    pub dag_run_conf: serde_json::Map<String, serde_json::Value>,
+    pub reprocess_behavior: ReprocessBehavior,
+    /// How many of this backfill's runs may be running at once.
+    pub max_active_runs: u32,
+    pub is_paused: bool,
+    pub created_at: Timestamp,
+    pub completed_at: Option<Timestamp>,
+    /// The runs it created or re-ran, in the order they start.
+    pub run_ids: Vec<String>,
+    /// Logical dates it left alone because a run already covered them.
+    #[serde(default)]
+    pub skipped_dates: Vec<Timestamp>,
 }

@@ -3,7 +3,7 @@
 
 use super::state::ActiveRun;
 use crate::metastore::{DagRun, Metastore};
-use aileron_model::dag::TaskSpec;
+use aileron_model::dag::{DagSpec, TaskSpec};
 use aileron_model::template::{self, RenderContext, TemplateLookups};
 use std::collections::HashMap;
 
@@ -122,10 +122,30 @@ pub(super) fn render(
     ti: Option<&crate::metastore::TaskInstance>,
     value: &serde_json::Value,
 ) -> Result<serde_json::Value, String> {
-    let r = &run.run;
+    render_with(
+        lookups,
+        &run.spec,
+        &task.task_id,
+        ti,
+        value,
+        serde_json::Map::new(),
+    )
+}
+
+/// [`render`] for any task id (empty for a DAG-level callback) with `extra` names
+/// in the context.
+pub(super) fn render_with(
+    lookups: &RenderLookups<'_>,
+    spec: &DagSpec,
+    task_id: &str,
+    ti: Option<&crate::metastore::TaskInstance>,
+    value: &serde_json::Value,
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> Result<serde_json::Value, String> {
+    let r = lookups.run;
     let ctx = RenderContext {
         dag_id: r.dag_id.clone(),
-        task_id: task.task_id.clone(),
+        task_id: task_id.to_owned(),
         run_id: r.run_id.clone(),
         run_type: r.run_type.as_str().to_owned(),
         logical_date: r.logical_date,
@@ -134,7 +154,8 @@ pub(super) fn render(
         map_index: ti.and_then(|t| t.map_index_opt()),
         try_number: ti.map(|t| t.try_number).unwrap_or(1).max(1),
         conf: r.conf.clone(),
-        dag_params: run.spec.params.clone(),
+        dag_params: spec.params.clone(),
+        extra,
     };
     let mut out = template::render_params(value, &ctx, lookups).map_err(|e| e.to_string())?;
     if let (Some(ti), serde_json::Value::Object(out_map)) = (ti, &mut out)

@@ -84,7 +84,7 @@ impl State {
 
     /// Stops tracking a TaskInstance's current try and cancels it in the executor:
     /// its late report, if any, is then ignored as stale.
-    fn forget_in_flight(&mut self, key: &TiKey) {
+    pub(super) fn forget_in_flight(&mut self, key: &TiKey) {
         if let Some(try_number) = self.in_flight.remove(key) {
             self.executor.cancel(key, try_number);
             self.live_logs
@@ -112,6 +112,9 @@ impl State {
         opts: ClearOptions,
     ) -> Result<Vec<TaskInstance>, SchedulerError> {
         let (rk, was_active) = self.activate(tenant, dag_id, run_id)?;
+        if !opts.dry_run {
+            self.move_to_latest_version(&rk);
+        }
         let ids = match &opts.task_ids {
             Some(ids) => ids.clone(),
             None => self.runs[&rk]
@@ -199,6 +202,68 @@ impl State {
         self.push_run_update(&dag_run);
         self.dirty_runs.insert(rk);
         Ok(listed)
+    }
+
+    /// A cleared run runs again with the DAG file as it is now, as a run does in
+    /// Airflow when the DAG folder keeps no history: its `dag_version` becomes the
+    /// current one, TaskInstances of tasks no longer in the DAG become `removed`,
+    /// tasks that are new (or back) get TaskInstances with no state.
+    fn move_to_latest_version(&mut self, rk: &RunKey) {
+        let Some(latest) = self
+            .dags
+            .get(&(rk.0.clone(), rk.1.clone()))
+            .filter(|d| d.record.is_active)
+            .map(|d| d.spec.clone())
+        else {
+            return;
+        };
+        if self.runs[rk].spec.version == latest.version {
+            return;
+        }
+        let now = self.now();
+        let hostname = self.config.hostname.clone();
+        let gone: Vec<TiKey> = self.runs[rk]
+            .tis
+            .values()
+            .filter(|ti| latest.task(&ti.task_id).is_none() && ti.state != S::Removed)
+            .map(TiKey::of)
+            .collect();
+        for key in &gone {
+            self.forget_in_flight(key);
+        }
+        let run = self.runs.get_mut(rk).unwrap();
+        run.spec = latest.clone();
+        run.run.dag_version = latest.version.clone();
+        let mut changed = Vec::new();
+        for key in gone {
+            let ti = run.tis.get_mut(&(key.task_id, key.map_index)).unwrap();
+            ti.state = S::Removed;
+            ti.end_date = Some(now);
+            ti.next_try_at = None;
+            changed.push(ti.clone());
+        }
+        for task in &latest.tasks {
+            let mut any = false;
+            for ti in run.tis.values_mut().filter(|t| t.task_id == task.task_id) {
+                any = true;
+                if ti.state == S::Removed {
+                    ti.state = S::NoStatus;
+                    ti.end_date = None;
+                    changed.push(ti.clone());
+                }
+            }
+            if !any {
+                let ti = new_ti(&run.run, task, -1, &hostname);
+                run.tis.insert((task.task_id.clone(), -1), ti.clone());
+                changed.push(ti);
+            }
+        }
+        let dag_run = run.run.clone();
+        self.batch.put_run(&dag_run);
+        for ti in changed {
+            self.batch.put_ti(&ti);
+            self.push_ti_update(&ti);
+        }
     }
 
     pub(super) fn set_task_state(
@@ -353,14 +418,18 @@ impl State {
         run_id: &str,
     ) -> Result<(), SchedulerError> {
         let rk = (tenant.to_owned(), dag_id.to_owned(), run_id.to_owned());
-        let known = self.runs.remove(&rk).is_some()
-            || self.metastore.dag_run(tenant, dag_id, run_id)?.is_some();
-        if !known {
+        let run = match self.runs.remove(&rk) {
+            Some(r) => Some(r.run),
+            None => self.metastore.dag_run(tenant, dag_id, run_id)?,
+        };
+        let Some(run) = run else {
             return Err(SchedulerError::RunNotFound {
                 dag_id: dag_id.to_owned(),
                 run_id: run_id.to_owned(),
             });
-        }
+        };
+        self.unindex_run(&run);
+        self.dirty_runs.remove(&rk);
         let gone: Vec<TiKey> = self
             .in_flight
             .keys()
@@ -374,7 +443,8 @@ impl State {
         self.batch.delete(DAG_RUNS, rkey.clone());
         self.batch.delete_prefix(TASK_INSTANCES, rkey.clone());
         self.batch.delete_prefix(XCOM, rkey.clone());
-        self.batch.delete_prefix(LOGS, rkey);
+        self.batch.delete_prefix(LOGS, rkey.clone());
+        self.batch.delete_prefix(crate::metastore::CALLBACKS, rkey);
         self.updates.push(Update::Dags);
         Ok(())
     }

@@ -17,11 +17,12 @@ mod host;
 mod state;
 
 pub use host::MetastoreHost;
-pub use state::TiKey;
+pub use state::backfill::{BackfillDate, BackfillRequest, MAX_BACKFILL_RUNS};
+pub use state::{DEFAULT_POOL, DEFAULT_POOL_SLOTS, TiKey};
 
 use crate::dag_processor::FileResult;
 use crate::executor::Executor;
-use crate::metastore::{DagRun, Metastore, MetastoreError, RunType, TaskInstance};
+use crate::metastore::{BackfillRecord, DagRun, Metastore, MetastoreError, RunType, TaskInstance};
 use aileron_model::clock::Clock;
 use aileron_sandbox::{LogBuffer, TryReport};
 use jiff::Timestamp;
@@ -91,6 +92,31 @@ pub enum Command {
         run_id: String,
         reply: oneshot::Sender<Result<(), SchedulerError>>,
     },
+    CreateBackfill {
+        request: BackfillRequest,
+        reply: oneshot::Sender<Result<(BackfillRecord, Vec<BackfillDate>), SchedulerError>>,
+    },
+    SetBackfillPaused {
+        tenant: String,
+        id: u64,
+        paused: bool,
+        reply: oneshot::Sender<Result<BackfillRecord, SchedulerError>>,
+    },
+    CancelBackfill {
+        tenant: String,
+        id: u64,
+        reply: oneshot::Sender<Result<BackfillRecord, SchedulerError>>,
+    },
+    /// A callback operator finished.
+    CallbackFinished {
+        id: crate::executor::CallbackId,
+        started: Timestamp,
+        ended: Timestamp,
+        report: TryReport,
+        log: String,
+    },
+    /// A pool was created, resized or deleted: reload pool sizes and admit again.
+    PoolsChanged,
     /// Answered once every command sent before it is applied and committed.
     Sync {
         reply: oneshot::Sender<()>,
@@ -139,6 +165,11 @@ pub enum SchedulerError {
     RunExists { dag_id: String, run_id: String },
     #[error("invalid conf: {0}")]
     BadConf(String),
+    /// A well-formed request that cannot be done as asked (422).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("backfill {0} not found")]
+    BackfillNotFound(u64),
     #[error(transparent)]
     Metastore(#[from] MetastoreError),
     #[error("the scheduler has stopped")]
@@ -263,6 +294,47 @@ impl SchedulerHandle {
             tenant: tenant.to_owned(),
             dag_id: dag_id.to_owned(),
             paused,
+            reply,
+        })?;
+        rx.await.map_err(|_| SchedulerError::Stopped)?
+    }
+
+    /// Creates a backfill (or, with `dry_run`, only plans it): the record and what
+    /// happens to each logical date.
+    pub async fn create_backfill(
+        &self,
+        request: BackfillRequest,
+    ) -> Result<(BackfillRecord, Vec<BackfillDate>), SchedulerError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::CreateBackfill { request, reply })?;
+        rx.await.map_err(|_| SchedulerError::Stopped)?
+    }
+
+    pub async fn set_backfill_paused(
+        &self,
+        tenant: &str,
+        id: u64,
+        paused: bool,
+    ) -> Result<BackfillRecord, SchedulerError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::SetBackfillPaused {
+            tenant: tenant.to_owned(),
+            id,
+            paused,
+            reply,
+        })?;
+        rx.await.map_err(|_| SchedulerError::Stopped)?
+    }
+
+    pub async fn cancel_backfill(
+        &self,
+        tenant: &str,
+        id: u64,
+    ) -> Result<BackfillRecord, SchedulerError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::CancelBackfill {
+            tenant: tenant.to_owned(),
+            id,
             reply,
         })?;
         rx.await.map_err(|_| SchedulerError::Stopped)?
@@ -529,6 +601,7 @@ pub async fn test_task(
         start_date: None,
         end_date: None,
         seq: 0,
+        backfill_id: None,
     };
     let active = state::ActiveRun {
         run: run.clone(),

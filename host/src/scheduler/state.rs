@@ -20,8 +20,16 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+#[path = "backfill.rs"]
+pub(super) mod backfill;
+#[path = "callbacks.rs"]
+mod callbacks;
 #[path = "manual.rs"]
 mod manual;
+#[path = "past.rs"]
+mod past;
+
+use callbacks::Event;
 
 /// Identifies one TaskInstance.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,6 +88,11 @@ impl ActiveRun {
 /// The longest a sensor may ask to wait before its next poke: a year.
 const MAX_RESCHEDULE_SECS: u64 = 366 * 24 * 3600;
 
+/// The pool every task is in unless its DAG file names another (Airflow's).
+pub const DEFAULT_POOL: &str = "default_pool";
+/// Airflow's default size of `default_pool`.
+pub const DEFAULT_POOL_SLOTS: u32 = 128;
+
 /// Most TaskInstances one mapped task may expand to (Airflow's `max_map_length`).
 pub const MAX_MAP_LENGTH: usize = 1024;
 
@@ -112,6 +125,19 @@ pub(super) struct State {
     /// Effective priority weight of each task (in spec order) per DAG version: it
     /// depends only on the DAG's shape, and admission needs it every turn.
     weights: HashMap<(String, String, String), Vec<i64>>,
+    /// Backfills in progress, by id.
+    backfills: BTreeMap<u64, crate::metastore::BackfillRecord>,
+    next_backfill_id: u64,
+    /// Every run of every DAG by logical date (finished ones too).
+    run_dates: HashMap<DagKey, past::RunDates>,
+    /// DAGs with TaskInstances that finished this turn (see `past.rs`).
+    finished_in: HashSet<DagKey>,
+    /// Callbacks rendered this turn, sent to the executor after the commit.
+    callbacks_to_send: Vec<crate::executor::CallbackJob>,
+    /// Next callback sequence number of runs in memory.
+    callback_seq: HashMap<RunKey, u64>,
+    /// Slots of each pool, by (tenant, name); reloaded when the API changes a pool.
+    pools: HashMap<(String, String), u32>,
     /// The `now` of the last `plan`: timers at or before it were already acted on
     /// (or are blocked on capacity, and a finishing task wakes the loop).
     planned_at: Timestamp,
@@ -146,7 +172,15 @@ impl State {
             dirty_runs: HashSet::new(),
             planned_at: Timestamp::UNIX_EPOCH,
             weights: HashMap::new(),
+            pools: metastore.pool_sizes()?,
+            callbacks_to_send: Vec::new(),
+            callback_seq: HashMap::new(),
+            run_dates: HashMap::new(),
+            finished_in: HashSet::new(),
+            backfills: BTreeMap::new(),
+            next_backfill_id: 1,
         };
+        state.load_backfills()?;
         for record in metastore.dags()? {
             if let Some(spec) = state.spec(&record.tenant, &record.dag_id, &record.version)? {
                 let key = (record.tenant.clone(), record.dag_id.clone());
@@ -165,6 +199,7 @@ impl State {
         }
         for run in metastore.all_dag_runs()? {
             state.next_seq = state.next_seq.max(run.seq + 1);
+            state.index_run(&run);
             if run.state.is_finished() {
                 continue;
             }
@@ -228,6 +263,7 @@ impl State {
     /// a task whose worker vanished (retried if retries remain); queued work that never
     /// started goes back to be scheduled again.
     pub fn recover(&mut self) {
+        self.close_lost_callbacks();
         let now = self.now();
         let mut lost = Vec::new();
         for run in self.runs.values_mut() {
@@ -320,6 +356,34 @@ impl State {
                 let result = self.delete_run(&tenant, &dag_id, &run_id);
                 self.reply_after_commit(reply, result);
             }
+            Command::CreateBackfill { request, reply } => {
+                let result = self.create_backfill(request);
+                self.reply_after_commit(reply, result);
+            }
+            Command::SetBackfillPaused {
+                tenant,
+                id,
+                paused,
+                reply,
+            } => {
+                let result = self.set_backfill_paused(&tenant, id, paused);
+                self.reply_after_commit(reply, result);
+            }
+            Command::CancelBackfill { tenant, id, reply } => {
+                let result = self.cancel_backfill(&tenant, id);
+                self.reply_after_commit(reply, result);
+            }
+            Command::CallbackFinished {
+                id,
+                started,
+                ended,
+                report,
+                log,
+            } => self.callback_finished(id, started, ended, report, log),
+            Command::PoolsChanged => match self.metastore.pool_sizes() {
+                Ok(pools) => self.pools = pools,
+                Err(e) => tracing::error!("cannot reload pools: {e}"),
+            },
             Command::Sync { reply } => self.after_commit.push(Box::new(move || {
                 let _ = reply.send(());
             })),
@@ -453,6 +517,10 @@ impl State {
     }
 
     fn push_ti_update(&mut self, ti: &TaskInstance) {
+        if ti.state.is_finished() {
+            self.finished_in
+                .insert((ti.tenant.clone(), ti.dag_id.clone()));
+        }
         self.updates.push(Update::TaskInstance {
             tenant: ti.tenant.clone(),
             dag_id: ti.dag_id.clone(),
@@ -532,12 +600,42 @@ impl State {
                 (S::Success, None, None)
             }
             TryResult::Reschedule(secs) => {
-                // A guest picks the number: clamp it so a huge value cannot overflow.
-                let secs = secs.min(MAX_RESCHEDULE_SECS) as i64;
-                let at = now
-                    .saturating_add(SignedDuration::from_secs(secs))
-                    .unwrap_or(now);
-                (S::UpForReschedule, None, Some(at))
+                // Airflow's sensor timeout: counted from the start of this try's first
+                // poke, checked after each poke, never retried (`soft_fail` skips).
+                let first_poke = self
+                    .ti(key)
+                    .and_then(|ti| {
+                        ti.tries
+                            .iter()
+                            .filter(|t| t.try_number == try_number)
+                            .map(|t| t.start_date)
+                            .min()
+                    })
+                    .unwrap_or(started)
+                    .min(started);
+                let timeout = task
+                    .timeout
+                    .unwrap_or(aileron_model::dag::DEFAULT_SENSOR_TIMEOUT);
+                let waited = now.duration_since(first_poke);
+                if waited.as_secs_f64() > timeout.as_secs_f64() {
+                    let msg = format!(
+                        "Sensor has timed out; run duration of {} seconds is more than the specified timeout of {} seconds",
+                        waited.as_secs(),
+                        timeout.as_secs()
+                    );
+                    if task.soft_fail {
+                        (S::Skipped, Some(msg), None)
+                    } else {
+                        (S::Failed, Some(msg), None)
+                    }
+                } else {
+                    // A guest picks the number: clamp it so a huge value cannot overflow.
+                    let secs = secs.min(MAX_RESCHEDULE_SECS) as i64;
+                    let at = now
+                        .saturating_add(SignedDuration::from_secs(secs))
+                        .unwrap_or(now);
+                    (S::UpForReschedule, None, Some(at))
+                }
             }
             TryResult::Failed(msg) => self.retry_or_fail(task, max_tries, try_number, msg, now),
             TryResult::Fatal(msg) => (S::Failed, Some(msg), None),
@@ -569,6 +667,12 @@ impl State {
         }
         self.batch.put_ti(&ti);
         self.push_ti_update(&ti);
+        match state {
+            S::Success => self.fire_task_callbacks(key, Event::Success, None),
+            S::UpForRetry => self.fire_task_callbacks(key, Event::Retry, error_of(&ti)),
+            S::Failed => self.fire_task_callbacks(key, Event::Failure, error_of(&ti)),
+            _ => {}
+        }
         if !skip_downstream.is_empty() {
             let run = self.runs.get_mut(&key.run_key()).unwrap();
             let mut changed = Vec::new();
@@ -738,6 +842,10 @@ impl State {
             .filter(|d| d.record.is_active)
             .ok_or_else(|| SchedulerError::DagNotFound(dag_id.to_owned()))?;
         let spec = entry.spec.clone();
+        // Typed params are checked now, so a bad conf is refused at trigger time
+        // rather than failing tasks later.
+        spec.resolve_params(&conf)
+            .map_err(SchedulerError::BadConf)?;
         // Airflow keeps dates to the microsecond; so do run ids made from them.
         let logical_date = logical_date
             .unwrap_or(now)
@@ -777,8 +885,10 @@ impl State {
             start_date: None,
             end_date: None,
             seq: self.next_seq,
+            backfill_id: None,
         };
         self.next_seq += 1;
+        self.index_run(&run);
         let mut tis = BTreeMap::new();
         for task in &spec.tasks {
             let ti = new_ti(&run, task, -1, &self.config.hostname);
@@ -804,8 +914,8 @@ impl State {
         Ok(run)
     }
 
-    /// One planning pass: new scheduled runs, starting queued runs, trigger rules,
-    /// finished runs, and admission of ready TaskInstances.
+    /// One planning pass: new scheduled runs, starting queued runs, timeouts,
+    /// trigger rules, finished runs, and admission of ready TaskInstances.
     pub fn plan(&mut self) {
         let now = self.now();
         self.planned_at = now;
@@ -813,10 +923,20 @@ impl State {
             self.create_scheduled_runs(now);
         }
         self.start_queued_runs(now);
-        let dirty: Vec<RunKey> = self.dirty_runs.drain().collect();
-        for rk in dirty {
-            self.evaluate_run(&rk, now);
+        self.time_out_runs(now);
+        // Evaluating a run can finish TaskInstances that other runs of the same DAG
+        // wait on (depends_on_past), so go round until nothing new is dirty.
+        for _ in 0..8 {
+            self.wake_runs_waiting_on_past();
+            if self.dirty_runs.is_empty() {
+                break;
+            }
+            let dirty: Vec<RunKey> = self.dirty_runs.drain().collect();
+            for rk in dirty {
+                self.evaluate_run(&rk, now);
+            }
         }
+        self.complete_backfills(now);
         self.admit(now);
     }
 
@@ -829,10 +949,13 @@ impl State {
                     break;
                 }
                 let spec = entry.spec.clone();
+                // Backfill runs have their own `max_active_runs` (as in Airflow).
                 let active = self
                     .runs
                     .values()
-                    .filter(|r| r.run.tenant == dk.0 && r.run.dag_id == dk.1)
+                    .filter(|r| {
+                        r.run.tenant == dk.0 && r.run.dag_id == dk.1 && r.run.backfill_id.is_none()
+                    })
                     .count();
                 let next = spec.schedule.next_dagrun(
                     &spec.schedule_context(),
@@ -847,6 +970,14 @@ impl State {
                 if due > now || active >= spec.max_active_runs as usize {
                     self.dags.get_mut(&dk).unwrap().next_due = (due > now).then_some(due);
                     break;
+                }
+                if self.run_at(&dk, interval.start).is_some() {
+                    // A backfill or a manual run already covers this date: Airflow
+                    // keeps one run per logical date and moves on.
+                    let entry = self.dags.get_mut(&dk).unwrap();
+                    entry.record.last_scheduled_interval = Some(interval);
+                    self.batch.put_dag(&entry.record);
+                    continue;
                 }
                 let run_id = run_id_for(RunType::Scheduled, interval.start);
                 let created = self.create_run(
@@ -871,33 +1002,66 @@ impl State {
         }
     }
 
+    /// Starts queued runs, oldest logical date first: a DAG's own runs within its
+    /// `max_active_runs`, a backfill's runs in the backfill's order within the
+    /// backfill's `max_active_runs` (and not while it is paused). Nothing of a
+    /// paused DAG starts.
     fn start_queued_runs(&mut self, now: Timestamp) {
         let mut running: HashMap<DagKey, usize> = HashMap::new();
+        let mut running_backfill: HashMap<u64, u32> = HashMap::new();
         for r in self.runs.values() {
             if r.run.state == DagRunState::Running {
-                *running
-                    .entry((r.run.tenant.clone(), r.run.dag_id.clone()))
-                    .or_default() += 1;
+                match self.backfill_slot(&r.run) {
+                    Some((id, ..)) => *running_backfill.entry(id).or_default() += 1,
+                    None => {
+                        *running
+                            .entry((r.run.tenant.clone(), r.run.dag_id.clone()))
+                            .or_default() += 1
+                    }
+                }
             }
         }
-        let mut queued: Vec<RunKey> = self
+        let mut queued: Vec<(bool, usize, Timestamp, u64, RunKey)> = self
             .runs
             .iter()
             .filter(|(_, r)| r.run.state == DagRunState::Queued)
-            .map(|(k, _)| k.clone())
+            .map(|(k, r)| {
+                let ordinal = self.backfill_slot(&r.run).map(|s| s.3);
+                (
+                    ordinal.is_some(),
+                    ordinal.unwrap_or(0),
+                    r.run.logical_date,
+                    r.run.seq,
+                    k.clone(),
+                )
+            })
             .collect();
-        queued.sort_by_key(|k| (self.runs[k].run.logical_date, self.runs[k].run.seq));
-        for rk in queued {
+        queued.sort();
+        for (.., rk) in queued {
             let dk = (rk.0.clone(), rk.1.clone());
             let (paused, max) = match self.dags.get(&dk) {
                 Some(d) => (d.record.is_paused, d.spec.max_active_runs as usize),
                 None => (false, self.runs[&rk].spec.max_active_runs as usize),
             };
-            let n = running.entry(dk).or_default();
-            if paused || *n >= max {
+            if paused {
                 continue;
             }
-            *n += 1;
+            match self.backfill_slot(&self.runs[&rk].run) {
+                Some((id, backfill_paused, max_backfill, _)) => {
+                    let n = running_backfill.entry(id).or_default();
+                    if backfill_paused || *n >= max_backfill {
+                        continue;
+                    }
+                    *n += 1;
+                }
+                None => {
+                    let n = running.entry(dk).or_default();
+                    if *n >= max {
+                        continue;
+                    }
+                    *n += 1;
+                }
+            }
             let r = self.runs.get_mut(&rk).unwrap();
             r.run.state = DagRunState::Running;
             r.run.start_date = Some(now);
@@ -950,6 +1114,11 @@ impl State {
                 TriggerDecision::Skip => S::Skipped,
                 TriggerDecision::UpstreamFailed => S::UpstreamFailed,
             };
+            if new_state == S::Scheduled && !self.past_allows(rk, task) {
+                // Waits for the previous run (depends_on_past); woken when a
+                // TaskInstance of this DAG finishes.
+                continue;
+            }
             if new_state == S::Scheduled && task.expand.is_some() && pending == [-1] {
                 changed.extend(self.expand(rk, task, now));
                 continue;
@@ -1079,6 +1248,7 @@ impl State {
     fn maybe_finish_run(&mut self, rk: &RunKey, now: Timestamp) {
         let run = &self.runs[rk];
         let unfinished = run.tis.values().any(|ti| !ti.state.is_finished());
+        let mut deadlocked = false;
         if unfinished {
             let progressing = run.tis.values().any(|ti| {
                 matches!(
@@ -1089,9 +1259,24 @@ impl State {
             if progressing || self.dirty_runs.contains(rk) {
                 return;
             }
+            // Airflow skips deadlock detection while an unfinished task depends on
+            // the past or has a per-task concurrency cap: such a task may be waiting
+            // on another run, and the run stays running until it can go on.
+            let may_wait_elsewhere = run.tis.values().any(|ti| {
+                !ti.state.is_finished()
+                    && run.spec.task(&ti.task_id).is_some_and(|t| {
+                        t.depends_on_past
+                            || t.max_active_tis_per_dag.is_some()
+                            || t.max_active_tis_per_dagrun.is_some()
+                    })
+            });
+            if may_wait_elsewhere {
+                return;
+            }
             // Nothing runs and nothing can: Airflow calls this a deadlock and fails
             // the run rather than leave it running forever.
             tracing::warn!(run_id = %rk.2, dag_id = %rk.1, "deadlock: no task can run; failing the run");
+            deadlocked = true;
             let run = self.runs.get_mut(rk).unwrap();
             let mut changed = Vec::new();
             for ti in run.tis.values_mut() {
@@ -1107,39 +1292,172 @@ impl State {
         }
         let run = &self.runs[rk];
         // A run fails when a leaf task failed; see SEMANTICS "DagRun state".
-        let failed = run
-            .spec
-            .tasks
-            .iter()
-            .filter(|t| t.downstream.is_empty())
-            .any(|t| {
-                run.tis_of(&t.task_id)
-                    .any(|ti| matches!(ti.state, S::Failed | S::UpstreamFailed))
-            });
-        let mut active = self.runs.remove(rk).unwrap();
-        active.run.state = if failed {
+        let failed = deadlocked
+            || run
+                .spec
+                .tasks
+                .iter()
+                .filter(|t| t.downstream.is_empty())
+                .any(|t| {
+                    run.tis_of(&t.task_id)
+                        .any(|ti| matches!(ti.state, S::Failed | S::UpstreamFailed))
+                });
+        let state = if failed {
             DagRunState::Failed
         } else {
             DagRunState::Success
         };
-        active.run.end_date = Some(now);
-        self.batch.put_run(&active.run);
-        self.push_run_update(&active.run);
+        self.end_run(rk, state, now);
+        match (state, deadlocked) {
+            (DagRunState::Success, _) => self.fire_dag_callbacks(rk, Event::Success, "success"),
+            (_, true) => self.fire_dag_callbacks(rk, Event::Failure, "all_tasks_deadlocked"),
+            (_, false) => {
+                self.fire_dag_callbacks(rk, Event::Failure, "task_failure");
+                self.check_consecutive_failures(rk);
+            }
+        }
+        self.runs.remove(rk);
     }
 
-    /// Moves ready TaskInstances to `queued`, highest priority first, within the
-    /// global parallelism and each DAG's `max_active_tasks`.
+    /// Sets a run's final state (it stays in `runs` for the caller to fire
+    /// callbacks, then remove it).
+    fn end_run(&mut self, rk: &RunKey, state: DagRunState, now: Timestamp) {
+        let active = self.runs.get_mut(rk).unwrap();
+        active.run.state = state;
+        active.run.end_date = Some(now);
+        let run = active.run.clone();
+        self.batch.put_run(&run);
+        self.push_run_update(&run);
+    }
+
+    /// Airflow's `max_consecutive_failed_dag_runs`: after a run fails on a task
+    /// failure, the DAG is paused if its latest N runs (any type, latest logical
+    /// date first) all failed.
+    fn check_consecutive_failures(&mut self, rk: &RunKey) {
+        let dk = (rk.0.clone(), rk.1.clone());
+        let Some(n) = self.runs[rk].spec.max_consecutive_failed_dag_runs else {
+            return;
+        };
+        let Some(index) = self.run_dates.get(&dk) else {
+            return;
+        };
+        let latest: Vec<String> = index
+            .values()
+            .rev()
+            .take(n as usize)
+            .map(|(id, _)| id.clone())
+            .collect();
+        if latest.len() < n as usize {
+            return;
+        }
+        let all_failed = latest.iter().all(|run_id| {
+            let key = (rk.0.clone(), rk.1.clone(), run_id.clone());
+            let state = match self.runs.get(&key) {
+                Some(r) => Some(r.run.state),
+                None => self
+                    .metastore
+                    .dag_run(&rk.0, &rk.1, run_id)
+                    .ok()
+                    .flatten()
+                    .map(|r| r.state),
+            };
+            state == Some(DagRunState::Failed)
+        });
+        if all_failed
+            && let Some(d) = self.dags.get_mut(&dk)
+            && !d.record.is_paused
+        {
+            tracing::warn!(dag_id = %dk.1, "pausing the DAG: its last {n} runs failed (max_consecutive_failed_dag_runs)");
+            d.record.is_paused = true;
+            self.batch.put_dag(&d.record);
+            self.updates.push(Update::Dags);
+        }
+    }
+
+    /// Airflow's `dagrun_timeout`: a running run (of an unpaused DAG) that has
+    /// been running longer fails; its unfinished TaskInstances, running ones
+    /// included, become `skipped`; the DAG's `on_failure` fires with `timed_out`.
+    fn time_out_runs(&mut self, now: Timestamp) {
+        let due: Vec<RunKey> = self
+            .runs
+            .iter()
+            .filter(|(rk, r)| {
+                r.run.state == DagRunState::Running
+                    && !self.is_paused(&rk.0, &rk.1)
+                    && run_deadline(r).is_some_and(|d| d <= now)
+            })
+            .map(|(rk, _)| rk.clone())
+            .collect();
+        for rk in due {
+            tracing::warn!(dag_id = %rk.1, run_id = %rk.2, "the run exceeded its dagrun_timeout; failing it");
+            let keys: Vec<(String, i64)> = self.runs[&rk]
+                .tis
+                .iter()
+                .filter(|(_, ti)| !ti.state.is_finished())
+                .map(|(k, _)| k.clone())
+                .collect();
+            for (task_id, map_index) in keys {
+                let key = TiKey {
+                    tenant: rk.0.clone(),
+                    dag_id: rk.1.clone(),
+                    run_id: rk.2.clone(),
+                    task_id,
+                    map_index,
+                };
+                self.forget_in_flight(&key);
+                let ti = self
+                    .runs
+                    .get_mut(&rk)
+                    .unwrap()
+                    .tis
+                    .get_mut(&(key.task_id.clone(), key.map_index))
+                    .unwrap();
+                ti.state = S::Skipped;
+                ti.end_date = Some(now);
+                ti.next_try_at = None;
+                let ti = ti.clone();
+                self.batch.put_ti(&ti);
+                self.push_ti_update(&ti);
+            }
+            self.end_run(&rk, DagRunState::Failed, now);
+            self.fire_dag_callbacks(&rk, Event::Failure, "timed_out");
+            self.runs.remove(&rk);
+            self.dirty_runs.remove(&rk);
+        }
+    }
+
+    /// Moves ready TaskInstances to `queued`, highest priority first (then the
+    /// older run, then map index, as Airflow orders them), within every limit: the
+    /// global `parallelism`, each run's `max_active_tasks`, each task's
+    /// `max_active_tis_per_dag` and `max_active_tis_per_dagrun`, and pool slots.
+    /// A TaskInstance that does not fit waits, and lower-priority ones that do fit
+    /// go ahead of it (Airflow skips to the next rather than stopping).
     fn admit(&mut self, now: Timestamp) {
         let free = self.config.parallelism.saturating_sub(self.in_flight.len());
         if free == 0 {
             return;
         }
-        // Airflow 3 counts `max_active_tasks` per DagRun.
+        // What is in flight now, counted for each limit.
         let mut per_run: HashMap<RunKey, usize> = HashMap::new();
+        let mut per_task: HashMap<(String, String, String), u32> = HashMap::new();
+        let mut per_run_task: HashMap<(RunKey, String), u32> = HashMap::new();
+        let mut pool_used: HashMap<(String, String), u64> = HashMap::new();
         for k in self.in_flight.keys() {
-            *per_run.entry(k.run_key()).or_default() += 1;
+            let rk = k.run_key();
+            *per_run.entry(rk.clone()).or_default() += 1;
+            *per_task
+                .entry((k.tenant.clone(), k.dag_id.clone(), k.task_id.clone()))
+                .or_default() += 1;
+            *per_run_task
+                .entry((rk.clone(), k.task_id.clone()))
+                .or_default() += 1;
+            if let Some(task) = self.runs.get(&rk).and_then(|r| r.spec.task(&k.task_id)) {
+                *pool_used
+                    .entry((k.tenant.clone(), task.pool.clone()))
+                    .or_default() += u64::from(task.pool_slots);
+            }
         }
-        let mut ready: Vec<(i64, u64, usize, TiKey)> = Vec::new();
+        let mut ready: Vec<(i64, Timestamp, u64, usize, i64, TiKey)> = Vec::new();
         for (rk, run) in &self.runs {
             if run.run.state != DagRunState::Running {
                 continue;
@@ -1171,26 +1489,70 @@ impl State {
                         _ => false,
                     };
                     if is_ready {
-                        ready.push((-weights[i], run.run.seq, i, TiKey::of(ti)));
+                        ready.push((
+                            -weights[i],
+                            run.run.logical_date,
+                            run.run.seq,
+                            i,
+                            ti.map_index,
+                            TiKey::of(ti),
+                        ));
                     }
                 }
             }
         }
         ready.sort();
         let mut admitted = 0;
-        for (_, _, _, key) in ready {
+        for (.., key) in ready {
             if admitted >= free {
                 break;
             }
             let rk = key.run_key();
             let run = &self.runs[&rk];
+            let task = run
+                .spec
+                .task(&key.task_id)
+                .expect("TIs only exist for tasks");
             let n = per_run.entry(rk.clone()).or_default();
             if *n >= run.spec.max_active_tasks as usize {
                 continue;
             }
+            let task_key = (key.tenant.clone(), key.dag_id.clone(), key.task_id.clone());
+            let in_dag = per_task.get(&task_key).copied().unwrap_or(0);
+            if task.max_active_tis_per_dag.is_some_and(|m| in_dag >= m) {
+                continue;
+            }
+            let run_task_key = (rk.clone(), key.task_id.clone());
+            let in_run = per_run_task.get(&run_task_key).copied().unwrap_or(0);
+            if task.max_active_tis_per_dagrun.is_some_and(|m| in_run >= m) {
+                continue;
+            }
+            let pool_key = (key.tenant.clone(), task.pool.clone());
+            let Some(size) = self.pool_size(&pool_key) else {
+                // Airflow leaves such a task scheduled until the pool is created.
+                tracing::debug!(pool = %task.pool, task_id = %key.task_id, "the task's pool does not exist; it waits");
+                continue;
+            };
+            let used = pool_used.get(&pool_key).copied().unwrap_or(0);
+            if used + u64::from(task.pool_slots) > u64::from(size) {
+                continue;
+            }
             *n += 1;
+            *per_task.entry(task_key).or_default() += 1;
+            *per_run_task.entry(run_task_key).or_default() += 1;
+            *pool_used.entry(pool_key).or_default() += u64::from(task.pool_slots);
             admitted += 1;
             self.queue_ti(&key, now);
+        }
+    }
+
+    /// Slots of a pool; `default_pool` exists in every tenant with Airflow's 128
+    /// slots until someone changes it.
+    fn pool_size(&self, key: &(String, String)) -> Option<u32> {
+        match self.pools.get(key) {
+            Some(n) => Some(*n),
+            None if key.1 == DEFAULT_POOL => Some(DEFAULT_POOL_SLOTS),
+            None => None,
         }
     }
 
@@ -1248,6 +1610,7 @@ impl State {
 
     /// Hands queued TaskInstances to the executor. Runs after the commit.
     pub fn dispatch(&mut self) {
+        self.dispatch_callbacks();
         let jobs = std::mem::take(&mut self.to_dispatch);
         for (key, try_number) in jobs {
             let Some(run) = self.runs.get(&key.run_key()) else {
@@ -1402,6 +1765,17 @@ impl State {
             .get(&(tenant.to_owned(), dag_id.to_owned()))
             .is_some_and(|d| d.record.is_paused)
     }
+}
+
+/// The error of a TaskInstance's last try, the `reason` its callbacks see.
+/// When a run's `dagrun_timeout` runs out.
+fn run_deadline(r: &ActiveRun) -> Option<Timestamp> {
+    let timeout = SignedDuration::try_from(r.spec.dagrun_timeout?).ok()?;
+    r.run.start_date?.checked_add(timeout).ok()
+}
+
+fn error_of(ti: &TaskInstance) -> Option<String> {
+    ti.tries.last().and_then(|t| t.error.clone())
 }
 
 fn new_ti(run: &DagRun, task: &TaskSpec, map_index: i64, hostname: &str) -> TaskInstance {
