@@ -2,9 +2,13 @@
 //! [`ImportError`] that says what is wrong and on which line.
 //!
 //! The keys are ARCHITECTURE §6 (CONTRACT) plus, per task (and in `[defaults]`):
-//! `queue`, `pool_slots`, `max_active_tis_per_dag`, `weight_rule`, `depends_on_past`,
-//! `wait_for_downstream`, `trigger_rule`, `allow_hosts`, `memory_limit`; per task only
-//! `doc`; DAG-level `doc`, `owner`, `dagrun_timeout`, `max_consecutive_failed_dag_runs`.
+//! `queue`, `pool_slots`, `max_active_tis_per_dag`, `max_active_tis_per_dagrun`,
+//! `weight_rule`, `depends_on_past`, `wait_for_downstream`, `trigger_rule`,
+//! `allow_hosts`, `memory_limit`, the sensor keys `timeout` and `soft_fail`, and the
+//! callbacks `on_failure`, `on_success`, `on_retry`; per task only `doc`; DAG-level
+//! `doc`, `owner`, `dagrun_timeout`, `max_consecutive_failed_dag_runs`, `on_success`,
+//! `on_failure`, and typed params (`[params.NAME]` with `default`, `description` and
+//! JSON Schema keywords).
 //! Any other key is an import error, so a typo such as `upstreams` is caught rather
 //! than silently ignored.
 //!
@@ -2202,6 +2206,108 @@ expand = { message = ["a", "b"] }
             Duration::from_secs(1),
             "at least a second"
         );
+    }
+
+    #[test]
+    fn typed_params_validate_defaults_and_conf() {
+        let dag = parse(
+            r#"
+[params]
+region = "eu"
+[params.count]
+default = 3
+type = "integer"
+minimum = 1
+description = "How many"
+[params.target]
+type = "string"
+enum = ["a", "b"]
+[tasks.only]
+operator = "echo"
+params = { message = "hi" }
+"#,
+        )
+        .unwrap();
+        assert_eq!(dag.params.get("count"), Some(&serde_json::json!(3)));
+        assert!(!dag.params.contains_key("target"));
+        assert_eq!(
+            dag.param_specs["count"].description.as_deref(),
+            Some("How many")
+        );
+        let conf = |v: serde_json::Value| v.as_object().unwrap().clone();
+        let ok = dag
+            .resolve_params(&conf(serde_json::json!({"target": "a", "extra": 1})))
+            .unwrap();
+        assert_eq!(ok["count"], 3);
+        assert_eq!(ok["extra"], 1);
+        let err = dag.resolve_params(&Map::new()).unwrap_err();
+        assert!(err.contains("param `target` is required"), "{err}");
+        let err = dag
+            .resolve_params(&conf(serde_json::json!({"target": "c", "count": 0})))
+            .unwrap_err();
+        assert!(
+            err.contains("params.count") && err.contains("params.target"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn typed_param_errors() {
+        let (m, _) = error(
+            "schedule = \"@daily\"\nstart_date = \"2026-01-01\"\n[params.n]\ntype = \"integer\"\n[tasks.only]\noperator = \"echo\"\n",
+        );
+        assert!(m.contains("param `n` has no default"), "{m}");
+        let (m, _) = error(
+            "[params.n]\ntype = \"integer\"\ndefault = \"x\"\n[tasks.only]\noperator = \"echo\"\n",
+        );
+        assert!(m.contains("the default of param `n` does not match"), "{m}");
+        let (m, _) =
+            error("[params.n]\ntype = \"int\"\ndefault = 1\n[tasks.only]\noperator = \"echo\"\n");
+        assert!(m.contains("type must be one of"), "{m}");
+    }
+
+    #[test]
+    fn callbacks_sensor_and_limit_keys() {
+        let dag = parse(
+            r#"
+on_failure = { operator = "echo", params = { message = "run {{ run_id }} failed: {{ reason }}" } }
+on_success = [{ operator = "sleep" }, { operator = "echo", params = { message = "ok" } }]
+[defaults]
+on_retry = { operator = "echo", params = { message = "retrying" } }
+[tasks.wait]
+operator = "sleep"
+timeout = "10m"
+soft_fail = true
+max_active_tis_per_dagrun = 2
+on_failure = { operator = "echo", params = { message = "{{ ti.task_id }}" } }
+"#,
+        )
+        .unwrap();
+        assert_eq!(dag.callbacks.on_failure.len(), 1);
+        assert_eq!(dag.callbacks.on_success.len(), 2);
+        assert_eq!(dag.callbacks.on_success[0].operator_name, "sleep");
+        let t = dag.task("wait").unwrap();
+        assert_eq!(t.timeout, Some(Duration::from_secs(600)));
+        assert!(t.soft_fail);
+        assert_eq!(t.max_active_tis_per_dagrun, Some(2));
+        assert_eq!(t.callbacks.on_retry.len(), 1, "from [defaults]");
+        assert_eq!(t.callbacks.on_failure[0].operator_name, "echo");
+        // It survives the metastore's JSON.
+        let back: DagSpec = serde_json::from_str(&serde_json::to_string(&dag).unwrap()).unwrap();
+        assert_eq!(back, dag);
+
+        let (m, _) = error("on_failure = \"echo\"\n[tasks.only]\noperator = \"echo\"\n");
+        assert!(m.contains("on_failure must be a table"), "{m}");
+        let (m, _) =
+            error("on_failure = { operator = \"nope\" }\n[tasks.only]\noperator = \"echo\"\n");
+        assert!(m.contains("on_failure"), "{m}");
+        let (m, _) = error(
+            "on_failure = { operator = \"echo\", when = 1 }\n[tasks.only]\noperator = \"echo\"\n",
+        );
+        assert!(m.contains("unknown key `when`"), "{m}");
+        let (m, _) =
+            error("on_retry = { operator = \"echo\" }\n[tasks.only]\noperator = \"echo\"\n");
+        assert!(m.contains("on_retry"), "{m}");
     }
 
     #[test]

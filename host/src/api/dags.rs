@@ -34,7 +34,9 @@ pub struct Dag {
     pub start_date: Option<Timestamp>,
     pub end_date: Option<Timestamp>,
     pub timezone: String,
-    /// DAG-level params, with their defaults.
+    /// DAG-level params: a plain default, or for a typed param Airflow's
+    /// serialized `Param` (`{"__class", "value", "description", "schema"}`; `value`
+    /// is null for a param every run must set).
     #[schema(value_type = Object)]
     pub params: Map<String, Value>,
     pub last_parsed_time: Timestamp,
@@ -141,7 +143,7 @@ pub fn dag(d: &DagRecord, spec: &DagSpec, errors: &[ImportErrorRecord]) -> Dag {
         start_date: spec.start_date,
         end_date: spec.end_date,
         timezone: spec.timezone.clone(),
-        params: spec.params.clone(),
+        params: params_json(spec),
         last_parsed_time: d.last_parsed,
         dag_version: d.version.clone(),
         next_dagrun: next.map(|i| i.logical_date()),
@@ -309,4 +311,22 @@ pub async fn patch_dag(
         .await?;
     let (d, spec) = load_dag(&s, &dag_id)?;
     Ok(Json(dag(&d, &spec, &s.metastore.import_errors()?)))
+}
+
+/// The DAG's params as Airflow's API shows them: plain values as they are, typed
+/// params as serialized `Param` objects, which the trigger form builds fields from.
+fn params_json(spec: &aileron_model::dag::DagSpec) -> Map<String, Value> {
+    let mut out = spec.params.clone();
+    for (name, p) in &spec.param_specs {
+        out.insert(
+            name.clone(),
+            serde_json::json!({
+                "__class": "airflow.models.param.Param",
+                "value": p.default,
+                "description": p.description,
+                "schema": p.schema,
+            }),
+        );
+    }
+    out
 }

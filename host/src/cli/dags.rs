@@ -46,6 +46,10 @@ pub enum DagsCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Backfill a DAG on a running server: one run per schedule interval whose
+    /// logical date is in [--from, --to], followed to the end with a progress bar
+    /// (exit 1 if any run fails) unless --no-wait.
+    Backfill(super::backfill::BackfillArgs),
     /// List the DAG files that failed to import.
     ListImportErrors {
         #[command(flatten)]
@@ -85,6 +89,28 @@ pub enum TasksCommand {
         /// Params for the task, as a JSON object merged over its own.
         #[arg(long)]
         params: Option<String>,
+    },
+    /// Clear TaskInstances of a DagRun on a running server so they run again.
+    Clear {
+        dag_id: String,
+        run_id: String,
+        /// The tasks to clear, comma-separated (default: every task of the run).
+        #[arg(long, value_delimiter = ',')]
+        task_ids: Vec<String>,
+        /// Also clear the tasks downstream of those.
+        #[arg(long, short = 'd')]
+        downstream: bool,
+        /// Also clear the tasks upstream of those.
+        #[arg(long, short = 'u')]
+        upstream: bool,
+        /// Only failed and upstream_failed TaskInstances.
+        #[arg(long, short = 'f')]
+        only_failed: bool,
+        /// Print what would be cleared and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        server: ServerArgs,
     },
 }
 
@@ -139,6 +165,7 @@ pub async fn run(cmd: DagsCommand) -> anyhow::Result<ExitCode> {
                 v["state"].as_str().unwrap_or("")
             );
         }
+        DagsCommand::Backfill(a) => return super::backfill::run(a).await,
         DagsCommand::Pause { dag_id, server } => set_paused(&server, &dag_id, true).await?,
         DagsCommand::Unpause { dag_id, server } => set_paused(&server, &dag_id, false).await?,
         DagsCommand::ListImportErrors { server, json } => {
@@ -238,7 +265,10 @@ async fn test(
             for err in app.metastore.import_errors()? {
                 eprintln!("import error: {}: {}", err.filename, err.message);
             }
-            anyhow::bail!("{e} in {}", home.dags().display());
+            if matches!(e, crate::scheduler::SchedulerError::DagNotFound(_)) {
+                anyhow::bail!("{e} in {}", home.dags().display());
+            }
+            anyhow::bail!("{e}");
         }
     };
     loop {
@@ -282,6 +312,39 @@ async fn test(
             Err(_) => anyhow::bail!("the scheduler stopped before the run finished"),
         }
     }
+    // Callbacks fired by the run's end run after it: let them finish (bounded)
+    // so their outcome is part of the test.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let callbacks = app
+            .metastore
+            .callbacks(DEFAULT_TENANT, &dag_id, &run.run_id)?;
+        let pending = callbacks
+            .iter()
+            .any(|c| c.state == "queued" || c.state == "running");
+        if !pending || std::time::Instant::now() > deadline {
+            if !json_out {
+                for c in &callbacks {
+                    let on = c.task_id.as_deref().unwrap_or("the DAG");
+                    eprintln!(
+                        "callback {} of {on} ({}): {}{}",
+                        c.event,
+                        c.operator,
+                        c.state,
+                        c.error
+                            .as_deref()
+                            .map(|e| format!(": {e}"))
+                            .unwrap_or_default()
+                    );
+                    for line in c.log.lines() {
+                        eprintln!("  | {line}");
+                    }
+                }
+            }
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     app.scheduler.shutdown();
     let run = app
         .metastore
@@ -322,16 +385,83 @@ async fn test(
 }
 
 pub async fn run_tasks(cmd: TasksCommand) -> anyhow::Result<ExitCode> {
-    let TasksCommand::Test {
-        dag_id,
-        task_id,
-        logical_date_pos,
-        home,
-        logical_date,
-        params,
-    } = cmd;
+    match cmd {
+        TasksCommand::Test {
+            dag_id,
+            task_id,
+            logical_date_pos,
+            home,
+            logical_date,
+            params,
+        } => {
+            test_task(
+                dag_id,
+                task_id,
+                logical_date.or(logical_date_pos),
+                home,
+                params,
+            )
+            .await
+        }
+        TasksCommand::Clear {
+            dag_id,
+            run_id,
+            task_ids,
+            downstream,
+            upstream,
+            only_failed,
+            dry_run,
+            server,
+        } => {
+            let mut body = json!({
+                "dag_run_id": run_id,
+                "include_downstream": downstream,
+                "include_upstream": upstream,
+                "only_failed": only_failed,
+                "dry_run": dry_run,
+            });
+            if !task_ids.is_empty() {
+                body["task_ids"] = json!(task_ids);
+            }
+            let v = Client::new(&server)
+                .request(
+                    reqwest::Method::POST,
+                    &format!("/dags/{}/clearTaskInstances", seg(&dag_id)),
+                    Some(body),
+                )
+                .await?;
+            let tis = v["task_instances"].as_array().cloned().unwrap_or_default();
+            let verb = if dry_run { "Would clear" } else { "Cleared" };
+            println!(
+                "{verb} {} TaskInstance{} of DagRun {run_id} of {dag_id}{}",
+                tis.len(),
+                if tis.len() == 1 { "" } else { "s" },
+                if tis.is_empty() { "." } else { ":" }
+            );
+            for ti in &tis {
+                let m = match ti["map_index"].as_i64() {
+                    Some(i) if i >= 0 => format!("[{i}]"),
+                    _ => String::new(),
+                };
+                println!(
+                    "  {:<30} was {}",
+                    format!("{}{m}", ti["task_id"].as_str().unwrap_or("")),
+                    ti["state"].as_str().unwrap_or("no status")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn test_task(
+    dag_id: String,
+    task_id: String,
+    logical_date: Option<String>,
+    home: HomeArgs,
+    params: Option<String>,
+) -> anyhow::Result<ExitCode> {
     let logical_date = logical_date
-        .or(logical_date_pos)
         .map(|d| parse_datetime(&d))
         .transpose()
         .map_err(anyhow::Error::msg)?

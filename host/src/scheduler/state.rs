@@ -1745,6 +1745,9 @@ impl State {
                     tasks = Some(tasks.map_or(t, |n| n.min(t)));
                 }
             }
+            if let Some(t) = run_deadline(run).filter(|t| *t > after) {
+                tasks = Some(tasks.map_or(t, |n| n.min(t)));
+            }
         }
         let mut any = tasks;
         if self.config.create_scheduled_runs {
