@@ -132,10 +132,18 @@
 //! [`connection`](TaskContext::connection). Standard output and standard error
 //! are captured into the try's log too.
 //!
+//! Outbound HTTP is plain WASI: `wasi:http/outgoing-handler` (for example through
+//! the `wasip2` crate's bindings), which the host lets through only to the hosts
+//! in the task's `allow_hosts`; a refused request comes back as the error code
+//! `HTTP-request-denied` (not allowed) or `destination-IP-prohibited` (the name
+//! resolves to a private address).
+//!
 //! # Outcomes and errors
 //!
 //! [`Outcome`] says how a try ended when it did not fail: success (optionally with
-//! a return value, stored as the `return_value` XCom), skip, branch or reschedule.
+//! a return value, stored as the `return_value` XCom), skip, branch, reschedule,
+//! or success that skips the downstream tasks ([`Outcome::skip_downstream`], Airflow's
+//! short-circuit).
 //! [`TaskError`] says how it failed: `Failed` is retried while retries remain,
 //! `Fatal` never is. `?` converts any `std::error::Error` into `Failed`;
 //! [`TaskResultExt`] adds `.fatal()` and `.context(..)` to results.
@@ -196,7 +204,8 @@ pub use outcome::{Outcome, TaskError, TaskResultExt};
 pub use serde_json;
 pub use task_info::TaskInfo;
 
-/// The bindings wit-bindgen generates for `wit/operator.wit`.
+/// The bindings wit-bindgen generates for `wit/operator.wit`: operator world 0.2.0
+/// (hosts that load 0.2.0 also load components built against 0.1.0).
 ///
 /// Not a public API: the wrappers above are. Public only because the
 /// `#[operator]` expansion in operator crates implements `wit::Guest` and calls
@@ -207,8 +216,10 @@ pub mod wit {
 
     wit_bindgen::generate!({
         world: "operator",
-        // Relative to this crate's manifest: the one WIT package of the repository.
-        path: "../wit",
+        // Relative to this crate's manifest: the current WIT package of the
+        // repository (the file alone: `wit/deps/` holds the frozen older versions,
+        // which would otherwise put a version suffix on every module name).
+        path: "../wit/operator.wit",
         runtime_path: "::aileron_sdk::__private::wit_bindgen::rt",
         // The export macro is invoked from operator crates, so it must be public and
         // find the bindings through this crate's path.

@@ -23,6 +23,15 @@ pub enum Outcome {
     Branch(Vec<String>),
     /// Sensor: not ready yet; poke again after this many seconds.
     Reschedule(u64),
+    /// The task succeeds and short-circuits its downstream tasks (Airflow's
+    /// ShortCircuitOperator). With `all`, every task downstream is skipped
+    /// whatever its trigger rule (`ignore_downstream_trigger_rules=True`);
+    /// otherwise only the direct downstream tasks are, and their trigger rules
+    /// decide the rest. Needs a host that loads operator world 0.2.0.
+    SkipDownstream {
+        /// Skip every downstream task rather than only the direct ones.
+        all: bool,
+    },
 }
 
 impl Outcome {
@@ -61,6 +70,13 @@ impl Outcome {
         Self::Branch(task_ids.into_iter().map(Into::into).collect())
     }
 
+    /// Success that skips the downstream tasks: all of them whatever their trigger
+    /// rules when `all` is true (Airflow's `ignore_downstream_trigger_rules=True`),
+    /// else only the direct ones. See [`Outcome::SkipDownstream`].
+    pub fn skip_downstream(all: bool) -> Self {
+        Self::SkipDownstream { all }
+    }
+
     /// Sensor: poke again after `delay`, rounded up to whole seconds so that a
     /// sub-second delay still waits rather than spinning.
     pub fn reschedule(delay: Duration) -> Self {
@@ -77,6 +93,11 @@ impl From<Outcome> for wit::Outcome {
             Outcome::Skip(reason) => Self::Skip(reason),
             Outcome::Branch(task_ids) => Self::Branch(task_ids),
             Outcome::Reschedule(seconds) => Self::Reschedule(seconds),
+            Outcome::SkipDownstream { all } => Self::SkipDownstream(if all {
+                wit::SkipScope::All
+            } else {
+                wit::SkipScope::Direct
+            }),
         }
     }
 }
@@ -277,6 +298,22 @@ mod tests {
             Outcome::reschedule(Duration::from_secs(30)),
             Outcome::Reschedule(30)
         );
+        assert_eq!(
+            Outcome::skip_downstream(true),
+            Outcome::SkipDownstream { all: true }
+        );
+    }
+
+    #[test]
+    fn skip_downstream_crosses_the_boundary_with_its_scope() {
+        assert!(matches!(
+            wit::Outcome::from(Outcome::skip_downstream(true)),
+            wit::Outcome::SkipDownstream(wit::SkipScope::All)
+        ));
+        assert!(matches!(
+            wit::Outcome::from(Outcome::skip_downstream(false)),
+            wit::Outcome::SkipDownstream(wit::SkipScope::Direct)
+        ));
     }
 
     #[test]

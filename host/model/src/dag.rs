@@ -185,6 +185,9 @@ pub struct TaskSpec {
     pub doc: Option<String>,
 }
 
+/// A DAG's params split into plain defaults and typed params.
+type SplitParams = (Map<String, Value>, BTreeMap<String, ParamSpec>);
+
 /// Airflow's `BaseSensorOperator.timeout` default: 7 days.
 pub const DEFAULT_SENSOR_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -892,7 +895,7 @@ impl Parser<'_> {
         &self,
         map: Map<String, Value>,
         scheduled: bool,
-    ) -> std::result::Result<(Map<String, Value>, BTreeMap<String, ParamSpec>), String> {
+    ) -> std::result::Result<SplitParams, String> {
         let mut defaults = Map::new();
         let mut specs = BTreeMap::new();
         for (name, value) in map {

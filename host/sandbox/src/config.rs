@@ -29,7 +29,8 @@ pub struct SandboxConfig {
     /// How long a component's `describe` may run when it is registered.
     pub describe_timeout: Duration,
     /// Whether [`Sandbox::new`](crate::Sandbox::new) registers the standard
-    /// operators (noop, echo, sleep, fail, skip, branch).
+    /// operators (noop, echo, sleep, fail, skip, branch, short_circuit, wait_until,
+    /// http_sensor).
     pub load_builtin: bool,
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::bindings::Operator;
+use crate::bindings::{v0_1, v0_2};
 use crate::cache::ArtifactCache;
 use crate::config::{SandboxConfig, WASM32_MAX_MEMORY};
 use crate::error::SandboxError;
@@ -99,10 +99,18 @@ impl Runtime {
         let engine = Engine::new(&engine_config(&config))
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| SandboxError::Linker(e.to_string()))?;
-        Operator::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
-            .map_err(|e| SandboxError::Linker(e.to_string()))?;
+        let linker_error = |e: wasmtime::Error| SandboxError::Linker(e.to_string());
+        // All of WASI 0.2 (sockets are linked but denied in every `WasiCtx`), and
+        // `wasi:http/outgoing-handler` + `types`, every request checked against the
+        // try's allow-list: a component that imports them loads, and one that may
+        // not use them gets an error back, not a missing import.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(linker_error)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(linker_error)?;
+        // The `context` imports of every operator world the host loads.
+        v0_2::Operator::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(linker_error)?;
+        v0_1::Operator::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(linker_error)?;
         let cache = ArtifactCache::new(&engine, config.cache_dir.as_deref())?;
         let ticker =
             EpochTicker::start(engine.clone(), config.epoch_tick).map_err(SandboxError::Ticker)?;

@@ -1,4 +1,5 @@
-//! The data of one sandbox `Store` and the `context` imports the guest calls.
+//! The data of one sandbox `Store`, the `context` imports the guest calls (0.2.0's,
+//! and 0.1.0's delegating to them) and its `wasi:http` view (`outbound.rs`).
 //!
 //! Every host function returns `wasmtime::Result<T>`: an `Err` there traps the
 //! guest (contract violations such as a `describe` that pulls XComs, or a call made
@@ -11,10 +12,13 @@ use std::time::Instant;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::Level;
-use crate::bindings::aileron::operator::{context, types};
+use crate::bindings::v0_1::aileron::operator as v0_1;
+use crate::bindings::v0_2::aileron::operator::{context, types};
 use crate::log::{LogBuffer, LogLevel};
+use crate::outbound::HttpGrant;
 use crate::request::HostServices;
 use crate::stdio::GuestOutput;
 
@@ -50,6 +54,8 @@ pub(crate) enum Phase {
 /// The data of one `Store`: one per try (or per `describe` call), never reused.
 pub(crate) struct HostState {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    http_grant: HttpGrant,
     table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     log: Arc<LogBuffer>,
@@ -67,6 +73,9 @@ pub(crate) struct StateLimits {
     pub(crate) xcom_bytes: usize,
     pub(crate) xcom_total_bytes: usize,
     pub(crate) deadline: Option<Instant>,
+    /// Host patterns outbound HTTP may reach; empty = none.
+    pub(crate) allow_hosts: Vec<String>,
+    pub(crate) allow_private_ips: bool,
 }
 
 impl HostState {
@@ -89,8 +98,18 @@ impl HostState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
+        // Outbound HTTP goes through `wasi:http` only, checked per request against
+        // the try's allow-list (`outbound.rs`); `describe` gets an empty one.
+        let http_grant = HttpGrant::new(
+            &limits.allow_hosts,
+            limits.allow_private_ips,
+            limits.deadline,
+            log.clone(),
+        );
         HostState {
             wasi,
+            http: WasiHttpCtx::new(),
+            http_grant,
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limits.memory_bytes),
             log,
@@ -130,6 +149,16 @@ impl WasiView for HostState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_grant,
         }
     }
 }
@@ -274,6 +303,46 @@ impl context::Host for HostState {
     async fn connection(&mut self, conn_id: String) -> wasmtime::Result<Result<String, String>> {
         self.check_call("connection", true)?;
         Ok(self.services.connection(&conn_id).await)
+    }
+}
+
+/// The frozen 0.1.0 `context` imports: the same functions as 0.2.0, so each one
+/// delegates to the 0.2.0 implementation above.
+impl v0_1::types::Host for HostState {}
+
+impl v0_1::context::Host for HostState {
+    async fn log(&mut self, level: v0_1::context::Level, message: String) -> wasmtime::Result<()> {
+        let level = match level {
+            v0_1::context::Level::Debug => Level::Debug,
+            v0_1::context::Level::Info => Level::Info,
+            v0_1::context::Level::Warn => Level::Warn,
+            v0_1::context::Level::Error => Level::Error,
+        };
+        context::Host::log(self, level, message).await
+    }
+
+    async fn xcom_push(
+        &mut self,
+        key: String,
+        value: String,
+    ) -> wasmtime::Result<Result<(), String>> {
+        context::Host::xcom_push(self, key, value).await
+    }
+
+    async fn xcom_pull(
+        &mut self,
+        task_id: String,
+        key: Option<String>,
+    ) -> wasmtime::Result<Option<String>> {
+        context::Host::xcom_pull(self, task_id, key).await
+    }
+
+    async fn variable(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        context::Host::variable(self, key).await
+    }
+
+    async fn connection(&mut self, conn_id: String) -> wasmtime::Result<Result<String, String>> {
+        context::Host::connection(self, conn_id).await
     }
 }
 

@@ -4,6 +4,7 @@
 //! - [`Sandbox`] runs tries ([`TryRequest`] in, [`TryReport`] out) and owns the engine.
 //! - [`Registry`] validates, stores, watches and resolves operator components.
 //! - [`LogBuffer`] is a try's log, readable while the try runs.
+//! - [`host_allowed`] is the allow-list check of outbound HTTP (`wasi:http`).
 
 mod bindings;
 mod builtin;
@@ -13,17 +14,19 @@ mod engine;
 mod error;
 mod host;
 mod log;
+mod outbound;
 mod registry;
 mod request;
 mod run;
 mod sandbox;
 mod stdio;
 
-pub use bindings::OPERATOR_WORLD;
+pub use bindings::{OPERATOR_WORLD, OPERATOR_WORLDS};
 pub use builtin::STANDARD_PLUGINS;
 pub use config::SandboxConfig;
 pub use error::{RegistryError, SandboxError};
 pub use log::{DEFAULT_LOG_BYTES, LogBuffer, LogLevel};
+pub use outbound::{MAX_HTTP_TIMEOUT, host_allowed};
 pub use registry::{MAX_COMPONENT_BYTES, OperatorMeta, Registry, RejectedPlugin, WatchGuard};
 pub use request::{
     DEFAULT_XCOM_BYTES, DEFAULT_XCOM_TOTAL_BYTES, HostServices, Limits, NoHostServices, TaskInfo,

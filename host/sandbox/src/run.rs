@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 
-use crate::bindings::{OperatorInfo, OperatorPre, Outcome, TaskError};
+use crate::bindings::{OperatorInfo, OperatorPre, Outcome, SkipScope, TaskError};
 use crate::engine::Runtime;
 use crate::host::{
     ContractViolation, DeadlineExceeded, HostState, MemoryLimitExceeded, Phase, StateLimits,
@@ -51,6 +51,8 @@ pub(crate) async fn execute(
             xcom_bytes: limits.xcom_bytes,
             xcom_total_bytes: limits.xcom_total_bytes,
             deadline,
+            allow_hosts: limits.allow_hosts.clone(),
+            allow_private_ips: limits.allow_private_ips,
         },
     );
     let mut store = new_store(runtime, state, deadline);
@@ -70,11 +72,7 @@ pub(crate) async fn execute(
         params.to_string()
     };
 
-    let call = async {
-        let operator = pre.instantiate_async(&mut store).await?;
-        operator.call_execute(&mut store, &wit_info, &params).await
-    };
-    let outcome = within(deadline, call).await;
+    let outcome = within(deadline, pre.execute(&mut store, &wit_info, &params)).await;
 
     let state = store.data_mut();
     state.stdout.finish();
@@ -121,14 +119,13 @@ pub(crate) async fn describe(
             xcom_bytes: 0,
             xcom_total_bytes: 0,
             deadline,
+            // `describe` runs outside any task: no outbound HTTP.
+            allow_hosts: Vec::new(),
+            allow_private_ips: false,
         },
     );
     let mut store = new_store(runtime, state, deadline);
-    let call = async {
-        let operator = pre.instantiate_async(&mut store).await?;
-        operator.call_describe(&mut store).await
-    };
-    let outcome = within(deadline, call).await;
+    let outcome = within(deadline, pre.describe(&mut store)).await;
     let state = store.data_mut();
     state.stdout.finish();
     state.stderr.finish();
@@ -200,6 +197,12 @@ fn check_outcome(outcome: Outcome, xcom_bytes: usize) -> TryResult {
             TryResult::Branch(task_ids)
         }
         Outcome::Reschedule(seconds) => TryResult::Reschedule(seconds),
+        Outcome::SkipDownstream(scope) => TryResult::SkipDownstream {
+            all: match scope {
+                SkipScope::All => true,
+                SkipScope::Direct => false,
+            },
+        },
     }
 }
 

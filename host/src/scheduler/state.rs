@@ -1148,6 +1148,8 @@ impl State {
         let run = &self.runs[rk];
         let expand = task.expand.clone().unwrap_or_default();
         let rendered = self.render(run, task, None, &serde_json::Value::Object(expand));
+        let missing_upstream_value = matches!(&rendered, Ok(serde_json::Value::Object(m))
+            if m.values().any(serde_json::Value::is_null));
         let lists: Result<Vec<(String, Vec<serde_json::Value>)>, String> = match rendered {
             Ok(serde_json::Value::Object(m)) => m
                 .into_iter()
@@ -1176,6 +1178,14 @@ impl State {
         });
         let run = self.runs.get_mut(rk).unwrap();
         let placeholder = run.tis.get_mut(&(task.task_id.clone(), -1)).unwrap();
+        if missing_upstream_value {
+            // Airflow: a map whose upstream value does not exist cannot be resolved,
+            // and the task is upstream_failed (it never runs).
+            placeholder.state = S::UpstreamFailed;
+            placeholder.start_date = Some(now);
+            placeholder.end_date = Some(now);
+            return vec![placeholder.clone()];
+        }
         let lists = match lists {
             Ok(l) => l,
             Err(e) => {

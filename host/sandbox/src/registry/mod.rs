@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 use wasmtime::component::types::ComponentItem;
 
-use crate::bindings::{OPERATOR_WORLD, OperatorInfo, OperatorPre};
+use crate::bindings::{OperatorInfo, OperatorPre};
 use crate::engine::Runtime;
 use crate::error::{RegistryError, chain};
 use crate::host::HostState;
@@ -39,8 +39,9 @@ const MAX_NAME: usize = 64;
 const MAX_DESCRIPTION: usize = 4 << 10;
 const MAX_SCHEMA: usize = 64 << 10;
 
-/// The host interface every operator may import besides WASI.
-const CONTEXT_INTERFACE: &str = "aileron:operator/context@0.1.0";
+/// What an operator may import, for the message refusing a component that needs more.
+const PROVIDED_IMPORTS: &str =
+    "WASI 0.2 (wasi:http/outgoing-handler included) and aileron:operator/context@0.2.0 or @0.1.0";
 
 /// Events buffered per subscriber; a subscriber that falls further behind gets a
 /// `Lagged` error and should re-read [`Registry::list`].
@@ -60,7 +61,8 @@ pub struct OperatorMeta {
     pub size: u64,
     /// Whether it is one of the standard operators embedded in the host.
     pub builtin: bool,
-    /// The world it targets, e.g. `aileron:operator/operator@0.1.0`.
+    /// The world it targets, which names the WIT version it was built against:
+    /// `aileron:operator/operator@0.2.0` or `…@0.1.0`.
     pub world: String,
 }
 
@@ -113,8 +115,8 @@ impl Registry {
         &self.inner.runtime
     }
 
-    /// Registers the standard operators embedded in the host (noop, echo, sleep,
-    /// fail, skip, branch). Idempotent.
+    /// Registers the standard operators embedded in the host (see
+    /// [`STANDARD_PLUGINS`](crate::STANDARD_PLUGINS)). Idempotent.
     pub fn load_builtin(&self) -> Result<(), RegistryError> {
         for (name, bytes) in crate::builtin::STANDARD_PLUGINS {
             let meta = self
@@ -265,7 +267,7 @@ impl Registry {
                 "",
             );
             RegistryError::UnsupportedImport(format!(
-                "{missing} (operators may import WASI 0.2 and {CONTEXT_INTERFACE})"
+                "{missing} (operators may import {PROVIDED_IMPORTS})"
             ))
         })?;
         let pre = OperatorPre::new(instance_pre)
@@ -280,7 +282,7 @@ impl Registry {
             digest,
             size: bytes.len() as u64,
             builtin,
-            world: OPERATOR_WORLD.to_owned(),
+            world: pre.world().to_owned(),
         };
         self.insert(meta, version, pre)
     }
