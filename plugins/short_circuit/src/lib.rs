@@ -51,6 +51,11 @@ fn short_circuit(ctx: &TaskContext, params: Params) -> Result<Outcome, TaskError
         ctx.info("proceeding with downstream tasks");
         return Ok(Outcome::returning(condition));
     }
+    // Airflow pushes the condition's value either way (unless it is None).
+    if !condition.is_null() {
+        ctx.xcom_push("return_value", &condition)
+            .map_err(|e| TaskError::failed(e.to_string()))?;
+    }
     let all = params.ignore_downstream_trigger_rules;
     if all {
         ctx.info("skipping all downstream tasks");
@@ -142,6 +147,8 @@ mod tests {
             short_circuit,
         );
         assert_eq!(outcome, Ok(Outcome::skip_downstream(true)));
+        // The condition is still the task's return value, as in Airflow.
+        assert_eq!(host.xcom("", "return_value"), Some(json!("False")));
     }
 
     #[test]
