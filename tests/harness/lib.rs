@@ -99,6 +99,7 @@ pub struct EnvBuilder {
     schedule: bool,
     watch: bool,
     parallelism: usize,
+    start_at: Option<jiff::Timestamp>,
 }
 
 impl Env {
@@ -109,6 +110,7 @@ impl Env {
             schedule: false,
             watch: false,
             parallelism: 16,
+            start_at: None,
         }
     }
 
@@ -237,6 +239,11 @@ impl EnvBuilder {
         self.parallelism = n;
         self
     }
+    /// Start the simulated clock at `t` instead of [`t0`].
+    pub fn start_at(mut self, t: jiff::Timestamp) -> Self {
+        self.start_at = Some(t);
+        self
+    }
 
     pub async fn start(self) -> Env {
         let dir = tempfile::tempdir().unwrap();
@@ -253,7 +260,7 @@ impl EnvBuilder {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, toml).unwrap();
         }
-        let clock = Arc::new(SimClock::new(t0()));
+        let clock = Arc::new(SimClock::new(self.start_at.unwrap_or_else(t0)));
         let app = app::start(AppConfig {
             home: home.clone(),
             dags: dags.clone(),

@@ -4,6 +4,7 @@
 //! cost no wall time.
 
 mod api;
+mod backfill_api;
 mod browser;
 mod cli;
 mod crash;
@@ -15,4 +16,5 @@ mod retries;
 mod rules;
 mod sandbox;
 mod schedule;
+mod semantic;
 mod xcom;

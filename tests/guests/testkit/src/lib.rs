@@ -51,10 +51,19 @@ enum Mode {
     Return {
         value: Option<Value>,
     },
+    Sensor {
+        variable: String,
+        #[serde(default = "default_poke_seconds")]
+        poke_seconds: u64,
+    },
 }
 
 fn once() -> u64 {
     1
+}
+
+fn default_poke_seconds() -> u64 {
+    60
 }
 
 fn default_tcp_addr() -> String {
@@ -71,7 +80,7 @@ fn default_tcp_addr() -> String {
             "mode": {
                 "enum": ["busy_loop", "memory_bomb", "trap", "panic", "sleep", "stdout",
                          "log_spam", "xcom", "variable", "connection", "escape", "params",
-                         "return"]
+                         "return", "sensor"]
             }
         },
         "required": ["mode"]
@@ -123,6 +132,13 @@ fn testkit(ctx: &TaskContext, params: Value) -> Result<Outcome, TaskError> {
             json!({ "params": params, "task": ctx.task() }),
         )),
         Mode::Return { value } => Ok(Outcome::Success(value)),
+        Mode::Sensor {
+            variable,
+            poke_seconds,
+        } => Ok(match ctx.variable(&variable) {
+            Some(value) => Outcome::returning(value),
+            None => Outcome::reschedule(Duration::from_secs(poke_seconds)),
+        }),
     }
 }
 
