@@ -101,16 +101,13 @@ semantic_cases! {
     backfill_creates_no_duplicates,
     branch_follows_a_list_or_nothing,
     branch_follows_one_path,
-    #[ignore = "BUG: a branch skips a direct downstream task that is also downstream of a followed task (Airflow's SkipMixin.skip_all_except keeps it, and the doc's branch note says it runs)"]
     branch_join_downstream_of_the_followed_task,
     branch_without_and_with_a_tolerant_join,
-    #[ignore = "BUG: clearing a mapped task deletes its mapped TaskInstances and expands afresh, so their try numbers restart at 1 (Airflow keeps them: try 2)"]
     clear_a_mapped_task,
     clear_a_whole_successful_run,
     clear_only_failed,
     clear_with_downstream,
     clear_with_upstream,
-    #[ignore = "BUG: when the previous run finishes in the same scheduler turn as the task a depends_on_past task waits on, past.rs reads that run's TaskInstances from the metastore before the turn is committed (stale), so the waiting task is never woken and its run stays running"]
     depends_on_past_waits_for_the_previous_run,
     dst_daily_cron_fall_back,
     dst_daily_cron_spring_forward,
@@ -124,7 +121,6 @@ semantic_cases! {
     mark_run_success_and_failed,
     mark_running_task_failed,
     mark_running_task_success_with_downstream,
-    #[ignore = "BUG: marking a task does not clear its failed/upstream_failed downstream tasks (Airflow's set_task_instance_state does, so they run again)"]
     mark_task_success_resumes_failed_downstream,
     pause_holds_scheduled_runs,
     pools_limit_and_order,

@@ -20,6 +20,11 @@ impl State {
         if self.runs.contains_key(&rk) {
             return Ok((rk, true));
         }
+        if let Some(run) = self.finished_this_turn.remove(&rk) {
+            // Finished in this very turn: memory is newer than the metastore.
+            self.runs.insert(rk.clone(), run);
+            return Ok((rk, false));
+        }
         let not_found = || SchedulerError::RunNotFound {
             dag_id: dag_id.to_owned(),
             run_id: run_id.to_owned(),
@@ -49,7 +54,7 @@ impl State {
     /// Puts a run that was only brought in to be looked at back out of memory.
     fn deactivate_unchanged(&mut self, rk: &RunKey, was_active: bool) {
         if !was_active {
-            self.runs.remove(rk);
+            self.retire_run(rk);
         }
     }
 
@@ -146,7 +151,6 @@ impl State {
             self.deactivate_unchanged(&rk, was_active);
             return Ok(listed);
         }
-        let hostname = self.config.hostname.clone();
         for (task_id, map_index) in selected {
             let key = TiKey {
                 tenant: rk.0.clone(),
@@ -165,19 +169,8 @@ impl State {
                 .task(&task_id)
                 .expect("TIs exist for tasks")
                 .clone();
-            if map_index >= 0 {
-                // Mapped TaskInstances go; the task expands afresh from its
-                // placeholder, since what it maps over may come out differently.
-                run.tis.remove(&(task_id.clone(), map_index));
-                self.batch.delete(TASK_INSTANCES, tk);
-                if !run.tis.contains_key(&(task_id.clone(), -1)) {
-                    let ti = new_ti(&run.run, &task, -1, &hostname);
-                    run.tis.insert((task_id.clone(), -1), ti.clone());
-                    self.batch.put_ti(&ti);
-                    self.push_ti_update(&ti);
-                }
-                continue;
-            }
+            // Mapped TaskInstances keep their tries, like any other; when every one
+            // of a task is cleared, the task expands again (see `State::expand`).
             let ti = run.tis.get_mut(&(task_id, map_index)).unwrap();
             ti.state = S::NoStatus;
             // A cleared task gets its full set of retries again, as in Airflow.
@@ -347,6 +340,34 @@ impl State {
             self.push_ti_update(&ti);
             changed.push(ti);
         }
+        // Airflow's `set_task_instance_state` then clears the failed and
+        // upstream_failed tasks downstream of what was marked, so they run again.
+        let marked: BTreeSet<String> = changed.iter().map(|t| t.task_id.clone()).collect();
+        let spec = self.runs[&rk].spec.clone();
+        let below: BTreeSet<String> = marked
+            .iter()
+            .flat_map(|t| spec.relatives(t, false))
+            .map(str::to_owned)
+            .filter(|t| !marked.contains(t))
+            .collect();
+        let run = self.runs.get_mut(&rk).unwrap();
+        let mut resumed = Vec::new();
+        for ti in run.tis.values_mut() {
+            if below.contains(&ti.task_id) && matches!(ti.state, S::Failed | S::UpstreamFailed) {
+                let retries = spec.task(&ti.task_id).map_or(0, |t| t.retries);
+                ti.state = S::NoStatus;
+                ti.max_tries = ti.try_number + retries + 1;
+                ti.start_date = None;
+                ti.end_date = None;
+                ti.duration = None;
+                ti.next_try_at = None;
+                resumed.push(ti.clone());
+            }
+        }
+        for ti in resumed {
+            self.batch.put_ti(&ti);
+            self.push_ti_update(&ti);
+        }
         self.replan(&rk);
         Ok(changed)
     }
@@ -404,7 +425,7 @@ impl State {
         }
         let dag_run = run.run.clone();
         if state.is_finished() {
-            self.runs.remove(&rk);
+            self.retire_run(&rk);
         }
         self.batch.put_run(&dag_run);
         self.push_run_update(&dag_run);

@@ -130,6 +130,9 @@ pub(super) struct State {
     next_backfill_id: u64,
     /// Every run of every DAG by logical date (finished ones too).
     run_dates: HashMap<DagKey, past::RunDates>,
+    /// Runs that finished this turn: out of `runs`, but their TaskInstances are not
+    /// committed yet, and `depends_on_past` checks in this turn must see them.
+    pub(super) finished_this_turn: HashMap<RunKey, ActiveRun>,
     /// DAGs with TaskInstances that finished this turn (see `past.rs`).
     finished_in: HashSet<DagKey>,
     /// Callbacks rendered this turn, sent to the executor after the commit.
@@ -177,6 +180,7 @@ impl State {
             callback_seq: HashMap::new(),
             run_dates: HashMap::new(),
             finished_in: HashSet::new(),
+            finished_this_turn: HashMap::new(),
             backfills: BTreeMap::new(),
             next_backfill_id: 1,
         };
@@ -567,10 +571,16 @@ impl State {
                     .filter(|f| !task.downstream.contains(f))
                     .collect();
                 if unknown.is_empty() {
+                    // Airflow's `skip_all_except`: a direct downstream task that is
+                    // also downstream of a followed task is kept (it joins the path).
+                    let kept: HashSet<&str> = follow
+                        .iter()
+                        .flat_map(|f| spec.relatives(f, false))
+                        .collect();
                     skip_downstream = task
                         .downstream
                         .iter()
-                        .filter(|d| !follow.contains(d))
+                        .filter(|d| !follow.contains(d) && !kept.contains(d.as_str()))
                         .cloned()
                         .collect();
                     xcom.push((
@@ -1114,12 +1124,13 @@ impl State {
                 TriggerDecision::Skip => S::Skipped,
                 TriggerDecision::UpstreamFailed => S::UpstreamFailed,
             };
+            let all_pending = run.tis_of(&task.task_id).count() == pending.len();
             if new_state == S::Scheduled && !self.past_allows(rk, task) {
                 // Waits for the previous run (depends_on_past); woken when a
                 // TaskInstance of this DAG finishes.
                 continue;
             }
-            if new_state == S::Scheduled && task.expand.is_some() && pending == [-1] {
+            if new_state == S::Scheduled && task.expand.is_some() && all_pending {
                 changed.extend(self.expand(rk, task, now));
                 continue;
             }
@@ -1145,6 +1156,48 @@ impl State {
     /// lists (Airflow expands several keys as a cross product). An empty list skips
     /// the task; a value that is not a list fails it.
     fn expand(&mut self, rk: &RunKey, task: &TaskSpec, now: Timestamp) -> Vec<TaskInstance> {
+        // Expanding again after a clear (Airflow's `revise_map_indexes`): the mapped
+        // TaskInstances stand aside for a placeholder; those still in range come
+        // back with their tries, the rest become `removed`.
+        let mut previous: BTreeMap<i64, TaskInstance> = BTreeMap::new();
+        {
+            let hostname = self.config.hostname.clone();
+            let run = self.runs.get_mut(rk).unwrap();
+            if !run.tis.contains_key(&(task.task_id.clone(), -1)) {
+                let mapped: Vec<(String, i64)> = run
+                    .tis
+                    .keys()
+                    .filter(|(t, _)| *t == task.task_id)
+                    .cloned()
+                    .collect();
+                for k in mapped {
+                    let ti = run.tis.remove(&k).unwrap();
+                    previous.insert(k.1, ti);
+                }
+                let placeholder = new_ti(&run.run, task, -1, &hostname);
+                run.tis.insert((task.task_id.clone(), -1), placeholder);
+            }
+        }
+        let mut out = self.expand_fresh(rk, task, now, &mut previous);
+        let run = self.runs.get_mut(rk).unwrap();
+        for (m, mut ti) in previous {
+            ti.state = S::Removed;
+            ti.end_date = Some(now);
+            run.tis.insert((task.task_id.clone(), m), ti.clone());
+            out.push(ti);
+        }
+        out
+    }
+
+    /// [`Self::expand`] from the placeholder; `previous` mapped TaskInstances in
+    /// range are reused (and taken out of it).
+    fn expand_fresh(
+        &mut self,
+        rk: &RunKey,
+        task: &TaskSpec,
+        now: Timestamp,
+        previous: &mut BTreeMap<i64, TaskInstance>,
+    ) -> Vec<TaskInstance> {
         let run = &self.runs[rk];
         let expand = task.expand.clone().unwrap_or_default();
         let rendered = self.render(run, task, None, &serde_json::Value::Object(expand));
@@ -1246,7 +1299,9 @@ impl State {
         );
         let mut out = Vec::new();
         for (i, kwargs) in combos.into_iter().enumerate() {
-            let mut ti = new_ti(&run.run, task, i as i64, &self.config.hostname);
+            let mut ti = previous
+                .remove(&(i as i64))
+                .unwrap_or_else(|| new_ti(&run.run, task, i as i64, &self.config.hostname));
             ti.state = S::Scheduled;
             ti.rendered_params = Some(serde_json::Value::Object(kwargs));
             run.tis.insert((task.task_id.clone(), i as i64), ti.clone());
@@ -1326,7 +1381,14 @@ impl State {
                 self.check_consecutive_failures(rk);
             }
         }
-        self.runs.remove(rk);
+        self.retire_run(rk);
+    }
+
+    /// Takes a finished run out of memory, keeping it readable until the commit.
+    pub(super) fn retire_run(&mut self, rk: &RunKey) {
+        if let Some(run) = self.runs.remove(rk) {
+            self.finished_this_turn.insert(rk.clone(), run);
+        }
     }
 
     /// Sets a run's final state (it stays in `runs` for the caller to fire
@@ -1431,7 +1493,7 @@ impl State {
             }
             self.end_run(&rk, DagRunState::Failed, now);
             self.fire_dag_callbacks(&rk, Event::Failure, "timed_out");
-            self.runs.remove(&rk);
+            self.retire_run(&rk);
             self.dirty_runs.remove(&rk);
         }
     }
@@ -1732,6 +1794,7 @@ impl State {
         metrics::gauge!("aileron_executor_queue_depth")
             .set(self.in_flight.len().saturating_sub(running) as f64);
         self.xcom_overlay.clear();
+        self.finished_this_turn.clear();
         for f in self.after_commit.drain(..) {
             f();
         }
