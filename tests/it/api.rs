@@ -85,7 +85,7 @@ fn assert_problem(v: &Value, status: StatusCode) {
 }
 
 /// A request that must fail with `want` and a JSON problem; its detail.
-async fn fails(
+pub async fn fails(
     env: &Env,
     method: Method,
     uri: &str,

@@ -1,5 +1,7 @@
 //! The command line as a user runs it: `aileron dags test` (text and `--json`,
-//! exit codes), `aileron tasks test`, and `plugins list|inspect`.
+//! exit codes), `aileron tasks test`, `plugins list|inspect`, and against a real
+//! `aileron standalone`: `dags backfill` (dry run, `--no-wait --json`, followed to
+//! the end, exit codes) and `tasks clear`.
 
 use aileron_tests::aileron_bin;
 use serde_json::Value;
@@ -127,5 +129,203 @@ fn plugins_list_and_inspect_show_the_standard_operators() {
     assert_eq!(
         v["params_schema"]["properties"]["message"]["type"],
         "string"
+    );
+}
+
+/// `aileron` against a running server (no `--home`: these commands only talk to it).
+fn aileron_at(server: &aileron_tests::server::Server, args: &[&str]) -> std::process::Output {
+    Command::new(aileron_bin())
+        .args(args)
+        .arg("--server")
+        .arg(&server.root)
+        .env("AILERON_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+const DAILY: &str = r#"
+schedule = "@daily"
+start_date = "2025-01-01"
+[tasks.a]
+operator = "echo"
+params = { message = "day {{ ds }}" }
+[tasks.b]
+operator = "noop"
+upstream = ["a"]
+"#;
+
+const DAILY_FAILING: &str = r#"
+schedule = "@daily"
+start_date = "2025-01-01"
+[tasks.boom]
+operator = "fail"
+params = { message = "boom" }
+"#;
+
+/// Polls the server until backfill `id` is complete; its JSON.
+fn wait_backfill(server: &aileron_tests::server::Server, id: u64) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let b = aileron_tests::server::get(&format!("{}/backfills/{id}", server.base))
+            .expect("the backfill is readable");
+        if !b["completed_at"].is_null() {
+            return b;
+        }
+        assert!(std::time::Instant::now() < deadline, "backfill {id}: {b}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn dags_backfill_plans_creates_and_follows_a_backfill() {
+    let home = home_with(&[("daily.toml", DAILY), ("failing.toml", DAILY_FAILING)]);
+    let port = aileron_tests::server::free_port();
+    let server = aileron_tests::server::Server::start(home.path(), port);
+    let range = ["--from", "2025-02-01", "--to", "2025-02-03"];
+
+    // A dry run creates nothing.
+    let mut args = vec!["dags", "backfill", "daily"];
+    args.extend(range);
+    args.extend(["--dry-run", "--json"]);
+    let out = aileron_at(&server, &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(v["dry_run"], true);
+    assert_eq!(v["backfill"], Value::Null);
+    let plan = v["plan"].as_array().unwrap();
+    assert_eq!(plan.len(), 3, "{v}");
+    assert!(plan.iter().all(|d| d["action"] == "create"), "{v}");
+    assert!(
+        plan[0]["logical_date"]
+            .as_str()
+            .unwrap()
+            .starts_with("2025-02-01")
+    );
+
+    // --no-wait: created, answered at once.
+    let mut args = vec!["dags", "backfill", "daily"];
+    args.extend(range);
+    args.extend(["--no-wait", "--json", "--max-active-runs", "2"]);
+    args.extend(["--conf", r#"{"k": 1}"#]);
+    let out = aileron_at(&server, &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(v["dry_run"], false);
+    assert_eq!(v["plan"].as_array().unwrap().len(), 3);
+    let b = &v["backfill"];
+    assert_eq!(b["dag_id"], "daily");
+    assert_eq!(b["total_runs"], 3, "{v}");
+    assert_eq!(b["max_active_runs"], 2);
+    assert_eq!(b["dag_run_conf"], serde_json::json!({"k": 1}));
+    let id = b["id"].as_u64().unwrap();
+    let done = wait_backfill(&server, id);
+    assert_eq!(done["runs_by_state"]["success"], 3, "{done}");
+
+    // Followed to the end (stdout is a pipe: one line per change, no bar), the
+    // existing runs re-run with `all`.
+    let mut args = vec!["dags", "backfill", "daily"];
+    args.extend(range);
+    args.extend(["--reprocess", "all"]);
+    let out = aileron_at(&server, &args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("0 to create, 3 to re-run, 0 skipped"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("3/3 runs done: 3 success"), "{stdout}");
+    assert!(
+        stdout.contains("is complete: 3 runs, 3 success, 0 failed"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains('\r'),
+        "no progress bar into a pipe: {stdout:?}"
+    );
+
+    // A backfill whose runs fail exits 1 and names them.
+    let mut args = vec!["dags", "backfill", "failing"];
+    args.extend(["--from", "2025-02-01", "--to", "2025-02-02"]);
+    let out = aileron_at(&server, &args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("2 failed"), "{stdout}");
+    assert!(
+        stdout.contains("Failed runs:\n  backfill__2025-02-01T00:00:00+00:00"),
+        "{stdout}"
+    );
+
+    // Refusals come from the server, as errors with its detail.
+    let out = aileron_at(
+        &server,
+        &[
+            "dags",
+            "backfill",
+            "nope",
+            "--from",
+            "2025-02-01",
+            "--to",
+            "2025-02-02",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("404"),
+        "{out:?}"
+    );
+    let out = aileron_at(
+        &server,
+        &[
+            "dags",
+            "backfill",
+            "daily",
+            "--from",
+            "soon",
+            "--to",
+            "2025-02-02",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--from"),
+        "{out:?}"
+    );
+
+    // `tasks clear` through the same server: a dry run lists, a real one clears.
+    let run = done["run_ids"][0].as_str().unwrap().to_owned();
+    let out = aileron_at(
+        &server,
+        &[
+            "tasks",
+            "clear",
+            "daily",
+            &run,
+            "--task-ids",
+            "a",
+            "--downstream",
+            "--dry-run",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {:?}", out.stderr);
+    assert!(stdout.contains("Would clear 2 TaskInstances"), "{stdout}");
+    let out = aileron_at(
+        &server,
+        &["tasks", "clear", "daily", &run, "--task-ids", "b"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {:?}", out.stderr);
+    assert!(
+        stdout.contains("Cleared 1 TaskInstance of DagRun"),
+        "{stdout}"
     );
 }

@@ -5,6 +5,7 @@
 
 mod api;
 mod backfill_api;
+mod backfill_ui;
 mod browser;
 mod cli;
 mod crash;

@@ -6,7 +6,8 @@
 //! check (no properties beyond the documented ones), so a field served but not
 //! documented fails too.
 
-use crate::api::{DAG, FLAKY, app, call_raw, ok};
+use crate::api::{DAG, FLAKY, app, call_raw, get, ok};
+use crate::backfill_api::{DAILY, wait_all_runs, wait_backfill};
 use aileron_model::params_schema::validate;
 use aileron_tests::Env;
 use axum::http::{Method, StatusCode};
@@ -142,11 +143,12 @@ async fn real_answers_match_the_openapi_document() {
     let env = Env::builder()
         .dag("api_dag.toml", DAG)
         .dag("flaky.toml", FLAKY)
+        .dag("daily.toml", DAILY)
         .dag("broken.toml", "x = [")
         .start()
         .await;
     let _ = app(&env);
-    for (dag, run) in [("api_dag", "r1"), ("flaky", "f1")] {
+    for (dag, run) in [("api_dag", "r1"), ("flaky", "f1"), ("daily", "d1")] {
         let body = json!({ "dag_run_id": run, "conf": {"n": 1} }).to_string();
         let uri = format!("/api/v1/dags/{dag}/dagRuns");
         ok(&env, Method::POST, &uri, Some(&body), StatusCode::OK).await;
@@ -162,6 +164,25 @@ async fn real_answers_match_the_openapi_document() {
         ("/api/v1/pools", r#"{"name": "p", "slots": 2}"#),
     ] {
         ok(&env, Method::POST, uri, Some(body), StatusCode::OK).await;
+    }
+    // A finished backfill, and the DAG-level callback of `d1` finished too.
+    let body = r#"{"dag_id": "daily", "from_date": "2025-12-01", "to_date": "2025-12-02"}"#;
+    let backfill = ok(
+        &env,
+        Method::POST,
+        "/api/v1/backfills",
+        Some(body),
+        StatusCode::OK,
+    )
+    .await;
+    let backfill_id = backfill["id"].to_string();
+    wait_backfill(&env, backfill["id"].as_u64().unwrap()).await;
+    let callbacks = "/api/v1/dags/daily/dagRuns/d1/callbacks";
+    let mut waited = 0;
+    while get(&env, callbacks).await["callbacks"][0]["state"] != "success" {
+        assert!(waited < 2400, "the callback of d1 did not finish");
+        waited += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 
     let (s, headers, bytes) = call_raw(&env, Method::GET, "/api/v1/openapi.json", None).await;
@@ -227,6 +248,7 @@ async fn real_answers_match_the_openapi_document() {
         ("variable_key", "v"),
         ("connection_id", "c"),
         ("pool_name", "p"),
+        ("backfill_id", backfill_id.as_str()),
     ];
     for (path, item) in &paths {
         let Some(op) = item.get("get") else { continue };
@@ -264,6 +286,15 @@ async fn real_answers_match_the_openapi_document() {
             "/api/v1/dags/flaky/dagRuns/f1/taskInstances/b/tries",
         ),
         ("/pools", "/api/v1/pools"),
+        (
+            "/dags/{dag_id}/dagRuns/{dag_run_id}/callbacks",
+            "/api/v1/dags/daily/dagRuns/d1/callbacks",
+        ),
+        (
+            "/dags/{dag_id}/dagRuns",
+            "/api/v1/dags/daily/dagRuns?order_by=-logical_date",
+        ),
+        ("/backfills", "/api/v1/backfills?dag_id=daily&order_by=-id"),
     ] {
         check(
             &env,
@@ -287,6 +318,7 @@ async fn real_answers_match_the_openapi_document() {
         ("variable_key", "nope"),
         ("connection_id", "nope"),
         ("pool_name", "nope"),
+        ("backfill_id", "999999"),
     ];
     for (path, item) in &paths {
         for (method, op) in item.as_object().unwrap() {
@@ -315,7 +347,85 @@ async fn real_answers_match_the_openapi_document() {
 
     // The changes answer their documented shapes too.
     let run = "/dags/{dag_id}/dagRuns/{dag_run_id}";
+    let bf = "/backfills/{backfill_id}";
+    let this_backfill = format!("/api/v1/backfills/{backfill_id}");
+    let (pause, unpause, cancel) = (
+        format!("{this_backfill}/pause"),
+        format!("{this_backfill}/unpause"),
+        format!("{this_backfill}/cancel"),
+    );
+    // The second backfill gets the next id.
+    let next_backfill = format!("/api/v1/backfills/{}", backfill["id"].as_u64().unwrap() + 1);
+    let (next_pause, next_unpause, next_cancel) = (
+        format!("{next_backfill}/pause"),
+        format!("{next_backfill}/unpause"),
+        format!("{next_backfill}/cancel"),
+    );
     let changes: &[(Method, &str, &str, &str, StatusCode)] = &[
+        (
+            Method::POST,
+            "/backfills/dry_run",
+            "/api/v1/backfills/dry_run",
+            r#"{"dag_id": "daily", "from_date": "2025-11-30", "to_date": "2025-12-01", "reprocess_behavior": "all"}"#,
+            StatusCode::OK,
+        ),
+        (
+            Method::PUT,
+            &format!("{bf}/pause"),
+            &pause,
+            "",
+            StatusCode::CONFLICT,
+        ),
+        (
+            Method::PUT,
+            &format!("{bf}/unpause"),
+            &unpause,
+            "",
+            StatusCode::CONFLICT,
+        ),
+        (
+            Method::PUT,
+            &format!("{bf}/cancel"),
+            &cancel,
+            "",
+            StatusCode::CONFLICT,
+        ),
+        (
+            Method::POST,
+            "/backfills",
+            "/api/v1/backfills",
+            r#"{"dag_id": "daily", "from_date": "2025-11-01", "to_date": "2025-11-03", "max_active_runs": 1}"#,
+            StatusCode::OK,
+        ),
+        (
+            Method::POST,
+            "/backfills",
+            "/api/v1/backfills",
+            r#"{"dag_id": "daily", "from_date": "2025-11-01", "to_date": "2025-11-03"}"#,
+            StatusCode::CONFLICT,
+        ),
+        (
+            Method::PUT,
+            &format!("{bf}/pause"),
+            &next_pause,
+            "",
+            StatusCode::OK,
+        ),
+        (
+            Method::PUT,
+            &format!("{bf}/unpause"),
+            &next_unpause,
+            "",
+            StatusCode::OK,
+        ),
+        (
+            Method::PUT,
+            &format!("{bf}/cancel"),
+            &next_cancel,
+            "",
+            StatusCode::OK,
+        ),
+        (Method::GET, bf, &next_backfill, "", StatusCode::OK),
         (
             Method::PATCH,
             "/dags/{dag_id}",
@@ -433,9 +543,11 @@ async fn real_answers_match_the_openapi_document() {
         let body = (!body.is_empty()).then_some(*body);
         check(&env, &doc, (method, path), uri, body, Some(*want)).await;
     }
-    // The cleared run runs again; let it finish before the test's home goes.
+    // The cleared run runs again; let it (and the cancelled backfill's running
+    // run) finish before the test's home goes.
     let mut updates = env.app.scheduler.subscribe();
     env.wait_run(&mut updates, "api_dag", "r1").await;
+    wait_all_runs(&env, "daily").await;
 }
 
 #[test]

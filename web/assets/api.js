@@ -60,6 +60,7 @@ export async function api(path, { method = "GET", body, signal } = {}) {
 export const get = (path, opts) => api(path, opts);
 export const post = (path, body) => api(path, { method: "POST", body: body ?? {} });
 export const patch = (path, body) => api(path, { method: "PATCH", body });
+export const put = (path, body) => api(path, { method: "PUT", body });
 export const del = (path) => api(path, { method: "DELETE" });
 
 function cmpRuns(a, b) {

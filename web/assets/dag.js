@@ -1,10 +1,11 @@
-// One DAG: header (pause, trigger), tabs (Grid, Graph, Gantt, Code, Details), the
-// selected run's toolbar with its actions, and a side panel for a TaskInstance or
-// a run. Holds the data every tab shares and keeps it current from the event
-// stream (or by polling when the stream is down).
+// One DAG: header (pause, trigger, backfill), tabs (Grid, Graph, Gantt, Backfills,
+// Code, Details), the selected run's toolbar with its actions, and a side panel for
+// a TaskInstance or a run (with the run's callbacks). Holds the data every tab
+// shares and keeps it current from the event stream (or by polling when the stream
+// is down).
 
-import { get, patch, p, latestRuns, runTaskInstances, pool, ApiError } from "./api.js";
-import { h, replace, renderKeyed, badge, time, fmtDuration, span, errorBox, loading, toast, debounce, json, empty } from "./dom.js";
+import { get, patch, p, qs, latestRuns, runTaskInstances, pool, ApiError } from "./api.js";
+import { h, replace, renderKeyed, badge, time, fmtDuration, span, errorBox, loading, toast, debounce, json, empty, shortHash } from "./dom.js";
 import { href, withParams, current } from "./router.js";
 import { watch } from "./live.js";
 import { layout } from "./layout.js";
@@ -12,6 +13,7 @@ import { isFinishedRun } from "./model.js";
 import * as grid from "./grid.js";
 import * as graph from "./graph.js";
 import * as gantt from "./gantt.js";
+import * as backfills from "./backfill.js";
 import { TiPanel } from "./ti.js";
 import { clearRunDialog, markRunDialog, deleteRunDialog } from "./actions.js";
 
@@ -19,6 +21,7 @@ const TABS = [
   ["grid", "Grid"],
   ["graph", "Graph"],
   ["gantt", "Gantt"],
+  ["backfills", "Backfills"],
   ["code", "Code"],
   ["details", "Details"],
 ];
@@ -40,6 +43,9 @@ export function mount(root, route) {
     runsTotal: 0,
     tis: new Map(), // run id → TaskInstances
     params: {},
+    backfills: [], // newest first
+    backfillsTotal: 0,
+    backfillsError: null,
     loadError: null,
     selectedRunId: null,
     selectedRun() {
@@ -50,6 +56,8 @@ export function mount(root, route) {
     },
     refresh: () => refresh(),
     refreshRun: (runId) => refreshRun(runId),
+    refreshBackfills: () => refreshBackfills(),
+    openBackfill: () => openBackfill(),
   };
 
   const headEl = h("div", { class: "dag-head" });
@@ -128,6 +136,32 @@ export function mount(root, route) {
     await pool(stale, 4, (r) => loadTis(r.dag_run_id));
   }
 
+  // A failure to read backfills (an older server) leaves the rest of the page working.
+  async function loadBackfills() {
+    try {
+      const { backfills: list, total } = await backfills.loadBackfills(dagId);
+      ctx.backfills = list;
+      ctx.backfillsTotal = total;
+      ctx.backfillsError = null;
+    } catch (e) {
+      ctx.backfillsError = e;
+    }
+  }
+
+  const refreshBackfills = debounce(async () => {
+    await loadBackfills();
+    scheduleRender();
+  }, 500);
+
+  async function openBackfill() {
+    const created = await backfills.backfillDialog(ctx);
+    if (!created) return;
+    await loadBackfills();
+    if (ctx.params.tab === "backfills") renderAll();
+    else backfills.showBackfills(dagId);
+    refreshRunsSoon();
+  }
+
   let inflight = null;
   let again = false;
   async function refresh({ dag = false } = {}) {
@@ -138,7 +172,7 @@ export function mount(root, route) {
     inflight = (async () => {
       try {
         if (dag || !ctx.dag) await loadDag();
-        await loadRuns();
+        await Promise.all([loadRuns(), loadBackfills()]);
         ctx.loadError = null;
       } catch (e) {
         ctx.loadError = e;
@@ -190,6 +224,7 @@ export function mount(root, route) {
     if (!runId) return;
     const run = ctx.runs.find((r) => r.dag_run_id === runId);
     if (type === "dag_run") {
+      if (ctx.backfills.some((b) => !b.completed_at) || (run && run.backfill_id !== null && run.backfill_id !== undefined)) refreshBackfills();
       if (run) {
         if (data.state) run.state = data.state;
         refreshRun(runId);
@@ -242,7 +277,9 @@ export function mount(root, route) {
       return;
     }
     const next = d.next_dagrun ?? d.next_dagrun_create_after;
-    const key = JSON.stringify([d.dag_version, d.is_paused, d.has_import_errors, next, ctx.runsTotal]);
+    const active = ctx.backfills.find((b) => !b.completed_at) || null;
+    const activeKey = active ? [active.id, active.is_paused, active.runs_by_state] : null;
+    const key = JSON.stringify([d.dag_version, d.is_paused, d.has_import_errors, next, ctx.runsTotal, d.timetable_summary, activeKey]);
     renderKeyed(headEl, key, () => {
       const toggle = h("input", {
         type: "checkbox", role: "switch", class: "switch", checked: !d.is_paused, "data-testid": "pause-toggle",
@@ -267,7 +304,9 @@ export function mount(root, route) {
           h("h1", {}, d.dag_display_name || dagId),
           d.is_paused ? h("span", { class: "badge badge-muted", "data-testid": "paused-badge" }, "paused") : null,
           (d.tags || []).map((t) => h("a", { class: "tag", href: `#/dags?tag=${encodeURIComponent(t.name)}` }, t.name)),
+          active ? activeBackfill(active) : null,
           h("span", { class: "spacer" }),
+          d.timetable_summary ? h("button", { type: "button", class: "btn", "data-testid": "backfill-button", onclick: () => openBackfill() }, "⟲ Backfill") : null,
           h("a", { class: "btn btn-primary", href: href(["dags", dagId, "trigger"]), "data-testid": "trigger-button" }, "▶ Trigger")),
         d.description ? h("p", { class: "muted" }, d.description) : null,
         d.has_import_errors ? h("div", { class: "alert alert-error", role: "alert" }, "This DAG's file currently fails to import; the last version that loaded is shown. See the DAGs page for the error.") : null,
@@ -279,6 +318,14 @@ export function mount(root, route) {
           fact("Version", h("code", { title: d.dag_version }, String(d.dag_version || "").slice(0, 12)))),
       ];
     });
+  }
+
+  function activeBackfill(b) {
+    const { done, total } = backfills.backfillDone(b);
+    return h("a", {
+      class: "badge badge-info", href: href(["dags", dagId, "backfills"]), "data-testid": "active-backfill",
+      title: `Backfill ${b.id} in progress: ${done} of ${total} runs done${b.is_paused ? " (paused)" : ""}`,
+    }, `Backfill ${b.id}: ${done}/${total}${b.is_paused ? " (paused)" : ""}`);
   }
 
   function fact(label, value, note) {
@@ -306,7 +353,7 @@ export function mount(root, route) {
 
   function renderToolbar() {
     const tab = ctx.params.tab;
-    toolbarEl.hidden = tab === "code" || tab === "details" || !ctx.dag;
+    toolbarEl.hidden = tab === "code" || tab === "details" || tab === "backfills" || !ctx.dag;
     if (toolbarEl.hidden) return;
     const runs = [...ctx.runs].reverse();
     const run = ctx.selectedRun();
@@ -319,7 +366,8 @@ export function mount(root, route) {
       return [
         runs.length ? h("label", { class: "inline" }, "Run ", select) : h("span", { class: "muted" }, "No runs yet."),
         run ? badge(run.state, { "data-testid": "run-state", "data-state": run.state }) : null,
-        run ? h("span", { class: "muted small" }, run.run_type, " · ", time(run.logical_date), " · ",
+        run ? h("span", { class: "muted small" }, h("span", { "data-testid": "run-type" }, run.run_type), " · ",
+          h("code", { title: `DAG version ${run.dag_version}`, "data-testid": "run-dag-version" }, shortHash(run.dag_version)), " · ", time(run.logical_date), " · ",
           run.end_date ? `took ${fmtDuration(span(run.start_date, run.end_date))}` : run.start_date ? h("span", {}, "started ", time(run.start_date)) : "not started") : null,
       ];
     });
@@ -356,6 +404,7 @@ export function mount(root, route) {
     if (tab === "grid") grid.render(contentEl, ctx);
     else if (tab === "graph") graph.render(contentEl, ctx);
     else if (tab === "gantt") gantt.render(contentEl, ctx);
+    else if (tab === "backfills") backfills.render(contentEl, ctx);
     else if (tab === "code") renderCode();
     else renderDetails();
   }
@@ -433,25 +482,99 @@ export function mount(root, route) {
   }
 
   function runPanel(runId) {
+    let callbacks = null; // null until read
+    let callbacksError = null;
+    let seen = null; // what the run looked like when its callbacks were last read
+    let timer = null;
+    let alive = true;
+    const bodyEl = h("div", {});
+    const callbacksEl = h("div", {});
+    replace(asideEl, h("div", { class: "panel", "data-testid": "run-panel" },
+      h("div", { class: "panel-head" },
+        h("h2", {}, "Run ", h("code", {}, runId)),
+        h("button", { type: "button", class: "btn btn-icon", "data-testid": "panel-close", "aria-label": "Close run details (Escape)", onclick: closePanel }, "✕")),
+      bodyEl,
+      h("section", {}, h("h3", {}, "Callbacks"), callbacksEl)));
+
+    // Callbacks fire as tasks and the run finish, and run on their own: they are
+    // read again when the run's states change, and polled while one is unfinished.
+    async function loadCallbacks() {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      try {
+        const r = await get(p`/dags/${dagId}/dagRuns/${runId}/callbacks` + qs({ limit: 1000 }));
+        callbacks = r.callbacks || [];
+        callbacksError = null;
+      } catch (e) {
+        callbacksError = e;
+      }
+      if (!alive) return;
+      renderCallbacks();
+      if (callbacks && callbacks.some((c) => c.state === "queued" || c.state === "running")) {
+        timer = setTimeout(loadCallbacks, 1500);
+      }
+    }
+    const loadSoon = debounce(loadCallbacks, 400);
+
+    function renderCallbacks() {
+      renderKeyed(callbacksEl, JSON.stringify([callbacks, callbacksError && callbacksError.detail]), () => {
+        if (callbacksError) return errorBox(callbacksError);
+        if (!callbacks) return h("p", { class: "muted small", "aria-busy": "true" }, "Loading…");
+        if (!callbacks.length) return empty("No callback has fired for this run.", { "data-testid": "run-callbacks-empty" });
+        return h("div", { class: "table-wrap" }, h("table", { class: "table small", "data-testid": "run-callbacks" },
+          h("thead", {}, h("tr", {}, ["Event", "Fired by", "Operator", "State", "Why"].map((c) => h("th", { scope: "col" }, c)))),
+          h("tbody", {}, callbacks.map((c) => [
+            h("tr", { "data-testid": `callback-${c.seq}`, "data-state": c.state },
+              h("td", {}, h("code", {}, c.event)),
+              h("td", {}, c.task_id
+                ? [h("code", {}, `${c.task_id}${c.map_index !== null && c.map_index !== undefined && c.map_index >= 0 ? `[${c.map_index}]` : ""}`), c.try_number ? ` try ${c.try_number}` : ""]
+                : h("span", { class: "muted" }, "the run")),
+              h("td", {}, c.operator),
+              h("td", {}, badge(c.state, { "data-testid": `callback-state-${c.seq}`, "data-state": c.state })),
+              h("td", {}, c.reason || "", c.error ? h("div", { class: "error-text" }, c.error) : null)),
+            h("tr", { class: "callback-log-row" }, h("td", { colspan: "5" },
+              h("details", {}, h("summary", { class: "small" }, "Log"),
+                h("pre", { class: "log", "data-testid": `callback-log-${c.seq}` }, c.log || "(nothing logged)")))),
+          ]))));
+      });
+    }
+
     const render = () => {
       const r = ctx.runs.find((x) => x.dag_run_id === runId);
-      renderKeyed(asideEl, JSON.stringify(r || null), () => h("div", { class: "panel", "data-testid": "run-panel" },
-        h("div", { class: "panel-head" },
-          h("h2", {}, "Run ", h("code", {}, runId)),
-          h("button", { type: "button", class: "btn btn-icon", "data-testid": "panel-close", "aria-label": "Close run details (Escape)", onclick: closePanel }, "✕")),
-        !r ? empty("This run was not found.") : h("div", {},
-          h("p", {}, badge(r.state, { "data-testid": "run-panel-state", "data-state": r.state })),
-          h("table", { class: "table kv" }, h("tbody", {},
-            [["Run id", h("code", {}, r.dag_run_id)], ["Run type", r.run_type], ["Logical date", time(r.logical_date)],
-              ["Data interval", h("span", {}, time(r.data_interval_start), " → ", time(r.data_interval_end))],
-              ["Queued at", time(r.queued_at)], ["Started", time(r.start_date)], ["Ended", time(r.end_date)],
-              ["Duration", fmtDuration(span(r.start_date, r.end_date))], ["DAG version", h("code", { title: r.dag_version }, String(r.dag_version || "").slice(0, 12))]]
-              .map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, v))))),
-          h("h3", {}, "Conf"),
-          r.conf && Object.keys(r.conf).length ? json(r.conf) : empty("No conf."))));
+      renderKeyed(bodyEl, JSON.stringify(r || null), () => !r ? empty("This run was not found.") : h("div", {},
+        h("p", {}, badge(r.state, { "data-testid": "run-panel-state", "data-state": r.state })),
+        h("table", { class: "table kv" }, h("tbody", {},
+          [["Run id", h("code", {}, r.dag_run_id)],
+            ["Run type", h("span", { "data-testid": "run-panel-type" }, r.run_type)],
+            r.backfill_id !== null && r.backfill_id !== undefined
+              ? ["Backfill", h("a", { href: href(["dags", dagId, "backfills"]), "data-testid": "run-panel-backfill" }, `backfill ${r.backfill_id}`)]
+              : null,
+            ["Logical date", time(r.logical_date)],
+            ["Data interval", h("span", {}, time(r.data_interval_start), " → ", time(r.data_interval_end))],
+            ["Queued at", time(r.queued_at)], ["Started", time(r.start_date)], ["Ended", time(r.end_date)],
+            ["Duration", fmtDuration(span(r.start_date, r.end_date))],
+            ["DAG version", h("code", { title: r.dag_version, "data-testid": "run-panel-dag-version" }, shortHash(r.dag_version)),
+              ctx.dag && r.dag_version && ctx.dag.dag_version !== r.dag_version ? h("span", { class: "muted small" }, " (not the latest)") : null]]
+            .filter(Boolean)
+            .map(([k, ...v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, v))))),
+        h("h3", {}, "Conf"),
+        r.conf && Object.keys(r.conf).length ? json(r.conf) : empty("No conf.")));
+      const mark = r ? JSON.stringify([r.state, r.end_date, (ctx.tis.get(runId) || []).map((t) => t.state)]) : "";
+      if (mark !== seen) {
+        seen = mark;
+        loadSoon();
+      }
     };
     render();
-    return { render };
+    renderCallbacks();
+    return {
+      render,
+      refresh: () => loadSoon(),
+      destroy() {
+        alive = false;
+        if (timer) clearTimeout(timer);
+      },
+    };
   }
 
   function closePanel() {

@@ -132,6 +132,12 @@ export function shortDigest(d) {
   return h("code", { class: "digest", title: d }, `${alg ? alg + ":" : ""}${hex.slice(0, 12)}…`);
 }
 
+/** A content hash (a DAG version) cut to its first 12 hex digits, for display. */
+export function shortHash(v) {
+  const hex = String(v || "").replace(/^[a-z0-9]+:/, "");
+  return hex ? hex.slice(0, 12) : "—";
+}
+
 export function fmtBytes(n) {
   if (n === null || n === undefined) return "—";
   if (n < 1024) return `${n} B`;

@@ -1,11 +1,15 @@
 // The Grid: runs as columns (oldest left), tasks as rows, each cell the state of
 // the task's TaskInstance in that run; a mapped task's cell summarises its
 // instances (the most pressing state, and how many). Arrow keys move between cells.
+// A run header is marked with its run type (M manual, B backfill) and a dashed
+// left edge where the DAG version changes from the run before; tasks that are no
+// longer in the DAG but have TaskInstances in the runs shown (`removed` after a
+// cleared run moved to a newer version) get rows of their own at the bottom.
 //
 // The table is built once per set of runs and tasks; live updates repaint the
 // cells in place, so a cell keeps its identity (and focus) while its run progresses.
 
-import { h, replace, fmtDuration, span, fmtTime, stateLabel, stateKey, empty } from "./dom.js";
+import { h, replace, fmtDuration, span, fmtTime, stateLabel, stateKey, empty, shortHash } from "./dom.js";
 import { href, withParams } from "./router.js";
 import { summarize, describeCounts, groupByTask } from "./model.js";
 
@@ -14,15 +18,31 @@ const RUN_LIMITS = [10, 25, 50, 100];
 const BAR_MAX = 56;
 const BAR_MIN = 8;
 
+const RUN_KIND = { manual: "M", backfill: "B" };
+
+/** Tasks with TaskInstances in the runs shown that the current DAG no longer has. */
+function goneTasks(ctx, runs) {
+  const gone = new Map();
+  for (const r of runs) {
+    for (const ti of ctx.tis.get(r.dag_run_id) || []) {
+      if (ctx.taskMap.has(ti.task_id)) continue;
+      const t = gone.get(ti.task_id) || { task_id: ti.task_id, operator: ti.operator || "?", is_mapped: false, gone: true };
+      if ((ti.map_index ?? -1) >= 0) t.is_mapped = true;
+      gone.set(ti.task_id, t);
+    }
+  }
+  return [...gone.values()].sort((a, b) => a.task_id.localeCompare(b.task_id));
+}
+
 export function render(el, ctx) {
   const runs = ctx.runs;
-  const tasks = ctx.order.map((id) => ctx.taskMap.get(id)).filter(Boolean);
+  const tasks = ctx.order.map((id) => ctx.taskMap.get(id)).filter(Boolean).concat(goneTasks(ctx, runs));
   if (!tasks.length) {
     el._gridKey = null;
     replace(el, empty("This DAG has no tasks."));
     return;
   }
-  const structure = JSON.stringify([runs.map((r) => r.dag_run_id), tasks.map((t) => [t.task_id, t.operator, t.is_mapped])]);
+  const structure = JSON.stringify([runs.map((r) => r.dag_run_id), tasks.map((t) => [t.task_id, t.operator, t.is_mapped, !!t.gone])]);
   let table = el.querySelector("table.grid");
   if (!table || el._gridKey !== structure) {
     table = build(el, ctx, runs, tasks);
@@ -45,13 +65,13 @@ function build(el, ctx, runs, tasks) {
         "data-r": -1,
         "data-c": c,
         onclick: () => withParams({ run: r.dag_run_id, panel: "run", task: null, map_index: null, try: null }),
-      }, h("span", { class: "run-bar" })))));
+      }, h("span", { class: "run-bar" }), h("span", { class: "run-kind", "aria-hidden": "true" })))));
 
-  const body = tasks.map((t, row) => h("tr", { "data-task": t.task_id },
-    h("th", { scope: "row", class: "task-col" },
-      h("span", { class: "task-name", title: `${t.task_id} (${t.operator})` }, t.task_id),
+  const body = tasks.map((t, row) => h("tr", { "data-task": t.task_id, "data-removed": t.gone ? "true" : null },
+    h("th", { scope: "row", class: ["task-col", t.gone && "task-gone"], "data-testid": `grid-task-${t.task_id}` },
+      h("span", { class: "task-name", title: t.gone ? `${t.task_id}: no longer in the DAG` : `${t.task_id} (${t.operator})` }, t.task_id),
       t.is_mapped ? h("span", { class: "mapped-mark", title: "Mapped task" }, " [ ]") : null,
-      h("span", { class: "muted small op" }, t.operator)),
+      t.gone ? h("span", { class: "muted small op" }, "not in the DAG") : h("span", { class: "muted small op" }, t.operator)),
     runs.map((r, c) => h("td", { class: "cell-td" },
       h("button", {
         type: "button",
@@ -90,6 +110,8 @@ function paint(table, ctx, runs, tasks) {
   const selectedTask = ctx.params.task;
   const durations = runs.map((r) => span(r.start_date, r.end_date) || 0);
   const maxDur = Math.max(1, ...durations);
+  // Where the DAG version differs from the run to the left.
+  const changes = runs.map((r, c) => c > 0 && !!runs[c - 1].dag_version && !!r.dag_version && runs[c - 1].dag_version !== r.dag_version);
   const byRun = new Map(runs.map((r, c) => [r.dag_run_id, { run: r, c, tis: groupByTask(ctx.tis.get(r.dag_run_id)), loaded: ctx.tis.has(r.dag_run_id) }]));
   const taskById = new Map(tasks.map((t) => [t.task_id, t]));
 
@@ -99,13 +121,19 @@ function paint(table, ctx, runs, tasks) {
   for (const btn of table.querySelectorAll("thead .run-bar-btn")) {
     const { run: r, c } = byRun.get(btn.dataset.run);
     const hgt = BAR_MIN + Math.round(((durations[c] || 0) / maxDur) * (BAR_MAX - BAR_MIN));
-    const label = `Run ${r.dag_run_id}: ${stateLabel(r.state)}, ${fmtTime(r.logical_date)}, ${fmtDuration(durations[c])}`;
-    setClass(btn.parentElement, `run-col${r.dag_run_id === selectedRun ? " selected" : ""}`);
+    const versionChange = changes[c];
+    const label = `Run ${r.dag_run_id}: ${stateLabel(r.state)}, ${r.run_type || "run"}${r.backfill_id !== null && r.backfill_id !== undefined ? ` (backfill ${r.backfill_id})` : ""}, ` +
+      `${fmtTime(r.logical_date)}, ${fmtDuration(durations[c])}, DAG version ${shortHash(r.dag_version)}${versionChange ? " (changed)" : ""}`;
+    setClass(btn.parentElement, `run-col${r.dag_run_id === selectedRun ? " selected" : ""}${versionChange ? " version-change" : ""}`);
     setAttr(btn, "data-state", r.state);
+    setAttr(btn, "data-run-type", r.run_type || "");
+    setAttr(btn, "data-dag-version", r.dag_version || "");
+    const kind = btn.querySelector(".run-kind");
+    if (kind && kind.textContent !== (RUN_KIND[r.run_type] || "")) kind.textContent = RUN_KIND[r.run_type] || "";
     setAttr(btn, "aria-label", label);
     setAttr(btn, "title", label);
     setAttr(btn, "aria-pressed", String(r.dag_run_id === selectedRun && ctx.params.runPanel && !selectedTask));
-    const bar = btn.firstChild;
+    const bar = btn.querySelector(".run-bar");
     setClass(bar, `run-bar state-${stateKey(r.state)}`);
     bar.style.height = `${hgt}px`;
   }
@@ -124,7 +152,7 @@ function paint(table, ctx, runs, tasks) {
     const tries = sum && !sum.mapped && tis[0].try_number > 1 ? `, try ${tis[0].try_number}` : "";
     const label = `${t.task_id} in ${col.run.dag_run_id}: ${desc}${tries}`;
     const isSelRun = col.run.dag_run_id === selectedRun;
-    setClass(btn.parentElement, `cell-td${isSelRun ? " selected" : ""}`);
+    setClass(btn.parentElement, `cell-td${isSelRun ? " selected" : ""}${changes[col.c] ? " version-change" : ""}`);
     setClass(btn, ["cell", `state-${stateKey(state)}`, !col.loaded && "loading", !sum && col.loaded && "absent",
       sum && sum.mapped && "mapped", isSelRun && t.task_id === selectedTask && "active"].filter(Boolean).join(" "));
     setAttr(btn, "data-state", col.loaded ? (state ?? "none") : "loading");

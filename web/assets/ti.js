@@ -190,6 +190,10 @@ export class TiPanel {
     renderKeyed(this.summaryEl, JSON.stringify([ti, lastError ? lastError.error : null]), () => [
       h("dl", { class: "kv-grid" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
       lastError ? h("div", { class: "alert alert-error", "data-testid": "ti-error" }, h("strong", {}, `Try ${lastError.try_number} failed: `), lastError.error) : null,
+      ti.state === "removed"
+        ? h("div", { class: "alert alert-warn", "data-testid": "ti-removed-note" },
+          "This task is not in the DAG version the run now uses (the run was cleared after the DAG changed), so it will not run again.")
+        : null,
     ]);
     renderKeyed(this.actionsEl, `${ti.state}`, () => this.actionButtons());
   }

@@ -35,8 +35,11 @@ pub struct DagRun {
     pub end_date: Option<Timestamp>,
     /// Seconds from start to end, once the run has ended.
     pub duration: Option<f64>,
-    /// The DAG version (file hash) the run was created with and keeps.
+    /// The DAG version (file hash) the run runs with: the one it was created
+    /// with, or the DAG's latest when it was cleared.
     pub dag_version: String,
+    /// The backfill that created (or last re-ran) this run; `null` for others.
+    pub backfill_id: Option<u64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -64,6 +67,7 @@ pub fn dag_run(r: &RunRecord) -> DagRun {
             _ => None,
         },
         dag_version: r.dag_version.clone(),
+        backfill_id: r.backfill_id,
     }
 }
 
@@ -316,7 +320,7 @@ pub struct ClearDagRun {
 #[serde(untagged)]
 pub enum ClearDagRunResult {
     DryRun(TaskInstanceCollection),
-    Cleared(DagRun),
+    Cleared(Box<DagRun>),
 }
 
 /// Clear a DagRun: its TaskInstances run again.
@@ -367,7 +371,7 @@ pub async fn clear_run(
             task_instances: tis,
         })));
     }
-    Ok(Json(ClearDagRunResult::Cleared(dag_run(&load_run(
-        &s, &dag_id, &run_id,
-    )?))))
+    Ok(Json(ClearDagRunResult::Cleared(Box::new(dag_run(
+        &load_run(&s, &dag_id, &run_id)?,
+    )))))
 }

@@ -1,7 +1,8 @@
 //! The REST API under `/api/v1`, with Airflow's resource and field names, built as a
 //! plain [`router`] so tests can drive it without a socket. Reads go straight to the
-//! metastore (redb serves them beside the writer); changes to runs and
-//! TaskInstances go through the scheduler, the single writer of those. Variables,
+//! metastore (redb serves them beside the writer); changes to runs,
+//! TaskInstances and backfills go through the scheduler, the single writer of
+//! those. Variables,
 //! connections and pools are plain records the scheduler only reads, so the API
 //! writes them itself (redb serializes the write transactions).
 //!
@@ -13,6 +14,8 @@
 //! Outside `/api/v1`: `/metrics` (Prometheus text, see [`prometheus`]), the web UI
 //! (`crate::web`, at `/` and `/assets/…`) and a plain `/health` for load balancers.
 
+mod backfills;
+mod callbacks;
 mod connections;
 mod dag_runs;
 mod dags;
@@ -82,7 +85,9 @@ const ANY: &str = "~";
     tags(
         (name = "DAG"), (name = "DagRun"), (name = "TaskInstance"), (name = "XCom"),
         (name = "ImportError"), (name = "Plugin"), (name = "Variable"),
-        (name = "Connection"), (name = "Pool"), (name = "Monitoring"),
+        (name = "Connection"), (name = "Pool"),
+        (name = "Backfill", description = "Runs of a DAG over a range of past logical dates"),
+        (name = "Monitoring"),
         (name = "Event", description = "Server-sent events of state changes")
     )
 )]
@@ -100,6 +105,7 @@ fn api_routes() -> OpenApiRouter<ApiState> {
             dag_runs::delete_run
         ))
         .routes(routes!(dag_runs::clear_run))
+        .routes(routes!(callbacks::list_callbacks))
         .routes(routes!(task_instances::list_tis))
         .routes(routes!(task_instances::get_ti, task_instances::patch_ti))
         .routes(routes!(task_instances::list_tries))
@@ -131,6 +137,15 @@ fn api_routes() -> OpenApiRouter<ApiState> {
             pools::patch_pool,
             pools::delete_pool
         ))
+        .routes(routes!(
+            backfills::list_backfills,
+            backfills::create_backfill
+        ))
+        .routes(routes!(backfills::get_backfill))
+        .routes(routes!(backfills::dry_run_backfill))
+        .routes(routes!(backfills::pause_backfill))
+        .routes(routes!(backfills::unpause_backfill))
+        .routes(routes!(backfills::cancel_backfill))
         .routes(routes!(events::events))
         .routes(routes!(monitor::health))
         .routes(routes!(monitor::version))

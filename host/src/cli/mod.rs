@@ -1,5 +1,6 @@
 //! The command line (ARCHITECTURE §7): one subcommand group per file.
 
+mod backfill;
 pub mod client;
 mod dags;
 mod plugins;
