@@ -99,6 +99,25 @@ impl State {
         }
     }
 
+    /// Ends a TaskInstance in `state` without running it further: its try, if one
+    /// is in flight, is cancelled.
+    pub(super) fn force_state(&mut self, key: &TiKey, state: S, now: Timestamp) {
+        self.forget_in_flight(key);
+        let Some(ti) = self
+            .runs
+            .get_mut(&key.run_key())
+            .and_then(|r| r.tis.get_mut(&(key.task_id.clone(), key.map_index)))
+        else {
+            return;
+        };
+        ti.state = state;
+        ti.end_date = Some(now);
+        ti.next_try_at = None;
+        let ti = ti.clone();
+        self.batch.put_ti(&ti);
+        self.push_ti_update(&ti);
+    }
+
     /// A run whose TaskInstances were changed by hand is planned again: a finished
     /// one is re-finished from its leaves, a live one goes on.
     fn replan(&mut self, rk: &RunKey) {
@@ -404,15 +423,7 @@ impl State {
                 DagRunState::Failed if !current.is_finished() => S::Skipped,
                 _ => continue,
             };
-            self.forget_in_flight(&key);
-            let run = self.runs.get_mut(&rk).unwrap();
-            let ti = run.tis.get_mut(&(key.task_id, key.map_index)).unwrap();
-            ti.state = new;
-            ti.end_date = Some(now);
-            ti.next_try_at = None;
-            let ti = ti.clone();
-            self.batch.put_ti(&ti);
-            self.push_ti_update(&ti);
+            self.force_state(&key, new, now);
         }
         let run = self.runs.get_mut(&rk).unwrap();
         run.run.state = state;

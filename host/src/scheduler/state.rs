@@ -1476,20 +1476,7 @@ impl State {
                     task_id,
                     map_index,
                 };
-                self.forget_in_flight(&key);
-                let ti = self
-                    .runs
-                    .get_mut(&rk)
-                    .unwrap()
-                    .tis
-                    .get_mut(&(key.task_id.clone(), key.map_index))
-                    .unwrap();
-                ti.state = S::Skipped;
-                ti.end_date = Some(now);
-                ti.next_try_at = None;
-                let ti = ti.clone();
-                self.batch.put_ti(&ti);
-                self.push_ti_update(&ti);
+                self.force_state(&key, S::Skipped, now);
             }
             self.end_run(&rk, DagRunState::Failed, now);
             self.fire_dag_callbacks(&rk, Event::Failure, "timed_out");
