@@ -100,6 +100,7 @@ pub struct EnvBuilder {
     watch: bool,
     parallelism: usize,
     start_at: Option<jiff::Timestamp>,
+    allow_private_ips: bool,
 }
 
 impl Env {
@@ -111,6 +112,7 @@ impl Env {
             watch: false,
             parallelism: 16,
             start_at: None,
+            allow_private_ips: false,
         }
     }
 
@@ -245,6 +247,14 @@ impl EnvBuilder {
         self
     }
 
+    /// Let tasks' outbound HTTP reach loopback and private addresses
+    /// (`SchedulerConfig::allow_private_ips`), for tests that serve HTTP on
+    /// 127.0.0.1. Off by default, as in production.
+    pub fn allow_private_ips(mut self) -> Self {
+        self.allow_private_ips = true;
+        self
+    }
+
     pub async fn start(self) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().join("home");
@@ -269,6 +279,7 @@ impl EnvBuilder {
             scheduler: SchedulerConfig {
                 parallelism: self.parallelism,
                 create_scheduled_runs: self.schedule,
+                allow_private_ips: self.allow_private_ips,
                 ..Default::default()
             },
             clock: clock.clone(),

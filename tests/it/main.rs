@@ -10,6 +10,7 @@ mod browser;
 mod cli;
 mod crash;
 mod dag_files;
+mod http_sensor;
 mod manual;
 mod openapi;
 mod plugins;

@@ -17,6 +17,7 @@
 //! variables = { ready = "yes" }       # Airflow Variables
 //!
 //! [dags.my_dag]                # written to the DAGs folder as my_dag.toml
+//! version = "v1"               # optional label for this file's DAG version
 //! source = '''
 //! [tasks.a]
 //! operator = "noop"
@@ -32,8 +33,10 @@
 //! tasks = { a = "success/1" }  # "state/try_number"; mapped: "m[0]", placeholder: "m" or "m[-1]"
 //! ```
 //!
-//! Steps (`do = ...`): `trigger`, `wait` (a run finishes), `wait_task` (`task`
-//! reaches `state`), `settle` (every run of every unpaused DAG finishes), `advance`
+//! Steps (`do = ...`): `trigger` (`expect_error = "text"`: the trigger must be
+//! refused with an error containing the text), `wait` (a run finishes), `wait_task`
+//! (`task` reaches `state`), `settle` (every run of every unpaused DAG finishes; a
+//! finished run may keep TaskInstances with no state), `advance`
 //! (`by = "1h"` or `to = "<RFC 3339>"`, then settle unless `settle = false`), `clear`
 //! (`tasks`, `downstream`, `upstream`, `only_failed`; `cleared` lists what it must
 //! report), `mark_task` (`task`, `state`, `downstream`, `upstream`; `changed`),
@@ -41,8 +44,15 @@
 //! (the fields of an `[[expect]]`, checked right then) and `expect_runs` (the DAG's
 //! runs have exactly these `logical_dates`), `backfill` (`from`, `to`, `reprocess`,
 //! `max_active_runs`, `run_backwards`, `conf`; `actions` lists what it must plan per
-//! date). Steps that name a run take `run_id`, `logical_date` or `nth`, and default
-//! to the DAG's latest run.
+//! date), `cancel_backfill` (the DAG's latest backfill), `put_dag` (`dag`, `source`,
+//! `version` label, `file`: rewrites a DAG file and rescans the folder), `pool`
+//! (`name`, `slots`: creates or resizes a pool through the REST API) and `expect_dag`
+//! (`paused`; `max_running_runs` and `max_active = { task = n }`: the most runs
+//! running, and TaskInstances of a task queued or running, at once over all the
+//! DAG's runs, from the scheduler's updates; `sequence` as below over all its runs,
+//! each item prefixed with the run's creation index, `"1:load=success"`). Steps
+//! that name a run take `run_id`, `logical_date` or `nth`, and default to the DAG's
+//! latest run.
 //! Timestamps are RFC 3339 with an offset, so local times read as local times.
 //!
 //! An `[[expect]]` fails when a TaskInstance exists that it does not list, and the
@@ -50,14 +60,22 @@
 //! TaskInstance" is really checked. Optional checks: `data_interval = [start, end]`,
 //! `run_type`, `xcom = { task = <return_value> }`, `started` (the exact order in which
 //! the run's TaskInstances went `running`, one entry per try; a nested list is a group
-//! whose members may start in any order) and `sequence` (`"task=state"` transitions
-//! that must happen in this order, others may come between). Every mismatch of a
+//! whose members may start in any order), `max_active = { task = n }` (the most
+//! TaskInstances of the task queued or running at once in the run), `sequence`
+//! (`"task=state"` transitions that must happen in this order, others may come
+//! between), `dag_version` (the
+//! `version` label of the DAG file the run uses) and `callbacks` (every callback the
+//! run fired, in any order: `{ event, task, try, state, reason, log, error }`, where
+//! `task` absent means a DAG-level callback, `state` is the callback's own `success`
+//! (default) or `failed`, `reason` must be equal, and `log` and `error` are text the
+//! callback's log and error must contain; callbacks run after the commit, so the
+//! check first waits, bounded, until none is queued or running). Every mismatch of a
 //! check is reported at once, with the state actually found.
 //!
 //! Ordering checks see what happens after the `Env` has started: with `scheduled =
 //! true`, start the clock (`start_at`) before the first run is due.
 
-use aileron::metastore::{DEFAULT_TENANT, DagRun, ReprocessBehavior};
+use aileron::metastore::{CallbackRecord, DEFAULT_TENANT, DagRun, ReprocessBehavior};
 use aileron::scheduler::{BackfillRequest, ClearOptions, Update};
 use aileron_model::clock::Clock;
 use aileron_model::{DagRunState, TaskInstanceState};
@@ -66,7 +84,7 @@ use axum::http::{Method, StatusCode};
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::time::Duration;
 use tokio::sync::broadcast::error::TryRecvError;
@@ -98,20 +116,29 @@ macro_rules! semantic_cases {
 }
 
 semantic_cases! {
+    backfill_cancel_fails_queued_runs,
     backfill_creates_no_duplicates,
+    backfill_max_active_runs,
+    backfill_of_a_paused_dag_waits,
+    backfill_reprocess_completed_skips_in_flight,
     branch_follows_a_list_or_nothing,
     branch_follows_one_path,
     branch_join_downstream_of_the_followed_task,
     branch_without_and_with_a_tolerant_join,
+    callbacks_fire_on_try_outcomes,
+    callbacks_not_for_changes_by_hand,
     clear_a_mapped_task,
     clear_a_whole_successful_run,
     clear_only_failed,
     clear_with_downstream,
     clear_with_upstream,
+    dag_version_kept_by_a_run_then_moved_by_clear,
+    dagrun_timeout_fails_the_run,
     depends_on_past_waits_for_the_previous_run,
     dst_daily_cron_fall_back,
     dst_daily_cron_spring_forward,
     dst_hourly_cron_both_transitions,
+    end_date_and_once_bound_the_schedule,
     map_instances_fail_and_retry_on_their_own,
     map_over_a_literal_list,
     map_over_an_upstream_xcom_list,
@@ -122,7 +149,11 @@ semantic_cases! {
     mark_running_task_failed,
     mark_running_task_success_with_downstream,
     mark_task_success_resumes_failed_downstream,
+    max_active_tis_per_dag_and_per_dagrun,
+    max_active_runs_starts_queued_runs_in_turn,
+    max_consecutive_failed_runs_pauses_the_dag,
     pause_holds_scheduled_runs,
+    pool_that_does_not_exist_waits,
     pools_limit_and_order,
     priority_weight_orders_admission,
     retries_number_tries,
@@ -140,9 +171,15 @@ semantic_cases! {
     rule_one_failed,
     rule_one_success,
     rules_decide_before_every_upstream_is_done,
+    schedule_skips_dates_a_backfill_covered,
     sensor_reschedule_keeps_its_try,
     sensor_timeout_fails_without_retry,
+    short_circuit_lets_trigger_rules_decide,
+    short_circuit_skips_everything_downstream,
     skip_propagates_through_rules,
+    typed_params_check_the_conf,
+    wait_for_downstream_across_scheduled_runs,
+    wait_until_compares_with_the_wall_clock,
 }
 
 #[test]
@@ -214,6 +251,8 @@ struct PoolSetup {
 #[serde(deny_unknown_fields)]
 struct DagFile {
     source: String,
+    /// A label for this file's DAG version, for `dag_version` checks.
+    version: Option<String>,
     /// Path in the DAGs folder (a first-level folder names the tenant); default
     /// `<key>.toml`.
     file: Option<String>,
@@ -239,6 +278,8 @@ enum Step {
         conf: Map<String, Value>,
         #[serde(default = "yes")]
         wait: bool,
+        /// The trigger must be refused with an error containing this text.
+        expect_error: Option<String>,
     },
     Wait {
         dag: String,
@@ -323,7 +364,7 @@ enum Step {
         logical_date: Option<String>,
         nth: Option<usize>,
     },
-    Expect(Expect),
+    Expect(Box<Expect>),
     /// The DAG's runs, in creation order, have exactly these logical dates.
     ExpectRuns {
         dag: String,
@@ -348,6 +389,32 @@ enum Step {
         #[serde(default = "yes")]
         wait: bool,
     },
+    /// Cancels the DAG's latest backfill (Airflow's `backfill cancel`).
+    CancelBackfill {
+        dag: String,
+    },
+    /// Rewrites the DAG file of `dag` (a `[dags.*]` key, or `file`) and rescans
+    /// the folder; `version` labels the new DAG version.
+    PutDag {
+        dag: String,
+        file: Option<String>,
+        source: String,
+        version: Option<String>,
+    },
+    /// Creates (or resizes) a pool through the REST API.
+    Pool {
+        name: String,
+        slots: u32,
+    },
+    /// Checks the DAG rather than one run (see the module docs).
+    ExpectDag {
+        dag: String,
+        paused: Option<bool>,
+        max_running_runs: Option<usize>,
+        #[serde(default)]
+        max_active: BTreeMap<String, usize>,
+        sequence: Option<Vec<OrderItem>>,
+    },
 }
 
 impl Step {
@@ -368,6 +435,10 @@ impl Step {
             Step::Expect(_) => "expect",
             Step::ExpectRuns { .. } => "expect_runs",
             Step::Backfill { .. } => "backfill",
+            Step::CancelBackfill { .. } => "cancel_backfill",
+            Step::PutDag { .. } => "put_dag",
+            Step::Pool { .. } => "pool",
+            Step::ExpectDag { .. } => "expect_dag",
         }
     }
 }
@@ -391,8 +462,42 @@ struct Expect {
     xcom: BTreeMap<String, Value>,
     started: Option<Vec<OrderItem>>,
     sequence: Option<Vec<OrderItem>>,
+    /// task → the most of its TaskInstances queued or running at once in this run.
+    #[serde(default)]
+    max_active: BTreeMap<String, usize>,
+    /// The `version` label of the DAG file the run uses.
+    dag_version: Option<String>,
+    /// Every callback the run fired, in any order.
+    callbacks: Option<Vec<CallbackExpect>>,
     /// Free text for the reader, repeated when the expectation fails.
     note: Option<String>,
+}
+
+/// One callback a run fired (a record of `Metastore::callbacks`).
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct CallbackExpect {
+    /// `on_success`, `on_failure` or `on_retry`.
+    event: String,
+    /// The TaskInstance (`task` or `task[i]`) whose try fired it; absent for the
+    /// DAG's own callbacks.
+    task: Option<String>,
+    /// The try that fired it.
+    #[serde(rename = "try")]
+    try_number: Option<u32>,
+    /// How the callback itself went: `success` (default) or `failed`.
+    #[serde(default = "success")]
+    state: String,
+    /// Why it fired (a DAG callback: `success`, `task_failure`, `timed_out`, ...).
+    reason: Option<String>,
+    /// Text the callback's log must contain (its rendered message, say).
+    log: Option<String>,
+    /// Text the callback's error must contain.
+    error: Option<String>,
+}
+
+fn success() -> String {
+    "success".to_owned()
 }
 
 #[derive(Deserialize)]
@@ -497,12 +602,24 @@ struct Event {
     state: TaskInstanceState,
 }
 
+/// A DagRun change as the scheduler announced it.
+struct RunEvent {
+    dag_id: String,
+    run_id: String,
+    state: DagRunState,
+}
+
 struct Runner {
     name: String,
     env: Env,
     updates: tokio::sync::broadcast::Receiver<Update>,
     events: Vec<Event>,
+    run_events: Vec<RunEvent>,
     lagged: u64,
+    /// `version` label → the DAG version (content hash) it names.
+    versions: HashMap<String, String>,
+    /// DAG → id of its latest backfill.
+    backfills: HashMap<String, u64>,
 }
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -528,6 +645,9 @@ async fn run_case(name: &str, text: &str) {
         r.run_step(i + 1, step).await;
     }
     r.settle("the final checks").await;
+    if case.expect.iter().any(|e| e.callbacks.is_some()) {
+        r.wait_callbacks("the final checks").await;
+    }
     r.sync_events().await;
     let mut report = String::new();
     let mut matched: Vec<(String, String)> = Vec::new();
@@ -600,13 +720,43 @@ impl Runner {
         for pool in &case.setup.pools {
             make_pool(&env, pool).await;
         }
-        Runner {
+        let mut r = Runner {
             name: name.to_owned(),
             env,
             updates,
             events: Vec::new(),
+            run_events: Vec::new(),
             lagged: 0,
+            versions: HashMap::new(),
+            backfills: HashMap::new(),
+        };
+        for (key, dag) in &case.dags {
+            if let Some(label) = &dag.version {
+                let file = dag.file.clone().unwrap_or_else(|| format!("{key}.toml"));
+                r.label_version(&file, label)
+                    .unwrap_or_else(|e| panic!("{name}: [dags.{key}]: {e}"));
+            }
         }
+        r
+    }
+
+    /// Remembers the current DAG version of the DAG in `file` under `label`.
+    fn label_version(&mut self, file: &str, label: &str) -> Result<(), String> {
+        let dag = self
+            .env
+            .app
+            .metastore
+            .dags()
+            .unwrap()
+            .into_iter()
+            .find(|d| d.fileloc == file && d.is_active)
+            .ok_or_else(|| format!("no active DAG comes from {file}"))?;
+        if let Some(old) = self.versions.insert(label.to_owned(), dag.version.clone())
+            && old != dag.version
+        {
+            return Err(format!("version label `{label}` is used twice"));
+        }
+        Ok(())
     }
 
     fn fail(&self, step: usize, what: &str, message: impl std::fmt::Display) -> ! {
@@ -626,8 +776,9 @@ impl Runner {
                 logical_date,
                 conf,
                 wait,
+                expect_error,
             } => {
-                let run = s
+                let result = s
                     .trigger(
                         DEFAULT_TENANT,
                         dag,
@@ -635,8 +786,21 @@ impl Runner {
                         logical_date.as_deref().map(ts),
                         conf.clone(),
                     )
-                    .await
-                    .unwrap_or_else(|e| self.fail(n, what, e));
+                    .await;
+                if let Some(want) = expect_error {
+                    match result {
+                        Ok(run) => self.fail(
+                            n,
+                            what,
+                            format!("created run `{}`, want an error with {want:?}", run.run_id),
+                        ),
+                        Err(e) if !e.to_string().contains(want.as_str()) => {
+                            self.fail(n, what, format!("error `{e}` does not contain {want:?}"))
+                        }
+                        Err(_) => return,
+                    }
+                }
+                let run = result.unwrap_or_else(|e| self.fail(n, what, e));
                 if *wait {
                     self.wait_run(dag, &run.run_id, &format!("step #{n} (trigger)"))
                         .await;
@@ -838,6 +1002,9 @@ impl Runner {
                     .unwrap_or_else(|e| self.fail(n, what, e));
             }
             Step::Expect(e) => {
+                if e.callbacks.is_some() {
+                    self.wait_callbacks(&format!("step #{n} (expect)")).await;
+                }
                 self.sync_events().await;
                 let (_, problems) = self.check(e);
                 if !problems.is_empty() {
@@ -885,10 +1052,11 @@ impl Runner {
                     max_active_runs: *max_active_runs,
                     dry_run: false,
                 };
-                let (_, plan) = s
+                let (record, plan) = s
                     .create_backfill(request)
                     .await
                     .unwrap_or_else(|e| self.fail(n, what, e));
+                self.backfills.insert(dag.clone(), record.id);
                 if let Some(want) = actions {
                     let got: Vec<&str> = plan.iter().map(|d| d.action.as_str()).collect();
                     if got != *want {
@@ -906,6 +1074,169 @@ impl Runner {
                     self.settle(&format!("step #{n} (backfill)")).await;
                 }
             }
+            Step::CancelBackfill { dag } => {
+                let Some(id) = self.backfills.get(dag).copied() else {
+                    self.fail(n, what, format!("no backfill of `{dag}` was created"))
+                };
+                s.cancel_backfill(DEFAULT_TENANT, id)
+                    .await
+                    .unwrap_or_else(|e| self.fail(n, what, e));
+                s.sync().await.unwrap();
+            }
+            Step::PutDag {
+                dag,
+                file,
+                source,
+                version,
+            } => {
+                let file = file.clone().unwrap_or_else(|| format!("{dag}.toml"));
+                self.env.put_dag(&file, source).await;
+                let errors: Vec<String> = self
+                    .env
+                    .import_errors()
+                    .into_iter()
+                    .filter(|e| e.starts_with(&format!("{file}:")))
+                    .collect();
+                if !errors.is_empty() {
+                    self.fail(n, what, format!("{file} does not import: {errors:?}"));
+                }
+                if let Some(label) = version {
+                    self.label_version(&file, label)
+                        .unwrap_or_else(|e| self.fail(n, what, e));
+                }
+            }
+            Step::Pool { name, slots } => {
+                let pool = PoolSetup {
+                    name: name.clone(),
+                    slots: *slots,
+                    description: None,
+                };
+                make_pool(&self.env, &pool).await;
+                s.sync().await.unwrap();
+            }
+            Step::ExpectDag {
+                dag,
+                paused,
+                max_running_runs,
+                max_active,
+                sequence,
+            } => {
+                self.sync_events().await;
+                let problems =
+                    self.check_dag(dag, *paused, *max_running_runs, max_active, sequence);
+                if !problems.is_empty() {
+                    self.fail(n, what, format!("\n{problems}"));
+                }
+            }
+        }
+    }
+
+    /// Checks of a whole DAG (`expect_dag`); every mismatch, or nothing.
+    fn check_dag(
+        &self,
+        dag: &str,
+        paused: Option<bool>,
+        max_running_runs: Option<usize>,
+        max_active: &BTreeMap<String, usize>,
+        sequence: &Option<Vec<OrderItem>>,
+    ) -> String {
+        let mut out = String::new();
+        let Some(record) = self
+            .env
+            .app
+            .metastore
+            .dags()
+            .unwrap()
+            .into_iter()
+            .find(|d| d.tenant == DEFAULT_TENANT && d.dag_id == dag)
+        else {
+            return format!("    no DAG `{dag}`\n");
+        };
+        if let Some(want) = paused
+            && record.is_paused != want
+        {
+            let _ = writeln!(out, "    is_paused: got {}, want {want}", record.is_paused);
+        }
+        let ordering = max_running_runs.is_some() || !max_active.is_empty() || sequence.is_some();
+        if ordering && self.lagged > 0 {
+            let _ = writeln!(
+                out,
+                "    {} scheduler updates were lost (lagged): ordering cannot be checked",
+                self.lagged
+            );
+        }
+        if let Some(want) = max_running_runs {
+            let mut states: HashMap<&str, DagRunState> = HashMap::new();
+            let mut most = 0;
+            for ev in self.run_events.iter().filter(|e| e.dag_id == dag) {
+                states.insert(&ev.run_id, ev.state);
+                let running = states
+                    .values()
+                    .filter(|s| **s == DagRunState::Running)
+                    .count();
+                most = most.max(running);
+            }
+            if most != want {
+                let _ = writeln!(
+                    out,
+                    "    most runs running at once: got {most}, want {want}"
+                );
+            }
+        }
+        check_max_active(
+            self.events.iter().filter(|e| e.dag_id == dag),
+            max_active,
+            &mut out,
+        );
+        if let Some(sequence) = sequence {
+            let runs: Vec<String> = self
+                .env
+                .app
+                .metastore
+                .dag_runs(DEFAULT_TENANT, dag)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.run_id)
+                .collect();
+            let actual: Vec<String> = self
+                .events
+                .iter()
+                .filter(|e| e.dag_id == dag)
+                .filter_map(|e| {
+                    let nth = runs.iter().position(|r| *r == e.run_id)?;
+                    Some(format!("{nth}:{}={}", e.label, e.state))
+                })
+                .collect();
+            if let Some(problem) = check_sequence(&actual, sequence, run_transition) {
+                let _ = writeln!(out, "    sequence: {problem}; got {actual:?}");
+            }
+        }
+        if !out.is_empty() {
+            out = format!("  dag `{dag}`:\n{out}");
+        }
+        out
+    }
+
+    /// Waits (bounded) until no callback of any run is queued or running.
+    async fn wait_callbacks(&mut self, context: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            self.sync_events().await;
+            let unfinished = self.env.app.metastore.unfinished_callbacks().unwrap();
+            if unfinished.is_empty() {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let what: Vec<String> = unfinished
+                    .iter()
+                    .map(|c| format!("{} of {} ({})", c.event, c.run_id, c.state))
+                    .collect();
+                panic!(
+                    "semantic case `{}`, {context}: gave up waiting for callbacks: {what:?}",
+                    self.name
+                );
+            }
+            tokio::time::sleep(POLL).await;
         }
     }
 
@@ -994,6 +1325,16 @@ impl Runner {
                     label: label(&task_id, map_index),
                     state,
                 }),
+                Ok(Update::DagRun {
+                    dag_id,
+                    run_id,
+                    state,
+                    ..
+                }) => self.run_events.push(RunEvent {
+                    dag_id,
+                    run_id,
+                    state,
+                }),
                 Ok(_) => {}
                 Err(TryRecvError::Lagged(n)) => self.lagged += n,
                 Err(_) => break,
@@ -1014,9 +1355,12 @@ impl Runner {
             return Some(format!("run `{run_id}` of `{dag}` does not exist"));
         };
         let tis = m.task_instances(DEFAULT_TENANT, dag, run_id).unwrap();
+        // A finished run may keep TaskInstances that never got a state (Airflow's
+        // backfill cancel fails queued runs and leaves them so): nothing moves them.
         let unfinished: Vec<String> = tis
             .iter()
             .filter(|t| !t.state.is_finished())
+            .filter(|t| !(run.state.is_finished() && t.state == TaskInstanceState::NoStatus))
             .map(|t| format!("{} {}", label(&t.task_id, t.map_index), t.state))
             .collect();
         if run.state.is_finished() && unfinished.is_empty() {
@@ -1178,6 +1522,29 @@ impl Runner {
             );
         }
 
+        if let Some(label) = &e.dag_version {
+            let want = self.versions.get(label).unwrap_or_else(|| {
+                panic!(
+                    "{}: no DAG version is labelled `{label}` (label one with `version`)",
+                    self.name
+                )
+            });
+            if run.dag_version != *want {
+                let got = self
+                    .versions
+                    .iter()
+                    .find(|(_, v)| **v == run.dag_version)
+                    .map_or(run.dag_version.clone(), |(l, _)| l.clone());
+                let _ = writeln!(out, "    dag version: got {got}, want {label}");
+            }
+        }
+        if let Some(want) = &e.callbacks {
+            let got = m
+                .callbacks(DEFAULT_TENANT, &run.dag_id, &run.run_id)
+                .unwrap();
+            check_callbacks(&got, want, &mut out);
+        }
+
         let actual: BTreeMap<(String, i64), (TaskInstanceState, u32)> = m
             .task_instances(DEFAULT_TENANT, &run.dag_id, &run.run_id)
             .unwrap()
@@ -1259,12 +1626,20 @@ impl Runner {
                 let _ = writeln!(out, "    started order: {problem}; got {actual:?}");
             }
         }
+        if !e.max_active.is_empty() && self.lagged > 0 {
+            let _ = writeln!(
+                out,
+                "    {} scheduler updates were lost (lagged): concurrency cannot be checked",
+                self.lagged
+            );
+        }
+        check_max_active(events.iter().copied(), &e.max_active, &mut out);
         if let Some(sequence) = &e.sequence {
             let actual: Vec<String> = events
                 .iter()
                 .map(|ev| format!("{}={}", ev.label, ev.state))
                 .collect();
-            if let Some(problem) = check_sequence(&actual, sequence) {
+            if let Some(problem) = check_sequence(&actual, sequence, transition) {
                 let _ = writeln!(out, "    sequence: {problem}; got {actual:?}");
             }
         }
@@ -1281,6 +1656,106 @@ impl Runner {
             out = format!("{head}{note}{out}{}", self.describe_run(&run));
         }
         (Some(run), out)
+    }
+}
+
+/// Compares, per task, the most TaskInstances queued or running at once in
+/// `events` with `want`; writes the mismatches.
+fn check_max_active<'a>(
+    events: impl Iterator<Item = &'a Event>,
+    want: &BTreeMap<String, usize>,
+    out: &mut String,
+) {
+    if want.is_empty() {
+        return;
+    }
+    let mut states: HashMap<(&str, &str), TaskInstanceState> = HashMap::new();
+    let mut most: BTreeMap<String, usize> = BTreeMap::new();
+    for ev in events {
+        states.insert((&ev.run_id, &ev.label), ev.state);
+        let task = ti_key(&ev.label).0;
+        let active = states
+            .iter()
+            .filter(|((_, l), s)| {
+                ti_key(l).0 == task
+                    && matches!(s, TaskInstanceState::Queued | TaskInstanceState::Running)
+            })
+            .count();
+        let m = most.entry(task).or_default();
+        *m = (*m).max(active);
+    }
+    for (task, want) in want {
+        let got = most.get(task).copied().unwrap_or(0);
+        if got != *want {
+            let _ = writeln!(
+                out,
+                "    most TaskInstances of `{task}` queued or running at once: got {got}, want {want}"
+            );
+        }
+    }
+}
+
+/// Matches the callbacks a run fired with the expected ones, in any order; writes
+/// what is missing and what is unexpected.
+fn check_callbacks(got: &[CallbackRecord], want: &[CallbackExpect], out: &mut String) {
+    let describe = |c: &CallbackRecord| {
+        let who = match &c.task_id {
+            Some(t) => format!(
+                "task {} try {}",
+                label(t, c.map_index.unwrap_or(-1)),
+                c.try_number.unwrap_or(0)
+            ),
+            None => "the DAG".to_owned(),
+        };
+        format!(
+            "{} of {who}: {} ({}), reason {:?}, error {:?}, log {:?}",
+            c.event, c.state, c.operator, c.reason, c.error, c.log
+        )
+    };
+    let matches = |c: &CallbackRecord, w: &CallbackExpect| {
+        let task_ok = match &w.task {
+            None => c.task_id.is_none(),
+            Some(l) => {
+                let (task, index) = ti_key(l);
+                c.task_id.as_deref() == Some(task.as_str()) && c.map_index.unwrap_or(-1) == index
+            }
+        };
+        task_ok
+            && c.event == w.event
+            && c.state == w.state
+            && w.try_number.is_none_or(|t| c.try_number == Some(t))
+            && w.reason
+                .as_ref()
+                .is_none_or(|r| c.reason.as_ref() == Some(r))
+            && w.log.as_ref().is_none_or(|l| c.log.contains(l.as_str()))
+            && w.error
+                .as_ref()
+                .is_none_or(|x| c.error.as_ref().is_some_and(|e| e.contains(x.as_str())))
+    };
+    let mut left: Vec<&CallbackRecord> = got.iter().collect();
+    let mut missing = Vec::new();
+    for w in want {
+        match left.iter().position(|c| matches(c, w)) {
+            Some(i) => {
+                left.remove(i);
+            }
+            None => missing.push(w),
+        }
+    }
+    if missing.is_empty() && left.is_empty() {
+        return;
+    }
+    for w in missing {
+        let _ = writeln!(out, "    callback not fired (or not as listed): {w:?}");
+    }
+    for c in left {
+        let _ = writeln!(out, "    callback fired but not listed: {}", describe(c));
+    }
+    if !got.is_empty() {
+        let _ = writeln!(out, "    every callback of the run:");
+        for c in got {
+            let _ = writeln!(out, "      {}", describe(c));
+        }
     }
 }
 
@@ -1321,14 +1796,30 @@ fn transition(item: &str) -> String {
     format!("{}={}", label(&task, index), ti_state(st))
 }
 
+/// `nth:task=state` (an `expect_dag` sequence item) in canonical form.
+fn run_transition(item: &str) -> String {
+    let (nth, rest) = item
+        .split_once(':')
+        .unwrap_or_else(|| panic!("sequence item `{item}` is not nth:task=state"));
+    let nth: usize = nth
+        .parse()
+        .unwrap_or_else(|_| panic!("sequence item `{item}`: `{nth}` is not a run index"));
+    format!("{nth}:{}", transition(rest))
+}
+
 /// Checks that the transitions of each group happen after those of the group
-/// before (first occurrences; other transitions may come between).
-fn check_sequence(actual: &[String], want: &[OrderItem]) -> Option<String> {
+/// before (first occurrences; other transitions may come between). `canon` puts
+/// an expected item in the form of `actual`'s.
+fn check_sequence(
+    actual: &[String],
+    want: &[OrderItem],
+    canon: fn(&str) -> String,
+) -> Option<String> {
     let mut from = 0;
     for item in want {
         let group: Vec<String> = match item {
-            OrderItem::One(t) => vec![transition(t)],
-            OrderItem::AnyOrder(ts) => ts.iter().map(|t| transition(t)).collect(),
+            OrderItem::One(t) => vec![canon(t)],
+            OrderItem::AnyOrder(ts) => ts.iter().map(|t| canon(t)).collect(),
         };
         let mut end = from;
         for t in &group {

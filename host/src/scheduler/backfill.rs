@@ -265,6 +265,7 @@ impl State {
         id: u64,
     ) -> Result<BackfillRecord, SchedulerError> {
         let b = self.active_backfill(tenant, id)?.clone();
+        let now = self.now();
         for run_id in &b.run_ids {
             let rk = (b.tenant.clone(), b.dag_id.clone(), run_id.clone());
             if self
@@ -272,12 +273,15 @@ impl State {
                 .get(&rk)
                 .is_some_and(|r| r.run.state == DagRunState::Queued)
             {
-                self.set_run_state(&b.tenant, &b.dag_id, run_id, DagRunState::Failed)?;
+                // Airflow fails the DagRun only; its TaskInstances keep no state.
+                self.end_run(&rk, DagRunState::Failed, now);
+                self.retire_run(&rk);
+                self.dirty_runs.remove(&rk);
             }
         }
         let mut b = self.backfills.remove(&id).expect("active");
         b.is_paused = true;
-        b.completed_at = Some(self.now());
+        b.completed_at = Some(now);
         self.batch.put_backfill(&b);
         self.updates.push(Update::Dags);
         Ok(b)

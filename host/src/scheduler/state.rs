@@ -929,21 +929,30 @@ impl State {
     pub fn plan(&mut self) {
         let now = self.now();
         self.planned_at = now;
-        if self.config.create_scheduled_runs {
-            self.create_scheduled_runs(now);
-        }
-        self.start_queued_runs(now);
-        self.time_out_runs(now);
-        // Evaluating a run can finish TaskInstances that other runs of the same DAG
-        // wait on (depends_on_past), so go round until nothing new is dirty.
-        for _ in 0..8 {
-            self.wake_runs_waiting_on_past();
-            if self.dirty_runs.is_empty() {
-                break;
+        // A run that finishes in this pass frees a place under `max_active_runs`
+        // (the DAG's or a backfill's): go round again so the next run is created
+        // and started now, not whenever the next command happens to arrive.
+        for _ in 0..4 {
+            let finished_before = self.finished_this_turn.len();
+            if self.config.create_scheduled_runs {
+                self.create_scheduled_runs(now);
             }
-            let dirty: Vec<RunKey> = self.dirty_runs.drain().collect();
-            for rk in dirty {
-                self.evaluate_run(&rk, now);
+            self.start_queued_runs(now);
+            self.time_out_runs(now);
+            // Evaluating a run can finish TaskInstances that other runs of the same
+            // DAG wait on (depends_on_past), so go round until nothing new is dirty.
+            for _ in 0..8 {
+                self.wake_runs_waiting_on_past();
+                if self.dirty_runs.is_empty() {
+                    break;
+                }
+                let dirty: Vec<RunKey> = self.dirty_runs.drain().collect();
+                for rk in dirty {
+                    self.evaluate_run(&rk, now);
+                }
+            }
+            if self.finished_this_turn.len() == finished_before {
+                break;
             }
         }
         self.complete_backfills(now);
@@ -1393,7 +1402,7 @@ impl State {
 
     /// Sets a run's final state (it stays in `runs` for the caller to fire
     /// callbacks, then remove it).
-    fn end_run(&mut self, rk: &RunKey, state: DagRunState, now: Timestamp) {
+    pub(super) fn end_run(&mut self, rk: &RunKey, state: DagRunState, now: Timestamp) {
         let active = self.runs.get_mut(rk).unwrap();
         active.run.state = state;
         active.run.end_date = Some(now);
