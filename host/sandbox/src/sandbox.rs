@@ -85,6 +85,12 @@ impl Sandbox {
         let map = info
             .map_index
             .map_or_else(String::new, |i| format!("[{i}]"));
+        // A DAG-level callback runs for the whole run: no task id.
+        let target = if info.task_id.is_empty() {
+            format!("{} {}", info.dag_id, info.run_id)
+        } else {
+            format!("{}.{}{map}", info.dag_id, info.task_id)
+        };
         let memory = runtime.memory_cap(req.limits.memory_bytes);
         let timeout = req
             .limits
@@ -93,12 +99,10 @@ impl Sandbox {
         req.log.append_line(
             LogLevel::Info,
             &format!(
-                "Running {}@{} ({}) for {}.{}{map}, try {}: memory limit {}, execution_timeout {timeout}",
+                "Running {}@{} ({}) for {target}, try {}: memory limit {}, execution_timeout {timeout}",
                 meta.name,
                 meta.version,
                 meta.digest,
-                info.dag_id,
-                info.task_id,
                 info.try_number,
                 run::short_bytes(memory),
             ),
