@@ -9,6 +9,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod dag_processor;
+pub mod execution;
 pub mod executor;
 pub mod metastore;
 pub mod scheduler;

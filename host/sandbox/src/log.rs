@@ -89,25 +89,29 @@ impl LogBuffer {
             return;
         }
         let line = format_line(stamp, level, message);
-        let room = self.cap - state.text.len();
-        if line.len() <= room {
-            state.text.push_str(&line);
-        } else {
-            // Keep what fits (at a character boundary) so the last words before the
-            // cap are not lost, then close the log with the marker.
-            let mut end = room;
-            while !line.is_char_boundary(end) {
-                end -= 1;
-            }
-            state.text.push_str(&line[..end]);
-            if !state.text.is_empty() && !state.text.ends_with('\n') {
-                state.text.push('\n');
-            }
-            state
-                .text
-                .push_str(&format!("... log truncated at {} bytes\n", self.cap));
-            state.truncated = true;
+        self.push_capped(&mut state, &line);
+        let len = state.text.len();
+        drop(state);
+        self.len.send_replace(len);
+    }
+
+    /// Appends text that is already formatted, such as lines a remote worker
+    /// stamped and sent on, as is. The cap applies exactly as to
+    /// [`append_line`](LogBuffer::append_line): what fits is kept, the marker line
+    /// closes the log, and everything after is dropped.
+    ///
+    /// A buffer that mirrors a worker's log byte for byte needs a larger cap than
+    /// the worker's: the worker's own marker and closing line go past that cap, and
+    /// would be cut here.
+    pub fn append_raw(&self, text: &str) {
+        if text.is_empty() {
+            return;
         }
+        let mut state = self.lock();
+        if state.truncated {
+            return;
+        }
+        self.push_capped(&mut state, text);
         let len = state.text.len();
         drop(state);
         self.len.send_replace(len);
@@ -167,6 +171,31 @@ impl LogBuffer {
     /// with `changed().await` and then calls [`read_from`](LogBuffer::read_from).
     pub fn subscribe(&self) -> watch::Receiver<usize> {
         self.len.subscribe()
+    }
+
+    /// Appends `text` under the cap; the caller has checked that the log is not
+    /// truncated yet.
+    fn push_capped(&self, state: &mut State, text: &str) {
+        // Saturating: a closing line may already have taken the text past the cap.
+        let room = self.cap.saturating_sub(state.text.len());
+        if text.len() <= room {
+            state.text.push_str(text);
+            return;
+        }
+        // Keep what fits (at a character boundary) so the last words before the
+        // cap are not lost, then close the log with the marker.
+        let mut end = room;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        state.text.push_str(&text[..end]);
+        if !state.text.is_empty() && !state.text.ends_with('\n') {
+            state.text.push('\n');
+        }
+        state
+            .text
+            .push_str(&format!("... log truncated at {} bytes\n", self.cap));
+        state.truncated = true;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -229,6 +258,86 @@ mod tests {
         assert!(log.is_truncated());
         // Would have panicked on a bad boundary; the text is valid UTF-8 by type.
         assert!(log.snapshot().contains("log truncated at 40 bytes"));
+    }
+
+    #[test]
+    fn raw_text_is_appended_as_is() {
+        let log = LogBuffer::new(1024);
+        let mut rx = log.subscribe();
+        let remote = "[2026-11-24T01:02:03.456Z] INFO from a worker\n\
+                      [2026-11-24T01:02:03.457Z] STDOUT second line\n";
+        log.append_raw(remote);
+        assert_eq!(log.snapshot(), remote);
+        assert_eq!(*rx.borrow_and_update(), remote.len());
+        // A chunk may end mid-line; the next one continues it.
+        log.append_raw("[2026-11-24T01:02:04.000Z] INFO par");
+        log.append_raw("tial\n");
+        assert!(log.snapshot().ends_with("] INFO partial\n"));
+        assert_eq!(*rx.borrow_and_update(), log.len());
+        // Nothing to append: no change, no wake-up.
+        log.append_raw("");
+        assert!(!rx.has_changed().unwrap());
+        assert!(!log.is_truncated());
+    }
+
+    #[test]
+    fn raw_text_is_capped_like_lines() {
+        let stamp: jiff::Timestamp = "2026-11-24T01:02:03.456Z".parse().unwrap();
+        let lines: Vec<String> = (0..10)
+            .map(|i| format_line(stamp, LogLevel::Info, &format!("line number {i}")))
+            .collect();
+        let all = lines.concat();
+        assert_eq!(lines[0].len(), 46);
+        // 100 cuts the third line; 92 ends exactly after the second.
+        for (cap, expected) in [
+            (
+                100,
+                format!("{}\n... log truncated at 100 bytes\n", &all[..100]),
+            ),
+            (92, format!("{}... log truncated at 92 bytes\n", &all[..92])),
+        ] {
+            let log = LogBuffer::new(cap);
+            lines.iter().for_each(|line| log.append_raw(line));
+            assert!(log.is_truncated());
+            assert_eq!(log.snapshot(), expected);
+            // Later text is dropped; a closing line is still kept.
+            let len = log.len();
+            log.append_raw("[2026-11-24T01:02:05.000Z] INFO dropped\n");
+            log.append_line(LogLevel::Info, "dropped too");
+            assert_eq!(log.len(), len);
+            log.append_closing_line(LogLevel::Error, "Task failed: kept");
+            assert!(log.snapshot().ends_with("ERROR Task failed: kept\n"));
+        }
+    }
+
+    #[test]
+    fn raw_text_over_the_cap_keeps_what_fits() {
+        let log = LogBuffer::new(10);
+        log.append_raw("0123456789abcdef\n");
+        assert_eq!(
+            log.snapshot(),
+            "0123456789\n... log truncated at 10 bytes\n"
+        );
+        assert!(log.is_truncated());
+
+        // Cut at a character boundary, never inside one.
+        let log = LogBuffer::new(5);
+        log.append_raw("abcé\n"); // `é` is bytes 3..5, so 5 bytes fit exactly...
+        assert_eq!(log.snapshot(), "abcé\n... log truncated at 5 bytes\n");
+        let log = LogBuffer::new(4);
+        log.append_raw("abcé\n"); // ...and with 4 only `abc` does.
+        assert_eq!(log.snapshot(), "abc\n... log truncated at 4 bytes\n");
+    }
+
+    #[test]
+    fn raw_text_after_a_closing_line_past_the_cap_does_not_panic() {
+        let log = LogBuffer::new(16);
+        log.append_closing_line(LogLevel::Info, "Task succeeded in 1.0s");
+        assert!(log.len() > 16);
+        log.append_raw("late\n");
+        log.append_line(LogLevel::Info, "late too");
+        assert!(log.is_truncated());
+        assert_eq!(log.snapshot().matches("truncated").count(), 1);
     }
 
     #[test]

@@ -37,13 +37,22 @@ pub struct TaskInfo {
 }
 
 /// Limits of one try. The caller has already applied the tenant's policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Serializable so a try can travel to a remote worker as JSON, which then applies
+/// exactly these limits. Every field is required on the wire: a worker that would
+/// silently fill in a default could run a try looser than the scheduler decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
     /// Linear memory the guest may use in total; `None` means the sandbox's
     /// `default_memory_bytes`. Clamped to `SandboxConfig::max_memory_bytes`.
+    // `deserialize_with` makes the field required: serde reads a missing `Option`
+    // as `None` otherwise.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub memory_bytes: Option<u64>,
     /// Airflow's `execution_timeout`: wall-clock time from the start of the try,
-    /// covering both guest code and host calls. `None` means no limit.
+    /// covering both guest code and host calls. `None` means no limit. On the wire
+    /// `timeout_secs`: seconds, fractional only when the duration is not whole.
+    #[serde(rename = "timeout_secs", with = "secs_opt")]
     pub timeout: Option<Duration>,
     /// Cap of the try's log, in bytes; used by [`TryRequest::new`] to size the
     /// [`LogBuffer`] (a caller that builds its own buffer sets that buffer's cap).
@@ -72,6 +81,41 @@ impl Default for Limits {
             xcom_total_bytes: DEFAULT_XCOM_TOTAL_BYTES,
             allow_hosts: Vec::new(),
             allow_private_ips: false,
+        }
+    }
+}
+
+/// Serde for an `Option<Duration>` as seconds: a whole number when the duration is
+/// whole (every `execution_timeout` a DAG file can write), else a fraction, so a
+/// sub-second timeout is neither lost nor turned into 0 (which would time out at
+/// once).
+mod secs_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            None => s.serialize_none(),
+            Some(d) if d.subsec_nanos() == 0 => s.serialize_some(&d.as_secs()),
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        // An integer stays exact this way; a fraction goes through f64.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Secs {
+            Whole(u64),
+            Fraction(f64),
+        }
+        match Option::<Secs>::deserialize(d)? {
+            None => Ok(None),
+            Some(Secs::Whole(secs)) => Ok(Some(Duration::from_secs(secs))),
+            Some(Secs::Fraction(secs)) => Duration::try_from_secs_f64(secs)
+                .map(Some)
+                .map_err(|_| D::Error::custom(format!("invalid number of seconds: {secs}"))),
         }
     }
 }
@@ -179,4 +223,104 @@ pub struct TryReport {
     pub xcom: Vec<(String, String)>,
     /// Wall-clock time of the whole try, instantiation included.
     pub duration: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> TaskInfo {
+        TaskInfo {
+            dag_id: "etl".into(),
+            run_id: "manual__2026-01-01T00:00:00+00:00".into(),
+            task_id: "extract".into(),
+            map_index: Some(3),
+            try_number: 2,
+            logical_date: "2026-01-01T00:00:00+00:00".into(),
+            data_interval_start: "2026-01-01T00:00:00+00:00".into(),
+            data_interval_end: "2026-01-02T00:00:00+00:00".into(),
+        }
+    }
+
+    #[test]
+    fn limits_travel_as_json_with_the_timeout_in_seconds() {
+        let limits = Limits {
+            memory_bytes: Some(64 << 20),
+            timeout: Some(Duration::from_secs(300)),
+            allow_hosts: vec!["example.com".into(), "*.example.org:8443".into()],
+            allow_private_ips: true,
+            ..Limits::default()
+        };
+        let json = serde_json::to_value(&limits).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "memory_bytes": 64 << 20,
+                "timeout_secs": 300,
+                "log_bytes": DEFAULT_LOG_BYTES,
+                "xcom_bytes": DEFAULT_XCOM_BYTES,
+                "xcom_total_bytes": DEFAULT_XCOM_TOTAL_BYTES,
+                "allow_hosts": ["example.com", "*.example.org:8443"],
+                "allow_private_ips": true,
+            })
+        );
+        let back: Limits = serde_json::from_value(json).unwrap();
+        assert_eq!(back, limits);
+
+        let none = Limits::default();
+        let json = serde_json::to_string(&none).unwrap();
+        assert!(json.contains(r#""timeout_secs":null"#), "{json}");
+        assert_eq!(serde_json::from_str::<Limits>(&json).unwrap(), none);
+    }
+
+    #[test]
+    fn sub_second_timeouts_keep_their_fraction() {
+        for ms in [1, 100, 250, 1500] {
+            let limits = Limits {
+                timeout: Some(Duration::from_millis(ms)),
+                ..Limits::default()
+            };
+            let json = serde_json::to_value(&limits).unwrap();
+            assert_eq!(json["timeout_secs"], serde_json::json!(ms as f64 / 1000.0));
+            let back: Limits = serde_json::from_value(json).unwrap();
+            assert_eq!(back.timeout, Some(Duration::from_millis(ms)), "{ms} ms");
+        }
+    }
+
+    #[test]
+    fn bad_limits_are_refused() {
+        let mut json = serde_json::to_value(Limits::default()).unwrap();
+        json["timeout_secs"] = serde_json::json!(-1.5);
+        let err = serde_json::from_value::<Limits>(json.clone()).unwrap_err();
+        assert!(
+            err.to_string().contains("invalid number of seconds"),
+            "{err}"
+        );
+        // Every field is required: a missing one is an error, not a default.
+        let fields: Vec<String> = json.as_object().unwrap().keys().cloned().collect();
+        for field in fields {
+            let mut partial = serde_json::to_value(Limits::default()).unwrap();
+            partial.as_object_mut().unwrap().remove(&field);
+            let err = serde_json::from_value::<Limits>(partial).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("missing field `{field}`")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn task_info_travels_as_json() {
+        let info = info();
+        let json = serde_json::to_string(&info).unwrap();
+        assert_eq!(serde_json::from_str::<TaskInfo>(&json).unwrap(), info);
+        let unmapped = TaskInfo {
+            map_index: None,
+            ..info
+        };
+        let json = serde_json::to_value(&unmapped).unwrap();
+        assert_eq!(json["map_index"], serde_json::Value::Null);
+        assert_eq!(serde_json::from_value::<TaskInfo>(json).unwrap(), unmapped);
+    }
 }

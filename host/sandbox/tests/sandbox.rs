@@ -1038,6 +1038,66 @@ fn a_corrupt_store_file_is_reported_not_loaded() {
     );
 }
 
+#[test]
+fn component_bytes_are_served_from_the_embedded_operators_and_the_store() {
+    // A standard operator: its embedded bytes.
+    let sandbox = shared();
+    let noop = digest_of(sandbox, "noop");
+    let embedded = STANDARD_PLUGINS
+        .iter()
+        .find(|(name, _)| *name == "noop")
+        .unwrap()
+        .1;
+    let bytes = sandbox.registry().component_bytes(&noop).unwrap();
+    assert_eq!(bytes.as_deref(), Some(embedded));
+
+    // Unknown digests, and components only added (never stored), have none.
+    let unknown = format!("sha256:{}", "00".repeat(32));
+    assert_eq!(sandbox.registry().component_bytes(&unknown).unwrap(), None);
+    assert_eq!(sandbox.registry().component_bytes("noop").unwrap(), None);
+    let first = empty_sandbox();
+    let registry = first.registry();
+    let added = registry.add(&simple_operator("added", "1.0.0")).unwrap();
+    assert_eq!(registry.component_bytes(&added.digest).unwrap(), None);
+
+    // Installed, dropped in, or loaded from the store at a later start: the store file.
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path();
+    let installed_bytes = simple_operator("installed", "1.0.0");
+    let installed = registry.install(plugins, &installed_bytes).unwrap();
+    let dropped_bytes = simple_operator("dropped", "1.0.0");
+    std::fs::write(plugins.join("dropped.wasm"), &dropped_bytes).unwrap();
+    registry.open_store(plugins).unwrap();
+    let dropped = registry.resolve("dropped").unwrap();
+    std::fs::remove_file(plugins.join("dropped.wasm")).unwrap();
+    // `add` first and `install` later counts too.
+    let added = registry
+        .install(plugins, &simple_operator("added", "1.0.0"))
+        .unwrap();
+    let again = empty_sandbox();
+    again.registry().open_store(plugins).unwrap();
+    for registry in [registry, again.registry()] {
+        let bytes = |digest: &str| registry.component_bytes(digest).unwrap().unwrap();
+        assert_eq!(bytes(&installed.digest), installed_bytes);
+        assert_eq!(bytes(&dropped.digest), dropped_bytes);
+        assert_eq!(bytes(&added.digest), simple_operator("added", "1.0.0"));
+    }
+
+    // A store file changed or removed behind the registry's back is an error, not
+    // bytes that are not the digest's.
+    let hex = installed.digest.strip_prefix("sha256:").unwrap();
+    let file = plugins.join("store").join(format!("sha256-{hex}.wasm"));
+    std::fs::write(&file, &dropped_bytes).unwrap();
+    let err = registry.component_bytes(&installed.digest).unwrap_err();
+    assert!(
+        matches!(err, RegistryError::CorruptStoreFile { .. }),
+        "{err}"
+    );
+    std::fs::remove_file(&file).unwrap();
+    let err = registry.component_bytes(&installed.digest).unwrap_err();
+    assert!(matches!(err, RegistryError::Io { .. }), "{err}");
+}
+
 #[tokio::test]
 async fn watching_picks_up_new_drop_ins_and_store_files() {
     let dir = tempfile::tempdir().unwrap();

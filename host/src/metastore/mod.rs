@@ -12,6 +12,8 @@ mod records;
 
 pub use records::*;
 
+use crate::execution::ExecutionKey;
+
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -80,6 +82,8 @@ pub enum MetastoreError {
         "the metastore has schema version {found}, newer than this Aileron understands ({SCHEMA_VERSION}); upgrade Aileron"
     )]
     TooNew { found: u32 },
+    #[error("cannot create the execution key: {0}")]
+    ExecutionKey(#[from] crate::execution::KeyError),
 }
 
 pub type Result<T, E = MetastoreError> = std::result::Result<T, E>;
@@ -235,6 +239,33 @@ impl Metastore {
             .insert("schema_version", SCHEMA_VERSION.to_string().as_bytes())?;
         txn.commit()?;
         Ok(Self { db: Arc::new(db) })
+    }
+
+    /// The key that signs the execution API's try tokens: created (32 random
+    /// bytes) on first use and kept in `meta` as a hex string, so that tokens
+    /// already handed out stay valid across restarts.
+    pub fn execution_key(&self) -> Result<ExecutionKey> {
+        const KEY: &str = "execution_key";
+        if let Some(key) = self.get(META, KEY)? {
+            return Ok(key);
+        }
+        let txn = self.db.begin_write()?;
+        let mut meta = txn.open_table(META)?;
+        // Looked up again under the write lock: another caller may have just
+        // created it, and every token must verify under the one key.
+        let existing = meta.get(KEY)?.map(|v| decode(KEY, v.value())).transpose()?;
+        let key = match existing {
+            Some(key) => key,
+            None => {
+                let key = ExecutionKey::generate()?;
+                let json = serde_json::to_vec(&key).expect("a key serializes");
+                meta.insert(KEY, json.as_slice())?;
+                key
+            }
+        };
+        drop(meta);
+        txn.commit()?;
+        Ok(key)
     }
 
     pub fn schema_version(&self) -> Result<u32> {
@@ -684,6 +715,43 @@ mod tests {
         assert_eq!(m.pools("t").unwrap().len(), 1);
         assert!(m.delete_pool("t", "p").unwrap());
         assert_eq!(m.pool("t", "p").unwrap(), None);
+    }
+
+    #[test]
+    fn the_execution_key_is_created_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("aileron.redb");
+        let key = {
+            let m = Metastore::open(&path).unwrap();
+            let key = m.execution_key().unwrap();
+            assert_eq!(m.execution_key().unwrap(), key);
+            key
+        };
+        let m = Metastore::open(&path).unwrap();
+        assert_eq!(m.execution_key().unwrap(), key);
+        // Stored as a JSON string of hex digits, readable with any redb tool.
+        let stored = m.get_raw(META, "execution_key").unwrap().unwrap();
+        assert_eq!(stored, format!("\"{}\"", key.to_hex()).into_bytes());
+        // Another metastore gets another key.
+        let other = Metastore::in_memory().unwrap().execution_key().unwrap();
+        assert_ne!(other, key);
+    }
+
+    #[test]
+    fn a_corrupt_execution_key_is_an_error_not_replaced() {
+        let m = Metastore::in_memory().unwrap();
+        let mut b = WriteBatch::default();
+        b.put_raw(META, "execution_key".into(), b"\"not hex\"".to_vec());
+        m.commit(b).unwrap();
+        let err = m.execution_key().unwrap_err();
+        assert!(
+            matches!(&err, MetastoreError::Codec { key, .. } if key == "execution_key"),
+            "{err}"
+        );
+        assert_eq!(
+            m.get_raw(META, "execution_key").unwrap().unwrap(),
+            b"\"not hex\""
+        );
     }
 
     #[test]

@@ -97,6 +97,20 @@ struct Index {
     by_digest: HashMap<String, Arc<Entry>>,
     /// name → version → digest; one digest per name and version.
     by_name: BTreeMap<String, BTreeMap<semver::Version, String>>,
+    /// digest → where its bytes can be read again, for the components that have
+    /// such a place (see [`Registry::component_bytes`]).
+    origins: HashMap<String, Origin>,
+}
+
+/// Where the bytes of a registered component are kept. The registry does not hold
+/// them in memory (a component may be tens of MiB, and only its compiled form is
+/// needed to run it), so it remembers where to find them.
+#[derive(Debug, Clone)]
+enum Origin {
+    /// One of the standard operators embedded in the host.
+    Builtin(&'static [u8]),
+    /// A file of the plugin store, named by the digest.
+    Stored(PathBuf),
 }
 
 impl Registry {
@@ -118,14 +132,15 @@ impl Registry {
     /// Registers the standard operators embedded in the host (see
     /// [`STANDARD_PLUGINS`](crate::STANDARD_PLUGINS)). Idempotent.
     pub fn load_builtin(&self) -> Result<(), RegistryError> {
-        for (name, bytes) in crate::builtin::STANDARD_PLUGINS {
+        for &(name, bytes) in crate::builtin::STANDARD_PLUGINS {
             let meta = self
                 .register(bytes, true)
                 .map_err(|source| RegistryError::Builtin {
-                    name: (*name).to_owned(),
+                    name: name.to_owned(),
                     source: Box::new(source),
                 })?;
-            if meta.name != *name {
+            self.set_origin(&meta.digest, Origin::Builtin(bytes));
+            if meta.name != name {
                 tracing::warn!(
                     "standard operator built as `{name}` describes itself as `{}`",
                     meta.name
@@ -150,6 +165,46 @@ impl Registry {
     /// The component with this digest (`sha256:<hex>`), if registered.
     pub fn get(&self, digest: &str) -> Option<OperatorMeta> {
         self.entry(digest).map(|entry| entry.meta.clone())
+    }
+
+    /// The bytes of the component with this digest (`sha256:<hex>`), so they can be
+    /// served to a worker that lacks it: the embedded bytes of a standard
+    /// operator, or the plugin store's file. `None` if the digest is not
+    /// registered, or was registered with [`add`](Registry::add) alone and so was
+    /// never stored. A store file that can no longer be read, or no longer has
+    /// this digest, is an error. Reads a file: call from a blocking context.
+    pub fn component_bytes(&self, digest: &str) -> Result<Option<Vec<u8>>, RegistryError> {
+        let origin = self.read().origins.get(digest).cloned();
+        match origin {
+            None => Ok(None),
+            Some(Origin::Builtin(bytes)) => Ok(Some(bytes.to_vec())),
+            Some(Origin::Stored(path)) => {
+                let bytes =
+                    std::fs::read(&path).map_err(|e| RegistryError::io("read", &path, e))?;
+                // The file was checked when it was registered; check again, since
+                // whoever gets these bytes trusts them to be the digest's.
+                let actual = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+                if actual != digest {
+                    return Err(RegistryError::CorruptStoreFile { path, actual });
+                }
+                Ok(Some(bytes))
+            }
+        }
+    }
+
+    /// Records where the bytes of a registered component are. The embedded bytes
+    /// win over a store file: they cannot go missing.
+    fn set_origin(&self, digest: &str, origin: Origin) {
+        let mut index = self.inner.index.write().unwrap_or_else(|e| e.into_inner());
+        if !index.by_digest.contains_key(digest) {
+            return;
+        }
+        match (index.origins.get(digest), &origin) {
+            (Some(Origin::Builtin(_)), Origin::Stored(_)) => {}
+            _ => {
+                index.origins.insert(digest.to_owned(), origin);
+            }
+        }
     }
 
     pub(crate) fn entry(&self, digest: &str) -> Option<Arc<Entry>> {

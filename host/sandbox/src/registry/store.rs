@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{OperatorMeta, Registry};
+use super::{OperatorMeta, Origin, Registry};
 use crate::error::RegistryError;
 
 /// The store's folder inside the plugins folder.
@@ -55,7 +55,8 @@ impl Registry {
     pub fn install(&self, plugins_dir: &Path, bytes: &[u8]) -> Result<OperatorMeta, RegistryError> {
         let meta = self.add(bytes)?;
         let store = create_store(plugins_dir)?;
-        persist(&store, &meta.digest, bytes)?;
+        let path = persist(&store, &meta.digest, bytes)?;
+        self.set_origin(&meta.digest, Origin::Stored(path));
         Ok(meta)
     }
 
@@ -70,6 +71,7 @@ impl Registry {
             });
         }
         let meta = self.add(&bytes)?;
+        self.set_origin(&meta.digest, Origin::Stored(path.to_owned()));
         self.clear_rejected(path);
         Ok(meta)
     }
@@ -82,7 +84,8 @@ impl Registry {
     ) -> Result<OperatorMeta, RegistryError> {
         let bytes = std::fs::read(path).map_err(|e| RegistryError::io("read", path, e))?;
         let meta = self.add(&bytes)?;
-        persist(&plugins_dir.join(STORE_DIR), &meta.digest, &bytes)?;
+        let stored = persist(&plugins_dir.join(STORE_DIR), &meta.digest, &bytes)?;
+        self.set_origin(&meta.digest, Origin::Stored(stored));
         self.clear_rejected(path);
         Ok(meta)
     }
@@ -129,14 +132,15 @@ pub(super) fn stored_digest(path: &Path) -> Option<String> {
     valid.then(|| format!("sha256:{hex}"))
 }
 
-/// Writes a component into the store unless it is there already. The write goes to
-/// a temporary file that is renamed into place, so a reader (another process, the
-/// watcher) never sees a partial file under a store name.
-fn persist(store: &Path, digest: &str, bytes: &[u8]) -> Result<(), RegistryError> {
+/// Writes a component into the store unless it is there already, and returns the
+/// store file's path. The write goes to a temporary file that is renamed into
+/// place, so a reader (another process, the watcher) never sees a partial file
+/// under a store name.
+fn persist(store: &Path, digest: &str, bytes: &[u8]) -> Result<PathBuf, RegistryError> {
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
     let path = store.join(format!("sha256-{hex}.wasm"));
     if path.is_file() {
-        return Ok(());
+        return Ok(path);
     }
     let (tmp, mut file) = crate::cache::tempfile_in(store)
         .map_err(|e| RegistryError::io("create a file in", store, e))?;
@@ -148,7 +152,7 @@ fn persist(store: &Path, digest: &str, bytes: &[u8]) -> Result<(), RegistryError
         let _ = std::fs::remove_file(&tmp);
         return Err(RegistryError::io("write", path, e));
     }
-    Ok(())
+    Ok(path)
 }
 
 #[cfg(test)]
