@@ -283,3 +283,20 @@ mod tests {
         assert_eq!(super::base64_decode("YWJj"), b"abc");
     }
 }
+
+/// Saves a screenshot of the current page as `target/screenshots/NAME.png`; with
+/// `AILERON_UPDATE_SCREENSHOTS=1` it also replaces the README's copy in
+/// `docs/screenshots/`.
+pub async fn shot(b: &Browser, name: &str) {
+    let path = crate::cache_dir()
+        .parent()
+        .unwrap()
+        .join("screenshots")
+        .join(format!("{name}.png"));
+    let path = b.screenshot(&path).await;
+    if std::env::var_os("AILERON_UPDATE_SCREENSHOTS").is_some() {
+        let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::copy(&path, docs.join(format!("{name}.png"))).unwrap();
+    }
+}

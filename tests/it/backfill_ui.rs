@@ -4,7 +4,7 @@
 //! callbacks with their log in the run panel.
 
 use aileron::cli::client::seg;
-use aileron_tests::browser::Browser;
+use aileron_tests::browser::{Browser, shot};
 use aileron_tests::server::{Server, free_port, home_with};
 
 const DAILY: &str = r#"
@@ -91,6 +91,7 @@ async fn backfill_from_the_dag_page_and_follow_it() {
             .is_none(),
         "a complete backfill has no actions"
     );
+    shot(&b, "backfills").await;
 
     // The grid marks the runs as backfill runs with their DAG version; the run
     // panel links the backfill and lists the run's callback with its log.
@@ -132,5 +133,6 @@ async fn backfill_from_the_dag_page_and_follow_it() {
             .contains(&format!("callback for {run_id}")),
         "{log}"
     );
+    shot(&b, "run_callbacks").await;
     b.quit().await;
 }

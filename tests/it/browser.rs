@@ -5,9 +5,8 @@
 //! `AILERON_UPDATE_SCREENSHOTS=1` they also replace the README's in `docs/`.
 
 use aileron::cli::client::seg;
-use aileron_tests::browser::Browser;
+use aileron_tests::browser::{Browser, shot};
 use aileron_tests::server::{Server, free_port, get, home_with};
-use std::path::PathBuf;
 
 const DAG: &str = r#"
 description = "End-to-end test DAG"
@@ -27,23 +26,6 @@ operator = "echo"
 upstream = ["wait"]
 params = { message = "all done" }
 "#;
-
-fn shot_path(name: &str) -> PathBuf {
-    aileron_tests::cache_dir()
-        .parent()
-        .unwrap()
-        .join("screenshots")
-        .join(format!("{name}.png"))
-}
-
-async fn shot(b: &Browser, name: &str) {
-    let path = b.screenshot(&shot_path(name)).await;
-    if std::env::var_os("AILERON_UPDATE_SCREENSHOTS").is_some() {
-        let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
-        std::fs::create_dir_all(&docs).unwrap();
-        std::fs::copy(&path, docs.join(format!("{name}.png"))).unwrap();
-    }
-}
 
 /// A JavaScript expression: the state a graph node shows.
 fn node_state(task: &str) -> String {
