@@ -44,7 +44,7 @@ impl State {
         for b in self.metastore.all_backfills()? {
             self.next_backfill_id = self.next_backfill_id.max(b.id + 1);
             if b.completed_at.is_none() {
-                self.backfills.insert(b.id, b);
+                self.track_backfill(b);
             }
         }
         Ok(())
@@ -215,7 +215,7 @@ impl State {
         if record.run_ids.is_empty() {
             record.completed_at = Some(now);
         } else {
-            self.backfills.insert(record.id, record.clone());
+            self.track_backfill(record.clone());
         }
         self.batch.put_backfill(&record);
         self.updates.push(Update::Dags);
@@ -279,7 +279,7 @@ impl State {
                 self.dirty_runs.remove(&rk);
             }
         }
-        let mut b = self.backfills.remove(&id).expect("active");
+        let mut b = self.untrack_backfill(id).expect("active");
         b.is_paused = true;
         b.completed_at = Some(now);
         self.batch.put_backfill(&b);
@@ -308,20 +308,19 @@ impl State {
         if self.backfills.is_empty() {
             return;
         }
+        let going: HashSet<u64> = self
+            .runs
+            .values()
+            .filter_map(|r| r.run.backfill_id)
+            .collect();
         let done: Vec<u64> = self
             .backfills
-            .values()
-            .filter(|b| {
-                b.run_ids.iter().all(|id| {
-                    !self
-                        .runs
-                        .contains_key(&(b.tenant.clone(), b.dag_id.clone(), id.clone()))
-                })
-            })
-            .map(|b| b.id)
+            .keys()
+            .filter(|id| !going.contains(id))
+            .copied()
             .collect();
         for id in done {
-            let mut b = self.backfills.remove(&id).unwrap();
+            let mut b = self.untrack_backfill(id).unwrap();
             b.completed_at = Some(now);
             self.batch.put_backfill(&b);
             self.updates.push(Update::Dags);
@@ -343,8 +342,27 @@ impl State {
     /// Where a queued backfill run stands in its backfill's order, for starting
     /// runs: `None` if it is not a backfill run (or its backfill is over).
     pub(super) fn backfill_slot(&self, run: &DagRun) -> Option<(u64, bool, u32, usize)> {
-        let b = self.backfills.get(&run.backfill_id?)?;
-        let ordinal = b.run_ids.iter().position(|r| *r == run.run_id)?;
+        let id = run.backfill_id?;
+        let b = self.backfills.get(&id)?;
+        let ordinal = *self.backfill_order.get(&id)?.get(&run.run_id)?;
         Some((b.id, b.is_paused, b.max_active_runs, ordinal))
+    }
+
+    /// Keeps a backfill in progress in memory, with each run's place in its order
+    /// (looked up for every queued run on every turn, so not a list scan).
+    fn track_backfill(&mut self, b: BackfillRecord) {
+        let order = b
+            .run_ids
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.clone(), i))
+            .collect();
+        self.backfill_order.insert(b.id, order);
+        self.backfills.insert(b.id, b);
+    }
+
+    fn untrack_backfill(&mut self, id: u64) -> Option<BackfillRecord> {
+        self.backfill_order.remove(&id);
+        self.backfills.remove(&id)
     }
 }

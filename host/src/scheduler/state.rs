@@ -127,6 +127,8 @@ pub(super) struct State {
     weights: HashMap<(String, String, String), Vec<i64>>,
     /// Backfills in progress, by id.
     backfills: BTreeMap<u64, crate::metastore::BackfillRecord>,
+    /// Each backfill's runs by their place in its order.
+    backfill_order: HashMap<u64, HashMap<String, usize>>,
     next_backfill_id: u64,
     /// Every run of every DAG by logical date (finished ones too).
     run_dates: HashMap<DagKey, past::RunDates>,
@@ -182,6 +184,7 @@ impl State {
             finished_in: HashSet::new(),
             finished_this_turn: HashMap::new(),
             backfills: BTreeMap::new(),
+            backfill_order: HashMap::new(),
             next_backfill_id: 1,
         };
         state.load_backfills()?;
