@@ -274,16 +274,6 @@ fn base64_decode(s: &str) -> Vec<u8> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn base64_round_trips_known_values() {
-        assert_eq!(super::base64_decode("aGVsbG8="), b"hello");
-        assert_eq!(super::base64_decode("aGk="), b"hi");
-        assert_eq!(super::base64_decode("YWJj"), b"abc");
-    }
-}
-
 /// Saves a screenshot of the current page as `target/screenshots/NAME.png`; with
 /// `AILERON_UPDATE_SCREENSHOTS=1` it also replaces the README's copy in
 /// `docs/screenshots/`.
@@ -298,5 +288,15 @@ pub async fn shot(b: &Browser, name: &str) {
         let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
         std::fs::create_dir_all(&docs).unwrap();
         std::fs::copy(&path, docs.join(format!("{name}.png"))).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_round_trips_known_values() {
+        assert_eq!(super::base64_decode("aGVsbG8="), b"hello");
+        assert_eq!(super::base64_decode("aGk="), b"hi");
+        assert_eq!(super::base64_decode("YWJj"), b"abc");
     }
 }
