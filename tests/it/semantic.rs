@@ -75,7 +75,7 @@
 //! Ordering checks see what happens after the `Env` has started: with `scheduled =
 //! true`, start the clock (`start_at`) before the first run is due.
 
-use aileron::metastore::{CallbackRecord, DEFAULT_TENANT, DagRun, ReprocessBehavior};
+use aileron::metastore::{CallbackRecord, DEFAULT_TENANT, DagRun, ReprocessBehavior, TaskInstance};
 use aileron::scheduler::{BackfillRequest, ClearOptions, Update};
 use aileron_model::clock::Clock;
 use aileron_model::{DagRunState, TaskInstanceState};
@@ -759,6 +759,23 @@ impl Runner {
         Ok(())
     }
 
+    /// Fails the step unless `got` is exactly the TaskInstances `want` lists (when
+    /// the case lists any).
+    fn check_listed(
+        &self,
+        step: usize,
+        what: &str,
+        verb: &str,
+        got: &[TaskInstance],
+        want: &Option<Vec<String>>,
+    ) {
+        let Some(want) = want else { return };
+        let got = sorted_labels(got.iter().map(|t| label(&t.task_id, t.map_index)));
+        if got != sorted_labels(want.iter().cloned()) {
+            self.fail(step, what, format!("{verb} {got:?}, want {want:?}"));
+        }
+    }
+
     fn fail(&self, step: usize, what: &str, message: impl std::fmt::Display) -> ! {
         panic!(
             "semantic case `{}`, step #{step} ({what}): {message}",
@@ -897,12 +914,7 @@ impl Runner {
                     .clear(DEFAULT_TENANT, dag, &run.run_id, opts)
                     .await
                     .unwrap_or_else(|e| self.fail(n, what, e));
-                if let Some(want) = cleared {
-                    let got = sorted_labels(got.iter().map(|t| label(&t.task_id, t.map_index)));
-                    if got != sorted_labels(want.iter().cloned()) {
-                        self.fail(n, what, format!("cleared {got:?}, want {want:?}"));
-                    }
-                }
+                self.check_listed(n, what, "cleared", &got, cleared);
                 if *wait {
                     self.wait_run(dag, &run.run_id, &format!("step #{n} (clear)"))
                         .await;
@@ -937,12 +949,7 @@ impl Runner {
                     )
                     .await
                     .unwrap_or_else(|e| self.fail(n, what, e));
-                if let Some(want) = changed {
-                    let got = sorted_labels(got.iter().map(|t| label(&t.task_id, t.map_index)));
-                    if got != sorted_labels(want.iter().cloned()) {
-                        self.fail(n, what, format!("changed {got:?}, want {want:?}"));
-                    }
-                }
+                self.check_listed(n, what, "changed", &got, changed);
                 if *wait {
                     self.wait_run(dag, &run.run_id, &format!("step #{n} (mark_task)"))
                         .await;

@@ -190,7 +190,7 @@ impl State {
         for (entry, interval) in plan.iter().zip(&intervals) {
             match entry.action.as_str() {
                 "create" => {
-                    let run = self.create_run(
+                    let created = self.create_run(
                         &req.tenant,
                         &req.dag_id,
                         RunType::Backfill,
@@ -198,9 +198,19 @@ impl State {
                         Some(interval.start),
                         Some(*interval),
                         req.dag_run_conf.clone(),
-                    )?;
-                    self.tag_backfill_run(&run.run_id, &record, None);
-                    record.run_ids.push(run.run_id);
+                    );
+                    match created {
+                        Ok(run) => {
+                            self.tag_backfill_run(&run.run_id, &record, None);
+                            record.run_ids.push(run.run_id);
+                        }
+                        // A manual run already took the backfill's run id: leave
+                        // that date alone rather than give up half-way.
+                        Err(e) => {
+                            tracing::warn!(dag_id = %req.dag_id, "backfill skips {}: {e}", interval.start);
+                            record.skipped_dates.push(entry.logical_date);
+                        }
+                    }
                 }
                 "reprocess" => {
                     let run_id = entry.run_id.clone().expect("reprocess has a run");
