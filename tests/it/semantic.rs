@@ -829,9 +829,7 @@ impl Runner {
                 logical_date,
                 nth,
             } => {
-                let run = self
-                    .find_run(&sel(dag, run_id, logical_date, *nth), true)
-                    .unwrap_or_else(|e| self.fail(n, what, e));
+                let run = self.step_run(n, what, &sel(dag, run_id, logical_date, *nth));
                 self.wait_run(dag, &run.run_id, &format!("step #{n} (wait)"))
                     .await;
             }
@@ -843,9 +841,7 @@ impl Runner {
                 task,
                 state,
             } => {
-                let run = self
-                    .find_run(&sel(dag, run_id, logical_date, *nth), true)
-                    .unwrap_or_else(|e| self.fail(n, what, e));
+                let run = self.step_run(n, what, &sel(dag, run_id, logical_date, *nth));
                 let (task_id, map_index) = ti_key(task);
                 let want = ti_state(state);
                 let deadline = tokio::time::Instant::now() + WAIT;
@@ -900,9 +896,7 @@ impl Runner {
                 cleared,
                 wait,
             } => {
-                let run = self
-                    .find_run(&sel(dag, run_id, logical_date, *nth), true)
-                    .unwrap_or_else(|e| self.fail(n, what, e));
+                let run = self.step_run(n, what, &sel(dag, run_id, logical_date, *nth));
                 let opts = ClearOptions {
                     task_ids: tasks.clone(),
                     downstream: *downstream,
@@ -932,9 +926,7 @@ impl Runner {
                 changed,
                 wait,
             } => {
-                let run = self
-                    .find_run(&sel(dag, run_id, logical_date, *nth), true)
-                    .unwrap_or_else(|e| self.fail(n, what, e));
+                let run = self.step_run(n, what, &sel(dag, run_id, logical_date, *nth));
                 let (task_id, map_index) = parse_label(task);
                 let got = s
                     .set_task_state(
@@ -963,9 +955,7 @@ impl Runner {
                 state,
                 wait,
             } => {
-                let run = self
-                    .find_run(&sel(dag, run_id, logical_date, *nth), true)
-                    .unwrap_or_else(|e| self.fail(n, what, e));
+                let run = self.step_run(n, what, &sel(dag, run_id, logical_date, *nth));
                 s.set_run_state(DEFAULT_TENANT, dag, &run.run_id, run_state(state))
                     .await
                     .unwrap_or_else(|e| self.fail(n, what, e));
@@ -1001,9 +991,7 @@ impl Runner {
                 logical_date,
                 nth,
             } => {
-                let run = self
-                    .find_run(&sel(dag, run_id, logical_date, *nth), true)
-                    .unwrap_or_else(|e| self.fail(n, what, e));
+                let run = self.step_run(n, what, &sel(dag, run_id, logical_date, *nth));
                 s.delete_run(DEFAULT_TENANT, dag, &run.run_id)
                     .await
                     .unwrap_or_else(|e| self.fail(n, what, e));
@@ -1249,6 +1237,12 @@ impl Runner {
 
     /// Picks a run. Without a selector: the latest run for steps (`latest`), the only
     /// run for expectations.
+    /// The latest run `sel` picks, or the step fails.
+    fn step_run(&self, step: usize, what: &str, sel: &RunSel) -> DagRun {
+        self.find_run(sel, true)
+            .unwrap_or_else(|e| self.fail(step, what, e))
+    }
+
     fn find_run(&self, sel: &RunSel, latest: bool) -> Result<DagRun, String> {
         let runs = self
             .env

@@ -13,16 +13,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use utoipa::ToSchema;
 
+use crate::metastore::PoolRecord;
 use crate::scheduler::{Command, DEFAULT_POOL, DEFAULT_POOL_SLOTS};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct StoredPool {
-    slots: u32,
-    description: Option<String>,
-}
-
-fn default_pool() -> StoredPool {
-    StoredPool {
+fn default_pool() -> PoolRecord {
+    PoolRecord {
         slots: DEFAULT_POOL_SLOTS,
         description: Some("Default pool".to_owned()),
     }
@@ -89,7 +84,7 @@ fn usage(s: &ApiState) -> ApiResult<HashMap<String, Usage>> {
     Ok(out)
 }
 
-fn pool(name: String, p: StoredPool, u: Usage) -> Pool {
+fn pool(name: String, p: PoolRecord, u: Usage) -> Pool {
     let occupied = u.running + u.queued;
     Pool {
         name,
@@ -103,7 +98,7 @@ fn pool(name: String, p: StoredPool, u: Usage) -> Pool {
     }
 }
 
-fn parse(name: &str, json: &str) -> ApiResult<StoredPool> {
+fn parse(name: &str, json: &str) -> ApiResult<PoolRecord> {
     serde_json::from_str(json).map_err(|e| {
         tracing::error!("pool `{name}` is not a readable record: {e}");
         ApiError::new(
@@ -114,7 +109,7 @@ fn parse(name: &str, json: &str) -> ApiResult<StoredPool> {
 }
 
 /// The stored pool, or the built-in default for `default_pool` never changed.
-fn load(s: &ApiState, name: &str) -> ApiResult<Option<StoredPool>> {
+fn load(s: &ApiState, name: &str) -> ApiResult<Option<PoolRecord>> {
     match s.metastore.pool(DEFAULT_TENANT, name)? {
         Some(json) => parse(name, &json).map(Some),
         None if name == DEFAULT_POOL => Ok(Some(default_pool())),
@@ -122,7 +117,7 @@ fn load(s: &ApiState, name: &str) -> ApiResult<Option<StoredPool>> {
     }
 }
 
-fn save(s: &ApiState, name: &str, p: &StoredPool) -> ApiResult<()> {
+fn save(s: &ApiState, name: &str, p: &PoolRecord) -> ApiResult<()> {
     let json = serde_json::to_string(p).expect("a pool serializes");
     s.metastore.set_pool(DEFAULT_TENANT, name, &json)?;
     // The scheduler admits by pool size: tell it, so a bigger pool starts waiting
@@ -145,7 +140,7 @@ pub async fn list_pools(
     State(s): State<ApiState>,
     Query(page): Query<Page>,
 ) -> ApiResult<Json<PoolCollection>> {
-    let mut stored: Vec<(String, StoredPool)> = Vec::new();
+    let mut stored: Vec<(String, PoolRecord)> = Vec::new();
     for (name, json) in s.metastore.pools(DEFAULT_TENANT)? {
         let p = parse(&name, &json)?;
         stored.push((name, p));
@@ -215,7 +210,7 @@ pub async fn post_pool(
             body.name
         )));
     }
-    let p = StoredPool {
+    let p = PoolRecord {
         slots: body.slots,
         description: body.description,
     };

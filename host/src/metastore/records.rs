@@ -25,6 +25,14 @@ pub struct DagRecord {
     pub last_parsed: Timestamp,
 }
 
+/// A pool as stored (`pools` table): the API writes it, the scheduler admits by
+/// its `slots`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PoolRecord {
+    pub slots: u32,
+    pub description: Option<String>,
+}
+
 /// How a DagRun came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
