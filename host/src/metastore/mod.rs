@@ -44,8 +44,11 @@ pub(crate) const LOGS: Table = TableDefinition::new("logs");
 /// an existing file, so no migration step is needed.
 pub(crate) const POOLS: Table = TableDefinition::new("pools");
 pub(crate) const CALLBACKS: Table = TableDefinition::new("callbacks");
+/// Keys of the callbacks not finished yet (empty values): what a restart must
+/// close, found without reading every callback ever run.
+pub(crate) const CALLBACKS_PENDING: Table = TableDefinition::new("callbacks_pending");
 pub(crate) const BACKFILLS: Table = TableDefinition::new("backfills");
-const ALL_TABLES: [Table; 13] = [
+const ALL_TABLES: [Table; 14] = [
     META,
     DAGS,
     DAG_VERSIONS,
@@ -58,6 +61,7 @@ const ALL_TABLES: [Table; 13] = [
     LOGS,
     POOLS,
     CALLBACKS,
+    CALLBACKS_PENDING,
     BACKFILLS,
 ];
 
@@ -161,12 +165,15 @@ impl WriteBatch {
     pub fn put_dag(&mut self, dag: &DagRecord) {
         self.put(DAGS, dag_key(&dag.tenant, &dag.dag_id), dag);
     }
+    /// Writes a callback record and keeps the pending index in step with it.
     pub fn put_callback(&mut self, c: &CallbackRecord) {
-        self.put(
-            CALLBACKS,
-            callback_key(&c.tenant, &c.dag_id, &c.run_id, c.seq),
-            c,
-        );
+        let k = callback_key(&c.tenant, &c.dag_id, &c.run_id, c.seq);
+        if c.state == "queued" || c.state == "running" {
+            self.put_raw(CALLBACKS_PENDING, k.clone(), Vec::new());
+        } else {
+            self.delete(CALLBACKS_PENDING, k.clone());
+        }
+        self.put(CALLBACKS, k, c);
     }
     pub fn put_backfill(&mut self, b: &BackfillRecord) {
         self.put(BACKFILLS, backfill_key(&b.tenant, b.id), b);
@@ -538,11 +545,22 @@ impl Metastore {
     /// Callbacks that were queued or running, across every run: after a crash they
     /// will never report, so the scheduler closes them at start.
     pub fn unfinished_callbacks(&self) -> Result<Vec<CallbackRecord>> {
-        let all: Vec<CallbackRecord> = self.scan(CALLBACKS, None)?;
-        Ok(all
-            .into_iter()
-            .filter(|c| c.state == "queued" || c.state == "running")
-            .collect())
+        let keys: Vec<String> = {
+            let txn = self.db.begin_read()?;
+            let t = txn.open_table(CALLBACKS_PENDING)?;
+            let mut keys = Vec::new();
+            for item in t.iter()? {
+                keys.push(item?.0.value().to_owned());
+            }
+            keys
+        };
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            if let Some(c) = self.get::<CallbackRecord>(CALLBACKS, &k)? {
+                out.push(c);
+            }
+        }
+        Ok(out)
     }
 
     /// Every backfill of a DAG, oldest first.
@@ -589,10 +607,7 @@ impl Metastore {
             let (Some(tenant), Some(name)) = (parts.next(), parts.next()) else {
                 continue;
             };
-            let slots = serde_json::from_slice::<serde_json::Value>(v.value())
-                .ok()
-                .and_then(|j| j.get("slots").and_then(serde_json::Value::as_u64))
-                .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX));
+            let slots = serde_json::from_slice::<PoolRecord>(v.value()).map_or(0, |p| p.slots);
             out.insert((tenant.to_owned(), name.to_owned()), slots);
         }
         Ok(out)
@@ -686,6 +701,47 @@ mod tests {
             Some("42")
         );
         assert_eq!(m.variable("other", "answer").unwrap(), None);
+    }
+
+    #[test]
+    fn unfinished_callbacks_are_found_through_the_pending_index() {
+        let m = Metastore::in_memory().unwrap();
+        let t = jiff::Timestamp::UNIX_EPOCH;
+        let mut c = CallbackRecord {
+            tenant: "t".into(),
+            dag_id: "d".into(),
+            run_id: "r".into(),
+            seq: 0,
+            event: "on_failure".into(),
+            task_id: None,
+            map_index: None,
+            try_number: None,
+            operator: "echo".into(),
+            plugin_digest: "sha256:x".into(),
+            state: "queued".into(),
+            reason: None,
+            queued_at: t,
+            start_date: None,
+            end_date: None,
+            error: None,
+            log: String::new(),
+        };
+        let mut b = WriteBatch::default();
+        b.put_callback(&c);
+        c.seq = 1;
+        c.state = "success".into();
+        b.put_callback(&c);
+        m.commit(b).unwrap();
+        let pending = m.unfinished_callbacks().unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].seq, 0);
+        let mut done = pending[0].clone();
+        done.state = "failed".into();
+        let mut b = WriteBatch::default();
+        b.put_callback(&done);
+        m.commit(b).unwrap();
+        assert!(m.unfinished_callbacks().unwrap().is_empty());
+        assert_eq!(m.callbacks("t", "d", "r").unwrap().len(), 2);
     }
 
     #[test]

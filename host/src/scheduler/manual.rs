@@ -476,6 +476,8 @@ impl State {
         self.batch.delete_prefix(TASK_INSTANCES, rkey.clone());
         self.batch.delete_prefix(XCOM, rkey.clone());
         self.batch.delete_prefix(LOGS, rkey.clone());
+        self.batch
+            .delete_prefix(crate::metastore::CALLBACKS_PENDING, rkey.clone());
         self.batch.delete_prefix(crate::metastore::CALLBACKS, rkey);
         self.updates.push(Update::Dags);
         Ok(())
