@@ -26,11 +26,27 @@ pub struct AppConfig {
     pub cache_dir: Option<PathBuf>,
 }
 
+/// Where tries run.
+pub enum ExecutorChoice {
+    /// In this process (`aileron standalone`): the queue lives in the executor.
+    Local,
+    /// On `aileron worker` processes, through Redis Streams (`aileron scheduler`).
+    Redis {
+        /// `redis://HOST:PORT[/DB]`.
+        url: String,
+        /// The secret workers present.
+        worker_token: String,
+        timing: crate::execution::remote::Timing,
+    },
+}
+
 /// A running Aileron.
 pub struct App {
     pub metastore: Metastore,
     pub sandbox: Sandbox,
     pub scheduler: SchedulerHandle,
+    /// What the execution API needs, with a remote executor.
+    pub remote: Option<Arc<crate::execution::remote::Remote>>,
     pub task: JoinHandle<Result<(), SchedulerError>>,
     _watchers: Vec<Box<dyn std::any::Any + Send>>,
 }
@@ -67,9 +83,18 @@ pub fn open_sandbox(
 }
 
 pub async fn start(cfg: AppConfig) -> anyhow::Result<App> {
+    start_with(cfg, ExecutorChoice::Local).await
+}
+
+pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> anyhow::Result<App> {
     std::fs::create_dir_all(&cfg.home)
         .with_context(|| format!("cannot create the home folder {}", cfg.home.display()))?;
-    let sandbox = open_sandbox(&cfg.home, cfg.cache_dir.clone(), cfg.scheduler.parallelism)?;
+    // With workers, this process runs only `describe` and callbacks.
+    let local_slots = match executor {
+        ExecutorChoice::Local => cfg.scheduler.parallelism,
+        ExecutorChoice::Redis { .. } => 4,
+    };
+    let sandbox = open_sandbox(&cfg.home, cfg.cache_dir.clone(), local_slots)?;
     let metastore = if cfg.in_memory {
         Metastore::in_memory()?
     } else {
@@ -79,9 +104,30 @@ pub async fn start(cfg: AppConfig) -> anyhow::Result<App> {
     let slots = cfg.scheduler.parallelism;
     let clock = cfg.clock.clone();
     let exec_sandbox = sandbox.clone();
-    let scheduler = Scheduler::new(metastore.clone(), clock.clone(), cfg.scheduler, move |tx| {
-        LocalExecutor::start(exec_sandbox, slots, slots, tx, clock)
-    })?;
+    let mut remote = None;
+    let scheduler = match executor {
+        ExecutorChoice::Local => {
+            Scheduler::new(metastore.clone(), clock.clone(), cfg.scheduler, move |tx| {
+                LocalExecutor::start(exec_sandbox, slots, slots, tx, clock)
+            })?
+        }
+        ExecutorChoice::Redis {
+            url,
+            worker_token,
+            timing,
+        } => {
+            use crate::execution::{redis_executor, remote::Remote};
+            let key = metastore.execution_key()?;
+            // Before the scheduler starts, so a bad URL is a clear error. Redis
+            // itself may be down: the connection is made lazily.
+            let conn = redis_executor::connect(&url)?;
+            Scheduler::new(metastore.clone(), clock.clone(), cfg.scheduler, |tx| {
+                let r = Remote::new(key, worker_token, timing, tx, clock);
+                remote = Some(r.clone());
+                redis_executor::RedisExecutor::start(conn, r, exec_sandbox)
+            })?
+        }
+    };
     let handle = scheduler.handle();
 
     let folder = Arc::new(DagFolder::new(&cfg.dags));
@@ -148,6 +194,7 @@ pub async fn start(cfg: AppConfig) -> anyhow::Result<App> {
         sandbox,
         scheduler: handle,
         task,
+        remote,
         _watchers: watchers,
     })
 }

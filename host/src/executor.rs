@@ -14,6 +14,10 @@ use tokio::task::AbortHandle;
 pub struct Job {
     pub key: TiKey,
     pub try_number: u32,
+    /// The dispatch's attempt number: what a report must carry to be applied.
+    pub attempt: u64,
+    /// The task's `queue`: which workers may take it (remote executors).
+    pub queue: String,
     pub request: TryRequest,
 }
 
@@ -33,10 +37,30 @@ pub trait Executor: Send + Sync + 'static {
     fn submit(&self, job: Job);
     /// Stops a try the scheduler no longer wants (cleared, marked, deleted): its
     /// sandbox is dropped and its slot freed. A try already finished is unaffected.
-    fn cancel(&self, key: &TiKey, try_number: u32);
+    fn cancel(&self, key: &TiKey, try_number: u32, attempt: u64);
     /// Runs a callback outside the task slots, so a notification never waits
     /// behind the tasks it reports on; reports `Command::CallbackFinished`.
     fn submit_callback(&self, job: CallbackJob);
+    /// Whether tries run in other processes that outlive this one (workers). Then a
+    /// restarted scheduler keeps queued and running tries instead of failing them.
+    fn is_remote(&self) -> bool {
+        false
+    }
+    /// After a restart (remote executors only): tries the metastore says are
+    /// running, to watch again as if this process had started them.
+    fn adopt(&self, _running: Vec<AdoptedTry>) {}
+}
+
+/// A try that was running when the scheduler restarted.
+pub struct AdoptedTry {
+    pub key: TiKey,
+    pub try_number: u32,
+    pub attempt: u64,
+    /// Who runs it (the TaskInstance's `hostname`: a worker id).
+    pub worker: String,
+    pub started: jiff::Timestamp,
+    /// Its live log, refilled by the worker.
+    pub log: Arc<aileron_sandbox::LogBuffer>,
 }
 
 /// How many callbacks one process runs at once; more wait their turn.
@@ -103,6 +127,7 @@ impl LocalExecutor {
                     let _ = events.send(Command::TaskStarted {
                         key: job.key.clone(),
                         try_number: job.try_number,
+                        attempt: job.attempt,
                         at: started,
                     });
                     let report = sandbox.run(job.request).await;
@@ -116,6 +141,7 @@ impl LocalExecutor {
                     let _ = events.send(Command::TaskFinished {
                         key: job.key,
                         try_number: job.try_number,
+                        attempt: job.attempt,
                         started,
                         ended,
                         report,
@@ -141,6 +167,7 @@ impl Executor for LocalExecutor {
             let _ = self.events.send(Command::TaskFinished {
                 key: job.key,
                 try_number: job.try_number,
+                attempt: job.attempt,
                 started: now,
                 ended: now,
                 report: TryReport {
@@ -162,7 +189,7 @@ impl Executor for LocalExecutor {
         );
     }
 
-    fn cancel(&self, key: &TiKey, try_number: u32) {
+    fn cancel(&self, key: &TiKey, try_number: u32, _attempt: u64) {
         let id = (key.clone(), try_number);
         let mut t = self.tracking.lock().unwrap();
         match t.running.remove(&id) {

@@ -24,6 +24,9 @@ struct Cli {
 enum Top {
     /// Run everything in one process: API and UI, DAG processor, scheduler, executor.
     Standalone(StandaloneArgs),
+    /// Run the API and UI, DAG processor and scheduler, with tries queued in Redis
+    /// Streams for `aileron worker` processes (multi-node).
+    Scheduler(SchedulerArgs),
     /// Work with DAGs.
     #[command(subcommand)]
     Dags(dags::DagsCommand),
@@ -85,11 +88,65 @@ struct StandaloneArgs {
     parallelism: usize,
 }
 
+#[derive(Args)]
+struct SchedulerArgs {
+    #[command(flatten)]
+    server: StandaloneArgs,
+    /// The Redis server holding the queues: `redis://HOST:PORT[/DB]`.
+    #[arg(long, env = "AILERON_QUEUE")]
+    queue: String,
+    /// The secret workers must present. Without it, one is generated on first
+    /// start and kept in HOME/worker.token.
+    #[arg(long, env = "AILERON_WORKER_TOKEN", hide_env_values = true)]
+    worker_token: Option<String>,
+    /// A try whose worker has not sent a heartbeat for this long is failed (and
+    /// retried if it has retries left).
+    #[arg(long, env = "AILERON_WORKER_TIMEOUT", default_value = "30s", value_parser = parse_timeout)]
+    worker_timeout: std::time::Duration,
+}
+
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let d = aileron_model::units::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < std::time::Duration::from_millis(600) {
+        return Err("must be at least 600ms".to_owned());
+    }
+    Ok(d)
+}
+
+/// The worker token of `home`: read from HOME/worker.token, or generated (32
+/// random bytes, hex) and written there readable by the owner only.
+fn worker_token(home: &std::path::Path) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let path = home.join("worker.token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        let t = t.trim().to_owned();
+        if !t.is_empty() {
+            return Ok(t);
+        }
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no random bytes: {e}"))?;
+    let token = hex::encode(bytes);
+    std::fs::create_dir_all(home)?;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(token.as_bytes())?;
+    tracing::info!("generated a worker token in {}", path.display());
+    Ok(token)
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The server narrates what it does; one-shot commands only speak up on problems.
     let default_filter = match cli.command {
-        Top::Standalone(_) => "info,wasmtime=warn,cranelift=warn",
+        Top::Standalone(_) | Top::Scheduler(_) => "info,wasmtime=warn,cranelift=warn",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -109,7 +166,21 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Top::Standalone(a) => standalone(a).await,
+            Top::Standalone(a) => serve(a, None).await,
+            Top::Scheduler(a) => {
+                let token = match a.worker_token {
+                    Some(t) if !t.is_empty() => t,
+                    _ => worker_token(&a.server.home.home())?,
+                };
+                let executor = crate::app::ExecutorChoice::Redis {
+                    url: a.queue,
+                    worker_token: token,
+                    timing: crate::execution::remote::Timing {
+                        worker_timeout: a.worker_timeout,
+                    },
+                };
+                serve(a.server, Some(executor)).await
+            }
             Top::Dags(c) => dags::run(c).await,
             Top::Tasks(c) => dags::run_tasks(c).await,
             Top::Plugins(c) => plugins::run(c).await,
@@ -124,30 +195,48 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn standalone(a: StandaloneArgs) -> anyhow::Result<ExitCode> {
+/// `standalone` (no executor given: the local one) and `scheduler`.
+async fn serve(
+    a: StandaloneArgs,
+    executor: Option<crate::app::ExecutorChoice>,
+) -> anyhow::Result<ExitCode> {
     use anyhow::Context;
     // Before anything records a metric: what is recorded earlier is lost.
     crate::api::prometheus::install_recorder();
     let home = a.home.home();
     let dags = a.home.dags();
-    let app = crate::app::start(crate::app::AppConfig {
-        home: home.clone(),
-        dags: dags.clone(),
-        in_memory: false,
-        watch: true,
-        scheduler: crate::scheduler::SchedulerConfig {
-            parallelism: a.parallelism,
-            ..Default::default()
+    let app = crate::app::start_with(
+        crate::app::AppConfig {
+            home: home.clone(),
+            dags: dags.clone(),
+            in_memory: false,
+            watch: true,
+            scheduler: crate::scheduler::SchedulerConfig {
+                parallelism: a.parallelism,
+                ..Default::default()
+            },
+            clock: std::sync::Arc::new(aileron_model::clock::SystemClock),
+            cache_dir: None,
         },
-        clock: std::sync::Arc::new(aileron_model::clock::SystemClock),
-        cache_dir: None,
-    })
+        executor.unwrap_or(crate::app::ExecutorChoice::Local),
+    )
     .await?;
-    let router = crate::api::router(crate::api::ApiState {
+    let mut router = crate::api::router(crate::api::ApiState {
         metastore: app.metastore.clone(),
         scheduler: app.scheduler.clone(),
         registry: app.sandbox.registry().clone(),
     });
+    if let Some(remote) = &app.remote {
+        router = router.nest(
+            "/execution/v1",
+            crate::execution::api::router(crate::execution::api::ExecState {
+                remote: remote.clone(),
+                scheduler: app.scheduler.clone(),
+                metastore: app.metastore.clone(),
+                registry: app.sandbox.registry().clone(),
+            }),
+        );
+    }
     let listener = tokio::net::TcpListener::bind((a.bind.as_str(), a.port))
         .await
         .with_context(|| format!("cannot listen on {} port {}", a.bind, a.port))?;

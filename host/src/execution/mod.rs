@@ -5,6 +5,10 @@
 //! For now it holds the try tokens ([`token`]) that scope those calls to one
 //! dispatch; the handlers come next.
 
+pub mod api;
+pub mod redis_executor;
+pub mod remote;
 pub mod token;
+pub mod wire;
 
 pub use token::{ExecutionKey, KeyError, TOKEN_LIFETIME, TokenError, TryClaims};

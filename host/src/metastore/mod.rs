@@ -23,11 +23,15 @@ use std::time::{Duration, Instant};
 
 /// Version of the layout below. Bump it and add a step to [`MIGRATIONS`] whenever a
 /// table or a record changes in a way old data cannot be read as.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Migration steps: `MIGRATIONS[i]` turns a version `i + 1` store into version `i + 2`.
 type Migration = fn(&redb::WriteTransaction) -> Result<(), MetastoreError>;
-const MIGRATIONS: &[Migration] = &[];
+const MIGRATIONS: &[Migration] = &[
+    // 1 → 2: TaskInstances and tries gain `attempt` (read as 0 when absent) and
+    // `meta.next_attempt` appears with the first dispatch; nothing to rewrite.
+    |_| Ok(()),
+];
 
 type Table = TableDefinition<'static, &'static str, &'static [u8]>;
 const META: Table = TableDefinition::new("meta");
@@ -198,7 +202,13 @@ impl WriteBatch {
             ti,
         );
     }
+    /// Records the next unused attempt number (see [`Metastore::next_attempt`]).
+    pub fn put_next_attempt(&mut self, next: u64) {
+        self.put(META, NEXT_ATTEMPT.to_owned(), &next);
+    }
 }
+
+const NEXT_ATTEMPT: &str = "next_attempt";
 
 /// Handle to the metastore; cheap to clone.
 #[derive(Clone)]
@@ -273,6 +283,12 @@ impl Metastore {
         drop(meta);
         txn.commit()?;
         Ok(key)
+    }
+
+    /// The next unused dispatch attempt number: written in the same batch that
+    /// hands out an attempt, so a restarted scheduler never reuses one.
+    pub fn next_attempt(&self) -> Result<u64> {
+        Ok(self.get(META, NEXT_ATTEMPT)?.unwrap_or(1))
     }
 
     pub fn schema_version(&self) -> Result<u32> {

@@ -88,6 +88,10 @@ pub struct TryRecord {
     /// Why the try failed, when it did.
     pub error: Option<String>,
     pub hostname: String,
+    /// The dispatch this try ran as (the global attempt number; see
+    /// `TaskInstance::attempt`). 0 in stores older than schema version 2.
+    #[serde(default)]
+    pub attempt: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,6 +122,12 @@ pub struct TaskInstance {
     pub rendered_fields: Option<serde_json::Value>,
     pub tries: Vec<TryRecord>,
     pub hostname: String,
+    /// The attempt number of the latest dispatch: unique across the metastore and
+    /// new at every dispatch (a rescheduled sensor keeps its try number but gets a
+    /// new attempt). Remote workers present it with every call, and a call for any
+    /// other attempt is refused: the fencing token of `docs/design/multi-node.md`.
+    #[serde(default)]
+    pub attempt: u64,
 }
 
 impl TaskInstance {

@@ -90,8 +90,8 @@ impl State {
     /// Stops tracking a TaskInstance's current try and cancels it in the executor:
     /// its late report, if any, is then ignored as stale.
     pub(super) fn forget_in_flight(&mut self, key: &TiKey) {
-        if let Some(try_number) = self.in_flight.remove(key) {
-            self.executor.cancel(key, try_number);
+        if let Some((try_number, attempt)) = self.in_flight.remove(key) {
+            self.executor.cancel(key, try_number, attempt);
             self.live_logs
                 .lock()
                 .unwrap()

@@ -21,6 +21,7 @@ pub use state::backfill::{BackfillDate, BackfillRequest, MAX_BACKFILL_RUNS};
 pub use state::{DEFAULT_POOL, DEFAULT_POOL_SLOTS, TiKey};
 
 use crate::dag_processor::FileResult;
+use crate::execution::wire::Refusal;
 use crate::executor::Executor;
 use crate::metastore::{BackfillRecord, DagRun, Metastore, MetastoreError, RunType, TaskInstance};
 use aileron_model::clock::Clock;
@@ -53,17 +54,42 @@ pub enum Command {
         paused: bool,
         reply: oneshot::Sender<Result<(), SchedulerError>>,
     },
+    /// A try began running (local executor). Applied only if `(try_number,
+    /// attempt)` is still the TaskInstance's current dispatch.
     TaskStarted {
         key: TiKey,
         try_number: u32,
+        attempt: u64,
         at: Timestamp,
     },
+    /// A try ended, or its executor gave up on it (a worker's heartbeats stopped).
+    /// Ignored unless `(try_number, attempt)` is still current.
     TaskFinished {
         key: TiKey,
         try_number: u32,
+        attempt: u64,
         started: Timestamp,
         ended: Timestamp,
         report: TryReport,
+    },
+    /// A remote worker asks to start a dispatched attempt (`/execution/v1`).
+    /// Answered after the commit with the try number, or why it may not.
+    RemoteStart {
+        key: TiKey,
+        try_number: u32,
+        attempt: u64,
+        worker: String,
+        reply: oneshot::Sender<Result<u32, Refusal>>,
+    },
+    /// A remote worker reports how its attempt ended. Answered after the commit
+    /// with the TaskInstance's new state, or why the report was refused.
+    RemoteFinish {
+        key: TiKey,
+        try_number: u32,
+        attempt: u64,
+        worker: String,
+        report: TryReport,
+        reply: oneshot::Sender<Result<aileron_model::TaskInstanceState, Refusal>>,
     },
     Clear {
         tenant: String,
@@ -256,6 +282,12 @@ impl SchedulerHandle {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Update> {
         self.updates.subscribe()
+    }
+
+    /// The buffers of tries running now, which the execution API fills with the
+    /// log lines remote workers send.
+    pub fn live_logs(&self) -> &LiveLogs {
+        &self.live_logs
     }
 
     pub fn live_log(&self, key: &TiKey, try_number: u32) -> Option<String> {

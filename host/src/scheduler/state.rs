@@ -5,6 +5,7 @@
 use super::host::{MetastoreHost, RenderLookups};
 use super::{Command, LiveLogs, SchedulerConfig, SchedulerError, Update, run_id_for};
 use crate::dag_processor::FileResult;
+use crate::execution::wire::Refusal;
 use crate::executor::{Executor, Job};
 use crate::metastore::{
     DAG_VERSIONS, DagRecord, DagRun, IMPORT_ERRORS, ImportErrorRecord, LOGS, Metastore, RunType,
@@ -93,6 +94,11 @@ pub const DEFAULT_POOL: &str = "default_pool";
 /// Airflow's default size of `default_pool`.
 pub const DEFAULT_POOL_SLOTS: u32 = 128;
 
+/// Extra room in the scheduler's copy of a remote try's log: the worker's buffer
+/// holds `log_bytes` plus its truncation marker and closing line, and the copy must
+/// take all of it or the offsets of later chunks would stop matching.
+const REMOTE_LOG_SLACK: usize = 64 << 10;
+
 /// Most TaskInstances one mapped task may expand to (Airflow's `max_map_length`).
 pub const MAX_MAP_LENGTH: usize = 1024;
 
@@ -111,14 +117,17 @@ pub(super) struct State {
     versions: HashMap<(String, String, String), Arc<DagSpec>>,
     runs: BTreeMap<RunKey, ActiveRun>,
     import_errors: HashSet<(String, String)>,
-    /// TaskInstances handed to the executor and the try each is running.
-    in_flight: HashMap<TiKey, u32>,
+    /// TaskInstances handed to the executor: the try each is running and the
+    /// attempt (dispatch) it runs as. A report counts only if both match.
+    in_flight: HashMap<TiKey, (u32, u64)>,
+    /// The next unused attempt number (persisted as `meta.next_attempt`).
+    next_attempt: u64,
     next_seq: u64,
 
     batch: WriteBatch,
     updates: Vec<Update>,
     after_commit: Vec<AfterCommit>,
-    to_dispatch: Vec<(TiKey, u32)>,
+    to_dispatch: Vec<(TiKey, u32, u64)>,
     /// XCom written in the current batch, so templates rendered in the same turn see it.
     pub(super) xcom_overlay: HashMap<String, String>,
     dirty_runs: HashSet<RunKey>,
@@ -168,6 +177,7 @@ impl State {
             runs: BTreeMap::new(),
             import_errors: HashSet::new(),
             in_flight: HashMap::new(),
+            next_attempt: metastore.next_attempt()?,
             next_seq: 1,
             batch: WriteBatch::default(),
             updates: Vec::new(),
@@ -220,11 +230,15 @@ impl State {
                 state.batch.put_run(&run);
                 continue;
             };
-            let tis = metastore
+            let tis: BTreeMap<_, _> = metastore
                 .task_instances(&run.tenant, &run.dag_id, &run.run_id)?
                 .into_iter()
                 .map(|ti| ((ti.task_id.clone(), ti.map_index), ti))
                 .collect();
+            // Belt and braces: never hand out an attempt a stored TaskInstance has.
+            for ti in tis.values() {
+                state.next_attempt = state.next_attempt.max(ti.attempt + 1);
+            }
             let key = (run.tenant.clone(), run.dag_id.clone(), run.run_id.clone());
             state.dirty_runs.insert(key.clone());
             state.runs.insert(key, ActiveRun { run, spec, tis });
@@ -271,6 +285,10 @@ impl State {
     /// started goes back to be scheduled again.
     pub fn recover(&mut self) {
         self.close_lost_callbacks();
+        if self.executor.is_remote() {
+            self.recover_remote();
+            return;
+        }
         let now = self.now();
         let mut lost = Vec::new();
         for run in self.runs.values_mut() {
@@ -310,6 +328,126 @@ impl State {
                 TryResult::Failed(reason.to_owned()),
                 Vec::new(),
             );
+        }
+    }
+
+    /// After a restart with remote workers: they run on without this process, so
+    /// nothing is failed. Queued tries are dispatched again with the same attempt
+    /// (the executor skips those whose stream entry survived) and running ones are
+    /// adopted: watched for heartbeats as if this process had started them.
+    fn recover_remote(&mut self) {
+        let mut adopted = Vec::new();
+        let now = self.now();
+        let remote_log_bytes = self.config.log_bytes + REMOTE_LOG_SLACK;
+        for run in self.runs.values_mut() {
+            for ti in run.tis.values_mut() {
+                if !matches!(ti.state, S::Queued | S::Running) {
+                    continue;
+                }
+                if ti.attempt == 0 {
+                    // Dispatched by a version without attempts: give it one, so no
+                    // two TaskInstances share an attempt.
+                    ti.attempt = self.next_attempt;
+                    self.next_attempt += 1;
+                    self.batch.put_next_attempt(self.next_attempt);
+                    self.batch.put_ti(ti);
+                }
+                let key = TiKey::of(ti);
+                self.in_flight
+                    .insert(key.clone(), (ti.try_number, ti.attempt));
+                if ti.state == S::Queued {
+                    self.to_dispatch.push((key, ti.try_number, ti.attempt));
+                } else {
+                    let log = Arc::new(LogBuffer::new(remote_log_bytes));
+                    self.live_logs
+                        .lock()
+                        .unwrap()
+                        .insert((key.clone(), ti.try_number), log.clone());
+                    adopted.push(crate::executor::AdoptedTry {
+                        key,
+                        try_number: ti.try_number,
+                        attempt: ti.attempt,
+                        worker: ti.hostname.clone(),
+                        started: ti.start_date.unwrap_or(now),
+                        log,
+                    });
+                }
+            }
+        }
+        self.executor.adopt(adopted);
+    }
+
+    /// A remote worker's start of `attempt`: the TaskInstance becomes `running` on
+    /// that worker, by this process's clock.
+    fn remote_start(
+        &mut self,
+        key: &TiKey,
+        try_number: u32,
+        attempt: u64,
+        worker: &str,
+    ) -> Result<u32, Refusal> {
+        if self.in_flight.get(key) != Some(&(try_number, attempt)) {
+            return Err(Refusal::Superseded);
+        }
+        let now = self.now();
+        let Some(ti) = self.ti_mut(key) else {
+            return Err(Refusal::Superseded);
+        };
+        match ti.state {
+            S::Queued => {
+                ti.state = S::Running;
+                ti.start_date = Some(now);
+                ti.hostname = worker.to_owned();
+                ti.end_date = None;
+                ti.duration = None;
+                if let Some(queued) = ti.queued_at {
+                    metrics::histogram!("aileron_scheduling_latency_seconds")
+                        .record(now.duration_since(queued).as_secs_f64().max(0.0));
+                }
+                let ti = ti.clone();
+                self.batch.put_ti(&ti);
+                self.push_ti_update(&ti);
+                Ok(try_number)
+            }
+            // The same worker again: its first answer was lost.
+            S::Running if ti.hostname == worker => Ok(try_number),
+            S::Running => Err(Refusal::RunningElsewhere),
+            _ => Err(Refusal::NotQueued),
+        }
+    }
+
+    /// Applies the end of the current try of `key` (checked by the caller): stores
+    /// its log and outcome and decides what comes next.
+    fn apply_finish(
+        &mut self,
+        key: TiKey,
+        try_number: u32,
+        started: Timestamp,
+        ended: Timestamp,
+        report: TryReport,
+    ) {
+        self.in_flight.remove(&key);
+        // The live buffer stays readable until the stored log is committed, so
+        // a reader tailing the log never sees it vanish in between.
+        let live = (key.clone(), try_number);
+        let log = self
+            .live_logs
+            .lock()
+            .unwrap()
+            .get(&live)
+            .map(|l| l.snapshot())
+            .unwrap_or_default();
+        let live_logs = self.live_logs.clone();
+        self.after_commit.push(Box::new(move || {
+            live_logs.lock().unwrap().remove(&live);
+        }));
+        if let Some(ti) = self.ti(&key) {
+            if !log.is_empty() {
+                self.batch
+                    .put_raw(LOGS, log_key(ti, try_number), log.into_bytes());
+            }
+            let TryReport { result, xcom, .. } = report;
+            self.finish_try(&key, try_number, started, ended, result, xcom);
         }
     }
 
@@ -446,9 +584,10 @@ impl State {
             Command::TaskStarted {
                 key,
                 try_number,
+                attempt,
                 at,
             } => {
-                if self.in_flight.get(&key) == Some(&try_number)
+                if self.in_flight.get(&key) == Some(&(try_number, attempt))
                     && let Some(ti) = self.ti_mut(&key)
                     && ti.state == S::Queued
                 {
@@ -468,37 +607,63 @@ impl State {
             Command::TaskFinished {
                 key,
                 try_number,
+                attempt,
                 started,
                 ended,
                 report,
             } => {
-                if self.in_flight.get(&key) != Some(&try_number) {
+                if self.in_flight.get(&key) != Some(&(try_number, attempt)) {
                     // A late report for a try that is no longer current: ignore it.
                     return true;
                 }
-                self.in_flight.remove(&key);
-                // The live buffer stays readable until the stored log is committed, so
-                // a reader tailing the log never sees it vanish in between.
-                let live = (key.clone(), try_number);
-                let log = self
-                    .live_logs
-                    .lock()
-                    .unwrap()
-                    .get(&live)
-                    .map(|l| l.snapshot())
-                    .unwrap_or_default();
-                let live_logs = self.live_logs.clone();
+                self.apply_finish(key, try_number, started, ended, report);
+            }
+            Command::RemoteStart {
+                key,
+                try_number,
+                attempt,
+                worker,
+                reply,
+            } => {
+                let result = self.remote_start(&key, try_number, attempt, &worker);
                 self.after_commit.push(Box::new(move || {
-                    live_logs.lock().unwrap().remove(&live);
+                    let _ = reply.send(result);
                 }));
-                if let Some(ti) = self.ti(&key) {
-                    if !log.is_empty() {
-                        self.batch
-                            .put_raw(LOGS, log_key(ti, try_number), log.into_bytes());
+            }
+            Command::RemoteFinish {
+                key,
+                try_number,
+                attempt,
+                worker,
+                report,
+                reply,
+            } => {
+                // Only the worker that started this very attempt, while it still runs.
+                let result = match self.ti(&key) {
+                    _ if self.in_flight.get(&key) != Some(&(try_number, attempt)) => {
+                        Err(Refusal::Superseded)
                     }
-                    let TryReport { result, xcom, .. } = report;
-                    self.finish_try(&key, try_number, started, ended, result, xcom);
-                }
+                    None => Err(Refusal::Superseded),
+                    Some(ti) if ti.state != S::Running => Err(Refusal::NotRunning),
+                    Some(ti) if ti.hostname != worker => Err(Refusal::RunningElsewhere),
+                    Some(ti) => Ok(ti.start_date.unwrap_or_else(|| self.now())),
+                };
+                let result = result.map(|started| {
+                    let now = self.now();
+                    self.apply_finish(key.clone(), try_number, started, now.max(started), report);
+                    // A run that just ended is no longer in `runs`; its TaskInstance
+                    // ended in a finished state all the same.
+                    self.ti(&key)
+                        .or_else(|| {
+                            self.finished_this_turn
+                                .get(&key.run_key())
+                                .and_then(|r| r.tis.get(&(key.task_id.clone(), key.map_index)))
+                        })
+                        .map_or(S::Success, |ti| ti.state)
+                });
+                self.after_commit.push(Box::new(move || {
+                    let _ = reply.send(result);
+                }));
             }
         }
         true
@@ -662,6 +827,7 @@ impl State {
         ti.next_try_at = next_try_at;
         let digest = ti.plugin_digest.clone();
         let hostname = ti.hostname.clone();
+        let attempt = ti.attempt;
         ti.tries.push(TryRecord {
             try_number,
             state,
@@ -671,6 +837,7 @@ impl State {
             plugin_digest: digest,
             error,
             hostname,
+            attempt,
         });
         let ti = ti.clone();
         for (k, v) in xcom {
@@ -1269,6 +1436,7 @@ impl State {
                     plugin_digest: placeholder.plugin_digest.clone(),
                     error: Some(reason.clone()),
                     hostname: placeholder.hostname.clone(),
+                    attempt: 0,
                 });
                 let ti = placeholder.clone();
                 self.batch.put_raw(
@@ -1652,15 +1820,19 @@ impl State {
                 ),
             );
         }
+        let attempt = self.next_attempt;
+        self.next_attempt += 1;
         ti.state = S::Queued;
         ti.try_number = try_number;
+        ti.attempt = attempt;
         ti.queued_at = Some(now);
         ti.next_try_at = None;
         let ti = ti.clone();
         self.batch.put_ti(&ti);
+        self.batch.put_next_attempt(self.next_attempt);
         self.push_ti_update(&ti);
-        self.in_flight.insert(key.clone(), try_number);
-        self.to_dispatch.push((key.clone(), try_number));
+        self.in_flight.insert(key.clone(), (try_number, attempt));
+        self.to_dispatch.push((key.clone(), try_number, attempt));
     }
 
     /// Renders a task's params (or `value`) for a TaskInstance of `run`.
@@ -1683,7 +1855,7 @@ impl State {
     pub fn dispatch(&mut self) {
         self.dispatch_callbacks();
         let jobs = std::mem::take(&mut self.to_dispatch);
-        for (key, try_number) in jobs {
+        for (key, try_number, attempt) in jobs {
             let Some(run) = self.runs.get(&key.run_key()) else {
                 continue;
             };
@@ -1696,7 +1868,12 @@ impl State {
                 .expect("TIs only exist for tasks")
                 .clone();
             let rendered = self.render(run, &task, Some(ti), &task.params);
-            let log = Arc::new(LogBuffer::new(self.config.log_bytes));
+            let log_bytes = if self.executor.is_remote() {
+                self.config.log_bytes + REMOTE_LOG_SLACK
+            } else {
+                self.config.log_bytes
+            };
+            let log = Arc::new(LogBuffer::new(log_bytes));
             self.live_logs
                 .lock()
                 .unwrap()
@@ -1716,6 +1893,7 @@ impl State {
                         let _ = tx.send(Command::TaskFinished {
                             key,
                             try_number,
+                            attempt,
                             started: now,
                             ended: now,
                             report: TryReport {
@@ -1763,6 +1941,8 @@ impl State {
             self.executor.submit(Job {
                 key: key.clone(),
                 try_number,
+                attempt,
+                queue: task.queue.clone(),
                 request,
             });
             // Kept for the UI and API (Airflow's rendered fields); written with the
@@ -1874,6 +2054,7 @@ fn new_ti(run: &DagRun, task: &TaskSpec, map_index: i64, hostname: &str) -> Task
         rendered_fields: None,
         tries: Vec::new(),
         hostname: hostname.to_owned(),
+        attempt: 0,
     }
 }
 

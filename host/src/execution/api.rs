@@ -1,0 +1,597 @@
+//! The execution API's handlers (`/execution/v1`): what a worker calls to register,
+//! fetch components, start, heartbeat, log, read XCom, variables and connections,
+//! and finish a try. Start and finish go through the scheduler actor, which checks
+//! the attempt; everything else is answered from the leases in [`Remote`], so a
+//! heartbeat never costs a commit.
+
+use super::remote::{Lease, Remote, WorkerInfo};
+use super::token::TryClaims;
+use super::wire::{
+    ConnectionResponse, ExecError, FinishRequest, FinishResponse, LogChunk, Refusal,
+    RegisterRequest, RegisterResponse, StartRequest, StartResponse, TRY_TOKEN_HEADER,
+    ValueResponse, WORKER_HEADER, WorkerHeartbeat,
+};
+use crate::metastore::Metastore;
+use crate::scheduler::{Command, MetastoreHost, SchedulerHandle, TiKey};
+use aileron_sandbox::{HostServices, LogBuffer, Registry, TryReport};
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Finish bodies carry the rest of a log (up to its cap) and the XCom pushes.
+const MAX_BODY_BYTES: usize = 4 << 20;
+/// Longest worker id, name or queue name accepted.
+const MAX_NAME: usize = 64;
+
+#[derive(Clone)]
+pub struct ExecState {
+    pub remote: Arc<Remote>,
+    pub scheduler: SchedulerHandle,
+    pub metastore: Metastore,
+    pub registry: Registry,
+}
+
+/// The `/execution/v1` router (to be nested there).
+pub fn router(state: ExecState) -> Router {
+    Router::new()
+        .route("/workers/{id}/register", post(register))
+        .route("/workers/{id}/heartbeat", put(worker_heartbeat))
+        .route("/workers/{id}/stop", post(worker_stop))
+        .route("/components/{digest}", get(component))
+        .route("/tries/{attempt}/start", post(start))
+        .route("/tries/{attempt}/heartbeat", put(try_heartbeat))
+        .route("/tries/{attempt}/logs", post(logs))
+        .route("/tries/{attempt}/xcom/{task_id}", get(xcom))
+        .route("/tries/{attempt}/variables/{key}", get(variable))
+        .route("/tries/{attempt}/connections/{conn_id}", get(connection))
+        .route("/tries/{attempt}/finish", post(finish))
+        .fallback(|| async { err(StatusCode::NOT_FOUND, "no such execution API endpoint") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// An error answer: problem JSON plus a machine-readable reason.
+#[derive(Debug)]
+struct Fail(StatusCode, ExecError);
+
+fn err(status: StatusCode, detail: impl Into<String>) -> Fail {
+    Fail(
+        status,
+        ExecError {
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            reason: None,
+            expected_offset: None,
+        },
+    )
+}
+
+impl Fail {
+    fn refused(r: Refusal, remote: &Remote) -> Self {
+        remote.fenced.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("aileron_worker_fenced_total").increment(1);
+        let mut f = err(
+            StatusCode::CONFLICT,
+            format!("this try is no longer yours ({})", r.as_str()),
+        );
+        f.1.reason = Some(r.as_str().to_owned());
+        f
+    }
+}
+
+impl IntoResponse for Fail {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(self.1)).into_response()
+    }
+}
+
+impl From<JsonRejection> for Fail {
+    fn from(r: JsonRejection) -> Self {
+        err(r.status(), r.body_text())
+    }
+}
+
+type Res<T> = Result<T, Fail>;
+
+/// The worker token, compared in constant time.
+fn authorize(remote: &Remote, headers: &HeaderMap) -> Res<()> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            err(
+                StatusCode::UNAUTHORIZED,
+                "missing `Authorization: Bearer <worker token>`",
+            )
+        })?;
+    let want = remote.worker_token.as_bytes();
+    let given = given.as_bytes();
+    let same = want.len() == given.len()
+        && want
+            .iter()
+            .zip(given)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(err(StatusCode::UNAUTHORIZED, "wrong worker token"))
+    }
+}
+
+/// A try call's identity: the verified token for exactly this attempt, and the
+/// calling worker (Airflow's `ti:self` check).
+struct TryCall {
+    claims: TryClaims,
+    worker: String,
+}
+
+impl TryCall {
+    fn key(&self) -> TiKey {
+        TiKey {
+            tenant: self.claims.tenant.clone(),
+            dag_id: self.claims.dag_id.clone(),
+            run_id: self.claims.run_id.clone(),
+            task_id: self.claims.task_id.clone(),
+            map_index: self.claims.map_index,
+        }
+    }
+}
+
+fn try_call(remote: &Remote, headers: &HeaderMap, attempt: u64) -> Res<TryCall> {
+    authorize(remote, headers)?;
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let token = text(TRY_TOKEN_HEADER).ok_or_else(|| {
+        err(
+            StatusCode::FORBIDDEN,
+            format!("missing `{TRY_TOKEN_HEADER}`"),
+        )
+    })?;
+    let worker = text(WORKER_HEADER)
+        .filter(|w| !w.is_empty() && w.len() <= 2 * MAX_NAME)
+        .ok_or_else(|| err(StatusCode::FORBIDDEN, format!("missing `{WORKER_HEADER}`")))?;
+    let claims = remote
+        .key
+        .verify(token, remote.clock.now())
+        .map_err(|e| err(StatusCode::FORBIDDEN, e.to_string()))?;
+    if claims.attempt != attempt {
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            "the try token is for another attempt",
+        ));
+    }
+    Ok(TryCall {
+        claims,
+        worker: worker.to_owned(),
+    })
+}
+
+fn check_name(what: &str, s: &str) -> Res<()> {
+    if s.is_empty() || s.len() > MAX_NAME || s.chars().any(char::is_control) {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            format!("{what} must be 1 to {MAX_NAME} characters without control characters"),
+        ));
+    }
+    Ok(())
+}
+
+async fn register(
+    State(s): State<ExecState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<axum::Json<RegisterRequest>, JsonRejection>,
+) -> Res<axum::Json<RegisterResponse>> {
+    authorize(&s.remote, &headers)?;
+    let axum::Json(req) = body?;
+    if id.is_empty() || id.len() > 2 * MAX_NAME || id.chars().any(char::is_control) {
+        return Err(err(StatusCode::BAD_REQUEST, "bad worker id"));
+    }
+    check_name("name", &req.name)?;
+    if req.queues.is_empty() {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "a worker serves at least one queue",
+        ));
+    }
+    for q in &req.queues {
+        check_name("a queue name", q)?;
+    }
+    if req.slots == 0 || req.slots > 10_000 {
+        return Err(err(StatusCode::BAD_REQUEST, "slots must be 1 to 10000"));
+    }
+    let now = s.remote.clock.now();
+    let mut workers = s.remote.workers.lock().unwrap();
+    let first_online = workers.get(&id).map_or(now, |w| w.first_online);
+    tracing::info!(worker = %id, queues = ?req.queues, slots = req.slots, "worker registered");
+    workers.insert(
+        id.clone(),
+        WorkerInfo {
+            id,
+            name: req.name,
+            hostname: req.hostname.chars().take(255).collect(),
+            queues: req.queues,
+            slots: req.slots,
+            version: req.version.chars().take(64).collect(),
+            first_online,
+            last_heartbeat: now,
+            last_beat: Instant::now(),
+            stopped: false,
+        },
+    );
+    let t = s.remote.timing;
+    Ok(axum::Json(RegisterResponse {
+        heartbeat_interval_ms: millis(t.heartbeat_interval()),
+        worker_timeout_ms: millis(t.worker_timeout),
+        claim_idle_ms: millis(t.claim_idle()),
+    }))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+async fn worker_heartbeat(
+    State(s): State<ExecState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<axum::Json<WorkerHeartbeat>, JsonRejection>,
+) -> Res<StatusCode> {
+    authorize(&s.remote, &headers)?;
+    let axum::Json(beat) = body?;
+    let now = Instant::now();
+    {
+        let mut workers = s.remote.workers.lock().unwrap();
+        match workers.get_mut(&id) {
+            Some(w) if !w.stopped => {
+                w.last_beat = now;
+                w.last_heartbeat = s.remote.clock.now();
+            }
+            // Unknown (this scheduler restarted) or stopped: register again.
+            _ => return Err(err(StatusCode::NOT_FOUND, "unknown worker; register again")),
+        }
+    }
+    // The worker's beat also keeps its tries alive.
+    let mut d = s.remote.dispatch.lock().unwrap();
+    for attempt in beat.running {
+        if let Some(l) = d.leases.get_mut(&attempt)
+            && l.worker == id
+        {
+            l.last_beat = now;
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn worker_stop(
+    State(s): State<ExecState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Res<StatusCode> {
+    authorize(&s.remote, &headers)?;
+    if let Some(w) = s.remote.workers.lock().unwrap().get_mut(&id) {
+        tracing::info!(worker = %id, "worker stopped");
+        w.stopped = true;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn component(
+    State(s): State<ExecState>,
+    Path(digest): Path<String>,
+    headers: HeaderMap,
+) -> Res<Response> {
+    authorize(&s.remote, &headers)?;
+    let registry = s.registry.clone();
+    let d = digest.clone();
+    let bytes = tokio::task::spawn_blocking(move || registry.component_bytes(&d))
+        .await
+        .map_err(|_| {
+            err(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "reading the component failed",
+            )
+        })?
+        .map_err(|e| {
+            tracing::error!("cannot read component {digest}: {e}");
+            err(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot read the component",
+            )
+        })?
+        .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no component {digest}")))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/wasm".to_owned()),
+            (header::ETAG, format!("\"{digest}\"")),
+            (
+                header::CACHE_CONTROL,
+                "public, max-age=31536000, immutable".to_owned(),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+async fn start(
+    State(s): State<ExecState>,
+    Path(attempt): Path<u64>,
+    headers: HeaderMap,
+    body: Result<axum::Json<StartRequest>, JsonRejection>,
+) -> Res<axum::Json<StartResponse>> {
+    let call = try_call(&s.remote, &headers, attempt)?;
+    let _ = body?;
+    let (reply, rx) = oneshot::channel();
+    s.scheduler
+        .send(Command::RemoteStart {
+            key: call.key(),
+            try_number: call.claims.try_number,
+            attempt,
+            worker: call.worker.clone(),
+            reply,
+        })
+        .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "the scheduler has stopped"))?;
+    let answer = rx
+        .await
+        .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "the scheduler has stopped"))?;
+    let try_number = answer.map_err(|r| Fail::refused(r, &s.remote))?;
+    // Committed: the attempt moves from the stream's care to a lease.
+    let mut d = s.remote.dispatch.lock().unwrap();
+    if let Some(l) = d.leases.get_mut(&attempt) {
+        l.last_beat = Instant::now();
+        return Ok(axum::Json(StartResponse {
+            try_number,
+            log_offset: l.log.len(),
+        }));
+    }
+    let log = match d.queued.remove(&attempt) {
+        Some(q) => q.log,
+        None => live_log(&s, &call.key(), try_number),
+    };
+    d.leases.insert(
+        attempt,
+        Lease {
+            key: call.key(),
+            try_number,
+            worker: call.worker,
+            started: s.remote.clock.now(),
+            last_beat: Instant::now(),
+            log,
+        },
+    );
+    Ok(axum::Json(StartResponse {
+        try_number,
+        log_offset: 0,
+    }))
+}
+
+/// The scheduler's live buffer of a try, made if it is missing.
+fn live_log(s: &ExecState, key: &TiKey, try_number: u32) -> Arc<LogBuffer> {
+    let mut logs = s.scheduler.live_logs().lock().unwrap();
+    logs.entry((key.clone(), try_number))
+        .or_insert_with(|| Arc::new(LogBuffer::new(2 << 20)))
+        .clone()
+}
+
+async fn try_heartbeat(
+    State(s): State<ExecState>,
+    Path(attempt): Path<u64>,
+    headers: HeaderMap,
+) -> Res<StatusCode> {
+    let call = try_call(&s.remote, &headers, attempt)?;
+    let mut d = s.remote.dispatch.lock().unwrap();
+    match d.leases.get_mut(&attempt) {
+        Some(l) if l.worker == call.worker => {
+            l.last_beat = Instant::now();
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Some(_) => Err(Fail::refused(Refusal::RunningElsewhere, &s.remote)),
+        None => Err(Fail::refused(Refusal::NotRunning, &s.remote)),
+    }
+}
+
+/// Appends a chunk to the scheduler's copy of the log: only the part it does not
+/// have; a chunk that starts past its end is refused with the offset to resend
+/// from.
+fn append_chunk(log: &LogBuffer, chunk: &LogChunk) -> Res<()> {
+    let have = log.len();
+    let end = chunk.offset.saturating_add(chunk.text.len());
+    if chunk.offset > have
+        || (chunk.offset < have && !chunk.text.is_char_boundary(have - chunk.offset))
+    {
+        let mut f = err(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("the log continues at byte {have}"),
+        );
+        f.1.expected_offset = Some(have);
+        return Err(f);
+    }
+    if end > have {
+        log.append_raw(&chunk.text[have - chunk.offset..]);
+    }
+    Ok(())
+}
+
+async fn logs(
+    State(s): State<ExecState>,
+    Path(attempt): Path<u64>,
+    headers: HeaderMap,
+    body: Result<axum::Json<LogChunk>, JsonRejection>,
+) -> Res<StatusCode> {
+    let call = try_call(&s.remote, &headers, attempt)?;
+    let axum::Json(chunk) = body?;
+    let log = s
+        .remote
+        .check_lease(attempt, &call.worker)
+        .map_err(|r| Fail::refused(r, &s.remote))?;
+    append_chunk(&log, &chunk)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(serde::Deserialize)]
+struct XcomQuery {
+    key: Option<String>,
+}
+
+/// Host calls read the metastore as the local executor's do, once the lease is
+/// checked: a fenced-off worker cannot read secrets either.
+fn host_for(s: &ExecState, call: &TryCall, attempt: u64) -> Res<MetastoreHost> {
+    s.remote
+        .check_lease(attempt, &call.worker)
+        .map_err(|r| Fail::refused(r, &s.remote))?;
+    Ok(MetastoreHost::new(
+        s.metastore.clone(),
+        &call.claims.tenant,
+        &call.claims.dag_id,
+        &call.claims.run_id,
+    ))
+}
+
+async fn xcom(
+    State(s): State<ExecState>,
+    Path((attempt, task_id)): Path<(u64, String)>,
+    Query(q): Query<XcomQuery>,
+    headers: HeaderMap,
+) -> Res<axum::Json<ValueResponse>> {
+    let call = try_call(&s.remote, &headers, attempt)?;
+    let host = host_for(&s, &call, attempt)?;
+    let value = host.xcom_pull(&task_id, q.key.as_deref()).await;
+    Ok(axum::Json(ValueResponse { value }))
+}
+
+async fn variable(
+    State(s): State<ExecState>,
+    Path((attempt, key)): Path<(u64, String)>,
+    headers: HeaderMap,
+) -> Res<axum::Json<ValueResponse>> {
+    let call = try_call(&s.remote, &headers, attempt)?;
+    let host = host_for(&s, &call, attempt)?;
+    let value = host.variable(&key).await;
+    Ok(axum::Json(ValueResponse { value }))
+}
+
+async fn connection(
+    State(s): State<ExecState>,
+    Path((attempt, conn_id)): Path<(u64, String)>,
+    headers: HeaderMap,
+) -> Res<axum::Json<ConnectionResponse>> {
+    let call = try_call(&s.remote, &headers, attempt)?;
+    let host = host_for(&s, &call, attempt)?;
+    Ok(axum::Json(match host.connection(&conn_id).await {
+        Ok(c) => ConnectionResponse {
+            connection: Some(c),
+            error: None,
+        },
+        Err(e) => ConnectionResponse {
+            connection: None,
+            error: Some(e),
+        },
+    }))
+}
+
+/// Whether `attempt` already ended on `worker` (a finish whose answer was lost),
+/// and in which state.
+fn already_finished(s: &ExecState, call: &TryCall, attempt: u64) -> Option<String> {
+    let c = &call.claims;
+    let ti = s
+        .metastore
+        .task_instance(&c.tenant, &c.dag_id, &c.run_id, &c.task_id, c.map_index)
+        .ok()??;
+    let t = ti
+        .tries
+        .iter()
+        .find(|t| t.attempt == attempt && t.hostname == call.worker)?;
+    Some(t.state.as_str().to_owned())
+}
+
+async fn finish(
+    State(s): State<ExecState>,
+    Path(attempt): Path<u64>,
+    headers: HeaderMap,
+    body: Result<axum::Json<FinishRequest>, JsonRejection>,
+) -> Res<axum::Json<FinishResponse>> {
+    let call = try_call(&s.remote, &headers, attempt)?;
+    let axum::Json(req) = body?;
+    let log = match s.remote.check_lease(attempt, &call.worker) {
+        Ok(log) => log,
+        Err(r) => {
+            return match already_finished(&s, &call, attempt) {
+                Some(state) => Ok(axum::Json(FinishResponse {
+                    state,
+                    duplicate: true,
+                })),
+                None => Err(Fail::refused(r, &s.remote)),
+            };
+        }
+    };
+    append_chunk(&log, &req.log)?;
+    let (reply, rx) = oneshot::channel();
+    s.scheduler
+        .send(Command::RemoteFinish {
+            key: call.key(),
+            try_number: call.claims.try_number,
+            attempt,
+            worker: call.worker.clone(),
+            report: TryReport {
+                result: req.outcome,
+                xcom: req.xcom,
+                duration: Duration::from_millis(req.duration_ms),
+            },
+            reply,
+        })
+        .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "the scheduler has stopped"))?;
+    let answer = rx
+        .await
+        .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "the scheduler has stopped"))?;
+    match answer {
+        Ok(state) => {
+            s.remote.dispatch.lock().unwrap().leases.remove(&attempt);
+            Ok(axum::Json(FinishResponse {
+                state: state.as_str().to_owned(),
+                duplicate: false,
+            }))
+        }
+        Err(r) => match already_finished(&s, &call, attempt) {
+            Some(state) => Ok(axum::Json(FinishResponse {
+                state,
+                duplicate: true,
+            })),
+            None => Err(Fail::refused(r, &s.remote)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_chunks_append_only_what_is_new() {
+        let log = LogBuffer::new(1 << 20);
+        let chunk = |offset: usize, text: &str| LogChunk {
+            offset,
+            text: text.to_owned(),
+        };
+        append_chunk(&log, &chunk(0, "a\n")).unwrap();
+        // A resend that overlaps adds only its new tail.
+        append_chunk(&log, &chunk(0, "a\nb\n")).unwrap();
+        // A duplicate adds nothing.
+        append_chunk(&log, &chunk(2, "b\n")).unwrap();
+        assert_eq!(log.snapshot(), "a\nb\n");
+        // A gap is refused with where to resend from.
+        let Fail(status, body) = append_chunk(&log, &chunk(9, "z\n")).err().unwrap();
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body.expected_offset, Some(4));
+        assert_eq!(log.snapshot(), "a\nb\n");
+    }
+}

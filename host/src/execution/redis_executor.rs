@@ -1,0 +1,362 @@
+//! The remote executor: the queue lives in Redis Streams (one stream per task
+//! queue, one consumer group), and `aileron worker` processes anywhere take tries
+//! from it. This side only publishes, reconciles and watches heartbeats; workers
+//! talk back over the execution API (`api.rs`), never to the metastore.
+
+use super::remote::{Lease, Present, Queued, Remote};
+use super::token::TryClaims;
+use super::wire::{Entry, EntryKey, GROUP, QUEUES_KEY, stream_key};
+use crate::executor::{AdoptedTry, CallbackJob, Executor, Job, run_callback};
+use crate::scheduler::TiKey;
+use aileron_sandbox::Sandbox;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// How often the streams are compared with what should be in them.
+const RECONCILE_EVERY: Duration = Duration::from_secs(10);
+/// Entries per XRANGE page and per pipeline.
+const PAGE: usize = 1000;
+/// Stream length cap, only to bound a leak (a finished entry is deleted by its
+/// worker); an entry trimmed by it is added again by reconciliation.
+const MAXLEN: usize = 100_000;
+/// Callbacks this process runs at once (they run here, not on workers).
+const CALLBACK_SLOTS: usize = 4;
+
+/// Hands tries to workers through Redis.
+pub struct RedisExecutor {
+    remote: Arc<Remote>,
+    sandbox: Sandbox,
+    callback_slots: Arc<Semaphore>,
+}
+
+/// A connection to `url` that is made on first use and remade after errors, so
+/// the scheduler starts (and serves its UI) while Redis is down.
+pub fn connect(url: &str) -> anyhow::Result<ConnectionManager> {
+    let client = redis::Client::open(url)
+        .map_err(|e| anyhow::anyhow!("--queue {url:?} is not a Redis URL: {e}"))?;
+    let config = ConnectionManagerConfig::new()
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_number_of_retries(1);
+    Ok(ConnectionManager::new_lazy_with_config(client, config)?)
+}
+
+impl RedisExecutor {
+    /// Starts the publisher and the heartbeat reaper.
+    pub fn start(conn: ConnectionManager, remote: Arc<Remote>, sandbox: Sandbox) -> Arc<Self> {
+        tokio::spawn(reaper(remote.clone()));
+        tokio::spawn(publisher(remote.clone(), conn));
+        Arc::new(Self {
+            remote,
+            sandbox,
+            callback_slots: Arc::new(Semaphore::new(CALLBACK_SLOTS)),
+        })
+    }
+}
+
+impl Executor for RedisExecutor {
+    fn submit(&self, job: Job) {
+        let now = self.remote.clock.now();
+        let k = &job.key;
+        let claims = TryClaims {
+            tenant: k.tenant.clone(),
+            dag_id: k.dag_id.clone(),
+            run_id: k.run_id.clone(),
+            task_id: k.task_id.clone(),
+            map_index: k.map_index,
+            try_number: job.try_number,
+            attempt: job.attempt,
+            digest: job.request.digest.clone(),
+            expires_at: TryClaims::expiry(now),
+        };
+        let entry = Entry {
+            key: entry_key(k),
+            try_number: job.try_number,
+            attempt: job.attempt,
+            token: self.remote.key.mint(&claims),
+            digest: job.request.digest,
+            task: job.request.info,
+            params: job.request.params,
+            limits: job.request.limits,
+            enqueued_at: now.as_millisecond(),
+        };
+        self.remote.dispatch.lock().unwrap().queued.insert(
+            job.attempt,
+            Queued {
+                key: job.key,
+                queue: job.queue,
+                entry,
+                log: job.request.log,
+                published: None,
+            },
+        );
+        self.remote.wake.notify_one();
+    }
+
+    fn cancel(&self, _key: &TiKey, _try_number: u32, attempt: u64) {
+        let mut d = self.remote.dispatch.lock().unwrap();
+        if let Some(q) = d.queued.remove(&attempt)
+            && let Some((_, id)) = q.published
+        {
+            d.doomed.push((q.queue, id));
+        }
+        // Without its lease the worker's next heartbeat is refused, and it stops
+        // the sandbox.
+        d.leases.remove(&attempt);
+        drop(d);
+        self.remote.wake.notify_one();
+    }
+
+    fn submit_callback(&self, job: CallbackJob) {
+        run_callback(
+            self.sandbox.clone(),
+            self.callback_slots.clone(),
+            self.remote.events.clone(),
+            self.remote.clock.clone(),
+            job,
+        );
+    }
+
+    fn is_remote(&self) -> bool {
+        true
+    }
+
+    fn adopt(&self, running: Vec<AdoptedTry>) {
+        let now = Instant::now();
+        let mut d = self.remote.dispatch.lock().unwrap();
+        for t in running {
+            d.leases.insert(
+                t.attempt,
+                Lease {
+                    key: t.key,
+                    try_number: t.try_number,
+                    worker: t.worker,
+                    started: t.started,
+                    // A full timeout from now: its worker gets that long to show up.
+                    last_beat: now,
+                    log: t.log,
+                },
+            );
+        }
+    }
+}
+
+pub fn entry_key(k: &TiKey) -> EntryKey {
+    EntryKey {
+        tenant: k.tenant.clone(),
+        dag_id: k.dag_id.clone(),
+        run_id: k.run_id.clone(),
+        task_id: k.task_id.clone(),
+        map_index: k.map_index,
+    }
+}
+
+/// Fails tries whose worker went quiet, once a second.
+async fn reaper(remote: Arc<Remote>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if remote.events.is_closed() {
+            return;
+        }
+        remote.reap(Instant::now());
+    }
+}
+
+/// Adds queued attempts to their streams, deletes unwanted entries, and
+/// reconciles the streams with `queued`: at start, every 10 s and after every
+/// error (which may have been Redis restarting and losing its streams). All Redis
+/// writes of this process happen here, one at a time, so reconciliation never
+/// races a publish.
+async fn publisher(remote: Arc<Remote>, mut conn: ConnectionManager) {
+    let mut last_reconcile: Option<Instant> = None;
+    let mut failures: u32 = 0;
+    loop {
+        if remote.events.is_closed() {
+            return;
+        }
+        let due = last_reconcile.is_none_or(|t| t.elapsed() >= RECONCILE_EVERY);
+        let result = async {
+            if due {
+                reconcile(&remote, &mut conn).await?;
+            }
+            publish(&remote, &mut conn).await?;
+            delete_doomed(&remote, &mut conn).await
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                if failures > 0 {
+                    tracing::info!("Redis is reachable again");
+                }
+                failures = 0;
+                if due {
+                    last_reconcile = Some(Instant::now());
+                }
+                tokio::select! {
+                    _ = remote.wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                let delay = backoff(failures);
+                tracing::warn!("Redis: {e}; backing off for {delay:?}");
+                // Whatever happened, compare the streams again before trusting them.
+                last_reconcile = None;
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// `min(30 s, 0.5 s · 2^n)`, times a random factor in [0.5, 1).
+pub fn backoff(failures: u32) -> Duration {
+    let base = Duration::from_millis(500).saturating_mul(1 << failures.min(6).saturating_sub(1));
+    let base = base.min(Duration::from_secs(30));
+    let mut b = [0u8; 1];
+    let _ = getrandom::fill(&mut b);
+    base.mul_f64(0.5 + f64::from(b[0]) / 512.0)
+}
+
+async fn publish(remote: &Remote, conn: &mut ConnectionManager) -> redis::RedisResult<()> {
+    loop {
+        let batch: Vec<(u64, String, Vec<(&'static str, String)>)> = {
+            let d = remote.dispatch.lock().unwrap();
+            if !d.reconciled {
+                return Ok(());
+            }
+            d.queued
+                .iter()
+                .filter(|(_, q)| q.published.is_none())
+                .take(PAGE)
+                .map(|(a, q)| (*a, q.queue.clone(), q.entry.to_fields()))
+                .collect()
+        };
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let queues: BTreeSet<&str> = batch.iter().map(|(_, q, _)| q.as_str()).collect();
+        let mut pipe = redis::pipe();
+        for q in &queues {
+            pipe.sadd(QUEUES_KEY, *q).ignore();
+        }
+        for (_, queue, fields) in &batch {
+            pipe.cmd("XADD")
+                .arg(stream_key(queue))
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(MAXLEN)
+                .arg("*")
+                .arg(fields);
+        }
+        let ids: Vec<String> = pipe.query_async(conn).await?;
+        let now = Instant::now();
+        let mut d = remote.dispatch.lock().unwrap();
+        for ((attempt, queue, _), id) in batch.into_iter().zip(ids) {
+            match d.queued.get_mut(&attempt) {
+                Some(q) => q.published = Some((now, id)),
+                // Cancelled while it was being added.
+                None => d.doomed.push((queue, id)),
+            }
+        }
+    }
+}
+
+async fn delete_doomed(remote: &Remote, conn: &mut ConnectionManager) -> redis::RedisResult<()> {
+    let doomed = std::mem::take(&mut remote.dispatch.lock().unwrap().doomed);
+    if doomed.is_empty() {
+        return Ok(());
+    }
+    let mut pipe = redis::pipe();
+    for (queue, id) in &doomed {
+        let stream = stream_key(queue);
+        pipe.cmd("XACK").arg(&stream).arg(GROUP).arg(id).ignore();
+        pipe.cmd("XDEL").arg(&stream).arg(id).ignore();
+    }
+    if let Err(e) = pipe.query_async::<()>(conn).await {
+        // Keep them for the next round.
+        remote.dispatch.lock().unwrap().doomed.extend(doomed);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Reads every stream and repairs the difference (see [`Dispatch::reconcile`]).
+///
+/// [`Dispatch::reconcile`]: super::remote::Dispatch::reconcile
+async fn reconcile(remote: &Remote, conn: &mut ConnectionManager) -> redis::RedisResult<()> {
+    let mut queues: BTreeSet<String> = redis::cmd("SMEMBERS")
+        .arg(QUEUES_KEY)
+        .query_async(conn)
+        .await?;
+    queues.extend(
+        remote
+            .dispatch
+            .lock()
+            .unwrap()
+            .queued
+            .values()
+            .map(|q| q.queue.clone()),
+    );
+    let mut present = Vec::new();
+    for queue in &queues {
+        let stream = stream_key(queue);
+        // The group may be gone with a Redis restart; workers recreate it too.
+        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&stream)
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(conn)
+            .await;
+        if let Err(e) = created
+            && e.code() != Some("BUSYGROUP")
+        {
+            return Err(e);
+        }
+        let mut start = "-".to_owned();
+        loop {
+            let page: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+                .arg(&stream)
+                .arg(&start)
+                .arg("+")
+                .arg("COUNT")
+                .arg(PAGE)
+                .query_async(conn)
+                .await?;
+            let full = page.len() == PAGE;
+            for (id, fields) in page {
+                start = format!("({id}");
+                present.push(Present {
+                    queue: queue.clone(),
+                    attempt: Entry::attempt_of(&fields),
+                    id,
+                });
+            }
+            if !full {
+                break;
+            }
+        }
+    }
+    let mut d = remote.dispatch.lock().unwrap();
+    let repairs = d.reconcile(&present);
+    if !repairs.add.is_empty() {
+        tracing::info!(
+            "{} queued tries were missing from Redis; adding them again",
+            repairs.add.len()
+        );
+    }
+    for attempt in repairs.add {
+        if let Some(q) = d.queued.get_mut(&attempt) {
+            q.published = None;
+        }
+    }
+    d.doomed.extend(repairs.delete);
+    Ok(())
+}

@@ -1,0 +1,337 @@
+//! What the scheduler process knows about remote tries, shared by the Redis
+//! executor and the execution API: attempts waiting in a stream, leases of running
+//! ones (kept alive by heartbeats), and the registered workers. Nothing here is
+//! persisted; after a restart the scheduler rebuilds it from the metastore
+//! (`recover_remote`) and the workers register again.
+
+use super::token::ExecutionKey;
+use super::wire::{Entry, Refusal};
+use crate::scheduler::{Command, TiKey};
+use aileron_model::clock::Clock;
+use aileron_sandbox::LogBuffer;
+use jiff::Timestamp;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, mpsc};
+
+/// The heartbeat timing every worker is told at registration.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// A try whose heartbeats stop for this long is failed (`--worker-timeout`).
+    pub worker_timeout: Duration,
+}
+
+impl Timing {
+    /// Six beats per timeout: a beat or two can be lost or late without the try
+    /// being given up.
+    pub fn heartbeat_interval(&self) -> Duration {
+        (self.worker_timeout / 6).max(Duration::from_millis(100))
+    }
+    /// Entries read but not started for this long are taken over by other workers.
+    pub fn claim_idle(&self) -> Duration {
+        self.worker_timeout
+    }
+}
+
+/// An attempt handed to the executor, not yet started by a worker.
+pub struct Queued {
+    pub key: TiKey,
+    pub queue: String,
+    pub entry: Entry,
+    pub log: Arc<LogBuffer>,
+    /// When it was last added to its stream, and the id Redis gave it.
+    pub published: Option<(Instant, String)>,
+}
+
+/// A running attempt and the worker that holds it.
+pub struct Lease {
+    pub key: TiKey,
+    pub try_number: u32,
+    pub worker: String,
+    pub started: Timestamp,
+    pub last_beat: Instant,
+    /// The scheduler's copy of the try's log, which the worker's chunks extend.
+    pub log: Arc<LogBuffer>,
+}
+
+/// A registered worker, as the API lists it.
+#[derive(Debug, Clone)]
+pub struct WorkerInfo {
+    pub id: String,
+    pub name: String,
+    pub hostname: String,
+    pub queues: Vec<String>,
+    pub slots: u32,
+    pub version: String,
+    pub first_online: Timestamp,
+    pub last_heartbeat: Timestamp,
+    pub last_beat: Instant,
+    pub stopped: bool,
+}
+
+/// The queued attempts and leases.
+#[derive(Default)]
+pub struct Dispatch {
+    pub queued: HashMap<u64, Queued>,
+    pub leases: HashMap<u64, Lease>,
+    /// Stream entries to acknowledge and delete: `(queue, entry id)`.
+    pub doomed: Vec<(String, String)>,
+    /// Whether the streams were compared with `queued` since this process started.
+    /// Until then nothing is published, so entries that survived a restart are not
+    /// added twice.
+    pub reconciled: bool,
+}
+
+/// One entry found in a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Present {
+    pub queue: String,
+    pub id: String,
+    /// `None` when the entry is unreadable.
+    pub attempt: Option<u64>,
+}
+
+/// What reconciliation must do in Redis.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Repairs {
+    /// Queued attempts missing from their stream.
+    pub add: Vec<u64>,
+    /// Entries nobody wants: finished, cancelled, unknown or unreadable.
+    pub delete: Vec<(String, String)>,
+}
+
+impl Dispatch {
+    /// Compares what the streams hold with what should be there. Entries of a
+    /// queued or leased attempt stay (duplicates included: the first `/start` wins
+    /// and the others are refused); everything else goes. A queued attempt in no
+    /// stream is added again: its entry was trimmed, or lost with a Redis restart.
+    /// The caller reads the streams and publishes in the same task, so no entry
+    /// is added between the read and this call.
+    pub fn reconcile(&mut self, present: &[Present]) -> Repairs {
+        let now = Instant::now();
+        let mut repairs = Repairs::default();
+        let mut seen = HashSet::new();
+        for p in present {
+            match p.attempt {
+                Some(a) if self.queued.contains_key(&a) => {
+                    seen.insert(a);
+                    let q = self.queued.get_mut(&a).expect("checked");
+                    if q.published.is_none() {
+                        q.published = Some((now, p.id.clone()));
+                    }
+                }
+                Some(a) if self.leases.contains_key(&a) => {}
+                _ => repairs.delete.push((p.queue.clone(), p.id.clone())),
+            }
+        }
+        for attempt in self.queued.keys() {
+            if !seen.contains(attempt) {
+                repairs.add.push(*attempt);
+            }
+        }
+        repairs.add.sort_unstable();
+        self.reconciled = true;
+        repairs
+    }
+}
+
+/// State shared by the Redis executor and the execution API.
+pub struct Remote {
+    pub dispatch: Mutex<Dispatch>,
+    pub workers: Mutex<BTreeMap<String, WorkerInfo>>,
+    pub key: ExecutionKey,
+    /// The shared secret workers present (`--worker-token`).
+    pub worker_token: String,
+    pub timing: Timing,
+    /// The scheduler's command channel.
+    pub events: mpsc::UnboundedSender<Command>,
+    pub clock: Arc<dyn Clock>,
+    /// Wakes the publisher when there is something to add or delete.
+    pub wake: Notify,
+    /// Tries refused because their worker had lost them (for metrics and tests).
+    pub fenced: std::sync::atomic::AtomicU64,
+}
+
+impl Remote {
+    pub fn new(
+        key: ExecutionKey,
+        worker_token: String,
+        timing: Timing,
+        events: mpsc::UnboundedSender<Command>,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            dispatch: Mutex::default(),
+            workers: Mutex::default(),
+            key,
+            worker_token,
+            timing,
+            events,
+            clock,
+            wake: Notify::new(),
+            fenced: Default::default(),
+        })
+    }
+
+    /// The lease of `attempt` if `worker` holds it, or why not.
+    pub fn check_lease(&self, attempt: u64, worker: &str) -> Result<Arc<LogBuffer>, Refusal> {
+        let d = self.dispatch.lock().unwrap();
+        match d.leases.get(&attempt) {
+            Some(l) if l.worker == worker => Ok(l.log.clone()),
+            Some(_) => Err(Refusal::RunningElsewhere),
+            None if d.queued.contains_key(&attempt) => Err(Refusal::NotRunning),
+            None => Err(Refusal::Superseded),
+        }
+    }
+
+    /// Fails every lease whose worker has not been heard from for the worker
+    /// timeout; retries decide what happens next. Returns how many.
+    pub fn reap(&self, now: Instant) -> usize {
+        let timeout = self.timing.worker_timeout;
+        let expired: Vec<(u64, Lease)> = {
+            let mut d = self.dispatch.lock().unwrap();
+            let gone: Vec<u64> = d
+                .leases
+                .iter()
+                .filter(|(_, l)| now.duration_since(l.last_beat) >= timeout)
+                .map(|(a, _)| *a)
+                .collect();
+            gone.into_iter()
+                .filter_map(|a| d.leases.remove(&a).map(|l| (a, l)))
+                .collect()
+        };
+        for (attempt, lease) in &expired {
+            let reason = format!(
+                "no heartbeat from worker {} for {:?}; the try is given up",
+                lease.worker, timeout
+            );
+            tracing::warn!(attempt, task = %lease.key.task_id, "{reason}");
+            lease
+                .log
+                .append_closing_line(aileron_sandbox::LogLevel::Error, &reason);
+            let _ = self.events.send(Command::TaskFinished {
+                key: lease.key.clone(),
+                try_number: lease.try_number,
+                attempt: *attempt,
+                started: lease.started,
+                ended: self.clock.now().max(lease.started),
+                report: aileron_sandbox::TryReport {
+                    result: aileron_sandbox::TryResult::Failed(reason),
+                    xcom: Vec::new(),
+                    duration: Duration::ZERO,
+                },
+            });
+        }
+        expired.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aileron_sandbox::{Limits, TaskInfo};
+
+    fn key(task: &str) -> TiKey {
+        TiKey {
+            tenant: "default".into(),
+            dag_id: "d".into(),
+            run_id: "r".into(),
+            task_id: task.into(),
+            map_index: -1,
+        }
+    }
+
+    fn queued(attempt: u64, published: Option<(Instant, String)>) -> Queued {
+        let k = key(&format!("t{attempt}"));
+        Queued {
+            entry: Entry {
+                key: super::super::wire::EntryKey {
+                    tenant: k.tenant.clone(),
+                    dag_id: k.dag_id.clone(),
+                    run_id: k.run_id.clone(),
+                    task_id: k.task_id.clone(),
+                    map_index: -1,
+                },
+                try_number: 1,
+                attempt,
+                token: String::new(),
+                digest: String::new(),
+                task: TaskInfo {
+                    dag_id: "d".into(),
+                    run_id: "r".into(),
+                    task_id: k.task_id.clone(),
+                    map_index: None,
+                    try_number: 1,
+                    logical_date: String::new(),
+                    data_interval_start: String::new(),
+                    data_interval_end: String::new(),
+                },
+                params: serde_json::Value::Null,
+                limits: Limits::default(),
+                enqueued_at: 0,
+            },
+            key: k,
+            queue: "default".into(),
+            log: Arc::new(LogBuffer::new(1024)),
+            published,
+        }
+    }
+
+    fn present(id: &str, attempt: Option<u64>) -> Present {
+        Present {
+            queue: "default".into(),
+            id: id.into(),
+            attempt,
+        }
+    }
+
+    #[test]
+    fn reconcile_adds_the_missing_and_deletes_the_unwanted() {
+        let now = Instant::now();
+        let long_ago = now - Duration::from_secs(60);
+        let mut d = Dispatch::default();
+        d.queued.insert(1, queued(1, None)); // never published, present: adopt its id
+        d.queued
+            .insert(2, queued(2, Some((long_ago, "2-0".into())))); // lost
+        d.queued.insert(4, queued(4, None)); // never published, missing
+        d.leases.insert(
+            5,
+            Lease {
+                key: key("t5"),
+                try_number: 1,
+                worker: "w".into(),
+                started: Timestamp::UNIX_EPOCH,
+                last_beat: now,
+                log: Arc::new(LogBuffer::new(1024)),
+            },
+        );
+        let streams = [
+            present("1-0", Some(1)),
+            present("1-1", Some(1)), // a duplicate stays: the first start wins
+            present("5-0", Some(5)), // running: its worker acks it
+            present("6-0", Some(6)), // finished or cancelled
+            present("7-0", None),    // unreadable
+        ];
+        let r = d.reconcile(&streams);
+        assert_eq!(r.add, vec![2, 4]);
+        assert_eq!(
+            r.delete,
+            vec![
+                ("default".to_owned(), "6-0".to_owned()),
+                ("default".to_owned(), "7-0".to_owned())
+            ]
+        );
+        assert_eq!(d.queued[&1].published.as_ref().unwrap().1, "1-0");
+        assert!(d.reconciled);
+    }
+
+    #[test]
+    fn heartbeat_timing_follows_the_worker_timeout() {
+        let t = Timing {
+            worker_timeout: Duration::from_secs(30),
+        };
+        assert_eq!(t.heartbeat_interval(), Duration::from_secs(5));
+        assert_eq!(t.claim_idle(), Duration::from_secs(30));
+    }
+}
