@@ -101,6 +101,7 @@ pub struct EnvBuilder {
     parallelism: usize,
     start_at: Option<jiff::Timestamp>,
     allow_private_ips: bool,
+    remote: Option<std::time::Duration>,
 }
 
 impl Env {
@@ -113,6 +114,7 @@ impl Env {
             parallelism: 16,
             start_at: None,
             allow_private_ips: false,
+            remote: None,
         }
     }
 
@@ -255,6 +257,15 @@ impl EnvBuilder {
         self
     }
 
+    /// Runs tries on remote workers (the Redis executor) with this worker timeout
+    /// and the worker token `secret`, instead of in process. Redis is never
+    /// reached (the connection is lazy): the test plays the worker through the
+    /// execution API and reads the queued entries from `App::remote`.
+    pub fn remote(mut self, worker_timeout: std::time::Duration) -> Self {
+        self.remote = Some(worker_timeout);
+        self
+    }
+
     pub async fn start(self) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().join("home");
@@ -271,20 +282,31 @@ impl EnvBuilder {
             std::fs::write(path, toml).unwrap();
         }
         let clock = Arc::new(SimClock::new(self.start_at.unwrap_or_else(t0)));
-        let app = app::start(AppConfig {
-            home: home.clone(),
-            dags: dags.clone(),
-            in_memory: false,
-            watch: self.watch,
-            scheduler: SchedulerConfig {
-                parallelism: self.parallelism,
-                create_scheduled_runs: self.schedule,
-                allow_private_ips: self.allow_private_ips,
-                ..Default::default()
+        let executor = match self.remote {
+            None => app::ExecutorChoice::Local,
+            Some(worker_timeout) => app::ExecutorChoice::Redis {
+                url: "redis://127.0.0.1:1".to_owned(),
+                worker_token: "secret".to_owned(),
+                timing: aileron::execution::remote::Timing { worker_timeout },
             },
-            clock: clock.clone(),
-            cache_dir: Some(cache_dir()),
-        })
+        };
+        let app = app::start_with(
+            AppConfig {
+                home: home.clone(),
+                dags: dags.clone(),
+                in_memory: false,
+                watch: self.watch,
+                scheduler: SchedulerConfig {
+                    parallelism: self.parallelism,
+                    create_scheduled_runs: self.schedule,
+                    allow_private_ips: self.allow_private_ips,
+                    ..Default::default()
+                },
+                clock: clock.clone(),
+                cache_dir: Some(cache_dir()),
+            },
+            executor,
+        )
         .await
         .expect("Aileron starts");
         // The first scan of the DAGs folder is applied before the test looks.

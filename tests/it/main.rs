@@ -10,6 +10,7 @@ mod browser;
 mod cli;
 mod crash;
 mod dag_files;
+mod execution_api;
 mod http_sensor;
 mod manual;
 mod openapi;

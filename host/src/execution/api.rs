@@ -499,19 +499,11 @@ async fn connection(
     }))
 }
 
-/// Whether `attempt` already ended on `worker` (a finish whose answer was lost),
-/// and in which state.
+/// Whether this worker's finish of `attempt` was already applied (its answer was
+/// lost), and in which state. A try the scheduler ended itself (no heartbeat) is
+/// not: that worker's finish is refused.
 fn already_finished(s: &ExecState, call: &TryCall, attempt: u64) -> Option<String> {
-    let c = &call.claims;
-    let ti = s
-        .metastore
-        .task_instance(&c.tenant, &c.dag_id, &c.run_id, &c.task_id, c.map_index)
-        .ok()??;
-    let t = ti
-        .tries
-        .iter()
-        .find(|t| t.attempt == attempt && t.hostname == call.worker)?;
-    Some(t.state.as_str().to_owned())
+    s.remote.finished_state(attempt, &call.worker)
 }
 
 async fn finish(
@@ -556,6 +548,8 @@ async fn finish(
     match answer {
         Ok(state) => {
             s.remote.dispatch.lock().unwrap().leases.remove(&attempt);
+            s.remote
+                .record_finish(attempt, &call.worker, state.as_str());
             Ok(axum::Json(FinishResponse {
                 state: state.as_str().to_owned(),
                 duplicate: false,

@@ -151,7 +151,13 @@ pub struct Remote {
     pub wake: Notify,
     /// Tries refused because their worker had lost them (for metrics and tests).
     pub fenced: std::sync::atomic::AtomicU64,
+    /// Attempts whose finish was applied recently, with the worker and the state
+    /// it led to: a finish sent again (its answer was lost) gets the same answer.
+    finished: Mutex<HashMap<u64, (String, String, Instant)>>,
 }
+
+/// How long a finished attempt's answer is kept for a repeated finish.
+const FINISHED_KEPT: Duration = Duration::from_secs(600);
 
 impl Remote {
     pub fn new(
@@ -171,7 +177,24 @@ impl Remote {
             clock,
             wake: Notify::new(),
             fenced: Default::default(),
+            finished: Mutex::default(),
         })
+    }
+
+    /// Records that `worker`'s finish of `attempt` was applied with `state`.
+    pub fn record_finish(&self, attempt: u64, worker: &str, state: &str) {
+        let now = Instant::now();
+        let mut f = self.finished.lock().unwrap();
+        f.retain(|_, (_, _, at)| now.duration_since(*at) < FINISHED_KEPT);
+        f.insert(attempt, (worker.to_owned(), state.to_owned(), now));
+    }
+
+    /// The state a finish of `attempt` by `worker` already led to, if it was applied.
+    pub fn finished_state(&self, attempt: u64, worker: &str) -> Option<String> {
+        let f = self.finished.lock().unwrap();
+        f.get(&attempt)
+            .filter(|(w, _, _)| w == worker)
+            .map(|(_, s, _)| s.clone())
     }
 
     /// The lease of `attempt` if `worker` holds it, or why not.

@@ -1,0 +1,341 @@
+//! The execution API (`/execution/v1`) against a real scheduler with the Redis
+//! executor, the test playing the worker: start, heartbeat, logs, host calls and
+//! finish; and the fencing that keeps every try to exactly one outcome (a stale
+//! worker's calls are refused, a silent one's try is failed and retried).
+
+use aileron::execution::api::{ExecState, router};
+use aileron::execution::wire::{Entry, TRY_TOKEN_HEADER, WORKER_HEADER};
+use aileron::metastore::DEFAULT_TENANT;
+use aileron_model::{DagRunState, TaskInstanceState as S};
+use aileron_tests::Env;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use tower::ServiceExt;
+
+const DAG: &str = r#"
+[tasks.work]
+operator = "noop"
+retries = 1
+retry_delay = "0s"
+
+[tasks.after]
+operator = "noop"
+upstream = ["work"]
+"#;
+
+struct Worker<'a> {
+    env: &'a Env,
+    id: &'static str,
+}
+
+impl Worker<'_> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        entry: &Entry,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let remote = self.env.app.remote.clone().expect("a remote executor");
+        let app = router(ExecState {
+            remote,
+            scheduler: self.env.app.scheduler.clone(),
+            metastore: self.env.app.metastore.clone(),
+            registry: self.env.app.sandbox.registry().clone(),
+        });
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("/tries/{}/{path}", entry.attempt))
+            .header("authorization", "Bearer secret")
+            .header(TRY_TOKEN_HEADER, &entry.token)
+            .header(WORKER_HEADER, self.id)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, value)
+    }
+
+    async fn start(&self, e: &Entry) -> (StatusCode, Value) {
+        self.call(Method::POST, "start", e, json!({"hostname": self.id}))
+            .await
+    }
+
+    async fn finish(&self, e: &Entry, ret: &str, log: (usize, &str)) -> (StatusCode, Value) {
+        let body = json!({
+            "outcome": {"Success": ret},
+            "xcom": [],
+            "duration_ms": 5,
+            "log": {"offset": log.0, "text": log.1},
+        });
+        self.call(Method::POST, "finish", e, body).await
+    }
+}
+
+/// Waits until the executor holds a queued attempt of `task` and returns it.
+async fn queued(env: &Env, task: &str) -> Entry {
+    let remote = env.app.remote.clone().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        {
+            let d = remote.dispatch.lock().unwrap();
+            if let Some(q) = d.queued.values().find(|q| q.key.task_id == task) {
+                return q.entry.clone();
+            }
+        }
+        assert!(Instant::now() < deadline, "no queued attempt of {task}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn ti(env: &Env, run_id: &str, task: &str) -> aileron::metastore::TaskInstance {
+    env.app
+        .metastore
+        .task_instance(DEFAULT_TENANT, "remote", run_id, task, -1)
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_remote_try_runs_once_and_stale_workers_are_refused() {
+    let env = Env::builder()
+        .dag("remote.toml", DAG)
+        .remote(Duration::from_secs(1))
+        .start()
+        .await;
+    let run = env
+        .app
+        .scheduler
+        .trigger(DEFAULT_TENANT, "remote", None, None, Default::default())
+        .await
+        .unwrap();
+    let (w1, w2) = (
+        Worker {
+            env: &env,
+            id: "w1-0001",
+        },
+        Worker {
+            env: &env,
+            id: "w2-0002",
+        },
+    );
+
+    // Try 1 of `work`: started by w1, which then goes silent.
+    let first = queued(&env, "work").await;
+    assert_eq!(first.try_number, 1);
+    let mut wrong = first.clone();
+    wrong.attempt += 1000;
+    assert_eq!(
+        w1.start(&wrong).await.0,
+        StatusCode::FORBIDDEN,
+        "token of another attempt"
+    );
+    let (status, body) = w1.start(&first).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["try_number"], 1);
+    assert_eq!(
+        w1.start(&first).await.0,
+        StatusCode::OK,
+        "a repeated start is answered again"
+    );
+    let (status, body) = w2.start(&first).await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (StatusCode::CONFLICT, Some("running_elsewhere"))
+    );
+    assert_eq!(ti(&env, &run.run_id, "work").state, S::Running);
+    assert_eq!(ti(&env, &run.run_id, "work").hostname, "w1-0001");
+    let log = |offset: usize, text: &str| json!({"offset": offset, "text": text});
+    assert_eq!(
+        w1.call(Method::POST, "logs", &first, log(0, "before\n"))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let (status, body) = w1
+        .call(Method::POST, "logs", &first, log(99, "gap\n"))
+        .await;
+    assert_eq!(
+        (status, body["expected_offset"].as_u64()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some(7))
+    );
+    let (status, body) = w1
+        .call(Method::GET, "variables/missing", &first, Value::Null)
+        .await;
+    assert_eq!(
+        (status, body["value"].clone()),
+        (StatusCode::OK, Value::Null)
+    );
+
+    // No heartbeat for the worker timeout: the try fails and is retried elsewhere.
+    let second = queued(&env, "work").await;
+    assert_eq!(
+        (second.try_number, second.attempt > first.attempt),
+        (2, true)
+    );
+    // w1 comes back: everything it sends for try 1 is refused.
+    let (status, body) = w1.call(Method::PUT, "heartbeat", &first, Value::Null).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(
+        w1.call(Method::POST, "logs", &first, log(7, "after\n"))
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        w1.call(Method::GET, "variables/x", &first, Value::Null)
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        w1.finish(&first, "\"stale\"", (7, "after\n")).await.0,
+        StatusCode::CONFLICT
+    );
+
+    // Try 2 on w2, and a finish whose answer was "lost" and is sent again.
+    assert_eq!(w2.start(&second).await.0, StatusCode::OK);
+    let (status, body) = w2.finish(&second, "\"fresh\"", (0, "try two\n")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"state": "success", "duplicate": false}));
+    let (status, body) = w2.finish(&second, "\"fresh\"", (0, "try two\n")).await;
+    assert_eq!(
+        (status, body["duplicate"].clone()),
+        (StatusCode::OK, json!(true))
+    );
+
+    let after = queued(&env, "after").await;
+    assert_eq!(w2.start(&after).await.0, StatusCode::OK);
+    assert_eq!(w2.finish(&after, "null", (0, "")).await.0, StatusCode::OK);
+    let mut updates = env.app.scheduler.subscribe();
+    let outcome = env.wait_run(&mut updates, "remote", &run.run_id).await;
+    assert_eq!(outcome.run.state, DagRunState::Success);
+
+    let work = outcome.ti("work");
+    assert_eq!((work.state, work.try_number), (S::Success, 2));
+    let tries: Vec<_> = work
+        .tries
+        .iter()
+        .map(|t| (t.try_number, t.state, t.hostname.as_str(), t.attempt))
+        .collect();
+    assert_eq!(
+        tries,
+        vec![
+            (1, S::UpForRetry, "w1-0001", first.attempt),
+            (2, S::Success, "w2-0002", second.attempt)
+        ]
+    );
+    let xcom = env
+        .app
+        .metastore
+        .xcom(
+            DEFAULT_TENANT,
+            "remote",
+            &run.run_id,
+            "work",
+            "return_value",
+        )
+        .unwrap();
+    assert_eq!(
+        xcom,
+        vec![(-1, "\"fresh\"".to_owned())],
+        "only the current try's output"
+    );
+    let log1 = env.log(work, 1);
+    assert!(
+        log1.contains("before") && log1.contains("no heartbeat"),
+        "{log1}"
+    );
+    assert!(
+        !log1.contains("after"),
+        "a fenced worker's log is not kept: {log1}"
+    );
+    assert!(env.log(work, 2).contains("try two"));
+}
+
+#[tokio::test]
+async fn execution_calls_need_the_worker_token_and_a_matching_try_token() {
+    let env = Env::builder()
+        .dag("remote.toml", DAG)
+        .remote(Duration::from_secs(30))
+        .start()
+        .await;
+    env.app
+        .scheduler
+        .trigger(DEFAULT_TENANT, "remote", None, None, Default::default())
+        .await
+        .unwrap();
+    let entry = queued(&env, "work").await;
+    let app = router(ExecState {
+        remote: env.app.remote.clone().unwrap(),
+        scheduler: env.app.scheduler.clone(),
+        metastore: env.app.metastore.clone(),
+        registry: env.app.sandbox.registry().clone(),
+    });
+    let send = |auth: Option<&str>, token: Option<&str>, body: &str| {
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(format!("/tries/{}/start", entry.attempt))
+            .header("content-type", "application/json")
+            .header(WORKER_HEADER, "w1-0001");
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        if let Some(t) = token {
+            req = req.header(TRY_TOKEN_HEADER, t);
+        }
+        app.clone()
+            .oneshot(req.body(Body::from(body.to_owned())).unwrap())
+    };
+    let status = |r: axum::response::Response| r.status();
+    let body = r#"{"hostname":"w1"}"#;
+    assert_eq!(
+        status(send(None, Some(&entry.token), body).await.unwrap()),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status(
+            send(Some("Bearer wrong"), Some(&entry.token), body)
+                .await
+                .unwrap()
+        ),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status(send(Some("Bearer secret"), None, body).await.unwrap()),
+        StatusCode::FORBIDDEN
+    );
+    let mut forged = entry.token.clone();
+    forged.push('x');
+    assert_eq!(
+        status(
+            send(Some("Bearer secret"), Some(&forged), body)
+                .await
+                .unwrap()
+        ),
+        StatusCode::FORBIDDEN
+    );
+    let resp = send(Some("Bearer secret"), Some(&entry.token), "{not json")
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let problem: Value = serde_json::from_slice(&bytes).expect("errors are JSON");
+    assert_eq!(problem["status"], 400);
+    // Nothing above started the try.
+    assert_eq!(
+        env.app
+            .metastore
+            .task_instance(DEFAULT_TENANT, "remote", &entry.key.run_id, "work", -1)
+            .unwrap()
+            .unwrap()
+            .state,
+        S::Queued
+    );
+}
