@@ -14,3 +14,4 @@ pub mod executor;
 pub mod metastore;
 pub mod scheduler;
 pub mod web;
+pub mod worker;

@@ -19,6 +19,7 @@ pub fn app(env: &Env) -> Router {
         metastore: env.app.metastore.clone(),
         scheduler: env.app.scheduler.clone(),
         registry: env.app.sandbox.registry().clone(),
+        remote: None,
     })
 }
 

@@ -20,4 +20,5 @@ mod rules;
 mod sandbox;
 mod schedule;
 mod semantic;
+mod workers_api;
 mod xcom;

@@ -12,6 +12,7 @@ import * as dag from "./dag.js";
 import * as trigger from "./trigger.js";
 import * as plugins from "./plugins.js";
 import * as admin from "./admin.js";
+import * as workers from "./workers.js";
 
 const main = document.getElementById("main");
 let view = null;
@@ -22,6 +23,7 @@ function resolve(route) {
   if (first === "dags" && third === "trigger") return { key: `trigger:${second}`, mod: trigger };
   if (first === "dags") return { key: `dag:${second}`, mod: dag };
   if (first === "plugins") return { key: "plugins", mod: plugins };
+  if (first === "workers") return { key: "workers", mod: workers };
   if (first === "admin" && ["variables", "connections", "pools"].includes(second)) {
     return { key: `admin:${second}`, mod: admin };
   }

@@ -29,6 +29,7 @@ pub mod prometheus;
 mod states;
 mod task_instances;
 mod variables;
+mod workers;
 mod xcom;
 
 pub use error::{ApiError, Problem};
@@ -57,6 +58,9 @@ pub struct ApiState {
     pub metastore: Metastore,
     pub scheduler: SchedulerHandle,
     pub registry: Registry,
+    /// The remote executor's workers and leases (`aileron scheduler`); `None`
+    /// when tries run in this process (`aileron standalone`).
+    pub remote: Option<Arc<crate::execution::remote::Remote>>,
 }
 
 /// Request bodies above this are refused with 413: every body the API takes is a
@@ -86,6 +90,7 @@ const ANY: &str = "~";
         (name = "DAG"), (name = "DagRun"), (name = "TaskInstance"), (name = "XCom"),
         (name = "ImportError"), (name = "Plugin"), (name = "Variable"),
         (name = "Connection"), (name = "Pool"),
+        (name = "Worker", description = "The `aileron worker` processes of a multi-node setup"),
         (name = "Backfill", description = "Runs of a DAG over a range of past logical dates"),
         (name = "Monitoring"),
         (name = "Event", description = "Server-sent events of state changes")
@@ -146,6 +151,7 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(backfills::pause_backfill))
         .routes(routes!(backfills::unpause_backfill))
         .routes(routes!(backfills::cancel_backfill))
+        .routes(routes!(workers::list_workers))
         .routes(routes!(events::events))
         .routes(routes!(monitor::health))
         .routes(routes!(monitor::version))
@@ -177,6 +183,7 @@ pub fn router(state: ApiState) -> Router {
             get(prometheus::scrape).with_state(prometheus::MetricsState {
                 metastore: state.metastore,
                 handle: metrics,
+                remote: state.remote,
             }),
         )
         .merge(crate::web::router())

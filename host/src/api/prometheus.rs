@@ -1,17 +1,22 @@
 //! `/metrics` in Prometheus text format.
 //!
-//! Two sources: gauges of DagRuns and TaskInstances by state, counted from the
-//! metastore at scrape time (`aileron_dag_runs{state}`,
-//! `aileron_task_instances{state}`), and whatever the rest of Aileron records
+//! Two sources: gauges computed at scrape time (DagRuns and TaskInstances by
+//! state, counted from the metastore: `aileron_dag_runs{state}`,
+//! `aileron_task_instances{state}`; workers by state, `aileron_workers{state}`,
+//! and attempts waiting for a worker, `aileron_queue_depth{queue}`, read from the
+//! remote executor), and whatever the rest of Aileron records
 //! through the `metrics` facade (commit and scheduling latencies, executor queue
 //! and slots, sandbox run time), rendered from the process-wide recorder that
 //! [`install_recorder`] sets up.
 //!
 //! The state gauges are rendered here rather than set on the recorder: the
-//! recorder is global, and a process can hold several metastores (tests build many
-//! routers), each of which must report only its own counts.
+//! recorder is global, and a process can hold several metastores and remote
+//! executors (tests build many routers), each of which must report only its own
+//! counts.
 
 use super::ApiError;
+use super::workers::{self, WorkerState};
+use crate::execution::remote::Remote;
 use crate::metastore::Metastore;
 use aileron_model::{DagRunState, TaskInstanceState};
 use axum::extract::State;
@@ -19,16 +24,18 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use metrics::Unit;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::sync::OnceLock;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 /// What `/metrics` reads.
 #[derive(Clone)]
 pub struct MetricsState {
     pub metastore: Metastore,
     pub handle: PrometheusHandle,
+    /// The remote executor, for the worker and queue gauges.
+    pub remote: Option<Arc<Remote>>,
 }
 
 /// Histogram buckets (seconds) for every `*_seconds` metric: from a fast redb
@@ -106,6 +113,11 @@ fn describe() {
         Unit::Seconds,
         "Time to instantiate and run one try in the sandbox."
     );
+    metrics::describe_counter!(
+        "aileron_worker_fenced_total",
+        "Calls of workers refused because the try was no longer theirs (superseded, \
+         timed out or running elsewhere)."
+    );
 }
 
 /// Prometheus text exposition format, version 0.0.4.
@@ -126,6 +138,7 @@ pub async fn scrape(State(s): State<MetricsState>) -> Result<Response, ApiError>
         })??;
     let mut body = s.handle.render();
     body.push_str(&gauges);
+    body.push_str(&remote_gauges(s.remote.as_deref(), Instant::now()));
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response())
 }
 
@@ -145,27 +158,103 @@ fn state_gauges(m: &Metastore) -> Result<String, ApiError> {
         &mut out,
         "aileron_dag_runs",
         "DagRuns by state.",
+        "state",
         DagRunState::ALL.map(|st| (st.as_str(), runs.get(&st).copied().unwrap_or(0))),
     );
     gauge(
         &mut out,
         "aileron_task_instances",
         "TaskInstances by state (`none`: not yet scheduled).",
+        "state",
         TaskInstanceState::ALL.map(|st| (st.as_str(), tis.get(&st).copied().unwrap_or(0))),
     );
     Ok(out)
+}
+
+/// `aileron_workers` by state (every state, zeros included; all zero without a
+/// remote executor) and, with one, `aileron_queue_depth` by queue: attempts handed
+/// to the executor that no worker has started. Every queue a worker serves is
+/// listed, so its series stays at zero rather than vanishing when it drains.
+fn remote_gauges(remote: Option<&Remote>, now: Instant) -> String {
+    let mut by_state: HashMap<WorkerState, u64> = HashMap::new();
+    let mut depth: BTreeMap<String, u64> = BTreeMap::new();
+    if let Some(remote) = remote {
+        for w in workers::list(remote, now) {
+            *by_state.entry(w.state).or_default() += 1;
+            for q in w.info.queues {
+                depth.entry(q).or_default();
+            }
+        }
+        for q in remote.dispatch.lock().unwrap().queued.values() {
+            *depth.entry(q.queue.clone()).or_default() += 1;
+        }
+    }
+    let mut out = String::new();
+    gauge(
+        &mut out,
+        "aileron_workers",
+        "Registered workers by state (`offline`: stopped or silent for the worker timeout).",
+        "state",
+        WorkerState::ALL.map(|st| (st.as_str(), by_state.get(&st).copied().unwrap_or(0))),
+    );
+    if remote.is_some() {
+        gauge(
+            &mut out,
+            "aileron_queue_depth",
+            "Attempts waiting in a queue for a worker to start them.",
+            "queue",
+            depth.iter().map(|(q, n)| (q.as_str(), *n)),
+        );
+    }
+    out
 }
 
 fn gauge<'a>(
     out: &mut String,
     name: &str,
     help: &str,
+    label: &str,
     values: impl IntoIterator<Item = (&'a str, u64)>,
 ) {
     // Writing to a String cannot fail.
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} gauge");
-    for (state, n) in values {
-        let _ = writeln!(out, "{name}{{state=\"{state}\"}} {n}");
+    for (value, n) in values {
+        let value = escape_label(value);
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
+    }
+}
+
+/// A label value as the text format wants it: backslash, double quote and line
+/// feed escaped. Queue names are free text (no control characters), so they may
+/// hold the first two.
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(escape_label("plain"), "plain");
+    }
+
+    #[test]
+    fn without_workers_every_state_is_zero_and_no_queue_is_listed() {
+        let text = remote_gauges(None, Instant::now());
+        assert!(
+            text.contains("aileron_workers{state=\"running\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("aileron_workers{state=\"offline\"} 0\n"),
+            "{text}"
+        );
+        assert!(!text.contains("aileron_queue_depth"), "{text}");
     }
 }

@@ -27,6 +27,8 @@ enum Top {
     /// Run the API and UI, DAG processor and scheduler, with tries queued in Redis
     /// Streams for `aileron worker` processes (multi-node).
     Scheduler(SchedulerArgs),
+    /// Take TaskInstances from Redis Streams and run them (multi-node).
+    Worker(crate::worker::WorkerArgs),
     /// Work with DAGs.
     #[command(subcommand)]
     Dags(dags::DagsCommand),
@@ -146,7 +148,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The server narrates what it does; one-shot commands only speak up on problems.
     let default_filter = match cli.command {
-        Top::Standalone(_) | Top::Scheduler(_) => "info,wasmtime=warn,cranelift=warn",
+        Top::Standalone(_) | Top::Scheduler(_) | Top::Worker(_) => {
+            "info,wasmtime=warn,cranelift=warn"
+        }
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -181,6 +185,7 @@ pub fn main() -> ExitCode {
                 };
                 serve(a.server, Some(executor)).await
             }
+            Top::Worker(a) => crate::worker::run(a).await,
             Top::Dags(c) => dags::run(c).await,
             Top::Tasks(c) => dags::run_tasks(c).await,
             Top::Plugins(c) => plugins::run(c).await,
@@ -225,6 +230,7 @@ async fn serve(
         metastore: app.metastore.clone(),
         scheduler: app.scheduler.clone(),
         registry: app.sandbox.registry().clone(),
+        remote: app.remote.clone(),
     });
     if let Some(remote) = &app.remote {
         router = router.nest(

@@ -225,7 +225,9 @@ pub fn backoff(failures: u32) -> Duration {
 
 async fn publish(remote: &Remote, conn: &mut ConnectionManager) -> redis::RedisResult<()> {
     loop {
-        let batch: Vec<(u64, String, Vec<(&'static str, String)>)> = {
+        // (attempt, queue, entry fields)
+        type Pending = (u64, String, Vec<(&'static str, String)>);
+        let batch: Vec<Pending> = {
             let d = remote.dispatch.lock().unwrap();
             if !d.reconciled {
                 return Ok(());
