@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod guests;
+pub mod multinode;
 pub mod server;
 
 use aileron::app::{self, App, AppConfig};

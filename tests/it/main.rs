@@ -13,6 +13,7 @@ mod dag_files;
 mod execution_api;
 mod http_sensor;
 mod manual;
+mod multinode;
 mod openapi;
 mod plugins;
 mod retries;

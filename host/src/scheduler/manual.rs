@@ -92,10 +92,28 @@ impl State {
     pub(super) fn forget_in_flight(&mut self, key: &TiKey) {
         if let Some((try_number, attempt)) = self.in_flight.remove(key) {
             self.executor.cancel(key, try_number, attempt);
-            self.live_logs
+            let live = self
+                .live_logs
                 .lock()
                 .unwrap()
                 .remove(&(key.clone(), try_number));
+            // What the try logged before it was stopped stays readable, as in
+            // Airflow, where a task marked while running keeps its log.
+            if let Some(log) = live
+                && !log.is_empty()
+                && let Some(ti) = self.ti(key)
+            {
+                let mut text = log.snapshot();
+                text.push_str(&format!(
+                    "[{}] WARNING the try was stopped: its TaskInstance was cleared, marked or deleted\n",
+                    self.now()
+                ));
+                self.batch.put_raw(
+                    crate::metastore::LOGS,
+                    crate::metastore::log_key(ti, try_number),
+                    text.into_bytes(),
+                );
+            }
         }
     }
 

@@ -198,10 +198,20 @@ impl Queue {
             .arg("BLOCK")
             .arg(u64::try_from(plan.block.as_millis()).unwrap_or(u64::MAX))
             .arg("STREAMS");
-        for &i in &plan.streams {
-            cmd.arg(&self.streams[i]);
+        // A plan is made for this worker's streams; an index past them is skipped
+        // rather than trusted.
+        let keys: Vec<&String> = plan
+            .streams
+            .iter()
+            .filter_map(|&i| self.streams.get(i))
+            .collect();
+        if keys.is_empty() {
+            return Ok(Vec::new());
         }
-        for _ in &plan.streams {
+        for key in &keys {
+            cmd.arg(*key);
+        }
+        for _ in &keys {
             cmd.arg(">");
         }
         let reply: Option<StreamReadReply> = cmd.query_async(con).await?;

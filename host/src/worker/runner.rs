@@ -5,7 +5,7 @@
 //! try: the sandbox is aborted and its output dropped.
 
 use super::Ctx;
-use super::api::{Failure, TryAuth};
+use super::api::{Api, Failure, TryAuth};
 use super::backoff::Backoff;
 use super::queue::Delivery;
 use super::remote_host::{Fence, RemoteHost};
@@ -135,7 +135,7 @@ async fn run_entry(ctx: &Ctx, entry: &Entry) {
     let ran = tokio::select! {
         joined = &mut sandbox_run.0 => Ok(joined.unwrap_or_else(|e| lost(&log, &e.to_string()))),
         fence = heartbeat_try(ctx, &auth) => Err(fence),
-        fence = ship_logs(ctx, &auth, &log, &shipped) => Err(fence),
+        fence = ship_logs(&ctx.api, &auth, &log, &shipped) => Err(fence),
         fence = wait_fence(&mut fence_rx) => Err(fence),
     };
     drop(sandbox_run);
@@ -275,7 +275,7 @@ pub fn resend_from(expected: usize, log_len: usize) -> usize {
 /// every [`LOG_INTERVAL`] unless a full chunk is waiting. `shipped` is the
 /// offset the scheduler has, so the finish can send the rest. Ends only when
 /// fenced.
-async fn ship_logs(ctx: &Ctx, auth: &TryAuth, log: &LogBuffer, shipped: &AtomicUsize) -> Fence {
+async fn ship_logs(api: &Api, auth: &TryAuth, log: &LogBuffer, shipped: &AtomicUsize) -> Fence {
     let mut changes = log.subscribe();
     let mut backoff = Backoff::new();
     let mut last_post: Option<Instant> = None;
@@ -300,7 +300,7 @@ async fn ship_logs(ctx: &Ctx, auth: &TryAuth, log: &LogBuffer, shipped: &AtomicU
             offset: from,
             text: next_chunk(&text, LOG_CHUNK_BYTES).to_owned(),
         };
-        match ctx.api.logs(auth, &chunk).await {
+        match api.logs(auth, &chunk).await {
             Ok(()) => {
                 shipped.store(from + chunk.text.len(), Ordering::Relaxed);
                 last_post = Some(Instant::now());
@@ -530,6 +530,116 @@ mod tests {
         }
         assert_eq!(sent, log.snapshot());
         assert!(chunks > 1, "{chunks}");
+    }
+
+    /// A scheduler's log route, as the execution API keeps a try's log: it
+    /// appends what it lacks, answers a gap with the offset it expects, and can
+    /// restart (forget the log) or fence the try.
+    #[derive(Default)]
+    struct FakeLogs {
+        have: String,
+        posts: usize,
+        fenced: bool,
+    }
+
+    async fn fake_scheduler(state: Arc<std::sync::Mutex<FakeLogs>>) -> String {
+        use axum::http::StatusCode;
+        use axum::response::IntoResponse;
+        let route = move |axum::Json(chunk): axum::Json<LogChunk>| {
+            let state = state.clone();
+            async move {
+                let mut s = state.lock().unwrap();
+                s.posts += 1;
+                let problem = |status: StatusCode, reason: Option<&str>, expected| {
+                    let body = crate::execution::wire::ExecError {
+                        title: "refused".into(),
+                        status: status.as_u16(),
+                        detail: String::new(),
+                        reason: reason.map(str::to_owned),
+                        expected_offset: expected,
+                    };
+                    (status, axum::Json(body)).into_response()
+                };
+                if s.fenced {
+                    return problem(StatusCode::CONFLICT, Some("superseded"), None);
+                }
+                let have = s.have.len();
+                if chunk.offset > have {
+                    return problem(StatusCode::UNPROCESSABLE_ENTITY, None, Some(have));
+                }
+                if chunk.offset + chunk.text.len() > have {
+                    s.have.push_str(&chunk.text[have - chunk.offset..]);
+                }
+                StatusCode::NO_CONTENT.into_response()
+            }
+        };
+        let app = axum::Router::new().route(
+            "/execution/v1/tries/{attempt}/logs",
+            axum::routing::post(route),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn the_log_reaches_the_scheduler_across_a_restart_until_fenced() {
+        let state = Arc::new(std::sync::Mutex::new(FakeLogs::default()));
+        let server = fake_scheduler(state.clone()).await;
+        let api = Api::new(&server, "token", "w-1").unwrap();
+        let auth = TryAuth {
+            attempt: 7,
+            token: "v1.a.b".into(),
+        };
+        let log = Arc::new(LogBuffer::new(1 << 20));
+        let shipped = Arc::new(AtomicUsize::new(0));
+        let shipper = {
+            let (log, shipped) = (log.clone(), shipped.clone());
+            tokio::spawn(async move { ship_logs(&api, &auth, &log, &shipped).await })
+        };
+        let have = || state.lock().unwrap().have.clone();
+
+        // More than two chunks at once: sent in pieces of at most 64 KiB.
+        for i in 0..2500 {
+            log.append_line(LogLevel::Info, &format!("line {i} {}", "x".repeat(50)));
+        }
+        assert!(log.len() > 2 * LOG_CHUNK_BYTES);
+        until("the whole log", || have() == log.snapshot()).await;
+        assert!(state.lock().unwrap().posts >= 3);
+        assert_eq!(shipped.load(Ordering::Relaxed), log.len());
+
+        // The scheduler restarts and has nothing: the next chunk is answered
+        // with a gap at 0, and the log is sent again from the start.
+        state.lock().unwrap().have.clear();
+        log.append_line(LogLevel::Info, "after the restart");
+        until("the log sent again", || have() == log.snapshot()).await;
+
+        // Fenced: the shipper stops and says why; nothing more is stored.
+        state.lock().unwrap().fenced = true;
+        let before = have();
+        log.append_line(LogLevel::Info, "too late");
+        let fence = tokio::time::timeout(Duration::from_secs(10), shipper)
+            .await
+            .expect("the shipper stops when fenced")
+            .unwrap();
+        assert_eq!(
+            fence,
+            Fence {
+                during: "logs",
+                status: 409,
+                reason: "superseded".into()
+            }
+        );
+        assert_eq!(have(), before);
     }
 
     #[test]

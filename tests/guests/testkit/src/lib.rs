@@ -21,6 +21,9 @@ enum Mode {
     Sleep {
         seconds: f64,
     },
+    SlowOutput {
+        seconds: f64,
+    },
     Stdout {
         text: String,
         #[serde(default = "once")]
@@ -80,7 +83,7 @@ fn default_tcp_addr() -> String {
             "mode": {
                 "enum": ["busy_loop", "memory_bomb", "trap", "panic", "sleep", "stdout",
                          "log_spam", "xcom", "variable", "connection", "escape", "params",
-                         "return", "sensor"]
+                         "return", "sensor", "slow_output"]
             }
         },
         "required": ["mode"]
@@ -98,6 +101,14 @@ fn testkit(ctx: &TaskContext, params: Value) -> Result<Outcome, TaskError> {
         Mode::Sleep { seconds } => {
             std::thread::sleep(Duration::try_from_secs_f64(seconds).fatal()?);
             Ok(Outcome::success())
+        }
+        Mode::SlowOutput { seconds } => {
+            // Two log lines around a sleep: a test can see a running try's log
+            // tail (`before` only) and tell a try cut short (no `after`).
+            ctx.info("before");
+            std::thread::sleep(Duration::try_from_secs_f64(seconds).fatal()?);
+            ctx.info("after");
+            Ok(Outcome::returning(json!({ "try": ctx.task().try_number })))
         }
         Mode::Stdout { text, repeat } => Ok(Outcome::returning(print_both(&text, repeat))),
         Mode::LogSpam { text, repeat } => {
@@ -241,5 +252,28 @@ fn probe<T: serde::Serialize, E: Display>(result: Result<T, E>) -> Value {
     match result {
         Ok(found) => json!({ "ok": true, "detail": found }),
         Err(error) => json!({ "ok": false, "detail": error.to_string() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aileron_sdk::testing::TestHost;
+
+    use super::*;
+
+    #[test]
+    fn slow_output_logs_around_its_sleep_and_returns_its_try_number() {
+        let host = TestHost::new();
+        let mut task = TaskInfo::default();
+        task.try_number = 3;
+        let outcome = host.run(task, r#"{"mode": "slow_output", "seconds": 0.01}"#, testkit);
+        assert_eq!(outcome, Ok(Outcome::returning(json!({ "try": 3 }))));
+        assert_eq!(
+            host.logs(),
+            [
+                (Level::Info, "before".to_owned()),
+                (Level::Info, "after".to_owned())
+            ]
+        );
     }
 }
