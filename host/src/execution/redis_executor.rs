@@ -174,7 +174,8 @@ async fn reaper(remote: Arc<Remote>) {
 /// races a publish.
 async fn publisher(remote: Arc<Remote>, mut conn: ConnectionManager) {
     let mut last_reconcile: Option<Instant> = None;
-    let mut failures: u32 = 0;
+    let mut failures = crate::worker::backoff::Backoff::new();
+    let mut failing = false;
     loop {
         if remote.events.is_closed() {
             return;
@@ -190,10 +191,11 @@ async fn publisher(remote: Arc<Remote>, mut conn: ConnectionManager) {
         .await;
         match result {
             Ok(()) => {
-                if failures > 0 {
+                if failing {
                     tracing::info!("Redis is reachable again");
                 }
-                failures = 0;
+                failing = false;
+                failures.reset();
                 if due {
                     last_reconcile = Some(Instant::now());
                 }
@@ -203,8 +205,8 @@ async fn publisher(remote: Arc<Remote>, mut conn: ConnectionManager) {
                 }
             }
             Err(e) => {
-                failures += 1;
-                let delay = backoff(failures);
+                failing = true;
+                let delay = failures.next_delay();
                 tracing::warn!("Redis: {e}; backing off for {delay:?}");
                 // Whatever happened, compare the streams again before trusting them.
                 last_reconcile = None;
@@ -212,15 +214,6 @@ async fn publisher(remote: Arc<Remote>, mut conn: ConnectionManager) {
             }
         }
     }
-}
-
-/// `min(30 s, 0.5 s · 2^n)`, times a random factor in [0.5, 1).
-pub fn backoff(failures: u32) -> Duration {
-    let base = Duration::from_millis(500).saturating_mul(1 << failures.min(6).saturating_sub(1));
-    let base = base.min(Duration::from_secs(30));
-    let mut b = [0u8; 1];
-    let _ = getrandom::fill(&mut b);
-    base.mul_f64(0.5 + f64::from(b[0]) / 512.0)
 }
 
 async fn publish(remote: &Remote, conn: &mut ConnectionManager) -> redis::RedisResult<()> {

@@ -8,7 +8,7 @@
 //! retries with [`backoff::Backoff`]: the process only ends on SIGINT or SIGTERM.
 
 mod api;
-mod backoff;
+pub(crate) mod backoff;
 mod components;
 mod queue;
 mod remote_host;
