@@ -49,6 +49,10 @@ pub trait Executor: Send + Sync + 'static {
     /// After a restart (remote executors only): tries the metastore says are
     /// running, to watch again as if this process had started them.
     fn adopt(&self, _running: Vec<AdoptedTry>) {}
+    /// Recovery is over: every try it kept was adopted or submitted again. A remote
+    /// executor compares its queue with what it holds only after this, or it
+    /// would take the entries of kept tries for strays.
+    fn ready(&self) {}
 }
 
 /// A try that was running when the scheduler restarted.

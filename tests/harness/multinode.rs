@@ -4,10 +4,11 @@
 //! closing exactly-once check (`docs/design/multi-node.md` §7).
 //!
 //! Each process writes stdout and stderr to a file in the test's directory; when a
-//! test fails (or always, with `AILERON_TEST_LOGS=1` and `--nocapture`), the tail of
-//! every file is printed as the processes are dropped. Every
-//! process is killed on drop, and one global lock keeps a single cluster running at
-//! a time, since a scheduler, Redis and three workers already fill two cores.
+//! test fails, the tail of every file is printed as the processes are dropped
+//! (`AILERON_TEST_LOGS=N` with `--nocapture`: always, N lines of each;
+//! `AILERON_TEST_LOG_FILTER` replaces the processes' log filter). Every process is
+//! killed on drop, and one global lock keeps a single cluster running at a time,
+//! since a scheduler, Redis and three workers already fill two cores.
 
 use crate::server::{free_port, get, home_with, http, post};
 use crate::{aileron_bin, cache_dir};
@@ -26,8 +27,11 @@ use std::time::{Duration, Instant};
 pub const TOKEN: &str = "multinode-test-token";
 
 /// The heartbeat timeout every test scheduler gets: a silent try is failed after
-/// this long (workers heartbeat every 0.5 s).
+/// this long.
 pub const WORKER_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How often workers heartbeat: the scheduler tells them a sixth of the timeout.
+pub const HEARTBEAT: Duration = Duration::from_millis(500);
 
 /// Deadline for a process to come up or a run to finish. Generous: two cores are
 /// shared by Redis, the scheduler, up to three workers and the other tests of the
@@ -42,8 +46,8 @@ const LOG_FILTER: &str = "info,wasmtime=warn,cranelift=warn";
 /// How much of each process's output a failed test prints.
 const TAIL_LINES: usize = 150;
 
-/// Polls `probe` every 50 ms until it gives a value; panics with `what` (and the
-/// last value `describe` shows) after `timeout`.
+/// Polls `probe` every 50 ms until it gives a value; panics naming `what` after
+/// `timeout`.
 #[track_caller]
 pub fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;

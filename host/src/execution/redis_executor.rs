@@ -124,6 +124,11 @@ impl Executor for RedisExecutor {
         true
     }
 
+    fn ready(&self) {
+        self.remote.dispatch.lock().unwrap().ready = true;
+        self.remote.wake.notify_one();
+    }
+
     fn adopt(&self, running: Vec<AdoptedTry>) {
         let now = Instant::now();
         let mut d = self.remote.dispatch.lock().unwrap();
@@ -179,6 +184,10 @@ async fn publisher(remote: Arc<Remote>, mut conn: ConnectionManager) {
     loop {
         if remote.events.is_closed() {
             return;
+        }
+        if !remote.dispatch.lock().unwrap().ready {
+            let _ = tokio::time::timeout(Duration::from_secs(1), remote.wake.notified()).await;
+            continue;
         }
         let due = last_reconcile.is_none_or(|t| t.elapsed() >= RECONCILE_EVERY);
         let result = async {

@@ -81,6 +81,9 @@ pub struct Dispatch {
     /// Until then nothing is published, so entries that survived a restart are not
     /// added twice.
     pub reconciled: bool,
+    /// Whether recovery has handed over every try it kept; until then the streams
+    /// are not compared (their entries would all look unwanted).
+    pub ready: bool,
 }
 
 /// One entry found in a stream.

@@ -503,6 +503,10 @@ impl Scheduler {
         state.set_event_sink(handle.tx.clone());
         state.recover();
         let updates = state.commit()?;
+        // What recovery kept (remote executors: queued tries) is submitted now, so
+        // the executor holds all of it before it looks at its queue.
+        state.dispatch();
+        state.executor_ready();
         for u in updates {
             let _ = handle.updates.send(u);
         }

@@ -451,6 +451,12 @@ impl State {
         }
     }
 
+    /// Tells the executor that recovery has handed it everything (see
+    /// [`Executor::ready`]).
+    pub fn executor_ready(&self) {
+        self.executor.ready();
+    }
+
     fn ti(&self, key: &TiKey) -> Option<&TaskInstance> {
         self.runs
             .get(&key.run_key())?
