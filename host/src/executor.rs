@@ -53,6 +53,11 @@ pub trait Executor: Send + Sync + 'static {
     /// executor compares its queue with what it holds only after this, or it
     /// would take the entries of kept tries for strays.
     fn ready(&self) {}
+    /// A remote worker's start of `attempt` was committed (remote executors): the
+    /// attempt leaves the queue and is watched for heartbeats. Called by the
+    /// scheduler after the commit and before the worker is answered, so a cancel
+    /// is never undone by a start that was still being answered.
+    fn started(&self, _attempt: u64, _worker: &str, _at: jiff::Timestamp) {}
 }
 
 /// A try that was running when the scheduler restarted.

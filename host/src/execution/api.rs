@@ -4,7 +4,7 @@
 //! the attempt; everything else is answered from the leases in [`Remote`], so a
 //! heartbeat never costs a commit.
 
-use super::remote::{Lease, Remote, WorkerInfo};
+use super::remote::{Remote, WorkerInfo};
 use super::token::TryClaims;
 use super::wire::{
     ConnectionResponse, ExecError, FinishRequest, FinishResponse, LogChunk, Refusal,
@@ -26,7 +26,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// Finish bodies carry the rest of a log (up to its cap) and the XCom pushes.
-const MAX_BODY_BYTES: usize = 4 << 20;
+/// JSON escaping can make a log several times its size (a control character is
+/// six bytes), so this is well above the 1 MiB log and 1 MiB XCom caps.
+const MAX_BODY_BYTES: usize = 16 << 20;
 /// Longest worker id, name or queue name accepted.
 const MAX_NAME: usize = 64;
 
@@ -345,42 +347,20 @@ async fn start(
         .await
         .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "the scheduler has stopped"))?;
     let try_number = answer.map_err(|r| Fail::refused(r, &s.remote))?;
-    // Committed: the attempt moves from the stream's care to a lease.
+    // The scheduler made the lease when it committed the start (or the first start
+    // of this worker, whose answer was lost). Without one the try was cancelled
+    // meanwhile.
     let mut d = s.remote.dispatch.lock().unwrap();
-    if let Some(l) = d.leases.get_mut(&attempt) {
-        l.last_beat = Instant::now();
-        return Ok(axum::Json(StartResponse {
-            try_number,
-            log_offset: l.log.len(),
-        }));
+    match d.leases.get_mut(&attempt) {
+        Some(l) if l.worker == call.worker => {
+            l.last_beat = Instant::now();
+            Ok(axum::Json(StartResponse {
+                try_number,
+                log_offset: l.log.len(),
+            }))
+        }
+        _ => Err(Fail::refused(Refusal::NotRunning, &s.remote)),
     }
-    let log = match d.queued.remove(&attempt) {
-        Some(q) => q.log,
-        None => live_log(&s, &call.key(), try_number),
-    };
-    d.leases.insert(
-        attempt,
-        Lease {
-            key: call.key(),
-            try_number,
-            worker: call.worker,
-            started: s.remote.clock.now(),
-            last_beat: Instant::now(),
-            log,
-        },
-    );
-    Ok(axum::Json(StartResponse {
-        try_number,
-        log_offset: 0,
-    }))
-}
-
-/// The scheduler's live buffer of a try, made if it is missing.
-fn live_log(s: &ExecState, key: &TiKey, try_number: u32) -> Arc<LogBuffer> {
-    let mut logs = s.scheduler.live_logs().lock().unwrap();
-    logs.entry((key.clone(), try_number))
-        .or_insert_with(|| Arc::new(LogBuffer::new(2 << 20)))
-        .clone()
 }
 
 async fn try_heartbeat(

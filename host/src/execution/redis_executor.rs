@@ -22,6 +22,9 @@ const PAGE: usize = 1000;
 /// Stream length cap, only to bound a leak (a finished entry is deleted by its
 /// worker); an entry trimmed by it is added again by reconciliation.
 const MAXLEN: usize = 100_000;
+/// Extra time an adopted try's worker gets after a restart, on top of the worker
+/// timeout: the scheduler scans its DAG folder before it listens again.
+const ADOPT_GRACE: Duration = Duration::from_secs(30);
 /// Callbacks this process runs at once (they run here, not on workers).
 const CALLBACK_SLOTS: usize = 4;
 
@@ -60,29 +63,18 @@ impl RedisExecutor {
 impl Executor for RedisExecutor {
     fn submit(&self, job: Job) {
         let now = self.remote.clock.now();
-        let k = &job.key;
-        let claims = TryClaims {
-            tenant: k.tenant.clone(),
-            dag_id: k.dag_id.clone(),
-            run_id: k.run_id.clone(),
-            task_id: k.task_id.clone(),
-            map_index: k.map_index,
+        let mut entry = Entry {
+            key: entry_key(&job.key),
             try_number: job.try_number,
             attempt: job.attempt,
-            digest: job.request.digest.clone(),
-            expires_at: TryClaims::expiry(now),
-        };
-        let entry = Entry {
-            key: entry_key(k),
-            try_number: job.try_number,
-            attempt: job.attempt,
-            token: self.remote.key.mint(&claims),
+            token: String::new(),
             digest: job.request.digest,
             task: job.request.info,
             params: job.request.params,
             limits: job.request.limits,
             enqueued_at: now.as_millisecond(),
         };
+        entry.token = self.remote.key.mint(&claims_of(&entry, now));
         self.remote.dispatch.lock().unwrap().queued.insert(
             job.attempt,
             Queued {
@@ -124,6 +116,26 @@ impl Executor for RedisExecutor {
         true
     }
 
+    fn started(&self, attempt: u64, worker: &str, at: jiff::Timestamp) {
+        let mut d = self.remote.dispatch.lock().unwrap();
+        // Cancelled in the same turn (cleared, marked): no lease, so the worker's
+        // first heartbeat is refused and it stops.
+        let Some(q) = d.queued.remove(&attempt) else {
+            return;
+        };
+        d.leases.insert(
+            attempt,
+            Lease {
+                key: q.key,
+                try_number: q.entry.try_number,
+                worker: worker.to_owned(),
+                started: at,
+                last_beat: Instant::now(),
+                log: q.log,
+            },
+        );
+    }
+
     fn ready(&self) {
         self.remote.dispatch.lock().unwrap().ready = true;
         self.remote.wake.notify_one();
@@ -140,12 +152,28 @@ impl Executor for RedisExecutor {
                     try_number: t.try_number,
                     worker: t.worker,
                     started: t.started,
-                    // A full timeout from now: its worker gets that long to show up.
-                    last_beat: now,
+                    // The worker gets a full timeout from when this scheduler can be
+                    // reached, which is after the DAG folder is scanned.
+                    last_beat: now + ADOPT_GRACE,
                     log: t.log,
                 },
             );
         }
+    }
+}
+
+/// What the token of `entry`, minted at `now`, says.
+fn claims_of(e: &Entry, now: jiff::Timestamp) -> TryClaims {
+    TryClaims {
+        tenant: e.key.tenant.clone(),
+        dag_id: e.key.dag_id.clone(),
+        run_id: e.key.run_id.clone(),
+        task_id: e.key.task_id.clone(),
+        map_index: e.key.map_index,
+        try_number: e.try_number,
+        attempt: e.attempt,
+        digest: e.digest.clone(),
+        expires_at: TryClaims::expiry(now),
     }
 }
 
@@ -319,14 +347,22 @@ async fn reconcile(remote: &Remote, conn: &mut ConnectionManager) -> redis::Redi
             .arg("MKSTREAM")
             .query_async(conn)
             .await;
-        if let Err(e) = created
-            && e.code() != Some("BUSYGROUP")
-        {
-            return Err(e);
+        match created {
+            Ok(()) => {}
+            Err(e) if e.code() == Some("BUSYGROUP") => {}
+            // An error reply (say WRONGTYPE: someone put another kind of key under
+            // that name) concerns this stream only; the others go on.
+            Err(e) if e.code().is_some() => {
+                tracing::warn!("Redis: cannot use the stream {stream}: {e}");
+                continue;
+            }
+            Err(e) => return Err(e),
         }
         let mut start = "-".to_owned();
         loop {
-            let page: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+            // Bytes, not text: an entry someone else wrote may not be UTF-8, and it
+            // must be deleted rather than stop reconciliation.
+            let page: Vec<(String, HashMap<String, Vec<u8>>)> = redis::cmd("XRANGE")
                 .arg(&stream)
                 .arg(&start)
                 .arg("+")
@@ -337,9 +373,13 @@ async fn reconcile(remote: &Remote, conn: &mut ConnectionManager) -> redis::Redi
             let full = page.len() == PAGE;
             for (id, fields) in page {
                 start = format!("({id}");
+                let attempt = fields
+                    .get("attempt")
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .and_then(|s| s.parse().ok());
                 present.push(Present {
                     queue: queue.clone(),
-                    attempt: Entry::attempt_of(&fields),
+                    attempt,
                     id,
                 });
             }
@@ -356,9 +396,13 @@ async fn reconcile(remote: &Remote, conn: &mut ConnectionManager) -> redis::Redi
             repairs.add.len()
         );
     }
+    let now = remote.clock.now();
     for attempt in repairs.add {
         if let Some(q) = d.queued.get_mut(&attempt) {
             q.published = None;
+            // A fresh token: the old one may have expired while the entry waited
+            // (a worker acks an entry whose token it was refused for).
+            q.entry.token = remote.key.mint(&claims_of(&q.entry, now));
         }
     }
     d.doomed.extend(repairs.delete);

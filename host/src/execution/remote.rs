@@ -159,6 +159,9 @@ pub struct Remote {
     finished: Mutex<HashMap<u64, (String, String, Instant)>>,
 }
 
+/// How long a worker that stopped heartbeating stays in the list.
+const WORKER_FORGOTTEN: Duration = Duration::from_secs(24 * 3600);
+
 /// How long a finished attempt's answer is kept for a repeated finish.
 const FINISHED_KEPT: Duration = Duration::from_secs(600);
 
@@ -188,7 +191,11 @@ impl Remote {
     pub fn record_finish(&self, attempt: u64, worker: &str, state: &str) {
         let now = Instant::now();
         let mut f = self.finished.lock().unwrap();
-        f.retain(|_, (_, _, at)| now.duration_since(*at) < FINISHED_KEPT);
+        // Pruned now and then rather than on every insert, which would be
+        // quadratic under a busy queue.
+        if f.len() % 1024 == 1023 {
+            f.retain(|_, (_, _, at)| now.duration_since(*at) < FINISHED_KEPT);
+        }
         f.insert(attempt, (worker.to_owned(), state.to_owned(), now));
     }
 
@@ -215,6 +222,11 @@ impl Remote {
     /// timeout; retries decide what happens next. Returns how many.
     pub fn reap(&self, now: Instant) -> usize {
         let timeout = self.timing.worker_timeout;
+        // Workers not heard from for a day leave the list (each start has a new id).
+        self.workers
+            .lock()
+            .unwrap()
+            .retain(|_, w| now.duration_since(w.last_beat) < WORKER_FORGOTTEN);
         let expired: Vec<(u64, Lease)> = {
             let mut d = self.dispatch.lock().unwrap();
             let gone: Vec<u64> = d

@@ -110,12 +110,6 @@ impl Entry {
             enqueued_at: parse("enqueued_at", get("enqueued_at")?)?,
         })
     }
-
-    /// Only the attempt of an entry, for reconciliation (which must not fail on an
-    /// entry it cannot otherwise read: that one is deleted).
-    pub fn attempt_of(fields: &HashMap<String, String>) -> Option<u64> {
-        fields.get("attempt")?.parse().ok()
-    }
 }
 
 /// `POST /workers/{id}/register`.
@@ -295,7 +289,6 @@ mod tests {
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
         assert_eq!(Entry::from_fields(&fields).unwrap(), e);
-        assert_eq!(Entry::attempt_of(&fields), Some(81234));
     }
 
     #[test]

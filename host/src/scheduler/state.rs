@@ -407,6 +407,9 @@ impl State {
                 let ti = ti.clone();
                 self.batch.put_ti(&ti);
                 self.push_ti_update(&ti);
+                let (executor, worker) = (self.executor.clone(), worker.to_owned());
+                self.after_commit
+                    .push(Box::new(move || executor.started(attempt, &worker, now)));
                 Ok(try_number)
             }
             // The same worker again: its first answer was lost.

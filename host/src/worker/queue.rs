@@ -119,6 +119,11 @@ pub struct Queue {
     manager: ConnectionManager,
     streams: Vec<String>,
     consumer: String,
+    /// Where each stream's next XAUTOCLAIM scan starts. One call looks at only
+    /// about ten times COUNT pending entries, and live workers' entries sit at
+    /// the front; without a cursor an entry further back would wait until those
+    /// finish.
+    claim_cursors: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
 }
 
 impl Queue {
@@ -142,6 +147,7 @@ impl Queue {
             manager,
             streams,
             consumer: consumer.to_owned(),
+            claim_cursors: Default::default(),
         })
     }
 
@@ -241,16 +247,28 @@ impl Queue {
             if room == 0 {
                 break;
             }
+            let cursor = self
+                .claim_cursors
+                .lock()
+                .unwrap()
+                .get(stream)
+                .cloned()
+                .unwrap_or_else(|| "0-0".to_owned());
             let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
                 .arg(stream)
                 .arg(GROUP)
                 .arg(&self.consumer)
                 .arg(u64::try_from(min_idle.as_millis()).unwrap_or(u64::MAX))
-                .arg("0-0")
+                .arg(&cursor)
                 .arg("COUNT")
                 .arg(room)
                 .query_async(&mut con)
                 .await?;
+            // "0-0" when the scan reached the end: the next one starts over.
+            self.claim_cursors
+                .lock()
+                .unwrap()
+                .insert(stream.clone(), reply.next_stream_id.clone());
             // `deleted_ids` were in someone's pending list but no longer in the
             // stream; XAUTOCLAIM already dropped them, nothing to do.
             taken.extend(reply.claimed.into_iter().map(|id| Delivery {
