@@ -341,3 +341,25 @@ pub fn assert_run(o: &Outcome, state: DagRunState) {
             .collect::<Vec<_>>()
     );
 }
+
+/// Waits until a remote executor holds a queued attempt of `task` (tests that play
+/// the worker read entries here instead of from Redis) and returns its entry.
+pub async fn queued_attempt(
+    remote: &aileron::execution::remote::Remote,
+    task: &str,
+) -> aileron::execution::wire::Entry {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        {
+            let d = remote.dispatch.lock().unwrap();
+            if let Some(q) = d.queued.values().find(|q| q.key.task_id == task) {
+                return q.entry.clone();
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no queued attempt of {task}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tower::ServiceExt;
 
 const DAG: &str = r#"
@@ -80,18 +80,7 @@ impl Worker<'_> {
 
 /// Waits until the executor holds a queued attempt of `task` and returns it.
 async fn queued(env: &Env, task: &str) -> Entry {
-    let remote = env.app.remote.clone().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        {
-            let d = remote.dispatch.lock().unwrap();
-            if let Some(q) = d.queued.values().find(|q| q.key.task_id == task) {
-                return q.entry.clone();
-            }
-        }
-        assert!(Instant::now() < deadline, "no queued attempt of {task}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    aileron_tests::queued_attempt(env.app.remote.as_deref().expect("a remote executor"), task).await
 }
 
 fn ti(env: &Env, run_id: &str, task: &str) -> aileron::metastore::TaskInstance {

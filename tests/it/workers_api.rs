@@ -22,7 +22,7 @@ use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tower::ServiceExt;
 
 const DAG: &str = r#"
@@ -189,21 +189,6 @@ async fn finish_try(app: &Router, id: &str, entry: &Entry) {
     try_call(app, id, entry, "finish", body).await;
 }
 
-/// Waits until the executor holds a queued attempt of `task` and returns it.
-async fn queued(remote: &Remote, task: &str) -> Entry {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        {
-            let d = remote.dispatch.lock().unwrap();
-            if let Some(q) = d.queued.values().find(|q| q.key.task_id == task) {
-                return q.entry.clone();
-            }
-        }
-        assert!(Instant::now() < deadline, "no queued attempt of {task}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Validates a worker list against the schema `/api/v1/openapi.json` documents,
 /// strictly (no undocumented field), as tests/it/openapi.rs does for the rest.
 async fn check_schema(app: &Router, list: &Value) {
@@ -330,7 +315,7 @@ async fn workers_are_listed_with_the_tries_their_leases_hold() {
         .trigger(DEFAULT_TENANT, "remote", None, None, Default::default())
         .await
         .unwrap();
-    let work = queued(&remote, "work").await;
+    let work = aileron_tests::queued_attempt(&remote, "work").await;
     let text = metrics(&app).await;
     has_line(&text, "aileron_queue_depth{queue=\"default\"} 1");
     has_line(&text, "aileron_queue_depth{queue=\"gpu\"} 0");
@@ -388,7 +373,7 @@ async fn workers_are_listed_with_the_tries_their_leases_hold() {
     finish_try(&app, ALPHA, &work).await;
     assert_eq!(field(&app, ALPHA, "state").await, "idle");
     assert_eq!(field(&app, ALPHA, "running").await, json!([]));
-    let after = queued(&remote, "after").await;
+    let after = aileron_tests::queued_attempt(&remote, "after").await;
     start_try(&app, ALPHA, &after).await;
     finish_try(&app, ALPHA, &after).await;
     let outcome = env.wait_run(&mut updates, "remote", &run.run_id).await;
@@ -488,7 +473,7 @@ async fn the_workers_page_shows_workers_and_their_tries_in_a_real_browser() {
         .trigger(DEFAULT_TENANT, "remote", None, None, Default::default())
         .await
         .unwrap();
-    let work = queued(&remote, "work").await;
+    let work = aileron_tests::queued_attempt(&remote, "work").await;
     start_try(&app, ALPHA, &work).await;
 
     let b = Browser::start().await;
@@ -585,7 +570,7 @@ async fn the_workers_page_shows_workers_and_their_tries_in_a_real_browser() {
 
     // Let the run end before the test's home goes.
     finish_try(&app, ALPHA, &work).await;
-    let after = queued(&remote, "after").await;
+    let after = aileron_tests::queued_attempt(&remote, "after").await;
     start_try(&app, ALPHA, &after).await;
     finish_try(&app, ALPHA, &after).await;
     env.wait_run(&mut updates, "remote", &run.run_id).await;
