@@ -224,8 +224,9 @@ export function mount(root, route) {
     if (!runId) return;
     const run = ctx.runs.find((r) => r.dag_run_id === runId);
     if (type === "dag_run") {
-      if (ctx.backfills.some((b) => !b.completed_at) || (run && run.backfill_id !== null && run.backfill_id !== undefined)) refreshBackfills();
       if (run) {
+        // A run the page does not know yet reloads everything, backfills included.
+        if (ctx.backfills.some((b) => !b.completed_at) || run.backfill_id != null) refreshBackfills();
         if (data.state) run.state = data.state;
         refreshRun(runId);
       } else {

@@ -6,8 +6,8 @@
 
 use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable, Unprocessable};
 use super::{ApiError, ApiResult, ApiState, JsonBody, load_dag, paginate};
-use crate::metastore::{BackfillRecord, DEFAULT_TENANT, ReprocessBehavior as StoredReprocess};
-use crate::scheduler::{BackfillDate, BackfillRequest};
+use crate::metastore::{BackfillRecord, DEFAULT_TENANT, ReprocessBehavior};
+use crate::scheduler::{BackfillDate, BackfillRequest, SchedulerError};
 use aileron_model::DagRunState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -16,41 +16,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use utoipa::{IntoParams, ToSchema};
-
-/// How a backfill treats a logical date that already has a run. `all` is accepted
-/// in requests as another name for `completed`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ReprocessBehavior {
-    /// Leave every existing run alone.
-    #[default]
-    None,
-    /// Re-run existing runs that failed.
-    Failed,
-    /// Re-run every finished existing run.
-    #[serde(alias = "all")]
-    Completed,
-}
-
-impl From<StoredReprocess> for ReprocessBehavior {
-    fn from(r: StoredReprocess) -> Self {
-        match r {
-            StoredReprocess::None => Self::None,
-            StoredReprocess::Failed => Self::Failed,
-            StoredReprocess::Completed => Self::Completed,
-        }
-    }
-}
-
-impl From<ReprocessBehavior> for StoredReprocess {
-    fn from(r: ReprocessBehavior) -> Self {
-        match r {
-            ReprocessBehavior::None => Self::None,
-            ReprocessBehavior::Failed => Self::Failed,
-            ReprocessBehavior::Completed => Self::Completed,
-        }
-    }
-}
 
 /// How many of a backfill's runs are in each state.
 #[derive(Debug, Default, Clone, Copy, Serialize, ToSchema)]
@@ -148,7 +113,7 @@ impl<'a> RunStates<'a> {
             to_date: b.to_date,
             run_backwards: b.run_backwards,
             dag_run_conf: b.dag_run_conf,
-            reprocess_behavior: b.reprocess_behavior.into(),
+            reprocess_behavior: b.reprocess_behavior,
             max_active_runs: b.max_active_runs,
             is_paused: b.is_paused,
             created_at: b.created_at,
@@ -163,10 +128,6 @@ impl<'a> RunStates<'a> {
 
 fn one(s: &ApiState, b: BackfillRecord) -> ApiResult<Json<Backfill>> {
     Ok(Json(RunStates::new(s).backfill(b)?))
-}
-
-fn not_found(id: u64) -> ApiError {
-    ApiError::not_found(format!("backfill {id} not found"))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -242,7 +203,7 @@ pub async fn get_backfill(
     let b = s
         .metastore
         .backfill(DEFAULT_TENANT, id)?
-        .ok_or_else(|| not_found(id))?;
+        .ok_or(SchedulerError::BackfillNotFound(id))?;
     one(&s, b)
 }
 
@@ -276,27 +237,15 @@ pub struct BackfillPostBody {
 }
 
 fn request(body: BackfillPostBody, dry_run: bool) -> ApiResult<BackfillRequest> {
-    let date = |field: &str, v: &str| {
-        aileron_model::dag::parse_user_datetime(v)
-            .map_err(|e| ApiError::bad_request(format!("`{field}`: {e}")))
-    };
-    let dag_run_conf = match body.dag_run_conf {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m,
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "`dag_run_conf` must be a JSON object",
-            ));
-        }
-    };
+    let dag_run_conf = super::conf_object("dag_run_conf", body.dag_run_conf)?;
     Ok(BackfillRequest {
         tenant: DEFAULT_TENANT.to_owned(),
-        from_date: date("from_date", &body.from_date)?,
-        to_date: date("to_date", &body.to_date)?,
+        from_date: super::user_datetime("from_date", &body.from_date)?,
+        to_date: super::user_datetime("to_date", &body.to_date)?,
         dag_id: body.dag_id,
         run_backwards: body.run_backwards,
         dag_run_conf,
-        reprocess_behavior: body.reprocess_behavior.into(),
+        reprocess_behavior: body.reprocess_behavior,
         max_active_runs: body.max_active_runs,
         dry_run,
     })

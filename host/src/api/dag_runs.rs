@@ -192,11 +192,7 @@ pub async fn trigger_run(
     Path(dag_id): Path<String>,
     JsonBody(body): JsonBody<TriggerDagRun>,
 ) -> ApiResult<Json<DagRun>> {
-    let conf = match body.conf {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m,
-        Some(_) => return Err(ApiError::bad_request("`conf` must be a JSON object")),
-    };
+    let conf = super::conf_object("conf", body.conf)?;
     if let Some(id) = &body.dag_run_id {
         super::check_id("`dag_run_id`", id)?;
         if id == ANY {
@@ -207,9 +203,8 @@ pub async fn trigger_run(
     }
     let logical_date = body
         .logical_date
-        .map(|d| aileron_model::dag::parse_user_datetime(&d))
-        .transpose()
-        .map_err(|e| ApiError::bad_request(format!("`logical_date`: {e}")))?;
+        .map(|d| super::user_datetime("logical_date", &d))
+        .transpose()?;
     let run = s
         .scheduler
         .trigger(DEFAULT_TENANT, &dag_id, body.dag_run_id, logical_date, conf)

@@ -246,6 +246,28 @@ where
 /// Ids that end up in metastore keys (variables, connections, pools): keys are
 /// NUL-joined, so control characters are refused, and Airflow's 250-character id
 /// limit keeps them displayable.
+/// A request's `conf`-style field: absent or `null` is empty, an object is taken,
+/// anything else is a 400 naming `field`.
+fn conf_object(
+    field: &str,
+    value: Option<serde_json::Value>,
+) -> ApiResult<serde_json::Map<String, serde_json::Value>> {
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(serde_json::Map::new()),
+        Some(serde_json::Value::Object(m)) => Ok(m),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "`{field}` must be a JSON object"
+        ))),
+    }
+}
+
+/// A date or date-time a user typed (see `parse_user_datetime`); a 400 naming
+/// `field` otherwise.
+fn user_datetime(field: &str, text: &str) -> ApiResult<jiff::Timestamp> {
+    aileron_model::dag::parse_user_datetime(text)
+        .map_err(|e| ApiError::bad_request(format!("`{field}`: {e}")))
+}
+
 fn check_id(what: &str, id: &str) -> ApiResult<()> {
     if id.is_empty() {
         return Err(ApiError::bad_request(format!("{what} must not be empty")));

@@ -18,11 +18,6 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use utoipa::ToSchema;
 
-/// A worker offline for longer than this is forgotten (Airflow's Edge worker
-/// keeps them a day too): long enough to see what happened overnight, short enough
-/// that workers replaced by new ids do not pile up.
-pub const FORGET_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
-
 /// What a worker is doing, as Airflow's Edge worker names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -112,24 +107,12 @@ fn state_of(w: &WorkerInfo, holds_tries: bool, now: Instant, timeout: Duration) 
     }
 }
 
-/// Whether `w` has been offline for more than [`FORGET_AFTER`]. A stopped worker
-/// has no stop time of its own: its last heartbeat, a beat interval before the
-/// stop at most, stands for it.
-fn forgotten(w: &WorkerInfo, now: Instant, timeout: Duration) -> bool {
-    offline(w, now, timeout) && silent_for(w, now) > FORGET_AFTER
-}
-
 /// The registered workers at `now`, sorted by id, each with its state and tries.
-/// Workers offline for more than [`FORGET_AFTER`] are dropped from the registry
-/// on the way.
+/// (The heartbeat reaper drops workers silent for a day.)
 pub fn list(remote: &Remote, now: Instant) -> Vec<Listed> {
     let timeout = remote.timing.worker_timeout;
     // One lock at a time: the execution API takes them one after the other too.
-    let infos: Vec<WorkerInfo> = {
-        let mut workers = remote.workers.lock().unwrap();
-        workers.retain(|_, w| !forgotten(w, now, timeout));
-        workers.values().cloned().collect()
-    };
+    let infos: Vec<WorkerInfo> = remote.workers.lock().unwrap().values().cloned().collect();
     let mut tries: HashMap<String, Vec<(TiKey, u32)>> = HashMap::new();
     {
         let d = remote.dispatch.lock().unwrap();
@@ -145,15 +128,7 @@ pub fn list(remote: &Remote, now: Instant) -> Vec<Listed> {
         .into_iter()
         .map(|info| {
             let mut held = tries.remove(&info.id).unwrap_or_default();
-            held.sort_by(|(a, x), (b, y)| {
-                (&a.dag_id, &a.run_id, &a.task_id, a.map_index, x).cmp(&(
-                    &b.dag_id,
-                    &b.run_id,
-                    &b.task_id,
-                    b.map_index,
-                    y,
-                ))
-            });
+            held.sort();
             let state = state_of(&info, !held.is_empty(), now, timeout);
             Listed {
                 info,
@@ -265,14 +240,29 @@ mod tests {
 
     #[test]
     fn workers_offline_for_a_day_are_forgotten() {
+        use crate::execution::remote::{FORGET_AFTER, Timing};
+        let remote = Remote::new(
+            crate::execution::ExecutionKey::generate().unwrap(),
+            "t".into(),
+            Timing {
+                worker_timeout: TIMEOUT,
+            },
+            tokio::sync::mpsc::unbounded_channel().0,
+            std::sync::Arc::new(aileron_model::clock::SystemClock),
+        );
+        let forgotten = |w: WorkerInfo, now: Instant| {
+            remote.workers.lock().unwrap().insert(w.id.clone(), w);
+            remote.forget_silent_workers(now);
+            std::mem::take(&mut *remote.workers.lock().unwrap()).is_empty()
+        };
         let beat = Instant::now();
         let day = beat + FORGET_AFTER;
         let past_day = day + Duration::from_secs(1);
-        assert!(!forgotten(&info(beat, true), day, TIMEOUT));
-        assert!(forgotten(&info(beat, true), past_day, TIMEOUT));
-        assert!(forgotten(&info(beat, false), past_day, TIMEOUT));
+        assert!(!forgotten(info(beat, true), day));
+        assert!(forgotten(info(beat, true), past_day));
+        assert!(forgotten(info(beat, false), past_day));
         // Heard from a moment ago: kept.
         let recent = past_day - Duration::from_secs(1);
-        assert!(!forgotten(&info(recent, false), past_day, TIMEOUT));
+        assert!(!forgotten(info(recent, false), past_day));
     }
 }

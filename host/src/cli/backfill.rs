@@ -305,7 +305,7 @@ async fn summarize(client: &Client, dag_id: &str, b: &Value, p: &Progress) -> an
         p.total, p.success, p.failed
     );
     if p.failed > 0 {
-        let ours: Vec<&str> = b["run_ids"]
+        let ours: std::collections::HashSet<&str> = b["run_ids"]
             .as_array()
             .into_iter()
             .flatten()
@@ -319,7 +319,7 @@ async fn summarize(client: &Client, dag_id: &str, b: &Value, p: &Progress) -> an
             .await?;
         println!("Failed runs:");
         for r in failed["dag_runs"].as_array().into_iter().flatten() {
-            if let Some(run_id) = r["dag_run_id"].as_str().filter(|r| ours.contains(r)) {
+            if let Some(run_id) = r["dag_run_id"].as_str().filter(|r| ours.contains(*r)) {
                 println!("  {run_id}");
             }
         }

@@ -21,7 +21,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -77,8 +76,7 @@ fn err(status: StatusCode, detail: impl Into<String>) -> Fail {
 }
 
 impl Fail {
-    fn refused(r: Refusal, remote: &Remote) -> Self {
-        remote.fenced.fetch_add(1, Ordering::Relaxed);
+    fn refused(r: Refusal) -> Self {
         metrics::counter!("aileron_worker_fenced_total").increment(1);
         let mut f = err(
             StatusCode::CONFLICT,
@@ -346,7 +344,7 @@ async fn start(
     let answer = rx
         .await
         .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "the scheduler has stopped"))?;
-    let try_number = answer.map_err(|r| Fail::refused(r, &s.remote))?;
+    let try_number = answer.map_err(Fail::refused)?;
     // The scheduler made the lease when it committed the start (or the first start
     // of this worker, whose answer was lost). Without one the try was cancelled
     // meanwhile.
@@ -359,7 +357,7 @@ async fn start(
                 log_offset: l.log.len(),
             }))
         }
-        _ => Err(Fail::refused(Refusal::NotRunning, &s.remote)),
+        _ => Err(Fail::refused(Refusal::NotRunning)),
     }
 }
 
@@ -375,8 +373,8 @@ async fn try_heartbeat(
             l.last_beat = Instant::now();
             Ok(StatusCode::NO_CONTENT)
         }
-        Some(_) => Err(Fail::refused(Refusal::RunningElsewhere, &s.remote)),
-        None => Err(Fail::refused(Refusal::NotRunning, &s.remote)),
+        Some(_) => Err(Fail::refused(Refusal::RunningElsewhere)),
+        None => Err(Fail::refused(Refusal::NotRunning)),
     }
 }
 
@@ -413,7 +411,7 @@ async fn logs(
     let log = s
         .remote
         .check_lease(attempt, &call.worker)
-        .map_err(|r| Fail::refused(r, &s.remote))?;
+        .map_err(Fail::refused)?;
     append_chunk(&log, &chunk)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -428,7 +426,7 @@ struct XcomQuery {
 fn host_for(s: &ExecState, call: &TryCall, attempt: u64) -> Res<MetastoreHost> {
     s.remote
         .check_lease(attempt, &call.worker)
-        .map_err(|r| Fail::refused(r, &s.remote))?;
+        .map_err(Fail::refused)?;
     Ok(MetastoreHost::new(
         s.metastore.clone(),
         &call.claims.tenant,
@@ -502,7 +500,7 @@ async fn finish(
                     state,
                     duplicate: true,
                 })),
-                None => Err(Fail::refused(r, &s.remote)),
+                None => Err(Fail::refused(r)),
             };
         }
     };
@@ -540,7 +538,7 @@ async fn finish(
                 state,
                 duplicate: true,
             })),
-            None => Err(Fail::refused(r, &s.remote)),
+            None => Err(Fail::refused(r)),
         },
     }
 }

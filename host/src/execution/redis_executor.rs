@@ -177,7 +177,7 @@ fn claims_of(e: &Entry, now: jiff::Timestamp) -> TryClaims {
     }
 }
 
-pub fn entry_key(k: &TiKey) -> EntryKey {
+fn entry_key(k: &TiKey) -> EntryKey {
     EntryKey {
         tenant: k.tenant.clone(),
         dag_id: k.dag_id.clone(),

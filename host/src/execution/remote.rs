@@ -152,15 +152,15 @@ pub struct Remote {
     pub clock: Arc<dyn Clock>,
     /// Wakes the publisher when there is something to add or delete.
     pub wake: Notify,
-    /// Tries refused because their worker had lost them (for metrics and tests).
-    pub fenced: std::sync::atomic::AtomicU64,
     /// Attempts whose finish was applied recently, with the worker and the state
     /// it led to: a finish sent again (its answer was lost) gets the same answer.
     finished: Mutex<HashMap<u64, (String, String, Instant)>>,
 }
 
-/// How long a worker that stopped heartbeating stays in the list.
-const WORKER_FORGOTTEN: Duration = Duration::from_secs(24 * 3600);
+/// A worker not heard from for longer than this leaves the list (Airflow's Edge
+/// worker keeps them a day too): long enough to see what happened overnight,
+/// short enough that workers replaced by new ids do not pile up.
+pub const FORGET_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// How long a finished attempt's answer is kept for a repeated finish.
 const FINISHED_KEPT: Duration = Duration::from_secs(600);
@@ -182,7 +182,6 @@ impl Remote {
             events,
             clock,
             wake: Notify::new(),
-            fenced: Default::default(),
             finished: Mutex::default(),
         })
     }
@@ -218,15 +217,21 @@ impl Remote {
         }
     }
 
+    /// Drops workers not heard from for more than [`FORGET_AFTER`] (each worker
+    /// start registers a new id). A stopped worker's last heartbeat, at most a beat
+    /// before its stop, stands for its stop time.
+    pub fn forget_silent_workers(&self, now: Instant) {
+        self.workers
+            .lock()
+            .unwrap()
+            .retain(|_, w| now.saturating_duration_since(w.last_beat) <= FORGET_AFTER);
+    }
+
     /// Fails every lease whose worker has not been heard from for the worker
     /// timeout; retries decide what happens next. Returns how many.
     pub fn reap(&self, now: Instant) -> usize {
         let timeout = self.timing.worker_timeout;
-        // Workers not heard from for a day leave the list (each start has a new id).
-        self.workers
-            .lock()
-            .unwrap()
-            .retain(|_, w| now.duration_since(w.last_beat) < WORKER_FORGOTTEN);
+        self.forget_silent_workers(now);
         let expired: Vec<(u64, Lease)> = {
             let mut d = self.dispatch.lock().unwrap();
             let gone: Vec<u64> = d

@@ -176,8 +176,9 @@ pub struct CallbackRecord {
 }
 
 /// How a backfill treats a logical date that already has a run (Airflow 3's
-/// `reprocess_behavior`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// `reprocess_behavior`). The API takes and shows it as is; `all` is read as
+/// another name for `completed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReprocessBehavior {
     /// Leave every existing run alone.
@@ -186,6 +187,7 @@ pub enum ReprocessBehavior {
     /// Re-run (clear) existing runs that failed.
     Failed,
     /// Re-run every finished existing run (Airflow's `completed`).
+    #[serde(alias = "all")]
     Completed,
 }
 

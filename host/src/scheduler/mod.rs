@@ -284,12 +284,6 @@ impl SchedulerHandle {
         self.updates.subscribe()
     }
 
-    /// The buffers of tries running now, which the execution API fills with the
-    /// log lines remote workers send.
-    pub fn live_logs(&self) -> &LiveLogs {
-        &self.live_logs
-    }
-
     pub fn live_log(&self, key: &TiKey, try_number: u32) -> Option<String> {
         let logs = self.live_logs.lock().unwrap();
         logs.get(&(key.clone(), try_number)).map(|l| l.snapshot())

@@ -395,18 +395,7 @@ impl State {
         };
         match ti.state {
             S::Queued => {
-                ti.state = S::Running;
-                ti.start_date = Some(now);
-                ti.hostname = worker.to_owned();
-                ti.end_date = None;
-                ti.duration = None;
-                if let Some(queued) = ti.queued_at {
-                    metrics::histogram!("aileron_scheduling_latency_seconds")
-                        .record(now.duration_since(queued).as_secs_f64().max(0.0));
-                }
-                let ti = ti.clone();
-                self.batch.put_ti(&ti);
-                self.push_ti_update(&ti);
+                self.mark_running(key, now, Some(worker));
                 let (executor, worker) = (self.executor.clone(), worker.to_owned());
                 self.after_commit
                     .push(Box::new(move || executor.started(attempt, &worker, now)));
@@ -417,6 +406,26 @@ impl State {
             S::Running => Err(Refusal::RunningElsewhere),
             _ => Err(Refusal::NotQueued),
         }
+    }
+
+    /// A queued TaskInstance starts running at `at`; `worker` is who runs it when
+    /// that is not this process.
+    fn mark_running(&mut self, key: &TiKey, at: Timestamp, worker: Option<&str>) {
+        let Some(ti) = self.ti_mut(key) else { return };
+        ti.state = S::Running;
+        ti.start_date = Some(at);
+        if let Some(worker) = worker {
+            ti.hostname = worker.to_owned();
+        }
+        ti.end_date = None;
+        ti.duration = None;
+        if let Some(queued) = ti.queued_at {
+            metrics::histogram!("aileron_scheduling_latency_seconds")
+                .record(at.duration_since(queued).as_secs_f64().max(0.0));
+        }
+        let ti = ti.clone();
+        self.batch.put_ti(&ti);
+        self.push_ti_update(&ti);
     }
 
     /// Applies the end of the current try of `key` (checked by the caller): stores
@@ -597,20 +606,9 @@ impl State {
                 at,
             } => {
                 if self.in_flight.get(&key) == Some(&(try_number, attempt))
-                    && let Some(ti) = self.ti_mut(&key)
-                    && ti.state == S::Queued
+                    && self.ti(&key).is_some_and(|ti| ti.state == S::Queued)
                 {
-                    ti.state = S::Running;
-                    ti.start_date = Some(at);
-                    if let Some(queued) = ti.queued_at {
-                        metrics::histogram!("aileron_scheduling_latency_seconds")
-                            .record(at.duration_since(queued).as_secs_f64().max(0.0));
-                    }
-                    ti.end_date = None;
-                    ti.duration = None;
-                    let ti = ti.clone();
-                    self.batch.put_ti(&ti);
-                    self.push_ti_update(&ti);
+                    self.mark_running(&key, at, None);
                 }
             }
             Command::TaskFinished {
