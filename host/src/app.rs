@@ -92,7 +92,7 @@ pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> anyhow::Res
     // With workers, this process runs only `describe` and callbacks.
     let local_slots = match executor {
         ExecutorChoice::Local => cfg.scheduler.parallelism,
-        ExecutorChoice::Redis { .. } => 4,
+        ExecutorChoice::Redis { .. } => crate::executor::CALLBACK_SLOTS,
     };
     let sandbox = open_sandbox(&cfg.home, cfg.cache_dir.clone(), local_slots)?;
     let metastore = if cfg.in_memory {

@@ -72,8 +72,9 @@ pub struct AdoptedTry {
     pub log: Arc<aileron_sandbox::LogBuffer>,
 }
 
-/// How many callbacks one process runs at once; more wait their turn.
-const CALLBACK_SLOTS: usize = 4;
+/// How many callbacks one process runs at once; more wait their turn. (With
+/// workers, callbacks still run in the scheduler's process.)
+pub const CALLBACK_SLOTS: usize = 4;
 
 type TryId = (TiKey, u32);
 

@@ -12,6 +12,7 @@
 
 use crate::server::{free_port, get, home_with, http, post};
 use crate::{aileron_bin, cache_dir};
+use aileron::execution::wire::{GROUP, QUEUES_KEY, stream_key};
 use aileron::metastore::{Metastore, TaskInstance};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -331,16 +332,16 @@ impl Redis {
     pub fn streams(&self) -> BTreeSet<String> {
         let mut con = self.con();
         let mut out: BTreeSet<String> = redis::cmd("KEYS")
-            .arg("aileron:q:*")
+            .arg(stream_key("*"))
             .query::<Vec<String>>(&mut con)
             .unwrap()
             .into_iter()
             .collect();
         let queues: Vec<String> = redis::cmd("SMEMBERS")
-            .arg("aileron:queues")
+            .arg(QUEUES_KEY)
             .query(&mut con)
             .unwrap();
-        out.extend(queues.iter().map(|q| format!("aileron:q:{q}")));
+        out.extend(queues.iter().map(|q| stream_key(q)));
         out
     }
 
@@ -355,7 +356,7 @@ impl Redis {
                 // the group (just recreated, or never read) has nothing pending.
                 let pending = redis::cmd("XPENDING")
                     .arg(&s)
-                    .arg("aileron")
+                    .arg(GROUP)
                     .query::<redis::Value>(&mut con)
                     .ok()
                     .and_then(|v| match v {

@@ -51,14 +51,17 @@ pub struct HomeArgs {
     pub dags: Option<PathBuf>,
 }
 
+/// `~/.aileron`: where Aileron keeps its state unless told otherwise.
+pub fn default_home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".aileron")
+}
+
 impl HomeArgs {
     pub fn home(&self) -> PathBuf {
-        self.home.clone().unwrap_or_else(|| {
-            std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("."))
-                .join(".aileron")
-        })
+        self.home.clone().unwrap_or_else(default_home)
     }
     pub fn dags(&self) -> PathBuf {
         self.dags

@@ -477,13 +477,6 @@ async fn connection(
     }))
 }
 
-/// Whether this worker's finish of `attempt` was already applied (its answer was
-/// lost), and in which state. A try the scheduler ended itself (no heartbeat) is
-/// not: that worker's finish is refused.
-fn already_finished(s: &ExecState, call: &TryCall, attempt: u64) -> Option<String> {
-    s.remote.finished_state(attempt, &call.worker)
-}
-
 async fn finish(
     State(s): State<ExecState>,
     Path(attempt): Path<u64>,
@@ -495,7 +488,7 @@ async fn finish(
     let log = match s.remote.check_lease(attempt, &call.worker) {
         Ok(log) => log,
         Err(r) => {
-            return match already_finished(&s, &call, attempt) {
+            return match s.remote.finished_state(attempt, &call.worker) {
                 Some(state) => Ok(axum::Json(FinishResponse {
                     state,
                     duplicate: true,
@@ -533,7 +526,7 @@ async fn finish(
                 duplicate: false,
             }))
         }
-        Err(r) => match already_finished(&s, &call, attempt) {
+        Err(r) => match s.remote.finished_state(attempt, &call.worker) {
             Some(state) => Ok(axum::Json(FinishResponse {
                 state,
                 duplicate: true,

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod redis_executor;
 pub mod remote;
+pub mod streams;
 pub mod token;
 pub mod wire;
 

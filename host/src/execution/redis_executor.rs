@@ -4,9 +4,10 @@
 //! talk back over the execution API (`api.rs`), never to the metastore.
 
 use super::remote::{Lease, Present, Queued, Remote};
+use super::streams;
 use super::token::TryClaims;
-use super::wire::{Entry, EntryKey, GROUP, QUEUES_KEY, stream_key};
-use crate::executor::{AdoptedTry, CallbackJob, Executor, Job, run_callback};
+use super::wire::{Entry, EntryKey, QUEUES_KEY, stream_key};
+use crate::executor::{AdoptedTry, CALLBACK_SLOTS, CallbackJob, Executor, Job, run_callback};
 use crate::scheduler::TiKey;
 use aileron_sandbox::Sandbox;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -25,8 +26,6 @@ const MAXLEN: usize = 100_000;
 /// Extra time an adopted try's worker gets after a restart, on top of the worker
 /// timeout: the scheduler scans its DAG folder before it listens again.
 const ADOPT_GRACE: Duration = Duration::from_secs(30);
-/// Callbacks this process runs at once (they run here, not on workers).
-const CALLBACK_SLOTS: usize = 4;
 
 /// Hands tries to workers through Redis.
 pub struct RedisExecutor {
@@ -91,7 +90,7 @@ impl Executor for RedisExecutor {
     fn cancel(&self, _key: &TiKey, _try_number: u32, attempt: u64) {
         let mut d = self.remote.dispatch.lock().unwrap();
         if let Some(q) = d.queued.remove(&attempt)
-            && let Some((_, id)) = q.published
+            && let Some(id) = q.published
         {
             d.doomed.push((q.queue, id));
         }
@@ -207,7 +206,7 @@ async fn reaper(remote: Arc<Remote>) {
 /// races a publish.
 async fn publisher(remote: Arc<Remote>, mut conn: ConnectionManager) {
     let mut last_reconcile: Option<Instant> = None;
-    let mut failures = crate::worker::backoff::Backoff::new();
+    let mut failures = crate::backoff::Backoff::new();
     let mut failing = false;
     loop {
         if remote.events.is_closed() {
@@ -287,11 +286,10 @@ async fn publish(remote: &Remote, conn: &mut ConnectionManager) -> redis::RedisR
                 .arg(fields);
         }
         let ids: Vec<String> = pipe.query_async(conn).await?;
-        let now = Instant::now();
         let mut d = remote.dispatch.lock().unwrap();
         for ((attempt, queue, _), id) in batch.into_iter().zip(ids) {
             match d.queued.get_mut(&attempt) {
-                Some(q) => q.published = Some((now, id)),
+                Some(q) => q.published = Some(id),
                 // Cancelled while it was being added.
                 None => d.doomed.push((queue, id)),
             }
@@ -306,9 +304,7 @@ async fn delete_doomed(remote: &Remote, conn: &mut ConnectionManager) -> redis::
     }
     let mut pipe = redis::pipe();
     for (queue, id) in &doomed {
-        let stream = stream_key(queue);
-        pipe.cmd("XACK").arg(&stream).arg(GROUP).arg(id).ignore();
-        pipe.cmd("XDEL").arg(&stream).arg(id).ignore();
+        streams::retire(&mut pipe, &stream_key(queue), id);
     }
     if let Err(e) = pipe.query_async::<()>(conn).await {
         // Keep them for the next round.
@@ -339,17 +335,8 @@ async fn reconcile(remote: &Remote, conn: &mut ConnectionManager) -> redis::Redi
     for queue in &queues {
         let stream = stream_key(queue);
         // The group may be gone with a Redis restart; workers recreate it too.
-        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&stream)
-            .arg(GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(conn)
-            .await;
-        match created {
-            Ok(()) => {}
-            Err(e) if e.code() == Some("BUSYGROUP") => {}
+        match streams::create_group(conn, &stream).await {
+            Ok(_) => {}
             // An error reply (say WRONGTYPE: someone put another kind of key under
             // that name) concerns this stream only; the others go on.
             Err(e) if e.code().is_some() => {

@@ -40,8 +40,8 @@ pub struct Queued {
     pub queue: String,
     pub entry: Entry,
     pub log: Arc<LogBuffer>,
-    /// When it was last added to its stream, and the id Redis gave it.
-    pub published: Option<(Instant, String)>,
+    /// The id Redis gave its entry, once it is in its stream.
+    pub published: Option<String>,
 }
 
 /// A running attempt and the worker that holds it.
@@ -112,7 +112,6 @@ impl Dispatch {
     /// The caller reads the streams and publishes in the same task, so no entry
     /// is added between the read and this call.
     pub fn reconcile(&mut self, present: &[Present]) -> Repairs {
-        let now = Instant::now();
         let mut repairs = Repairs::default();
         let mut seen = HashSet::new();
         for p in present {
@@ -121,7 +120,7 @@ impl Dispatch {
                     seen.insert(a);
                     let q = self.queued.get_mut(&a).expect("checked");
                     if q.published.is_none() {
-                        q.published = Some((now, p.id.clone()));
+                        q.published = Some(p.id.clone());
                     }
                 }
                 Some(a) if self.leases.contains_key(&a) => {}
@@ -198,7 +197,9 @@ impl Remote {
         f.insert(attempt, (worker.to_owned(), state.to_owned(), now));
     }
 
-    /// The state a finish of `attempt` by `worker` already led to, if it was applied.
+    /// The state a finish of `attempt` by `worker` already led to, if it was applied
+    /// (a finish sent again because its answer was lost). A try the scheduler
+    /// ended itself (no heartbeat) is not in here: that worker's finish is refused.
     pub fn finished_state(&self, attempt: u64, worker: &str) -> Option<String> {
         let f = self.finished.lock().unwrap();
         f.get(&attempt)
@@ -285,7 +286,7 @@ mod tests {
         }
     }
 
-    fn queued(attempt: u64, published: Option<(Instant, String)>) -> Queued {
+    fn queued(attempt: u64, published: Option<String>) -> Queued {
         let k = key(&format!("t{attempt}"));
         Queued {
             entry: Entry {
@@ -332,11 +333,9 @@ mod tests {
     #[test]
     fn reconcile_adds_the_missing_and_deletes_the_unwanted() {
         let now = Instant::now();
-        let long_ago = now - Duration::from_secs(60);
         let mut d = Dispatch::default();
         d.queued.insert(1, queued(1, None)); // never published, present: adopt its id
-        d.queued
-            .insert(2, queued(2, Some((long_ago, "2-0".into())))); // lost
+        d.queued.insert(2, queued(2, Some("2-0".into()))); // lost
         d.queued.insert(4, queued(4, None)); // never published, missing
         d.leases.insert(
             5,
@@ -365,7 +364,7 @@ mod tests {
                 ("default".to_owned(), "7-0".to_owned())
             ]
         );
-        assert_eq!(d.queued[&1].published.as_ref().unwrap().1, "1-0");
+        assert_eq!(d.queued[&1].published.as_deref(), Some("1-0"));
         assert!(d.reconciled);
     }
 

@@ -5,19 +5,18 @@
 //! Three loops share one [`Ctx`]: the control loop registers the worker and
 //! heartbeats it; the read loop takes entries while the worker is registered and
 //! has free slots; each entry gets a [`runner`] holding one slot. Every loop
-//! retries with [`backoff::Backoff`]: the process only ends on SIGINT or SIGTERM.
+//! retries with [`Backoff`]: the process only ends on SIGINT or SIGTERM.
 
 mod api;
-pub(crate) mod backoff;
 mod components;
 mod queue;
 mod remote_host;
 mod runner;
 
+use crate::backoff::Backoff;
 use crate::execution::wire::{RegisterRequest, RegisterResponse, WorkerHeartbeat, stream_key};
 use anyhow::Context as _;
 use api::{Api, Failure};
-use backoff::Backoff;
 use clap::Args;
 use components::Components;
 use queue::{Delivery, Queue, ReadPlan};
@@ -481,10 +480,7 @@ fn check_name(name: &str) -> anyhow::Result<()> {
 }
 
 fn default_home() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join(".aileron")
+    crate::cli::default_home()
 }
 
 /// SIGINT and SIGTERM, as one stream of stop requests.

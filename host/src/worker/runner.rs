@@ -6,9 +6,9 @@
 
 use super::Ctx;
 use super::api::{Api, Failure, TryAuth};
-use super::backoff::Backoff;
 use super::queue::Delivery;
 use super::remote_host::{Fence, RemoteHost};
+use crate::backoff::Backoff;
 use crate::execution::wire::{Entry, FinishRequest, LogChunk, StartRequest, StartResponse};
 use aileron_sandbox::{LogBuffer, LogLevel, TryReport, TryRequest, TryResult};
 use std::future::pending;
@@ -179,9 +179,9 @@ fn stop(during: &'static str, failure: Failure) -> Stop {
 /// `POST /start`, retried while the scheduler is unavailable.
 async fn start(ctx: &Ctx, auth: &TryAuth, label: &str) -> Result<StartResponse, Stop> {
     let request = StartRequest {
-        // The scheduler records this as the TaskInstance's hostname, and its
-        // lease check compares it with the worker header: the worker id, not the
-        // machine's name (several workers may share a machine).
+        // Informational: the scheduler records the `aileron-worker` header (the
+        // worker id, not the machine's name, as several workers may share a
+        // machine) as the TaskInstance's hostname and checks leases against it.
         hostname: ctx.id.clone(),
     };
     let mut backoff = Backoff::new();
