@@ -144,13 +144,7 @@ impl State {
             let (action, reason) = match &existing {
                 None => ("create", None),
                 Some(run_id) => {
-                    let state = match self.runs.get(&(dk.0.clone(), dk.1.clone(), run_id.clone())) {
-                        Some(r) => Some(r.run.state),
-                        None => self
-                            .metastore
-                            .dag_run(&dk.0, &dk.1, run_id)?
-                            .map(|r| r.state),
-                    };
+                    let state = self.run_state(&(dk.0.clone(), dk.1.clone(), run_id.clone()))?;
                     match (state, req.reprocess_behavior) {
                         (Some(s), _) if !s.is_finished() => ("skip", Some("in flight")),
                         (Some(DagRunState::Failed), ReprocessBehavior::Failed)

@@ -259,19 +259,12 @@ impl State {
             .map(TiKey::of)
             .collect();
         for key in &gone {
-            self.forget_in_flight(key);
+            self.force_state(key, S::Removed, now);
         }
         let run = self.runs.get_mut(rk).unwrap();
         run.spec = latest.clone();
         run.run.dag_version = latest.version.clone();
         let mut changed = Vec::new();
-        for key in gone {
-            let ti = run.tis.get_mut(&(key.task_id, key.map_index)).unwrap();
-            ti.state = S::Removed;
-            ti.end_date = Some(now);
-            ti.next_try_at = None;
-            changed.push(ti.clone());
-        }
         for task in &latest.tasks {
             let mut any = false;
             for ti in run.tis.values_mut().filter(|t| t.task_id == task.task_id) {

@@ -53,7 +53,7 @@ impl State {
     /// States of every TaskInstance of `task_id` in another run of the same DAG.
     fn states_in(&self, rk: &RunKey, run_id: &str, task_id: &str) -> Vec<S> {
         let key = (rk.0.clone(), rk.1.clone(), run_id.to_owned());
-        if let Some(r) = self.runs.get(&key).or(self.finished_this_turn.get(&key)) {
+        if let Some(r) = self.known_run(&key) {
             return r.tis_of(task_id).map(|t| t.state).collect();
         }
         match self

@@ -338,7 +338,6 @@ impl State {
     fn recover_remote(&mut self) {
         let mut adopted = Vec::new();
         let now = self.now();
-        let remote_log_bytes = self.config.log_bytes + REMOTE_LOG_SLACK;
         for run in self.runs.values_mut() {
             for ti in run.tis.values_mut() {
                 if !matches!(ti.state, S::Queued | S::Running) {
@@ -358,7 +357,7 @@ impl State {
                 if ti.state == S::Queued {
                     self.to_dispatch.push((key, ti.try_number, ti.attempt));
                 } else {
-                    let log = Arc::new(LogBuffer::new(remote_log_bytes));
+                    let log = Arc::new(LogBuffer::new(self.config.log_bytes + REMOTE_LOG_SLACK));
                     self.live_logs
                         .lock()
                         .unwrap()
@@ -467,6 +466,38 @@ impl State {
     /// [`Executor::ready`]).
     pub fn executor_ready(&self) {
         self.executor.ready();
+    }
+
+    /// The cap of a try's live log: a remote try's copy takes the worker's whole
+    /// log, which its own marker and closing line take past `log_bytes`.
+    fn live_log_bytes(&self) -> usize {
+        if self.executor.is_remote() {
+            self.config.log_bytes + REMOTE_LOG_SLACK
+        } else {
+            self.config.log_bytes
+        }
+    }
+
+    /// A run in memory: active, or finished this turn and not committed yet.
+    pub(super) fn known_run(&self, rk: &RunKey) -> Option<&ActiveRun> {
+        self.runs
+            .get(rk)
+            .or_else(|| self.finished_this_turn.get(rk))
+    }
+
+    /// A run's state: from memory when it is there (newer than the metastore until
+    /// the commit), else as stored; `None` if there is no such run.
+    pub(super) fn run_state(
+        &self,
+        rk: &RunKey,
+    ) -> Result<Option<DagRunState>, crate::metastore::MetastoreError> {
+        if let Some(r) = self.known_run(rk) {
+            return Ok(Some(r.run.state));
+        }
+        Ok(self
+            .metastore
+            .dag_run(&rk.0, &rk.1, &rk.2)?
+            .map(|r| r.state))
     }
 
     fn ti(&self, key: &TiKey) -> Option<&TaskInstance> {
@@ -660,12 +691,8 @@ impl State {
                     self.apply_finish(key.clone(), try_number, started, now.max(started), report);
                     // A run that just ended is no longer in `runs`; its TaskInstance
                     // ended in a finished state all the same.
-                    self.ti(&key)
-                        .or_else(|| {
-                            self.finished_this_turn
-                                .get(&key.run_key())
-                                .and_then(|r| r.tis.get(&(key.task_id.clone(), key.map_index)))
-                        })
+                    self.known_run(&key.run_key())
+                        .and_then(|r| r.tis.get(&(key.task_id.clone(), key.map_index)))
                         .map_or(S::Success, |ti| ti.state)
                 });
                 self.after_commit.push(Box::new(move || {
@@ -1609,18 +1636,10 @@ impl State {
         if latest.len() < n as usize {
             return;
         }
+        // Runs that failed earlier in this same turn are only in memory yet.
         let all_failed = latest.iter().all(|run_id| {
             let key = (rk.0.clone(), rk.1.clone(), run_id.clone());
-            let state = match self.runs.get(&key) {
-                Some(r) => Some(r.run.state),
-                None => self
-                    .metastore
-                    .dag_run(&rk.0, &rk.1, run_id)
-                    .ok()
-                    .flatten()
-                    .map(|r| r.state),
-            };
-            state == Some(DagRunState::Failed)
+            self.run_state(&key).ok().flatten() == Some(DagRunState::Failed)
         });
         if all_failed
             && let Some(d) = self.dags.get_mut(&dk)
@@ -1649,20 +1668,13 @@ impl State {
             .collect();
         for rk in due {
             tracing::warn!(dag_id = %rk.1, run_id = %rk.2, "the run exceeded its dagrun_timeout; failing it");
-            let keys: Vec<(String, i64)> = self.runs[&rk]
+            let keys: Vec<TiKey> = self.runs[&rk]
                 .tis
-                .iter()
-                .filter(|(_, ti)| !ti.state.is_finished())
-                .map(|(k, _)| k.clone())
+                .values()
+                .filter(|ti| !ti.state.is_finished())
+                .map(TiKey::of)
                 .collect();
-            for (task_id, map_index) in keys {
-                let key = TiKey {
-                    tenant: rk.0.clone(),
-                    dag_id: rk.1.clone(),
-                    run_id: rk.2.clone(),
-                    task_id,
-                    map_index,
-                };
+            for key in keys {
                 self.force_state(&key, S::Skipped, now);
             }
             self.end_run(&rk, DagRunState::Failed, now);
@@ -1875,12 +1887,7 @@ impl State {
                 .expect("TIs only exist for tasks")
                 .clone();
             let rendered = self.render(run, &task, Some(ti), &task.params);
-            let log_bytes = if self.executor.is_remote() {
-                self.config.log_bytes + REMOTE_LOG_SLACK
-            } else {
-                self.config.log_bytes
-            };
-            let log = Arc::new(LogBuffer::new(log_bytes));
+            let log = Arc::new(LogBuffer::new(self.live_log_bytes()));
             self.live_logs
                 .lock()
                 .unwrap()
@@ -2029,13 +2036,13 @@ impl State {
     }
 }
 
-/// The error of a TaskInstance's last try, the `reason` its callbacks see.
 /// When a run's `dagrun_timeout` runs out.
 fn run_deadline(r: &ActiveRun) -> Option<Timestamp> {
     let timeout = SignedDuration::try_from(r.spec.dagrun_timeout?).ok()?;
     r.run.start_date?.checked_add(timeout).ok()
 }
 
+/// The error of a TaskInstance's last try, the `reason` its callbacks see.
 fn error_of(ti: &TaskInstance) -> Option<String> {
     ti.tries.last().and_then(|t| t.error.clone())
 }
