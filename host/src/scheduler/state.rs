@@ -1172,14 +1172,6 @@ impl State {
                     break;
                 }
                 let spec = entry.spec.clone();
-                // Backfill runs have their own `max_active_runs` (as in Airflow).
-                let active = self
-                    .runs
-                    .values()
-                    .filter(|r| {
-                        r.run.tenant == dk.0 && r.run.dag_id == dk.1 && r.run.backfill_id.is_none()
-                    })
-                    .count();
                 let next = spec.schedule.next_dagrun(
                     &spec.schedule_context(),
                     entry.record.last_scheduled_interval.as_ref(),
@@ -1190,8 +1182,21 @@ impl State {
                     break;
                 };
                 let due = interval.end.max(interval.start);
-                if due > now || active >= spec.max_active_runs as usize {
-                    self.dags.get_mut(&dk).unwrap().next_due = (due > now).then_some(due);
+                if due > now {
+                    self.dags.get_mut(&dk).unwrap().next_due = Some(due);
+                    break;
+                }
+                // Only for a DAG with a run due: `runs` is keyed by DAG first, so
+                // this reads its runs alone. Backfill runs have their own
+                // `max_active_runs` (as in Airflow).
+                let active = self
+                    .runs
+                    .range((dk.0.clone(), dk.1.clone(), String::new())..)
+                    .take_while(|(k, _)| k.0 == dk.0 && k.1 == dk.1)
+                    .filter(|(_, r)| r.run.backfill_id.is_none())
+                    .count();
+                if active >= spec.max_active_runs as usize {
+                    self.dags.get_mut(&dk).unwrap().next_due = None;
                     break;
                 }
                 if self.run_at(&dk, interval.start).is_some() {
