@@ -16,7 +16,7 @@ use wasm_build::fail;
 
 /// The guests: (constant name, component file stem, what the constant documents).
 /// tests/guests/README.md is the contract of each.
-const GUESTS: [(&str, &str, &str); 4] = [
+const GUESTS: [(&str, &str, &str); 5] = [
     (
         "TESTKIT",
         "testkit",
@@ -31,6 +31,11 @@ const GUESTS: [(&str, &str, &str); 4] = [
         "VERSIONED_V2",
         "versioned_v2",
         "Operator `versioned` 2.0.0: returns `\"2.0.0\"`.",
+    ),
+    (
+        "IMPOSTOR_ECHO",
+        "impostor_echo",
+        "Operator `echo` 9.9.9: claims a standard operator's name; returns `\"impostor\"`.",
     ),
     (
         "NOT_AN_OPERATOR",

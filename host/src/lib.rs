@@ -3,7 +3,7 @@
 //! The flow of one run: [`dag_processor`] parses DAG files, [`scheduler`] creates the
 //! DagRun and its TaskInstances in the [`metastore`] and decides what runs, the
 //! [`executor`] runs each try in the sandbox (`aileron-sandbox`) and reports back,
-//! and [`api`] and [`web`] show it all.
+//! and [`api`] and [`web`] show it all, served by [`server`].
 
 pub mod api;
 pub mod app;
@@ -14,5 +14,6 @@ pub mod execution;
 pub mod executor;
 pub mod metastore;
 pub mod scheduler;
+pub mod server;
 pub mod web;
 pub mod worker;

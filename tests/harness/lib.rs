@@ -312,6 +312,10 @@ impl EnvBuilder {
         .expect("Aileron starts");
         // The first scan of the DAGs folder is applied before the test looks.
         app.scheduler.sync().await.expect("scheduler runs");
+        if let Some(remote) = &app.remote {
+            // The test reaches the execution API through its router at once.
+            remote.listening(std::time::Instant::now());
+        }
         Env {
             dir,
             home,

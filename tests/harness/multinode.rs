@@ -472,6 +472,23 @@ impl Scheduler {
         self.wait_healthy();
     }
 
+    /// SIGSTOP: the scheduler freezes, sockets and all, as in a VM pause, swap
+    /// storm or debugger stop; the kernel keeps queueing what workers send it.
+    pub fn pause(&self) {
+        self.proc.signal("STOP");
+    }
+
+    /// SIGCONT after [`Scheduler::pause`].
+    pub fn resume(&self) {
+        self.proc.signal("CONT");
+    }
+
+    /// Starts it again after [`Scheduler::kill9`], and waits until it answers.
+    pub fn start_again(&mut self) {
+        self.proc.launch();
+        self.wait_healthy();
+    }
+
     /// SIGTERM (SIGKILL after 30 s), so the metastore file can be opened.
     pub fn stop(&mut self) {
         self.proc.terminate(Duration::from_secs(30));

@@ -39,10 +39,16 @@ pub struct Server {
 
 impl Server {
     pub fn start(home: &std::path::Path, port: u16) -> Self {
+        Self::start_with(home, port, &[])
+    }
+
+    /// `start` with more command-line arguments for `standalone`.
+    pub fn start_with(home: &std::path::Path, port: u16, args: &[&str]) -> Self {
         let child = Command::new(aileron_bin())
             .args(["standalone", "--port", &port.to_string()])
             .arg("--home")
             .arg(home)
+            .args(args)
             .env("AILERON_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -64,6 +70,27 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("server did not come up");
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's resident memory in KiB, from `/proc`.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     pub fn kill9(mut self) {
@@ -115,4 +142,26 @@ pub fn post(url: &str, body: &str) -> Value {
     let (status, v) = http("POST", url, Some(body)).expect("POST answered");
     assert_eq!(status, 200, "POST {url}: {v}");
     v
+}
+
+/// Sends `request` (raw bytes: request line, headers, body) to `127.0.0.1:port`
+/// and returns the status and the body of the answer, for requests the client
+/// above cannot express (another `Host`, an `Origin`).
+pub fn raw(port: u16, request: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_owned())
 }

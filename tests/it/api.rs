@@ -428,6 +428,8 @@ async fn clear_set_state_and_delete_runs() {
     let tis = "/api/v1/dags/flaky/dagRuns/r1/taskInstances";
     let v = get(&env, &format!("{tis}?state=failed,upstream_failed")).await;
     assert_eq!(v["total_entries"], 2, "{v}");
+    // Airflow's max_tries counts retries: `b` has none.
+    assert_eq!(get(&env, &format!("{tis}/b")).await["max_tries"], 0);
 
     // Airflow's default is a dry run: the answer lists, nothing changes.
     let clear = "/api/v1/dags/flaky/clearTaskInstances";
@@ -505,6 +507,12 @@ async fn clear_set_state_and_delete_runs() {
     )
     .await;
     assert_eq!(get(&env, &b).await["try_number"], 2);
+    // Cleared after try 1, as Airflow does: try_number + retries.
+    assert_eq!(get(&env, &b).await["max_tries"], 1);
+    assert_eq!(
+        get(&env, &format!("{b}/tries")).await["task_instances"][1]["max_tries"],
+        1
+    );
 
     // Clearing a whole run: a dry run lists every TaskInstance; a real one answers
     // the run, queued again.

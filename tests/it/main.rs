@@ -4,6 +4,7 @@
 //! cost no wall time.
 
 mod api;
+mod api_fuzz;
 mod backfill_api;
 mod backfill_ui;
 mod browser;
@@ -11,6 +12,7 @@ mod cli;
 mod crash;
 mod dag_files;
 mod execution_api;
+mod hostile_inputs;
 mod http_sensor;
 mod manual;
 mod multinode;

@@ -736,3 +736,97 @@ queue = "special"
     }
     assert_exactly_once(&mut scheduler, &redis);
 }
+
+/// Twelve tries running on three healthy workers, then the scheduler is frozen
+/// (SIGSTOP) for twice the worker timeout. Its late reaper tick must not count
+/// the freeze against the workers: every try finishes on its first attempt.
+#[test]
+fn a_paused_scheduler_gives_up_no_healthy_try() {
+    let t = TestDir::new();
+    let redis = Redis::start(&t);
+    let home = t.scheduler_home(&[("twelve.toml", &sleepers(12, 10.0))]);
+    let mut scheduler = Scheduler::start(&t, &home, &redis.url, &[]);
+    let _workers: Vec<Worker> = ["w1", "w2", "w3"]
+        .iter()
+        .map(|n| Worker::start(&t, n, "default", 4, &redis.url, &scheduler.root))
+        .collect();
+    scheduler.trigger("twelve", "r1");
+    wait_for("all twelve tries running", DEADLINE, || {
+        (scheduler.count_in("twelve", "r1", "running") == 12).then_some(())
+    });
+    scheduler.pause();
+    std::thread::sleep(2 * WORKER_TIMEOUT);
+    scheduler.resume();
+    let tis = scheduler.wait_run("twelve", "r1", DEADLINE);
+    assert_all_first_try(&tis, 12);
+    assert!(
+        scheduler
+            .output()
+            .contains("that time does not count against workers"),
+        "the scheduler did not notice its own stall"
+    );
+    assert_exactly_once(&mut scheduler, &redis);
+}
+
+/// The scheduler and a worker die together; a fresh worker waits through a
+/// 20 s outage. After the restart the dead worker's try is given up one worker
+/// timeout after the scheduler listens again (not after a fixed grace), and the
+/// waiting worker takes the retry at once (not at the end of a backoff grown to
+/// many seconds).
+#[test]
+fn recovery_after_a_scheduler_outage_is_prompt() {
+    const LONG: &str = r#"
+[tasks.long]
+operator = "testkit"
+params = { mode = "slow_output", seconds = 4 }
+retries = 1
+retry_delay = "0s"
+"#;
+    let t = TestDir::new();
+    let redis = Redis::start(&t);
+    let home = t.scheduler_home(&[("long.toml", LONG)]);
+    let mut scheduler = Scheduler::start(&t, &home, &redis.url, &[]);
+    let mut a = Worker::start(&t, "a", "default", 1, &redis.url, &scheduler.root);
+    scheduler.trigger("long", "r1");
+    wait_for("try 1 running on A", DEADLINE, || {
+        let ti = scheduler.ti("long", "r1", "long");
+        (ti["state"] == "running" && a.ran(&ti["hostname"])).then_some(())
+    });
+    scheduler.kill9();
+    a.kill9();
+    let b = Worker::start(&t, "b", "default", 1, &redis.url, &scheduler.root);
+    // Long enough for B's backoff to grow to 8-16 s between attempts.
+    std::thread::sleep(Duration::from_secs(20));
+    scheduler.start_again();
+    let back = Instant::now();
+
+    let given_up = wait_for("try 1 given up", DEADLINE, || {
+        let ti = scheduler.ti("long", "r1", "long");
+        let error = ti["tries"][0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        error.contains("no heartbeat").then(|| back.elapsed())
+    });
+    assert!(
+        given_up < WORKER_TIMEOUT + Duration::from_secs(3),
+        "try 1 was given up {given_up:?} after the restart; the worker timeout is {WORKER_TIMEOUT:?}"
+    );
+    let retried = wait_for("try 2 running on B", DEADLINE, || {
+        let ti = scheduler.ti("long", "r1", "long");
+        (ti["try_number"] == 2 && ti["state"] == "running" && b.ran(&ti["hostname"]))
+            .then(|| back.elapsed())
+    });
+    assert!(
+        retried < given_up + Duration::from_secs(4),
+        "B took try 2 {:?} after it was given up",
+        retried - given_up
+    );
+    let tis = scheduler.wait_run("long", "r1", DEADLINE);
+    assert_eq!(tis[0]["state"], "success", "{:?}", tis[0]);
+    assert_eq!(
+        scheduler.return_value("long", "r1", "long"),
+        Some(json!({ "try": 2 }))
+    );
+    assert_exactly_once(&mut scheduler, &redis);
+}

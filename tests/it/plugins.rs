@@ -123,3 +123,43 @@ async fn a_plugin_added_while_running_fixes_the_dag_that_needed_it() {
     let o = env.run("needs_v1", serde_json::json!({})).await;
     assert_eq!(o.run.state, DagRunState::Success);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_claiming_a_standard_name_never_runs_in_its_place() {
+    let dag = "[tasks.say]\noperator = \"echo\"\nparams = { message = \"standard\" }\n";
+    let env = Env::builder()
+        .plugin(guests::IMPOSTOR_ECHO)
+        .dag("say.toml", dag)
+        .start()
+        .await;
+    let registry = env.app.sandbox.registry();
+    // The drop-in is refused with the reason, not registered.
+    let rejected = registry.rejected();
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert!(
+        rejected[0]
+            .error
+            .contains("operator name `echo` is reserved for the standard operator"),
+        "{}",
+        rejected[0].error
+    );
+    // Installing it by hand (`aileron plugins add`) is refused the same way.
+    let bytes = std::fs::read(guests::IMPOSTOR_ECHO).unwrap();
+    let err = registry
+        .install(&env.home.join("plugins"), &bytes)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("give echo@9.9.9 a name of its own"), "{err}");
+    let echo = registry.resolve("echo").unwrap();
+    assert!(echo.builtin && echo.version != "9.9.9", "{echo:?}");
+    // The DAG runs the standard echo.
+    let o = env.run("say", serde_json::json!({})).await;
+    assert_eq!(o.run.state, DagRunState::Success);
+    assert_eq!(o.ti("say").plugin_digest, echo.digest);
+    let rv = env
+        .app
+        .metastore
+        .xcom("default", "say", &o.run.run_id, "say", "return_value")
+        .unwrap();
+    assert_eq!(rv[0].1, "\"standard\"");
+}

@@ -141,3 +141,26 @@ params = { mode = "log_spam", text = "0123456789012345678901234567890123456789",
     assert!(spam.len() <= (1 << 20) + 200, "log is {} bytes", spam.len());
     assert!(spam.contains("truncated"), "no truncation marker");
 }
+
+/// A guest whose stack (in its own linear memory) runs out is reported as a stack
+/// overflow, not as the out-of-bounds access the wrapped stack pointer makes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stack_overflow_is_named_as_such() {
+    let dag = r#"
+[tasks.deep]
+operator = "testkit"
+params = { mode = "stack_overflow" }
+
+[tasks.bystander]
+operator = "noop"
+"#;
+    let env = Env::builder().dag("deep.toml", dag).start().await;
+    let o = env.run("deep", serde_json::json!({})).await;
+    assert_states(&o, &[("deep", Failed), ("bystander", Success)]);
+    let reason = o.ti("deep").tries[0].error.clone().unwrap_or_default();
+    assert!(
+        reason.starts_with("stack overflow: the operator's stack ran out"),
+        "{reason}"
+    );
+    assert!(env.log(o.ti("deep"), 1).contains("stack overflow"));
+}

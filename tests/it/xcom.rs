@@ -137,3 +137,56 @@ async fn an_expansion_beyond_the_cap_fails_the_task_with_a_readable_reason() {
     assert!(env.log(ti, 1).contains("more than 1024"));
     assert_run(&o, DagRunState::Failed);
 }
+
+/// One try cannot bloat the metastore through XCom: the number of keys is capped,
+/// key bytes count in the try's budget, and the guest sees the refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xcom_keys_are_bounded_per_try() {
+    let dag = r#"
+[tasks.many_keys]
+operator = "testkit"
+params = { mode = "xcom_flood", count = 200000, key_bytes = 500 }
+
+[tasks.key_bytes]
+operator = "testkit"
+params = { mode = "xcom_flood", count = 2000, key_bytes = 500, value_bytes = 600 }
+"#;
+    let env = Env::builder().dag("flood.toml", dag).start().await;
+    let o = env.run("flood", json!({})).await;
+    assert_run(&o, DagRunState::Success);
+    let result = |task: &str| xcom(&env, &o, task, "return_value").remove(0);
+
+    // 500-byte keys with 1-byte values (the report: 200,000 accepted): at most
+    // 1,000 keys per try.
+    let many = result("many_keys");
+    assert_eq!(many["pushed"], json!(1000), "{many}");
+    assert!(
+        many["error"]
+            .as_str()
+            .unwrap()
+            .contains("already pushed 1000 XCom keys"),
+        "{many}"
+    );
+    // 500-byte keys with 600-byte values: the 1 MiB budget counts both, so it
+    // holds 953 of them (values alone would have let 1,747 through).
+    let bytes = result("key_bytes");
+    let budget = aileron_sandbox::DEFAULT_XCOM_TOTAL_BYTES as u64;
+    assert_eq!(bytes["pushed"], json!(budget / 1100), "{bytes}");
+    assert!(
+        bytes["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("over the limit of {budget} bytes")),
+        "{bytes}"
+    );
+    // What was accepted is what was stored: the pushes plus the return value.
+    let stored = |task: &str| {
+        env.app
+            .metastore
+            .xcom_entries("default", "flood", &o.run.run_id, task, -1)
+            .unwrap()
+            .len() as u64
+    };
+    assert_eq!(stored("many_keys"), 1001);
+    assert_eq!(stored("key_bytes"), budget / 1100 + 1);
+}

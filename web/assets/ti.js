@@ -174,7 +174,8 @@ export class TiPanel {
     const t = this.task || {};
     const rows = [
       ["State", badge(ti.state, { "data-testid": "ti-state", "data-state": ti.state ?? "none" })],
-      ["Try", `${ti.try_number || 0}${ti.max_tries ? ` of at most ${ti.max_tries}` : ""}`],
+      // max_tries counts retries, as in Airflow: one more try than that may run.
+      ["Try", `${ti.try_number || 0}${ti.max_tries != null ? ` of at most ${ti.max_tries + 1}` : ""}`],
       ["Operator", h("a", { href: `#/plugins?name=${encodeURIComponent(t.operator_name || ti.operator || "")}` }, ti.operator || t.operator || "—")],
       ["Plugin digest", shortDigest(ti.plugin_digest || t.plugin_digest)],
       ["Queued", time(ti.queued_when)],

@@ -306,6 +306,9 @@ pub trait OperatorCatalog {
     /// `reference` is `name`, `name@version` or `name@sha256:…`. On failure, a
     /// message for the DAG author, ideally listing what is available.
     fn resolve(&self, reference: &str) -> Result<ResolvedOperator, String>;
+    /// The most linear memory this host grants one try: a `memory_limit` above it
+    /// is an import error naming it, rather than a limit silently lowered.
+    fn max_memory_bytes(&self) -> u64;
 }
 
 /// An installed operator plugin.
@@ -880,6 +883,17 @@ impl Parser<'_> {
             .map_err(|msg| self.at(m, msg))?;
             if bytes == 0 {
                 return Err(self.at(m, "memory_limit must be greater than zero"));
+            }
+            let ceiling = catalog.max_memory_bytes();
+            if bytes > ceiling {
+                return Err(self.at(
+                    m,
+                    format!(
+                        "memory_limit of {} is above this host's ceiling of {}",
+                        crate::units::format_size(bytes),
+                        crate::units::format_size(ceiling)
+                    ),
+                ));
             }
             o.memory_limit = Some(bytes);
         }
@@ -1659,6 +1673,10 @@ mod tests {
                 params_schema: schema,
             })
         }
+
+        fn max_memory_bytes(&self) -> u64 {
+            1 << 32
+        }
     }
 
     fn parse(source: &str) -> Result<DagSpec> {
@@ -2080,6 +2098,13 @@ expand = { message = ["a", "b"] }
         assert_eq!(
             error(&task("weight_rule = \"sideways\"")).0,
             "unknown weight_rule `sideways`; expected one of: downstream, upstream, absolute"
+        );
+        assert_eq!(
+            error(&task("memory_limit = \"100GiB\"")),
+            (
+                "memory_limit of 100GiB is above this host's ceiling of 4GiB".to_owned(),
+                Some(3)
+            )
         );
         assert!(
             error(&task("memory_limit = \"lots\""))

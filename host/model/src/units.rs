@@ -106,6 +106,17 @@ pub fn parse_size(text: &str) -> Result<u64, UnitError> {
         .ok_or_else(|| UnitError::Overflow(text.to_owned()))
 }
 
+/// A byte size in the largest binary unit that spells it exactly: `"4GiB"`,
+/// `"64MiB"`, `"1536B"`. `parse_size(&format_size(n)) == n` for every `n`.
+pub fn format_size(bytes: u64) -> String {
+    for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if bytes != 0 && bytes.trailing_zeros() >= shift {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes}B")
+}
+
 /// Serde helper: a `Duration` stored as whole seconds (what the metastore keeps).
 pub mod serde_secs {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -174,6 +185,18 @@ mod tests {
         }
         assert_eq!(format_duration(Duration::from_secs(90_061)), "1d1h1m1s");
         assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+    }
+
+    #[test]
+    fn sizes_format_in_the_largest_exact_unit_and_round_trip() {
+        assert_eq!(format_size(1 << 32), "4GiB");
+        assert_eq!(format_size(64 << 20), "64MiB");
+        assert_eq!(format_size(1536), "1536B");
+        assert_eq!(format_size(3 << 10), "3KiB");
+        assert_eq!(format_size(0), "0B");
+        for n in [0, 1, 1023, 1024, 1536, 64 << 20, (1 << 30) + 1, u64::MAX] {
+            assert_eq!(parse_size(&format_size(n)), Ok(n), "{n}");
+        }
     }
 
     #[test]

@@ -57,6 +57,11 @@ pub enum RegistryError {
         existing: String,
         digest: String,
     },
+    #[error(
+        "operator name `{name}` is reserved for the standard operator; \
+         give {name}@{version} a name of its own"
+    )]
+    ReservedName { name: String, version: String },
     #[error("invalid operator reference `{0}`: expected NAME, NAME@VERSION or NAME@sha256:HEX")]
     InvalidReference(String),
     #[error("unknown operator `{name}`; registered operators: {available}")]

@@ -25,6 +25,12 @@ use crate::stdio::GuestOutput;
 /// Longest XCom key, in bytes: Airflow's `xcom.key` column is `VARCHAR(512)`.
 const MAX_XCOM_KEY: usize = 512;
 
+/// Most distinct XCom keys one try may push. Each key is a row of the metastore
+/// with its own overhead (record, index entry, API listing), so the byte budget
+/// alone would still let a try of tiny values write hundreds of thousands of rows;
+/// an operator with more results than this should push one structured value.
+pub(crate) const MAX_XCOM_KEYS: usize = 1000;
+
 /// The wall-clock deadline of a call passed; raised as a trap by the epoch callback
 /// and by host calls, and recognised by `run` to report the timeout.
 #[derive(Debug, thiserror::Error)]
@@ -116,12 +122,7 @@ impl HostState {
             services,
             phase,
             deadline: limits.deadline,
-            xcom: XcomBuffer {
-                values: Vec::new(),
-                total: 0,
-                value_cap: limits.xcom_bytes,
-                total_cap: limits.xcom_total_bytes,
-            },
+            xcom: XcomBuffer::new(limits.xcom_bytes, limits.xcom_total_bytes),
             stdout,
             stderr,
         }
@@ -163,15 +164,31 @@ impl WasiHttpView for HostState {
     }
 }
 
-/// XCom values pushed during a try, in call order.
+/// XCom values pushed during a try, in the order their keys were first pushed.
+/// Pushing a key again replaces its value, as Airflow's `XCom.set` does.
+///
+/// The byte budget counts keys and values together: both are stored, so a try of
+/// long keys and one-byte values must not slip past it.
 pub(crate) struct XcomBuffer {
     pub(crate) values: Vec<(String, String)>,
+    /// Key → index in `values`.
+    index: std::collections::HashMap<String, usize>,
     total: usize,
     value_cap: usize,
     total_cap: usize,
 }
 
 impl XcomBuffer {
+    pub(crate) fn new(value_cap: usize, total_cap: usize) -> Self {
+        XcomBuffer {
+            values: Vec::new(),
+            index: std::collections::HashMap::new(),
+            total: 0,
+            value_cap,
+            total_cap,
+        }
+    }
+
     /// Checks a push against the caps and JSON syntax; the error is for the guest.
     fn push(&mut self, key: String, value: String) -> Result<(), String> {
         if key.is_empty() {
@@ -190,18 +207,34 @@ impl XcomBuffer {
                 self.value_cap
             ));
         }
-        if self.total + value.len() > self.total_cap {
+        let existing = self.index.get(&key).copied();
+        if existing.is_none() && self.values.len() >= MAX_XCOM_KEYS {
             return Err(format!(
-                "XCom values of this try would total {} bytes, over the limit of {} bytes",
-                self.total + value.len(),
+                "this try already pushed {MAX_XCOM_KEYS} XCom keys, the most one try may \
+                 push; push one structured value instead of many keys"
+            ));
+        }
+        // A replaced value gives its bytes back; a new key costs its own bytes too.
+        let freed = existing.map_or(0, |i| key.len() + self.values[i].1.len());
+        let total = self.total - freed + key.len() + value.len();
+        if total > self.total_cap {
+            return Err(format!(
+                "XCom keys and values of this try would total {total} bytes, over the limit \
+                 of {} bytes",
                 self.total_cap
             ));
         }
         if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&value) {
             return Err(format!("XCom value `{key}` is not valid JSON: {e}"));
         }
-        self.total += value.len();
-        self.values.push((key, value));
+        self.total = total;
+        match existing {
+            Some(i) => self.values[i].1 = value,
+            None => {
+                self.index.insert(key.clone(), self.values.len());
+                self.values.push((key, value));
+            }
+        }
         Ok(())
     }
 }
@@ -351,12 +384,7 @@ mod tests {
     use super::*;
 
     fn buffer() -> XcomBuffer {
-        XcomBuffer {
-            values: Vec::new(),
-            total: 0,
-            value_cap: 16,
-            total_cap: 24,
-        }
+        XcomBuffer::new(16, 24)
     }
 
     #[test]
@@ -391,6 +419,37 @@ mod tests {
                 .contains("total")
         );
         assert_eq!(x.values.len(), 2);
+    }
+
+    #[test]
+    fn xcom_keys_count_in_the_budget_and_in_number() {
+        // Long keys with one-byte values hit the byte budget.
+        let mut x = XcomBuffer::new(16, 1000);
+        let mut pushed = 0;
+        while x.push(format!("{pushed:0>500}"), "1".into()).is_ok() {
+            pushed += 1;
+        }
+        assert_eq!(pushed, 1, "501 bytes each: only one fits in 1000");
+        // Many short keys hit the key cap.
+        let mut x = XcomBuffer::new(16, usize::MAX);
+        for i in 0..MAX_XCOM_KEYS {
+            assert_eq!(x.push(format!("k{i}"), "1".into()), Ok(()));
+        }
+        let err = x.push("one_more".into(), "1".into()).unwrap_err();
+        assert!(err.contains("already pushed 1000 XCom keys"), "{err}");
+        // Pushing a known key again replaces its value and is still allowed.
+        assert_eq!(x.push("k7".into(), "[2]".into()), Ok(()));
+        assert_eq!(x.values.len(), MAX_XCOM_KEYS);
+        assert_eq!(x.values[7], ("k7".to_owned(), "[2]".to_owned()));
+        // Replacing gives the old value's bytes back.
+        let mut x = XcomBuffer::new(16, 12);
+        assert_eq!(x.push("a".into(), "\"123456789\"".into()), Ok(()));
+        assert_eq!(x.push("a".into(), "\"abcdefghi\"".into()), Ok(()));
+        assert!(
+            x.push("b".into(), "1".into())
+                .unwrap_err()
+                .contains("total")
+        );
     }
 
     #[test]

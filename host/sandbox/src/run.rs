@@ -237,6 +237,9 @@ impl Failure {
             // `unreachable`; the message says far more than the trap.
             match (*trap, rust_panic(&state.stderr.tail())) {
                 (Trap::UnreachableCodeReached, Some(panic)) => FailureKind::Message(panic),
+                (Trap::MemoryOutOfBounds, _) if below_address_zero(err) || looks_recursive(err) => {
+                    FailureKind::Message(SHADOW_STACK_OVERFLOW.to_owned())
+                }
                 _ => FailureKind::Message(trap.to_string()),
             }
         } else {
@@ -256,6 +259,62 @@ impl Failure {
             FailureKind::Message(msg) => reason(msg),
         }
     }
+}
+
+/// The reason of a try whose stack in linear memory ran out.
+const SHADOW_STACK_OVERFLOW: &str = "stack overflow: the operator's stack ran out (too deep a \
+                                     recursion, or too large local variables)";
+
+/// Accesses this close to 4 GiB are taken for a stack pointer that went below
+/// address 0 and wrapped around. 16 MiB is far more than one stack frame and far
+/// less than the gap to any memory a try can have.
+const WRAP_WINDOW: u64 = 16 << 20;
+
+/// Whether an out-of-bounds access hit just around 4 GiB. Compilers that put the
+/// stack first in linear memory (Rust's and C's for wasm32 with `--stack-first`)
+/// let it grow down towards address 0; one frame too many wraps the stack
+/// pointer around, and its next access lands there. Wasmtime says where the fault
+/// was in the error's context ("memory fault at wasm address 0x…"); without that
+/// context the trap is reported as it is.
+fn below_address_zero(err: &wasmtime::Error) -> bool {
+    const MARK: &str = "memory fault at wasm address 0x";
+    err.chain().any(|cause| {
+        let text = cause.to_string();
+        let Some(at) = text.find(MARK) else {
+            return false;
+        };
+        let hex: String = text[at + MARK.len()..]
+            .chars()
+            .take_while(char::is_ascii_hexdigit)
+            .collect();
+        u64::from_str_radix(&hex, 16)
+            // An access's static offset can carry it a little past 4 GiB too.
+            .is_ok_and(|addr| addr.abs_diff(1 << 32) <= WRAP_WINDOW)
+    })
+}
+
+/// Frames of one function in a trap's backtrace from which an out-of-bounds
+/// access is taken for a stack that ran out: recursion that deep is how stacks
+/// run out, and a plain bad pointer rarely has eight frames of one function
+/// above it.
+const RECURSIVE_FRAMES: usize = 8;
+
+/// Whether the trap's backtrace shows one function many times over. Needed
+/// beside [`below_address_zero`] because an access made by a bulk-memory
+/// instruction (`memory.fill` initialising a large local) is checked by the
+/// runtime, not by the hardware, and so comes without a fault address.
+fn looks_recursive(err: &wasmtime::Error) -> bool {
+    let Some(backtrace) = err.downcast_ref::<WasmBacktrace>() else {
+        return false;
+    };
+    let mut counts: std::collections::HashMap<(u32, Option<&str>), usize> = Default::default();
+    backtrace.frames().iter().any(|frame| {
+        let n = counts
+            .entry((frame.func_index(), frame.func_name()))
+            .or_default();
+        *n += 1;
+        *n >= RECURSIVE_FRAMES
+    })
 }
 
 /// An error's chain on one line, without the wasm backtrace (logged separately).

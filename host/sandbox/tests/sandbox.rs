@@ -827,6 +827,41 @@ fn a_new_build_under_a_registered_version_is_refused() {
 }
 
 #[test]
+fn a_standard_operator_name_cannot_be_taken_by_another_component() {
+    let sandbox = empty_sandbox();
+    let registry = sandbox.registry();
+    registry.load_builtin().unwrap();
+    let standard = registry.resolve("echo").unwrap();
+    for (name, version) in [
+        ("echo", "9.9.9"),
+        ("noop", "0.0.1"),
+        ("http_sensor", "2.0.0"),
+    ] {
+        let err = registry.add(&simple_operator(name, version)).unwrap_err();
+        assert!(
+            matches!(&err, RegistryError::ReservedName { name: n, .. } if n == name),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "operator name `{name}` is reserved for the standard operator; \
+                 give {name}@{version} a name of its own"
+            )
+        );
+    }
+    // A bare name, a version and the digest all still mean the standard one.
+    assert_eq!(registry.resolve("echo").unwrap(), standard);
+    assert!(registry.resolve("echo@9.9.9").is_err());
+    assert_eq!(
+        registry.list().iter().filter(|m| m.name == "echo").count(),
+        1
+    );
+    // Names that merely contain a standard one are free.
+    registry.add(&simple_operator("echo2", "1.0.0")).unwrap();
+}
+
+#[test]
 fn versions_live_side_by_side_and_the_highest_wins() {
     let sandbox = empty_sandbox();
     let registry = sandbox.registry();
@@ -1513,4 +1548,40 @@ async fn the_try_deadline_bounds_a_request() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// A store just below address 0 (where a stack that grows down towards 0 lands
+/// when it wraps around) is a stack overflow; a wild store elsewhere stays the
+/// out-of-bounds trap it is.
+#[tokio::test]
+async fn out_of_bounds_accesses_near_address_zero_are_stack_overflows() {
+    let sandbox = empty_sandbox();
+    for (name, address, expected) in [
+        (
+            "wrapped",
+            -16,
+            "stack overflow: the operator's stack ran out (too deep a recursion, or too large local variables)",
+        ),
+        (
+            "wild",
+            100_000_000,
+            "wasm trap: out of bounds memory access",
+        ),
+    ] {
+        let body = format!("(i32.store (i32.const {address}) (i32.const 1)) (i32.const 2048)");
+        let meta = sandbox
+            .registry()
+            .add(&wat_operator(name, "1.0.0", "", &body))
+            .unwrap();
+        let req = TryRequest::new(
+            "default",
+            meta.digest,
+            task(name),
+            json!({}),
+            Limits::default(),
+            Arc::new(NoHostServices),
+        );
+        let (report, _) = run(&sandbox, req).await;
+        assert_eq!(report.result, TryResult::Failed(expected.into()), "{name}");
+    }
 }

@@ -29,6 +29,8 @@ pub struct TaskInstance {
     pub state: Option<TaskState>,
     /// The current or latest try; 0 before the first.
     pub try_number: u32,
+    /// Airflow's meaning: the retries allowed, so the TaskInstance may run until
+    /// its try number passes `max_tries + 1`. Raised when it is cleared.
     pub max_tries: u32,
     pub operator: String,
     /// `sha256:` digest of the operator component.
@@ -77,6 +79,7 @@ pub struct TaskInstanceTry {
     pub dag_run_id: String,
     pub map_index: i64,
     pub try_number: u32,
+    /// As on the TaskInstance: the retries allowed (Airflow's meaning).
     pub max_tries: u32,
     /// The state the try ended in; the TaskInstance's state for the running try.
     pub state: Option<TaskState>,
@@ -124,7 +127,7 @@ pub fn task_instance(
         logical_date: run.logical_date,
         state: task_state(ti.state),
         try_number: ti.try_number,
-        max_tries: ti.max_tries,
+        max_tries: airflow_max_tries(ti),
         operator: ti.operator.clone(),
         plugin_digest: ti.plugin_digest.clone(),
         // A run keeps the spec it was created with, so the task is always there;
@@ -164,6 +167,12 @@ pub fn task_instances(specs: &mut Specs<'_>, tis: &[TiRecord]) -> ApiResult<Vec<
     Ok(out)
 }
 
+/// `max_tries` as Airflow reports it: the retries allowed. The metastore keeps the
+/// number of tries allowed, one more.
+fn airflow_max_tries(ti: &TiRecord) -> u32 {
+    ti.max_tries.saturating_sub(1)
+}
+
 fn tries(ti: &TiRecord) -> Vec<TaskInstanceTry> {
     let entry = |t: &TryRecord| TaskInstanceTry {
         task_id: ti.task_id.clone(),
@@ -171,7 +180,7 @@ fn tries(ti: &TiRecord) -> Vec<TaskInstanceTry> {
         dag_run_id: ti.run_id.clone(),
         map_index: ti.map_index,
         try_number: t.try_number,
-        max_tries: ti.max_tries,
+        max_tries: airflow_max_tries(ti),
         state: task_state(t.state),
         start_date: Some(t.start_date),
         end_date: Some(t.end_date),
@@ -196,7 +205,7 @@ fn tries(ti: &TiRecord) -> Vec<TaskInstanceTry> {
             dag_run_id: ti.run_id.clone(),
             map_index: ti.map_index,
             try_number: ti.try_number,
-            max_tries: ti.max_tries,
+            max_tries: airflow_max_tries(ti),
             state: task_state(ti.state),
             start_date: ti.start_date,
             end_date: None,

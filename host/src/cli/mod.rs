@@ -91,6 +91,30 @@ struct StandaloneArgs {
     /// TaskInstances that may run at once.
     #[arg(long, env = "AILERON_PARALLELISM", default_value_t = 32)]
     parallelism: usize,
+    /// The URL users and browsers reach this server at, when it is not a loopback
+    /// address or an IP (behind a proxy, or on a name): its host is answered
+    /// and state-changing requests from its origin are allowed.
+    #[arg(long, env = "AILERON_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// More host names to answer for, comma-separated (`*` for any). Loopback
+    /// names and IP addresses are always answered.
+    #[arg(long, env = "AILERON_ALLOWED_HOSTS", value_delimiter = ',')]
+    allowed_hosts: Vec<String>,
+    /// A client that has not sent a request's headers within this long is
+    /// disconnected (idle kept-alive connections too).
+    #[arg(long, env = "AILERON_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_header_timeout)]
+    header_timeout: std::time::Duration,
+    /// Connections served at once; further ones wait until one closes.
+    #[arg(long, env = "AILERON_MAX_CONNECTIONS", default_value_t = crate::server::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+}
+
+fn parse_header_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let d = aileron_model::units::parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err("must be greater than zero".to_owned());
+    }
+    Ok(d)
 }
 
 #[derive(Args)]
@@ -209,6 +233,9 @@ async fn serve(
     executor: Option<crate::app::ExecutorChoice>,
 ) -> anyhow::Result<ExitCode> {
     use anyhow::Context;
+    // Checked before anything starts, so a typo is a clear error at once.
+    let policy = crate::server::HostPolicy::new(&a.allowed_hosts, a.public_url.as_deref())
+        .map_err(anyhow::Error::msg)?;
     // Before anything records a metric: what is recorded earlier is lost.
     crate::api::prometheus::install_recorder();
     let home = a.home.home();
@@ -229,26 +256,14 @@ async fn serve(
         executor.unwrap_or(crate::app::ExecutorChoice::Local),
     )
     .await?;
-    let mut router = crate::api::router(crate::api::ApiState {
-        metastore: app.metastore.clone(),
-        scheduler: app.scheduler.clone(),
-        registry: app.sandbox.registry().clone(),
-        remote: app.remote.clone(),
-    });
-    if let Some(remote) = &app.remote {
-        router = router.nest(
-            "/execution/v1",
-            crate::execution::api::router(crate::execution::api::ExecState {
-                remote: remote.clone(),
-                scheduler: app.scheduler.clone(),
-                metastore: app.metastore.clone(),
-                registry: app.sandbox.registry().clone(),
-            }),
-        );
-    }
+    let router = crate::server::router(&app, policy);
     let listener = tokio::net::TcpListener::bind((a.bind.as_str(), a.port))
         .await
         .with_context(|| format!("cannot listen on {} port {}", a.bind, a.port))?;
+    if let Some(remote) = &app.remote {
+        // Workers can reach this process from here on.
+        remote.listening(std::time::Instant::now());
+    }
     tracing::info!(
         "Aileron is up: http://{} (home {}, DAGs {})",
         listener.local_addr()?,
@@ -261,11 +276,14 @@ async fn serve(
         tracing::info!("shutting down");
         scheduler.shutdown();
     };
-    let serve = axum::serve(listener, router).with_graceful_shutdown(shutdown);
+    let limits = crate::server::ConnectionLimits {
+        header_timeout: a.header_timeout,
+        max_connections: a.max_connections,
+    };
+    let serve = crate::server::serve(listener, router, limits, shutdown);
     let mut scheduler_task = app.task;
     tokio::select! {
-        served = serve => {
-            served?;
+        () = serve => {
             // Let the scheduler commit what it holds before the process ends.
             let _ = scheduler_task.await;
             Ok(ExitCode::SUCCESS)

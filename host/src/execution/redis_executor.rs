@@ -3,7 +3,7 @@
 //! from it. This side only publishes, reconciles and watches heartbeats; workers
 //! talk back over the execution API (`api.rs`), never to the metastore.
 
-use super::remote::{Lease, Present, Queued, Remote};
+use super::remote::{Lease, Present, Queued, REAP_EVERY, Reaper, Remote};
 use super::streams;
 use super::token::TryClaims;
 use super::wire::{Entry, EntryKey, QUEUES_KEY, stream_key};
@@ -23,9 +23,6 @@ const PAGE: usize = 1000;
 /// Stream length cap, only to bound a leak (a finished entry is deleted by its
 /// worker); an entry trimmed by it is added again by reconciliation.
 const MAXLEN: usize = 100_000;
-/// Extra time an adopted try's worker gets after a restart, on top of the worker
-/// timeout: the scheduler scans its DAG folder before it listens again.
-const ADOPT_GRACE: Duration = Duration::from_secs(30);
 
 /// Hands tries to workers through Redis.
 pub struct RedisExecutor {
@@ -152,8 +149,8 @@ impl Executor for RedisExecutor {
                     worker: t.worker,
                     started: t.started,
                     // The worker gets a full timeout from when this scheduler can be
-                    // reached, which is after the DAG folder is scanned.
-                    last_beat: now + ADOPT_GRACE,
+                    // reached again (`Remote::listening`), however long start-up takes.
+                    last_beat: now,
                     log: t.log,
                 },
             );
@@ -186,16 +183,17 @@ fn entry_key(k: &TiKey) -> EntryKey {
     }
 }
 
-/// Fails tries whose worker went quiet, once a second.
+/// Fails tries whose worker went quiet, once a second (see [`Reaper`]).
 async fn reaper(remote: Arc<Remote>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(REAP_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reaper = Reaper::default();
     loop {
         tick.tick().await;
         if remote.events.is_closed() {
             return;
         }
-        remote.reap(Instant::now());
+        reaper.tick(&remote, Instant::now());
     }
 }
 

@@ -154,6 +154,9 @@ pub struct Remote {
     /// Attempts whose finish was applied recently, with the worker and the state
     /// it led to: a finish sent again (its answer was lost) gets the same answer.
     finished: Mutex<HashMap<u64, (String, String, Instant)>>,
+    /// Whether workers can reach this process yet (its listener is open). Until
+    /// then no lease is judged: nobody could have sent a heartbeat.
+    listening: std::sync::atomic::AtomicBool,
 }
 
 /// A worker not heard from for longer than this leaves the list (Airflow's Edge
@@ -182,7 +185,31 @@ impl Remote {
             clock,
             wake: Notify::new(),
             finished: Mutex::default(),
+            listening: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Workers can reach this process from `now` on: every lease (the adopted
+    /// ones of a restart above all) gets a full worker timeout from here, however
+    /// long start-up took.
+    pub fn listening(&self, now: Instant) {
+        for lease in self.dispatch.lock().unwrap().leases.values_mut() {
+            lease.last_beat = lease.last_beat.max(now);
+        }
+        self.listening
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Credits `gap` to every lease and worker: time this process spent stopped
+    /// (SIGSTOP, a VM pause, swap) or starved, during which it could not read the
+    /// heartbeats sent to it. Never past `now`.
+    fn credit(&self, gap: Duration, now: Instant) {
+        for lease in self.dispatch.lock().unwrap().leases.values_mut() {
+            lease.last_beat = (lease.last_beat + gap).min(now);
+        }
+        for worker in self.workers.lock().unwrap().values_mut() {
+            worker.last_beat = (worker.last_beat + gap).min(now);
+        }
     }
 
     /// Records that `worker`'s finish of `attempt` was applied with `state`.
@@ -229,8 +256,12 @@ impl Remote {
     }
 
     /// Fails every lease whose worker has not been heard from for the worker
-    /// timeout; retries decide what happens next. Returns how many.
+    /// timeout; retries decide what happens next. Returns how many. Judges
+    /// nothing before [`listening`](Remote::listening).
     pub fn reap(&self, now: Instant) -> usize {
+        if !self.listening.load(std::sync::atomic::Ordering::Acquire) {
+            return 0;
+        }
         let timeout = self.timing.worker_timeout;
         self.forget_silent_workers(now);
         let expired: Vec<(u64, Lease)> = {
@@ -268,6 +299,46 @@ impl Remote {
             });
         }
         expired.len()
+    }
+}
+
+/// How often the reaper looks at the leases.
+pub const REAP_EVERY: Duration = Duration::from_secs(1);
+
+/// Drives [`Remote::reap`] once per [`REAP_EVERY`], telling its own stalls apart
+/// from silent workers.
+///
+/// A tick that comes more than a tick late means this process did not run for
+/// that long: stopped, paused with its VM, swapped out or starved. Heartbeats
+/// sent meanwhile wait unread in its sockets, so judging leases at once would
+/// give up healthy tries. Such a tick credits the gap to every lease and worker
+/// and judges nothing; the next tick, after the waiting heartbeats were read,
+/// judges as usual. A stall of the scheduler therefore never counts against a
+/// worker, while a worker that died during it is still found one timeout later.
+#[derive(Debug, Default)]
+pub struct Reaper {
+    last_tick: Option<Instant>,
+}
+
+impl Reaper {
+    /// One tick at `now` (a real `Instant::now()` in production; tests pass
+    /// simulated instants). Returns how many tries were given up.
+    pub fn tick(&mut self, remote: &Remote, now: Instant) -> usize {
+        let gap = self
+            .last_tick
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        self.last_tick = Some(now);
+        if gap > 2 * REAP_EVERY {
+            // When in the gap the stall began is unknown: the whole gap is
+            // credited, erring by at most one tick in the workers' favour.
+            tracing::warn!(
+                "the scheduler did not run for about {gap:.1?}; that time does not count \
+                 against workers' heartbeats"
+            );
+            remote.credit(gap, now);
+            return 0;
+        }
+        remote.reap(now)
     }
 }
 
@@ -375,5 +446,154 @@ mod tests {
         };
         assert_eq!(t.heartbeat_interval(), Duration::from_secs(5));
         assert_eq!(t.claim_idle(), Duration::from_secs(30));
+    }
+
+    fn lease(worker: &str, last_beat: Instant) -> Lease {
+        Lease {
+            key: key(worker),
+            try_number: 1,
+            worker: worker.into(),
+            started: Timestamp::UNIX_EPOCH,
+            last_beat,
+            log: Arc::new(LogBuffer::new(1024)),
+        }
+    }
+
+    /// A remote with a 3 s worker timeout and two leases beating until `t0`.
+    fn remote_with_leases(t0: Instant) -> (Arc<Remote>, mpsc::UnboundedReceiver<Command>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let remote = Remote::new(
+            ExecutionKey::generate().unwrap(),
+            "secret".into(),
+            Timing {
+                worker_timeout: Duration::from_secs(3),
+            },
+            tx,
+            Arc::new(aileron_model::clock::SimClock::new(Timestamp::UNIX_EPOCH)),
+        );
+        {
+            let mut d = remote.dispatch.lock().unwrap();
+            d.leases.insert(1, lease("a", t0));
+            d.leases.insert(2, lease("b", t0));
+        }
+        (remote, rx)
+    }
+
+    fn given_up(rx: &mut mpsc::UnboundedReceiver<Command>) -> Vec<u64> {
+        let mut out = Vec::new();
+        while let Ok(c) = rx.try_recv() {
+            if let Command::TaskFinished { attempt, .. } = c {
+                out.push(attempt);
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// Simulated time: the reaper ticks every second while the workers beat,
+    /// then the scheduler is stopped for 6 s (twice the timeout). The late tick
+    /// judges nothing; the heartbeats that waited are read; nothing is given up.
+    #[test]
+    fn a_stall_of_the_scheduler_does_not_count_against_workers() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let (remote, mut rx) = remote_with_leases(t0);
+        remote.listening(t0);
+        let mut reaper = Reaper::default();
+        for s in 1..=3 {
+            assert_eq!(reaper.tick(&remote, at(s * 1000)), 0);
+            // Worker `a` beats every half second; `b` dies after its beat at 2 s.
+            for beat in [s * 1000 - 500, s * 1000] {
+                remote
+                    .dispatch
+                    .lock()
+                    .unwrap()
+                    .leases
+                    .get_mut(&1)
+                    .unwrap()
+                    .last_beat = at(beat);
+                if beat <= 2000 {
+                    remote
+                        .dispatch
+                        .lock()
+                        .unwrap()
+                        .leases
+                        .get_mut(&2)
+                        .unwrap()
+                        .last_beat = at(beat);
+                }
+            }
+        }
+        // Stopped from 3 s to 9 s: the first tick after it comes 6 s late.
+        assert_eq!(
+            reaper.tick(&remote, at(9_000)),
+            0,
+            "a late tick judges nothing"
+        );
+        assert!(given_up(&mut rx).is_empty());
+        // The heartbeats that waited in the sockets are read: `a` only.
+        remote
+            .dispatch
+            .lock()
+            .unwrap()
+            .leases
+            .get_mut(&1)
+            .unwrap()
+            .last_beat = at(9_010);
+        assert_eq!(reaper.tick(&remote, at(10_000)), 0);
+        assert!(
+            given_up(&mut rx).is_empty(),
+            "the stall is credited to `b` too"
+        );
+        // `b` really is silent: it is given up one timeout of awake time after its
+        // last beat (1 s before the stall, 2 s after it), `a` never.
+        remote
+            .dispatch
+            .lock()
+            .unwrap()
+            .leases
+            .get_mut(&1)
+            .unwrap()
+            .last_beat = at(10_500);
+        assert_eq!(reaper.tick(&remote, at(11_000)), 1);
+        assert_eq!(given_up(&mut rx), [2]);
+        assert!(remote.dispatch.lock().unwrap().leases.contains_key(&1));
+    }
+
+    #[test]
+    fn ordinary_silence_is_judged_on_time() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let (remote, mut rx) = remote_with_leases(t0);
+        remote.listening(t0);
+        let mut reaper = Reaper::default();
+        assert_eq!(reaper.tick(&remote, at(1)), 0);
+        assert_eq!(reaper.tick(&remote, at(2)), 0);
+        assert_eq!(reaper.tick(&remote, at(3)), 2, "silent for the 3 s timeout");
+        assert_eq!(given_up(&mut rx), [1, 2]);
+    }
+
+    /// After a restart, adopted leases are judged from when workers can reach the
+    /// scheduler again, one worker timeout later, however long start-up took.
+    #[test]
+    fn adopted_leases_get_one_timeout_from_listening() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let (remote, mut rx) = remote_with_leases(t0);
+        // Start-up (the DAG folder scan) takes 20 s: nothing is judged meanwhile.
+        assert_eq!(remote.reap(at(20)), 0);
+        remote.listening(at(20));
+        assert_eq!(remote.reap(at(22)), 0);
+        // `a`'s worker is alive and beats; `b`'s died while the scheduler was down.
+        remote
+            .dispatch
+            .lock()
+            .unwrap()
+            .leases
+            .get_mut(&1)
+            .unwrap()
+            .last_beat = at(22);
+        assert_eq!(remote.reap(at(23)), 1);
+        assert_eq!(given_up(&mut rx), [2]);
     }
 }

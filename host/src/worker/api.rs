@@ -18,6 +18,8 @@ use std::time::Duration;
 /// How long one ordinary call may take. Every call is small; a scheduler that
 /// takes longer is as good as unreachable, and the caller backs off and retries.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a health probe may take: it only asks whether the scheduler is back.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a component download may take: up to 128 MiB over a slow link.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 /// Connecting should take milliseconds; waiting longer only delays the backoff.
@@ -122,6 +124,8 @@ pub struct Api {
     http: reqwest::Client,
     /// `{server}/execution/v1`.
     base: String,
+    /// `{server}/health`.
+    health: String,
     token: String,
     worker: String,
 }
@@ -139,9 +143,11 @@ impl Api {
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(CALL_TIMEOUT)
             .build()?;
+        let server = server.trim_end_matches('/');
         Ok(Api {
             http,
-            base: format!("{}/execution/v1", server.trim_end_matches('/')),
+            base: format!("{server}/execution/v1"),
+            health: format!("{server}/health"),
             token: token.to_owned(),
             worker: worker.to_owned(),
         })
@@ -149,6 +155,18 @@ impl Api {
 
     fn worker_path(&self, rest: &str) -> String {
         format!("/workers/{}/{rest}", seg(&self.worker))
+    }
+
+    /// Whether the scheduler answers its health check: a cheap probe while
+    /// backing off, so that a scheduler that comes back is used at once rather
+    /// than after the rest of a long backoff.
+    pub async fn scheduler_answers(&self) -> bool {
+        self.http
+            .get(&self.health)
+            .timeout(PROBE_TIMEOUT)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
     }
 
     pub async fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, Failure> {

@@ -270,7 +270,7 @@ async fn control_loop(
             Err(e) => {
                 let delay = backoff.next_delay();
                 tracing::warn!("cannot register with the scheduler: {e}; backing off {delay:.1?}");
-                if sleep_or_stop(delay, &mut stop).await {
+                if wait_for_scheduler(&ctx.api, delay, &mut stop).await {
                     return ever;
                 }
                 continue;
@@ -288,8 +288,14 @@ async fn control_loop(
             t.worker_timeout
         );
         let mut delay = t.heartbeat;
+        let mut failing = false;
         loop {
-            if sleep_or_stop(delay, &mut stop).await {
+            let stopped = if failing {
+                wait_for_scheduler(&ctx.api, delay, &mut stop).await
+            } else {
+                sleep_or_stop(delay, &mut stop).await
+            };
+            if stopped {
                 return ever;
             }
             let beat = WorkerHeartbeat {
@@ -307,6 +313,7 @@ async fn control_loop(
                     }
                     registered.send_replace(true);
                     backoff.reset();
+                    failing = false;
                     delay = ctx.timing().heartbeat;
                 }
                 Err(Failure::NotFound(_)) => {
@@ -318,6 +325,7 @@ async fn control_loop(
                 }
                 Err(e) => {
                     registered.send_replace(false);
+                    failing = true;
                     delay = backoff.next_delay();
                     tracing::warn!(
                         "worker heartbeat failed: {e}; taking no new work, backing off {delay:.1?}"
@@ -435,6 +443,33 @@ fn dispatch(ctx: &Arc<Ctx>, deliveries: Vec<Delivery>, mut permits: Vec<OwnedSem
 }
 
 /// Sleeps, unless a stop comes first: `true` when stopped.
+/// How often a backing-off worker asks whether the scheduler is back.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+
+/// Backs off for `delay` after a failed call to the scheduler, but returns as
+/// soon as its health check answers again: after an outage every worker picks up
+/// work within about a second, not at the end of a backoff grown to its cap.
+/// Returns whether the worker was told to stop.
+async fn wait_for_scheduler(api: &Api, delay: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    let until = tokio::time::Instant::now() + delay;
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return *stop.borrow();
+        }
+        if sleep_or_stop(left.min(PROBE_EVERY), stop).await {
+            return true;
+        }
+        let answers = tokio::select! {
+            up = api.scheduler_answers() => up,
+            _ = stop.wait_for(|s| *s) => return true,
+        };
+        if answers {
+            return false;
+        }
+    }
+}
+
 async fn sleep_or_stop(delay: Duration, stop: &mut watch::Receiver<bool>) -> bool {
     let stopped = tokio::select! {
         () = tokio::time::sleep(delay) => false,

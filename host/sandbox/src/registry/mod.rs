@@ -223,7 +223,8 @@ impl Registry {
     }
 
     /// Resolves an operator reference from a DAG file:
-    /// - `name`: its highest version (semver order, builtins included);
+    /// - `name`: its highest version (semver order); a standard operator's name
+    ///   always means the standard operator, since no other component may take it;
     /// - `name@1.2.0`: that version;
     /// - `name@sha256:<hex>`: that component, which must be named `name`.
     pub fn resolve(&self, reference: &str) -> Result<OperatorMeta, RegistryError> {
@@ -361,6 +362,15 @@ impl Registry {
                 digest: meta.digest,
             });
         }
+        if !meta.builtin && is_standard_name(&meta.name) {
+            // A DAG that says `operator = "echo"` means the standard operator; a
+            // component taking the name could otherwise run in its place as a
+            // "higher version", in every tenant's DAGs.
+            return Err(RegistryError::ReservedName {
+                name: meta.name,
+                version: meta.version,
+            });
+        }
         index
             .by_name
             .entry(meta.name.clone())
@@ -429,6 +439,10 @@ impl aileron_model::dag::OperatorCatalog for Registry {
             digest: meta.digest,
             params_schema: meta.params_schema,
         })
+    }
+
+    fn max_memory_bytes(&self) -> u64 {
+        self.runtime().config.max_memory_bytes
     }
 }
 
@@ -555,6 +569,14 @@ fn check_info(info: &OperatorInfo) -> Result<(semver::Version, serde_json::Value
 
 /// Operator names are what DAG files write after `operator =`: lower-case ASCII
 /// letters, digits, `-` and `_`, starting with a letter.
+/// Whether `name` is one of the standard operators' names, which only the
+/// embedded components may register under.
+pub(crate) fn is_standard_name(name: &str) -> bool {
+    crate::builtin::STANDARD_PLUGINS
+        .iter()
+        .any(|(standard, _)| *standard == name)
+}
+
 fn check_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() || name.len() > MAX_NAME {
         return Err("must be 1 to 64 characters long");

@@ -54,6 +54,14 @@ enum Mode {
     Return {
         value: Option<Value>,
     },
+    XcomFlood {
+        count: u64,
+        #[serde(default = "default_key_bytes")]
+        key_bytes: usize,
+        #[serde(default = "default_value_bytes")]
+        value_bytes: usize,
+    },
+    StackOverflow,
     Sensor {
         variable: String,
         #[serde(default = "default_poke_seconds")]
@@ -67,6 +75,14 @@ fn once() -> u64 {
 
 fn default_poke_seconds() -> u64 {
     60
+}
+
+fn default_key_bytes() -> usize {
+    16
+}
+
+fn default_value_bytes() -> usize {
+    1
 }
 
 fn default_tcp_addr() -> String {
@@ -83,7 +99,7 @@ fn default_tcp_addr() -> String {
             "mode": {
                 "enum": ["busy_loop", "memory_bomb", "trap", "panic", "sleep", "stdout",
                          "log_spam", "xcom", "variable", "connection", "escape", "params",
-                         "return", "sensor", "slow_output"]
+                         "return", "sensor", "slow_output", "xcom_flood", "stack_overflow"]
             }
         },
         "required": ["mode"]
@@ -131,6 +147,30 @@ fn testkit(ctx: &TaskContext, params: Value) -> Result<Outcome, TaskError> {
             };
             Ok(Outcome::returning(json!({ "pulled": pulled })))
         }
+        Mode::XcomFlood {
+            count,
+            key_bytes,
+            value_bytes,
+        } => {
+            // `1`, or a JSON string whose quoted form is `value_bytes` long.
+            let value = match value_bytes {
+                0 | 1 => json!(1),
+                n => json!("x".repeat(n - 2)),
+            };
+            let mut pushed = 0_u64;
+            let mut error = None;
+            for i in 0..count {
+                if let Err(e) = ctx.xcom_push(&format!("{i:0>key_bytes$}"), &value) {
+                    error = Some(e.to_string());
+                    break;
+                }
+                pushed += 1;
+            }
+            Ok(Outcome::returning(
+                json!({ "pushed": pushed, "error": error }),
+            ))
+        }
+        Mode::StackOverflow => Ok(Outcome::returning(recurse(0))),
         Mode::Variable { key } => Ok(Outcome::returning(ctx.variable(&key))),
         Mode::Connection { conn_id } => Ok(Outcome::returning(
             match ctx.connection_as::<Value>(&conn_id) {
@@ -175,6 +215,18 @@ fn memory_bomb() -> ! {
         }
         hoard.push(std::hint::black_box(chunk));
     }
+}
+
+/// Recurses without end; each frame keeps a 4 KiB array alive across the call, so
+/// the guest's stack (in its linear memory) runs out after a few dozen frames.
+fn recurse(depth: u64) -> u64 {
+    // Never true; it keeps the recursion from being unconditional (a lint).
+    if depth == u64::MAX {
+        return 0;
+    }
+    let frame = std::hint::black_box([depth as u8; 4096]);
+    let below = recurse(std::hint::black_box(depth + 1));
+    below.wrapping_add(u64::from(frame[(depth % 4096) as usize]))
 }
 
 /// Executes the wasm `unreachable` instruction: a trap with no panic message.

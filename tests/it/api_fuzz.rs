@@ -1,0 +1,221 @@
+//! Property-based fuzzing of the API's JSON bodies: every operation of the OpenAPI
+//! document that takes a body is sent random JSON (and near-misses of valid
+//! bodies) against objects that exist. Whatever arrives, the answer is a JSON
+//! problem or success with a status below 500, and the server keeps answering.
+//!
+//! CI runs `PROPTEST_CASES` (default 64 here) bodies per operation; set it higher
+//! for a longer hunt.
+
+use crate::api::{DAG, call, call_raw, get, ok};
+use aileron_tests::Env;
+use axum::http::{Method, StatusCode};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use serde_json::{Map, Value, json};
+
+/// Any JSON value, with the field names and values the API's bodies use, so
+/// random bodies often get past the shape check and into the handlers.
+fn body() -> impl Strategy<Value = Value> {
+    const KEYS: &[&str] = &[
+        "dag_run_id",
+        "logical_date",
+        "conf",
+        "note",
+        "state",
+        "new_state",
+        "is_paused",
+        "dry_run",
+        "task_ids",
+        "include_downstream",
+        "include_upstream",
+        "only_failed",
+        "reset_dag_runs",
+        "key",
+        "value",
+        "description",
+        "connection_id",
+        "conn_type",
+        "conn_id",
+        "host",
+        "port",
+        "login",
+        "password",
+        "extra",
+        "name",
+        "slots",
+        "dag_id",
+        "from_date",
+        "to_date",
+        "max_active_runs",
+        "reprocess_behavior",
+        "run_backwards",
+        "map_index",
+        "start_date",
+        "end_date",
+        "include_past",
+        "include_future",
+    ];
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        (-1e12f64..1e12).prop_map(Value::from),
+        prop::sample::select(
+            &[
+                "success",
+                "failed",
+                "queued",
+                "running",
+                "skipped",
+                "a",
+                "api_dag",
+                "r1",
+                "2026-01-01T00:00:00Z",
+                "2026-13-45",
+                "",
+                "none",
+                "completed",
+                "\u{0}",
+            ][..]
+        )
+        .prop_map(|s| json!(s)),
+        "[ -~]{0,20}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::btree_map(prop::sample::select(KEYS), inner, 0..6).prop_map(|m| {
+                Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+            }),
+        ]
+    })
+}
+
+/// Every operation with a request body, with its path filled with existing ids.
+fn operations(doc: &Value) -> Vec<(Method, String)> {
+    let ids = [
+        ("dag_id", "api_dag"),
+        ("dag_run_id", "r1"),
+        ("task_id", "a"),
+        ("try_number", "1"),
+        ("xcom_key", "return_value"),
+        ("variable_key", "v"),
+        ("connection_id", "c"),
+        ("pool_name", "p"),
+        ("backfill_id", "1"),
+    ];
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if op.get("requestBody").is_none() {
+                continue;
+            }
+            let mut uri = format!("/api/v1{path}");
+            for (name, value) in ids {
+                uri = uri.replace(&format!("{{{name}}}"), value);
+            }
+            assert!(
+                !uri.contains('{'),
+                "no test value for a parameter of {path}"
+            );
+            out.push((method.to_uppercase().parse().unwrap(), uri));
+        }
+    }
+    out
+}
+
+#[test]
+fn random_json_bodies_get_json_answers_below_500() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let env = rt.block_on(async {
+        let env = Env::builder().dag("api_dag.toml", DAG).start().await;
+        // Objects for the paths to name: a run, a variable, a connection, a pool.
+        let run = json!({"dag_run_id": "r1"}).to_string();
+        ok(
+            &env,
+            Method::POST,
+            "/api/v1/dags/api_dag/dagRuns",
+            Some(&run),
+            StatusCode::OK,
+        )
+        .await;
+        let var = json!({"key": "v", "value": "1"}).to_string();
+        ok(
+            &env,
+            Method::POST,
+            "/api/v1/variables",
+            Some(&var),
+            StatusCode::OK,
+        )
+        .await;
+        let conn = json!({"conn_id": "c", "conn_type": "http"}).to_string();
+        ok(
+            &env,
+            Method::POST,
+            "/api/v1/connections",
+            Some(&conn),
+            StatusCode::OK,
+        )
+        .await;
+        let pool = json!({"name": "p", "slots": 2}).to_string();
+        ok(
+            &env,
+            Method::POST,
+            "/api/v1/pools",
+            Some(&pool),
+            StatusCode::OK,
+        )
+        .await;
+        env
+    });
+    let doc = rt.block_on(get(&env, "/api/v1/openapi.json"));
+    let ops = operations(&doc);
+    assert!(ops.len() >= 10, "only {} operations take a body", ops.len());
+
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        // Shrinking re-sends many bodies; the first failure says enough.
+        max_shrink_iters: 32,
+        ..Config::default()
+    });
+    for (method, uri) in &ops {
+        let result = runner.run(&body(), |body| {
+            let text = body.to_string();
+            let (status, answer) = rt.block_on(call(&env, method.clone(), uri, Some(&text)));
+            prop_assert!(
+                status.as_u16() < 500,
+                "{method} {uri} with {text}: {status} {answer}"
+            );
+            if !status.is_success() {
+                prop_assert_eq!(&answer["status"], &json!(status.as_u16()));
+                prop_assert!(answer["detail"].is_string(), "{}", answer);
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("{method} {uri}: {e}");
+        }
+        // Bodies that are not JSON at all, or JSON of the wrong kind.
+        for raw in ["", "{", "[1,", "nul", "\"\\ud800\"", "1e999", "{\"a\":1}{}"] {
+            let (status, _, bytes) = rt.block_on(call_raw(&env, method.clone(), uri, Some(raw)));
+            assert!(
+                status.is_client_error(),
+                "{method} {uri} with {raw:?}: {status}"
+            );
+            let problem: Map<String, Value> = serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| panic!("{method} {uri} with {raw:?}: not JSON"));
+            assert_eq!(problem["status"], json!(status.as_u16()));
+        }
+    }
+    // Still serving.
+    let dags = rt.block_on(get(&env, "/api/v1/dags"));
+    assert!(dags["total_entries"].as_u64().unwrap() >= 1);
+}
