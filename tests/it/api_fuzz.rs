@@ -110,14 +110,7 @@ fn operations(doc: &Value) -> Vec<(Method, String)> {
             if op.get("requestBody").is_none() {
                 continue;
             }
-            let mut uri = format!("/api/v1{path}");
-            for (name, value) in ids {
-                uri = uri.replace(&format!("{{{name}}}"), value);
-            }
-            assert!(
-                !uri.contains('{'),
-                "no test value for a parameter of {path}"
-            );
+            let uri = crate::openapi::fill(path, &ids);
             out.push((method.to_uppercase().parse().unwrap(), uri));
         }
     }

@@ -126,7 +126,7 @@ async fn check(
 }
 
 /// `path` with its `{param}`s replaced from `ids`.
-fn fill(path: &str, ids: &[(&str, &str)]) -> String {
+pub(crate) fn fill(path: &str, ids: &[(&str, &str)]) -> String {
     let mut uri = format!("/api/v1{path}");
     for (name, value) in ids {
         uri = uri.replace(&format!("{{{name}}}"), value);

@@ -479,6 +479,18 @@ mod tests {
         (remote, rx)
     }
 
+    /// A heartbeat of `attempt`'s worker arriving at `at`.
+    fn beat(remote: &Remote, attempt: u64, at: Instant) {
+        remote
+            .dispatch
+            .lock()
+            .unwrap()
+            .leases
+            .get_mut(&attempt)
+            .unwrap()
+            .last_beat = at;
+    }
+
     fn given_up(rx: &mut mpsc::UnboundedReceiver<Command>) -> Vec<u64> {
         let mut out = Vec::new();
         while let Ok(c) = rx.try_recv() {
@@ -503,24 +515,10 @@ mod tests {
         for s in 1..=3 {
             assert_eq!(reaper.tick(&remote, at(s * 1000)), 0);
             // Worker `a` beats every half second; `b` dies after its beat at 2 s.
-            for beat in [s * 1000 - 500, s * 1000] {
-                remote
-                    .dispatch
-                    .lock()
-                    .unwrap()
-                    .leases
-                    .get_mut(&1)
-                    .unwrap()
-                    .last_beat = at(beat);
-                if beat <= 2000 {
-                    remote
-                        .dispatch
-                        .lock()
-                        .unwrap()
-                        .leases
-                        .get_mut(&2)
-                        .unwrap()
-                        .last_beat = at(beat);
+            for ms in [s * 1000 - 500, s * 1000] {
+                beat(&remote, 1, at(ms));
+                if ms <= 2000 {
+                    beat(&remote, 2, at(ms));
                 }
             }
         }
@@ -532,14 +530,7 @@ mod tests {
         );
         assert!(given_up(&mut rx).is_empty());
         // The heartbeats that waited in the sockets are read: `a` only.
-        remote
-            .dispatch
-            .lock()
-            .unwrap()
-            .leases
-            .get_mut(&1)
-            .unwrap()
-            .last_beat = at(9_010);
+        beat(&remote, 1, at(9_010));
         assert_eq!(reaper.tick(&remote, at(10_000)), 0);
         assert!(
             given_up(&mut rx).is_empty(),
@@ -547,14 +538,7 @@ mod tests {
         );
         // `b` really is silent: it is given up one timeout of awake time after its
         // last beat (1 s before the stall, 2 s after it), `a` never.
-        remote
-            .dispatch
-            .lock()
-            .unwrap()
-            .leases
-            .get_mut(&1)
-            .unwrap()
-            .last_beat = at(10_500);
+        beat(&remote, 1, at(10_500));
         assert_eq!(reaper.tick(&remote, at(11_000)), 1);
         assert_eq!(given_up(&mut rx), [2]);
         assert!(remote.dispatch.lock().unwrap().leases.contains_key(&1));
@@ -585,14 +569,7 @@ mod tests {
         remote.listening(at(20));
         assert_eq!(remote.reap(at(22)), 0);
         // `a`'s worker is alive and beats; `b`'s died while the scheduler was down.
-        remote
-            .dispatch
-            .lock()
-            .unwrap()
-            .leases
-            .get_mut(&1)
-            .unwrap()
-            .last_beat = at(22);
+        beat(&remote, 1, at(22));
         assert_eq!(remote.reap(at(23)), 1);
         assert_eq!(given_up(&mut rx), [2]);
     }
