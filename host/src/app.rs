@@ -7,7 +7,7 @@ use crate::executor::LocalExecutor;
 use crate::metastore::Metastore;
 use crate::scheduler::{Command, Scheduler, SchedulerConfig, SchedulerError, SchedulerHandle};
 use aileron_model::clock::Clock;
-use aileron_sandbox::{Sandbox, SandboxConfig};
+use aileron_sandbox::Sandbox;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -55,33 +55,6 @@ pub fn metastore_path(home: &Path) -> PathBuf {
     home.join("aileron.redb")
 }
 
-/// Sandbox slots beyond the executor's: `describe` calls of plugins being loaded
-/// take a slot too, and must not fail because every task slot is busy.
-const DESCRIBE_SLOTS: u32 = 8;
-
-/// Opens the sandbox with room for `task_slots` concurrent tries and loads the
-/// plugins of `HOME/plugins`.
-pub fn open_sandbox(
-    home: &Path,
-    cache_dir: Option<PathBuf>,
-    task_slots: usize,
-) -> anyhow::Result<Sandbox> {
-    let plugins = home.join("plugins");
-    std::fs::create_dir_all(&plugins)
-        .with_context(|| format!("cannot create {}", plugins.display()))?;
-    let sandbox = Sandbox::new(SandboxConfig {
-        cache_dir: Some(cache_dir.unwrap_or_else(|| home.join("cache"))),
-        // Each slot reserves address space for its memories; size the pool to what
-        // this process can use rather than the library's generous default.
-        max_concurrent: u32::try_from(task_slots)
-            .unwrap_or(u32::MAX)
-            .saturating_add(DESCRIBE_SLOTS),
-        ..SandboxConfig::default()
-    })?;
-    sandbox.registry().open_store(&plugins)?;
-    Ok(sandbox)
-}
-
 pub async fn start(cfg: AppConfig) -> anyhow::Result<App> {
     start_with(cfg, ExecutorChoice::Local).await
 }
@@ -94,7 +67,7 @@ pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> anyhow::Res
         ExecutorChoice::Local => cfg.scheduler.parallelism,
         ExecutorChoice::Redis { .. } => crate::executor::CALLBACK_SLOTS,
     };
-    let sandbox = open_sandbox(&cfg.home, cfg.cache_dir.clone(), local_slots)?;
+    let sandbox = Sandbox::open_home(&cfg.home, cfg.cache_dir.clone(), local_slots)?;
     let metastore = if cfg.in_memory {
         Metastore::in_memory()?
     } else {

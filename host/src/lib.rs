@@ -7,7 +7,6 @@
 
 pub mod api;
 pub mod app;
-pub mod backoff;
 pub mod cli;
 pub mod dag_processor;
 pub mod execution;
@@ -16,4 +15,3 @@ pub mod metastore;
 pub mod scheduler;
 pub mod server;
 pub mod web;
-pub mod worker;

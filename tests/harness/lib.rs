@@ -351,7 +351,7 @@ pub fn assert_run(o: &Outcome, state: DagRunState) {
 pub async fn queued_attempt(
     remote: &aileron::execution::remote::Remote,
     task: &str,
-) -> aileron::execution::wire::Entry {
+) -> aileron_protocol::wire::Entry {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         {

@@ -12,8 +12,8 @@
 
 use crate::server::{free_port, get, home_with, http, post};
 use crate::{aileron_bin, cache_dir};
-use aileron::execution::wire::{GROUP, QUEUES_KEY, stream_key};
 use aileron::metastore::{Metastore, TaskInstance};
+use aileron_protocol::wire::{GROUP, QUEUES_KEY, stream_key};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;

@@ -4,9 +4,9 @@
 //! worker's calls are refused, a silent one's try is failed and retried).
 
 use aileron::execution::api::{ExecState, router};
-use aileron::execution::wire::{Entry, TRY_TOKEN_HEADER, WORKER_HEADER};
 use aileron::metastore::DEFAULT_TENANT;
 use aileron_model::{DagRunState, TaskInstanceState as S};
+use aileron_protocol::wire::{Entry, TRY_TOKEN_HEADER, WORKER_HEADER};
 use aileron_tests::Env;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};

@@ -8,12 +8,12 @@
 use crate::openapi::strict;
 use aileron::api::{ApiState, router};
 use aileron::cli::client::seg;
-use aileron::execution::ExecutionKey;
 use aileron::execution::api::{self as exec, ExecState};
 use aileron::execution::remote::{Remote, Timing};
-use aileron::execution::wire::{Entry, TRY_TOKEN_HEADER, WORKER_HEADER};
 use aileron::metastore::DEFAULT_TENANT;
 use aileron_model::params_schema::validate;
+use aileron_protocol::ExecutionKey;
+use aileron_protocol::wire::{Entry, TRY_TOKEN_HEADER, WORKER_HEADER};
 use aileron_tests::Env;
 use aileron_tests::browser::{Browser, shot};
 use axum::Router;

@@ -28,6 +28,12 @@ pub enum SandboxError {
     Ticker(#[source] std::io::Error),
     #[error("cannot load the standard operators")]
     Builtin(#[source] RegistryError),
+    #[error("cannot load the plugins in {}", path.display())]
+    Plugins {
+        path: PathBuf,
+        #[source]
+        source: RegistryError,
+    },
 }
 
 /// Registering, storing or resolving an operator failed.

@@ -1,6 +1,7 @@
 //! The public face of the crate: [`Sandbox`] runs TaskInstance tries.
 
 use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,6 +14,10 @@ use crate::log::LogLevel;
 use crate::registry::Registry;
 use crate::request::{TryReport, TryRequest, TryResult};
 use crate::run::{self, Executed};
+
+/// Sandbox slots beyond a process's task slots: `describe` calls of plugins being
+/// loaded take a slot too, and must not fail because every task slot is busy.
+const DESCRIBE_SLOTS: u32 = 8;
 
 /// Runs operator components, one fresh wasmtime `Store` per try, with limits and
 /// no capability beyond the `context` imports. Cheap to clone: clones share the
@@ -34,6 +39,36 @@ impl Sandbox {
             registry.load_builtin().map_err(SandboxError::Builtin)?;
         }
         Ok(Sandbox { registry })
+    }
+
+    /// The sandbox of an Aileron process whose state lives in `home`: compiled
+    /// components cached in `cache_dir` (default `HOME/cache`), room for
+    /// `task_slots` tries at once plus the `describe` calls of plugins being
+    /// loaded, and the plugins of `HOME/plugins` registered. Compiles components:
+    /// call it from a blocking context.
+    pub fn open_home(
+        home: &Path,
+        cache_dir: Option<PathBuf>,
+        task_slots: usize,
+    ) -> Result<Self, SandboxError> {
+        let sandbox = Sandbox::new(SandboxConfig {
+            cache_dir: Some(cache_dir.unwrap_or_else(|| home.join("cache"))),
+            // Each slot reserves address space for its memories; size the pool to
+            // what this process can use rather than the library's generous default.
+            max_concurrent: u32::try_from(task_slots)
+                .unwrap_or(u32::MAX)
+                .saturating_add(DESCRIBE_SLOTS),
+            ..SandboxConfig::default()
+        })?;
+        let plugins = home.join("plugins");
+        sandbox
+            .registry()
+            .open_store(&plugins)
+            .map_err(|source| SandboxError::Plugins {
+                path: plugins,
+                source,
+            })?;
+        Ok(sandbox)
     }
 
     /// The registry of operators this sandbox can run.

@@ -242,7 +242,7 @@ mod tests {
     fn workers_offline_for_a_day_are_forgotten() {
         use crate::execution::remote::{FORGET_AFTER, Timing};
         let remote = Remote::new(
-            crate::execution::ExecutionKey::generate().unwrap(),
+            aileron_protocol::ExecutionKey::generate().unwrap(),
             "t".into(),
             Timing {
                 worker_timeout: TIMEOUT,

@@ -1,6 +1,7 @@
 //! A small client of the REST API for the commands that talk to a server.
 
 use super::ServerArgs;
+pub use aileron_protocol::seg;
 use anyhow::Context;
 use serde_json::Value;
 
@@ -52,17 +53,4 @@ impl Client {
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.request(reqwest::Method::GET, path, None).await
     }
-}
-
-/// Escapes one path segment of a URL.
-pub fn seg(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

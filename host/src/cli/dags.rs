@@ -467,7 +467,7 @@ async fn test_task(
         .map_err(anyhow::Error::msg)?
         .unwrap_or_else(jiff::Timestamp::now);
     let extra = parse_conf(params.as_deref())?;
-    let sandbox = app::open_sandbox(&home.home(), None, 1)?;
+    let sandbox = aileron_sandbox::Sandbox::open_home(&home.home(), None, 1)?;
     let folder = crate::dag_processor::DagFolder::new(&home.dags());
     let spec = folder
         .scan(sandbox.registry())

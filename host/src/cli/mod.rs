@@ -28,7 +28,7 @@ enum Top {
     /// Streams for `aileron worker` processes (multi-node).
     Scheduler(SchedulerArgs),
     /// Take TaskInstances from Redis Streams and run them (multi-node).
-    Worker(crate::worker::WorkerArgs),
+    Worker(aileron_worker::WorkerArgs),
     /// Work with DAGs.
     #[command(subcommand)]
     Dags(dags::DagsCommand),
@@ -51,17 +51,11 @@ pub struct HomeArgs {
     pub dags: Option<PathBuf>,
 }
 
-/// `~/.aileron`: where Aileron keeps its state unless told otherwise.
-pub fn default_home() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join(".aileron")
-}
-
 impl HomeArgs {
     pub fn home(&self) -> PathBuf {
-        self.home.clone().unwrap_or_else(default_home)
+        self.home
+            .clone()
+            .unwrap_or_else(aileron_protocol::default_home)
     }
     pub fn dags(&self) -> PathBuf {
         self.dags
@@ -212,7 +206,7 @@ pub fn main() -> ExitCode {
                 };
                 serve(a.server, Some(executor)).await
             }
-            Top::Worker(a) => crate::worker::run(a).await,
+            Top::Worker(a) => aileron_worker::run(a).await,
             Top::Dags(c) => dags::run(c).await,
             Top::Tasks(c) => dags::run_tasks(c).await,
             Top::Plugins(c) => plugins::run(c).await,

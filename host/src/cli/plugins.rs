@@ -1,7 +1,6 @@
 //! `aileron plugins ...`: the operators this install can run.
 
 use super::HomeArgs;
-use crate::app;
 use anyhow::Context;
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -35,7 +34,7 @@ pub enum PluginsCommand {
 pub async fn run(cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PluginsCommand::List { home, json } => {
-            let sandbox = app::open_sandbox(&home.home(), None, 1)?;
+            let sandbox = aileron_sandbox::Sandbox::open_home(&home.home(), None, 1)?;
             let list = sandbox.registry().list();
             if json {
                 let v: Vec<_> = list.iter().map(crate::api::plugin_json).collect();
@@ -51,7 +50,7 @@ pub async fn run(cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
             }
         }
         PluginsCommand::Inspect { reference, home } => {
-            let sandbox = app::open_sandbox(&home.home(), None, 1)?;
+            let sandbox = aileron_sandbox::Sandbox::open_home(&home.home(), None, 1)?;
             let p = sandbox.registry().resolve(&reference)?;
             println!(
                 "{}",
@@ -61,7 +60,7 @@ pub async fn run(cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
         PluginsCommand::Add { file, home } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let sandbox = app::open_sandbox(&home.home(), None, 1)?;
+            let sandbox = aileron_sandbox::Sandbox::open_home(&home.home(), None, 1)?;
             let p = sandbox
                 .registry()
                 .install(&home.home().join("plugins"), &bytes)

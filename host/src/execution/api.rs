@@ -5,14 +5,14 @@
 //! heartbeat never costs a commit.
 
 use super::remote::{Remote, WorkerInfo};
-use super::token::TryClaims;
-use super::wire::{
+use crate::metastore::Metastore;
+use crate::scheduler::{Command, MetastoreHost, SchedulerHandle, TiKey};
+use aileron_protocol::TryClaims;
+use aileron_protocol::wire::{
     ConnectionResponse, ExecError, FinishRequest, FinishResponse, LogChunk, Refusal,
     RegisterRequest, RegisterResponse, StartRequest, StartResponse, TRY_TOKEN_HEADER,
     ValueResponse, WORKER_HEADER, WorkerHeartbeat,
 };
-use crate::metastore::Metastore;
-use crate::scheduler::{Command, MetastoreHost, SchedulerHandle, TiKey};
 use aileron_sandbox::{HostServices, LogBuffer, Registry, TryReport};
 use axum::Router;
 use axum::extract::rejection::JsonRejection;

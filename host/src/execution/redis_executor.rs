@@ -4,11 +4,11 @@
 //! talk back over the execution API (`api.rs`), never to the metastore.
 
 use super::remote::{Lease, Present, Queued, REAP_EVERY, Reaper, Remote};
-use super::streams;
-use super::token::TryClaims;
-use super::wire::{Entry, EntryKey, QUEUES_KEY, stream_key};
 use crate::executor::{AdoptedTry, CALLBACK_SLOTS, CallbackJob, Executor, Job, run_callback};
 use crate::scheduler::TiKey;
+use aileron_protocol::TryClaims;
+use aileron_protocol::streams;
+use aileron_protocol::wire::{Entry, EntryKey, QUEUES_KEY, stream_key};
 use aileron_sandbox::Sandbox;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::collections::{BTreeSet, HashMap};
@@ -204,7 +204,7 @@ async fn reaper(remote: Arc<Remote>) {
 /// races a publish.
 async fn publisher(remote: Arc<Remote>, mut conn: ConnectionManager) {
     let mut last_reconcile: Option<Instant> = None;
-    let mut failures = crate::backoff::Backoff::new();
+    let mut failures = aileron_protocol::backoff::Backoff::new();
     let mut failing = false;
     loop {
         if remote.events.is_closed() {

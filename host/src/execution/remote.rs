@@ -4,10 +4,10 @@
 //! persisted; after a restart the scheduler rebuilds it from the metastore
 //! (`recover_remote`) and the workers register again.
 
-use super::token::ExecutionKey;
-use super::wire::{Entry, Refusal};
 use crate::scheduler::{Command, TiKey};
 use aileron_model::clock::Clock;
+use aileron_protocol::ExecutionKey;
+use aileron_protocol::wire::{Entry, Refusal};
 use aileron_sandbox::LogBuffer;
 use jiff::Timestamp;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -361,7 +361,7 @@ mod tests {
         let k = key(&format!("t{attempt}"));
         Queued {
             entry: Entry {
-                key: super::super::wire::EntryKey {
+                key: aileron_protocol::wire::EntryKey {
                     tenant: k.tenant.clone(),
                     dag_id: k.dag_id.clone(),
                     run_id: k.run_id.clone(),

@@ -12,7 +12,7 @@ mod records;
 
 pub use records::*;
 
-use crate::execution::ExecutionKey;
+use aileron_protocol::ExecutionKey;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use serde::Serialize;
@@ -91,7 +91,7 @@ pub enum MetastoreError {
     )]
     TooNew { found: u32 },
     #[error("cannot create the execution key: {0}")]
-    ExecutionKey(#[from] crate::execution::KeyError),
+    ExecutionKey(#[from] aileron_protocol::KeyError),
 }
 
 pub type Result<T, E = MetastoreError> = std::result::Result<T, E>;

@@ -21,10 +21,10 @@ pub use state::backfill::{BackfillDate, BackfillRequest, MAX_BACKFILL_RUNS};
 pub use state::{DEFAULT_POOL, DEFAULT_POOL_SLOTS, TiKey};
 
 use crate::dag_processor::FileResult;
-use crate::execution::wire::Refusal;
 use crate::executor::Executor;
 use crate::metastore::{BackfillRecord, DagRun, Metastore, MetastoreError, RunType, TaskInstance};
 use aileron_model::clock::Clock;
+use aileron_protocol::wire::Refusal;
 use aileron_sandbox::{LogBuffer, TryReport};
 use jiff::Timestamp;
 use state::State;
@@ -248,16 +248,10 @@ impl Default for SchedulerConfig {
             create_scheduled_runs: true,
             paused_at_creation: false,
             log_bytes: 1 << 20,
-            hostname: hostname(),
+            hostname: aileron_protocol::hostname(),
             allow_private_ips: false,
         }
     }
-}
-
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".to_owned())
 }
 
 /// Logs of tries that are running right now, readable while they grow.

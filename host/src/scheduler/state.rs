@@ -5,7 +5,6 @@
 use super::host::{MetastoreHost, RenderLookups};
 use super::{Command, LiveLogs, SchedulerConfig, SchedulerError, Update, run_id_for};
 use crate::dag_processor::FileResult;
-use crate::execution::wire::Refusal;
 use crate::executor::{Executor, Job};
 use crate::metastore::{
     DAG_VERSIONS, DagRecord, DagRun, IMPORT_ERRORS, ImportErrorRecord, LOGS, Metastore, RunType,
@@ -15,6 +14,7 @@ use aileron_model::clock::Clock;
 use aileron_model::dag::{DagSpec, TaskSpec};
 use aileron_model::trigger_rule::{self, TriggerDecision, UpstreamCounts};
 use aileron_model::{DagRunState, TaskInstanceState as S};
+use aileron_protocol::wire::Refusal;
 use aileron_sandbox::{Limits, LogBuffer, TaskInfo, TryReport, TryRequest, TryResult};
 use jiff::{SignedDuration, Timestamp};
 use std::collections::{BTreeMap, HashMap, HashSet};

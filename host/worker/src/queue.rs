@@ -3,8 +3,8 @@
 //! more entries than free slots, the takeover of entries dead workers left behind,
 //! the keep-alive of entries being worked on, and the final XACK + XDEL.
 
-use crate::execution::streams;
-use crate::execution::wire::{Entry, EntryError, GROUP};
+use aileron_protocol::streams;
+use aileron_protocol::wire::{Entry, EntryError, GROUP};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::streams::{StreamAutoClaimReply, StreamReadReply};
 use redis::{AsyncConnectionConfig, RedisError, RedisResult, Value};
@@ -570,7 +570,7 @@ mod tests {
     #[test]
     fn an_entry_is_read_from_its_redis_fields() {
         let entry = Entry {
-            key: crate::execution::wire::EntryKey {
+            key: aileron_protocol::wire::EntryKey {
                 tenant: "default".into(),
                 dag_id: "etl".into(),
                 run_id: "r1".into(),

@@ -3,7 +3,7 @@
 //! the scheduler refuses because the try is no longer this worker's fences it.
 
 use super::api::{Api, Failure, TryAuth};
-use crate::backoff::Backoff;
+use aileron_protocol::backoff::Backoff;
 use aileron_sandbox::{HostServices, LogBuffer, LogLevel};
 use std::future::Future;
 use std::sync::Arc;

@@ -3,8 +3,8 @@
 //! (go on, back off, drop a fenced try, resend a log), following the worker rules
 //! of `docs/design/multi-node.md` §4.2.
 
-use crate::cli::client::seg;
-use crate::execution::wire::{
+use aileron_protocol::seg;
+use aileron_protocol::wire::{
     ConnectionResponse, ExecError, FinishRequest, FinishResponse, LogChunk, RegisterRequest,
     RegisterResponse, StartRequest, StartResponse, TRY_TOKEN_HEADER, ValueResponse, WORKER_HEADER,
     WorkerHeartbeat,

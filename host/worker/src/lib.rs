@@ -13,8 +13,8 @@ mod queue;
 mod remote_host;
 mod runner;
 
-use crate::backoff::Backoff;
-use crate::execution::wire::{RegisterRequest, RegisterResponse, WorkerHeartbeat, stream_key};
+use aileron_protocol::backoff::Backoff;
+use aileron_protocol::wire::{RegisterRequest, RegisterResponse, WorkerHeartbeat, stream_key};
 use anyhow::Context as _;
 use api::{Api, Failure};
 use clap::Args;
@@ -129,7 +129,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
     anyhow::ensure!(slots >= 1, "--slots must be at least 1");
-    let hostname = crate::scheduler::hostname();
+    let hostname = aileron_protocol::hostname();
     let name = args.name.clone().unwrap_or_else(|| hostname.clone());
     check_name(&name)?;
     // The HTTP client is built without TLS (as for the other commands): across
@@ -148,7 +148,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let sandbox = {
         let home = home.clone();
         // Compiles the built-in and stored components: blocking work.
-        tokio::task::spawn_blocking(move || crate::app::open_sandbox(&home, None, slots))
+        tokio::task::spawn_blocking(move || aileron_sandbox::Sandbox::open_home(&home, None, slots))
             .await
             .context("opening the sandbox")??
     };
@@ -515,7 +515,7 @@ fn check_name(name: &str) -> anyhow::Result<()> {
 }
 
 fn default_home() -> PathBuf {
-    crate::cli::default_home()
+    aileron_protocol::default_home()
 }
 
 /// SIGINT and SIGTERM, as one stream of stop requests.

@@ -4,7 +4,7 @@
 //! into `HOME/plugins/store/`, where the next start finds it without a download.
 
 use super::api::{Api, Failure};
-use crate::backoff::Backoff;
+use aileron_protocol::backoff::Backoff;
 use aileron_sandbox::{MAX_COMPONENT_BYTES, Registry};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;

@@ -8,8 +8,8 @@ use super::Ctx;
 use super::api::{Api, Failure, TryAuth};
 use super::queue::Delivery;
 use super::remote_host::{Fence, RemoteHost};
-use crate::backoff::Backoff;
-use crate::execution::wire::{Entry, FinishRequest, LogChunk, StartRequest, StartResponse};
+use aileron_protocol::backoff::Backoff;
+use aileron_protocol::wire::{Entry, FinishRequest, LogChunk, StartRequest, StartResponse};
 use aileron_sandbox::{LogBuffer, LogLevel, TryReport, TryRequest, TryResult};
 use std::future::pending;
 use std::sync::Arc;
@@ -551,7 +551,7 @@ mod tests {
                 let mut s = state.lock().unwrap();
                 s.posts += 1;
                 let problem = |status: StatusCode, reason: Option<&str>, expected| {
-                    let body = crate::execution::wire::ExecError {
+                    let body = aileron_protocol::wire::ExecError {
                         title: "refused".into(),
                         status: status.as_u16(),
                         detail: String::new(),
