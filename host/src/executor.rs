@@ -3,6 +3,7 @@
 //! the scheduler.
 
 use crate::scheduler::{Command, TiKey};
+use crate::sync::LockExt;
 use aileron_model::clock::Clock;
 use aileron_sandbox::{Sandbox, TryReport, TryRequest, TryResult};
 use std::collections::{HashMap, HashSet};
@@ -124,7 +125,7 @@ impl LocalExecutor {
                     break;
                 };
                 let id = (job.key.clone(), job.try_number);
-                let mut t = tracking.lock().unwrap();
+                let mut t = tracking.locked();
                 if t.cancelled.remove(&id) {
                     continue;
                 }
@@ -201,7 +202,7 @@ impl Executor for LocalExecutor {
 
     fn cancel(&self, key: &TiKey, try_number: u32, _attempt: u64) {
         let id = (key.clone(), try_number);
-        let mut t = self.tracking.lock().unwrap();
+        let mut t = self.tracking.locked();
         match t.running.remove(&id) {
             // Aborting drops the sandbox's future, which stops the guest at its next
             // yield point (every epoch tick) and frees the slot.

@@ -14,4 +14,5 @@ pub mod executor;
 pub mod metastore;
 pub mod scheduler;
 pub mod server;
+pub mod sync;
 pub mod web;

@@ -18,6 +18,7 @@ use super::ApiError;
 use super::workers::{self, WorkerState};
 use crate::execution::remote::Remote;
 use crate::metastore::Metastore;
+use crate::sync::LockExt;
 use aileron_model::{DagRunState, TaskInstanceState};
 use axum::extract::State;
 use axum::http::header;
@@ -185,7 +186,7 @@ fn remote_gauges(remote: Option<&Remote>, now: Instant) -> String {
                 depth.entry(q).or_default();
             }
         }
-        for q in remote.dispatch.lock().unwrap().queued.values() {
+        for q in remote.dispatch.locked().queued.values() {
             *depth.entry(q.queue.clone()).or_default() += 1;
         }
     }

@@ -10,6 +10,7 @@ use super::{ApiResult, ApiState, Page, paginate};
 use crate::execution::remote::{Remote, WorkerInfo};
 use crate::metastore::DEFAULT_TENANT;
 use crate::scheduler::TiKey;
+use crate::sync::LockExt;
 use axum::Json;
 use axum::extract::{Query, State};
 use jiff::Timestamp;
@@ -112,10 +113,10 @@ fn state_of(w: &WorkerInfo, holds_tries: bool, now: Instant, timeout: Duration) 
 pub fn list(remote: &Remote, now: Instant) -> Vec<Listed> {
     let timeout = remote.timing.worker_timeout;
     // One lock at a time: the execution API takes them one after the other too.
-    let infos: Vec<WorkerInfo> = remote.workers.lock().unwrap().values().cloned().collect();
+    let infos: Vec<WorkerInfo> = remote.workers.locked().values().cloned().collect();
     let mut tries: HashMap<String, Vec<(TiKey, u32)>> = HashMap::new();
     {
-        let d = remote.dispatch.lock().unwrap();
+        let d = remote.dispatch.locked();
         for lease in d.leases.values() {
             tries
                 .entry(lease.worker.clone())
@@ -251,9 +252,9 @@ mod tests {
             std::sync::Arc::new(aileron_model::clock::SystemClock),
         );
         let forgotten = |w: WorkerInfo, now: Instant| {
-            remote.workers.lock().unwrap().insert(w.id.clone(), w);
+            remote.workers.locked().insert(w.id.clone(), w);
             remote.forget_silent_workers(now);
-            std::mem::take(&mut *remote.workers.lock().unwrap()).is_empty()
+            std::mem::take(&mut *remote.workers.locked()).is_empty()
         };
         let beat = Instant::now();
         let day = beat + FORGET_AFTER;

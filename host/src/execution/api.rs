@@ -7,6 +7,7 @@
 use super::remote::{Remote, WorkerInfo};
 use crate::metastore::Metastore;
 use crate::scheduler::{Command, MetastoreHost, SchedulerHandle, TiKey};
+use crate::sync::LockExt;
 use aileron_protocol::TryClaims;
 use aileron_protocol::wire::{
     ConnectionResponse, ExecError, FinishRequest, FinishResponse, LogChunk, Refusal,
@@ -210,7 +211,7 @@ async fn register(
         return Err(err(StatusCode::BAD_REQUEST, "slots must be 1 to 10000"));
     }
     let now = s.remote.clock.now();
-    let mut workers = s.remote.workers.lock().unwrap();
+    let mut workers = s.remote.workers.locked();
     let first_online = workers.get(&id).map_or(now, |w| w.first_online);
     tracing::info!(worker = %id, queues = ?req.queues, slots = req.slots, "worker registered");
     workers.insert(
@@ -250,7 +251,7 @@ async fn worker_heartbeat(
     let axum::Json(beat) = body?;
     let now = Instant::now();
     {
-        let mut workers = s.remote.workers.lock().unwrap();
+        let mut workers = s.remote.workers.locked();
         match workers.get_mut(&id) {
             Some(w) if !w.stopped => {
                 w.last_beat = now;
@@ -261,7 +262,7 @@ async fn worker_heartbeat(
         }
     }
     // The worker's beat also keeps its tries alive.
-    let mut d = s.remote.dispatch.lock().unwrap();
+    let mut d = s.remote.dispatch.locked();
     for attempt in beat.running {
         if let Some(l) = d.leases.get_mut(&attempt)
             && l.worker == id
@@ -278,7 +279,7 @@ async fn worker_stop(
     headers: HeaderMap,
 ) -> Res<StatusCode> {
     authorize(&s.remote, &headers)?;
-    if let Some(w) = s.remote.workers.lock().unwrap().get_mut(&id) {
+    if let Some(w) = s.remote.workers.locked().get_mut(&id) {
         tracing::info!(worker = %id, "worker stopped");
         w.stopped = true;
     }
@@ -348,7 +349,7 @@ async fn start(
     // The scheduler made the lease when it committed the start (or the first start
     // of this worker, whose answer was lost). Without one the try was cancelled
     // meanwhile.
-    let mut d = s.remote.dispatch.lock().unwrap();
+    let mut d = s.remote.dispatch.locked();
     match d.leases.get_mut(&attempt) {
         Some(l) if l.worker == call.worker => {
             l.last_beat = Instant::now();
@@ -367,7 +368,7 @@ async fn try_heartbeat(
     headers: HeaderMap,
 ) -> Res<StatusCode> {
     let call = try_call(&s.remote, &headers, attempt)?;
-    let mut d = s.remote.dispatch.lock().unwrap();
+    let mut d = s.remote.dispatch.locked();
     match d.leases.get_mut(&attempt) {
         Some(l) if l.worker == call.worker => {
             l.last_beat = Instant::now();
@@ -518,7 +519,7 @@ async fn finish(
         .map_err(|_| err(StatusCode::SERVICE_UNAVAILABLE, "the scheduler has stopped"))?;
     match answer {
         Ok(state) => {
-            s.remote.dispatch.lock().unwrap().leases.remove(&attempt);
+            s.remote.dispatch.locked().leases.remove(&attempt);
             s.remote
                 .record_finish(attempt, &call.worker, state.as_str());
             Ok(axum::Json(FinishResponse {

@@ -6,6 +6,7 @@
 use super::remote::{Lease, Present, Queued, REAP_EVERY, Reaper, Remote};
 use crate::executor::{AdoptedTry, CALLBACK_SLOTS, CallbackJob, Executor, Job, run_callback};
 use crate::scheduler::TiKey;
+use crate::sync::LockExt;
 use aileron_protocol::TryClaims;
 use aileron_protocol::streams;
 use aileron_protocol::wire::{Entry, EntryKey, QUEUES_KEY, stream_key};
@@ -71,7 +72,7 @@ impl Executor for RedisExecutor {
             enqueued_at: now.as_millisecond(),
         };
         entry.token = self.remote.key.mint(&claims_of(&entry, now));
-        self.remote.dispatch.lock().unwrap().queued.insert(
+        self.remote.dispatch.locked().queued.insert(
             job.attempt,
             Queued {
                 key: job.key,
@@ -85,7 +86,7 @@ impl Executor for RedisExecutor {
     }
 
     fn cancel(&self, _key: &TiKey, _try_number: u32, attempt: u64) {
-        let mut d = self.remote.dispatch.lock().unwrap();
+        let mut d = self.remote.dispatch.locked();
         if let Some(q) = d.queued.remove(&attempt)
             && let Some(id) = q.published
         {
@@ -113,7 +114,7 @@ impl Executor for RedisExecutor {
     }
 
     fn started(&self, attempt: u64, worker: &str, at: jiff::Timestamp) {
-        let mut d = self.remote.dispatch.lock().unwrap();
+        let mut d = self.remote.dispatch.locked();
         // Cancelled in the same turn (cleared, marked): no lease, so the worker's
         // first heartbeat is refused and it stops.
         let Some(q) = d.queued.remove(&attempt) else {
@@ -133,13 +134,13 @@ impl Executor for RedisExecutor {
     }
 
     fn ready(&self) {
-        self.remote.dispatch.lock().unwrap().ready = true;
+        self.remote.dispatch.locked().ready = true;
         self.remote.wake.notify_one();
     }
 
     fn adopt(&self, running: Vec<AdoptedTry>) {
         let now = Instant::now();
-        let mut d = self.remote.dispatch.lock().unwrap();
+        let mut d = self.remote.dispatch.locked();
         for t in running {
             d.leases.insert(
                 t.attempt,
@@ -210,7 +211,7 @@ async fn publisher(remote: Arc<Remote>, mut conn: ConnectionManager) {
         if remote.events.is_closed() {
             return;
         }
-        if !remote.dispatch.lock().unwrap().ready {
+        if !remote.dispatch.locked().ready {
             let _ = tokio::time::timeout(Duration::from_secs(1), remote.wake.notified()).await;
             continue;
         }
@@ -255,7 +256,7 @@ async fn publish(remote: &Remote, conn: &mut ConnectionManager) -> redis::RedisR
         // (attempt, queue, entry fields)
         type Pending = (u64, String, Vec<(&'static str, String)>);
         let batch: Vec<Pending> = {
-            let d = remote.dispatch.lock().unwrap();
+            let d = remote.dispatch.locked();
             if !d.reconciled {
                 return Ok(());
             }
@@ -284,7 +285,7 @@ async fn publish(remote: &Remote, conn: &mut ConnectionManager) -> redis::RedisR
                 .arg(fields);
         }
         let ids: Vec<String> = pipe.query_async(conn).await?;
-        let mut d = remote.dispatch.lock().unwrap();
+        let mut d = remote.dispatch.locked();
         for ((attempt, queue, _), id) in batch.into_iter().zip(ids) {
             match d.queued.get_mut(&attempt) {
                 Some(q) => q.published = Some(id),
@@ -296,7 +297,7 @@ async fn publish(remote: &Remote, conn: &mut ConnectionManager) -> redis::RedisR
 }
 
 async fn delete_doomed(remote: &Remote, conn: &mut ConnectionManager) -> redis::RedisResult<()> {
-    let doomed = std::mem::take(&mut remote.dispatch.lock().unwrap().doomed);
+    let doomed = std::mem::take(&mut remote.dispatch.locked().doomed);
     if doomed.is_empty() {
         return Ok(());
     }
@@ -306,7 +307,7 @@ async fn delete_doomed(remote: &Remote, conn: &mut ConnectionManager) -> redis::
     }
     if let Err(e) = pipe.query_async::<()>(conn).await {
         // Keep them for the next round.
-        remote.dispatch.lock().unwrap().doomed.extend(doomed);
+        remote.dispatch.locked().doomed.extend(doomed);
         return Err(e);
     }
     Ok(())
@@ -373,7 +374,7 @@ async fn reconcile(remote: &Remote, conn: &mut ConnectionManager) -> redis::Redi
             }
         }
     }
-    let mut d = remote.dispatch.lock().unwrap();
+    let mut d = remote.dispatch.locked();
     let repairs = d.reconcile(&present);
     if !repairs.add.is_empty() {
         tracing::info!(

@@ -5,6 +5,7 @@
 //! (`recover_remote`) and the workers register again.
 
 use crate::scheduler::{Command, TiKey};
+use crate::sync::LockExt;
 use aileron_model::clock::Clock;
 use aileron_protocol::ExecutionKey;
 use aileron_protocol::wire::{Entry, Refusal};
@@ -193,7 +194,7 @@ impl Remote {
     /// ones of a restart above all) gets a full worker timeout from here, however
     /// long start-up took.
     pub fn listening(&self, now: Instant) {
-        for lease in self.dispatch.lock().unwrap().leases.values_mut() {
+        for lease in self.dispatch.locked().leases.values_mut() {
             lease.last_beat = lease.last_beat.max(now);
         }
         self.listening
@@ -204,10 +205,10 @@ impl Remote {
     /// (SIGSTOP, a VM pause, swap) or starved, during which it could not read the
     /// heartbeats sent to it. Never past `now`.
     fn credit(&self, gap: Duration, now: Instant) {
-        for lease in self.dispatch.lock().unwrap().leases.values_mut() {
+        for lease in self.dispatch.locked().leases.values_mut() {
             lease.last_beat = (lease.last_beat + gap).min(now);
         }
-        for worker in self.workers.lock().unwrap().values_mut() {
+        for worker in self.workers.locked().values_mut() {
             worker.last_beat = (worker.last_beat + gap).min(now);
         }
     }
@@ -215,7 +216,7 @@ impl Remote {
     /// Records that `worker`'s finish of `attempt` was applied with `state`.
     pub fn record_finish(&self, attempt: u64, worker: &str, state: &str) {
         let now = Instant::now();
-        let mut f = self.finished.lock().unwrap();
+        let mut f = self.finished.locked();
         // Pruned now and then rather than on every insert, which would be
         // quadratic under a busy queue.
         if f.len() % 1024 == 1023 {
@@ -228,7 +229,7 @@ impl Remote {
     /// (a finish sent again because its answer was lost). A try the scheduler
     /// ended itself (no heartbeat) is not in here: that worker's finish is refused.
     pub fn finished_state(&self, attempt: u64, worker: &str) -> Option<String> {
-        let f = self.finished.lock().unwrap();
+        let f = self.finished.locked();
         f.get(&attempt)
             .filter(|(w, _, _)| w == worker)
             .map(|(_, s, _)| s.clone())
@@ -236,7 +237,7 @@ impl Remote {
 
     /// The lease of `attempt` if `worker` holds it, or why not.
     pub fn check_lease(&self, attempt: u64, worker: &str) -> Result<Arc<LogBuffer>, Refusal> {
-        let d = self.dispatch.lock().unwrap();
+        let d = self.dispatch.locked();
         match d.leases.get(&attempt) {
             Some(l) if l.worker == worker => Ok(l.log.clone()),
             Some(_) => Err(Refusal::RunningElsewhere),
@@ -265,7 +266,7 @@ impl Remote {
         let timeout = self.timing.worker_timeout;
         self.forget_silent_workers(now);
         let expired: Vec<(u64, Lease)> = {
-            let mut d = self.dispatch.lock().unwrap();
+            let mut d = self.dispatch.locked();
             let gone: Vec<u64> = d
                 .leases
                 .iter()
@@ -472,7 +473,7 @@ mod tests {
             Arc::new(aileron_model::clock::SimClock::new(Timestamp::UNIX_EPOCH)),
         );
         {
-            let mut d = remote.dispatch.lock().unwrap();
+            let mut d = remote.dispatch.locked();
             d.leases.insert(1, lease("a", t0));
             d.leases.insert(2, lease("b", t0));
         }
@@ -541,7 +542,7 @@ mod tests {
         beat(&remote, 1, at(10_500));
         assert_eq!(reaper.tick(&remote, at(11_000)), 1);
         assert_eq!(given_up(&mut rx), [2]);
-        assert!(remote.dispatch.lock().unwrap().leases.contains_key(&1));
+        assert!(remote.dispatch.locked().leases.contains_key(&1));
     }
 
     #[test]

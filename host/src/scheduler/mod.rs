@@ -23,6 +23,7 @@ pub use state::{DEFAULT_POOL, DEFAULT_POOL_SLOTS, TiKey};
 use crate::dag_processor::FileResult;
 use crate::executor::Executor;
 use crate::metastore::{BackfillRecord, DagRun, Metastore, MetastoreError, RunType, TaskInstance};
+use crate::sync::LockExt;
 use aileron_model::clock::Clock;
 use aileron_protocol::wire::Refusal;
 use aileron_sandbox::{LogBuffer, TryReport};
@@ -279,7 +280,7 @@ impl SchedulerHandle {
     }
 
     pub fn live_log(&self, key: &TiKey, try_number: u32) -> Option<String> {
-        let logs = self.live_logs.lock().unwrap();
+        let logs = self.live_logs.locked();
         logs.get(&(key.clone(), try_number)).map(|l| l.snapshot())
     }
 

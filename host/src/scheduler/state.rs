@@ -10,6 +10,7 @@ use crate::metastore::{
     DAG_VERSIONS, DagRecord, DagRun, IMPORT_ERRORS, ImportErrorRecord, LOGS, Metastore, RunType,
     TaskInstance, TryRecord, WriteBatch, XCOM, key, log_key, ti_key, xcom_key,
 };
+use crate::sync::LockExt;
 use aileron_model::clock::Clock;
 use aileron_model::dag::{DagSpec, TaskSpec};
 use aileron_model::trigger_rule::{self, TriggerDecision, UpstreamCounts};
@@ -450,7 +451,7 @@ impl State {
             .unwrap_or_default();
         let live_logs = self.live_logs.clone();
         self.after_commit.push(Box::new(move || {
-            live_logs.lock().unwrap().remove(&live);
+            live_logs.locked().remove(&live);
         }));
         if let Some(ti) = self.ti(&key) {
             if !log.is_empty() {
