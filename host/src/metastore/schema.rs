@@ -1,0 +1,53 @@
+//! The layout of the metastore file: its tables, the schema version and the
+//! migration steps from older versions.
+
+use super::MetastoreError;
+use redb::TableDefinition;
+
+/// Version of the layout below. Bump it and add a step to [`MIGRATIONS`] whenever a
+/// table or a record changes in a way old data cannot be read as.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Migration steps: `MIGRATIONS[i]` turns a version `i + 1` store into version `i + 2`.
+pub(super) type Migration = fn(&redb::WriteTransaction) -> Result<(), MetastoreError>;
+pub(super) const MIGRATIONS: &[Migration] = &[
+    // 1 → 2: TaskInstances and tries gain `attempt` (read as 0 when absent) and
+    // `meta.next_attempt` appears with the first dispatch; nothing to rewrite.
+    |_| Ok(()),
+];
+
+pub(crate) type Table = TableDefinition<'static, &'static str, &'static [u8]>;
+pub(super) const META: Table = TableDefinition::new("meta");
+pub(crate) const DAGS: Table = TableDefinition::new("dags");
+pub(crate) const DAG_VERSIONS: Table = TableDefinition::new("dag_versions");
+pub(crate) const DAG_RUNS: Table = TableDefinition::new("dag_runs");
+pub(crate) const TASK_INSTANCES: Table = TableDefinition::new("task_instances");
+pub(crate) const XCOM: Table = TableDefinition::new("xcom");
+pub(crate) const VARIABLES: Table = TableDefinition::new("variables");
+pub(crate) const CONNECTIONS: Table = TableDefinition::new("connections");
+pub(crate) const IMPORT_ERRORS: Table = TableDefinition::new("import_errors");
+pub(crate) const LOGS: Table = TableDefinition::new("logs");
+/// Pools by tenant and name. A new table, not a new layout: `init` creates it in
+/// an existing file, so no migration step is needed.
+pub(crate) const POOLS: Table = TableDefinition::new("pools");
+pub(crate) const CALLBACKS: Table = TableDefinition::new("callbacks");
+/// Keys of the callbacks not finished yet (empty values): what a restart must
+/// close, found without reading every callback ever run.
+pub(crate) const CALLBACKS_PENDING: Table = TableDefinition::new("callbacks_pending");
+pub(crate) const BACKFILLS: Table = TableDefinition::new("backfills");
+pub(super) const ALL_TABLES: [Table; 14] = [
+    META,
+    DAGS,
+    DAG_VERSIONS,
+    DAG_RUNS,
+    TASK_INSTANCES,
+    XCOM,
+    VARIABLES,
+    CONNECTIONS,
+    IMPORT_ERRORS,
+    LOGS,
+    POOLS,
+    CALLBACKS,
+    CALLBACKS_PENDING,
+    BACKFILLS,
+];
