@@ -8,8 +8,8 @@
 //! Run with `cargo bench -p aileron --bench scheduler`.
 
 use aileron::app::{self, App, AppConfig};
-use aileron::metastore::DEFAULT_TENANT;
 use aileron::scheduler::{SchedulerConfig, Update};
+use aileron_model::TenantId;
 use aileron_model::clock::SystemClock;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::fmt::Write;
@@ -69,7 +69,7 @@ async fn run_once(app: &App, dag_id: &str, n: &mut u64) -> Duration {
     let run = app
         .scheduler
         .trigger(
-            DEFAULT_TENANT,
+            TenantId::DEFAULT,
             dag_id,
             Some(format!("bench_{n}")),
             None,

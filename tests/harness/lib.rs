@@ -9,8 +9,9 @@ pub mod server;
 
 use aileron::app::{self, App, AppConfig};
 use aileron::dag_processor::DagFolder;
-use aileron::metastore::{DEFAULT_TENANT, DagRun, TaskInstance};
+use aileron::metastore::{DagRun, TaskInstance};
 use aileron::scheduler::{Command, SchedulerConfig, Update};
+use aileron_model::TenantId;
 use aileron_model::clock::SimClock;
 use aileron_model::{DagRunState, TaskInstanceState};
 use std::collections::BTreeMap;
@@ -129,7 +130,7 @@ impl Env {
         let run = self
             .app
             .scheduler
-            .trigger(DEFAULT_TENANT, dag_id, None, None, conf)
+            .trigger(TenantId::DEFAULT, dag_id, None, None, conf)
             .await
             .unwrap_or_else(|e| {
                 panic!(
@@ -149,7 +150,7 @@ impl Env {
         let finished = |env: &Env| {
             env.app
                 .metastore
-                .dag_run(DEFAULT_TENANT, dag_id, run_id)
+                .dag_run(TenantId::DEFAULT, dag_id, run_id)
                 .unwrap()
                 .is_some_and(|r| r.state.is_finished())
         };
@@ -168,13 +169,13 @@ impl Env {
         let run = self
             .app
             .metastore
-            .dag_run(DEFAULT_TENANT, dag_id, run_id)
+            .dag_run(TenantId::DEFAULT, dag_id, run_id)
             .unwrap()
             .expect("run exists");
         let tis = self
             .app
             .metastore
-            .task_instances(DEFAULT_TENANT, dag_id, run_id)
+            .task_instances(TenantId::DEFAULT, dag_id, run_id)
             .unwrap()
             .into_iter()
             .map(|ti| ((ti.task_id.clone(), ti.map_index), ti))

@@ -4,7 +4,7 @@
 //! worker's calls are refused, a silent one's try is failed and retried).
 
 use aileron::execution::api::{ExecState, router};
-use aileron::metastore::DEFAULT_TENANT;
+use aileron_model::TenantId;
 use aileron_model::{DagRunState, TaskInstanceState as S};
 use aileron_protocol::wire::{Entry, TRY_TOKEN_HEADER, WORKER_HEADER};
 use aileron_tests::Env;
@@ -86,7 +86,7 @@ async fn queued(env: &Env, task: &str) -> Entry {
 fn ti(env: &Env, run_id: &str, task: &str) -> aileron::metastore::TaskInstance {
     env.app
         .metastore
-        .task_instance(DEFAULT_TENANT, "remote", run_id, task, -1)
+        .task_instance(TenantId::DEFAULT, "remote", run_id, task, -1)
         .unwrap()
         .unwrap()
 }
@@ -101,7 +101,7 @@ async fn a_remote_try_runs_once_and_stale_workers_are_refused() {
     let run = env
         .app
         .scheduler
-        .trigger(DEFAULT_TENANT, "remote", None, None, Default::default())
+        .trigger(TenantId::DEFAULT, "remote", None, None, Default::default())
         .await
         .unwrap();
     let (w1, w2) = (
@@ -224,7 +224,7 @@ async fn a_remote_try_runs_once_and_stale_workers_are_refused() {
         .app
         .metastore
         .xcom(
-            DEFAULT_TENANT,
+            TenantId::DEFAULT,
             "remote",
             &run.run_id,
             "work",
@@ -257,7 +257,7 @@ async fn execution_calls_need_the_worker_token_and_a_matching_try_token() {
         .await;
     env.app
         .scheduler
-        .trigger(DEFAULT_TENANT, "remote", None, None, Default::default())
+        .trigger(TenantId::DEFAULT, "remote", None, None, Default::default())
         .await
         .unwrap();
     let entry = queued(&env, "work").await;
@@ -321,7 +321,7 @@ async fn execution_calls_need_the_worker_token_and_a_matching_try_token() {
     assert_eq!(
         env.app
             .metastore
-            .task_instance(DEFAULT_TENANT, "remote", &entry.key.run_id, "work", -1)
+            .task_instance(TenantId::DEFAULT, "remote", &entry.key.run_id, "work", -1)
             .unwrap()
             .unwrap()
             .state,

@@ -5,8 +5,8 @@
 //! addresses, the request never leaves the sandbox and the task fails at once,
 //! whatever its retries.
 
-use aileron::metastore::DEFAULT_TENANT;
 use aileron::scheduler::Update;
+use aileron_model::TenantId;
 use aileron_model::{DagRunState, TaskInstanceState as S};
 use aileron_tests::{Env, Outcome};
 use jiff::SignedDuration;
@@ -109,7 +109,7 @@ fn return_value(env: &Env, o: &Outcome, task_id: &str) -> Option<Value> {
     env.app
         .metastore
         .xcom(
-            DEFAULT_TENANT,
+            TenantId::DEFAULT,
             &o.run.dag_id,
             &o.run.run_id,
             task_id,

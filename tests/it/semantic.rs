@@ -75,8 +75,9 @@
 //! Ordering checks see what happens after the `Env` has started: with `scheduled =
 //! true`, start the clock (`start_at`) before the first run is due.
 
-use aileron::metastore::{CallbackRecord, DEFAULT_TENANT, DagRun, ReprocessBehavior, TaskInstance};
+use aileron::metastore::{CallbackRecord, DagRun, ReprocessBehavior, TaskInstance};
 use aileron::scheduler::{BackfillRequest, ClearOptions, Update};
+use aileron_model::TenantId;
 use aileron_model::clock::Clock;
 use aileron_model::{DagRunState, TaskInstanceState};
 use aileron_tests::Env;
@@ -714,7 +715,7 @@ impl Runner {
         for (key, value) in &case.setup.variables {
             env.app
                 .metastore
-                .set_variable(DEFAULT_TENANT, key, value)
+                .set_variable(TenantId::DEFAULT, key, value)
                 .unwrap();
         }
         for pool in &case.setup.pools {
@@ -797,7 +798,7 @@ impl Runner {
             } => {
                 let result = s
                     .trigger(
-                        DEFAULT_TENANT,
+                        TenantId::DEFAULT,
                         dag,
                         run_id.clone(),
                         logical_date.as_deref().map(ts),
@@ -851,7 +852,7 @@ impl Runner {
                         .env
                         .app
                         .metastore
-                        .task_instance(DEFAULT_TENANT, dag, &run.run_id, &task_id, map_index)
+                        .task_instance(TenantId::DEFAULT, dag, &run.run_id, &task_id, map_index)
                         .unwrap();
                     if ti.as_ref().is_some_and(|t| t.state == want) {
                         break;
@@ -905,7 +906,7 @@ impl Runner {
                     dry_run: false,
                 };
                 let got = s
-                    .clear(DEFAULT_TENANT, dag, &run.run_id, opts)
+                    .clear(TenantId::DEFAULT, dag, &run.run_id, opts)
                     .await
                     .unwrap_or_else(|e| self.fail(n, what, e));
                 self.check_listed(n, what, "cleared", &got, cleared);
@@ -930,7 +931,7 @@ impl Runner {
                 let (task_id, map_index) = parse_label(task);
                 let got = s
                     .set_task_state(
-                        DEFAULT_TENANT,
+                        TenantId::DEFAULT,
                         dag,
                         &run.run_id,
                         &task_id,
@@ -956,7 +957,7 @@ impl Runner {
                 wait,
             } => {
                 let run = self.step_run(n, what, &sel(dag, run_id, logical_date, *nth));
-                s.set_run_state(DEFAULT_TENANT, dag, &run.run_id, run_state(state))
+                s.set_run_state(TenantId::DEFAULT, dag, &run.run_id, run_state(state))
                     .await
                     .unwrap_or_else(|e| self.fail(n, what, e));
                 if *wait {
@@ -965,12 +966,12 @@ impl Runner {
                 }
             }
             Step::Pause { dag } => {
-                s.set_paused(DEFAULT_TENANT, dag, true)
+                s.set_paused(TenantId::DEFAULT, dag, true)
                     .await
                     .unwrap_or_else(|e| self.fail(n, what, e));
             }
             Step::Unpause { dag, settle } => {
-                s.set_paused(DEFAULT_TENANT, dag, false)
+                s.set_paused(TenantId::DEFAULT, dag, false)
                     .await
                     .unwrap_or_else(|e| self.fail(n, what, e));
                 s.sync().await.unwrap();
@@ -982,7 +983,7 @@ impl Runner {
                 self.env
                     .app
                     .metastore
-                    .set_variable(DEFAULT_TENANT, key, value)
+                    .set_variable(TenantId::DEFAULT, key, value)
                     .unwrap();
             }
             Step::DeleteRun {
@@ -992,7 +993,7 @@ impl Runner {
                 nth,
             } => {
                 let run = self.step_run(n, what, &sel(dag, run_id, logical_date, *nth));
-                s.delete_run(DEFAULT_TENANT, dag, &run.run_id)
+                s.delete_run(TenantId::DEFAULT, dag, &run.run_id)
                     .await
                     .unwrap_or_else(|e| self.fail(n, what, e));
             }
@@ -1011,7 +1012,7 @@ impl Runner {
                     .env
                     .app
                     .metastore
-                    .dag_runs(DEFAULT_TENANT, dag)
+                    .dag_runs(TenantId::DEFAULT, dag)
                     .unwrap()
                     .iter()
                     .map(|r| r.logical_date)
@@ -1037,7 +1038,7 @@ impl Runner {
                 wait,
             } => {
                 let request = BackfillRequest {
-                    tenant: DEFAULT_TENANT.to_owned(),
+                    tenant: TenantId::DEFAULT.to_owned(),
                     dag_id: dag.clone(),
                     from_date: ts(from),
                     to_date: ts(to),
@@ -1073,7 +1074,7 @@ impl Runner {
                 let Some(id) = self.backfills.get(dag).copied() else {
                     self.fail(n, what, format!("no backfill of `{dag}` was created"))
                 };
-                s.cancel_backfill(DEFAULT_TENANT, id)
+                s.cancel_backfill(TenantId::DEFAULT, id)
                     .await
                     .unwrap_or_else(|e| self.fail(n, what, e));
                 s.sync().await.unwrap();
@@ -1143,7 +1144,7 @@ impl Runner {
             .dags()
             .unwrap()
             .into_iter()
-            .find(|d| d.tenant == DEFAULT_TENANT && d.dag_id == dag)
+            .find(|d| d.tenant == TenantId::DEFAULT && d.dag_id == dag)
         else {
             return format!("    no DAG `{dag}`\n");
         };
@@ -1188,7 +1189,7 @@ impl Runner {
                 .env
                 .app
                 .metastore
-                .dag_runs(DEFAULT_TENANT, dag)
+                .dag_runs(TenantId::DEFAULT, dag)
                 .unwrap()
                 .into_iter()
                 .map(|r| r.run_id)
@@ -1248,7 +1249,7 @@ impl Runner {
             .env
             .app
             .metastore
-            .dag_runs(DEFAULT_TENANT, sel.dag)
+            .dag_runs(TenantId::DEFAULT, sel.dag)
             .map_err(|e| e.to_string())?;
         let ids = || runs.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>();
         let found = match (sel.run_id, sel.logical_date, sel.nth) {
@@ -1352,10 +1353,10 @@ impl Runner {
     /// None once the run and all its TaskInstances are finished; else what is not.
     fn run_pending(&self, dag: &str, run_id: &str) -> Option<String> {
         let m = &self.env.app.metastore;
-        let Some(run) = m.dag_run(DEFAULT_TENANT, dag, run_id).unwrap() else {
+        let Some(run) = m.dag_run(TenantId::DEFAULT, dag, run_id).unwrap() else {
             return Some(format!("run `{run_id}` of `{dag}` does not exist"));
         };
-        let tis = m.task_instances(DEFAULT_TENANT, dag, run_id).unwrap();
+        let tis = m.task_instances(TenantId::DEFAULT, dag, run_id).unwrap();
         // A finished run may keep TaskInstances that never got a state (Airflow's
         // backfill cancel fails queued runs and leaves them so): nothing moves them.
         let unfinished: Vec<String> = tis
@@ -1449,7 +1450,7 @@ impl Runner {
             .env
             .app
             .metastore
-            .dag_runs(DEFAULT_TENANT, dag)
+            .dag_runs(TenantId::DEFAULT, dag)
             .unwrap_or_default();
         let mut out = String::new();
         for run in runs {
@@ -1470,7 +1471,7 @@ impl Runner {
             .env
             .app
             .metastore
-            .task_instances(DEFAULT_TENANT, &run.dag_id, &run.run_id)
+            .task_instances(TenantId::DEFAULT, &run.dag_id, &run.run_id)
             .unwrap();
         let mut keyed: Vec<((String, i64), String)> = tis
             .iter()
@@ -1541,13 +1542,13 @@ impl Runner {
         }
         if let Some(want) = &e.callbacks {
             let got = m
-                .callbacks(DEFAULT_TENANT, &run.dag_id, &run.run_id)
+                .callbacks(TenantId::DEFAULT, &run.dag_id, &run.run_id)
                 .unwrap();
             check_callbacks(&got, want, &mut out);
         }
 
         let actual: BTreeMap<(String, i64), (TaskInstanceState, u32)> = m
-            .task_instances(DEFAULT_TENANT, &run.dag_id, &run.run_id)
+            .task_instances(TenantId::DEFAULT, &run.dag_id, &run.run_id)
             .unwrap()
             .into_iter()
             .map(|t| ((t.task_id, t.map_index), (t.state, t.try_number)))
@@ -1589,7 +1590,7 @@ impl Runner {
             let (task, index) = ti_key(l);
             let got: Option<Value> = m
                 .xcom(
-                    DEFAULT_TENANT,
+                    TenantId::DEFAULT,
                     &run.dag_id,
                     &run.run_id,
                     &task,

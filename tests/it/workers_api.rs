@@ -10,7 +10,7 @@ use aileron::api::{ApiState, router};
 use aileron::cli::client::seg;
 use aileron::execution::api::{self as exec, ExecState};
 use aileron::execution::remote::{Remote, Timing};
-use aileron::metastore::DEFAULT_TENANT;
+use aileron_model::TenantId;
 use aileron_model::params_schema::validate;
 use aileron_protocol::ExecutionKey;
 use aileron_protocol::wire::{Entry, TRY_TOKEN_HEADER, WORKER_HEADER};
@@ -312,7 +312,7 @@ async fn workers_are_listed_with_the_tries_their_leases_hold() {
     let run = env
         .app
         .scheduler
-        .trigger(DEFAULT_TENANT, "remote", None, None, Default::default())
+        .trigger(TenantId::DEFAULT, "remote", None, None, Default::default())
         .await
         .unwrap();
     let work = aileron_tests::queued_attempt(&remote, "work").await;
@@ -470,7 +470,7 @@ async fn the_workers_page_shows_workers_and_their_tries_in_a_real_browser() {
     let run = env
         .app
         .scheduler
-        .trigger(DEFAULT_TENANT, "remote", None, None, Default::default())
+        .trigger(TenantId::DEFAULT, "remote", None, None, Default::default())
         .await
         .unwrap();
     let work = aileron_tests::queued_attempt(&remote, "work").await;

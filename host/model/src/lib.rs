@@ -5,6 +5,7 @@
 
 pub mod clock;
 pub mod dag;
+pub mod ids;
 pub mod params_schema;
 pub mod schedule;
 pub mod state;
@@ -12,4 +13,5 @@ pub mod template;
 pub mod trigger_rule;
 pub mod units;
 
+pub use ids::TenantId;
 pub use state::{DagRunState, TaskInstanceState};

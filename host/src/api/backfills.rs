@@ -4,9 +4,10 @@
 //! counted from the states of its runs at the moment of the request, so a client
 //! can draw a progress bar without reading every run.
 
+use super::Caller;
 use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable, Unprocessable};
 use super::{ApiError, ApiResult, ApiState, JsonBody, load_dag, paginate};
-use crate::metastore::{BackfillRecord, DEFAULT_TENANT, ReprocessBehavior};
+use crate::metastore::{BackfillRecord, ReprocessBehavior};
 use crate::scheduler::{BackfillDate, BackfillRequest, SchedulerError};
 use aileron_model::DagRunState;
 use axum::Json;
@@ -154,6 +155,7 @@ pub struct BackfillFilter {
     )
 )]
 pub async fn list_backfills(
+    caller: Caller,
     State(s): State<ApiState>,
     Query(q): Query<BackfillFilter>,
 ) -> ApiResult<Json<BackfillCollection>> {
@@ -167,9 +169,11 @@ pub async fn list_backfills(
         }
     };
     if let Some(dag_id) = &q.dag_id {
-        load_dag(&s, dag_id)?;
+        load_dag(&s, &caller, dag_id)?;
     }
-    let mut all = s.metastore.backfills(DEFAULT_TENANT, q.dag_id.as_deref())?;
+    let mut all = s
+        .metastore
+        .backfills(caller.tenant(), q.dag_id.as_deref())?;
     all.sort_by_key(|b| b.id);
     if newest_first {
         all.reverse();
@@ -197,12 +201,13 @@ pub async fn list_backfills(
     )
 )]
 pub async fn get_backfill(
+    caller: Caller,
     State(s): State<ApiState>,
     Path(id): Path<u64>,
 ) -> ApiResult<Json<Backfill>> {
     let b = s
         .metastore
-        .backfill(DEFAULT_TENANT, id)?
+        .backfill(caller.tenant(), id)?
         .ok_or(SchedulerError::BackfillNotFound(id))?;
     one(&s, b)
 }
@@ -236,10 +241,10 @@ pub struct BackfillPostBody {
     max_active_runs: u32,
 }
 
-fn request(body: BackfillPostBody, dry_run: bool) -> ApiResult<BackfillRequest> {
+fn request(tenant: &str, body: BackfillPostBody, dry_run: bool) -> ApiResult<BackfillRequest> {
     let dag_run_conf = super::conf_object("dag_run_conf", body.dag_run_conf)?;
     Ok(BackfillRequest {
-        tenant: DEFAULT_TENANT.to_owned(),
+        tenant: tenant.to_owned(),
         from_date: super::user_datetime("from_date", &body.from_date)?,
         to_date: super::user_datetime("to_date", &body.to_date)?,
         dag_id: body.dag_id,
@@ -268,10 +273,14 @@ fn request(body: BackfillPostBody, dry_run: bool) -> ApiResult<BackfillRequest> 
     )
 )]
 pub async fn create_backfill(
+    caller: Caller,
     State(s): State<ApiState>,
     JsonBody(body): JsonBody<BackfillPostBody>,
 ) -> ApiResult<Json<Backfill>> {
-    let (record, _) = s.scheduler.create_backfill(request(body, false)?).await?;
+    let (record, _) = s
+        .scheduler
+        .create_backfill(request(caller.tenant(), body, false)?)
+        .await?;
     one(&s, record)
 }
 
@@ -290,10 +299,14 @@ pub async fn create_backfill(
     )
 )]
 pub async fn dry_run_backfill(
+    caller: Caller,
     State(s): State<ApiState>,
     JsonBody(body): JsonBody<BackfillPostBody>,
 ) -> ApiResult<Json<DryRunBackfillCollection>> {
-    let (_, dates) = s.scheduler.create_backfill(request(body, true)?).await?;
+    let (_, dates) = s
+        .scheduler
+        .create_backfill(request(caller.tenant(), body, true)?)
+        .await?;
     Ok(Json(DryRunBackfillCollection {
         total_entries: dates.len(),
         backfills: dates,
@@ -313,12 +326,13 @@ pub async fn dry_run_backfill(
     )
 )]
 pub async fn pause_backfill(
+    caller: Caller,
     State(s): State<ApiState>,
     Path(id): Path<u64>,
 ) -> ApiResult<Json<Backfill>> {
     let b = s
         .scheduler
-        .set_backfill_paused(DEFAULT_TENANT, id, true)
+        .set_backfill_paused(caller.tenant(), id, true)
         .await?;
     one(&s, b)
 }
@@ -336,12 +350,13 @@ pub async fn pause_backfill(
     )
 )]
 pub async fn unpause_backfill(
+    caller: Caller,
     State(s): State<ApiState>,
     Path(id): Path<u64>,
 ) -> ApiResult<Json<Backfill>> {
     let b = s
         .scheduler
-        .set_backfill_paused(DEFAULT_TENANT, id, false)
+        .set_backfill_paused(caller.tenant(), id, false)
         .await?;
     one(&s, b)
 }
@@ -360,9 +375,10 @@ pub async fn unpause_backfill(
     )
 )]
 pub async fn cancel_backfill(
+    caller: Caller,
     State(s): State<ApiState>,
     Path(id): Path<u64>,
 ) -> ApiResult<Json<Backfill>> {
-    let b = s.scheduler.cancel_backfill(DEFAULT_TENANT, id).await?;
+    let b = s.scheduler.cancel_backfill(caller.tenant(), id).await?;
     one(&s, b)
 }

@@ -1,9 +1,10 @@
 //! Callbacks of a DagRun: every `on_failure`, `on_success` and `on_retry`
 //! operator its tasks or the DAG fired, with how it went and its log.
 
+use super::Caller;
 use super::error::{BadRequest, NotFound};
 use super::{ApiResult, ApiState, Page, load_run, paginate};
-use crate::metastore::{CallbackRecord, DEFAULT_TENANT};
+use crate::metastore::CallbackRecord;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use jiff::Timestamp;
@@ -78,12 +79,13 @@ fn callback(c: CallbackRecord) -> Callback {
     )
 )]
 pub async fn list_callbacks(
+    caller: Caller,
     State(s): State<ApiState>,
     Path((dag_id, run_id)): Path<(String, String)>,
     Query(page): Query<Page>,
 ) -> ApiResult<Json<CallbackCollection>> {
-    load_run(&s, &dag_id, &run_id)?;
-    let mut all = s.metastore.callbacks(DEFAULT_TENANT, &dag_id, &run_id)?;
+    load_run(&s, &caller, &dag_id, &run_id)?;
+    let mut all = s.metastore.callbacks(caller.tenant(), &dag_id, &run_id)?;
     all.sort_by_key(|c| c.seq);
     let (page, total_entries) = paginate(all, page.limit, page.offset);
     Ok(Json(CallbackCollection {

@@ -2,9 +2,9 @@
 //! object by the `connection` host call. The password goes in and is stored for
 //! the operators, but is never sent back out of the API.
 
+use super::Caller;
 use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable};
 use super::{ApiError, ApiResult, ApiState, JsonBody, Page, check_id, paginate};
-use crate::metastore::DEFAULT_TENANT;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -114,9 +114,9 @@ fn not_found(conn_id: &str) -> ApiError {
     ApiError::not_found(format!("connection `{conn_id}` not found"))
 }
 
-fn load(s: &ApiState, conn_id: &str) -> ApiResult<Option<StoredConnection>> {
+fn load(s: &ApiState, tenant: &str, conn_id: &str) -> ApiResult<Option<StoredConnection>> {
     s.metastore
-        .connection(DEFAULT_TENANT, conn_id)?
+        .connection(tenant, conn_id)?
         .map(|json| parse(conn_id, &json))
         .transpose()
 }
@@ -154,10 +154,9 @@ fn check(c: &StoredConnection) -> ApiResult<()> {
     Ok(())
 }
 
-fn save(s: &ApiState, c: &StoredConnection) -> ApiResult<()> {
+fn save(s: &ApiState, tenant: &str, c: &StoredConnection) -> ApiResult<()> {
     let json = serde_json::to_string(c).expect("a connection serializes");
-    s.metastore
-        .set_connection(DEFAULT_TENANT, &c.conn_id, &json)?;
+    s.metastore.set_connection(tenant, &c.conn_id, &json)?;
     Ok(())
 }
 
@@ -171,11 +170,12 @@ fn save(s: &ApiState, c: &StoredConnection) -> ApiResult<()> {
     )
 )]
 pub async fn list_connections(
+    caller: Caller,
     State(s): State<ApiState>,
     Query(page): Query<Page>,
 ) -> ApiResult<Json<ConnectionCollection>> {
     let mut all = Vec::new();
-    for (conn_id, json) in s.metastore.connections(DEFAULT_TENANT)? {
+    for (conn_id, json) in s.metastore.connections(caller.tenant())? {
         all.push(Connection::from(parse(&conn_id, &json)?));
     }
     let (connections, total_entries) = paginate(all, page.limit, page.offset);
@@ -192,10 +192,11 @@ pub async fn list_connections(
     responses((status = 200, description = "The connection.", body = Connection), NotFound)
 )]
 pub async fn get_connection(
+    caller: Caller,
     State(s): State<ApiState>,
     Path(conn_id): Path<String>,
 ) -> ApiResult<Json<Connection>> {
-    let c = load(&s, &conn_id)?.ok_or_else(|| not_found(&conn_id))?;
+    let c = load(&s, caller.tenant(), &conn_id)?.ok_or_else(|| not_found(&conn_id))?;
     Ok(Json(c.into()))
 }
 
@@ -212,6 +213,7 @@ pub async fn get_connection(
     )
 )]
 pub async fn post_connection(
+    caller: Caller,
     State(s): State<ApiState>,
     JsonBody(body): JsonBody<NewConnection>,
 ) -> ApiResult<Json<Connection>> {
@@ -228,7 +230,7 @@ pub async fn post_connection(
     };
     check(&c)?;
     if s.metastore
-        .connection(DEFAULT_TENANT, &c.conn_id)?
+        .connection(caller.tenant(), &c.conn_id)?
         .is_some()
     {
         return Err(ApiError::conflict(format!(
@@ -236,7 +238,7 @@ pub async fn post_connection(
             c.conn_id
         )));
     }
-    save(&s, &c)?;
+    save(&s, caller.tenant(), &c)?;
     Ok(Json(c.into()))
 }
 
@@ -255,6 +257,7 @@ pub async fn post_connection(
     )
 )]
 pub async fn patch_connection(
+    caller: Caller,
     State(s): State<ApiState>,
     Path(conn_id): Path<String>,
     JsonBody(p): JsonBody<ConnectionPatch>,
@@ -264,7 +267,7 @@ pub async fn patch_connection(
             "`conn_id` in the body differs from the path; connections cannot be renamed",
         ));
     }
-    let mut c = load(&s, &conn_id)?.ok_or_else(|| not_found(&conn_id))?;
+    let mut c = load(&s, caller.tenant(), &conn_id)?.ok_or_else(|| not_found(&conn_id))?;
     if let Some(t) = p.conn_type {
         c.conn_type = t;
     }
@@ -285,7 +288,7 @@ pub async fn patch_connection(
         c.port = port;
     }
     check(&c)?;
-    save(&s, &c)?;
+    save(&s, caller.tenant(), &c)?;
     Ok(Json(c.into()))
 }
 
@@ -297,10 +300,11 @@ pub async fn patch_connection(
     responses((status = 204, description = "Deleted"), NotFound)
 )]
 pub async fn delete_connection(
+    caller: Caller,
     State(s): State<ApiState>,
     Path(conn_id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    if s.metastore.delete_connection(DEFAULT_TENANT, &conn_id)? {
+    if s.metastore.delete_connection(caller.tenant(), &conn_id)? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(&conn_id))

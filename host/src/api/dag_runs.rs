@@ -1,11 +1,12 @@
 //! DagRuns: list (per DAG or across DAGs with `~`), trigger, get, set state, delete,
 //! clear.
 
+use super::Caller;
 use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable, Unprocessable};
 use super::states::{DagRunType, DagState, parse_run_states};
 use super::task_instances::{TaskInstanceCollection, task_instances};
 use super::{ANY, ApiError, ApiResult, ApiState, JsonBody, Specs, load_dag, load_run, paginate};
-use crate::metastore::{DEFAULT_TENANT, DagRun as RunRecord};
+use crate::metastore::DagRun as RunRecord;
 use crate::scheduler::ClearOptions;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -126,6 +127,7 @@ fn sort_runs(runs: &mut [RunRecord], order_by: Option<&str>) -> ApiResult<()> {
     )
 )]
 pub async fn list_runs(
+    caller: Caller,
     State(s): State<ApiState>,
     Path(dag_id): Path<String>,
     Query(q): Query<RunFilter>,
@@ -140,11 +142,11 @@ pub async fn list_runs(
         s.metastore
             .all_dag_runs()?
             .into_iter()
-            .filter(|r| r.tenant == DEFAULT_TENANT)
+            .filter(|r| r.tenant == caller.tenant())
             .collect()
     } else {
-        load_dag(&s, &dag_id)?;
-        s.metastore.dag_runs(DEFAULT_TENANT, &dag_id)?
+        load_dag(&s, &caller, &dag_id)?;
+        s.metastore.dag_runs(caller.tenant(), &dag_id)?
     };
     if let Some(states) = states {
         runs.retain(|r| states.contains(&r.state));
@@ -188,6 +190,7 @@ pub struct TriggerDagRun {
     )
 )]
 pub async fn trigger_run(
+    caller: Caller,
     State(s): State<ApiState>,
     Path(dag_id): Path<String>,
     JsonBody(body): JsonBody<TriggerDagRun>,
@@ -207,7 +210,13 @@ pub async fn trigger_run(
         .transpose()?;
     let run = s
         .scheduler
-        .trigger(DEFAULT_TENANT, &dag_id, body.dag_run_id, logical_date, conf)
+        .trigger(
+            caller.tenant(),
+            &dag_id,
+            body.dag_run_id,
+            logical_date,
+            conf,
+        )
         .await?;
     Ok(Json(dag_run(&run)))
 }
@@ -219,10 +228,11 @@ pub async fn trigger_run(
     responses((status = 200, description = "The DagRun.", body = DagRun), NotFound)
 )]
 pub async fn get_run(
+    caller: Caller,
     State(s): State<ApiState>,
     Path((dag_id, run_id)): Path<(String, String)>,
 ) -> ApiResult<Json<DagRun>> {
-    Ok(Json(dag_run(&load_run(&s, &dag_id, &run_id)?)))
+    Ok(Json(dag_run(&load_run(&s, &caller, &dag_id, &run_id)?)))
 }
 
 /// The states a DagRun may be set to by hand.
@@ -258,11 +268,12 @@ pub struct UpdateDagRunState {
     )
 )]
 pub async fn patch_run(
+    caller: Caller,
     State(s): State<ApiState>,
     Path((dag_id, run_id)): Path<(String, String)>,
     JsonBody(body): JsonBody<UpdateDagRunState>,
 ) -> ApiResult<Json<DagRun>> {
-    load_run(&s, &dag_id, &run_id)?;
+    load_run(&s, &caller, &dag_id, &run_id)?;
     let state = match body.state {
         DagRunStateChange::Queued => DagState::Queued,
         DagRunStateChange::Success => DagState::Success,
@@ -270,7 +281,7 @@ pub async fn patch_run(
     };
     let run = s
         .scheduler
-        .set_run_state(DEFAULT_TENANT, &dag_id, &run_id, state.into())
+        .set_run_state(caller.tenant(), &dag_id, &run_id, state.into())
         .await?;
     Ok(Json(dag_run(&run)))
 }
@@ -283,12 +294,13 @@ pub async fn patch_run(
     responses((status = 204, description = "Deleted"), NotFound, Conflict, Unavailable)
 )]
 pub async fn delete_run(
+    caller: Caller,
     State(s): State<ApiState>,
     Path((dag_id, run_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    load_run(&s, &dag_id, &run_id)?;
+    load_run(&s, &caller, &dag_id, &run_id)?;
     s.scheduler
-        .delete_run(DEFAULT_TENANT, &dag_id, &run_id)
+        .delete_run(caller.tenant(), &dag_id, &run_id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -339,15 +351,16 @@ pub enum ClearDagRunResult {
     )
 )]
 pub async fn clear_run(
+    caller: Caller,
     State(s): State<ApiState>,
     Path((dag_id, run_id)): Path<(String, String)>,
     JsonBody(body): JsonBody<ClearDagRun>,
 ) -> ApiResult<Json<ClearDagRunResult>> {
-    load_run(&s, &dag_id, &run_id)?;
+    load_run(&s, &caller, &dag_id, &run_id)?;
     let cleared = s
         .scheduler
         .clear(
-            DEFAULT_TENANT,
+            caller.tenant(),
             &dag_id,
             &run_id,
             ClearOptions {
@@ -367,6 +380,6 @@ pub async fn clear_run(
         })));
     }
     Ok(Json(ClearDagRunResult::Cleared(Box::new(dag_run(
-        &load_run(&s, &dag_id, &run_id)?,
+        &load_run(&s, &caller, &dag_id, &run_id)?,
     )))))
 }

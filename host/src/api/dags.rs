@@ -1,8 +1,9 @@
 //! DAGs: list with filters and paging, details (tasks, edges, source), pause.
 
+use super::Caller;
 use super::error::{BadRequest, NotFound, PayloadTooLarge, Unavailable, Unprocessable};
 use super::{ApiResult, ApiState, JsonBody, load_dag, paginate};
-use crate::metastore::{DEFAULT_TENANT, DagRecord, ImportErrorRecord};
+use crate::metastore::{DagRecord, ImportErrorRecord};
 use aileron_model::dag::DagSpec;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -223,6 +224,7 @@ pub struct DagFilter {
     responses((status = 200, description = "One page of DAGs.", body = DagCollection), BadRequest)
 )]
 pub async fn list_dags(
+    caller: Caller,
     State(s): State<ApiState>,
     Query(q): Query<DagFilter>,
 ) -> ApiResult<Json<DagCollection>> {
@@ -239,7 +241,7 @@ pub async fn list_dags(
         })
         .unwrap_or_default();
     for d in s.metastore.dags()? {
-        if d.tenant != DEFAULT_TENANT
+        if d.tenant != caller.tenant()
             || (q.only_active.unwrap_or(true) && !d.is_active)
             || q.paused.is_some_and(|p| p != d.is_paused)
             || q.dag_id_pattern
@@ -273,10 +275,11 @@ pub async fn list_dags(
     )
 )]
 pub async fn get_dag(
+    caller: Caller,
     State(s): State<ApiState>,
     Path(dag_id): Path<String>,
 ) -> ApiResult<Json<DagDetail>> {
-    let (d, spec) = load_dag(&s, &dag_id)?;
+    let (d, spec) = load_dag(&s, &caller, &dag_id)?;
     Ok(Json(detail(&d, &spec, &s.metastore.import_errors()?)))
 }
 
@@ -301,15 +304,16 @@ pub struct PatchDag {
     )
 )]
 pub async fn patch_dag(
+    caller: Caller,
     State(s): State<ApiState>,
     Path(dag_id): Path<String>,
     JsonBody(body): JsonBody<PatchDag>,
 ) -> ApiResult<Json<Dag>> {
-    load_dag(&s, &dag_id)?;
+    load_dag(&s, &caller, &dag_id)?;
     s.scheduler
-        .set_paused(DEFAULT_TENANT, &dag_id, body.is_paused)
+        .set_paused(caller.tenant(), &dag_id, body.is_paused)
         .await?;
-    let (d, spec) = load_dag(&s, &dag_id)?;
+    let (d, spec) = load_dag(&s, &caller, &dag_id)?;
     Ok(Json(dag(&d, &spec, &s.metastore.import_errors()?)))
 }
 

@@ -9,8 +9,8 @@
 //! it shows).
 
 use super::ApiState;
+use super::Caller;
 use super::states::{DagState, TaskState, task_state};
-use crate::metastore::DEFAULT_TENANT;
 use crate::scheduler::Update;
 use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -61,9 +61,9 @@ pub struct EventFilter {
 /// that would otherwise keep their connection open forever.
 const SCHEDULER_CHECK: Duration = Duration::from_secs(1);
 
-fn event(update: &Update, dag_filter: Option<&str>) -> Option<Event> {
+fn event(update: &Update, caller_tenant: &str, dag_filter: Option<&str>) -> Option<Event> {
     let wanted = |tenant: &str, dag_id: &str| {
-        tenant == DEFAULT_TENANT && dag_filter.is_none_or(|d| d == dag_id)
+        tenant == caller_tenant && dag_filter.is_none_or(|d| d == dag_id)
     };
     let event = match update {
         Update::DagRun {
@@ -122,6 +122,7 @@ fn event(update: &Update, dag_filter: Option<&str>) -> Option<Event> {
     ))
 )]
 pub async fn events(
+    caller: Caller,
     State(s): State<ApiState>,
     Query(q): Query<EventFilter>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
@@ -135,19 +136,20 @@ pub async fn events(
             tick.tick().await;
         }
     };
-    Sse::new(stream(updates, q.dag_id, stopped)).keep_alive(KeepAlive::default())
+    Sse::new(stream(updates, caller, q.dag_id, stopped)).keep_alive(KeepAlive::default())
 }
 
 /// The events of `updates` for `dag_filter`, until `stopped` completes.
 fn stream(
     updates: broadcast::Receiver<Update>,
+    caller: Caller,
     dag_filter: Option<String>,
     stopped: impl Future<Output = ()> + Send + 'static,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     BroadcastStream::new(updates)
         .filter_map(move |item| {
             let event = match item {
-                Ok(update) => event(&update, dag_filter.as_deref()),
+                Ok(update) => event(&update, caller.tenant(), dag_filter.as_deref()),
                 // The channel dropped updates this client had not read yet.
                 Err(BroadcastStreamRecvError::Lagged(missed)) => Event::default()
                     .event("resync")
@@ -168,7 +170,7 @@ mod tests {
 
     fn run_update(dag_id: &str, run_id: &str) -> Update {
         Update::DagRun {
-            tenant: DEFAULT_TENANT.to_owned(),
+            tenant: aileron_model::TenantId::DEFAULT.to_owned(),
             dag_id: dag_id.to_owned(),
             run_id: run_id.to_owned(),
             state: DagRunState::Running,
@@ -190,7 +192,7 @@ mod tests {
             tx.send(run_update("d", &format!("r{i}"))).unwrap();
         }
         drop(tx);
-        let text = body_text(stream(rx, None, std::future::pending())).await;
+        let text = body_text(stream(rx, Caller::default(), None, std::future::pending())).await;
         let events: Vec<&str> = text.lines().filter(|l| l.starts_with("event:")).collect();
         assert_eq!(
             events,
@@ -215,7 +217,13 @@ mod tests {
         tx.send(Update::Dags).unwrap();
         tx.send(run_update("d", "r3")).unwrap();
         drop(tx);
-        let text = body_text(stream(rx, Some("d".to_owned()), std::future::pending())).await;
+        let text = body_text(stream(
+            rx,
+            Caller::default(),
+            Some("d".to_owned()),
+            std::future::pending(),
+        ))
+        .await;
         let events: Vec<&str> = text.lines().filter(|l| l.starts_with("event:")).collect();
         assert_eq!(events, ["event: dags", "event: dag_run"], "{text}");
         assert!(text.contains(r#""dag_run_id":"r3""#), "{text}");
@@ -225,7 +233,7 @@ mod tests {
     async fn the_stream_ends_when_the_scheduler_stops() {
         let (_tx, rx) = broadcast::channel::<Update>(4);
         // `_tx` stays open: only the stop signal can end this stream.
-        let text = body_text(stream(rx, None, std::future::ready(()))).await;
+        let text = body_text(stream(rx, Caller::default(), None, std::future::ready(()))).await;
         assert_eq!(text, "");
     }
 }

@@ -1,8 +1,9 @@
 //! Import errors of DAG files.
 
+use super::Caller;
 use super::error::BadRequest;
 use super::{ApiResult, ApiState, Page, paginate};
-use crate::metastore::{DEFAULT_TENANT, ImportErrorRecord};
+use crate::metastore::ImportErrorRecord;
 use axum::Json;
 use axum::extract::{Query, State};
 use jiff::Timestamp;
@@ -57,6 +58,7 @@ fn import_error(i: usize, e: &ImportErrorRecord) -> ImportError {
     )
 )]
 pub async fn list_import_errors(
+    caller: Caller,
     State(s): State<ApiState>,
     Query(page): Query<Page>,
 ) -> ApiResult<Json<ImportErrorCollection>> {
@@ -64,7 +66,7 @@ pub async fn list_import_errors(
         .metastore
         .import_errors()?
         .iter()
-        .filter(|e| e.tenant == DEFAULT_TENANT)
+        .filter(|e| e.tenant == caller.tenant())
         .enumerate()
         .map(|(i, e)| import_error(i, e))
         .collect();

@@ -16,6 +16,7 @@
 
 mod backfills;
 mod callbacks;
+mod caller;
 mod connections;
 mod dag_runs;
 mod dags;
@@ -32,10 +33,11 @@ mod variables;
 mod workers;
 mod xcom;
 
+pub use caller::Caller;
 pub use error::{ApiError, Problem};
 pub use plugins::plugin as plugin_json;
 
-use crate::metastore::{DEFAULT_TENANT, DagRecord, DagRun, Metastore, TaskInstance};
+use crate::metastore::{DagRecord, DagRun, Metastore, TaskInstance};
 use crate::scheduler::{SchedulerError, SchedulerHandle};
 use aileron_model::dag::DagSpec;
 use aileron_sandbox::Registry;
@@ -285,11 +287,11 @@ fn check_id(what: &str, id: &str) -> ApiResult<()> {
     Ok(())
 }
 
-fn load_dag(s: &ApiState, dag_id: &str) -> ApiResult<(DagRecord, Arc<DagSpec>)> {
+fn load_dag(s: &ApiState, caller: &Caller, dag_id: &str) -> ApiResult<(DagRecord, Arc<DagSpec>)> {
     let not_found = || ApiError::not_found(format!("DAG `{dag_id}` not found"));
     let d = s
         .metastore
-        .dag(DEFAULT_TENANT, dag_id)?
+        .dag(caller.tenant(), dag_id)?
         .ok_or_else(not_found)?;
     let spec = s
         .metastore
@@ -302,14 +304,15 @@ fn run_not_found(dag_id: &str, run_id: &str) -> ApiError {
     ApiError::not_found(format!("DagRun `{run_id}` of DAG `{dag_id}` not found"))
 }
 
-fn load_run(s: &ApiState, dag_id: &str, run_id: &str) -> ApiResult<DagRun> {
+fn load_run(s: &ApiState, caller: &Caller, dag_id: &str, run_id: &str) -> ApiResult<DagRun> {
     s.metastore
-        .dag_run(DEFAULT_TENANT, dag_id, run_id)?
+        .dag_run(caller.tenant(), dag_id, run_id)?
         .ok_or_else(|| run_not_found(dag_id, run_id))
 }
 
 fn load_ti(
     s: &ApiState,
+    caller: &Caller,
     dag_id: &str,
     run_id: &str,
     task_id: &str,
@@ -317,7 +320,7 @@ fn load_ti(
 ) -> ApiResult<TaskInstance> {
     let map_index = map_index.unwrap_or(-1);
     s.metastore
-        .task_instance(DEFAULT_TENANT, dag_id, run_id, task_id, map_index)?
+        .task_instance(caller.tenant(), dag_id, run_id, task_id, map_index)?
         .ok_or_else(|| {
             let mapped = if map_index >= 0 {
                 format!(" (map index {map_index})")

@@ -2,9 +2,9 @@
 //! DAG file). The occupancy figures are computed from the TaskInstances in flight
 //! at the moment of the request. `default_pool` always exists.
 
+use super::Caller;
 use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable};
 use super::{ApiError, ApiResult, ApiState, JsonBody, Page, Specs, check_id, paginate};
-use crate::metastore::DEFAULT_TENANT;
 use aileron_model::TaskInstanceState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -54,11 +54,11 @@ struct Usage {
 
 /// What every pool has in use now: the unfinished runs' TaskInstances that hold or
 /// are about to take slots, each counted with its task's `pool_slots`.
-fn usage(s: &ApiState) -> ApiResult<HashMap<String, Usage>> {
+fn usage(s: &ApiState, tenant: &str) -> ApiResult<HashMap<String, Usage>> {
     let mut specs = Specs::new(&s.metastore);
     let mut out: HashMap<String, Usage> = HashMap::new();
     for run in s.metastore.all_dag_runs()? {
-        if run.tenant != DEFAULT_TENANT || run.state.is_finished() {
+        if run.tenant != tenant || run.state.is_finished() {
             continue;
         }
         let Some(spec) = specs.get(&run.tenant, &run.dag_id, &run.dag_version)? else {
@@ -109,17 +109,17 @@ fn parse(name: &str, json: &str) -> ApiResult<PoolRecord> {
 }
 
 /// The stored pool, or the built-in default for `default_pool` never changed.
-fn load(s: &ApiState, name: &str) -> ApiResult<Option<PoolRecord>> {
-    match s.metastore.pool(DEFAULT_TENANT, name)? {
+fn load(s: &ApiState, tenant: &str, name: &str) -> ApiResult<Option<PoolRecord>> {
+    match s.metastore.pool(tenant, name)? {
         Some(json) => parse(name, &json).map(Some),
         None if name == DEFAULT_POOL => Ok(Some(default_pool())),
         None => Ok(None),
     }
 }
 
-fn save(s: &ApiState, name: &str, p: &PoolRecord) -> ApiResult<()> {
+fn save(s: &ApiState, tenant: &str, name: &str, p: &PoolRecord) -> ApiResult<()> {
     let json = serde_json::to_string(p).expect("a pool serializes");
-    s.metastore.set_pool(DEFAULT_TENANT, name, &json)?;
+    s.metastore.set_pool(tenant, name, &json)?;
     // The scheduler admits by pool size: tell it, so a bigger pool starts waiting
     // tasks at once.
     let _ = s.scheduler.send(Command::PoolsChanged);
@@ -137,11 +137,12 @@ fn not_found(name: &str) -> ApiError {
     responses((status = 200, description = "One page of pools.", body = PoolCollection), BadRequest)
 )]
 pub async fn list_pools(
+    caller: Caller,
     State(s): State<ApiState>,
     Query(page): Query<Page>,
 ) -> ApiResult<Json<PoolCollection>> {
     let mut stored: Vec<(String, PoolRecord)> = Vec::new();
-    for (name, json) in s.metastore.pools(DEFAULT_TENANT)? {
+    for (name, json) in s.metastore.pools(caller.tenant())? {
         let p = parse(&name, &json)?;
         stored.push((name, p));
     }
@@ -149,7 +150,7 @@ pub async fn list_pools(
         stored.push((DEFAULT_POOL.to_owned(), default_pool()));
     }
     stored.sort_by(|(a, _), (b, _)| (a != DEFAULT_POOL, a).cmp(&(b != DEFAULT_POOL, b)));
-    let usage = usage(&s)?;
+    let usage = usage(&s, caller.tenant())?;
     let all = stored
         .into_iter()
         .map(|(name, p)| {
@@ -171,11 +172,14 @@ pub async fn list_pools(
     responses((status = 200, description = "The pool.", body = Pool), NotFound)
 )]
 pub async fn get_pool(
+    caller: Caller,
     State(s): State<ApiState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Pool>> {
-    let p = load(&s, &name)?.ok_or_else(|| not_found(&name))?;
-    let u = usage(&s)?.remove(&name).unwrap_or_default();
+    let p = load(&s, caller.tenant(), &name)?.ok_or_else(|| not_found(&name))?;
+    let u = usage(&s, caller.tenant())?
+        .remove(&name)
+        .unwrap_or_default();
     Ok(Json(pool(name, p, u)))
 }
 
@@ -200,11 +204,12 @@ pub struct NewPool {
     )
 )]
 pub async fn post_pool(
+    caller: Caller,
     State(s): State<ApiState>,
     JsonBody(body): JsonBody<NewPool>,
 ) -> ApiResult<Json<Pool>> {
     check_id("`name`", &body.name)?;
-    if load(&s, &body.name)?.is_some() {
+    if load(&s, caller.tenant(), &body.name)?.is_some() {
         return Err(ApiError::conflict(format!(
             "pool `{}` already exists; change it with PATCH",
             body.name
@@ -214,8 +219,10 @@ pub async fn post_pool(
         slots: body.slots,
         description: body.description,
     };
-    save(&s, &body.name, &p)?;
-    let u = usage(&s)?.remove(&body.name).unwrap_or_default();
+    save(&s, caller.tenant(), &body.name, &p)?;
+    let u = usage(&s, caller.tenant())?
+        .remove(&body.name)
+        .unwrap_or_default();
     Ok(Json(pool(body.name, p, u)))
 }
 
@@ -246,6 +253,7 @@ pub struct PoolPatch {
     )
 )]
 pub async fn patch_pool(
+    caller: Caller,
     State(s): State<ApiState>,
     Path(name): Path<String>,
     JsonBody(body): JsonBody<PoolPatch>,
@@ -255,15 +263,17 @@ pub async fn patch_pool(
             "`name` in the body differs from the path; pools cannot be renamed",
         ));
     }
-    let mut p = load(&s, &name)?.ok_or_else(|| not_found(&name))?;
+    let mut p = load(&s, caller.tenant(), &name)?.ok_or_else(|| not_found(&name))?;
     if let Some(slots) = body.slots {
         p.slots = slots;
     }
     if let Some(description) = body.description {
         p.description = description;
     }
-    save(&s, &name, &p)?;
-    let u = usage(&s)?.remove(&name).unwrap_or_default();
+    save(&s, caller.tenant(), &name, &p)?;
+    let u = usage(&s, caller.tenant())?
+        .remove(&name)
+        .unwrap_or_default();
     Ok(Json(pool(name, p, u)))
 }
 
@@ -274,6 +284,7 @@ pub async fn patch_pool(
     responses((status = 204, description = "Deleted"), BadRequest, NotFound)
 )]
 pub async fn delete_pool(
+    caller: Caller,
     State(s): State<ApiState>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
@@ -282,7 +293,7 @@ pub async fn delete_pool(
             "`default_pool` cannot be deleted; change its slots with PATCH instead",
         ));
     }
-    if s.metastore.delete_pool(DEFAULT_TENANT, &name)? {
+    if s.metastore.delete_pool(caller.tenant(), &name)? {
         let _ = s.scheduler.send(Command::PoolsChanged);
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -1,12 +1,13 @@
 //! TaskInstances: list (per run, across runs and DAGs with `~`), get, tries, logs,
 //! clear and set state.
 
+use super::Caller;
 use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable, Unprocessable};
 use super::states::{TaskState, parse_ti_states, task_state};
 use super::{
     ANY, ApiError, ApiResult, ApiState, JsonBody, Specs, load_dag, load_run, load_ti, paginate,
 };
-use crate::metastore::{DEFAULT_TENANT, DagRun, TaskInstance as TiRecord, TryRecord};
+use crate::metastore::{DagRun, TaskInstance as TiRecord, TryRecord};
 use crate::scheduler::{ClearOptions, TiKey};
 use aileron_model::TaskInstanceState;
 use axum::Json;
@@ -255,6 +256,7 @@ pub struct TiFilter {
     )
 )]
 pub async fn list_tis(
+    caller: Caller,
     State(s): State<ApiState>,
     Path((dag_id, run_id)): Path<(String, String)>,
     Query(q): Query<TiFilter>,
@@ -271,7 +273,7 @@ pub async fn list_tis(
                 .metastore
                 .all_dag_runs()?
                 .into_iter()
-                .filter(|r| r.tenant == DEFAULT_TENANT)
+                .filter(|r| r.tenant == caller.tenant())
                 .collect();
             runs.sort_by_key(|r| r.seq);
             runs
@@ -282,17 +284,17 @@ pub async fn list_tis(
             ));
         }
         (_, ANY) => {
-            load_dag(&s, &dag_id)?;
-            s.metastore.dag_runs(DEFAULT_TENANT, &dag_id)?
+            load_dag(&s, &caller, &dag_id)?;
+            s.metastore.dag_runs(caller.tenant(), &dag_id)?
         }
-        _ => vec![load_run(&s, &dag_id, &run_id)?],
+        _ => vec![load_run(&s, &caller, &dag_id, &run_id)?],
     };
     let mut specs = Specs::new(&s.metastore);
     let mut out = Vec::new();
     for run in &runs {
         for ti in s
             .metastore
-            .task_instances(DEFAULT_TENANT, &run.dag_id, &run.run_id)?
+            .task_instances(caller.tenant(), &run.dag_id, &run.run_id)?
         {
             if q.task_id.as_ref().is_some_and(|t| *t != ti.task_id)
                 || states.as_ref().is_some_and(|st| !st.contains(&ti.state))
@@ -337,12 +339,13 @@ pub struct MapIndex {
     )
 )]
 pub async fn get_ti(
+    caller: Caller,
     State(s): State<ApiState>,
     Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
     Query(q): Query<MapIndex>,
 ) -> ApiResult<Json<TaskInstanceDetail>> {
-    let run = load_run(&s, &dag_id, &run_id)?;
-    let ti = load_ti(&s, &dag_id, &run_id, &task_id, q.map_index)?;
+    let run = load_run(&s, &caller, &dag_id, &run_id)?;
+    let ti = load_ti(&s, &caller, &dag_id, &run_id, &task_id, q.map_index)?;
     Ok(Json(TaskInstanceDetail {
         task_instance: task_instance(&ti, &mut Specs::new(&s.metastore), &run)?,
         tries: tries(&ti),
@@ -397,13 +400,14 @@ pub struct UpdateTaskInstance {
     )
 )]
 pub async fn patch_ti(
+    caller: Caller,
     State(s): State<ApiState>,
     Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
     Query(q): Query<MapIndex>,
     JsonBody(body): JsonBody<UpdateTaskInstance>,
 ) -> ApiResult<Json<TaskInstanceCollection>> {
-    load_run(&s, &dag_id, &run_id)?;
-    load_ti(&s, &dag_id, &run_id, &task_id, q.map_index)?;
+    load_run(&s, &caller, &dag_id, &run_id)?;
+    load_ti(&s, &caller, &dag_id, &run_id, &task_id, q.map_index)?;
     let state = match body.new_state {
         TaskStateChange::Success => TaskInstanceState::Success,
         TaskStateChange::Failed => TaskInstanceState::Failed,
@@ -412,7 +416,7 @@ pub async fn patch_ti(
     let changed = s
         .scheduler
         .set_task_state(
-            DEFAULT_TENANT,
+            caller.tenant(),
             &dag_id,
             &run_id,
             &task_id,
@@ -446,11 +450,12 @@ pub async fn patch_ti(
     )
 )]
 pub async fn list_tries(
+    caller: Caller,
     State(s): State<ApiState>,
     Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
     Query(q): Query<MapIndex>,
 ) -> ApiResult<Json<TaskInstanceTryCollection>> {
-    let ti = load_ti(&s, &dag_id, &run_id, &task_id, q.map_index)?;
+    let ti = load_ti(&s, &caller, &dag_id, &run_id, &task_id, q.map_index)?;
     let task_instances = tries(&ti);
     Ok(Json(TaskInstanceTryCollection {
         total_entries: task_instances.len(),
@@ -473,11 +478,12 @@ pub async fn list_tries(
     )
 )]
 pub async fn get_try(
+    caller: Caller,
     State(s): State<ApiState>,
     Path((dag_id, run_id, task_id, try_number)): Path<(String, String, String, u32)>,
     Query(q): Query<MapIndex>,
 ) -> ApiResult<Json<TaskInstanceTry>> {
-    let ti = load_ti(&s, &dag_id, &run_id, &task_id, q.map_index)?;
+    let ti = load_ti(&s, &caller, &dag_id, &run_id, &task_id, q.map_index)?;
     tries(&ti)
         .into_iter()
         .find(|t| t.try_number == try_number)
@@ -515,11 +521,12 @@ pub struct LogQuery {
     )
 )]
 pub async fn get_log(
+    caller: Caller,
     State(s): State<ApiState>,
     Path((dag_id, run_id, task_id, try_number)): Path<(String, String, String, u32)>,
     Query(q): Query<LogQuery>,
 ) -> ApiResult<Json<Log>> {
-    let ti = load_ti(&s, &dag_id, &run_id, &task_id, q.map_index)?;
+    let ti = load_ti(&s, &caller, &dag_id, &run_id, &task_id, q.map_index)?;
     if try_number == 0 || try_number > ti.try_number.max(1) {
         return Err(ApiError::not_found(format!(
             "try {try_number} of `{task_id}` does not exist (latest is {})",
@@ -600,14 +607,15 @@ fn default_true() -> bool {
     )
 )]
 pub async fn clear_tis(
+    caller: Caller,
     State(s): State<ApiState>,
     Path(dag_id): Path<String>,
     JsonBody(body): JsonBody<ClearTaskInstances>,
 ) -> ApiResult<Json<TaskInstanceCollection>> {
-    load_dag(&s, &dag_id)?;
-    let run = load_run(&s, &dag_id, &body.dag_run_id)?;
+    load_dag(&s, &caller, &dag_id)?;
+    let run = load_run(&s, &caller, &dag_id, &body.dag_run_id)?;
     if let Some(ids) = &body.task_ids {
-        let spec = Specs::new(&s.metastore).get(DEFAULT_TENANT, &dag_id, &run.dag_version)?;
+        let spec = Specs::new(&s.metastore).get(caller.tenant(), &dag_id, &run.dag_version)?;
         if let Some(spec) = spec
             && let Some(unknown) = ids.iter().find(|id| spec.task(id).is_none())
         {
@@ -620,7 +628,7 @@ pub async fn clear_tis(
     let cleared = s
         .scheduler
         .clear(
-            DEFAULT_TENANT,
+            caller.tenant(),
             &dag_id,
             &body.dag_run_id,
             ClearOptions {

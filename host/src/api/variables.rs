@@ -1,9 +1,9 @@
 //! Variables: string values tasks read through templates (`var.value.<key>`) and
 //! the `variable` host call.
 
+use super::Caller;
 use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable};
 use super::{ApiError, ApiResult, ApiState, JsonBody, Page, check_id, paginate};
-use crate::metastore::DEFAULT_TENANT;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -37,12 +37,13 @@ fn not_found(key: &str) -> ApiError {
     )
 )]
 pub async fn list_variables(
+    caller: Caller,
     State(s): State<ApiState>,
     Query(page): Query<Page>,
 ) -> ApiResult<Json<VariableCollection>> {
     let all = s
         .metastore
-        .variables(DEFAULT_TENANT)?
+        .variables(caller.tenant())?
         .into_iter()
         .map(|(key, value)| Variable { key, value })
         .collect();
@@ -60,12 +61,13 @@ pub async fn list_variables(
     responses((status = 200, description = "The variable.", body = Variable), NotFound)
 )]
 pub async fn get_variable(
+    caller: Caller,
     State(s): State<ApiState>,
     Path(key): Path<String>,
 ) -> ApiResult<Json<Variable>> {
     let value = s
         .metastore
-        .variable(DEFAULT_TENANT, &key)?
+        .variable(caller.tenant(), &key)?
         .ok_or_else(|| not_found(&key))?;
     Ok(Json(Variable { key, value }))
 }
@@ -83,18 +85,19 @@ pub async fn get_variable(
     )
 )]
 pub async fn post_variable(
+    caller: Caller,
     State(s): State<ApiState>,
     JsonBody(body): JsonBody<Variable>,
 ) -> ApiResult<Json<Variable>> {
     check_id("`key`", &body.key)?;
-    if s.metastore.variable(DEFAULT_TENANT, &body.key)?.is_some() {
+    if s.metastore.variable(caller.tenant(), &body.key)?.is_some() {
         return Err(ApiError::conflict(format!(
             "variable `{}` already exists; change it with PATCH",
             body.key
         )));
     }
     s.metastore
-        .set_variable(DEFAULT_TENANT, &body.key, &body.value)?;
+        .set_variable(caller.tenant(), &body.key, &body.value)?;
     Ok(Json(body))
 }
 
@@ -120,6 +123,7 @@ pub struct PatchVariable {
     )
 )]
 pub async fn patch_variable(
+    caller: Caller,
     State(s): State<ApiState>,
     Path(key): Path<String>,
     JsonBody(body): JsonBody<PatchVariable>,
@@ -129,11 +133,11 @@ pub async fn patch_variable(
             "`key` in the body differs from the path; variables cannot be renamed",
         ));
     }
-    if s.metastore.variable(DEFAULT_TENANT, &key)?.is_none() {
+    if s.metastore.variable(caller.tenant(), &key)?.is_none() {
         return Err(not_found(&key));
     }
     s.metastore
-        .set_variable(DEFAULT_TENANT, &key, &body.value)?;
+        .set_variable(caller.tenant(), &key, &body.value)?;
     Ok(Json(Variable {
         key,
         value: body.value,
@@ -147,10 +151,11 @@ pub async fn patch_variable(
     responses((status = 204, description = "Deleted"), NotFound)
 )]
 pub async fn delete_variable(
+    caller: Caller,
     State(s): State<ApiState>,
     Path(key): Path<String>,
 ) -> ApiResult<StatusCode> {
-    if s.metastore.delete_variable(DEFAULT_TENANT, &key)? {
+    if s.metastore.delete_variable(caller.tenant(), &key)? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(&key))

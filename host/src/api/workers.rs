@@ -5,10 +5,10 @@
 //! what the worker says. Without a remote executor (`aileron standalone`) tries run
 //! in this process and the list is empty.
 
+use super::Caller;
 use super::error::BadRequest;
 use super::{ApiResult, ApiState, Page, paginate};
 use crate::execution::remote::{Remote, WorkerInfo};
-use crate::metastore::DEFAULT_TENANT;
 use crate::scheduler::TiKey;
 use crate::sync::LockExt;
 use axum::Json;
@@ -182,13 +182,14 @@ fn worker(l: Listed, tenant: &str) -> Worker {
     )
 )]
 pub async fn list_workers(
+    caller: Caller,
     State(s): State<ApiState>,
     Query(page): Query<Page>,
 ) -> ApiResult<Json<WorkerCollection>> {
     let all = match &s.remote {
         Some(remote) => list(remote, Instant::now())
             .into_iter()
-            .map(|l| worker(l, DEFAULT_TENANT))
+            .map(|l| worker(l, caller.tenant()))
             .collect(),
         None => Vec::new(),
     };

@@ -1,5 +1,6 @@
 //! XCom entries of a TaskInstance.
 
+use super::Caller;
 use super::error::{BadRequest, NotFound};
 use super::task_instances::MapIndex;
 use super::{ApiError, ApiResult, ApiState, load_ti, paginate};
@@ -74,11 +75,12 @@ pub struct XComQuery {
     )
 )]
 pub async fn list_xcom(
+    caller: Caller,
     State(s): State<ApiState>,
     Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
     Query(q): Query<XComQuery>,
 ) -> ApiResult<Json<XComCollection>> {
-    let ti = load_ti(&s, &dag_id, &run_id, &task_id, q.map_index)?;
+    let ti = load_ti(&s, &caller, &dag_id, &run_id, &task_id, q.map_index)?;
     let entries = s
         .metastore
         .xcom_entries(&ti.tenant, &dag_id, &run_id, &task_id, ti.map_index)?
@@ -108,11 +110,12 @@ pub async fn list_xcom(
     )
 )]
 pub async fn get_xcom(
+    caller: Caller,
     State(s): State<ApiState>,
     Path((dag_id, run_id, task_id, key)): Path<(String, String, String, String)>,
     Query(q): Query<MapIndex>,
 ) -> ApiResult<Json<XComEntry>> {
-    let ti = load_ti(&s, &dag_id, &run_id, &task_id, q.map_index)?;
+    let ti = load_ti(&s, &caller, &dag_id, &run_id, &task_id, q.map_index)?;
     s.metastore
         .xcom_entries(&ti.tenant, &dag_id, &run_id, &task_id, ti.map_index)?
         .into_iter()

@@ -3,7 +3,9 @@
 use super::client::{Client, seg};
 use super::{HomeArgs, ServerArgs, parse_conf};
 use crate::app::{self, AppConfig};
-use crate::metastore::DEFAULT_TENANT;
+// `dags test` runs a top-level DAG file: the DAG processor's folder rule gives it
+// the default tenant.
+use crate::dag_processor::DEFAULT_TENANT;
 use crate::scheduler::{SchedulerConfig, Update};
 use aileron_model::clock::SystemClock;
 use aileron_model::dag::parse_user_datetime as parse_datetime;

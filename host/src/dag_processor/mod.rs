@@ -30,7 +30,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 /// The tenant of files at the top of the DAGs folder.
-pub const DEFAULT_TENANT: &str = "default";
+pub const DEFAULT_TENANT: &str = aileron_model::TenantId::DEFAULT;
 
 /// DAG files are configuration; anything larger is refused rather than parsed, so one
 /// tenant cannot make the DAG processor read gigabytes.
@@ -284,11 +284,7 @@ fn is_dag_file_name(name: &str) -> bool {
 }
 
 fn is_tenant_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    aileron_model::TenantId::is_valid(name)
 }
 
 #[cfg(test)]

@@ -6,9 +6,6 @@ use aileron_model::{DagRunState, TaskInstanceState};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-/// The tenant every object belongs to until multi-tenancy arrives.
-pub const DEFAULT_TENANT: &str = "default";
-
 /// A DAG as the scheduler tracks it (its parsed spec lives in `dag_versions`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DagRecord {

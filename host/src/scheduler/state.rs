@@ -940,7 +940,7 @@ impl State {
         let now = self.now();
         let seen: HashSet<String> = files.iter().map(|(f, _)| f.clone()).collect();
         for (fileloc, result) in files {
-            let tenant = tenant_of(&fileloc);
+            let tenant = crate::dag_processor::DagFolder::tenant_of(&fileloc).to_owned();
             let err_key = (tenant.clone(), fileloc.clone());
             match result {
                 Some(FileResult::Dag(spec)) => {
@@ -2075,14 +2075,6 @@ fn new_ti(run: &DagRun, task: &TaskSpec, map_index: i64, hostname: &str) -> Task
         tries: Vec::new(),
         hostname: hostname.to_owned(),
         attempt: 0,
-    }
-}
-
-/// `team_a/etl.toml` belongs to tenant `team_a`; top-level files to `default`.
-pub fn tenant_of(fileloc: &str) -> String {
-    match fileloc.split_once('/') {
-        Some((tenant, _)) => tenant.to_owned(),
-        None => crate::metastore::DEFAULT_TENANT.to_owned(),
     }
 }
 
