@@ -2,8 +2,9 @@
 //! of slots; each slot runs one TaskInstance try in the sandbox and reports back to
 //! the scheduler.
 
-use crate::scheduler::{Command, TiKey};
+use crate::scheduler::Command;
 use crate::sync::LockExt;
+use aileron_model::TiKey;
 use aileron_model::clock::Clock;
 use aileron_sandbox::{Sandbox, TryReport, TryRequest, TryResult};
 use std::collections::{HashMap, HashSet};

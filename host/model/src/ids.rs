@@ -1,6 +1,7 @@
 //! Typed identities, parsed once at the edge: [`TenantId`] names the team that
-//! owns an object. Every record, request and try carries one, so code that works
-//! on an object cannot forget whose it is.
+//! owns an object, and the keys of a DAG, a DagRun and a TaskInstance
+//! ([`DagKey`], [`RunKey`], [`TiKey`]) each carry their tenant, so code that
+//! works on an object cannot forget whose it is.
 
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
@@ -72,6 +73,62 @@ impl<'de> Deserialize<'de> for TenantId {
 impl PartialEq<str> for TenantId {
     fn eq(&self, other: &str) -> bool {
         self.0 == other
+    }
+}
+
+/// Identifies one DAG: its tenant and id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DagKey {
+    pub tenant: String,
+    pub dag_id: String,
+}
+
+/// Identifies one DagRun. Ordered by tenant, DAG, then run id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RunKey {
+    pub tenant: String,
+    pub dag_id: String,
+    pub run_id: String,
+}
+
+/// Identifies one TaskInstance (`map_index` -1 for a task that is not mapped).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TiKey {
+    pub tenant: String,
+    pub dag_id: String,
+    pub run_id: String,
+    pub task_id: String,
+    pub map_index: i64,
+}
+
+impl DagKey {
+    pub fn new(tenant: &str, dag_id: &str) -> Self {
+        DagKey {
+            tenant: tenant.to_owned(),
+            dag_id: dag_id.to_owned(),
+        }
+    }
+}
+
+impl RunKey {
+    pub fn new(tenant: &str, dag_id: &str, run_id: &str) -> Self {
+        RunKey {
+            tenant: tenant.to_owned(),
+            dag_id: dag_id.to_owned(),
+            run_id: run_id.to_owned(),
+        }
+    }
+
+    /// The DAG the run belongs to.
+    pub fn dag(&self) -> DagKey {
+        DagKey::new(&self.tenant, &self.dag_id)
+    }
+}
+
+impl TiKey {
+    /// The DagRun the TaskInstance belongs to.
+    pub fn run_key(&self) -> RunKey {
+        RunKey::new(&self.tenant, &self.dag_id, &self.run_id)
     }
 }
 

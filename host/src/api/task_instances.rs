@@ -8,8 +8,9 @@ use super::{
     ANY, ApiError, ApiResult, ApiState, JsonBody, Specs, load_dag, load_run, load_ti, paginate,
 };
 use crate::metastore::{DagRun, TaskInstance as TiRecord, TryRecord};
-use crate::scheduler::{ClearOptions, TiKey};
+use crate::scheduler::ClearOptions;
 use aileron_model::TaskInstanceState;
+use aileron_model::TiKey;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use jiff::Timestamp;

@@ -6,8 +6,9 @@
 
 use super::remote::{Remote, WorkerInfo};
 use crate::metastore::Metastore;
-use crate::scheduler::{Command, MetastoreHost, SchedulerHandle, TiKey};
+use crate::scheduler::{Command, MetastoreHost, SchedulerHandle};
 use crate::sync::LockExt;
+use aileron_model::TiKey;
 use aileron_protocol::TryClaims;
 use aileron_protocol::wire::{
     ConnectionResponse, ExecError, FinishRequest, FinishResponse, LogChunk, Refusal,

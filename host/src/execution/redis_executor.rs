@@ -5,8 +5,8 @@
 
 use super::remote::{Lease, Present, Queued, REAP_EVERY, Reaper, Remote};
 use crate::executor::{AdoptedTry, CALLBACK_SLOTS, CallbackJob, Executor, Job, run_callback};
-use crate::scheduler::TiKey;
 use crate::sync::LockExt;
+use aileron_model::TiKey;
 use aileron_protocol::TryClaims;
 use aileron_protocol::streams;
 use aileron_protocol::wire::{Entry, EntryKey, QUEUES_KEY, stream_key};

@@ -4,8 +4,9 @@
 //! persisted; after a restart the scheduler rebuilds it from the metastore
 //! (`recover_remote`) and the workers register again.
 
-use crate::scheduler::{Command, TiKey};
+use crate::scheduler::Command;
 use crate::sync::LockExt;
+use aileron_model::TiKey;
 use aileron_model::clock::Clock;
 use aileron_protocol::ExecutionKey;
 use aileron_protocol::wire::{Entry, Refusal};

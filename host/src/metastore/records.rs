@@ -222,3 +222,22 @@ pub struct BackfillRecord {
     #[serde(default)]
     pub skipped_dates: Vec<Timestamp>,
 }
+
+impl From<&TaskInstance> for aileron_model::TiKey {
+    fn from(ti: &TaskInstance) -> Self {
+        aileron_model::TiKey {
+            tenant: ti.tenant.clone(),
+            dag_id: ti.dag_id.clone(),
+            run_id: ti.run_id.clone(),
+            task_id: ti.task_id.clone(),
+            map_index: ti.map_index,
+        }
+    }
+}
+
+impl DagRun {
+    /// The key of this run.
+    pub fn key(&self) -> aileron_model::RunKey {
+        aileron_model::RunKey::new(&self.tenant, &self.dag_id, &self.run_id)
+    }
+}

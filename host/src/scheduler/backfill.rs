@@ -56,7 +56,7 @@ impl State {
         req: BackfillRequest,
     ) -> Result<(BackfillRecord, Vec<BackfillDate>), SchedulerError> {
         let now = self.now();
-        let dk = (req.tenant.clone(), req.dag_id.clone());
+        let dk = DagKey::new(&req.tenant, &req.dag_id);
         let spec = self
             .dags
             .get(&dk)
@@ -144,7 +144,7 @@ impl State {
             let (action, reason) = match &existing {
                 None => ("create", None),
                 Some(run_id) => {
-                    let state = self.run_state(&(dk.0.clone(), dk.1.clone(), run_id.clone()))?;
+                    let state = self.run_state(&RunKey::new(&dk.tenant, &dk.dag_id, run_id))?;
                     match (state, req.reprocess_behavior) {
                         (Some(s), _) if !s.is_finished() => ("skip", Some("in flight")),
                         (Some(DagRunState::Failed), ReprocessBehavior::Failed)
@@ -233,7 +233,7 @@ impl State {
         b: &BackfillRecord,
         conf: Option<serde_json::Map<String, serde_json::Value>>,
     ) {
-        let rk = (b.tenant.clone(), b.dag_id.clone(), run_id.to_owned());
+        let rk = RunKey::new(&b.tenant, &b.dag_id, run_id);
         if let Some(r) = self.runs.get_mut(&rk) {
             r.run.backfill_id = Some(b.id);
             r.run.run_type = RunType::Backfill;
@@ -271,7 +271,7 @@ impl State {
         let b = self.active_backfill(tenant, id)?.clone();
         let now = self.now();
         for run_id in &b.run_ids {
-            let rk = (b.tenant.clone(), b.dag_id.clone(), run_id.clone());
+            let rk = RunKey::new(&b.tenant, &b.dag_id, run_id);
             if self
                 .runs
                 .get(&rk)
@@ -340,7 +340,7 @@ impl State {
         run.run
             .backfill_id
             .and_then(|id| self.backfills.get(&id))
-            .is_some_and(|b| b.run_ids.first() == Some(&rk.2))
+            .is_some_and(|b| b.run_ids.first() == Some(&rk.run_id))
     }
 
     /// Where a queued backfill run stands in its backfill's order, for starting

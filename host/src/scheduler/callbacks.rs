@@ -132,9 +132,9 @@ impl State {
         for (cb, params) in specs.iter().zip(rendered) {
             let seq = self.next_callback_seq(rk);
             let mut record = CallbackRecord {
-                tenant: rk.0.clone(),
-                dag_id: rk.1.clone(),
-                run_id: rk.2.clone(),
+                tenant: rk.tenant.clone(),
+                dag_id: rk.dag_id.clone(),
+                run_id: rk.run_id.clone(),
                 seq,
                 event: event.name().to_owned(),
                 task_id: ti.map(|t| t.task_id.clone()),
@@ -154,9 +154,9 @@ impl State {
                 Ok(params) => {
                     let host = Arc::new(MetastoreHost::new(
                         self.metastore.clone(),
-                        &rk.0,
-                        &rk.1,
-                        &rk.2,
+                        &rk.tenant,
+                        &rk.dag_id,
+                        &rk.run_id,
                     ));
                     let request = TryRequest::new(
                         tenant.clone(),
@@ -171,7 +171,7 @@ impl State {
                         host,
                     );
                     self.callbacks_to_send.push(CallbackJob {
-                        id: (rk.0.clone(), rk.1.clone(), rk.2.clone(), seq),
+                        id: (rk.tenant.clone(), rk.dag_id.clone(), rk.run_id.clone(), seq),
                         request,
                     });
                 }
@@ -189,7 +189,7 @@ impl State {
         if !self.callback_seq.contains_key(rk) {
             let n = self
                 .metastore
-                .callbacks(&rk.0, &rk.1, &rk.2)
+                .callbacks(&rk.tenant, &rk.dag_id, &rk.run_id)
                 .map(|c| c.iter().map(|c| c.seq + 1).max().unwrap_or(0))
                 .unwrap_or(0);
             self.callback_seq.insert(rk.clone(), n);

@@ -16,7 +16,7 @@ impl State {
         dag_id: &str,
         run_id: &str,
     ) -> Result<(RunKey, bool), SchedulerError> {
-        let rk = (tenant.to_owned(), dag_id.to_owned(), run_id.to_owned());
+        let rk = RunKey::new(tenant, dag_id, run_id);
         if self.runs.contains_key(&rk) {
             return Ok((rk, true));
         }
@@ -71,8 +71,8 @@ impl State {
         for id in ids {
             if spec.task(id).is_none() {
                 return Err(SchedulerError::TaskNotFound {
-                    dag_id: rk.1.clone(),
-                    run_id: rk.2.clone(),
+                    dag_id: rk.dag_id.clone(),
+                    run_id: rk.run_id.clone(),
                     task_id: id.clone(),
                 });
             }
@@ -190,9 +190,9 @@ impl State {
         }
         for (task_id, map_index) in selected {
             let key = TiKey {
-                tenant: rk.0.clone(),
-                dag_id: rk.1.clone(),
-                run_id: rk.2.clone(),
+                tenant: rk.tenant.clone(),
+                dag_id: rk.dag_id.clone(),
+                run_id: rk.run_id.clone(),
                 task_id: task_id.clone(),
                 map_index,
             };
@@ -241,7 +241,7 @@ impl State {
     fn move_to_latest_version(&mut self, rk: &RunKey) {
         let Some(latest) = self
             .dags
-            .get(&(rk.0.clone(), rk.1.clone()))
+            .get(&rk.dag())
             .filter(|d| d.record.is_active)
             .map(|d| d.spec.clone())
         else {
@@ -256,7 +256,7 @@ impl State {
             .tis
             .values()
             .filter(|ti| latest.task(&ti.task_id).is_none() && ti.state != S::Removed)
-            .map(TiKey::of)
+            .map(TiKey::from)
             .collect();
         for key in &gone {
             self.force_state(key, S::Removed, now);
@@ -343,9 +343,9 @@ impl State {
         let mut changed = Vec::new();
         for (task_id, map_index) in keys {
             let key = TiKey {
-                tenant: rk.0.clone(),
-                dag_id: rk.1.clone(),
-                run_id: rk.2.clone(),
+                tenant: rk.tenant.clone(),
+                dag_id: rk.dag_id.clone(),
+                run_id: rk.run_id.clone(),
                 task_id: task_id.clone(),
                 map_index,
             };
@@ -419,9 +419,9 @@ impl State {
         let keys: Vec<(String, i64)> = self.runs[&rk].tis.keys().cloned().collect();
         for (task_id, map_index) in keys {
             let key = TiKey {
-                tenant: rk.0.clone(),
-                dag_id: rk.1.clone(),
-                run_id: rk.2.clone(),
+                tenant: rk.tenant.clone(),
+                dag_id: rk.dag_id.clone(),
+                run_id: rk.run_id.clone(),
                 task_id,
                 map_index,
             };
@@ -460,7 +460,7 @@ impl State {
         dag_id: &str,
         run_id: &str,
     ) -> Result<(), SchedulerError> {
-        let rk = (tenant.to_owned(), dag_id.to_owned(), run_id.to_owned());
+        let rk = RunKey::new(tenant, dag_id, run_id);
         let run = match self.runs.remove(&rk) {
             Some(r) => Some(r.run),
             None => self.metastore.dag_run(tenant, dag_id, run_id)?,

@@ -16,9 +16,10 @@
 mod host;
 mod state;
 
+use aileron_model::TiKey;
 pub use host::MetastoreHost;
 pub use state::backfill::{BackfillDate, BackfillRequest, MAX_BACKFILL_RUNS};
-pub use state::{DEFAULT_POOL, DEFAULT_POOL_SLOTS, TiKey};
+pub use state::{DEFAULT_POOL, DEFAULT_POOL_SLOTS};
 
 use crate::dag_processor::FileResult;
 use crate::executor::Executor;

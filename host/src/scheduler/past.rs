@@ -10,7 +10,7 @@ pub(super) type RunDates = BTreeMap<(Timestamp, u64), (String, RunType)>;
 impl State {
     pub(super) fn index_run(&mut self, run: &DagRun) {
         self.run_dates
-            .entry((run.tenant.clone(), run.dag_id.clone()))
+            .entry(DagKey::new(&run.tenant, &run.dag_id))
             .or_default()
             .insert(
                 (run.logical_date, run.seq),
@@ -21,7 +21,7 @@ impl State {
     pub(super) fn unindex_run(&mut self, run: &DagRun) {
         if let Some(index) = self
             .run_dates
-            .get_mut(&(run.tenant.clone(), run.dag_id.clone()))
+            .get_mut(&DagKey::new(&run.tenant, &run.dag_id))
         {
             index.remove(&(run.logical_date, run.seq));
         }
@@ -43,7 +43,7 @@ impl State {
         let run = &self.runs.get(rk)?.run;
         let catchup = self.runs[rk].spec.catchup;
         self.run_dates
-            .get(&(rk.0.clone(), rk.1.clone()))?
+            .get(&rk.dag())?
             .range(..(run.logical_date, 0))
             .rev()
             .find(|(_, (_, t))| !catchup || *t != RunType::Manual)
@@ -52,13 +52,13 @@ impl State {
 
     /// States of every TaskInstance of `task_id` in another run of the same DAG.
     fn states_in(&self, rk: &RunKey, run_id: &str, task_id: &str) -> Vec<S> {
-        let key = (rk.0.clone(), rk.1.clone(), run_id.to_owned());
+        let key = RunKey::new(&rk.tenant, &rk.dag_id, run_id);
         if let Some(r) = self.known_run(&key) {
             return r.tis_of(task_id).map(|t| t.state).collect();
         }
         match self
             .metastore
-            .task_instances_of(&rk.0, &rk.1, run_id, task_id)
+            .task_instances_of(&rk.tenant, &rk.dag_id, run_id, task_id)
         {
             Ok(tis) => tis.into_iter().map(|t| t.state).collect(),
             Err(e) => {
@@ -105,7 +105,7 @@ impl State {
         let dags = std::mem::take(&mut self.finished_in);
         for (rk, run) in &self.runs {
             if run.run.state == DagRunState::Running
-                && dags.contains(&(rk.0.clone(), rk.1.clone()))
+                && dags.contains(&rk.dag())
                 && run.spec.tasks.iter().any(|t| t.depends_on_past)
                 && run.tis.values().any(|ti| ti.state == S::NoStatus)
             {

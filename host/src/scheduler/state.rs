@@ -33,37 +33,7 @@ mod past;
 
 use callbacks::Event;
 
-/// Identifies one TaskInstance.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TiKey {
-    pub tenant: String,
-    pub dag_id: String,
-    pub run_id: String,
-    pub task_id: String,
-    pub map_index: i64,
-}
-
-impl TiKey {
-    fn of(ti: &TaskInstance) -> Self {
-        Self {
-            tenant: ti.tenant.clone(),
-            dag_id: ti.dag_id.clone(),
-            run_id: ti.run_id.clone(),
-            task_id: ti.task_id.clone(),
-            map_index: ti.map_index,
-        }
-    }
-    fn run_key(&self) -> RunKey {
-        (
-            self.tenant.clone(),
-            self.dag_id.clone(),
-            self.run_id.clone(),
-        )
-    }
-}
-
-type DagKey = (String, String);
-type RunKey = (String, String, String);
+pub(super) use aileron_model::{DagKey, RunKey, TiKey};
 
 struct DagEntry {
     record: DagRecord,
@@ -201,7 +171,7 @@ impl State {
         state.load_backfills()?;
         for record in metastore.dags()? {
             if let Some(spec) = state.spec(&record.tenant, &record.dag_id, &record.version)? {
-                let key = (record.tenant.clone(), record.dag_id.clone());
+                let key = DagKey::new(&record.tenant, &record.dag_id);
                 state.dags.insert(
                     key,
                     DagEntry {
@@ -240,7 +210,7 @@ impl State {
             for ti in tis.values() {
                 state.next_attempt = state.next_attempt.max(ti.attempt + 1);
             }
-            let key = (run.tenant.clone(), run.dag_id.clone(), run.run_id.clone());
+            let key = run.key();
             state.dirty_runs.insert(key.clone());
             state.runs.insert(key, ActiveRun { run, spec, tis });
         }
@@ -295,7 +265,7 @@ impl State {
         for run in self.runs.values_mut() {
             for ti in run.tis.values_mut() {
                 match ti.state {
-                    S::Running => lost.push(TiKey::of(ti)),
+                    S::Running => lost.push(TiKey::from(&*ti)),
                     S::Queued => {
                         let last = ti.tries.last();
                         ti.try_number = last.map(|t| t.try_number).unwrap_or(0);
@@ -352,7 +322,7 @@ impl State {
                     self.batch.put_next_attempt(self.next_attempt);
                     self.batch.put_ti(ti);
                 }
-                let key = TiKey::of(ti);
+                let key = TiKey::from(&*ti);
                 self.in_flight
                     .insert(key.clone(), (ti.try_number, ti.attempt));
                 if ti.state == S::Queued {
@@ -497,7 +467,7 @@ impl State {
         }
         Ok(self
             .metastore
-            .dag_run(&rk.0, &rk.1, &rk.2)?
+            .dag_run(&rk.tenant, &rk.dag_id, &rk.run_id)?
             .map(|r| r.state))
     }
 
@@ -610,7 +580,7 @@ impl State {
                 paused,
                 reply,
             } => {
-                let result = match self.dags.get_mut(&(tenant.clone(), dag_id.clone())) {
+                let result = match self.dags.get_mut(&DagKey::new(&tenant, &dag_id)) {
                     Some(d) => {
                         d.record.is_paused = paused;
                         self.batch.put_dag(&d.record);
@@ -619,7 +589,7 @@ impl State {
                         let keys: Vec<_> = self
                             .runs
                             .keys()
-                            .filter(|k| k.0 == tenant && k.1 == dag_id)
+                            .filter(|k| k.tenant == tenant && k.dag_id == dag_id)
                             .cloned()
                             .collect();
                         self.dirty_runs.extend(keys);
@@ -725,8 +695,7 @@ impl State {
 
     fn push_ti_update(&mut self, ti: &TaskInstance) {
         if ti.state.is_finished() {
-            self.finished_in
-                .insert((ti.tenant.clone(), ti.dag_id.clone()));
+            self.finished_in.insert(DagKey::new(&ti.tenant, &ti.dag_id));
         }
         self.updates.push(Update::TaskInstance {
             tenant: ti.tenant.clone(),
@@ -948,7 +917,7 @@ impl State {
                         self.batch.delete(IMPORT_ERRORS, key(&[&tenant, &fileloc]));
                     }
                     let spec: Arc<DagSpec> = Arc::new(*spec);
-                    let dk = (spec.tenant.clone(), spec.dag_id.clone());
+                    let dk = DagKey::new(&spec.tenant, &spec.dag_id);
                     let vk = (
                         spec.tenant.clone(),
                         spec.dag_id.clone(),
@@ -1053,7 +1022,7 @@ impl State {
         let now = self.now();
         let entry = self
             .dags
-            .get(&(tenant.to_owned(), dag_id.to_owned()))
+            .get(&DagKey::new(tenant, dag_id))
             .filter(|d| d.record.is_active)
             .ok_or_else(|| SchedulerError::DagNotFound(dag_id.to_owned()))?;
         let spec = entry.spec.clone();
@@ -1078,7 +1047,7 @@ impl State {
                 "dag_run_id must be 1 to 250 characters".to_owned(),
             ));
         }
-        let rk = (tenant.to_owned(), dag_id.to_owned(), run_id.clone());
+        let rk = RunKey::new(tenant, dag_id, &run_id);
         if self.runs.contains_key(&rk) || self.metastore.dag_run(tenant, dag_id, &run_id)?.is_some()
         {
             return Err(SchedulerError::RunExists {
@@ -1192,8 +1161,8 @@ impl State {
                 // `max_active_runs` (as in Airflow).
                 let active = self
                     .runs
-                    .range((dk.0.clone(), dk.1.clone(), String::new())..)
-                    .take_while(|(k, _)| k.0 == dk.0 && k.1 == dk.1)
+                    .range(RunKey::new(&dk.tenant, &dk.dag_id, "")..)
+                    .take_while(|(k, _)| k.tenant == dk.tenant && k.dag_id == dk.dag_id)
                     .filter(|(_, r)| r.run.backfill_id.is_none())
                     .count();
                 if active >= spec.max_active_runs as usize {
@@ -1210,8 +1179,8 @@ impl State {
                 }
                 let run_id = run_id_for(RunType::Scheduled, interval.start);
                 let created = self.create_run(
-                    &dk.0,
-                    &dk.1,
+                    &dk.tenant,
+                    &dk.dag_id,
                     RunType::Scheduled,
                     Some(run_id),
                     Some(interval.start),
@@ -1224,7 +1193,7 @@ impl State {
                 if let Err(e) = created
                     && !matches!(e, SchedulerError::RunExists { .. })
                 {
-                    tracing::warn!(dag_id = %dk.1, "could not create a scheduled run: {e}");
+                    tracing::warn!(dag_id = %dk.dag_id, "could not create a scheduled run: {e}");
                     break;
                 }
             }
@@ -1244,7 +1213,7 @@ impl State {
                     Some((id, ..)) => *running_backfill.entry(id).or_default() += 1,
                     None => {
                         *running
-                            .entry((r.run.tenant.clone(), r.run.dag_id.clone()))
+                            .entry(DagKey::new(&r.run.tenant, &r.run.dag_id))
                             .or_default() += 1
                     }
                 }
@@ -1267,7 +1236,7 @@ impl State {
             .collect();
         queued.sort();
         for (.., rk) in queued {
-            let dk = (rk.0.clone(), rk.1.clone());
+            let dk = rk.dag();
             let (paused, max) = match self.dags.get(&dk) {
                 Some(d) => (d.record.is_paused, d.spec.max_active_runs as usize),
                 None => (false, self.runs[&rk].spec.max_active_runs as usize),
@@ -1560,7 +1529,7 @@ impl State {
             }
             // Nothing runs and nothing can: Airflow calls this a deadlock and fails
             // the run rather than leave it running forever.
-            tracing::warn!(run_id = %rk.2, dag_id = %rk.1, "deadlock: no task can run; failing the run");
+            tracing::warn!(run_id = %rk.run_id, dag_id = %rk.dag_id, "deadlock: no task can run; failing the run");
             deadlocked = true;
             let run = self.runs.get_mut(rk).unwrap();
             let mut changed = Vec::new();
@@ -1626,7 +1595,7 @@ impl State {
     /// failure, the DAG is paused if its latest N runs (any type, latest logical
     /// date first) all failed.
     fn check_consecutive_failures(&mut self, rk: &RunKey) {
-        let dk = (rk.0.clone(), rk.1.clone());
+        let dk = rk.dag();
         let Some(n) = self.runs[rk].spec.max_consecutive_failed_dag_runs else {
             return;
         };
@@ -1644,14 +1613,14 @@ impl State {
         }
         // Runs that failed earlier in this same turn are only in memory yet.
         let all_failed = latest.iter().all(|run_id| {
-            let key = (rk.0.clone(), rk.1.clone(), run_id.clone());
+            let key = RunKey::new(&rk.tenant, &rk.dag_id, run_id);
             self.run_state(&key).ok().flatten() == Some(DagRunState::Failed)
         });
         if all_failed
             && let Some(d) = self.dags.get_mut(&dk)
             && !d.record.is_paused
         {
-            tracing::warn!(dag_id = %dk.1, "pausing the DAG: its last {n} runs failed (max_consecutive_failed_dag_runs)");
+            tracing::warn!(dag_id = %dk.dag_id, "pausing the DAG: its last {n} runs failed (max_consecutive_failed_dag_runs)");
             d.record.is_paused = true;
             self.batch.put_dag(&d.record);
             self.updates.push(Update::Dags);
@@ -1667,18 +1636,18 @@ impl State {
             .iter()
             .filter(|(rk, r)| {
                 r.run.state == DagRunState::Running
-                    && !self.is_paused(&rk.0, &rk.1)
+                    && !self.is_paused(&rk.tenant, &rk.dag_id)
                     && run_deadline(r).is_some_and(|d| d <= now)
             })
             .map(|(rk, _)| rk.clone())
             .collect();
         for rk in due {
-            tracing::warn!(dag_id = %rk.1, run_id = %rk.2, "the run exceeded its dagrun_timeout; failing it");
+            tracing::warn!(dag_id = %rk.dag_id, run_id = %rk.run_id, "the run exceeded its dagrun_timeout; failing it");
             let keys: Vec<TiKey> = self.runs[&rk]
                 .tis
                 .values()
                 .filter(|ti| !ti.state.is_finished())
-                .map(TiKey::of)
+                .map(TiKey::from)
                 .collect();
             for key in keys {
                 self.force_state(&key, S::Skipped, now);
@@ -1726,17 +1695,13 @@ impl State {
             if run.run.state != DagRunState::Running {
                 continue;
             }
-            if self
-                .dags
-                .get(&(rk.0.clone(), rk.1.clone()))
-                .is_some_and(|d| d.record.is_paused)
-            {
+            if self.dags.get(&rk.dag()).is_some_and(|d| d.record.is_paused) {
                 continue;
             }
             let spec = &run.spec;
             let weights = self
                 .weights
-                .entry((rk.0.clone(), rk.1.clone(), spec.version.clone()))
+                .entry((rk.tenant.clone(), rk.dag_id.clone(), spec.version.clone()))
                 .or_insert_with(|| {
                     spec.tasks
                         .iter()
@@ -1759,7 +1724,7 @@ impl State {
                             run.run.seq,
                             i,
                             ti.map_index,
-                            TiKey::of(ti),
+                            TiKey::from(ti),
                         ));
                     }
                 }
@@ -2006,7 +1971,7 @@ impl State {
         let after = self.planned_at;
         let mut tasks: Option<Timestamp> = None;
         for (rk, run) in &self.runs {
-            if run.run.state != DagRunState::Running || self.is_paused(&rk.0, &rk.1) {
+            if run.run.state != DagRunState::Running || self.is_paused(&rk.tenant, &rk.dag_id) {
                 continue;
             }
             for ti in run.tis.values() {
@@ -2037,7 +2002,7 @@ impl State {
 
     fn is_paused(&self, tenant: &str, dag_id: &str) -> bool {
         self.dags
-            .get(&(tenant.to_owned(), dag_id.to_owned()))
+            .get(&DagKey::new(tenant, dag_id))
             .is_some_and(|d| d.record.is_paused)
     }
 }
