@@ -93,17 +93,7 @@ fn body() -> impl Strategy<Value = Value> {
 
 /// Every operation with a request body, with its path filled with existing ids.
 fn operations(doc: &Value) -> Vec<(Method, String)> {
-    let ids = [
-        ("dag_id", "api_dag"),
-        ("dag_run_id", "r1"),
-        ("task_id", "a"),
-        ("try_number", "1"),
-        ("xcom_key", "return_value"),
-        ("variable_key", "v"),
-        ("connection_id", "c"),
-        ("pool_name", "p"),
-        ("backfill_id", "1"),
-    ];
+    let ids = crate::openapi::path_ids("1");
     let mut out = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {

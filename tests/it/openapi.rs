@@ -125,6 +125,22 @@ async fn check(
     value
 }
 
+/// A value for every path parameter of the API: the objects the tests create
+/// (DAG `api_dag`, run `r1`, task `a`, variable `v`, connection `c`, pool `p`).
+pub(crate) fn path_ids(backfill_id: &str) -> [(&'static str, &str); 9] {
+    [
+        ("dag_id", "api_dag"),
+        ("dag_run_id", "r1"),
+        ("task_id", "a"),
+        ("try_number", "1"),
+        ("xcom_key", "return_value"),
+        ("variable_key", "v"),
+        ("connection_id", "c"),
+        ("pool_name", "p"),
+        ("backfill_id", backfill_id),
+    ]
+}
+
 /// `path` with its `{param}`s replaced from `ids`.
 pub(crate) fn fill(path: &str, ids: &[(&str, &str)]) -> String {
     let mut uri = format!("/api/v1{path}");
@@ -239,17 +255,7 @@ async fn real_answers_match_the_openapi_document() {
     }
 
     // Every GET answers 200 with the documented shape.
-    let ids = [
-        ("dag_id", "api_dag"),
-        ("dag_run_id", "r1"),
-        ("task_id", "a"),
-        ("try_number", "1"),
-        ("xcom_key", "return_value"),
-        ("variable_key", "v"),
-        ("connection_id", "c"),
-        ("pool_name", "p"),
-        ("backfill_id", backfill_id.as_str()),
-    ];
+    let ids = path_ids(&backfill_id);
     for (path, item) in &paths {
         let Some(op) = item.get("get") else { continue };
         if op["responses"]["200"]["content"]["text/event-stream"].is_object() {
