@@ -63,17 +63,7 @@ impl WriteBatch {
         );
     }
     pub fn put_ti(&mut self, ti: &TaskInstance) {
-        self.put(
-            TASK_INSTANCES,
-            ti_key(
-                &ti.tenant,
-                &ti.dag_id,
-                &ti.run_id,
-                &ti.task_id,
-                ti.map_index,
-            ),
-            ti,
-        );
+        self.put(TASK_INSTANCES, ti_record_key(ti), ti);
     }
     /// Records the next unused attempt number (see [`Metastore::next_attempt`]).
     pub fn put_next_attempt(&mut self, next: u64) {

@@ -37,28 +37,21 @@ pub(super) fn prefix_range(prefix: &str) -> (String, String) {
     (start, end)
 }
 
-pub fn log_key(ti: &TaskInstance, try_number: u32) -> String {
-    format!(
-        "{}\0{try_number:05}",
-        ti_key(
-            &ti.tenant,
-            &ti.dag_id,
-            &ti.run_id,
-            &ti.task_id,
-            ti.map_index
-        )
+/// The key of a TaskInstance record (and the prefix of its XCom and logs).
+pub fn ti_record_key(ti: &TaskInstance) -> String {
+    ti_key(
+        &ti.tenant,
+        &ti.dag_id,
+        &ti.run_id,
+        &ti.task_id,
+        ti.map_index,
     )
 }
 
+pub fn log_key(ti: &TaskInstance, try_number: u32) -> String {
+    format!("{}\0{try_number:05}", ti_record_key(ti))
+}
+
 pub fn xcom_key(ti: &TaskInstance, name: &str) -> String {
-    format!(
-        "{}\0{name}",
-        ti_key(
-            &ti.tenant,
-            &ti.dag_id,
-            &ti.run_id,
-            &ti.task_id,
-            ti.map_index
-        )
-    )
+    format!("{}\0{name}", ti_record_key(ti))
 }

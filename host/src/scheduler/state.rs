@@ -8,7 +8,7 @@ use crate::dag_processor::FileResult;
 use crate::executor::{Executor, Job};
 use crate::metastore::{
     DAG_VERSIONS, DagRecord, DagRun, IMPORT_ERRORS, ImportErrorRecord, LOGS, Metastore, RunType,
-    TaskInstance, TryRecord, WriteBatch, XCOM, key, log_key, ti_key, xcom_key,
+    TaskInstance, TryRecord, WriteBatch, XCOM, key, log_key, ti_key, ti_record_key, xcom_key,
 };
 use crate::sync::LockExt;
 use aileron_model::clock::Clock;
@@ -1476,16 +1476,9 @@ impl State {
             return vec![placeholder.clone()];
         }
         let template = run.tis.remove(&(task.task_id.clone(), -1)).unwrap();
-        self.batch.delete(
-            crate::metastore::TASK_INSTANCES,
-            ti_key(
-                &template.tenant,
-                &template.dag_id,
-                &template.run_id,
-                &template.task_id,
-                -1,
-            ),
-        );
+        // The placeholder of an unexpanded mapped task has map index -1.
+        self.batch
+            .delete(crate::metastore::TASK_INSTANCES, ti_record_key(&template));
         let mut out = Vec::new();
         for (i, kwargs) in combos.into_iter().enumerate() {
             let mut ti = previous
@@ -1799,16 +1792,7 @@ impl State {
         };
         if try_number > 1 && ti.state == S::UpForRetry {
             // A new try starts with no XCom from the last one, as in Airflow.
-            self.batch.delete_prefix(
-                XCOM,
-                ti_key(
-                    &ti.tenant,
-                    &ti.dag_id,
-                    &ti.run_id,
-                    &ti.task_id,
-                    ti.map_index,
-                ),
-            );
+            self.batch.delete_prefix(XCOM, ti_record_key(ti));
         }
         let attempt = self.next_attempt;
         self.next_attempt += 1;
