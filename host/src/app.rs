@@ -3,7 +3,7 @@
 //! `aileron dags test` both go through here, so they run the same code.
 
 use crate::dag_processor::{self, DagFolder};
-use crate::executor::LocalExecutor;
+use crate::executors::local::LocalExecutor;
 use crate::metastore::Metastore;
 use crate::scheduler::{Command, Scheduler, SchedulerConfig, SchedulerError, SchedulerHandle};
 use aileron_model::clock::Clock;
@@ -36,7 +36,7 @@ pub enum ExecutorChoice {
         url: String,
         /// The secret workers present.
         worker_token: String,
-        timing: crate::execution::remote::Timing,
+        timing: crate::executors::remote::Timing,
     },
 }
 
@@ -46,7 +46,7 @@ pub struct App {
     pub sandbox: Sandbox,
     pub scheduler: SchedulerHandle,
     /// What the execution API needs, with a remote executor.
-    pub remote: Option<Arc<crate::execution::remote::Remote>>,
+    pub remote: Option<Arc<crate::executors::remote::Remote>>,
     pub task: JoinHandle<Result<(), SchedulerError>>,
     _watchers: Vec<Box<dyn std::any::Any + Send>>,
 }
@@ -65,7 +65,7 @@ pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> anyhow::Res
     // With workers, this process runs only `describe` and callbacks.
     let local_slots = match executor {
         ExecutorChoice::Local => cfg.scheduler.parallelism,
-        ExecutorChoice::Redis { .. } => crate::executor::CALLBACK_SLOTS,
+        ExecutorChoice::Redis { .. } => crate::executors::local::CALLBACK_SLOTS,
     };
     let sandbox = Sandbox::open_home(&cfg.home, cfg.cache_dir.clone(), local_slots)?;
     let metastore = if cfg.in_memory {
@@ -89,15 +89,15 @@ pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> anyhow::Res
             worker_token,
             timing,
         } => {
-            use crate::execution::{redis_executor, remote::Remote};
+            use crate::executors::{redis_streams, remote::Remote};
             let key = metastore.execution_key()?;
             // Before the scheduler starts, so a bad URL is a clear error. Redis
             // itself may be down: the connection is made lazily.
-            let conn = redis_executor::connect(&url)?;
+            let conn = redis_streams::connect(&url)?;
             Scheduler::new(metastore.clone(), clock.clone(), cfg.scheduler, |tx| {
                 let r = Remote::new(key, worker_token, timing, tx, clock);
                 remote = Some(r.clone());
-                redis_executor::RedisExecutor::start(conn, r, exec_sandbox)
+                redis_streams::RedisExecutor::start(conn, r, exec_sandbox)
             })?
         }
     };

@@ -2,15 +2,15 @@
 //!
 //! The flow of one run: [`dag_processor`] parses DAG files, [`scheduler`] creates the
 //! DagRun and its TaskInstances in the [`metastore`] and decides what runs, the
-//! [`executor`] runs each try in the sandbox (`aileron-sandbox`) and reports back,
+//! [`executors`] run each try in the sandbox (`aileron-sandbox`) and reports back,
 //! and [`api`] and [`web`] show it all, served by [`server`].
 
 pub mod api;
 pub mod app;
 pub mod cli;
 pub mod dag_processor;
-pub mod execution;
-pub mod executor;
+pub mod execution_api;
+pub mod executors;
 pub mod metastore;
 pub mod scheduler;
 pub mod server;

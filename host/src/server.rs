@@ -213,7 +213,7 @@ pub fn router(app: &App, policy: HostPolicy) -> Router {
     match &app.remote {
         Some(remote) => api.nest(
             "/execution/v1",
-            crate::execution::api::router(crate::execution::api::ExecState {
+            crate::execution_api::router(crate::execution_api::ExecState {
                 remote: remote.clone(),
                 scheduler: app.scheduler.clone(),
                 metastore: app.metastore.clone(),

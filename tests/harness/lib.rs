@@ -289,7 +289,7 @@ impl EnvBuilder {
             Some(worker_timeout) => app::ExecutorChoice::Redis {
                 url: "redis://127.0.0.1:1".to_owned(),
                 worker_token: "secret".to_owned(),
-                timing: aileron::execution::remote::Timing { worker_timeout },
+                timing: aileron::executors::remote::Timing { worker_timeout },
             },
         };
         let app = app::start_with(
@@ -350,7 +350,7 @@ pub fn assert_run(o: &Outcome, state: DagRunState) {
 /// Waits until a remote executor holds a queued attempt of `task` (tests that play
 /// the worker read entries here instead of from Redis) and returns its entry.
 pub async fn queued_attempt(
-    remote: &aileron::execution::remote::Remote,
+    remote: &aileron::executors::remote::Remote,
     task: &str,
 ) -> aileron_protocol::wire::Entry {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

@@ -3,7 +3,7 @@
 //! finish; and the fencing that keeps every try to exactly one outcome (a stale
 //! worker's calls are refused, a silent one's try is failed and retried).
 
-use aileron::execution::api::{ExecState, router};
+use aileron::execution_api::{ExecState, router};
 use aileron_model::TenantId;
 use aileron_model::{DagRunState, TaskInstanceState as S};
 use aileron_protocol::wire::{Entry, TRY_TOKEN_HEADER, WORKER_HEADER};

@@ -8,8 +8,8 @@
 use crate::openapi::strict;
 use aileron::api::{ApiState, router};
 use aileron::cli::client::seg;
-use aileron::execution::api::{self as exec, ExecState};
-use aileron::execution::remote::{Remote, Timing};
+use aileron::execution_api::{self as exec, ExecState};
+use aileron::executors::remote::{Remote, Timing};
 use aileron_model::TenantId;
 use aileron_model::params_schema::validate;
 use aileron_protocol::ExecutionKey;
@@ -402,7 +402,7 @@ async fn standalone_lists_no_workers_and_a_silent_worker_goes_offline() {
 
     // A remote with a short worker timeout: silence makes a worker offline, and
     // its next heartbeat brings it back.
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, _rx) = aileron::scheduler::EventSink::for_tests();
     // Long enough that the calls between a beat and the next check (on a busy
     // machine) never look like silence.
     let timeout = Duration::from_secs(1);

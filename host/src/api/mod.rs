@@ -62,7 +62,7 @@ pub struct ApiState {
     pub registry: Registry,
     /// The remote executor's workers and leases (`aileron scheduler`); `None`
     /// when tries run in this process (`aileron standalone`).
-    pub remote: Option<Arc<crate::execution::remote::Remote>>,
+    pub remote: Option<Arc<crate::executors::remote::Remote>>,
 }
 
 /// Request bodies above this are refused with 413: every body the API takes is a

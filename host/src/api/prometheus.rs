@@ -16,7 +16,7 @@
 
 use super::ApiError;
 use super::workers::{self, WorkerState};
-use crate::execution::remote::Remote;
+use crate::executors::remote::Remote;
 use crate::metastore::Metastore;
 use crate::sync::LockExt;
 use aileron_model::{DagRunState, TaskInstanceState};

@@ -8,7 +8,7 @@
 use super::Caller;
 use super::error::BadRequest;
 use super::{ApiResult, ApiState, Page, paginate};
-use crate::execution::remote::{Remote, WorkerInfo};
+use crate::executors::remote::{Remote, WorkerInfo};
 use crate::sync::LockExt;
 use aileron_model::TiKey;
 use axum::Json;
@@ -242,14 +242,14 @@ mod tests {
 
     #[test]
     fn workers_offline_for_a_day_are_forgotten() {
-        use crate::execution::remote::{FORGET_AFTER, Timing};
+        use crate::executors::remote::{FORGET_AFTER, Timing};
         let remote = Remote::new(
             aileron_protocol::ExecutionKey::generate().unwrap(),
             "t".into(),
             Timing {
                 worker_timeout: TIMEOUT,
             },
-            tokio::sync::mpsc::unbounded_channel().0,
+            crate::scheduler::EventSink::for_tests().0,
             std::sync::Arc::new(aileron_model::clock::SystemClock),
         );
         let forgotten = |w: WorkerInfo, now: Instant| {

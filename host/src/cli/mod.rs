@@ -200,7 +200,7 @@ pub fn main() -> ExitCode {
                 let executor = crate::app::ExecutorChoice::Redis {
                     url: a.queue,
                     worker_token: token,
-                    timing: crate::execution::remote::Timing {
+                    timing: crate::executors::remote::Timing {
                         worker_timeout: a.worker_timeout,
                     },
                 };

@@ -9,7 +9,7 @@
 //! finishes a run (`success`; `task_failure`, `all_tasks_deadlocked`, `timed_out`).
 
 use super::*;
-use crate::executor::{CallbackId, CallbackJob};
+use crate::scheduler::executor::{CallbackId, CallbackJob};
 use crate::metastore::CallbackRecord;
 use aileron_model::dag::CallbackSpec;
 
@@ -171,7 +171,10 @@ impl State {
                         host,
                     );
                     self.callbacks_to_send.push(CallbackJob {
-                        id: (rk.tenant.clone(), rk.dag_id.clone(), rk.run_id.clone(), seq),
+                        id: CallbackId {
+                            run: rk.clone(),
+                            seq,
+                        },
                         request,
                     });
                 }
@@ -219,8 +222,9 @@ impl State {
         report: TryReport,
         log: String,
     ) {
-        let (tenant, dag_id, run_id, seq) = id;
-        let Ok(Some(mut record)) = self.metastore.callback(&tenant, &dag_id, &run_id, seq) else {
+        let CallbackId { run, seq } = id;
+        let (dag_id, run_id) = (&run.dag_id, &run.run_id);
+        let Ok(Some(mut record)) = self.metastore.callback(&run.tenant, dag_id, run_id, seq) else {
             // The run was deleted meanwhile.
             return;
         };

@@ -13,16 +13,19 @@
 //! decide how long the loop may sleep when nothing arrives. Time comes from an
 //! injected [`Clock`], so tests run retries and schedules on a simulated clock.
 
+pub mod executor;
 mod host;
 mod state;
 
 use aileron_model::TiKey;
+pub use executor::{
+    AdoptedTry, CallbackId, CallbackJob, EventSink, Executor, ExecutorEvent, Job, RemoteExecutor,
+};
 pub use host::MetastoreHost;
 pub use state::backfill::{BackfillDate, BackfillRequest, MAX_BACKFILL_RUNS};
 pub use state::{DEFAULT_POOL, DEFAULT_POOL_SLOTS};
 
 use crate::dag_processor::FileResult;
-use crate::executor::Executor;
 use crate::metastore::{BackfillRecord, DagRun, Metastore, MetastoreError, RunType, TaskInstance};
 use crate::sync::LockExt;
 use aileron_model::clock::Clock;
@@ -56,24 +59,8 @@ pub enum Command {
         paused: bool,
         reply: oneshot::Sender<Result<(), SchedulerError>>,
     },
-    /// A try began running (local executor). Applied only if `(try_number,
-    /// attempt)` is still the TaskInstance's current dispatch.
-    TaskStarted {
-        key: TiKey,
-        try_number: u32,
-        attempt: u64,
-        at: Timestamp,
-    },
-    /// A try ended, or its executor gave up on it (a worker's heartbeats stopped).
-    /// Ignored unless `(try_number, attempt)` is still current.
-    TaskFinished {
-        key: TiKey,
-        try_number: u32,
-        attempt: u64,
-        started: Timestamp,
-        ended: Timestamp,
-        report: TryReport,
-    },
+    /// A report from the executor.
+    Executor(ExecutorEvent),
     /// A remote worker asks to start a dispatched attempt (`/execution/v1`).
     /// Answered after the commit with the try number, or why it may not.
     RemoteStart {
@@ -134,14 +121,6 @@ pub enum Command {
         tenant: String,
         id: u64,
         reply: oneshot::Sender<Result<BackfillRecord, SchedulerError>>,
-    },
-    /// A callback operator finished.
-    CallbackFinished {
-        id: crate::executor::CallbackId,
-        started: Timestamp,
-        ended: Timestamp,
-        report: TryReport,
-        log: String,
     },
     /// A pool was created, resized or deleted: reload pool sizes and admit again.
     PoolsChanged,
@@ -478,10 +457,10 @@ impl Scheduler {
         metastore: Metastore,
         clock: Arc<dyn Clock>,
         config: SchedulerConfig,
-        executor: impl FnOnce(mpsc::UnboundedSender<Command>) -> Arc<dyn Executor>,
+        executor: impl FnOnce(EventSink) -> Arc<dyn Executor>,
     ) -> Result<Self, SchedulerError> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let executor = executor(tx.clone());
+        let executor = executor(EventSink::new(tx.clone()));
         let (updates, _) = broadcast::channel(65_536);
         let live_logs: LiveLogs = Arc::default();
         let handle = SchedulerHandle {
@@ -490,7 +469,7 @@ impl Scheduler {
             live_logs: live_logs.clone(),
         };
         let mut state = State::load(metastore, executor, clock, config, live_logs)?;
-        state.set_event_sink(handle.tx.clone());
+        state.set_event_sink(EventSink::new(handle.tx.clone()));
         state.recover();
         let updates = state.commit()?;
         // What recovery kept (remote executors: queued tries) is submitted now, so

@@ -5,7 +5,9 @@
 use super::host::{MetastoreHost, RenderLookups};
 use super::{Command, LiveLogs, SchedulerConfig, SchedulerError, Update, run_id_for};
 use crate::dag_processor::FileResult;
-use crate::executor::{Executor, Job};
+use super::executor::{
+    AdoptedTry, CallbackJob, EventSink, Executor, ExecutorEvent, Job,
+};
 use crate::metastore::{
     DAG_VERSIONS, DagRecord, DagRun, IMPORT_ERRORS, ImportErrorRecord, LOGS, Metastore, RunType,
     TaskInstance, TryRecord, WriteBatch, XCOM, key, log_key, ti_key, ti_record_key, xcom_key,
@@ -20,7 +22,6 @@ use aileron_sandbox::{Limits, LogBuffer, TaskInfo, TryReport, TryRequest, TryRes
 use jiff::{SignedDuration, Timestamp};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use tokio::sync::mpsc;
 
 #[path = "backfill.rs"]
 pub(super) mod backfill;
@@ -82,7 +83,7 @@ pub(super) struct State {
     clock: Arc<dyn Clock>,
     config: SchedulerConfig,
     live_logs: LiveLogs,
-    events: Option<mpsc::UnboundedSender<Command>>,
+    events: Option<EventSink>,
 
     dags: HashMap<DagKey, DagEntry>,
     versions: HashMap<(String, String, String), Arc<DagSpec>>,
@@ -118,7 +119,7 @@ pub(super) struct State {
     /// DAGs with TaskInstances that finished this turn (see `past.rs`).
     finished_in: HashSet<DagKey>,
     /// Callbacks rendered this turn, sent to the executor after the commit.
-    callbacks_to_send: Vec<crate::executor::CallbackJob>,
+    callbacks_to_send: Vec<CallbackJob>,
     /// Next callback sequence number of runs in memory.
     callback_seq: HashMap<RunKey, u64>,
     /// Slots of each pool, by (tenant, name); reloaded when the API changes a pool.
@@ -235,8 +236,8 @@ impl State {
         Ok(Some(spec))
     }
 
-    pub fn set_event_sink(&mut self, tx: mpsc::UnboundedSender<Command>) {
-        self.events = Some(tx);
+    pub fn set_event_sink(&mut self, sink: EventSink) {
+        self.events = Some(sink);
     }
 
     pub fn now(&self) -> Timestamp {
@@ -256,7 +257,7 @@ impl State {
     /// started goes back to be scheduled again.
     pub fn recover(&mut self) {
         self.close_lost_callbacks();
-        if self.executor.is_remote() {
+        if self.executor.remote().is_some() {
             self.recover_remote();
             return;
         }
@@ -333,7 +334,7 @@ impl State {
                         .lock()
                         .unwrap()
                         .insert((key.clone(), ti.try_number), log.clone());
-                    adopted.push(crate::executor::AdoptedTry {
+                    adopted.push(AdoptedTry {
                         key,
                         try_number: ti.try_number,
                         attempt: ti.attempt,
@@ -344,7 +345,9 @@ impl State {
                 }
             }
         }
-        self.executor.adopt(adopted);
+        if let Some(remote) = self.executor.remote() {
+            remote.adopt(adopted);
+        }
     }
 
     /// A remote worker's start of `attempt`: the TaskInstance becomes `running` on
@@ -368,7 +371,11 @@ impl State {
                 self.mark_running(key, now, Some(worker));
                 let (executor, worker) = (self.executor.clone(), worker.to_owned());
                 self.after_commit
-                    .push(Box::new(move || executor.started(attempt, &worker, now)));
+                    .push(Box::new(move || {
+                        if let Some(remote) = executor.remote() {
+                            remote.started(attempt, &worker, now);
+                        }
+                    }));
                 Ok(try_number)
             }
             // The same worker again: its first answer was lost.
@@ -434,15 +441,17 @@ impl State {
     }
 
     /// Tells the executor that recovery has handed it everything (see
-    /// [`Executor::ready`]).
+    /// [`RemoteExecutor::ready`]).
     pub fn executor_ready(&self) {
-        self.executor.ready();
+        if let Some(remote) = self.executor.remote() {
+            remote.ready();
+        }
     }
 
     /// The cap of a try's live log: a remote try's copy takes the worker's whole
     /// log, which its own marker and closing line take past `log_bytes`.
     fn live_log_bytes(&self) -> usize {
-        if self.executor.is_remote() {
+        if self.executor.remote().is_some() {
             self.config.log_bytes + REMOTE_LOG_SLACK
         } else {
             self.config.log_bytes
@@ -538,13 +547,6 @@ impl State {
                 let result = self.cancel_backfill(&tenant, id);
                 self.reply_after_commit(reply, result);
             }
-            Command::CallbackFinished {
-                id,
-                started,
-                ended,
-                report,
-                log,
-            } => self.callback_finished(id, started, ended, report, log),
             Command::PoolsChanged => match self.metastore.pool_sizes() {
                 Ok(pools) => self.pools = pools,
                 Err(e) => tracing::error!("cannot reload pools: {e}"),
@@ -601,32 +603,7 @@ impl State {
                     let _ = reply.send(result);
                 }));
             }
-            Command::TaskStarted {
-                key,
-                try_number,
-                attempt,
-                at,
-            } => {
-                if self.in_flight.get(&key) == Some(&(try_number, attempt))
-                    && self.ti(&key).is_some_and(|ti| ti.state == S::Queued)
-                {
-                    self.mark_running(&key, at, None);
-                }
-            }
-            Command::TaskFinished {
-                key,
-                try_number,
-                attempt,
-                started,
-                ended,
-                report,
-            } => {
-                if self.in_flight.get(&key) != Some(&(try_number, attempt)) {
-                    // A late report for a try that is no longer current: ignore it.
-                    return true;
-                }
-                self.apply_finish(key, try_number, started, ended, report);
-            }
+            Command::Executor(event) => self.on_executor_event(event),
             Command::RemoteStart {
                 key,
                 try_number,
@@ -675,6 +652,44 @@ impl State {
     }
 
     /// Answers a caller once the change it asked for is committed.
+    /// Applies what an executor reported, if it is about the current dispatch.
+    fn on_executor_event(&mut self, event: ExecutorEvent) {
+        match event {
+            ExecutorEvent::Started {
+                key,
+                try_number,
+                attempt,
+                at,
+            } => {
+                if self.in_flight.get(&key) == Some(&(try_number, attempt))
+                    && self.ti(&key).is_some_and(|ti| ti.state == S::Queued)
+                {
+                    self.mark_running(&key, at, None);
+                }
+            }
+            ExecutorEvent::Finished {
+                key,
+                try_number,
+                attempt,
+                started,
+                ended,
+                report,
+            } => {
+                // A late report for a try that is no longer current is ignored.
+                if self.in_flight.get(&key) == Some(&(try_number, attempt)) {
+                    self.apply_finish(key, try_number, started, ended, report);
+                }
+            }
+            ExecutorEvent::CallbackFinished {
+                id,
+                started,
+                ended,
+                report,
+                log,
+            } => self.callback_finished(id, started, ended, report, log),
+        }
+    }
+
     fn reply_after_commit<T: Send + 'static>(
         &mut self,
         reply: tokio::sync::oneshot::Sender<Result<T, SchedulerError>>,
@@ -1858,8 +1873,8 @@ impl State {
                         aileron_sandbox::LogLevel::Error,
                         &format!("cannot render params: {e}"),
                     );
-                    if let Some(tx) = events {
-                        let _ = tx.send(Command::TaskFinished {
+                    if let Some(sink) = events {
+                        sink.send(ExecutorEvent::Finished {
                             key,
                             try_number,
                             attempt,

@@ -4,7 +4,7 @@
 //! the attempt; everything else is answered from the leases in [`Remote`], so a
 //! heartbeat never costs a commit.
 
-use super::remote::{Remote, WorkerInfo};
+use crate::executors::remote::{Remote, WorkerInfo};
 use crate::metastore::Metastore;
 use crate::scheduler::{Command, MetastoreHost, SchedulerHandle};
 use crate::sync::LockExt;

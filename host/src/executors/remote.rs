@@ -4,7 +4,7 @@
 //! persisted; after a restart the scheduler rebuilds it from the metastore
 //! (`recover_remote`) and the workers register again.
 
-use crate::scheduler::Command;
+use crate::scheduler::{EventSink, ExecutorEvent};
 use crate::sync::LockExt;
 use aileron_model::TiKey;
 use aileron_model::clock::Clock;
@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 /// The heartbeat timing every worker is told at registration.
 #[derive(Debug, Clone, Copy)]
@@ -149,7 +149,7 @@ pub struct Remote {
     pub worker_token: String,
     pub timing: Timing,
     /// The scheduler's command channel.
-    pub events: mpsc::UnboundedSender<Command>,
+    pub events: EventSink,
     pub clock: Arc<dyn Clock>,
     /// Wakes the publisher when there is something to add or delete.
     pub wake: Notify,
@@ -174,7 +174,7 @@ impl Remote {
         key: ExecutionKey,
         worker_token: String,
         timing: Timing,
-        events: mpsc::UnboundedSender<Command>,
+        events: EventSink,
         clock: Arc<dyn Clock>,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -287,7 +287,7 @@ impl Remote {
             lease
                 .log
                 .append_closing_line(aileron_sandbox::LogLevel::Error, &reason);
-            let _ = self.events.send(Command::TaskFinished {
+            self.events.send(ExecutorEvent::Finished {
                 key: lease.key.clone(),
                 try_number: lease.try_number,
                 attempt: *attempt,
@@ -347,6 +347,8 @@ impl Reaper {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scheduler::Command;
+    use tokio::sync::mpsc;
     use aileron_sandbox::{Limits, TaskInfo};
 
     fn key(task: &str) -> TiKey {
@@ -463,7 +465,7 @@ mod tests {
 
     /// A remote with a 3 s worker timeout and two leases beating until `t0`.
     fn remote_with_leases(t0: Instant) -> (Arc<Remote>, mpsc::UnboundedReceiver<Command>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = EventSink::for_tests();
         let remote = Remote::new(
             ExecutionKey::generate().unwrap(),
             "secret".into(),
@@ -496,7 +498,7 @@ mod tests {
     fn given_up(rx: &mut mpsc::UnboundedReceiver<Command>) -> Vec<u64> {
         let mut out = Vec::new();
         while let Ok(c) = rx.try_recv() {
-            if let Command::TaskFinished { attempt, .. } = c {
+            if let Command::Executor(ExecutorEvent::Finished { attempt, .. }) = c {
                 out.push(attempt);
             }
         }

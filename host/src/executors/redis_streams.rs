@@ -1,10 +1,11 @@
 //! The remote executor: the queue lives in Redis Streams (one stream per task
 //! queue, one consumer group), and `aileron worker` processes anywhere take tries
 //! from it. This side only publishes, reconciles and watches heartbeats; workers
-//! talk back over the execution API (`api.rs`), never to the metastore.
+//! talk back over the execution API (`crate::execution_api`), never to the metastore.
 
+use super::local::{CALLBACK_SLOTS, run_callback};
 use super::remote::{Lease, Present, Queued, REAP_EVERY, Reaper, Remote};
-use crate::executor::{AdoptedTry, CALLBACK_SLOTS, CallbackJob, Executor, Job, run_callback};
+use crate::scheduler::{AdoptedTry, CallbackJob, Executor, Job, RemoteExecutor};
 use crate::sync::LockExt;
 use aileron_model::TiKey;
 use aileron_protocol::TryClaims;
@@ -109,10 +110,12 @@ impl Executor for RedisExecutor {
         );
     }
 
-    fn is_remote(&self) -> bool {
-        true
+    fn remote(&self) -> Option<&dyn RemoteExecutor> {
+        Some(self)
     }
+}
 
+impl RemoteExecutor for RedisExecutor {
     fn started(&self, attempt: u64, worker: &str, at: jiff::Timestamp) {
         let mut d = self.remote.dispatch.locked();
         // Cancelled in the same turn (cleared, marked): no lease, so the worker's
