@@ -101,6 +101,22 @@ pub struct TiKey {
     pub map_index: i64,
 }
 
+/// Identifies one pool: pools belong to a tenant, like everything tasks use.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PoolKey {
+    pub tenant: String,
+    pub name: String,
+}
+
+impl PoolKey {
+    pub fn new(tenant: &str, name: &str) -> Self {
+        PoolKey {
+            tenant: tenant.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+}
+
 impl DagKey {
     pub fn new(tenant: &str, dag_id: &str) -> Self {
         DagKey {

@@ -13,5 +13,5 @@ pub mod template;
 pub mod trigger_rule;
 pub mod units;
 
-pub use ids::{DagKey, RunKey, TenantId, TiKey};
+pub use ids::{DagKey, PoolKey, RunKey, TenantId, TiKey};
 pub use state::{DagRunState, TaskInstanceState};

@@ -239,7 +239,7 @@ impl Metastore {
     /// The size of every pool of every tenant, for the scheduler's admission. A
     /// record it cannot read counts as 0 slots: nothing runs in a pool whose size
     /// is unknown, rather than everything.
-    pub fn pool_sizes(&self) -> Result<std::collections::HashMap<(String, String), u32>> {
+    pub fn pool_sizes(&self) -> Result<std::collections::HashMap<aileron_model::PoolKey, u32>> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(POOLS)?;
         let mut out = std::collections::HashMap::new();
@@ -250,7 +250,7 @@ impl Metastore {
                 continue;
             };
             let slots = serde_json::from_slice::<PoolRecord>(v.value()).map_or(0, |p| p.slots);
-            out.insert((tenant.to_owned(), name.to_owned()), slots);
+            out.insert(aileron_model::PoolKey::new(tenant, name), slots);
         }
         Ok(out)
     }

@@ -15,6 +15,7 @@
 
 pub mod executor;
 mod host;
+pub mod planner;
 mod state;
 
 use aileron_model::TiKey;
@@ -23,7 +24,7 @@ pub use executor::{
 };
 pub use host::MetastoreHost;
 pub use state::backfill::{BackfillDate, BackfillRequest, MAX_BACKFILL_RUNS};
-pub use state::{DEFAULT_POOL, DEFAULT_POOL_SLOTS};
+pub use planner::admission::{DEFAULT_POOL, DEFAULT_POOL_SLOTS};
 
 use crate::dag_processor::FileResult;
 use crate::metastore::{BackfillRecord, DagRun, Metastore, MetastoreError, RunType, TaskInstance};

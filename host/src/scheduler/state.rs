@@ -15,7 +15,6 @@ use crate::metastore::{
 use crate::sync::LockExt;
 use aileron_model::clock::Clock;
 use aileron_model::dag::{DagSpec, TaskSpec};
-use aileron_model::trigger_rule::{self, TriggerDecision, UpstreamCounts};
 use aileron_model::{DagRunState, TaskInstanceState as S};
 use aileron_protocol::wire::Refusal;
 use aileron_sandbox::{Limits, LogBuffer, TaskInfo, TryReport, TryRequest, TryResult};
@@ -34,6 +33,11 @@ mod past;
 
 use callbacks::Event;
 
+pub(super) use super::planner::ActiveRun;
+use super::planner::admission::{self, Pools, Weights};
+use super::planner::completion::{RunOutcome, run_outcome};
+use super::planner::timers::{next_run_timer, timed_out_runs};
+use super::planner::trigger::{TriggerStep, trigger_step};
 pub(super) use aileron_model::{DagKey, RunKey, TiKey};
 
 struct DagEntry {
@@ -43,28 +47,9 @@ struct DagEntry {
     next_due: Option<Timestamp>,
 }
 
-pub(super) struct ActiveRun {
-    pub run: DagRun,
-    pub spec: Arc<DagSpec>,
-    /// TaskInstances by (task id, map index).
-    pub tis: BTreeMap<(String, i64), TaskInstance>,
-}
-
-impl ActiveRun {
-    fn tis_of<'a>(&'a self, task_id: &'a str) -> impl Iterator<Item = &'a TaskInstance> + 'a {
-        self.tis
-            .range((task_id.to_owned(), i64::MIN)..=(task_id.to_owned(), i64::MAX))
-            .map(|(_, ti)| ti)
-    }
-}
-
 /// The longest a sensor may ask to wait before its next poke: a year.
 const MAX_RESCHEDULE_SECS: u64 = 366 * 24 * 3600;
 
-/// The pool every task is in unless its DAG file names another (Airflow's).
-pub const DEFAULT_POOL: &str = "default_pool";
-/// Airflow's default size of `default_pool`.
-pub const DEFAULT_POOL_SLOTS: u32 = 128;
 
 /// Extra room in the scheduler's copy of a remote try's log: the worker's buffer
 /// holds `log_bytes` plus its truncation marker and closing line, and the copy must
@@ -103,9 +88,8 @@ pub(super) struct State {
     /// XCom written in the current batch, so templates rendered in the same turn see it.
     pub(super) xcom_overlay: HashMap<String, String>,
     dirty_runs: HashSet<RunKey>,
-    /// Effective priority weight of each task (in spec order) per DAG version: it
-    /// depends only on the DAG's shape, and admission needs it every turn.
-    weights: HashMap<(String, String, String), Vec<i64>>,
+    /// Effective priority weights, cached per DAG version.
+    weights: Weights,
     /// Backfills in progress, by id.
     backfills: BTreeMap<u64, crate::metastore::BackfillRecord>,
     /// Each backfill's runs by their place in its order.
@@ -123,7 +107,7 @@ pub(super) struct State {
     /// Next callback sequence number of runs in memory.
     callback_seq: HashMap<RunKey, u64>,
     /// Slots of each pool, by (tenant, name); reloaded when the API changes a pool.
-    pools: HashMap<(String, String), u32>,
+    pools: Pools,
     /// The `now` of the last `plan`: timers at or before it were already acted on
     /// (or are blocked on capacity, and a finishing task wakes the loop).
     planned_at: Timestamp,
@@ -158,8 +142,8 @@ impl State {
             xcom_overlay: HashMap::new(),
             dirty_runs: HashSet::new(),
             planned_at: Timestamp::UNIX_EPOCH,
-            weights: HashMap::new(),
-            pools: metastore.pool_sizes()?,
+            weights: Weights::default(),
+            pools: Pools(metastore.pool_sizes()?),
             callbacks_to_send: Vec::new(),
             callback_seq: HashMap::new(),
             run_dates: HashMap::new(),
@@ -548,7 +532,7 @@ impl State {
                 self.reply_after_commit(reply, result);
             }
             Command::PoolsChanged => match self.metastore.pool_sizes() {
-                Ok(pools) => self.pools = pools,
+                Ok(pools) => self.pools = Pools(pools),
                 Err(e) => tracing::error!("cannot reload pools: {e}"),
             },
             Command::Sync { reply } => self.after_commit.push(Box::new(move || {
@@ -1305,41 +1289,28 @@ impl State {
         }
         let spec = run.spec.clone();
         let mut changed: Vec<TaskInstance> = Vec::new();
+        // In file order, so a task sees what this pass decided for its upstream.
         for task in &spec.tasks {
-            let run = self.runs.get_mut(rk).unwrap();
-            let pending: Vec<i64> = run
-                .tis_of(&task.task_id)
-                .filter(|ti| ti.state == S::NoStatus)
-                .map(|ti| ti.map_index)
-                .collect();
-            if pending.is_empty() {
-                continue;
-            }
-            let counts = UpstreamCounts::from_states(
-                task.upstream
-                    .iter()
-                    .flat_map(|u| run.tis_of(u).map(|ti| ti.state)),
-            );
-            let decision = trigger_rule::evaluate(task.trigger_rule, &counts);
-            let new_state = match decision {
-                TriggerDecision::Wait => continue,
-                TriggerDecision::Run => S::Scheduled,
-                TriggerDecision::Skip => S::Skipped,
-                TriggerDecision::UpstreamFailed => S::UpstreamFailed,
-            };
-            let all_pending = run.tis_of(&task.task_id).count() == pending.len();
-            if new_state == S::Scheduled && !self.past_allows(rk, task) {
+            let Some(run) = self.runs.get(rk) else { return };
+            let step = trigger_step(run, task);
+            if step.runs() && !self.past_allows(rk, task) {
                 // Waits for the previous run (depends_on_past); woken when a
                 // TaskInstance of this DAG finishes.
                 continue;
             }
-            if new_state == S::Scheduled && task.expand.is_some() && all_pending {
-                changed.extend(self.expand(rk, task, now));
-                continue;
-            }
-            let run = self.runs.get_mut(rk).unwrap();
-            for m in pending {
-                let ti = run.tis.get_mut(&(task.task_id.clone(), m)).unwrap();
+            let (map_indexes, new_state) = match step {
+                TriggerStep::Nothing | TriggerStep::Wait => continue,
+                TriggerStep::Expand => {
+                    changed.extend(self.expand(rk, task, now));
+                    continue;
+                }
+                TriggerStep::Set { map_indexes, state } => (map_indexes, state),
+            };
+            let Some(run) = self.runs.get_mut(rk) else { return };
+            for m in map_indexes {
+                let Some(ti) = run.tis.get_mut(&(task.task_id.clone(), m)) else {
+                    continue;
+                };
                 ti.state = new_state;
                 if new_state != S::Scheduled {
                     ti.start_date = Some(now);
@@ -1508,43 +1479,23 @@ impl State {
     }
 
     fn maybe_finish_run(&mut self, rk: &RunKey, now: Timestamp) {
-        let run = &self.runs[rk];
-        let unfinished = run.tis.values().any(|ti| !ti.state.is_finished());
-        let mut deadlocked = false;
-        if unfinished {
-            let progressing = run.tis.values().any(|ti| {
-                matches!(
-                    ti.state,
-                    S::Scheduled | S::Queued | S::Running | S::UpForRetry | S::UpForReschedule
-                )
-            });
-            if progressing || self.dirty_runs.contains(rk) {
-                return;
-            }
-            // Airflow skips deadlock detection while an unfinished task depends on
-            // the past or has a per-task concurrency cap: such a task may be waiting
-            // on another run, and the run stays running until it can go on.
-            let may_wait_elsewhere = run.tis.values().any(|ti| {
-                !ti.state.is_finished()
-                    && run.spec.task(&ti.task_id).is_some_and(|t| {
-                        t.depends_on_past
-                            || t.max_active_tis_per_dag.is_some()
-                            || t.max_active_tis_per_dagrun.is_some()
-                    })
-            });
-            if may_wait_elsewhere {
-                return;
-            }
-            // Nothing runs and nothing can: Airflow calls this a deadlock and fails
-            // the run rather than leave it running forever.
+        let Some(run) = self.runs.get(rk) else { return };
+        let (state, deadlocked) = match run_outcome(run, self.dirty_runs.contains(rk)) {
+            RunOutcome::Continue => return,
+            RunOutcome::Finished(state) => (state, false),
+            RunOutcome::Deadlocked => (DagRunState::Failed, true),
+        };
+        if deadlocked {
+            // Nothing runs and nothing can: Airflow fails the run rather than leave
+            // it running forever.
             tracing::warn!(run_id = %rk.run_id, dag_id = %rk.dag_id, "deadlock: no task can run; failing the run");
-            deadlocked = true;
-            let run = self.runs.get_mut(rk).unwrap();
             let mut changed = Vec::new();
-            for ti in run.tis.values_mut() {
-                if ti.state == S::NoStatus {
-                    ti.state = S::UpstreamFailed;
-                    changed.push(ti.clone());
+            if let Some(run) = self.runs.get_mut(rk) {
+                for ti in run.tis.values_mut() {
+                    if ti.state == S::NoStatus {
+                        ti.state = S::UpstreamFailed;
+                        changed.push(ti.clone());
+                    }
                 }
             }
             for ti in changed {
@@ -1552,23 +1503,6 @@ impl State {
                 self.push_ti_update(&ti);
             }
         }
-        let run = &self.runs[rk];
-        // A run fails when a leaf task failed; see SEMANTICS "DagRun state".
-        let failed = deadlocked
-            || run
-                .spec
-                .tasks
-                .iter()
-                .filter(|t| t.downstream.is_empty())
-                .any(|t| {
-                    run.tis_of(&t.task_id)
-                        .any(|ti| matches!(ti.state, S::Failed | S::UpstreamFailed))
-                });
-        let state = if failed {
-            DagRunState::Failed
-        } else {
-            DagRunState::Success
-        };
         self.end_run(rk, state, now);
         match (state, deadlocked) {
             (DagRunState::Success, _) => self.fire_dag_callbacks(rk, Event::Success, "success"),
@@ -1639,16 +1573,7 @@ impl State {
     /// been running longer fails; its unfinished TaskInstances, running ones
     /// included, become `skipped`; the DAG's `on_failure` fires with `timed_out`.
     fn time_out_runs(&mut self, now: Timestamp) {
-        let due: Vec<RunKey> = self
-            .runs
-            .iter()
-            .filter(|(rk, r)| {
-                r.run.state == DagRunState::Running
-                    && !self.is_paused(&rk.tenant, &rk.dag_id)
-                    && run_deadline(r).is_some_and(|d| d <= now)
-            })
-            .map(|(rk, _)| rk.clone())
-            .collect();
+        let due = timed_out_runs(&self.runs, |rk| self.is_paused(&rk.tenant, &rk.dag_id), now);
         for rk in due {
             tracing::warn!(dag_id = %rk.dag_id, run_id = %rk.run_id, "the run exceeded its dagrun_timeout; failing it");
             let keys: Vec<TiKey> = self.runs[&rk]
@@ -1667,129 +1592,21 @@ impl State {
         }
     }
 
-    /// Moves ready TaskInstances to `queued`, highest priority first (then the
-    /// older run, then map index, as Airflow orders them), within every limit: the
-    /// global `parallelism`, each run's `max_active_tasks`, each task's
-    /// `max_active_tis_per_dag` and `max_active_tis_per_dagrun`, and pool slots.
-    /// A TaskInstance that does not fit waits, and lower-priority ones that do fit
-    /// go ahead of it (Airflow skips to the next rather than stopping).
+    /// Queues what admission lets through (see [`admission`]).
     fn admit(&mut self, now: Timestamp) {
-        let free = self.config.parallelism.saturating_sub(self.in_flight.len());
-        if free == 0 {
-            return;
-        }
-        // What is in flight now, counted for each limit.
-        let mut per_run: HashMap<RunKey, usize> = HashMap::new();
-        let mut per_task: HashMap<(String, String, String), u32> = HashMap::new();
-        let mut per_run_task: HashMap<(RunKey, String), u32> = HashMap::new();
-        let mut pool_used: HashMap<(String, String), u64> = HashMap::new();
-        for k in self.in_flight.keys() {
-            let rk = k.run_key();
-            *per_run.entry(rk.clone()).or_default() += 1;
-            *per_task
-                .entry((k.tenant.clone(), k.dag_id.clone(), k.task_id.clone()))
-                .or_default() += 1;
-            *per_run_task
-                .entry((rk.clone(), k.task_id.clone()))
-                .or_default() += 1;
-            if let Some(task) = self.runs.get(&rk).and_then(|r| r.spec.task(&k.task_id)) {
-                *pool_used
-                    .entry((k.tenant.clone(), task.pool.clone()))
-                    .or_default() += u64::from(task.pool_slots);
-            }
-        }
-        let mut ready: Vec<(i64, Timestamp, u64, usize, i64, TiKey)> = Vec::new();
-        for (rk, run) in &self.runs {
-            if run.run.state != DagRunState::Running {
-                continue;
-            }
-            if self.dags.get(&rk.dag()).is_some_and(|d| d.record.is_paused) {
-                continue;
-            }
-            let spec = &run.spec;
-            let weights = self
-                .weights
-                .entry((rk.tenant.clone(), rk.dag_id.clone(), spec.version.clone()))
-                .or_insert_with(|| {
-                    spec.tasks
-                        .iter()
-                        .map(|t| spec.priority_weight_total(&t.task_id))
-                        .collect()
-                });
-            for (i, task) in spec.tasks.iter().enumerate() {
-                for ti in run.tis_of(&task.task_id) {
-                    let is_ready = match ti.state {
-                        S::Scheduled => true,
-                        S::UpForRetry | S::UpForReschedule => {
-                            ti.next_try_at.is_none_or(|t| t <= now)
-                        }
-                        _ => false,
-                    };
-                    if is_ready {
-                        ready.push((
-                            -weights[i],
-                            run.run.logical_date,
-                            run.run.seq,
-                            i,
-                            ti.map_index,
-                            TiKey::from(ti),
-                        ));
-                    }
-                }
-            }
-        }
-        ready.sort();
-        let mut admitted = 0;
-        for (.., key) in ready {
-            if admitted >= free {
-                break;
-            }
-            let rk = key.run_key();
-            let run = &self.runs[&rk];
-            let task = run
-                .spec
-                .task(&key.task_id)
-                .expect("TIs only exist for tasks");
-            let n = per_run.entry(rk.clone()).or_default();
-            if *n >= run.spec.max_active_tasks as usize {
-                continue;
-            }
-            let task_key = (key.tenant.clone(), key.dag_id.clone(), key.task_id.clone());
-            let in_dag = per_task.get(&task_key).copied().unwrap_or(0);
-            if task.max_active_tis_per_dag.is_some_and(|m| in_dag >= m) {
-                continue;
-            }
-            let run_task_key = (rk.clone(), key.task_id.clone());
-            let in_run = per_run_task.get(&run_task_key).copied().unwrap_or(0);
-            if task.max_active_tis_per_dagrun.is_some_and(|m| in_run >= m) {
-                continue;
-            }
-            let pool_key = (key.tenant.clone(), task.pool.clone());
-            let Some(size) = self.pool_size(&pool_key) else {
-                // Airflow leaves such a task scheduled until the pool is created.
-                tracing::debug!(pool = %task.pool, task_id = %key.task_id, "the task's pool does not exist; it waits");
-                continue;
-            };
-            let used = pool_used.get(&pool_key).copied().unwrap_or(0);
-            if used + u64::from(task.pool_slots) > u64::from(size) {
-                continue;
-            }
-            *n += 1;
-            *per_task.entry(task_key).or_default() += 1;
-            *per_run_task.entry(run_task_key).or_default() += 1;
-            *pool_used.entry(pool_key).or_default() += u64::from(task.pool_slots);
-            admitted += 1;
+        let dags = &self.dags;
+        let is_paused = |dk: &DagKey| dags.get(dk).is_some_and(|d| d.record.is_paused);
+        let snapshot = admission::Snapshot {
+            parallelism: self.config.parallelism,
+            in_flight: self.in_flight.keys().collect(),
+            runs: &self.runs,
+            is_paused: &is_paused,
+            pools: &self.pools,
+            now,
+        };
+        let admitted = admission::admit(&snapshot, &mut self.weights);
+        for key in admitted {
             self.queue_ti(&key, now);
-        }
-    }
-
-    /// Slots of a pool; `default_pool` exists in every tenant with Airflow's 128
-    /// slots until someone changes it.
-    fn pool_size(&self, key: &(String, String)) -> Option<u32> {
-        match self.pools.get(key) {
-            Some(n) => Some(*n),
-            None if key.1 == DEFAULT_POOL => Some(DEFAULT_POOL_SLOTS),
-            None => None,
         }
     }
 
@@ -1970,18 +1787,10 @@ impl State {
         let after = self.planned_at;
         let mut tasks: Option<Timestamp> = None;
         for (rk, run) in &self.runs {
-            if run.run.state != DagRunState::Running || self.is_paused(&rk.tenant, &rk.dag_id) {
+            if self.is_paused(&rk.tenant, &rk.dag_id) {
                 continue;
             }
-            for ti in run.tis.values() {
-                if matches!(ti.state, S::UpForRetry | S::UpForReschedule)
-                    && let Some(t) = ti.next_try_at
-                    && t > after
-                {
-                    tasks = Some(tasks.map_or(t, |n| n.min(t)));
-                }
-            }
-            if let Some(t) = run_deadline(run).filter(|t| *t > after) {
+            if let Some(t) = next_run_timer(run, after) {
                 tasks = Some(tasks.map_or(t, |n| n.min(t)));
             }
         }
@@ -2004,12 +1813,6 @@ impl State {
             .get(&DagKey::new(tenant, dag_id))
             .is_some_and(|d| d.record.is_paused)
     }
-}
-
-/// When a run's `dagrun_timeout` runs out.
-fn run_deadline(r: &ActiveRun) -> Option<Timestamp> {
-    let timeout = SignedDuration::try_from(r.spec.dagrun_timeout?).ok()?;
-    r.run.start_date?.checked_add(timeout).ok()
 }
 
 /// The error of a TaskInstance's last try, the `reason` its callbacks see.

@@ -1,0 +1,184 @@
+//! Admission: which ready TaskInstances are queued this turn. Highest priority
+//! first (then the older run, then the task's place in the file, then the map
+//! index, as Airflow orders them), within every limit: the global `parallelism`,
+//! each run's `max_active_tasks`, each task's `max_active_tis_per_dag` and
+//! `max_active_tis_per_dagrun`, and pool slots. A TaskInstance that does not fit
+//! waits, and lower-priority ones that do fit go ahead of it (Airflow skips to the
+//! next rather than stopping).
+
+use super::ActiveRun;
+use aileron_model::TaskInstanceState as S;
+use aileron_model::dag::DagSpec;
+use aileron_model::{DagKey, DagRunState, PoolKey, RunKey, TiKey};
+use jiff::Timestamp;
+use std::collections::{BTreeMap, HashMap};
+
+/// The pool every task is in unless its DAG file names another (Airflow's).
+pub const DEFAULT_POOL: &str = "default_pool";
+/// Airflow's default size of `default_pool`.
+pub const DEFAULT_POOL_SLOTS: u32 = 128;
+
+/// Slots of each pool that exists. `default_pool` exists in every tenant with
+/// Airflow's 128 slots until someone changes it; any other pool must be created.
+#[derive(Debug, Default, Clone)]
+pub struct Pools(pub HashMap<PoolKey, u32>);
+
+impl Pools {
+    pub fn size(&self, key: &PoolKey) -> Option<u32> {
+        match self.0.get(key) {
+            Some(n) => Some(*n),
+            None if key.name == DEFAULT_POOL => Some(DEFAULT_POOL_SLOTS),
+            None => None,
+        }
+    }
+}
+
+/// Each task's effective priority weight (in spec order) per DAG version. It
+/// depends only on the DAG's shape, and admission needs it every turn, so it is
+/// computed once per version.
+#[derive(Debug, Default)]
+pub struct Weights(HashMap<(DagKey, String), Vec<i64>>);
+
+impl Weights {
+    fn of(&mut self, dag: DagKey, spec: &DagSpec) -> &[i64] {
+        self.0
+            .entry((dag, spec.version.clone()))
+            .or_insert_with(|| {
+                spec.tasks
+                    .iter()
+                    .map(|t| spec.priority_weight_total(&t.task_id))
+                    .collect()
+            })
+    }
+}
+
+/// What admission looks at.
+pub struct Snapshot<'a> {
+    /// Airflow's `parallelism`: TaskInstances queued or running at once.
+    pub parallelism: usize,
+    /// The TaskInstances queued or running now.
+    pub in_flight: Vec<&'a TiKey>,
+    pub runs: &'a BTreeMap<RunKey, ActiveRun>,
+    pub is_paused: &'a dyn Fn(&DagKey) -> bool,
+    pub pools: &'a Pools,
+    pub now: Timestamp,
+}
+
+/// Whether a TaskInstance in `state` may be queued at `now`.
+fn is_ready(state: S, next_try_at: Option<Timestamp>, now: Timestamp) -> bool {
+    match state {
+        S::Scheduled => true,
+        S::UpForRetry | S::UpForReschedule => next_try_at.is_none_or(|t| t <= now),
+        _ => false,
+    }
+}
+
+/// What is in flight, counted for each limit.
+#[derive(Default)]
+struct Usage {
+    per_run: HashMap<RunKey, usize>,
+    per_task: HashMap<(DagKey, String), u32>,
+    per_run_task: HashMap<(RunKey, String), u32>,
+    per_pool: HashMap<PoolKey, u64>,
+}
+
+impl Usage {
+    fn add(&mut self, key: &TiKey, pool: Option<(PoolKey, u32)>) {
+        let rk = key.run_key();
+        *self.per_run.entry(rk.clone()).or_default() += 1;
+        *self
+            .per_task
+            .entry((rk.dag(), key.task_id.clone()))
+            .or_default() += 1;
+        *self
+            .per_run_task
+            .entry((rk, key.task_id.clone()))
+            .or_default() += 1;
+        if let Some((pool, slots)) = pool {
+            *self.per_pool.entry(pool).or_default() += u64::from(slots);
+        }
+    }
+}
+
+/// The TaskInstances to queue now, in the order they were admitted.
+pub fn admit(snapshot: &Snapshot<'_>, weights: &mut Weights) -> Vec<TiKey> {
+    let free = snapshot
+        .parallelism
+        .saturating_sub(snapshot.in_flight.len());
+    if free == 0 {
+        return Vec::new();
+    }
+    let runs = snapshot.runs;
+    let mut usage = Usage::default();
+    for key in &snapshot.in_flight {
+        let pool = runs
+            .get(&key.run_key())
+            .and_then(|r| r.spec.task(&key.task_id))
+            .map(|t| (PoolKey::new(&key.tenant, &t.pool), t.pool_slots));
+        usage.add(key, pool);
+    }
+
+    // (-weight, logical date, run order, task order, map index): ascending is
+    // Airflow's admission order.
+    let mut ready: Vec<(i64, Timestamp, u64, usize, i64, TiKey)> = Vec::new();
+    for (rk, run) in runs {
+        if run.run.state != DagRunState::Running || (snapshot.is_paused)(&rk.dag()) {
+            continue;
+        }
+        let weights = weights.of(rk.dag(), &run.spec);
+        for (i, task) in run.spec.tasks.iter().enumerate() {
+            for ti in run.tis_of(&task.task_id) {
+                if is_ready(ti.state, ti.next_try_at, snapshot.now) {
+                    let weight = weights.get(i).copied().unwrap_or_default();
+                    ready.push((
+                        -weight,
+                        run.run.logical_date,
+                        run.run.seq,
+                        i,
+                        ti.map_index,
+                        TiKey::from(ti),
+                    ));
+                }
+            }
+        }
+    }
+    ready.sort();
+
+    let mut admitted = Vec::new();
+    for (.., key) in ready {
+        if admitted.len() >= free {
+            break;
+        }
+        let rk = key.run_key();
+        let Some(run) = runs.get(&rk) else { continue };
+        let Some(task) = run.spec.task(&key.task_id) else {
+            continue;
+        };
+        if usage.per_run.get(&rk).copied().unwrap_or(0) >= run.spec.max_active_tasks as usize {
+            continue;
+        }
+        let task_key = (rk.dag(), key.task_id.clone());
+        let in_dag = usage.per_task.get(&task_key).copied().unwrap_or(0);
+        if task.max_active_tis_per_dag.is_some_and(|m| in_dag >= m) {
+            continue;
+        }
+        let run_task_key = (rk, key.task_id.clone());
+        let in_run = usage.per_run_task.get(&run_task_key).copied().unwrap_or(0);
+        if task.max_active_tis_per_dagrun.is_some_and(|m| in_run >= m) {
+            continue;
+        }
+        let pool = PoolKey::new(&key.tenant, &task.pool);
+        let Some(size) = snapshot.pools.size(&pool) else {
+            // Airflow leaves such a task scheduled until the pool is created.
+            tracing::debug!(pool = %task.pool, task_id = %key.task_id, "the task's pool does not exist; it waits");
+            continue;
+        };
+        let used = usage.per_pool.get(&pool).copied().unwrap_or(0);
+        if used + u64::from(task.pool_slots) > u64::from(size) {
+            continue;
+        }
+        usage.add(&key, Some((pool, task.pool_slots)));
+        admitted.push(key);
+    }
+    admitted
+}
