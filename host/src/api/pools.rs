@@ -57,8 +57,8 @@ struct Usage {
 fn usage(s: &ApiState, tenant: &str) -> ApiResult<HashMap<String, Usage>> {
     let mut specs = Specs::new(&s.metastore);
     let mut out: HashMap<String, Usage> = HashMap::new();
-    for run in s.metastore.all_dag_runs()? {
-        if run.tenant != tenant || run.state.is_finished() {
+    for run in s.metastore.unfinished_runs()? {
+        if run.tenant != tenant {
             continue;
         }
         let Some(spec) = specs.get(&run.tenant, &run.dag_id, &run.dag_version)? else {

@@ -13,6 +13,7 @@ mod error;
 mod keys;
 mod queries;
 mod records;
+mod indexes;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -21,6 +22,7 @@ pub use batch::*;
 pub use error::*;
 pub use keys::*;
 pub use records::*;
+pub use indexes::{RunOrder, RunPage, RunQuery};
 pub use schema::*;
 
 use aileron_protocol::ExecutionKey;
@@ -122,36 +124,70 @@ impl Metastore {
     }
 
     /// Applies a batch in one durable write transaction; returns how long it took.
+    /// A write or delete of a run or TaskInstance also brings the indexes
+    /// (`indexes.rs`) along, in the same transaction.
     pub fn commit(&self, batch: WriteBatch) -> Result<Duration> {
         let started = Instant::now();
         let txn = self.db.begin_write()?;
         {
             // Each table is opened once and kept open for the whole batch.
-            let mut open: std::collections::HashMap<String, redb::Table<&str, &[u8]>> =
-                std::collections::HashMap::new();
+            let mut tables = indexes::OpenTables::new();
+            let mut ti_counts = indexes::TiCountDelta::default();
             for op in &batch.ops {
                 let table = match op {
                     Op::Put(t, ..) | Op::Delete(t, _) | Op::DeletePrefix(t, _) => *t,
                 };
-                let t = match open.entry(table.name().to_owned()) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(e) => {
-                        e.insert(txn.open_table(table)?)
-                    }
-                };
+                let is_runs = table.name() == DAG_RUNS.name();
+                let is_tis = table.name() == TASK_INSTANCES.name();
+                let t = indexes::open(&txn, &mut tables, table)?;
                 match op {
                     Op::Put(_, k, v) => {
-                        t.insert(k.as_str(), v.as_slice())?;
+                        let old = t.insert(k.as_str(), v.as_slice())?;
+                        if is_tis {
+                            if let Some(old) = &old {
+                                ti_counts.add(old.value(), -1);
+                            }
+                            ti_counts.add(v, 1);
+                        }
+                        if is_runs {
+                            let old: Option<DagRun> =
+                                old.map(|o| decode(k, o.value())).transpose()?;
+                            let new: DagRun = decode(k, v)?;
+                            indexes::reindex(&txn, &mut tables, old.as_ref(), Some(&new))?;
+                        }
                     }
                     Op::Delete(_, k) => {
-                        t.remove(k.as_str())?;
+                        let old: Option<DagRun> = match t.remove(k.as_str())? {
+                            Some(old) if is_runs => Some(decode(k, old.value())?),
+                            Some(old) if is_tis => {
+                                ti_counts.add(old.value(), -1);
+                                None
+                            }
+                            _ => None,
+                        };
+                        if let Some(old) = old {
+                            indexes::reindex(&txn, &mut tables, Some(&old), None)?;
+                        }
                     }
                     Op::DeletePrefix(_, prefix) => {
                         let (start, end) = prefix_range(prefix);
-                        t.retain_in(start.as_str()..end.as_str(), |_, _| false)?;
+                        let mut gone: Vec<DagRun> = Vec::new();
+                        t.retain_in(start.as_str()..end.as_str(), |k, v| {
+                            if is_runs && let Ok(run) = decode::<DagRun>(k, v) {
+                                gone.push(run);
+                            }
+                            if is_tis {
+                                ti_counts.add(v, -1);
+                            }
+                            false
+                        })?;
+                        for old in &gone {
+                            indexes::reindex(&txn, &mut tables, Some(old), None)?;
+                        }
                     }
                 }
             }
+            ti_counts.write(&txn, &mut tables)?;
         }
         txn.commit()?;
         Ok(started.elapsed())

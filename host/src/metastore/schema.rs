@@ -6,7 +6,7 @@ use redb::TableDefinition;
 
 /// Version of the layout below. Bump it and add a step to [`MIGRATIONS`] whenever a
 /// table or a record changes in a way old data cannot be read as.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Migration steps: `MIGRATIONS[i]` turns a version `i + 1` store into version `i + 2`.
 pub(super) type Migration = fn(&redb::WriteTransaction) -> Result<(), MetastoreError>;
@@ -14,6 +14,9 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     // 1 → 2: TaskInstances and tries gain `attempt` (read as 0 when absent) and
     // `meta.next_attempt` appears with the first dispatch; nothing to rewrite.
     |_| Ok(()),
+    // 2 → 3: the indexes appear (`run_order`, `run_counts`, `runs_unfinished`,
+    // `ti_counts`); built once from the stored records.
+    super::indexes::build_all,
 ];
 
 pub(crate) type Table = TableDefinition<'static, &'static str, &'static [u8]>;
@@ -35,7 +38,12 @@ pub(crate) const CALLBACKS: Table = TableDefinition::new("callbacks");
 /// close, found without reading every callback ever run.
 pub(crate) const CALLBACKS_PENDING: Table = TableDefinition::new("callbacks_pending");
 pub(crate) const BACKFILLS: Table = TableDefinition::new("backfills");
-pub(super) const ALL_TABLES: [Table; 14] = [
+/// Run indexes, written only by `commit` alongside `dag_runs` (see `run_index`).
+pub(super) const RUN_ORDER: Table = TableDefinition::new("run_order");
+pub(super) const RUN_COUNTS: Table = TableDefinition::new("run_counts");
+pub(super) const RUNS_UNFINISHED: Table = TableDefinition::new("runs_unfinished");
+pub(super) const TI_COUNTS: Table = TableDefinition::new("ti_counts");
+pub(super) const ALL_TABLES: [Table; 18] = [
     META,
     DAGS,
     DAG_VERSIONS,
@@ -50,4 +58,8 @@ pub(super) const ALL_TABLES: [Table; 14] = [
     CALLBACKS,
     CALLBACKS_PENDING,
     BACKFILLS,
+    RUN_ORDER,
+    RUN_COUNTS,
+    RUNS_UNFINISHED,
+    TI_COUNTS,
 ];

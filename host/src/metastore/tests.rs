@@ -171,3 +171,188 @@ fn prefix_delete_removes_only_that_prefix() {
         vec![(-1, "2".to_owned())]
     );
 }
+
+fn test_run(dag_id: &str, seq: u64, hour: i64, state: aileron_model::DagRunState) -> DagRun {
+    let t = jiff::Timestamp::from_second(hour * 3600).unwrap();
+    DagRun {
+        tenant: "t".into(),
+        dag_id: dag_id.into(),
+        run_id: format!("run_{seq}"),
+        run_type: RunType::Scheduled,
+        state,
+        logical_date: t,
+        data_interval: aileron_model::schedule::DataInterval { start: t, end: t },
+        conf: serde_json::Map::new(),
+        dag_version: "v".into(),
+        queued_at: t,
+        start_date: None,
+        end_date: None,
+        seq,
+        backfill_id: None,
+    }
+}
+
+fn page_ids(m: &Metastore, q: RunQuery<'_>) -> (Vec<String>, usize) {
+    let page = m.runs_page(&q).unwrap();
+    (
+        page.runs.iter().map(|r| r.run_id.clone()).collect(),
+        page.total,
+    )
+}
+
+#[test]
+fn run_pages_come_from_the_indexes_and_follow_every_change() {
+    use aileron_model::DagRunState::{Failed, Queued, Running, Success};
+    let m = Metastore::in_memory().unwrap();
+    let mut b = WriteBatch::default();
+    // Creation order and logical-date order differ: run_3 is the oldest date.
+    b.put_run(&test_run("a", 1, 10, Success));
+    b.put_run(&test_run("a", 2, 20, Failed));
+    b.put_run(&test_run("a", 3, 5, Running));
+    b.put_run(&test_run("b", 4, 1, Queued));
+    m.commit(b).unwrap();
+    let q = RunQuery {
+        tenant: "t",
+        dag_id: Some("a"),
+        order: RunOrder::Id,
+        descending: false,
+        states: None,
+        offset: 0,
+        limit: 10,
+    };
+    assert_eq!(
+        page_ids(&m, q.clone()),
+        (vec!["run_1".into(), "run_2".into(), "run_3".into()], 3)
+    );
+    let by_date = RunQuery {
+        order: RunOrder::LogicalDate,
+        descending: true,
+        ..q.clone()
+    };
+    assert_eq!(
+        page_ids(&m, by_date.clone()),
+        (vec!["run_2".into(), "run_1".into(), "run_3".into()], 3)
+    );
+    let second = RunQuery {
+        offset: 1,
+        limit: 1,
+        ..by_date.clone()
+    };
+    assert_eq!(page_ids(&m, second), (vec!["run_1".into()], 3));
+    let finished = [Success, Failed];
+    let only_finished = RunQuery {
+        states: Some(&finished),
+        ..q.clone()
+    };
+    assert_eq!(
+        page_ids(&m, only_finished.clone()),
+        (vec!["run_1".into(), "run_2".into()], 2)
+    );
+    // Every DAG of the tenant, and no other tenant's.
+    let all = RunQuery {
+        dag_id: None,
+        ..q.clone()
+    };
+    assert_eq!(page_ids(&m, all.clone()).1, 4);
+    let other = RunQuery {
+        tenant: "u",
+        ..all.clone()
+    };
+    assert_eq!(page_ids(&m, other), (vec![], 0));
+    let unfinished: Vec<String> = m
+        .unfinished_runs()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    assert_eq!(unfinished, ["run_3", "run_4"]);
+
+    // A state change moves the counts and the unfinished set; a delete removes the
+    // run from every index.
+    let mut b = WriteBatch::default();
+    b.put_run(&test_run("a", 3, 5, Success));
+    b.delete(DAG_RUNS, run_key("t", "a", "run_1"));
+    m.commit(b).unwrap();
+    assert_eq!(
+        page_ids(&m, only_finished),
+        (vec!["run_2".into(), "run_3".into()], 2)
+    );
+    assert_eq!(page_ids(&m, q).1, 2);
+    assert_eq!(page_ids(&m, all).1, 3);
+    assert_eq!(m.unfinished_runs().unwrap().len(), 1);
+}
+
+#[test]
+fn a_version_2_store_gets_its_run_indexes_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("aileron.redb");
+    {
+        let m = Metastore::open(&path).unwrap();
+        let mut b = WriteBatch::default();
+        b.put_run(&test_run("a", 1, 1, aileron_model::DagRunState::Running));
+        m.commit(b).unwrap();
+        // Make it look like a store written before the indexes existed.
+        let txn = m.db.begin_write().unwrap();
+        for t in [RUN_ORDER, RUN_COUNTS, RUNS_UNFINISHED] {
+            txn.delete_table(t).unwrap();
+        }
+        txn.open_table(META)
+            .unwrap()
+            .insert("schema_version", "2".as_bytes())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let m = Metastore::open(&path).unwrap();
+    assert_eq!(m.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(m.unfinished_runs().unwrap().len(), 1);
+    let q = RunQuery {
+        tenant: "t",
+        dag_id: Some("a"),
+        order: RunOrder::LogicalDate,
+        descending: false,
+        states: None,
+        offset: 0,
+        limit: 5,
+    };
+    assert_eq!(page_ids(&m, q), (vec!["run_1".into()], 1));
+}
+
+#[test]
+fn counts_by_state_follow_puts_and_deletes() {
+    use aileron_model::TaskInstanceState as S;
+    let m = Metastore::in_memory().unwrap();
+    let ti = |task: &str, state: &str| -> TaskInstance {
+        serde_json::from_value(serde_json::json!({
+            "tenant": "t", "dag_id": "a", "run_id": "run_1", "task_id": task,
+            "map_index": -1, "state": state, "try_number": 0, "max_tries": 1,
+            "operator": "noop", "plugin_digest": "sha256:x", "queued_at": null,
+            "start_date": null, "end_date": null, "duration": null, "next_try_at": null,
+            "rendered_params": null, "tries": [], "hostname": "h",
+        }))
+        .unwrap()
+    };
+    let mut b = WriteBatch::default();
+    b.put_run(&test_run("a", 1, 1, aileron_model::DagRunState::Running));
+    b.put_ti(&ti("x", "scheduled"));
+    b.put_ti(&ti("y", "scheduled"));
+    // The same record written twice in one batch counts once.
+    b.put_ti(&ti("x", "running"));
+    m.commit(b).unwrap();
+    let counts = m.ti_counts().unwrap();
+    assert_eq!(
+        (counts.get(&S::Running), counts.get(&S::Scheduled)),
+        (Some(&1), Some(&1))
+    );
+    assert_eq!(
+        m.run_counts()
+            .unwrap()
+            .get(&aileron_model::DagRunState::Running),
+        Some(&1)
+    );
+    let mut b = WriteBatch::default();
+    b.delete_prefix(TASK_INSTANCES, run_key("t", "a", "run_1"));
+    b.delete(DAG_RUNS, run_key("t", "a", "run_1"));
+    m.commit(b).unwrap();
+    assert!(m.ti_counts().unwrap().is_empty());
+    assert!(m.run_counts().unwrap().is_empty());
+}

@@ -140,7 +140,7 @@ impl State {
 
         let mut plan = Vec::with_capacity(intervals.len());
         for i in &intervals {
-            let existing = self.run_at(&dk, i.start).map(str::to_owned);
+            let existing = self.run_at(&dk, i.start);
             let (action, reason) = match &existing {
                 None => ("create", None),
                 Some(run_id) => {
@@ -241,8 +241,6 @@ impl State {
                 r.run.conf = conf;
             }
             let run = r.run.clone();
-            self.unindex_run(&run);
-            self.index_run(&run);
             self.batch.put_run(&run);
         }
     }

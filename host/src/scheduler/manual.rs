@@ -471,7 +471,7 @@ impl State {
                 run_id: run_id.to_owned(),
             });
         };
-        self.unindex_run(&run);
+        self.forget_run(&run);
         self.dirty_runs.remove(&rk);
         let gone: Vec<TiKey> = self
             .in_flight

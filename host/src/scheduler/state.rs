@@ -95,8 +95,9 @@ pub(super) struct State {
     /// Each backfill's runs by their place in its order.
     backfill_order: HashMap<u64, HashMap<String, usize>>,
     next_backfill_id: u64,
-    /// Every run of every DAG by logical date (finished ones too).
-    run_dates: HashMap<DagKey, past::RunDates>,
+    /// Runs deleted in this turn: the metastore's run index lists them until
+    /// the commit (see `past.rs`).
+    deleted_this_turn: HashSet<RunKey>,
     /// Runs that finished this turn: out of `runs`, but their TaskInstances are not
     /// committed yet, and `depends_on_past` checks in this turn must see them.
     pub(super) finished_this_turn: HashMap<RunKey, ActiveRun>,
@@ -146,7 +147,7 @@ impl State {
             pools: Pools(metastore.pool_sizes()?),
             callbacks_to_send: Vec::new(),
             callback_seq: HashMap::new(),
-            run_dates: HashMap::new(),
+            deleted_this_turn: HashSet::new(),
             finished_in: HashSet::new(),
             finished_this_turn: HashMap::new(),
             backfills: BTreeMap::new(),
@@ -170,12 +171,9 @@ impl State {
         for e in metastore.import_errors()? {
             state.import_errors.insert((e.tenant, e.filename));
         }
-        for run in metastore.all_dag_runs()? {
-            state.next_seq = state.next_seq.max(run.seq + 1);
-            state.index_run(&run);
-            if run.state.is_finished() {
-                continue;
-            }
+        state.next_seq = metastore.next_run_seq()?;
+        // Finished runs stay in the metastore: start-up reads the unfinished ones.
+        for run in metastore.unfinished_runs()? {
             let Some(spec) = state.spec(&run.tenant, &run.dag_id, &run.dag_version)? else {
                 // Without its DAG version the run cannot go on; fail it rather than
                 // leave it looking live forever.
@@ -1071,7 +1069,6 @@ impl State {
             backfill_id: None,
         };
         self.next_seq += 1;
-        self.index_run(&run);
         let mut tis = BTreeMap::new();
         for task in &spec.tasks {
             let ti = new_ti(&run, task, -1, &self.config.hostname);
@@ -1541,15 +1538,7 @@ impl State {
         let Some(n) = self.runs[rk].spec.max_consecutive_failed_dag_runs else {
             return;
         };
-        let Some(index) = self.run_dates.get(&dk) else {
-            return;
-        };
-        let latest: Vec<String> = index
-            .values()
-            .rev()
-            .take(n as usize)
-            .map(|(id, _)| id.clone())
-            .collect();
+        let latest = self.latest_runs(&dk, None, n as usize, |_| true);
         if latest.len() < n as usize {
             return;
         }
@@ -1775,6 +1764,7 @@ impl State {
             .set(self.in_flight.len().saturating_sub(running) as f64);
         self.xcom_overlay.clear();
         self.finished_this_turn.clear();
+        self.deleted_this_turn.clear();
         for f in self.after_commit.drain(..) {
             f();
         }
