@@ -13,6 +13,7 @@ use aileron_model::params_schema::{Mode, check_schema, validate_at};
 use aileron_model::template::{NoLookups, RenderContext, render_params, render_str};
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 /// Two operators, one with a params schema that has something of every kind.
 struct Catalog;
@@ -308,7 +309,7 @@ proptest! {
     #[test]
     fn templates_render_or_fail_cleanly(template in template_text()) {
         let ctx = context();
-        match render_str(&template, &ctx, &NoLookups) {
+        match render_str(&template, &ctx, Arc::new(NoLookups)) {
             Ok(value) => {
                 let size = serde_json::to_string(&value).unwrap().len();
                 prop_assert!(size <= aileron_model::template::MAX_RENDERED_BYTES + 2);
@@ -316,7 +317,7 @@ proptest! {
             Err(e) => prop_assert!(e.to_string().starts_with("template")),
         }
         let params = json!({"a": template, "b": [template, {"c": template}]});
-        if let Err(e) = render_params(&params, &ctx, &NoLookups) {
+        if let Err(e) = render_params(&params, &ctx, Arc::new(NoLookups)) {
             prop_assert!(e.to_string().starts_with("params."), "{e}");
         }
     }
@@ -364,7 +365,7 @@ fn runaway_templates_stop_within_their_budget() {
         &format!("{}1{}", "{{ (".repeat(2_000), ") }}".repeat(2_000)),
     ] {
         assert!(
-            render_str(template, &ctx, &NoLookups).is_err(),
+            render_str(template, &ctx, Arc::new(NoLookups)).is_err(),
             "{template:.60}"
         );
     }

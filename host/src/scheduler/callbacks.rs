@@ -99,18 +99,14 @@ impl State {
         } else {
             extra.insert("state".to_owned(), run.run.state.as_str().into());
         }
-        let lookups = RenderLookups {
-            metastore: &self.metastore,
-            overlay: &self.xcom_overlay,
-            run: &run.run,
-        };
+        let lookups = RenderLookups::new(&self.metastore, &self.xcom_overlay, &run.run);
         let task_id = ti.map_or("", |t| t.task_id.as_str());
         let rendered: Vec<Result<serde_json::Value, String>> = specs
             .iter()
             .map(|cb| {
                 crate::scheduler::host::render_with(
                     &lookups,
-                    &run.spec,
+                    run,
                     task_id,
                     ti,
                     &cb.params,

@@ -3,9 +3,10 @@
 
 use super::state::ActiveRun;
 use crate::metastore::{DagRun, Metastore};
-use aileron_model::dag::{DagSpec, TaskSpec};
+use aileron_model::dag::TaskSpec;
 use aileron_model::template::{self, RenderContext, TemplateLookups};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Host services for one try, scoped to its tenant and DagRun.
 pub struct MetastoreHost {
@@ -67,56 +68,80 @@ impl aileron_sandbox::HostServices for MetastoreHost {
 }
 
 /// Template lookups during scheduling: committed XCom plus what this turn wrote.
-pub(super) struct RenderLookups<'a> {
-    pub metastore: &'a Metastore,
-    pub overlay: &'a HashMap<String, String>,
-    pub run: &'a DagRun,
+/// Owned, because the template engine's objects hold it while they render.
+pub(super) struct RenderLookups {
+    metastore: Metastore,
+    tenant: String,
+    dag_id: String,
+    run_id: String,
+    /// XCom of tries of this run that finished in this very turn (not committed
+    /// yet): `(task_id, xcom key)` → `(map index, JSON)`.
+    overlay: HashMap<(String, String), Vec<(i64, String)>>,
 }
 
-impl TemplateLookups for RenderLookups<'_> {
-    fn xcom_pull(&self, task_id: &str, key: &str) -> Option<serde_json::Value> {
-        let r = self.run;
-        let mut values = self
-            .metastore
-            .xcom(&r.tenant, &r.dag_id, &r.run_id, task_id, key)
-            .unwrap_or_default();
-        // Keys are tenant, dag, run, task, map index, xcom key (see metastore::xcom_key).
+impl RenderLookups {
+    /// Lookups for `run`. `overlay` is the scheduler's uncommitted XCom, keyed as in
+    /// the metastore (tenant, dag, run, task, map part, xcom key); only `run`'s
+    /// entries are kept.
+    pub(super) fn new(
+        metastore: &Metastore,
+        overlay: &HashMap<String, String>,
+        run: &DagRun,
+    ) -> Arc<Self> {
         let prefix = format!(
             "{}\0",
-            crate::metastore::key(&[&r.tenant, &r.dag_id, &r.run_id, task_id])
+            crate::metastore::key(&[&run.tenant, &run.dag_id, &run.run_id])
         );
-        // The overlay holds XCom of tries that finished in this very turn.
-        for (k, v) in self.overlay {
+        let mut own: HashMap<(String, String), Vec<(i64, String)>> = HashMap::new();
+        for (k, v) in overlay {
             let Some(rest) = k.strip_prefix(&prefix) else {
                 continue;
             };
-            let mut parts = rest.splitn(2, '\0');
-            let (Some(map), Some(name)) = (parts.next(), parts.next()) else {
+            let mut parts = rest.splitn(3, '\0');
+            let (Some(task), Some(map), Some(name)) = (parts.next(), parts.next(), parts.next())
+            else {
                 continue;
             };
-            if name != key {
-                continue;
-            }
+            // The map part is the index plus one, so that -1 sorts first.
             let map = map.parse::<i64>().unwrap_or(0) - 1;
-            values.retain(|(m, _)| *m != map);
-            values.push((map, v.clone()));
+            own.entry((task.to_owned(), name.to_owned()))
+                .or_default()
+                .push((map, v.clone()));
+        }
+        Arc::new(Self {
+            metastore: metastore.clone(),
+            tenant: run.tenant.clone(),
+            dag_id: run.dag_id.clone(),
+            run_id: run.run_id.clone(),
+            overlay: own,
+        })
+    }
+}
+
+impl TemplateLookups for RenderLookups {
+    fn xcom_pull(&self, task_id: &str, key: &str) -> Option<serde_json::Value> {
+        let mut values = self
+            .metastore
+            .xcom(&self.tenant, &self.dag_id, &self.run_id, task_id, key)
+            .unwrap_or_default();
+        let fresh = self.overlay.get(&(task_id.to_owned(), key.to_owned()));
+        for (map, v) in fresh.into_iter().flatten() {
+            values.retain(|(m, _)| m != map);
+            values.push((*map, v.clone()));
         }
         values.sort_by_key(|(m, _)| *m);
         collect_xcom(values).and_then(|s| serde_json::from_str(&s).ok())
     }
 
     fn variable(&self, key: &str) -> Option<String> {
-        self.metastore
-            .variable(&self.run.tenant, key)
-            .ok()
-            .flatten()
+        self.metastore.variable(&self.tenant, key).ok().flatten()
     }
 }
 
 /// Renders `value` (a task's params or its `expand` table) for a TaskInstance. A
 /// mapped TaskInstance's own expanded values are merged over the task's params.
 pub(super) fn render(
-    lookups: &RenderLookups<'_>,
+    lookups: &Arc<RenderLookups>,
     run: &ActiveRun,
     task: &TaskSpec,
     ti: Option<&crate::metastore::TaskInstance>,
@@ -124,7 +149,7 @@ pub(super) fn render(
 ) -> Result<serde_json::Value, String> {
     render_with(
         lookups,
-        &run.spec,
+        run,
         &task.task_id,
         ti,
         value,
@@ -135,14 +160,14 @@ pub(super) fn render(
 /// [`render`] for any task id (empty for a DAG-level callback) with `extra` names
 /// in the context.
 pub(super) fn render_with(
-    lookups: &RenderLookups<'_>,
-    spec: &DagSpec,
+    lookups: &Arc<RenderLookups>,
+    run: &ActiveRun,
     task_id: &str,
     ti: Option<&crate::metastore::TaskInstance>,
     value: &serde_json::Value,
     extra: serde_json::Map<String, serde_json::Value>,
 ) -> Result<serde_json::Value, String> {
-    let r = lookups.run;
+    let r = &run.run;
     let ctx = RenderContext {
         dag_id: r.dag_id.clone(),
         task_id: task_id.to_owned(),
@@ -154,10 +179,11 @@ pub(super) fn render_with(
         map_index: ti.and_then(|t| t.map_index_opt()),
         try_number: ti.map(|t| t.try_number).unwrap_or(1).max(1),
         conf: r.conf.clone(),
-        dag_params: spec.params.clone(),
+        dag_params: run.spec.params.clone(),
         extra,
     };
-    let mut out = template::render_params(value, &ctx, lookups).map_err(|e| e.to_string())?;
+    let mut out =
+        template::render_params(value, &ctx, lookups.clone()).map_err(|e| e.to_string())?;
     if let (Some(ti), serde_json::Value::Object(out_map)) = (ti, &mut out)
         && ti.map_index >= 0
         && let Some(serde_json::Value::Object(kwargs)) = &ti.rendered_params

@@ -614,12 +614,7 @@ pub async fn test_task(
         spec: Arc::new(spec.clone()),
         tis: Default::default(),
     };
-    let overlay = HashMap::new();
-    let lookups = host::RenderLookups {
-        metastore: &metastore,
-        overlay: &overlay,
-        run: &run,
-    };
+    let lookups = host::RenderLookups::new(&metastore, &HashMap::new(), &run);
     let log = Arc::new(LogBuffer::new(1 << 20));
     let mut params = match host::render(&lookups, &active, task, None, &task.params) {
         Ok(p) => p,

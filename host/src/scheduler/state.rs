@@ -1638,11 +1638,7 @@ impl State {
         ti: Option<&TaskInstance>,
         value: &serde_json::Value,
     ) -> Result<serde_json::Value, String> {
-        let lookups = RenderLookups {
-            metastore: &self.metastore,
-            overlay: &self.xcom_overlay,
-            run: &run.run,
-        };
+        let lookups = RenderLookups::new(&self.metastore, &self.xcom_overlay, &run.run);
         super::host::render(&lookups, run, task, ti, value)
     }
 
