@@ -6,6 +6,7 @@
 
 use super::Caller;
 use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable, Unprocessable};
+use super::paths::BackfillPath;
 use super::{ApiError, ApiResult, ApiState, JsonBody, load_dag, paginate};
 use crate::metastore::{BackfillRecord, ReprocessBehavior};
 use crate::scheduler::{BackfillDate, BackfillRequest, SchedulerError};
@@ -193,7 +194,7 @@ pub async fn list_backfills(
 /// Get a backfill with its progress.
 #[utoipa::path(
     get, path = "/backfills/{backfill_id}", tag = "Backfill", operation_id = "get_backfill",
-    params(("backfill_id" = u64, Path)),
+    params(BackfillPath),
     responses(
         (status = 200, description = "The backfill.", body = Backfill),
         BadRequest,
@@ -203,7 +204,7 @@ pub async fn list_backfills(
 pub async fn get_backfill(
     caller: Caller,
     State(s): State<ApiState>,
-    Path(id): Path<u64>,
+    Path(BackfillPath { backfill_id: id }): Path<BackfillPath>,
 ) -> ApiResult<Json<Backfill>> {
     let b = s
         .metastore
@@ -316,7 +317,7 @@ pub async fn dry_run_backfill(
 /// Pause a backfill: it starts no more runs; runs already running finish.
 #[utoipa::path(
     put, path = "/backfills/{backfill_id}/pause", tag = "Backfill", operation_id = "pause_backfill",
-    params(("backfill_id" = u64, Path)),
+    params(BackfillPath),
     responses(
         (status = 200, description = "The backfill, paused.", body = Backfill),
         BadRequest,
@@ -328,7 +329,7 @@ pub async fn dry_run_backfill(
 pub async fn pause_backfill(
     caller: Caller,
     State(s): State<ApiState>,
-    Path(id): Path<u64>,
+    Path(BackfillPath { backfill_id: id }): Path<BackfillPath>,
 ) -> ApiResult<Json<Backfill>> {
     let b = s
         .scheduler
@@ -340,7 +341,7 @@ pub async fn pause_backfill(
 /// Unpause a backfill: it starts its queued runs again.
 #[utoipa::path(
     put, path = "/backfills/{backfill_id}/unpause", tag = "Backfill", operation_id = "unpause_backfill",
-    params(("backfill_id" = u64, Path)),
+    params(BackfillPath),
     responses(
         (status = 200, description = "The backfill, unpaused.", body = Backfill),
         BadRequest,
@@ -352,7 +353,7 @@ pub async fn pause_backfill(
 pub async fn unpause_backfill(
     caller: Caller,
     State(s): State<ApiState>,
-    Path(id): Path<u64>,
+    Path(BackfillPath { backfill_id: id }): Path<BackfillPath>,
 ) -> ApiResult<Json<Backfill>> {
     let b = s
         .scheduler
@@ -365,7 +366,7 @@ pub async fn unpause_backfill(
 /// is complete.
 #[utoipa::path(
     put, path = "/backfills/{backfill_id}/cancel", tag = "Backfill", operation_id = "cancel_backfill",
-    params(("backfill_id" = u64, Path)),
+    params(BackfillPath),
     responses(
         (status = 200, description = "The backfill, cancelled.", body = Backfill),
         BadRequest,
@@ -377,7 +378,7 @@ pub async fn unpause_backfill(
 pub async fn cancel_backfill(
     caller: Caller,
     State(s): State<ApiState>,
-    Path(id): Path<u64>,
+    Path(BackfillPath { backfill_id: id }): Path<BackfillPath>,
 ) -> ApiResult<Json<Backfill>> {
     let b = s.scheduler.cancel_backfill(caller.tenant(), id).await?;
     one(&s, b)

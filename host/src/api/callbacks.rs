@@ -3,6 +3,7 @@
 
 use super::Caller;
 use super::error::{BadRequest, NotFound};
+use super::paths::RunPath;
 use super::{ApiResult, ApiState, Page, load_run, paginate};
 use crate::metastore::CallbackRecord;
 use axum::Json;
@@ -71,7 +72,7 @@ fn callback(c: CallbackRecord) -> Callback {
 #[utoipa::path(
     get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/callbacks", tag = "DagRun",
     operation_id = "get_dag_run_callbacks",
-    params(("dag_id" = String, Path), ("dag_run_id" = String, Path), Page),
+    params(RunPath, Page),
     responses(
         (status = 200, description = "One page of the run's callbacks.", body = CallbackCollection),
         BadRequest,
@@ -81,7 +82,10 @@ fn callback(c: CallbackRecord) -> Callback {
 pub async fn list_callbacks(
     caller: Caller,
     State(s): State<ApiState>,
-    Path((dag_id, run_id)): Path<(String, String)>,
+    Path(RunPath {
+        dag_id,
+        dag_run_id: run_id,
+    }): Path<RunPath>,
     Query(page): Query<Page>,
 ) -> ApiResult<Json<CallbackCollection>> {
     load_run(&s, &caller, &dag_id, &run_id)?;

@@ -4,6 +4,7 @@
 
 use super::Caller;
 use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable};
+use super::paths::ConnectionPath;
 use super::{ApiError, ApiResult, ApiState, JsonBody, Page, check_id, paginate};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -188,13 +189,15 @@ pub async fn list_connections(
 /// Get a connection (without its password).
 #[utoipa::path(
     get, path = "/connections/{connection_id}", tag = "Connection", operation_id = "get_connection",
-    params(("connection_id" = String, Path)),
+    params(ConnectionPath),
     responses((status = 200, description = "The connection.", body = Connection), NotFound)
 )]
 pub async fn get_connection(
     caller: Caller,
     State(s): State<ApiState>,
-    Path(conn_id): Path<String>,
+    Path(ConnectionPath {
+        connection_id: conn_id,
+    }): Path<ConnectionPath>,
 ) -> ApiResult<Json<Connection>> {
     let c = load(&s, caller.tenant(), &conn_id)?.ok_or_else(|| not_found(&conn_id))?;
     Ok(Json(c.into()))
@@ -246,7 +249,7 @@ pub async fn post_connection(
 #[utoipa::path(
     patch, path = "/connections/{connection_id}", tag = "Connection",
     operation_id = "patch_connection",
-    params(("connection_id" = String, Path)),
+    params(ConnectionPath),
     request_body = ConnectionPatch,
     responses(
         (status = 200, description = "The connection as changed.", body = Connection),
@@ -259,7 +262,9 @@ pub async fn post_connection(
 pub async fn patch_connection(
     caller: Caller,
     State(s): State<ApiState>,
-    Path(conn_id): Path<String>,
+    Path(ConnectionPath {
+        connection_id: conn_id,
+    }): Path<ConnectionPath>,
     JsonBody(p): JsonBody<ConnectionPatch>,
 ) -> ApiResult<Json<Connection>> {
     if p.conn_id.as_ref().is_some_and(|id| *id != conn_id) {
@@ -296,13 +301,15 @@ pub async fn patch_connection(
 #[utoipa::path(
     delete, path = "/connections/{connection_id}", tag = "Connection",
     operation_id = "delete_connection",
-    params(("connection_id" = String, Path)),
+    params(ConnectionPath),
     responses((status = 204, description = "Deleted"), NotFound)
 )]
 pub async fn delete_connection(
     caller: Caller,
     State(s): State<ApiState>,
-    Path(conn_id): Path<String>,
+    Path(ConnectionPath {
+        connection_id: conn_id,
+    }): Path<ConnectionPath>,
 ) -> ApiResult<StatusCode> {
     if s.metastore.delete_connection(caller.tenant(), &conn_id)? {
         Ok(StatusCode::NO_CONTENT)

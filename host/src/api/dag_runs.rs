@@ -3,6 +3,7 @@
 
 use super::Caller;
 use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable, Unprocessable};
+use super::paths::{AnyDagPath, DagPath, RunPath};
 use super::states::{DagRunType, DagState, parse_run_states};
 use super::task_instances::{TaskInstanceCollection, task_instances};
 use super::{ANY, ApiError, ApiResult, ApiState, JsonBody, Specs, load_dag, load_run, paginate};
@@ -119,7 +120,7 @@ fn sort_runs(runs: &mut [RunRecord], order_by: Option<&str>) -> ApiResult<()> {
 /// List DagRuns of a DAG, or of every DAG with `~` as the DAG id.
 #[utoipa::path(
     get, path = "/dags/{dag_id}/dagRuns", tag = "DagRun", operation_id = "get_dag_runs",
-    params(("dag_id" = String, Path, description = "A DAG id, or `~` for every DAG"), RunFilter),
+    params(AnyDagPath, RunFilter),
     responses(
         (status = 200, description = "One page of DagRuns.", body = DagRunCollection),
         BadRequest,
@@ -129,7 +130,7 @@ fn sort_runs(runs: &mut [RunRecord], order_by: Option<&str>) -> ApiResult<()> {
 pub async fn list_runs(
     caller: Caller,
     State(s): State<ApiState>,
-    Path(dag_id): Path<String>,
+    Path(AnyDagPath { dag_id }): Path<AnyDagPath>,
     Query(q): Query<RunFilter>,
 ) -> ApiResult<Json<DagRunCollection>> {
     let states = q
@@ -177,7 +178,7 @@ pub struct TriggerDagRun {
 /// Trigger a DagRun.
 #[utoipa::path(
     post, path = "/dags/{dag_id}/dagRuns", tag = "DagRun", operation_id = "post_dag_run",
-    params(("dag_id" = String, Path)),
+    params(DagPath),
     request_body = TriggerDagRun,
     responses(
         (status = 200, description = "The DagRun, queued.", body = DagRun),
@@ -192,7 +193,7 @@ pub struct TriggerDagRun {
 pub async fn trigger_run(
     caller: Caller,
     State(s): State<ApiState>,
-    Path(dag_id): Path<String>,
+    Path(DagPath { dag_id }): Path<DagPath>,
     JsonBody(body): JsonBody<TriggerDagRun>,
 ) -> ApiResult<Json<DagRun>> {
     let conf = super::conf_object("conf", body.conf)?;
@@ -224,13 +225,16 @@ pub async fn trigger_run(
 /// Get a DagRun.
 #[utoipa::path(
     get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}", tag = "DagRun", operation_id = "get_dag_run",
-    params(("dag_id" = String, Path), ("dag_run_id" = String, Path)),
+    params(RunPath),
     responses((status = 200, description = "The DagRun.", body = DagRun), NotFound)
 )]
 pub async fn get_run(
     caller: Caller,
     State(s): State<ApiState>,
-    Path((dag_id, run_id)): Path<(String, String)>,
+    Path(RunPath {
+        dag_id,
+        dag_run_id: run_id,
+    }): Path<RunPath>,
 ) -> ApiResult<Json<DagRun>> {
     Ok(Json(dag_run(&load_run(&s, &caller, &dag_id, &run_id)?)))
 }
@@ -255,7 +259,7 @@ pub struct UpdateDagRunState {
 #[utoipa::path(
     patch, path = "/dags/{dag_id}/dagRuns/{dag_run_id}", tag = "DagRun",
     operation_id = "update_dag_run_state",
-    params(("dag_id" = String, Path), ("dag_run_id" = String, Path)),
+    params(RunPath),
     request_body = UpdateDagRunState,
     responses(
         (status = 200, description = "The DagRun in its new state.", body = DagRun),
@@ -270,7 +274,10 @@ pub struct UpdateDagRunState {
 pub async fn patch_run(
     caller: Caller,
     State(s): State<ApiState>,
-    Path((dag_id, run_id)): Path<(String, String)>,
+    Path(RunPath {
+        dag_id,
+        dag_run_id: run_id,
+    }): Path<RunPath>,
     JsonBody(body): JsonBody<UpdateDagRunState>,
 ) -> ApiResult<Json<DagRun>> {
     load_run(&s, &caller, &dag_id, &run_id)?;
@@ -290,13 +297,16 @@ pub async fn patch_run(
 #[utoipa::path(
     delete, path = "/dags/{dag_id}/dagRuns/{dag_run_id}", tag = "DagRun",
     operation_id = "delete_dag_run",
-    params(("dag_id" = String, Path), ("dag_run_id" = String, Path)),
+    params(RunPath),
     responses((status = 204, description = "Deleted"), NotFound, Conflict, Unavailable)
 )]
 pub async fn delete_run(
     caller: Caller,
     State(s): State<ApiState>,
-    Path((dag_id, run_id)): Path<(String, String)>,
+    Path(RunPath {
+        dag_id,
+        dag_run_id: run_id,
+    }): Path<RunPath>,
 ) -> ApiResult<StatusCode> {
     load_run(&s, &caller, &dag_id, &run_id)?;
     s.scheduler
@@ -334,7 +344,7 @@ pub enum ClearDagRunResult {
 #[utoipa::path(
     post, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/clear", tag = "DagRun",
     operation_id = "clear_dag_run",
-    params(("dag_id" = String, Path), ("dag_run_id" = String, Path)),
+    params(RunPath),
     request_body = ClearDagRun,
     responses(
         (
@@ -353,7 +363,10 @@ pub enum ClearDagRunResult {
 pub async fn clear_run(
     caller: Caller,
     State(s): State<ApiState>,
-    Path((dag_id, run_id)): Path<(String, String)>,
+    Path(RunPath {
+        dag_id,
+        dag_run_id: run_id,
+    }): Path<RunPath>,
     JsonBody(body): JsonBody<ClearDagRun>,
 ) -> ApiResult<Json<ClearDagRunResult>> {
     load_run(&s, &caller, &dag_id, &run_id)?;

@@ -2,6 +2,7 @@
 
 use super::Caller;
 use super::error::{BadRequest, NotFound, PayloadTooLarge, Unavailable, Unprocessable};
+use super::paths::DagPath;
 use super::{ApiResult, ApiState, JsonBody, load_dag, paginate};
 use crate::metastore::{DagRecord, ImportErrorRecord};
 use aileron_model::dag::DagSpec;
@@ -268,7 +269,7 @@ pub async fn list_dags(
 /// Get a DAG with its tasks, edges and source.
 #[utoipa::path(
     get, path = "/dags/{dag_id}", tag = "DAG", operation_id = "get_dag",
-    params(("dag_id" = String, Path)),
+    params(DagPath),
     responses(
         (status = 200, description = "The DAG with its tasks, edges and source.", body = DagDetail),
         NotFound,
@@ -277,7 +278,7 @@ pub async fn list_dags(
 pub async fn get_dag(
     caller: Caller,
     State(s): State<ApiState>,
-    Path(dag_id): Path<String>,
+    Path(DagPath { dag_id }): Path<DagPath>,
 ) -> ApiResult<Json<DagDetail>> {
     let (d, spec) = load_dag(&s, &caller, &dag_id)?;
     Ok(Json(detail(&d, &spec, &s.metastore.import_errors()?)))
@@ -292,7 +293,7 @@ pub struct PatchDag {
 /// Pause or unpause a DAG.
 #[utoipa::path(
     patch, path = "/dags/{dag_id}", tag = "DAG", operation_id = "patch_dag",
-    params(("dag_id" = String, Path)),
+    params(DagPath),
     request_body = PatchDag,
     responses(
         (status = 200, description = "The DAG as changed.", body = Dag),
@@ -306,7 +307,7 @@ pub struct PatchDag {
 pub async fn patch_dag(
     caller: Caller,
     State(s): State<ApiState>,
-    Path(dag_id): Path<String>,
+    Path(DagPath { dag_id }): Path<DagPath>,
     JsonBody(body): JsonBody<PatchDag>,
 ) -> ApiResult<Json<Dag>> {
     load_dag(&s, &caller, &dag_id)?;

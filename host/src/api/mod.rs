@@ -24,6 +24,7 @@ mod error;
 mod events;
 mod import_errors;
 mod monitor;
+mod paths;
 mod plugins;
 mod pools;
 pub mod prometheus;

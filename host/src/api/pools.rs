@@ -4,6 +4,7 @@
 
 use super::Caller;
 use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable};
+use super::paths::PoolPath;
 use super::{ApiError, ApiResult, ApiState, JsonBody, Page, Specs, check_id, paginate};
 use aileron_model::TaskInstanceState;
 use axum::Json;
@@ -168,13 +169,13 @@ pub async fn list_pools(
 /// Get a pool with its occupancy.
 #[utoipa::path(
     get, path = "/pools/{pool_name}", tag = "Pool", operation_id = "get_pool",
-    params(("pool_name" = String, Path)),
+    params(PoolPath),
     responses((status = 200, description = "The pool.", body = Pool), NotFound)
 )]
 pub async fn get_pool(
     caller: Caller,
     State(s): State<ApiState>,
-    Path(name): Path<String>,
+    Path(PoolPath { pool_name: name }): Path<PoolPath>,
 ) -> ApiResult<Json<Pool>> {
     let p = load(&s, caller.tenant(), &name)?.ok_or_else(|| not_found(&name))?;
     let u = usage(&s, caller.tenant())?
@@ -242,7 +243,7 @@ pub struct PoolPatch {
 /// Change a pool's slots or description (`default_pool` included).
 #[utoipa::path(
     patch, path = "/pools/{pool_name}", tag = "Pool", operation_id = "patch_pool",
-    params(("pool_name" = String, Path)),
+    params(PoolPath),
     request_body = PoolPatch,
     responses(
         (status = 200, description = "The pool as changed.", body = Pool),
@@ -255,7 +256,7 @@ pub struct PoolPatch {
 pub async fn patch_pool(
     caller: Caller,
     State(s): State<ApiState>,
-    Path(name): Path<String>,
+    Path(PoolPath { pool_name: name }): Path<PoolPath>,
     JsonBody(body): JsonBody<PoolPatch>,
 ) -> ApiResult<Json<Pool>> {
     if body.name.as_ref().is_some_and(|n| *n != name) {
@@ -280,13 +281,13 @@ pub async fn patch_pool(
 /// Delete a pool; `default_pool` cannot be deleted.
 #[utoipa::path(
     delete, path = "/pools/{pool_name}", tag = "Pool", operation_id = "delete_pool",
-    params(("pool_name" = String, Path)),
+    params(PoolPath),
     responses((status = 204, description = "Deleted"), BadRequest, NotFound)
 )]
 pub async fn delete_pool(
     caller: Caller,
     State(s): State<ApiState>,
-    Path(name): Path<String>,
+    Path(PoolPath { pool_name: name }): Path<PoolPath>,
 ) -> ApiResult<StatusCode> {
     if name == DEFAULT_POOL {
         return Err(ApiError::bad_request(

@@ -3,6 +3,7 @@
 
 use super::Caller;
 use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable, Unprocessable};
+use super::paths::{AnyRunPath, DagPath, TaskPath, TryPath};
 use super::states::{TaskState, parse_ti_states, task_state};
 use super::{
     ANY, ApiError, ApiResult, ApiState, JsonBody, Specs, load_dag, load_run, load_ti, paginate,
@@ -241,15 +242,7 @@ pub struct TiFilter {
 #[utoipa::path(
     get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances", tag = "TaskInstance",
     operation_id = "get_task_instances",
-    params(
-        (
-            "dag_id" = String,
-            Path,
-            description = "A DAG id, or `~` (with `~` as the DagRun id) for every DAG",
-        ),
-        ("dag_run_id" = String, Path, description = "A DagRun id, or `~` for every run"),
-        TiFilter
-    ),
+    params(AnyRunPath, TiFilter),
     responses(
         (status = 200, description = "One page of TaskInstances.", body = TaskInstanceCollection),
         BadRequest,
@@ -259,7 +252,10 @@ pub struct TiFilter {
 pub async fn list_tis(
     caller: Caller,
     State(s): State<ApiState>,
-    Path((dag_id, run_id)): Path<(String, String)>,
+    Path(AnyRunPath {
+        dag_id,
+        dag_run_id: run_id,
+    }): Path<AnyRunPath>,
     Query(q): Query<TiFilter>,
 ) -> ApiResult<Json<TaskInstanceCollection>> {
     let states = q
@@ -327,12 +323,7 @@ pub struct MapIndex {
 #[utoipa::path(
     get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}",
     tag = "TaskInstance", operation_id = "get_task_instance",
-    params(
-        ("dag_id" = String, Path),
-        ("dag_run_id" = String, Path),
-        ("task_id" = String, Path),
-        MapIndex,
-    ),
+    params(TaskPath, MapIndex),
     responses(
         (status = 200, description = "The TaskInstance with its tries.", body = TaskInstanceDetail),
         BadRequest,
@@ -342,7 +333,11 @@ pub struct MapIndex {
 pub async fn get_ti(
     caller: Caller,
     State(s): State<ApiState>,
-    Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
+    Path(TaskPath {
+        dag_id,
+        dag_run_id: run_id,
+        task_id,
+    }): Path<TaskPath>,
     Query(q): Query<MapIndex>,
 ) -> ApiResult<Json<TaskInstanceDetail>> {
     let run = load_run(&s, &caller, &dag_id, &run_id)?;
@@ -379,12 +374,7 @@ pub struct UpdateTaskInstance {
 #[utoipa::path(
     patch, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}",
     tag = "TaskInstance", operation_id = "patch_task_instance",
-    params(
-        ("dag_id" = String, Path),
-        ("dag_run_id" = String, Path),
-        ("task_id" = String, Path),
-        MapIndex,
-    ),
+    params(TaskPath, MapIndex),
     request_body = UpdateTaskInstance,
     responses(
         (
@@ -403,7 +393,11 @@ pub struct UpdateTaskInstance {
 pub async fn patch_ti(
     caller: Caller,
     State(s): State<ApiState>,
-    Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
+    Path(TaskPath {
+        dag_id,
+        dag_run_id: run_id,
+        task_id,
+    }): Path<TaskPath>,
     Query(q): Query<MapIndex>,
     JsonBody(body): JsonBody<UpdateTaskInstance>,
 ) -> ApiResult<Json<TaskInstanceCollection>> {
@@ -438,12 +432,7 @@ pub async fn patch_ti(
 #[utoipa::path(
     get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries",
     tag = "TaskInstance", operation_id = "get_task_instance_tries",
-    params(
-        ("dag_id" = String, Path),
-        ("dag_run_id" = String, Path),
-        ("task_id" = String, Path),
-        MapIndex,
-    ),
+    params(TaskPath, MapIndex),
     responses(
         (status = 200, description = "Every try, oldest first.", body = TaskInstanceTryCollection),
         BadRequest,
@@ -453,7 +442,11 @@ pub async fn patch_ti(
 pub async fn list_tries(
     caller: Caller,
     State(s): State<ApiState>,
-    Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
+    Path(TaskPath {
+        dag_id,
+        dag_run_id: run_id,
+        task_id,
+    }): Path<TaskPath>,
     Query(q): Query<MapIndex>,
 ) -> ApiResult<Json<TaskInstanceTryCollection>> {
     let ti = load_ti(&s, &caller, &dag_id, &run_id, &task_id, q.map_index)?;
@@ -468,10 +461,7 @@ pub async fn list_tries(
 #[utoipa::path(
     get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/tries/{try_number}",
     tag = "TaskInstance", operation_id = "get_task_instance_try",
-    params(
-        ("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path),
-        ("try_number" = u32, Path), MapIndex
-    ),
+    params(TryPath, MapIndex),
     responses(
         (status = 200, description = "The try.", body = TaskInstanceTry),
         BadRequest,
@@ -481,7 +471,12 @@ pub async fn list_tries(
 pub async fn get_try(
     caller: Caller,
     State(s): State<ApiState>,
-    Path((dag_id, run_id, task_id, try_number)): Path<(String, String, String, u32)>,
+    Path(TryPath {
+        dag_id,
+        dag_run_id: run_id,
+        task_id,
+        try_number,
+    }): Path<TryPath>,
     Query(q): Query<MapIndex>,
 ) -> ApiResult<Json<TaskInstanceTry>> {
     let ti = load_ti(&s, &caller, &dag_id, &run_id, &task_id, q.map_index)?;
@@ -511,10 +506,7 @@ pub struct LogQuery {
 #[utoipa::path(
     get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/logs/{try_number}",
     tag = "TaskInstance", operation_id = "get_log",
-    params(
-        ("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path),
-        ("try_number" = u32, Path), LogQuery
-    ),
+    params(TryPath, LogQuery),
     responses(
         (status = 200, description = "The log, from the offset asked for.", body = Log),
         BadRequest,
@@ -524,7 +516,12 @@ pub struct LogQuery {
 pub async fn get_log(
     caller: Caller,
     State(s): State<ApiState>,
-    Path((dag_id, run_id, task_id, try_number)): Path<(String, String, String, u32)>,
+    Path(TryPath {
+        dag_id,
+        dag_run_id: run_id,
+        task_id,
+        try_number,
+    }): Path<TryPath>,
     Query(q): Query<LogQuery>,
 ) -> ApiResult<Json<Log>> {
     let ti = load_ti(&s, &caller, &dag_id, &run_id, &task_id, q.map_index)?;
@@ -591,7 +588,7 @@ fn default_true() -> bool {
 #[utoipa::path(
     post, path = "/dags/{dag_id}/clearTaskInstances", tag = "TaskInstance",
     operation_id = "post_clear_task_instances",
-    params(("dag_id" = String, Path)),
+    params(DagPath),
     request_body = ClearTaskInstances,
     responses(
         (
@@ -610,7 +607,7 @@ fn default_true() -> bool {
 pub async fn clear_tis(
     caller: Caller,
     State(s): State<ApiState>,
-    Path(dag_id): Path<String>,
+    Path(DagPath { dag_id }): Path<DagPath>,
     JsonBody(body): JsonBody<ClearTaskInstances>,
 ) -> ApiResult<Json<TaskInstanceCollection>> {
     load_dag(&s, &caller, &dag_id)?;

@@ -3,6 +3,7 @@
 
 use super::Caller;
 use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable};
+use super::paths::VariablePath;
 use super::{ApiError, ApiResult, ApiState, JsonBody, Page, check_id, paginate};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -57,13 +58,13 @@ pub async fn list_variables(
 /// Get a variable.
 #[utoipa::path(
     get, path = "/variables/{variable_key}", tag = "Variable", operation_id = "get_variable",
-    params(("variable_key" = String, Path)),
+    params(VariablePath),
     responses((status = 200, description = "The variable.", body = Variable), NotFound)
 )]
 pub async fn get_variable(
     caller: Caller,
     State(s): State<ApiState>,
-    Path(key): Path<String>,
+    Path(VariablePath { variable_key: key }): Path<VariablePath>,
 ) -> ApiResult<Json<Variable>> {
     let value = s
         .metastore
@@ -112,7 +113,7 @@ pub struct PatchVariable {
 /// Change a variable's value.
 #[utoipa::path(
     patch, path = "/variables/{variable_key}", tag = "Variable", operation_id = "patch_variable",
-    params(("variable_key" = String, Path)),
+    params(VariablePath),
     request_body = PatchVariable,
     responses(
         (status = 200, description = "The variable as changed.", body = Variable),
@@ -125,7 +126,7 @@ pub struct PatchVariable {
 pub async fn patch_variable(
     caller: Caller,
     State(s): State<ApiState>,
-    Path(key): Path<String>,
+    Path(VariablePath { variable_key: key }): Path<VariablePath>,
     JsonBody(body): JsonBody<PatchVariable>,
 ) -> ApiResult<Json<Variable>> {
     if body.key.as_ref().is_some_and(|k| *k != key) {
@@ -147,13 +148,13 @@ pub async fn patch_variable(
 /// Delete a variable.
 #[utoipa::path(
     delete, path = "/variables/{variable_key}", tag = "Variable", operation_id = "delete_variable",
-    params(("variable_key" = String, Path)),
+    params(VariablePath),
     responses((status = 204, description = "Deleted"), NotFound)
 )]
 pub async fn delete_variable(
     caller: Caller,
     State(s): State<ApiState>,
-    Path(key): Path<String>,
+    Path(VariablePath { variable_key: key }): Path<VariablePath>,
 ) -> ApiResult<StatusCode> {
     if s.metastore.delete_variable(caller.tenant(), &key)? {
         Ok(StatusCode::NO_CONTENT)

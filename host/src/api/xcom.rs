@@ -2,6 +2,7 @@
 
 use super::Caller;
 use super::error::{BadRequest, NotFound};
+use super::paths::{TaskPath, XcomPath};
 use super::task_instances::MapIndex;
 use super::{ApiError, ApiResult, ApiState, load_ti, paginate};
 use axum::Json;
@@ -62,12 +63,7 @@ pub struct XComQuery {
 #[utoipa::path(
     get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries",
     tag = "XCom", operation_id = "get_xcom_entries",
-    params(
-        ("dag_id" = String, Path),
-        ("dag_run_id" = String, Path),
-        ("task_id" = String, Path),
-        XComQuery,
-    ),
+    params(TaskPath, XComQuery),
     responses(
         (status = 200, description = "One page of XCom entries.", body = XComCollection),
         BadRequest,
@@ -77,7 +73,11 @@ pub struct XComQuery {
 pub async fn list_xcom(
     caller: Caller,
     State(s): State<ApiState>,
-    Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
+    Path(TaskPath {
+        dag_id,
+        dag_run_id: run_id,
+        task_id,
+    }): Path<TaskPath>,
     Query(q): Query<XComQuery>,
 ) -> ApiResult<Json<XComCollection>> {
     let ti = load_ti(&s, &caller, &dag_id, &run_id, &task_id, q.map_index)?;
@@ -99,10 +99,7 @@ pub async fn list_xcom(
     get,
     path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries/{xcom_key}",
     tag = "XCom", operation_id = "get_xcom_entry",
-    params(
-        ("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path),
-        ("xcom_key" = String, Path), MapIndex
-    ),
+    params(XcomPath, MapIndex),
     responses(
         (status = 200, description = "The XCom entry.", body = XComEntry),
         BadRequest,
@@ -112,7 +109,12 @@ pub async fn list_xcom(
 pub async fn get_xcom(
     caller: Caller,
     State(s): State<ApiState>,
-    Path((dag_id, run_id, task_id, key)): Path<(String, String, String, String)>,
+    Path(XcomPath {
+        dag_id,
+        dag_run_id: run_id,
+        task_id,
+        xcom_key: key,
+    }): Path<XcomPath>,
     Query(q): Query<MapIndex>,
 ) -> ApiResult<Json<XComEntry>> {
     let ti = load_ti(&s, &caller, &dag_id, &run_id, &task_id, q.map_index)?;
