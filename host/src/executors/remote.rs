@@ -348,8 +348,8 @@ impl Reaper {
 mod tests {
     use super::*;
     use crate::scheduler::Command;
-    use tokio::sync::mpsc;
     use aileron_sandbox::{Limits, TaskInfo};
+    use tokio::sync::mpsc;
 
     fn key(task: &str) -> TiKey {
         TiKey {

@@ -10,19 +10,19 @@
 
 mod batch;
 mod error;
+mod indexes;
 mod keys;
 mod queries;
 mod records;
-mod indexes;
 mod schema;
 #[cfg(test)]
 mod tests;
 
 pub use batch::*;
 pub use error::*;
+pub use indexes::{RunOrder, RunPage, RunQuery};
 pub use keys::*;
 pub use records::*;
-pub use indexes::{RunOrder, RunPage, RunQuery};
 pub use schema::*;
 
 use aileron_protocol::ExecutionKey;

@@ -9,8 +9,8 @@
 //! finishes a run (`success`; `task_failure`, `all_tasks_deadlocked`, `timed_out`).
 
 use super::*;
-use crate::scheduler::executor::{CallbackId, CallbackJob};
 use crate::metastore::CallbackRecord;
+use crate::scheduler::executor::{CallbackId, CallbackJob};
 use aileron_model::dag::CallbackSpec;
 
 /// A callback's log is a notification's trace, not a task's output: kept small.

@@ -23,8 +23,8 @@ pub use executor::{
     AdoptedTry, CallbackId, CallbackJob, EventSink, Executor, ExecutorEvent, Job, RemoteExecutor,
 };
 pub use host::MetastoreHost;
-pub use state::backfill::{BackfillDate, BackfillRequest, MAX_BACKFILL_RUNS};
 pub use planner::admission::{DEFAULT_POOL, DEFAULT_POOL_SLOTS};
+pub use state::backfill::{BackfillDate, BackfillRequest, MAX_BACKFILL_RUNS};
 
 use crate::dag_processor::FileResult;
 use crate::metastore::{BackfillRecord, DagRun, Metastore, MetastoreError, RunType, TaskInstance};

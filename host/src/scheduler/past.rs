@@ -110,7 +110,7 @@ impl State {
             }
             found.push(((e.logical_date, e.seq), e.run_id, t));
         }
-        found.sort_by(|a, b| b.0.cmp(&a.0));
+        found.sort_by_key(|d| std::cmp::Reverse(d.0));
         found.truncate(n);
         found.into_iter().map(|(_, id, _)| id).collect()
     }

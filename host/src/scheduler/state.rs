@@ -2,12 +2,10 @@
 //! Each change is applied in memory and recorded in the pending [`WriteBatch`]; the
 //! loop in `mod.rs` commits the batch before anything is dispatched or announced.
 
+use super::executor::{AdoptedTry, CallbackJob, EventSink, Executor, ExecutorEvent, Job};
 use super::host::{MetastoreHost, RenderLookups};
 use super::{Command, LiveLogs, SchedulerConfig, SchedulerError, Update, run_id_for};
 use crate::dag_processor::FileResult;
-use super::executor::{
-    AdoptedTry, CallbackJob, EventSink, Executor, ExecutorEvent, Job,
-};
 use crate::metastore::{
     DAG_VERSIONS, DagRecord, DagRun, IMPORT_ERRORS, ImportErrorRecord, LOGS, Metastore, RunType,
     TaskInstance, TryRecord, WriteBatch, XCOM, key, log_key, ti_key, ti_record_key, xcom_key,
@@ -49,7 +47,6 @@ struct DagEntry {
 
 /// The longest a sensor may ask to wait before its next poke: a year.
 const MAX_RESCHEDULE_SECS: u64 = 366 * 24 * 3600;
-
 
 /// Extra room in the scheduler's copy of a remote try's log: the worker's buffer
 /// holds `log_bytes` plus its truncation marker and closing line, and the copy must
@@ -352,12 +349,11 @@ impl State {
             S::Queued => {
                 self.mark_running(key, now, Some(worker));
                 let (executor, worker) = (self.executor.clone(), worker.to_owned());
-                self.after_commit
-                    .push(Box::new(move || {
-                        if let Some(remote) = executor.remote() {
-                            remote.started(attempt, &worker, now);
-                        }
-                    }));
+                self.after_commit.push(Box::new(move || {
+                    if let Some(remote) = executor.remote() {
+                        remote.started(attempt, &worker, now);
+                    }
+                }));
                 Ok(try_number)
             }
             // The same worker again: its first answer was lost.
@@ -1303,7 +1299,9 @@ impl State {
                 }
                 TriggerStep::Set { map_indexes, state } => (map_indexes, state),
             };
-            let Some(run) = self.runs.get_mut(rk) else { return };
+            let Some(run) = self.runs.get_mut(rk) else {
+                return;
+            };
             for m in map_indexes {
                 let Some(ti) = run.tis.get_mut(&(task.task_id.clone(), m)) else {
                     continue;
