@@ -745,6 +745,70 @@ async fn task_instances_and_runs_across_runs_and_dags() {
     assert_eq!(v["dag_runs"][0]["dag_run_id"], "f1");
     let v = get(&env, "/api/v1/dags/api_dag/dagRuns?order_by=-dag_run_id").await;
     assert_eq!(v["dag_runs"][0]["dag_run_id"], "r2");
+    // The indexed orders page and filter like the sorted ones.
+    let v = get(
+        &env,
+        "/api/v1/dags/api_dag/dagRuns?order_by=-logical_date&limit=1&offset=1",
+    )
+    .await;
+    assert_eq!(
+        (
+            v["dag_runs"][0]["dag_run_id"].as_str(),
+            v["total_entries"].as_u64()
+        ),
+        (Some("r1"), Some(2))
+    );
+    let v = get(
+        &env,
+        "/api/v1/dags/~/dagRuns?order_by=logical_date&state=failed",
+    )
+    .await;
+    assert_eq!(
+        (
+            v["dag_runs"][0]["dag_run_id"].as_str(),
+            v["total_entries"].as_u64()
+        ),
+        (Some("f1"), Some(1))
+    );
+
+    // The DAG list carries each DAG's latest runs, oldest first, when asked.
+    let v = get(&env, "/api/v1/dags?dag_runs_limit=2").await;
+    let latest = |dag: &str| -> Vec<String> {
+        v["dags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["dag_id"] == dag)
+            .unwrap()["latest_dag_runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["dag_run_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(latest("api_dag"), ["r1", "r2"]);
+    assert_eq!(latest("flaky"), ["f1"]);
+    let v = get(&env, "/api/v1/dags?dag_runs_limit=1").await;
+    assert!(
+        v["dags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["latest_dag_runs"].as_array().unwrap().len() == 1)
+    );
+    assert!(
+        get(&env, "/api/v1/dags").await["dags"][0]
+            .get("latest_dag_runs")
+            .is_none()
+    );
+    fails(
+        &env,
+        Method::GET,
+        "/api/v1/dags?dag_runs_limit=26",
+        None,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     fails(
         &env,
         Method::GET,

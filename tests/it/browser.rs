@@ -142,6 +142,13 @@ async fn trigger_watch_the_graph_read_a_log_and_clear_in_a_real_browser() {
     .await;
     b.find("[data-testid=\"gantt\"]").await;
     shot(&b, "gantt").await;
+    // The DAG list shows the run among the DAG's recent runs, from the list's
+    // own answer (one request for every DAG and its latest runs).
+    b.goto(&format!("{}/#/dags", server.root)).await;
+    b.find(&format!(
+        "[data-testid=\"recent-runs-e2e\"] [data-testid=\"run-dot-{run_id}\"][data-state=\"success\"]"
+    ))
+    .await;
     b.goto(&format!("{}/#/plugins", server.root)).await;
     b.find("[data-testid=\"plugin-list\"]").await;
     shot(&b, "plugins").await;

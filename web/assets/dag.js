@@ -136,7 +136,8 @@ export function mount(root, route) {
     await pool(stale, 4, (r) => loadTis(r.dag_run_id));
   }
 
-  // A failure to read backfills (an older server) leaves the rest of the page working.
+  // A failure to read backfills (a transient error) is shown beside them and leaves
+  // the rest of the page working.
   async function loadBackfills() {
     try {
       const { backfills: list, total } = await backfills.loadBackfills(dagId);

@@ -2,7 +2,7 @@
 // coloured dots, a paused toggle and a trigger button; search and filters kept in
 // the URL; import errors on top.
 
-import { get, patch, p, qs, latestRuns, pool } from "./api.js";
+import { get, patch, p, qs, latestRuns, sortRuns } from "./api.js";
 import { h, replace, renderKeyed, dot, time, errorBox, empty, loading, toast, debounce, stateLabel } from "./dom.js";
 import { href, withParams } from "./router.js";
 import { watch } from "./live.js";
@@ -205,16 +205,16 @@ export function mount(root, route) {
     loading_ = (async () => {
       try {
         const [list, errs] = await Promise.all([
-          get("/dags" + qs({ limit: 10000 })),
+          // Each DAG comes with its latest runs: one request for the whole list.
+          get("/dags" + qs({ limit: 10000, dag_runs_limit: RECENT })),
           get("/importErrors" + qs({ limit: 1000 })).catch(() => ({ import_errors: [] })),
         ]);
         state.dags = list.dags;
+        for (const d of list.dags) state.runs.set(d.dag_id, sortRuns(d.latest_dag_runs || []));
         state.errors = errs.import_errors || [];
         state.loadError = null;
         renderErrors();
         renderTags();
-        renderRows();
-        await pool(state.dags, 4, (d) => loadRuns(d.dag_id));
       } catch (e) {
         state.loadError = e;
       } finally {

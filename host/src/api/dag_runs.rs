@@ -6,8 +6,10 @@ use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable,
 use super::paths::{AnyDagPath, DagPath, RunPath};
 use super::states::{DagRunType, DagState, parse_run_states};
 use super::task_instances::{TaskInstanceCollection, task_instances};
-use super::{ANY, ApiError, ApiResult, ApiState, JsonBody, Specs, load_dag, load_run, paginate};
-use crate::metastore::DagRun as RunRecord;
+use super::{
+    ANY, ApiError, ApiResult, ApiState, JsonBody, Specs, load_dag, load_run, page_size, paginate,
+};
+use crate::metastore::{DagRun as RunRecord, RunOrder, RunQuery};
 use crate::scheduler::ClearOptions;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -87,20 +89,30 @@ pub struct RunFilter {
     order_by: Option<String>,
 }
 
-fn sort_runs(runs: &mut [RunRecord], order_by: Option<&str>) -> ApiResult<()> {
+/// How a list of runs is ordered: `order_by` parsed, before any reading.
+struct RunSort {
+    descending: bool,
+    /// The index that keeps this order, if one does; else the records are sorted.
+    indexed: Option<RunOrder>,
+    cmp: fn(&RunRecord, &RunRecord) -> Ordering,
+}
+
+fn run_sort(order_by: Option<&str>) -> ApiResult<RunSort> {
     let order_by = order_by.unwrap_or("id");
-    let (desc, field) = match order_by.strip_prefix('-') {
+    let (descending, field) = match order_by.strip_prefix('-') {
         Some(f) => (true, f),
         None => (false, order_by),
     };
-    let cmp: fn(&RunRecord, &RunRecord) -> Ordering = match field {
-        "id" => |a, b| a.seq.cmp(&b.seq),
-        "logical_date" => |a, b| a.logical_date.cmp(&b.logical_date),
-        "start_date" => |a, b| a.start_date.cmp(&b.start_date),
-        "end_date" => |a, b| a.end_date.cmp(&b.end_date),
-        "queued_at" => |a, b| a.queued_at.cmp(&b.queued_at),
-        "dag_run_id" => |a, b| a.run_id.cmp(&b.run_id),
-        "state" => |a, b| a.state.as_str().cmp(b.state.as_str()),
+    let (indexed, cmp): (_, fn(&RunRecord, &RunRecord) -> Ordering) = match field {
+        "id" => (Some(RunOrder::Id), |a, b| a.seq.cmp(&b.seq)),
+        "logical_date" => (Some(RunOrder::LogicalDate), |a, b| {
+            a.logical_date.cmp(&b.logical_date)
+        }),
+        "start_date" => (None, |a, b| a.start_date.cmp(&b.start_date)),
+        "end_date" => (None, |a, b| a.end_date.cmp(&b.end_date)),
+        "queued_at" => (None, |a, b| a.queued_at.cmp(&b.queued_at)),
+        "dag_run_id" => (None, |a, b| a.run_id.cmp(&b.run_id)),
+        "state" => (None, |a, b| a.state.as_str().cmp(b.state.as_str())),
         other => {
             return Err(ApiError::bad_request(format!(
                 "cannot order DagRuns by `{other}`; use id, logical_date, start_date, \
@@ -108,13 +120,22 @@ fn sort_runs(runs: &mut [RunRecord], order_by: Option<&str>) -> ApiResult<()> {
             )));
         }
     };
-    // Ties keep creation order, so paging through equal dates is stable.
-    runs.sort_by(|a, b| {
-        let o = cmp(a, b);
-        let o = if desc { o.reverse() } else { o };
-        o.then(a.seq.cmp(&b.seq))
-    });
-    Ok(())
+    Ok(RunSort {
+        descending,
+        indexed,
+        cmp,
+    })
+}
+
+impl RunSort {
+    fn sort(&self, runs: &mut [RunRecord]) {
+        // Ties keep creation order, so paging through equal dates is stable.
+        runs.sort_by(|a, b| {
+            let o = (self.cmp)(a, b);
+            let o = if self.descending { o.reverse() } else { o };
+            o.then(a.seq.cmp(&b.seq))
+        });
+    }
 }
 
 /// List DagRuns of a DAG, or of every DAG with `~` as the DAG id.
@@ -139,23 +160,41 @@ pub async fn list_runs(
         .map(parse_run_states)
         .transpose()
         .map_err(ApiError::bad_request)?;
-    let mut runs = if dag_id == ANY {
-        s.metastore
-            .all_dag_runs()?
-            .into_iter()
-            .filter(|r| r.tenant == caller.tenant())
-            .collect()
-    } else {
-        load_dag(&s, &caller, &dag_id)?;
-        s.metastore.dag_runs(caller.tenant(), &dag_id)?
-    };
-    if let Some(states) = states {
-        runs.retain(|r| states.contains(&r.state));
+    let sort = run_sort(q.order_by.as_deref())?;
+    let dag = (dag_id != ANY).then_some(dag_id);
+    if let Some(dag_id) = &dag {
+        load_dag(&s, &caller, dag_id)?;
     }
-    sort_runs(&mut runs, q.order_by.as_deref())?;
-    let (page, total_entries) = paginate(runs, q.limit, q.offset);
+    let tenant = caller.tenant().to_owned();
+    let (runs, total_entries) = s
+        .read(move |m| {
+            if let Some(order) = sort.indexed {
+                // The common orders come from the run index: one page read, however
+                // long the history.
+                let page = m.runs_page(&RunQuery {
+                    tenant: &tenant,
+                    dag_id: dag.as_deref(),
+                    order,
+                    descending: sort.descending,
+                    states: states.as_deref(),
+                    offset: q.offset.unwrap_or(0),
+                    limit: page_size(q.limit),
+                })?;
+                return Ok((page.runs, page.total));
+            }
+            let mut runs = match &dag {
+                Some(dag_id) => m.dag_runs(&tenant, dag_id)?,
+                None => m.tenant_dag_runs(&tenant)?,
+            };
+            if let Some(states) = &states {
+                runs.retain(|r| states.contains(&r.state));
+            }
+            sort.sort(&mut runs);
+            Ok(paginate(runs, q.limit, q.offset))
+        })
+        .await?;
     Ok(Json(DagRunCollection {
-        dag_runs: page.iter().map(dag_run).collect(),
+        dag_runs: runs.iter().map(dag_run).collect(),
         total_entries,
     }))
 }

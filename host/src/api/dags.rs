@@ -3,8 +3,8 @@
 use super::Caller;
 use super::error::{BadRequest, NotFound, PayloadTooLarge, Unavailable, Unprocessable};
 use super::paths::DagPath;
-use super::{ApiResult, ApiState, JsonBody, load_dag, paginate};
-use crate::metastore::{DagRecord, ImportErrorRecord};
+use super::{ApiError, ApiResult, ApiState, JsonBody, load_dag, paginate};
+use crate::metastore::{DagRecord, ImportErrorRecord, Metastore, RunOrder, RunQuery};
 use aileron_model::dag::DagSpec;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -51,6 +51,10 @@ pub struct Dag {
     pub next_dagrun_data_interval_end: Option<Timestamp>,
     /// When the next scheduled run may be created.
     pub next_dagrun_create_after: Option<Timestamp>,
+    /// With `dag_runs_limit=N` on the list: the DAG's latest N runs by logical
+    /// date, oldest first (the name Airflow's UI API uses). Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_dag_runs: Option<Vec<super::dag_runs::DagRun>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -152,6 +156,7 @@ pub fn dag(d: &DagRecord, spec: &DagSpec, errors: &[ImportErrorRecord]) -> Dag {
         next_dagrun_data_interval_start: next.map(|i| i.start),
         next_dagrun_data_interval_end: next.map(|i| i.end),
         next_dagrun_create_after: next.map(|i| i.run_after()),
+        latest_dag_runs: None,
     }
 }
 
@@ -216,7 +221,13 @@ pub struct DagFilter {
     paused: Option<bool>,
     /// Comma-separated tags; a DAG must have all of them.
     tags: Option<String>,
+    /// Include each listed DAG's latest runs (at most 25) as `latest_dag_runs`,
+    /// so a DAG list with recent runs takes one request.
+    dag_runs_limit: Option<usize>,
 }
+
+/// The most runs `dag_runs_limit` may ask for per DAG.
+const MAX_LATEST_RUNS: usize = 25;
 
 /// List DAGs.
 #[utoipa::path(
@@ -229,41 +240,77 @@ pub async fn list_dags(
     State(s): State<ApiState>,
     Query(q): Query<DagFilter>,
 ) -> ApiResult<Json<DagCollection>> {
-    let mut out = Vec::new();
-    let errors = s.metastore.import_errors()?;
-    let tags: Vec<&str> = q
-        .tags
-        .as_deref()
-        .map(|t| {
-            t.split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
-    for d in s.metastore.dags()? {
-        if d.tenant != caller.tenant()
-            || (q.only_active.unwrap_or(true) && !d.is_active)
-            || q.paused.is_some_and(|p| p != d.is_paused)
-            || q.dag_id_pattern
-                .as_ref()
-                .is_some_and(|p| !d.dag_id.contains(p.as_str()))
-        {
-            continue;
-        }
-        let Some(spec) = s.metastore.dag_version(&d.tenant, &d.dag_id, &d.version)? else {
-            continue;
-        };
-        if !tags.iter().all(|t| spec.tags.iter().any(|x| x == t)) {
-            continue;
-        }
-        out.push(dag(&d, &spec, &errors));
+    let runs_limit = q.dag_runs_limit.unwrap_or(0);
+    if runs_limit > MAX_LATEST_RUNS {
+        return Err(ApiError::bad_request(format!(
+            "dag_runs_limit may be at most {MAX_LATEST_RUNS}"
+        )));
     }
-    let (dags, total_entries) = paginate(out, q.limit, q.offset);
+    let tenant = caller.tenant().to_owned();
+    let (dags, total_entries) = s
+        .read(move |m| {
+            let tags: Vec<&str> = q
+                .tags
+                .as_deref()
+                .map(|t| {
+                    t.split(',')
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+            // Filter on the records, then read the specs of the one page only.
+            let matching: Vec<DagRecord> = m
+                .tenant_dags(&tenant)?
+                .into_iter()
+                .filter(|d| {
+                    (d.is_active || !q.only_active.unwrap_or(true))
+                        && q.paused.is_none_or(|p| p == d.is_paused)
+                        && q.dag_id_pattern
+                            .as_ref()
+                            .is_none_or(|p| d.dag_id.contains(p.as_str()))
+                        && tags.iter().all(|t| d.tags.iter().any(|x| x == t))
+                })
+                .collect();
+            let (page, total) = paginate(matching, q.limit, q.offset);
+            let errors = m.import_errors()?;
+            let mut out = Vec::with_capacity(page.len());
+            for d in page {
+                let Some(spec) = m.dag_version(&d.tenant, &d.dag_id, &d.version)? else {
+                    continue;
+                };
+                let mut listed = dag(&d, &spec, &errors);
+                if runs_limit > 0 {
+                    listed.latest_dag_runs = Some(latest_runs(m, &d, runs_limit)?);
+                }
+                out.push(listed);
+            }
+            Ok((out, total))
+        })
+        .await?;
     Ok(Json(DagCollection {
         dags,
         total_entries,
     }))
+}
+
+/// A DAG's latest `n` runs by logical date, oldest first: one index page.
+fn latest_runs(m: &Metastore, d: &DagRecord, n: usize) -> ApiResult<Vec<super::dag_runs::DagRun>> {
+    let page = m.runs_page(&RunQuery {
+        tenant: &d.tenant,
+        dag_id: Some(&d.dag_id),
+        order: RunOrder::LogicalDate,
+        descending: true,
+        states: None,
+        offset: 0,
+        limit: n,
+    })?;
+    Ok(page
+        .runs
+        .iter()
+        .rev()
+        .map(super::dag_runs::dag_run)
+        .collect())
 }
 
 /// Get a DAG with its tasks, edges and source.

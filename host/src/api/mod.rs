@@ -66,6 +66,27 @@ pub struct ApiState {
     pub remote: Option<Arc<crate::executors::remote::Remote>>,
 }
 
+impl ApiState {
+    /// Runs a metastore read on tokio's blocking pool: a redb read may wait on the
+    /// disk, and a large one must not hold up the async workers serving everyone
+    /// else.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Metastore) -> ApiResult<T> + Send + 'static,
+    ) -> ApiResult<T> {
+        let metastore = self.metastore.clone();
+        tokio::task::spawn_blocking(move || f(&metastore))
+            .await
+            .map_err(|e| {
+                tracing::error!("a metastore read ended abnormally: {e}");
+                ApiError::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "the metastore could not be read; see the server log",
+                )
+            })?
+    }
+}
+
 /// Request bodies above this are refused with 413: every body the API takes is a
 /// small JSON document, and a cap keeps a client from making the host buffer
 /// arbitrary amounts of memory.
@@ -223,10 +244,15 @@ pub struct Page {
     offset: Option<usize>,
 }
 
+/// The page size a `limit` asks for, capped.
+fn page_size(limit: Option<usize>) -> usize {
+    limit.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE)
+}
+
 /// One page of `items` and the total before paging, as Airflow's `limit`/`offset`.
 fn paginate<T>(items: Vec<T>, limit: Option<usize>, offset: Option<usize>) -> (Vec<T>, usize) {
     let total = items.len();
-    let limit = limit.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
+    let limit = page_size(limit);
     let page = items
         .into_iter()
         .skip(offset.unwrap_or(0))

@@ -266,12 +266,7 @@ pub async fn list_tis(
         .map_err(ApiError::bad_request)?;
     let runs: Vec<DagRun> = match (dag_id.as_str(), run_id.as_str()) {
         (ANY, ANY) => {
-            let mut runs: Vec<DagRun> = s
-                .metastore
-                .all_dag_runs()?
-                .into_iter()
-                .filter(|r| r.tenant == caller.tenant())
-                .collect();
+            let mut runs = s.metastore.tenant_dag_runs(caller.tenant())?;
             runs.sort_by_key(|r| r.seq);
             runs
         }

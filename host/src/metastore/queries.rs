@@ -4,8 +4,13 @@
 use super::*;
 
 impl Metastore {
+    /// Every DAG of every tenant (what a starting scheduler loads).
     pub fn dags(&self) -> Result<Vec<DagRecord>> {
         self.scan(DAGS, None)
+    }
+    /// The DAGs of one tenant, by id.
+    pub fn tenant_dags(&self, tenant: &str) -> Result<Vec<DagRecord>> {
+        self.scan(DAGS, Some(tenant))
     }
     pub fn dag(&self, tenant: &str, dag_id: &str) -> Result<Option<DagRecord>> {
         self.get(DAGS, &dag_key(tenant, dag_id))
@@ -23,8 +28,14 @@ impl Metastore {
         runs.sort_by_key(|r| r.seq);
         Ok(runs)
     }
+    /// Every run of every tenant (for tools and tests; nothing that serves a
+    /// request reads all of history).
     pub fn all_dag_runs(&self) -> Result<Vec<DagRun>> {
         self.scan(DAG_RUNS, None)
+    }
+    /// Every run of one tenant's DAGs: for the orders no index keeps.
+    pub fn tenant_dag_runs(&self, tenant: &str) -> Result<Vec<DagRun>> {
+        self.scan(DAG_RUNS, Some(tenant))
     }
     /// Every TaskInstance of every tenant (for the `/metrics` gauges).
     pub fn all_task_instances(&self) -> Result<Vec<TaskInstance>> {

@@ -20,6 +20,10 @@ pub struct DagRecord {
     /// The data interval of the latest scheduled (not manual) run, the base for the next.
     pub last_scheduled_interval: Option<DataInterval>,
     pub last_parsed: Timestamp,
+    /// The current spec's tags, kept here so a filtered DAG list reads records
+    /// only, not every DAG's spec.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// A pool as stored (`pools` table): the API writes it, the scheduler admits by

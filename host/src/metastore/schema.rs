@@ -6,7 +6,7 @@ use redb::TableDefinition;
 
 /// Version of the layout below. Bump it and add a step to [`MIGRATIONS`] whenever a
 /// table or a record changes in a way old data cannot be read as.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Migration steps: `MIGRATIONS[i]` turns a version `i + 1` store into version `i + 2`.
 pub(super) type Migration = fn(&redb::WriteTransaction) -> Result<(), MetastoreError>;
@@ -17,7 +17,38 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     // 2 → 3: the indexes appear (`run_order`, `run_counts`, `runs_unfinished`,
     // `ti_counts`); built once from the stored records.
     super::indexes::build_all,
+    // 3 → 4: DAG records carry their current spec's tags.
+    fill_dag_tags,
 ];
+
+/// Copies each DAG's tags from its current spec onto its record (schema 3 → 4).
+fn fill_dag_tags(txn: &redb::WriteTransaction) -> Result<(), MetastoreError> {
+    use redb::ReadableTable;
+    let mut dags: Vec<(String, super::DagRecord)> = Vec::new();
+    {
+        let t = txn.open_table(DAGS)?;
+        for item in t.iter()? {
+            let (k, v) = item?;
+            dags.push((k.value().to_owned(), super::decode(k.value(), v.value())?));
+        }
+    }
+    let versions = txn.open_table(DAG_VERSIONS)?;
+    let mut t = txn.open_table(DAGS)?;
+    for (k, mut record) in dags {
+        let spec_key = super::key(&[&record.tenant, &record.dag_id, &record.version]);
+        let Some(v) = versions.get(spec_key.as_str())? else {
+            continue;
+        };
+        let spec: aileron_model::dag::DagSpec = super::decode(&spec_key, v.value())?;
+        record.tags = spec.tags;
+        let bytes = serde_json::to_vec(&record).map_err(|source| MetastoreError::Codec {
+            key: k.replace('\0', "/"),
+            source,
+        })?;
+        t.insert(k.as_str(), bytes.as_slice())?;
+    }
+    Ok(())
+}
 
 pub(crate) type Table = TableDefinition<'static, &'static str, &'static [u8]>;
 pub(super) const META: Table = TableDefinition::new("meta");

@@ -356,3 +356,64 @@ fn counts_by_state_follow_puts_and_deletes() {
     assert!(m.ti_counts().unwrap().is_empty());
     assert!(m.run_counts().unwrap().is_empty());
 }
+
+#[test]
+fn a_version_3_store_gets_tags_on_its_dag_records_on_open() {
+    struct AnyOperator;
+    impl aileron_model::dag::OperatorCatalog for AnyOperator {
+        fn resolve(&self, r: &str) -> Result<aileron_model::dag::ResolvedOperator, String> {
+            Ok(aileron_model::dag::ResolvedOperator {
+                name: r.to_owned(),
+                version: "1.0.0".to_owned(),
+                digest: format!("sha256:{r}"),
+                params_schema: serde_json::json!({}),
+            })
+        }
+        fn max_memory_bytes(&self) -> u64 {
+            1 << 32
+        }
+    }
+    let source = "tags = [\"finance\", \"daily\"]\n[tasks.a]\noperator = \"noop\"\n";
+    let spec = aileron_model::dag::parse_dag_file("t", "t/etl.toml", source, &AnyOperator)
+        .expect("the test DAG parses");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("aileron.redb");
+    {
+        let m = Metastore::open(&path).unwrap();
+        let mut record = DagRecord {
+            tenant: "t".into(),
+            dag_id: spec.dag_id.clone(),
+            fileloc: "t/etl.toml".into(),
+            version: spec.version.clone(),
+            is_paused: false,
+            is_active: true,
+            last_scheduled_interval: None,
+            last_parsed: jiff::Timestamp::UNIX_EPOCH,
+            tags: Vec::new(),
+        };
+        let mut b = WriteBatch::default();
+        b.put(
+            DAG_VERSIONS,
+            key(&["t", &spec.dag_id, &spec.version]),
+            &spec,
+        );
+        // A record as schema 3 wrote it: no tags field at all.
+        record.tags.clear();
+        let mut old = serde_json::to_value(&record).unwrap();
+        old.as_object_mut().unwrap().remove("tags");
+        b.put(DAGS, dag_key("t", &spec.dag_id), &old);
+        m.commit(b).unwrap();
+        let txn = m.db.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert("schema_version", "3".as_bytes())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let m = Metastore::open(&path).unwrap();
+    assert_eq!(m.schema_version().unwrap(), SCHEMA_VERSION);
+    let dags = m.tenant_dags("t").unwrap();
+    assert_eq!(dags.len(), 1);
+    assert_eq!(dags[0].tags, vec!["finance".to_owned(), "daily".to_owned()]);
+    assert!(m.tenant_dags("other").unwrap().is_empty());
+}

@@ -934,12 +934,14 @@ impl State {
                             is_active: true,
                             last_scheduled_interval: None,
                             last_parsed: now,
+                            tags: spec.tags.clone(),
                         },
                         spec: spec.clone(),
                         next_due: None,
                     });
                     entry.record.fileloc = fileloc.clone();
                     entry.record.version = spec.version.clone();
+                    entry.record.tags = spec.tags.clone();
                     entry.record.is_active = true;
                     entry.record.last_parsed = now;
                     entry.spec = spec;
