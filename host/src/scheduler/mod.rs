@@ -14,17 +14,17 @@
 //! injected [`Clock`], so tests run retries and schedules on a simulated clock.
 
 pub mod executor;
-mod host;
 pub mod planner;
-mod state;
+mod shell;
+mod task_host;
 
 use aileron_model::TiKey;
 pub use executor::{
     AdoptedTry, CallbackId, CallbackJob, EventSink, Executor, ExecutorEvent, Job, RemoteExecutor,
 };
-pub use host::MetastoreHost;
 pub use planner::admission::{DEFAULT_POOL, DEFAULT_POOL_SLOTS};
-pub use state::backfill::{BackfillDate, BackfillRequest, MAX_BACKFILL_RUNS};
+pub use shell::backfill::{BackfillDate, BackfillRequest, MAX_BACKFILL_RUNS};
+pub use task_host::MetastoreHost;
 
 use crate::dag_processor::FileResult;
 use crate::metastore::{BackfillRecord, DagRun, Metastore, MetastoreError, RunType, TaskInstance};
@@ -33,7 +33,7 @@ use aileron_model::clock::Clock;
 use aileron_protocol::wire::Refusal;
 use aileron_sandbox::{LogBuffer, TryReport};
 use jiff::Timestamp;
-use state::State;
+use shell::State;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -609,14 +609,14 @@ pub async fn test_task(
         seq: 0,
         backfill_id: None,
     };
-    let active = state::ActiveRun {
+    let active = planner::ActiveRun {
         run: run.clone(),
         spec: Arc::new(spec.clone()),
         tis: Default::default(),
     };
-    let lookups = host::RenderLookups::new(&metastore, &HashMap::new(), &run);
+    let lookups = task_host::RenderLookups::new(&metastore, &HashMap::new(), &run);
     let log = Arc::new(LogBuffer::new(1 << 20));
-    let mut params = match host::render(&lookups, &active, task, None, &task.params) {
+    let mut params = match task_host::render(&lookups, &active, task, None, &task.params) {
         Ok(p) => p,
         Err(e) => {
             return Ok(TaskTestReport {

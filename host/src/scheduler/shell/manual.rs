@@ -3,7 +3,7 @@
 //! the turn's one commit.
 
 use super::*;
-use crate::metastore::{DAG_RUNS, TASK_INSTANCES, run_key};
+use crate::metastore::{DAG_RUNS, LOGS, TASK_INSTANCES, XCOM, run_key, ti_key};
 use crate::scheduler::{ClearOptions, TaskTarget};
 use std::collections::BTreeSet;
 

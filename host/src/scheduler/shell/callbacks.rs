@@ -11,7 +11,9 @@
 use super::*;
 use crate::metastore::CallbackRecord;
 use crate::scheduler::executor::{CallbackId, CallbackJob};
+use crate::scheduler::task_host::{MetastoreHost, RenderLookups};
 use aileron_model::dag::CallbackSpec;
+use aileron_sandbox::{Limits, TaskInfo, TryReport, TryRequest, TryResult};
 
 /// A callback's log is a notification's trace, not a task's output: kept small.
 const CALLBACK_LOG_BYTES: usize = 64 << 10;
@@ -104,7 +106,7 @@ impl State {
         let rendered: Vec<Result<serde_json::Value, String>> = specs
             .iter()
             .map(|cb| {
-                crate::scheduler::host::render_with(
+                crate::scheduler::task_host::render_with(
                     &lookups,
                     run,
                     task_id,

@@ -1,7 +1,9 @@
-//! What a TaskInstance can read while it is rendered or runs: XCom of its DagRun,
-//! variables and connections of its tenant, all from the metastore.
+//! The scheduler's side of what a TaskInstance can read while it is rendered or
+//! runs: the sandbox's host calls ([`MetastoreHost`]) and template lookups
+//! ([`RenderLookups`], [`render`]), serving XCom of its DagRun and variables and
+//! connections of its tenant, all from the metastore.
 
-use super::state::ActiveRun;
+use super::planner::ActiveRun;
 use crate::metastore::{DagRun, Metastore};
 use aileron_model::dag::TaskSpec;
 use aileron_model::template::{self, RenderContext, TemplateLookups};

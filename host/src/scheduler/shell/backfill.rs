@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::metastore::{BackfillRecord, ReprocessBehavior};
-use crate::scheduler::ClearOptions;
+use crate::scheduler::{ClearOptions, run_id_for};
 
 /// Most logical dates one backfill may cover: a guard against a range typed wrong
 /// (a minutely DAG over ten years) filling the metastore.

@@ -1,0 +1,168 @@
+//! Restarts and remote workers: what a crash left running is failed (or, with remote
+//! workers, adopted) and queued work goes back to be scheduled; a remote worker's
+//! start of a try; the size of a try's live log.
+
+use super::State;
+use crate::metastore::{LOGS, log_key};
+use crate::scheduler::executor::AdoptedTry;
+use aileron_model::{TaskInstanceState as S, TiKey};
+use aileron_protocol::wire::Refusal;
+use aileron_sandbox::{LogBuffer, TryResult};
+use std::sync::Arc;
+
+/// Extra room in the scheduler's copy of a remote try's log: the worker's buffer
+/// holds `log_bytes` plus its truncation marker and closing line, and the copy must
+/// take all of it or the offsets of later chunks would stop matching.
+const REMOTE_LOG_SLACK: usize = 64 << 10;
+
+impl State {
+    /// After a crash or `kill -9`: a try that was running is failed, as Airflow treats
+    /// a task whose worker vanished (retried if retries remain); queued work that never
+    /// started goes back to be scheduled again.
+    pub(in crate::scheduler) fn recover(&mut self) {
+        self.close_lost_callbacks();
+        if self.executor.remote().is_some() {
+            self.recover_remote();
+            return;
+        }
+        let now = self.now();
+        let mut lost = Vec::new();
+        for run in self.runs.values_mut() {
+            for ti in run.tis.values_mut() {
+                match ti.state {
+                    S::Running => lost.push(TiKey::from(&*ti)),
+                    S::Queued => {
+                        let last = ti.tries.last();
+                        ti.try_number = last.map(|t| t.try_number).unwrap_or(0);
+                        if last.is_some_and(|t| t.state == S::UpForReschedule) {
+                            ti.state = S::UpForReschedule;
+                            ti.next_try_at = Some(now);
+                        } else {
+                            ti.state = S::Scheduled;
+                        }
+                        ti.queued_at = None;
+                        self.batch.put_ti(ti);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for key in lost {
+            let try_number = self.ti(&key).map(|t| t.try_number).unwrap_or(1);
+            let started = self.ti(&key).and_then(|t| t.start_date).unwrap_or(now);
+            let reason = "the Aileron process stopped while this try was running";
+            self.batch.put_raw(
+                LOGS,
+                log_key(self.ti(&key).unwrap(), try_number),
+                format!("[{now}] ERROR {reason}\n").into_bytes(),
+            );
+            self.finish_try(
+                &key,
+                try_number,
+                started,
+                now,
+                TryResult::Failed(reason.to_owned()),
+                Vec::new(),
+            );
+        }
+    }
+
+    /// After a restart with remote workers: they run on without this process, so
+    /// nothing is failed. Queued tries are dispatched again with the same attempt
+    /// (the executor skips those whose stream entry survived) and running ones are
+    /// adopted: watched for heartbeats as if this process had started them.
+    fn recover_remote(&mut self) {
+        let mut adopted = Vec::new();
+        let now = self.now();
+        for run in self.runs.values_mut() {
+            for ti in run.tis.values_mut() {
+                if !matches!(ti.state, S::Queued | S::Running) {
+                    continue;
+                }
+                if ti.attempt == 0 {
+                    // Dispatched by a version without attempts: give it one, so no
+                    // two TaskInstances share an attempt.
+                    ti.attempt = self.next_attempt;
+                    self.next_attempt += 1;
+                    self.batch.put_next_attempt(self.next_attempt);
+                    self.batch.put_ti(ti);
+                }
+                let key = TiKey::from(&*ti);
+                self.in_flight
+                    .insert(key.clone(), (ti.try_number, ti.attempt));
+                if ti.state == S::Queued {
+                    self.to_dispatch.push((key, ti.try_number, ti.attempt));
+                } else {
+                    let log = Arc::new(LogBuffer::new(self.config.log_bytes + REMOTE_LOG_SLACK));
+                    self.live_logs
+                        .lock()
+                        .unwrap()
+                        .insert((key.clone(), ti.try_number), log.clone());
+                    adopted.push(AdoptedTry {
+                        key,
+                        try_number: ti.try_number,
+                        attempt: ti.attempt,
+                        worker: ti.hostname.clone(),
+                        started: ti.start_date.unwrap_or(now),
+                        log,
+                    });
+                }
+            }
+        }
+        if let Some(remote) = self.executor.remote() {
+            remote.adopt(adopted);
+        }
+    }
+
+    /// A remote worker's start of `attempt`: the TaskInstance becomes `running` on
+    /// that worker, by this process's clock.
+    pub(super) fn remote_start(
+        &mut self,
+        key: &TiKey,
+        try_number: u32,
+        attempt: u64,
+        worker: &str,
+    ) -> Result<u32, Refusal> {
+        if self.in_flight.get(key) != Some(&(try_number, attempt)) {
+            return Err(Refusal::Superseded);
+        }
+        let now = self.now();
+        let Some(ti) = self.ti_mut(key) else {
+            return Err(Refusal::Superseded);
+        };
+        match ti.state {
+            S::Queued => {
+                self.mark_running(key, now, Some(worker));
+                let (executor, worker) = (self.executor.clone(), worker.to_owned());
+                self.after_commit.push(Box::new(move || {
+                    if let Some(remote) = executor.remote() {
+                        remote.started(attempt, &worker, now);
+                    }
+                }));
+                Ok(try_number)
+            }
+            // The same worker again: its first answer was lost.
+            S::Running if ti.hostname == worker => Ok(try_number),
+            S::Running => Err(Refusal::RunningElsewhere),
+            _ => Err(Refusal::NotQueued),
+        }
+    }
+
+    /// Tells the executor that recovery has handed it everything (see
+    /// [`RemoteExecutor::ready`]).
+    pub(in crate::scheduler) fn executor_ready(&self) {
+        if let Some(remote) = self.executor.remote() {
+            remote.ready();
+        }
+    }
+
+    /// The cap of a try's live log: a remote try's copy takes the worker's whole
+    /// log, which its own marker and closing line take past `log_bytes`.
+    pub(super) fn live_log_bytes(&self) -> usize {
+        if self.executor.remote().is_some() {
+            self.config.log_bytes + REMOTE_LOG_SLACK
+        } else {
+            self.config.log_bytes
+        }
+    }
+}
