@@ -47,6 +47,8 @@ pub struct App {
     pub scheduler: SchedulerHandle,
     /// What the execution API needs, with a remote executor.
     pub remote: Option<Arc<crate::executors::remote::Remote>>,
+    /// The scheduler's clock (simulated in tests).
+    pub clock: Arc<dyn Clock>,
     pub task: JoinHandle<Result<(), SchedulerError>>,
     _watchers: Vec<Box<dyn std::any::Any + Send>>,
 }
@@ -168,6 +170,7 @@ pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> anyhow::Res
         scheduler: handle,
         task,
         remote,
+        clock: cfg.clock.clone(),
         _watchers: watchers,
     })
 }

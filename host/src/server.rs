@@ -205,6 +205,7 @@ pub fn router(app: &App, policy: HostPolicy) -> Router {
         scheduler: app.scheduler.clone(),
         registry: registry.clone(),
         remote: app.remote.clone(),
+        clock: app.clock.clone(),
     })
     .layer(axum::middleware::from_fn_with_state(
         Arc::new(policy),

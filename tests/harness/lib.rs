@@ -104,6 +104,7 @@ pub struct EnvBuilder {
     start_at: Option<jiff::Timestamp>,
     allow_private_ips: bool,
     remote: Option<std::time::Duration>,
+    retention: Option<std::time::Duration>,
 }
 
 impl Env {
@@ -117,6 +118,7 @@ impl Env {
             start_at: None,
             allow_private_ips: false,
             remote: None,
+            retention: None,
         }
     }
 
@@ -268,6 +270,13 @@ impl EnvBuilder {
         self
     }
 
+    /// Delete finished runs older than `age` every hour of the simulated clock
+    /// (`SchedulerConfig::retention`).
+    pub fn retention(mut self, age: std::time::Duration) -> Self {
+        self.retention = Some(age);
+        self
+    }
+
     pub async fn start(self) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().join("home");
@@ -302,6 +311,7 @@ impl EnvBuilder {
                     parallelism: self.parallelism,
                     create_scheduled_runs: self.schedule,
                     allow_private_ips: self.allow_private_ips,
+                    retention: self.retention,
                     ..Default::default()
                 },
                 clock: clock.clone(),

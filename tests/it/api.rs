@@ -20,6 +20,7 @@ pub fn app(env: &Env) -> Router {
         scheduler: env.app.scheduler.clone(),
         registry: env.app.sandbox.registry().clone(),
         remote: None,
+        clock: env.app.clock.clone(),
     })
 }
 
@@ -100,12 +101,12 @@ pub async fn fails(
 }
 
 /// Waits (bounded) until a run has finished; its state.
-async fn finished(env: &Env, dag_id: &str, run_id: &str) -> DagRunState {
+pub async fn finished(env: &Env, dag_id: &str, run_id: &str) -> DagRunState {
     let mut updates = env.app.scheduler.subscribe();
     env.wait_run(&mut updates, dag_id, run_id).await.run.state
 }
 
-async fn trigger(env: &Env, dag_id: &str, run_id: &str) -> Value {
+pub async fn trigger(env: &Env, dag_id: &str, run_id: &str) -> Value {
     let body = json!({ "dag_run_id": run_id }).to_string();
     ok(
         env,

@@ -329,3 +329,94 @@ fn dags_backfill_plans_creates_and_follows_a_backfill() {
         "{stdout}"
     );
 }
+
+#[test]
+fn db_clean_counts_then_deletes_old_runs_on_a_running_server() {
+    let home = home_with(&[("daily.toml", DAILY)]);
+    let server =
+        aileron_tests::server::Server::start(home.path(), aileron_tests::server::free_port());
+    let out = aileron_at(
+        &server,
+        &[
+            "dags",
+            "backfill",
+            "daily",
+            "--from",
+            "2025-02-01",
+            "--to",
+            "2025-02-03",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The schedule may have made a run of its own: wait until every run ended.
+    let runs_url = format!("{}/dags/daily/dagRuns?order_by=logical_date", server.base);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let runs = loop {
+        let runs = aileron_tests::server::get(&runs_url).unwrap();
+        let list = runs["dag_runs"].as_array().unwrap().clone();
+        if list.iter().all(|r| r["state"] == "success") {
+            break list;
+        }
+        assert!(std::time::Instant::now() < deadline, "{runs}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    // Every run ended before 2099; the DAG keeps its latest scheduled one.
+    let expired = runs.len() - 1;
+    let dry = [
+        "db",
+        "clean",
+        "--clean-before-timestamp",
+        "2099-01-01",
+        "--dry-run",
+    ];
+    let out = aileron_at(&server, &dry);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with(&format!(
+            "would delete {expired} DagRuns and {} TaskInstances finished before 2099-01-01",
+            2 * expired
+        )),
+        "{stdout}"
+    );
+    let after = aileron_tests::server::get(&runs_url).unwrap();
+    assert_eq!(after["total_entries"], runs.len());
+
+    let out = aileron_at(
+        &server,
+        &["db", "clean", "--older-than", "0s", "--yes", "--json"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(
+        (v["dag_runs"].as_u64(), v["dry_run"].as_bool()),
+        (Some(expired as u64), Some(false)),
+        "{v}"
+    );
+    let after = aileron_tests::server::get(&runs_url).unwrap();
+    assert_eq!(after["total_entries"], 1);
+    assert_eq!(
+        after["dag_runs"][0]["dag_run_id"],
+        runs.last().unwrap()["dag_run_id"]
+    );
+
+    // A cut-off is required, and only one.
+    let out = aileron_at(&server, &["db", "clean"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = aileron_at(&server, &["db", "clean", "--older-than", "soon"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--older-than"));
+}

@@ -11,6 +11,7 @@ mod browser;
 mod cli;
 mod crash;
 mod dag_files;
+mod db_clean;
 mod execution_api;
 mod hostile_inputs;
 mod http_sensor;

@@ -45,6 +45,7 @@ fn server(env: &Env, remote: Option<Arc<Remote>>) -> Router {
         scheduler: env.app.scheduler.clone(),
         registry: env.app.sandbox.registry().clone(),
         remote: remote.clone(),
+        clock: env.app.clock.clone(),
     });
     match remote {
         Some(remote) => api.nest(

@@ -23,6 +23,7 @@ mod dags;
 mod error;
 mod events;
 mod import_errors;
+mod maintenance;
 mod monitor;
 mod paths;
 mod plugins;
@@ -64,6 +65,8 @@ pub struct ApiState {
     /// The remote executor's workers and leases (`aileron scheduler`); `None`
     /// when tries run in this process (`aileron standalone`).
     pub remote: Option<Arc<crate::executors::remote::Remote>>,
+    /// The scheduler's clock: "now" for requests that count back from it.
+    pub clock: Arc<dyn aileron_model::clock::Clock>,
 }
 
 impl ApiState {
@@ -126,6 +129,7 @@ struct ApiDoc;
 fn api_routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(dags::list_dags))
+        .routes(routes!(maintenance::db_clean))
         .routes(routes!(dags::get_dag, dags::patch_dag))
         .routes(routes!(dag_runs::list_runs, dag_runs::trigger_run))
         .routes(routes!(

@@ -3,6 +3,7 @@
 mod backfill;
 pub mod client;
 mod dags;
+mod db;
 mod plugins;
 
 use clap::{Args, Parser, Subcommand};
@@ -38,6 +39,9 @@ enum Top {
     /// Work with operator plugins.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
+    /// Maintain the metastore.
+    #[command(subcommand)]
+    Db(db::DbCommand),
 }
 
 /// Where Aileron keeps its state.
@@ -96,14 +100,20 @@ struct StandaloneArgs {
     allowed_hosts: Vec<String>,
     /// A client that has not sent a request's headers within this long is
     /// disconnected (idle kept-alive connections too).
-    #[arg(long, env = "AILERON_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_header_timeout)]
+    #[arg(long, env = "AILERON_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
     header_timeout: std::time::Duration,
     /// Connections served at once; further ones wait until one closes.
     #[arg(long, env = "AILERON_MAX_CONNECTIONS", default_value_t = crate::server::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
+    /// Delete finished runs (with their TaskInstances, XCom and logs) once they
+    /// are older than this, checked every hour, as `aileron db clean
+    /// --older-than` does. Unset: history is kept.
+    #[arg(long, env = "AILERON_HISTORY_RETENTION", value_parser = parse_positive_duration, value_name = "AGE")]
+    history_retention: Option<std::time::Duration>,
 }
 
-fn parse_header_timeout(s: &str) -> Result<std::time::Duration, String> {
+/// A positive duration (`10s`, `30d`).
+fn parse_positive_duration(s: &str) -> Result<std::time::Duration, String> {
     let d = aileron_model::units::parse_duration(s).map_err(|e| e.to_string())?;
     if d.is_zero() {
         return Err("must be greater than zero".to_owned());
@@ -210,6 +220,7 @@ pub fn main() -> ExitCode {
             Top::Dags(c) => dags::run(c).await,
             Top::Tasks(c) => dags::run_tasks(c).await,
             Top::Plugins(c) => plugins::run(c).await,
+            Top::Db(c) => db::run(c).await,
         }
     });
     match result {
@@ -242,6 +253,7 @@ async fn serve(
             watch: true,
             scheduler: crate::scheduler::SchedulerConfig {
                 parallelism: a.parallelism,
+                retention: a.history_retention,
                 ..Default::default()
             },
             clock: std::sync::Arc::new(aileron_model::clock::SystemClock),

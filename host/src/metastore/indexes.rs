@@ -20,7 +20,7 @@ use std::collections::HashMap;
 
 /// Scope part of the index keys that stands for "every DAG of the tenant". A
 /// control character, which no DAG id may contain.
-const ALL_DAGS: &str = "\u{1}";
+pub(super) const ALL_DAGS: &str = "\u{1}";
 
 /// The orders `run_order` keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +31,7 @@ pub enum RunOrder {
 }
 
 impl RunOrder {
-    fn tag(self) -> &'static str {
+    pub(super) fn tag(self) -> &'static str {
         match self {
             Self::Id => "i",
             Self::LogicalDate => "l",
@@ -64,7 +64,7 @@ pub struct RunQuery<'a> {
 /// positive (jiff's range is ±10,000 years), then nanoseconds.
 const DATE_SHIFT: i64 = 400_000_000_000;
 
-fn date_part(t: jiff::Timestamp) -> String {
+pub(super) fn date_part(t: jiff::Timestamp) -> String {
     format!(
         "{:013}{:09}",
         t.as_second() + DATE_SHIFT,
@@ -100,7 +100,7 @@ fn count_key(tenant: &str, scope: &str, state: DagRunState) -> String {
     key(&[tenant, scope, state.as_str()])
 }
 
-fn parse_state(s: &str) -> Option<DagRunState> {
+pub(super) fn parse_state(s: &str) -> Option<DagRunState> {
     DagRunState::ALL.into_iter().find(|x| x.as_str() == s)
 }
 

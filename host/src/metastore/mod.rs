@@ -10,6 +10,7 @@
 
 mod batch;
 mod error;
+mod history;
 mod indexes;
 mod keys;
 mod queries;
@@ -20,6 +21,7 @@ mod tests;
 
 pub use batch::*;
 pub use error::*;
+pub use history::ExpiredRun;
 pub use indexes::{RunOrder, RunPage, RunQuery};
 pub use keys::*;
 pub use records::*;

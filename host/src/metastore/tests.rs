@@ -417,3 +417,55 @@ fn a_version_3_store_gets_tags_on_its_dag_records_on_open() {
     assert_eq!(dags[0].tags, vec!["finance".to_owned(), "daily".to_owned()]);
     assert!(m.tenant_dags("other").unwrap().is_empty());
 }
+
+#[test]
+fn expired_runs_are_old_finished_and_not_a_dags_latest_scheduled_run() {
+    use aileron_model::DagRunState::{Failed, Running, Success};
+    let m = Metastore::in_memory().unwrap();
+    let hours = |h: i64| jiff::Timestamp::from_second(h * 3600).unwrap();
+    let mut b = WriteBatch::default();
+    // DAG a: scheduled runs at hours 1..=4, a manual one at 5; b: one old run
+    // still running and one old finished run re-run at hour 100.
+    for seq in 1..=4 {
+        b.put_run(&test_run("a", seq, seq as i64, Success));
+    }
+    let mut manual = test_run("a", 5, 5, Failed);
+    manual.run_type = RunType::Manual;
+    b.put_run(&manual);
+    b.put_run(&test_run("b", 6, 1, Running));
+    let mut rerun = test_run("b", 7, 2, Success);
+    rerun.end_date = Some(hours(100));
+    b.put_run(&rerun);
+    let mut other_tenant = test_run("a", 8, 1, Success);
+    other_tenant.tenant = "u".into();
+    b.put_run(&other_tenant);
+    b.put_ti(
+        &serde_json::from_value(serde_json::json!({
+            "tenant": "t", "dag_id": "a", "run_id": "run_1", "task_id": "x",
+            "map_index": -1, "state": "success", "try_number": 1, "max_tries": 1,
+            "operator": "noop", "plugin_digest": "sha256:x", "queued_at": null,
+            "start_date": null, "end_date": null, "duration": null, "next_try_at": null,
+            "rendered_params": null, "tries": [], "hostname": "h",
+        }))
+        .unwrap(),
+    );
+    m.commit(b).unwrap();
+    let ids = |tenant: Option<&str>, before: i64, limit: usize| -> Vec<String> {
+        m.expired_runs(tenant, hours(before), limit)
+            .unwrap()
+            .iter()
+            .map(|e| format!("{}/{}", e.run.dag_id, e.run.run_id))
+            .collect()
+    };
+    // run_4 is a's latest scheduled run: kept. The manual run_5 may go; b's
+    // running run and its re-run one stay.
+    assert_eq!(
+        ids(Some("t"), 50, 100),
+        ["a/run_1", "a/run_2", "a/run_3", "a/run_5"]
+    );
+    assert_eq!(ids(Some("t"), 3, 100), ["a/run_1", "a/run_2"]);
+    assert_eq!(ids(Some("t"), 50, 2), ["a/run_1", "a/run_2"]);
+    assert_eq!(ids(None, 50, 100).len(), 4, "u's only run is its latest");
+    let first = &m.expired_runs(Some("t"), hours(50), 1).unwrap()[0];
+    assert_eq!(first.task_instances, 1);
+}

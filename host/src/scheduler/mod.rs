@@ -24,6 +24,7 @@ pub use executor::{
 };
 pub use planner::admission::{DEFAULT_POOL, DEFAULT_POOL_SLOTS};
 pub use shell::backfill::{BackfillDate, BackfillRequest, MAX_BACKFILL_RUNS};
+pub use shell::retention::CleanChunk;
 pub use task_host::MetastoreHost;
 
 use crate::dag_processor::FileResult;
@@ -107,6 +108,13 @@ pub enum Command {
         dag_id: String,
         run_id: String,
         reply: oneshot::Sender<Result<(), SchedulerError>>,
+    },
+    /// One chunk of `db clean`; answered after its commit.
+    CleanHistory {
+        tenant: Option<String>,
+        before: Timestamp,
+        limit: usize,
+        reply: oneshot::Sender<Result<CleanChunk, SchedulerError>>,
     },
     CreateBackfill {
         request: BackfillRequest,
@@ -221,6 +229,9 @@ pub struct SchedulerConfig {
     /// Let tasks' outbound HTTP reach loopback and private addresses (off: an
     /// allow-listed name that resolves to one is refused). See `Limits`.
     pub allow_private_ips: bool,
+    /// Delete finished runs older than this, checked every hour (`db clean`
+    /// on a timer); `None` keeps all history.
+    pub retention: Option<std::time::Duration>,
 }
 
 impl Default for SchedulerConfig {
@@ -232,6 +243,7 @@ impl Default for SchedulerConfig {
             log_bytes: 1 << 20,
             hostname: aileron_protocol::hostname(),
             allow_private_ips: false,
+            retention: None,
         }
     }
 }
@@ -425,6 +437,25 @@ impl SchedulerHandle {
             tenant: tenant.to_owned(),
             dag_id: dag_id.to_owned(),
             run_id: run_id.to_owned(),
+            reply,
+        })?;
+        rx.await.map_err(|_| SchedulerError::Stopped)?
+    }
+
+    /// Deletes up to `limit` finished runs of `tenant` (every tenant when `None`)
+    /// older than `before`, with everything they hold (see
+    /// `Metastore::expired_runs`). Ask again while the answer says `more`.
+    pub async fn clean_history(
+        &self,
+        tenant: Option<&str>,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<CleanChunk, SchedulerError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::CleanHistory {
+            tenant: tenant.map(str::to_owned),
+            before,
+            limit,
             reply,
         })?;
         rx.await.map_err(|_| SchedulerError::Stopped)?

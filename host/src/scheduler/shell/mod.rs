@@ -30,6 +30,7 @@ mod manual;
 mod mapping;
 mod past;
 mod recovery;
+pub(super) mod retention;
 mod runs;
 mod tries;
 
@@ -84,6 +85,8 @@ pub(super) struct State {
     /// Runs deleted in this turn: the metastore's run index lists them until
     /// the commit (see `past.rs`).
     deleted_this_turn: HashSet<RunKey>,
+    /// When the retention setting next looks for expired runs.
+    next_clean: Timestamp,
     /// Runs that finished this turn: out of `runs`, but their TaskInstances are not
     /// committed yet, and `depends_on_past` checks in this turn must see them.
     finished_this_turn: HashMap<RunKey, ActiveRun>,
@@ -134,6 +137,7 @@ impl State {
             callbacks_to_send: Vec::new(),
             callback_seq: HashMap::new(),
             deleted_this_turn: HashSet::new(),
+            next_clean: Timestamp::UNIX_EPOCH,
             finished_in: HashSet::new(),
             finished_this_turn: HashMap::new(),
             backfills: BTreeMap::new(),
@@ -298,6 +302,15 @@ impl State {
                 reply,
             } => {
                 let result = self.delete_run(&tenant, &dag_id, &run_id);
+                self.reply_after_commit(reply, result);
+            }
+            Command::CleanHistory {
+                tenant,
+                before,
+                limit,
+                reply,
+            } => {
+                let result = self.clean_history(tenant.as_deref(), before, limit);
                 self.reply_after_commit(reply, result);
             }
             Command::CreateBackfill { request, reply } => {
@@ -494,6 +507,9 @@ impl State {
                     any = Some(any.map_or(t, |n| n.min(t)));
                 }
             }
+        }
+        if let Some(t) = self.retention_timer() {
+            any = Some(any.map_or(t, |n| n.min(t)));
         }
         (any, tasks)
     }

@@ -109,6 +109,7 @@ impl State {
     pub(in crate::scheduler) fn plan(&mut self) {
         let now = self.now();
         self.planned_at = now;
+        self.apply_retention(now);
         // A run that finishes in this pass frees a place under `max_active_runs`
         // (the DAG's or a backfill's): go round again so the next run is created
         // and started now, not whenever the next command happens to arrive.
