@@ -207,7 +207,14 @@ impl State {
                     }
                 }
                 "reprocess" => {
-                    let run_id = entry.run_id.clone().expect("reprocess has a run");
+                    let Some(run_id) = entry
+                        .run_id
+                        .clone()
+                        .expected("the run to reprocess", &entry.logical_date)
+                    else {
+                        record.skipped_dates.push(entry.logical_date);
+                        continue;
+                    };
                     self.clear(&req.tenant, &req.dag_id, &run_id, ClearOptions::default())?;
                     let conf = (!req.dag_run_conf.is_empty()).then(|| req.dag_run_conf.clone());
                     self.tag_backfill_run(&run_id, &record, conf);
@@ -266,7 +273,7 @@ impl State {
         tenant: &str,
         id: u64,
     ) -> Result<BackfillRecord, SchedulerError> {
-        let b = self.active_backfill(tenant, id)?.clone();
+        let mut b = self.active_backfill(tenant, id)?.clone();
         let now = self.now();
         for run_id in &b.run_ids {
             let rk = RunKey::new(&b.tenant, &b.dag_id, run_id);
@@ -281,7 +288,7 @@ impl State {
                 self.dirty_runs.remove(&rk);
             }
         }
-        let mut b = self.untrack_backfill(id).expect("active");
+        self.untrack_backfill(id);
         b.is_paused = true;
         b.completed_at = Some(now);
         self.batch.put_backfill(&b);
@@ -322,7 +329,9 @@ impl State {
             .copied()
             .collect();
         for id in done {
-            let mut b = self.untrack_backfill(id).unwrap();
+            let Some(mut b) = self.untrack_backfill(id).expected("the backfill", &id) else {
+                continue;
+            };
             b.completed_at = Some(now);
             self.batch.put_backfill(&b);
             self.updates.push(Update::Dags);

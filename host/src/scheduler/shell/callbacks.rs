@@ -89,7 +89,9 @@ impl State {
         reason: Option<String>,
     ) {
         let now = self.now();
-        let run = &self.runs[rk];
+        let Some(run) = self.runs.get(rk).expected("the run of a callback", rk) else {
+            return;
+        };
         let mut extra = serde_json::Map::new();
         extra.insert("event".to_owned(), event.name().into());
         extra.insert(
@@ -187,15 +189,13 @@ impl State {
     }
 
     fn next_callback_seq(&mut self, rk: &RunKey) -> u64 {
-        if !self.callback_seq.contains_key(rk) {
-            let n = self
-                .metastore
+        let metastore = &self.metastore;
+        let seq = self.callback_seq.entry(rk.clone()).or_insert_with(|| {
+            metastore
                 .callbacks(&rk.tenant, &rk.dag_id, &rk.run_id)
                 .map(|c| c.iter().map(|c| c.seq + 1).max().unwrap_or(0))
-                .unwrap_or(0);
-            self.callback_seq.insert(rk.clone(), n);
-        }
-        let seq = self.callback_seq.get_mut(rk).unwrap();
+                .unwrap_or(0)
+        });
         let n = *seq;
         *seq += 1;
         n

@@ -2,11 +2,12 @@
 //! and after the commit each queued try has its params rendered and goes to the
 //! executor.
 
-use super::State;
+use super::{Expected, State};
 use crate::metastore::{TaskInstance, XCOM, ti_record_key};
 use crate::scheduler::executor::{ExecutorEvent, Job};
 use crate::scheduler::planner::{ActiveRun, admission};
 use crate::scheduler::task_host::{self, MetastoreHost, RenderLookups};
+use crate::sync::LockExt;
 use aileron_model::dag::TaskSpec;
 use aileron_model::{DagKey, TaskInstanceState as S, TiKey};
 use aileron_sandbox::{Limits, LogBuffer, TaskInfo, TryReport, TryRequest, TryResult};
@@ -33,12 +34,14 @@ impl State {
     }
 
     fn queue_ti(&mut self, key: &TiKey, now: Timestamp) {
-        let rk = key.run_key();
-        let run = self.runs.get_mut(&rk).unwrap();
-        let ti = run
-            .tis
-            .get_mut(&(key.task_id.clone(), key.map_index))
-            .unwrap();
+        let Some(ti) = self
+            .runs
+            .get_mut(&key.run_key())
+            .and_then(|run| run.tis.get_mut(&(key.task_id.clone(), key.map_index)))
+            .expected("a TaskInstance to queue", key)
+        else {
+            return;
+        };
         let try_number = if ti.state == S::UpForReschedule {
             ti.try_number.max(1)
         } else {
@@ -86,16 +89,18 @@ impl State {
             let Some(ti) = run.tis.get(&(key.task_id.clone(), key.map_index)) else {
                 continue;
             };
-            let task = run
+            let Some(task) = run
                 .spec
                 .task(&key.task_id)
-                .expect("TIs only exist for tasks")
-                .clone();
+                .expected("the task of a TaskInstance to dispatch", &key)
+            else {
+                continue;
+            };
+            let task = task.clone();
             let rendered = self.render(run, &task, Some(ti), &task.params);
             let log = Arc::new(LogBuffer::new(self.live_log_bytes()));
             self.live_logs
-                .lock()
-                .unwrap()
+                .locked()
                 .insert((key.clone(), try_number), log.clone());
             let events = self.events.clone();
             let params = match rendered {

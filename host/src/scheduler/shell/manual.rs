@@ -5,6 +5,7 @@
 use super::*;
 use crate::metastore::{DAG_RUNS, LOGS, TASK_INSTANCES, XCOM, run_key, ti_key};
 use crate::scheduler::{ClearOptions, TaskTarget};
+use crate::sync::LockExt;
 use std::collections::BTreeSet;
 
 impl State {
@@ -66,7 +67,12 @@ impl State {
         downstream: bool,
         upstream: bool,
     ) -> Result<BTreeSet<String>, SchedulerError> {
-        let spec = &self.runs[rk].spec;
+        let spec = &self
+            .runs
+            .get(rk)
+            .expected("the run to select tasks in", rk)
+            .ok_or_else(internal_error)?
+            .spec;
         let mut out = BTreeSet::new();
         for id in ids {
             if spec.task(id).is_none() {
@@ -92,11 +98,7 @@ impl State {
     pub(super) fn forget_in_flight(&mut self, key: &TiKey) {
         if let Some((try_number, attempt)) = self.in_flight.remove(key) {
             self.executor.cancel(key, try_number, attempt);
-            let live = self
-                .live_logs
-                .lock()
-                .unwrap()
-                .remove(&(key.clone(), try_number));
+            let live = self.live_logs.locked().remove(&(key.clone(), try_number));
             // What the try logged before it was stopped stays readable, as in
             // Airflow, where a task marked while running keeps its log.
             if let Some(log) = live
@@ -139,7 +141,9 @@ impl State {
     /// A run whose TaskInstances were changed by hand is planned again: a finished
     /// one is re-finished from its leaves, a live one goes on.
     fn replan(&mut self, rk: &RunKey) {
-        let run = self.runs.get_mut(rk).unwrap();
+        let Some(run) = self.runs.get_mut(rk).expected("the run to plan again", rk) else {
+            return;
+        };
         if run.run.state.is_finished() {
             run.run.state = DagRunState::Running;
         }
@@ -159,7 +163,11 @@ impl State {
         }
         let ids = match &opts.task_ids {
             Some(ids) => ids.clone(),
-            None => self.runs[&rk]
+            None => self
+                .runs
+                .get(&rk)
+                .expected("the run to clear", &rk)
+                .ok_or_else(internal_error)?
                 .spec
                 .tasks
                 .iter()
@@ -173,17 +181,20 @@ impl State {
                 return Err(e);
             }
         };
-        let run = &self.runs[&rk];
-        let selected: Vec<(String, i64)> = run
+        let run = self
+            .runs
+            .get(&rk)
+            .expected("the run to clear", &rk)
+            .ok_or_else(internal_error)?;
+        let (selected, listed): (Vec<(String, i64)>, Vec<TaskInstance>) = run
             .tis
             .iter()
             .filter(|(_, ti)| {
                 tasks.contains(&ti.task_id)
                     && (!opts.only_failed || matches!(ti.state, S::Failed | S::UpstreamFailed))
             })
-            .map(|(k, _)| k.clone())
-            .collect();
-        let listed: Vec<TaskInstance> = selected.iter().map(|k| run.tis[k].clone()).collect();
+            .map(|(k, ti)| (k.clone(), ti.clone()))
+            .unzip();
         if opts.dry_run || selected.is_empty() {
             self.deactivate_unchanged(&rk, was_active);
             return Ok(listed);
@@ -200,18 +211,29 @@ impl State {
             let tk = ti_key(&key.tenant, &key.dag_id, &key.run_id, &task_id, map_index);
             // A new try starts without the XCom of the old ones.
             self.batch.delete_prefix(XCOM, tk.clone());
-            let run = self.runs.get_mut(&rk).unwrap();
-            let task = run
+            let Some(run) = self.runs.get_mut(&rk).expected("the run to clear", &rk) else {
+                continue;
+            };
+            let Some(retries) = run
                 .spec
                 .task(&task_id)
-                .expect("TIs exist for tasks")
-                .clone();
+                .expected("the task of a TaskInstance to clear", &key)
+                .map(|task| task.retries)
+            else {
+                continue;
+            };
             // Mapped TaskInstances keep their tries, like any other; when every one
             // of a task is cleared, the task expands again (see `State::expand`).
-            let ti = run.tis.get_mut(&(task_id, map_index)).unwrap();
+            let Some(ti) = run
+                .tis
+                .get_mut(&(task_id, map_index))
+                .expected("a TaskInstance to clear", &key)
+            else {
+                continue;
+            };
             ti.state = S::NoStatus;
             // A cleared task gets its full set of retries again, as in Airflow.
-            ti.max_tries = ti.try_number + task.retries + 1;
+            ti.max_tries = ti.try_number + retries + 1;
             ti.queued_at = None;
             ti.start_date = None;
             ti.end_date = None;
@@ -223,7 +245,11 @@ impl State {
         }
         // Airflow puts a cleared run back to `queued`; the scheduler starts it again
         // within `max_active_runs`.
-        let run = self.runs.get_mut(&rk).unwrap();
+        let run = self
+            .runs
+            .get_mut(&rk)
+            .expected("the run to clear", &rk)
+            .ok_or_else(internal_error)?;
         run.run.state = DagRunState::Queued;
         run.run.start_date = None;
         run.run.end_date = None;
@@ -247,12 +273,15 @@ impl State {
         else {
             return;
         };
-        if self.runs[rk].spec.version == latest.version {
+        let Some(run) = self.runs.get(rk).expected("the run to clear", rk) else {
+            return;
+        };
+        if run.spec.version == latest.version {
             return;
         }
         let now = self.now();
         let hostname = self.config.hostname.clone();
-        let gone: Vec<TiKey> = self.runs[rk]
+        let gone: Vec<TiKey> = run
             .tis
             .values()
             .filter(|ti| latest.task(&ti.task_id).is_none() && ti.state != S::Removed)
@@ -261,7 +290,9 @@ impl State {
         for key in &gone {
             self.force_state(key, S::Removed, now);
         }
-        let run = self.runs.get_mut(rk).unwrap();
+        let Some(run) = self.runs.get_mut(rk).expected("the run to clear", rk) else {
+            return;
+        };
         run.spec = latest.clone();
         run.run.dag_version = latest.version.clone();
         let mut changed = Vec::new();
@@ -314,7 +345,11 @@ impl State {
                 return Err(e);
             }
         };
-        let keys: Vec<(String, i64)> = self.runs[&rk]
+        let keys: Vec<(String, i64)> = self
+            .runs
+            .get(&rk)
+            .expected("the run to mark in", &rk)
+            .ok_or_else(internal_error)?
             .tis
             .keys()
             .filter(|(task_id, map_index)| {
@@ -353,13 +388,14 @@ impl State {
                 continue;
             }
             self.forget_in_flight(&key);
-            let ti = self
+            let Some(ti) = self
                 .runs
                 .get_mut(&rk)
-                .unwrap()
-                .tis
-                .get_mut(&(task_id, map_index))
-                .unwrap();
+                .and_then(|run| run.tis.get_mut(&(task_id, map_index)))
+                .expected("a TaskInstance to mark", &key)
+            else {
+                continue;
+            };
             ti.state = state;
             let started = *ti.start_date.get_or_insert(now);
             ti.end_date = Some(now);
@@ -373,14 +409,24 @@ impl State {
         // Airflow's `set_task_instance_state` then clears the failed and
         // upstream_failed tasks downstream of what was marked, so they run again.
         let marked: BTreeSet<String> = changed.iter().map(|t| t.task_id.clone()).collect();
-        let spec = self.runs[&rk].spec.clone();
+        let spec = self
+            .runs
+            .get(&rk)
+            .expected("the run to mark in", &rk)
+            .ok_or_else(internal_error)?
+            .spec
+            .clone();
         let below: BTreeSet<String> = marked
             .iter()
             .flat_map(|t| spec.relatives(t, false))
             .map(str::to_owned)
             .filter(|t| !marked.contains(t))
             .collect();
-        let run = self.runs.get_mut(&rk).unwrap();
+        let run = self
+            .runs
+            .get_mut(&rk)
+            .expected("the run to mark in", &rk)
+            .ok_or_else(internal_error)?;
         let mut resumed = Vec::new();
         for ti in run.tis.values_mut() {
             if below.contains(&ti.task_id) && matches!(ti.state, S::Failed | S::UpstreamFailed) {
@@ -416,7 +462,15 @@ impl State {
         }
         let (rk, _) = self.activate(tenant, dag_id, run_id)?;
         let now = self.now();
-        let keys: Vec<(String, i64)> = self.runs[&rk].tis.keys().cloned().collect();
+        let keys: Vec<(String, i64)> = self
+            .runs
+            .get(&rk)
+            .expected("the run to set the state of", &rk)
+            .ok_or_else(internal_error)?
+            .tis
+            .keys()
+            .cloned()
+            .collect();
         for (task_id, map_index) in keys {
             let key = TiKey {
                 tenant: rk.tenant.clone(),
@@ -436,7 +490,11 @@ impl State {
             };
             self.force_state(&key, new, now);
         }
-        let run = self.runs.get_mut(&rk).unwrap();
+        let run = self
+            .runs
+            .get_mut(&rk)
+            .expected("the run to set the state of", &rk)
+            .ok_or_else(internal_error)?;
         run.run.state = state;
         if state == DagRunState::Queued {
             run.run.start_date = None;

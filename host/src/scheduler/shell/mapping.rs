@@ -2,7 +2,7 @@
 //! and dynamic task mapping (a mapped task expanded into one TaskInstance per
 //! combination of its rendered `expand` lists).
 
-use super::{State, new_ti};
+use super::{Expected, State, new_ti};
 use crate::metastore::{LOGS, TaskInstance, TryRecord, log_key, ti_record_key};
 use crate::scheduler::planner::trigger::{TriggerStep, trigger_step};
 use aileron_model::dag::TaskSpec;
@@ -72,7 +72,9 @@ impl State {
         let mut previous: BTreeMap<i64, TaskInstance> = BTreeMap::new();
         {
             let hostname = self.config.hostname.clone();
-            let run = self.runs.get_mut(rk).unwrap();
+            let Some(run) = self.runs.get_mut(rk).expected("the run to expand in", rk) else {
+                return Vec::new();
+            };
             if !run.tis.contains_key(&(task.task_id.clone(), -1)) {
                 let mapped: Vec<(String, i64)> = run
                     .tis
@@ -81,15 +83,18 @@ impl State {
                     .cloned()
                     .collect();
                 for k in mapped {
-                    let ti = run.tis.remove(&k).unwrap();
-                    previous.insert(k.1, ti);
+                    if let Some(ti) = run.tis.remove(&k) {
+                        previous.insert(k.1, ti);
+                    }
                 }
                 let placeholder = new_ti(&run.run, task, -1, &hostname);
                 run.tis.insert((task.task_id.clone(), -1), placeholder);
             }
         }
         let mut out = self.expand_fresh(rk, task, now, &mut previous);
-        let run = self.runs.get_mut(rk).unwrap();
+        let Some(run) = self.runs.get_mut(rk).expected("the run to expand in", rk) else {
+            return out;
+        };
         for (m, mut ti) in previous {
             ti.state = S::Removed;
             ti.end_date = Some(now);
@@ -108,7 +113,9 @@ impl State {
         now: Timestamp,
         previous: &mut BTreeMap<i64, TaskInstance>,
     ) -> Vec<TaskInstance> {
-        let run = &self.runs[rk];
+        let Some(run) = self.runs.get(rk).expected("the run to expand in", rk) else {
+            return Vec::new();
+        };
         let expand = task.expand.clone().unwrap_or_default();
         let rendered = self.render(run, task, None, &serde_json::Value::Object(expand));
         let missing_upstream_value = matches!(&rendered, Ok(serde_json::Value::Object(m))
@@ -139,8 +146,17 @@ impl State {
                 )),
             }
         });
-        let run = self.runs.get_mut(rk).unwrap();
-        let placeholder = run.tis.get_mut(&(task.task_id.clone(), -1)).unwrap();
+        let Some(run) = self.runs.get_mut(rk).expected("the run to expand in", rk) else {
+            return Vec::new();
+        };
+        let placeholder_key = (task.task_id.clone(), -1);
+        let Some(placeholder) = run
+            .tis
+            .get_mut(&placeholder_key)
+            .expected("the placeholder of a mapped task", &(rk, &placeholder_key))
+        else {
+            return Vec::new();
+        };
         if missing_upstream_value {
             // Airflow: a map whose upstream value does not exist cannot be resolved,
             // and the task is upstream_failed (it never runs).
@@ -197,10 +213,10 @@ impl State {
             placeholder.end_date = Some(now);
             return vec![placeholder.clone()];
         }
-        let template = run.tis.remove(&(task.task_id.clone(), -1)).unwrap();
         // The placeholder of an unexpanded mapped task has map index -1.
         self.batch
-            .delete(crate::metastore::TASK_INSTANCES, ti_record_key(&template));
+            .delete(crate::metastore::TASK_INSTANCES, ti_record_key(placeholder));
+        run.tis.remove(&placeholder_key);
         let mut out = Vec::new();
         for (i, kwargs) in combos.into_iter().enumerate() {
             let mut ti = previous

@@ -521,6 +521,34 @@ impl State {
     }
 }
 
+/// Lookups that cannot fail. A miss is a bug in the scheduler: it is logged with
+/// the key, and the caller gives up only the command, run or TaskInstance at hand
+/// rather than ending the scheduler.
+trait Expected<T> {
+    /// The value as it is; a `None` is logged as `what` missing under `key`.
+    fn expected(self, what: &str, key: &dyn std::fmt::Debug) -> Option<T>;
+}
+
+impl<T> Expected<T> for Option<T> {
+    fn expected(self, what: &str, key: &dyn std::fmt::Debug) -> Option<T> {
+        if self.is_none() {
+            tracing::error!(
+                ?key,
+                "scheduler bug: {what} is missing; only what needed it is given up"
+            );
+        }
+        self
+    }
+}
+
+/// What a command fails with when an [`Expected`] lookup missed.
+fn internal_error() -> SchedulerError {
+    SchedulerError::InvalidState(
+        "the scheduler hit an internal error (see its log); the request was not completed"
+            .to_owned(),
+    )
+}
+
 /// The error of a TaskInstance's last try, the `reason` its callbacks see.
 fn error_of(ti: &TaskInstance) -> Option<String> {
     ti.tries.last().and_then(|t| t.error.clone())

@@ -2,9 +2,10 @@
 //! workers, adopted) and queued work goes back to be scheduled; a remote worker's
 //! start of a try; the size of a try's live log.
 
-use super::State;
+use super::{Expected, State};
 use crate::metastore::{LOGS, log_key};
 use crate::scheduler::executor::AdoptedTry;
+use crate::sync::LockExt;
 use aileron_model::{TaskInstanceState as S, TiKey};
 use aileron_protocol::wire::Refusal;
 use aileron_sandbox::{LogBuffer, TryResult};
@@ -48,14 +49,18 @@ impl State {
             }
         }
         for key in lost {
-            let try_number = self.ti(&key).map(|t| t.try_number).unwrap_or(1);
-            let started = self.ti(&key).and_then(|t| t.start_date).unwrap_or(now);
+            let Some(ti) = self
+                .ti(&key)
+                .expected("a TaskInstance that was running", &key)
+            else {
+                continue;
+            };
+            let try_number = ti.try_number;
+            let started = ti.start_date.unwrap_or(now);
+            let log = log_key(ti, try_number);
             let reason = "the Aileron process stopped while this try was running";
-            self.batch.put_raw(
-                LOGS,
-                log_key(self.ti(&key).unwrap(), try_number),
-                format!("[{now}] ERROR {reason}\n").into_bytes(),
-            );
+            self.batch
+                .put_raw(LOGS, log, format!("[{now}] ERROR {reason}\n").into_bytes());
             self.finish_try(
                 &key,
                 try_number,
@@ -95,8 +100,7 @@ impl State {
                 } else {
                     let log = Arc::new(LogBuffer::new(self.config.log_bytes + REMOTE_LOG_SLACK));
                     self.live_logs
-                        .lock()
-                        .unwrap()
+                        .locked()
                         .insert((key.clone(), ti.try_number), log.clone());
                     adopted.push(AdoptedTry {
                         key,

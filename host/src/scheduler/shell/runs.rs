@@ -3,12 +3,13 @@
 //! deadlocked, timed out), pausing a DAG after too many consecutive failures.
 
 use super::callbacks::Event;
-use super::{State, new_ti};
+use super::{Expected, State, new_ti};
 use crate::metastore::{DagRun, RunType};
 use crate::scheduler::planner::ActiveRun;
 use crate::scheduler::planner::completion::{RunOutcome, run_outcome};
 use crate::scheduler::planner::timers::timed_out_runs;
 use crate::scheduler::{SchedulerError, Update, run_id_for};
+use aileron_model::schedule::DataInterval;
 use aileron_model::{DagKey, DagRunState, RunKey, TaskInstanceState as S, TiKey};
 use jiff::Timestamp;
 use std::collections::{BTreeMap, HashMap};
@@ -143,8 +144,7 @@ impl State {
     fn create_scheduled_runs(&mut self, now: Timestamp) {
         let keys: Vec<DagKey> = self.dags.keys().cloned().collect();
         for dk in keys {
-            loop {
-                let entry = &self.dags[&dk];
+            while let Some(entry) = self.dags.get(&dk).expected("the DAG", &dk) {
                 if entry.record.is_paused || !entry.record.is_active {
                     break;
                 }
@@ -155,12 +155,12 @@ impl State {
                     now,
                 );
                 let Some(interval) = next else {
-                    self.dags.get_mut(&dk).unwrap().next_due = None;
+                    self.set_next_due(&dk, None);
                     break;
                 };
                 let due = interval.end.max(interval.start);
                 if due > now {
-                    self.dags.get_mut(&dk).unwrap().next_due = Some(due);
+                    self.set_next_due(&dk, Some(due));
                     break;
                 }
                 // Only for a DAG with a run due: `runs` is keyed by DAG first, so
@@ -173,15 +173,13 @@ impl State {
                     .filter(|(_, r)| r.run.backfill_id.is_none())
                     .count();
                 if active >= spec.max_active_runs as usize {
-                    self.dags.get_mut(&dk).unwrap().next_due = None;
+                    self.set_next_due(&dk, None);
                     break;
                 }
                 if self.run_at(&dk, interval.start).is_some() {
                     // A backfill or a manual run already covers this date: Airflow
                     // keeps one run per logical date and moves on.
-                    let entry = self.dags.get_mut(&dk).unwrap();
-                    entry.record.last_scheduled_interval = Some(interval);
-                    self.batch.put_dag(&entry.record);
+                    self.set_last_scheduled(&dk, interval);
                     continue;
                 }
                 let run_id = run_id_for(RunType::Scheduled, interval.start);
@@ -194,9 +192,7 @@ impl State {
                     Some(interval),
                     serde_json::Map::new(),
                 );
-                let entry = self.dags.get_mut(&dk).unwrap();
-                entry.record.last_scheduled_interval = Some(interval);
-                self.batch.put_dag(&entry.record);
+                self.set_last_scheduled(&dk, interval);
                 if let Err(e) = created
                     && !matches!(e, SchedulerError::RunExists { .. })
                 {
@@ -204,6 +200,21 @@ impl State {
                     break;
                 }
             }
+        }
+    }
+
+    /// Caches when a DAG's next scheduled run is due (see `next_timer`).
+    fn set_next_due(&mut self, dk: &DagKey, due: Option<Timestamp>) {
+        if let Some(entry) = self.dags.get_mut(dk).expected("the DAG", dk) {
+            entry.next_due = due;
+        }
+    }
+
+    /// Records the data interval a DAG's schedule has reached.
+    fn set_last_scheduled(&mut self, dk: &DagKey, interval: DataInterval) {
+        if let Some(entry) = self.dags.get_mut(dk).expected("the DAG", dk) {
+            entry.record.last_scheduled_interval = Some(interval);
+            self.batch.put_dag(&entry.record);
         }
     }
 
@@ -243,15 +254,18 @@ impl State {
             .collect();
         queued.sort();
         for (.., rk) in queued {
+            let Some(queued_run) = self.runs.get(&rk).expected("a queued run", &rk) else {
+                continue;
+            };
             let dk = rk.dag();
             let (paused, max) = match self.dags.get(&dk) {
                 Some(d) => (d.record.is_paused, d.spec.max_active_runs as usize),
-                None => (false, self.runs[&rk].spec.max_active_runs as usize),
+                None => (false, queued_run.spec.max_active_runs as usize),
             };
             if paused {
                 continue;
             }
-            match self.backfill_slot(&self.runs[&rk].run) {
+            match self.backfill_slot(&queued_run.run) {
                 Some((id, backfill_paused, max_backfill, _)) => {
                     let n = running_backfill.entry(id).or_default();
                     if backfill_paused || *n >= max_backfill {
@@ -267,7 +281,9 @@ impl State {
                     *n += 1;
                 }
             }
-            let r = self.runs.get_mut(&rk).unwrap();
+            let Some(r) = self.runs.get_mut(&rk).expected("a queued run", &rk) else {
+                continue;
+            };
             r.run.state = DagRunState::Running;
             r.run.start_date = Some(now);
             let run = r.run.clone();
@@ -335,7 +351,9 @@ impl State {
     /// Sets a run's final state (it stays in `runs` for the caller to fire
     /// callbacks, then remove it).
     pub(super) fn end_run(&mut self, rk: &RunKey, state: DagRunState, now: Timestamp) {
-        let active = self.runs.get_mut(rk).unwrap();
+        let Some(active) = self.runs.get_mut(rk).expected("the run to end", rk) else {
+            return;
+        };
         active.run.state = state;
         active.run.end_date = Some(now);
         let run = active.run.clone();
@@ -348,7 +366,10 @@ impl State {
     /// date first) all failed.
     fn check_consecutive_failures(&mut self, rk: &RunKey) {
         let dk = rk.dag();
-        let Some(n) = self.runs[rk].spec.max_consecutive_failed_dag_runs else {
+        let Some(run) = self.runs.get(rk).expected("the failed run", rk) else {
+            return;
+        };
+        let Some(n) = run.spec.max_consecutive_failed_dag_runs else {
             return;
         };
         let latest = self.latest_runs(&dk, None, n as usize, |_| true);
@@ -378,7 +399,10 @@ impl State {
         let due = timed_out_runs(&self.runs, |rk| self.is_paused(&rk.tenant, &rk.dag_id), now);
         for rk in due {
             tracing::warn!(dag_id = %rk.dag_id, run_id = %rk.run_id, "the run exceeded its dagrun_timeout; failing it");
-            let keys: Vec<TiKey> = self.runs[&rk]
+            let Some(run) = self.runs.get(&rk).expected("the timed-out run", &rk) else {
+                continue;
+            };
+            let keys: Vec<TiKey> = run
                 .tis
                 .values()
                 .filter(|ti| !ti.state.is_finished())

@@ -3,7 +3,7 @@
 //! applied to its TaskInstance and to the downstream tasks it skips.
 
 use super::callbacks::Event;
-use super::{State, error_of};
+use super::{Expected, State, error_of};
 use crate::metastore::{LOGS, TryRecord, XCOM, log_key, xcom_key};
 use crate::scheduler::executor::ExecutorEvent;
 use crate::sync::LockExt;
@@ -91,8 +91,7 @@ impl State {
         let live = (key.clone(), try_number);
         let log = self
             .live_logs
-            .lock()
-            .unwrap()
+            .locked()
             .get(&live)
             .map(|l| l.snapshot())
             .unwrap_or_default();
@@ -260,7 +259,9 @@ impl State {
             _ => {}
         }
         if !skip_downstream.is_empty() {
-            let run = self.runs.get_mut(&key.run_key()).unwrap();
+            let Some(run) = self.runs.get_mut(&key.run_key()).expected("the run", key) else {
+                return;
+            };
             let mut changed = Vec::new();
             for ti in run.tis.values_mut() {
                 // Only TaskInstances that have not started: one already queued or
