@@ -1,25 +1,50 @@
-//! End-to-end scheduling benchmarks through the same path `aileron standalone` runs:
-//! DAG files → scheduler → durable redb metastore → local executor → wasm sandbox.
+//! End-to-end benchmarks through the same path `aileron standalone` runs (DAG files →
+//! scheduler → durable redb metastore → local executor → wasm sandbox → REST API),
+//! each measured twice: on an empty metastore and on one full of history.
 //!
 //! - `chain_40`: 40 `noop` tasks in a line; time from trigger to run success.
 //! - `fanout_1000`: one root and 1,000 `noop` tasks downstream of it; reported as
 //!   TaskInstances per second.
+//! - `get_dags`: `GET /api/v1/dags`, the API's DAG list.
+//! - `runs_page`: a DAG's 25 latest runs, as its page in the UI asks for them.
+//! - `metrics`: a Prometheus scrape of `/metrics`.
+//! - `ui_dag_list`: the UI's DAG list, every DAG with its 10 latest runs, in one
+//!   request.
+//!
+//! "Full" is 100,000 finished runs of a 5-task DAG (500,000 TaskInstances with
+//! their logs; `AILERON_BENCH_RUNS` changes the count), written as copies of one
+//! real run so every record has the shape the scheduler gives it. The fill, the
+//! start-up time on each metastore and the metastore's size per TaskInstance are
+//! printed before the measurements.
 //!
 //! Run with `cargo bench -p aileron --bench scheduler`.
 
+use aileron::api::{ApiState, router};
 use aileron::app::{self, App, AppConfig};
+use aileron::metastore::WriteBatch;
 use aileron::scheduler::{SchedulerConfig, Update};
 use aileron_model::TenantId;
 use aileron_model::clock::SystemClock;
+use axum::Router;
+use axum::body::Body;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use http_body_util::BodyExt;
 use std::fmt::Write;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tower::ServiceExt;
 
-fn chain(n: usize) -> String {
+/// The DAG whose copies fill the history: five `echo` tasks in a line.
+const HISTORY_DAG: &str = "history_5";
+
+fn chain(n: usize, operator: &str) -> String {
     let mut s = String::new();
     for i in 0..n {
-        writeln!(s, "[tasks.t{i}]\noperator = \"noop\"").unwrap();
+        writeln!(s, "[tasks.t{i}]\noperator = \"{operator}\"").unwrap();
+        if operator == "echo" {
+            writeln!(s, "params = {{ message = \"step {i} of {{{{ ds }}}}\" }}").unwrap();
+        }
         if i > 0 {
             writeln!(s, "upstream = [\"t{}\"]", i - 1).unwrap();
         }
@@ -39,18 +64,26 @@ fn fanout(n: usize) -> String {
     s
 }
 
-async fn start(dir: &std::path::Path, parallelism: usize) -> App {
-    let dags = dir.join("dags");
+fn parallelism() -> usize {
+    std::env::var("AILERON_BENCH_PARALLELISM")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64)
+}
+
+async fn start(home: &Path) -> App {
+    let dags = home.join("dags");
     std::fs::create_dir_all(&dags).unwrap();
-    std::fs::write(dags.join("chain_40.toml"), chain(40)).unwrap();
+    std::fs::write(dags.join("chain_40.toml"), chain(40, "noop")).unwrap();
     std::fs::write(dags.join("fanout_1000.toml"), fanout(1000)).unwrap();
+    std::fs::write(dags.join(format!("{HISTORY_DAG}.toml")), chain(5, "echo")).unwrap();
     app::start(AppConfig {
-        home: dir.to_path_buf(),
+        home: home.to_path_buf(),
         dags,
         in_memory: false,
         watch: false,
         scheduler: SchedulerConfig {
-            parallelism,
+            parallelism: parallelism(),
             create_scheduled_runs: false,
             ..Default::default()
         },
@@ -61,8 +94,13 @@ async fn start(dir: &std::path::Path, parallelism: usize) -> App {
     .unwrap()
 }
 
-/// Triggers one run and waits for it to finish; returns the elapsed time.
-async fn run_once(app: &App, dag_id: &str, n: &mut u64) -> Duration {
+async fn stop(app: App) {
+    app.scheduler.shutdown();
+    app.task.await.unwrap().unwrap();
+}
+
+/// Triggers one run and waits for it to finish; returns its id and the time taken.
+async fn run_once(app: &App, dag_id: &str, n: &mut u64) -> (String, Duration) {
     *n += 1;
     let mut updates = app.scheduler.subscribe();
     let started = Instant::now();
@@ -83,7 +121,7 @@ async fn run_once(app: &App, dag_id: &str, n: &mut u64) -> Duration {
                 if run_id == run.run_id && state.is_finished() =>
             {
                 assert_eq!(state, aileron_model::DagRunState::Success);
-                return started.elapsed();
+                return (run.run_id, started.elapsed());
             }
             Ok(_) => {}
             Err(e) => panic!("{e}"),
@@ -91,41 +129,148 @@ async fn run_once(app: &App, dag_id: &str, n: &mut u64) -> Duration {
     }
 }
 
-fn benches(c: &mut Criterion) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let parallelism = std::env::var("AILERON_BENCH_PARALLELISM")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
-    let app = rt.block_on(start(dir.path(), parallelism));
-    let mut n = 0;
+/// Writes `count` finished copies of one real run of [`HISTORY_DAG`] (its
+/// TaskInstances and logs too), an hour of logical date apart, older than it.
+async fn fill(app: &App, count: u64) {
+    let (template, _) = run_once(app, HISTORY_DAG, &mut 0).await;
+    let m = &app.metastore;
+    let run = m
+        .dag_run(TenantId::DEFAULT, HISTORY_DAG, &template)
+        .unwrap()
+        .unwrap();
+    let tis = m
+        .task_instances(TenantId::DEFAULT, HISTORY_DAG, &template)
+        .unwrap();
+    let logs: Vec<Vec<u8>> = tis
+        .iter()
+        .map(|ti| m.log(ti, 1).unwrap().unwrap_or_default().into_bytes())
+        .collect();
+    let first_seq = m.next_run_seq().unwrap();
+    let mut batch = WriteBatch::default();
+    for i in 0..count {
+        let mut copy = run.clone();
+        copy.run_id = format!("history_{i:07}");
+        copy.seq = first_seq + i;
+        let back = jiff::SignedDuration::from_hours(i64::try_from(count - i).unwrap());
+        copy.logical_date = run.logical_date - back;
+        copy.data_interval.start = copy.logical_date;
+        copy.data_interval.end = copy.logical_date;
+        batch.put_run(&copy);
+        for (ti, log) in tis.iter().zip(&logs) {
+            let mut ti = ti.clone();
+            ti.run_id = copy.run_id.clone();
+            batch.put_log(&ti, 1, log.clone());
+            batch.put_ti(&ti);
+        }
+        if batch.len() >= 20_000 {
+            m.commit(std::mem::take(&mut batch)).unwrap();
+        }
+    }
+    m.commit(batch).unwrap();
+}
 
-    let mut g = c.benchmark_group("standalone");
+fn file_size(home: &Path) -> u64 {
+    std::fs::metadata(app::metastore_path(home)).unwrap().len()
+}
+
+fn api(app: &App) -> Router {
+    router(ApiState {
+        metastore: app.metastore.clone(),
+        scheduler: app.scheduler.clone(),
+        registry: app.sandbox.registry().clone(),
+        remote: None,
+        clock: app.clock.clone(),
+    })
+}
+
+async fn get(api: &Router, uri: &str) {
+    let req = axum::http::Request::get(uri).body(Body::empty()).unwrap();
+    let resp = api.clone().oneshot(req).await.unwrap();
+    assert!(resp.status().is_success(), "{uri}: {}", resp.status());
+    resp.into_body().collect().await.unwrap();
+}
+
+/// The read paths a user and a Prometheus server hit, on `app`'s metastore.
+fn reads(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, app: &App) {
+    let api = api(app);
+    let runs_page = format!("/api/v1/dags/{HISTORY_DAG}/dagRuns?limit=25&order_by=-logical_date");
+    let mut g = c.benchmark_group(format!("{name}/reads"));
+    g.sample_size(30);
+    g.measurement_time(Duration::from_secs(5));
+    for (bench, uri) in [
+        ("get_dags", "/api/v1/dags"),
+        ("runs_page", runs_page.as_str()),
+        ("metrics", "/metrics"),
+        ("ui_dag_list", "/api/v1/dags?limit=10000&dag_runs_limit=10"),
+    ] {
+        g.bench_function(bench, |b| b.iter(|| rt.block_on(get(&api, uri))));
+    }
+    g.finish();
+}
+
+/// Scheduling through the whole path on `app`'s metastore.
+fn runs(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, app: &App) {
+    let mut n = 0;
+    let mut g = c.benchmark_group(format!("{name}/standalone"));
     g.sample_size(20);
     g.measurement_time(Duration::from_secs(10));
     g.bench_function("chain_40", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                total += rt.block_on(run_once(&app, "chain_40", &mut n));
-            }
-            total
+            (0..iters)
+                .map(|_| rt.block_on(run_once(app, "chain_40", &mut n)).1)
+                .sum()
         })
     });
     g.sample_size(10);
     g.throughput(Throughput::Elements(1001));
     g.bench_function("fanout_1000", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                total += rt.block_on(run_once(&app, "fanout_1000", &mut n));
-            }
-            total
+            (0..iters)
+                .map(|_| rt.block_on(run_once(app, "fanout_1000", &mut n)).1)
+                .sum()
         })
     });
     g.finish();
-    app.scheduler.shutdown();
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let count: u64 = std::env::var("AILERON_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+
+    let empty_dir = tempfile::tempdir().unwrap();
+    let t = Instant::now();
+    let empty = rt.block_on(start(empty_dir.path()));
+    eprintln!("start-up, empty metastore: {:?}", t.elapsed());
+
+    let full_dir = tempfile::tempdir().unwrap();
+    let app = rt.block_on(start(full_dir.path()));
+    let before = file_size(full_dir.path());
+    let t = Instant::now();
+    rt.block_on(fill(&app, count));
+    let grown = file_size(full_dir.path()) - before;
+    eprintln!(
+        "filled {count} runs ({} TaskInstances) in {:?}: the metastore grew {} MiB, \
+         {} bytes per TaskInstance with its share of the run, indexes and log",
+        count * 5,
+        t.elapsed(),
+        grown >> 20,
+        grown / (count * 5).max(1)
+    );
+    // Started again on the full store, as after a restart.
+    rt.block_on(stop(app));
+    let t = Instant::now();
+    let full = rt.block_on(start(full_dir.path()));
+    eprintln!("start-up, {count} finished runs: {:?}", t.elapsed());
+
+    reads(c, &rt, "empty", &empty);
+    reads(c, &rt, "full", &full);
+    runs(c, &rt, "empty", &empty);
+    runs(c, &rt, "full", &full);
+    empty.scheduler.shutdown();
+    full.scheduler.shutdown();
 }
 
 criterion_group!(scheduler, benches);

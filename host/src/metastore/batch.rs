@@ -66,6 +66,10 @@ impl WriteBatch {
         self.put(TASK_INSTANCES, ti_record_key(ti), ti);
     }
     /// Records the next unused attempt number (see [`Metastore::next_attempt`]).
+    /// The log of one try of `ti`.
+    pub fn put_log(&mut self, ti: &TaskInstance, try_number: u32, text: Vec<u8>) {
+        self.put_raw(LOGS, log_key(ti, try_number), text);
+    }
     pub fn put_next_attempt(&mut self, next: u64) {
         self.put(META, NEXT_ATTEMPT.to_owned(), &next);
     }
