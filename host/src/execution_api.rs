@@ -23,7 +23,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// Finish bodies carry the rest of a log (up to its cap) and the XCom pushes.
@@ -226,7 +226,7 @@ async fn register(
             version: req.version.chars().take(64).collect(),
             first_online,
             last_heartbeat: now,
-            last_beat: Instant::now(),
+            last_beat: now,
             stopped: false,
         },
     );
@@ -250,13 +250,13 @@ async fn worker_heartbeat(
 ) -> Res<StatusCode> {
     authorize(&s.remote, &headers)?;
     let axum::Json(beat) = body?;
-    let now = Instant::now();
+    let now = s.remote.clock.now();
     {
         let mut workers = s.remote.workers.locked();
         match workers.get_mut(&id) {
             Some(w) if !w.stopped => {
                 w.last_beat = now;
-                w.last_heartbeat = s.remote.clock.now();
+                w.last_heartbeat = now;
             }
             // Unknown (this scheduler restarted) or stopped: register again.
             _ => return Err(err(StatusCode::NOT_FOUND, "unknown worker; register again")),
@@ -353,7 +353,7 @@ async fn start(
     let mut d = s.remote.dispatch.locked();
     match d.leases.get_mut(&attempt) {
         Some(l) if l.worker == call.worker => {
-            l.last_beat = Instant::now();
+            l.last_beat = s.remote.clock.now();
             Ok(axum::Json(StartResponse {
                 try_number,
                 log_offset: l.log.len(),
@@ -372,7 +372,7 @@ async fn try_heartbeat(
     let mut d = s.remote.dispatch.locked();
     match d.leases.get_mut(&attempt) {
         Some(l) if l.worker == call.worker => {
-            l.last_beat = Instant::now();
+            l.last_beat = s.remote.clock.now();
             Ok(StatusCode::NO_CONTENT)
         }
         Some(_) => Err(Fail::refused(Refusal::RunningElsewhere)),

@@ -325,7 +325,7 @@ impl EnvBuilder {
         app.scheduler.sync().await.expect("scheduler runs");
         if let Some(remote) = &app.remote {
             // The test reaches the execution API through its router at once.
-            remote.listening(std::time::Instant::now());
+            remote.listening(remote.clock.now());
         }
         Env {
             dir,

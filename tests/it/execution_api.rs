@@ -5,6 +5,7 @@
 
 use aileron::execution_api::{ExecState, router};
 use aileron_model::TenantId;
+use aileron_model::clock::Clock as _;
 use aileron_model::{DagRunState, TaskInstanceState as S};
 use aileron_protocol::wire::{Entry, TRY_TOKEN_HEADER, WORKER_HEADER};
 use aileron_tests::Env;
@@ -163,6 +164,10 @@ async fn a_remote_try_runs_once_and_stale_workers_are_refused() {
     );
 
     // No heartbeat for the worker timeout: the try fails and is retried elsewhere.
+    // The timeout passes on the scheduler's simulated clock, in one step of less
+    // than two reaper ticks, so the reaper's next (real-time) tick judges it; a
+    // longer jump would be credited like a stall of the scheduler.
+    env.clock.set(env.clock.now() + Duration::from_secs(1));
     let second = queued(&env, "work").await;
     assert_eq!(
         (second.try_number, second.attempt > first.attempt),

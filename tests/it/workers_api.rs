@@ -11,6 +11,7 @@ use aileron::cli::client::seg;
 use aileron::execution_api::{self as exec, ExecState};
 use aileron::executors::remote::{Remote, Timing};
 use aileron_model::TenantId;
+use aileron_model::clock::Clock as _;
 use aileron_model::params_schema::validate;
 use aileron_protocol::ExecutionKey;
 use aileron_protocol::wire::{Entry, TRY_TOKEN_HEADER, WORKER_HEADER};
@@ -402,10 +403,9 @@ async fn standalone_lists_no_workers_and_a_silent_worker_goes_offline() {
     );
 
     // A remote with a short worker timeout: silence makes a worker offline, and
-    // its next heartbeat brings it back.
+    // its next heartbeat brings it back. Liveness is timed on the scheduler's
+    // (simulated) clock, which moves only when the test moves it.
     let (tx, _rx) = aileron::scheduler::EventSink::for_tests();
-    // Long enough that the calls between a beat and the next check (on a busy
-    // machine) never look like silence.
     let timeout = Duration::from_secs(1);
     let remote = Remote::new(
         ExecutionKey::generate().unwrap(),
@@ -420,7 +420,15 @@ async fn standalone_lists_no_workers_and_a_silent_worker_goes_offline() {
     let (status, v) = register(&app, ALPHA, registration("alpha", &["default"], 1)).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(field(&app, ALPHA, "state").await, "idle");
-    tokio::time::sleep(timeout + Duration::from_millis(200)).await;
+    let registered = env.clock.now();
+    env.clock
+        .set(registered + timeout - Duration::from_millis(1));
+    assert_eq!(
+        field(&app, ALPHA, "state").await,
+        "idle",
+        "silent for less than the timeout"
+    );
+    env.clock.set(registered + timeout);
     assert_eq!(field(&app, ALPHA, "state").await, "offline");
     let text = metrics(&app).await;
     has_line(&text, "aileron_workers{state=\"offline\"} 1");

@@ -28,7 +28,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What `/metrics` reads.
 #[derive(Clone)]
@@ -139,7 +139,7 @@ pub async fn scrape(State(s): State<MetricsState>) -> Result<Response, ApiError>
         })??;
     let mut body = s.handle.render();
     body.push_str(&gauges);
-    body.push_str(&remote_gauges(s.remote.as_deref(), Instant::now()));
+    body.push_str(&remote_gauges(s.remote.as_deref()));
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response())
 }
 
@@ -171,11 +171,13 @@ fn state_gauges(m: &Metastore) -> Result<String, ApiError> {
 /// remote executor) and, with one, `aileron_queue_depth` by queue: attempts handed
 /// to the executor that no worker has started. Every queue a worker serves is
 /// listed, so its series stays at zero rather than vanishing when it drains.
-fn remote_gauges(remote: Option<&Remote>, now: Instant) -> String {
+/// Liveness is judged at the remote's clock's now, the clock its heartbeats were
+/// stamped with.
+fn remote_gauges(remote: Option<&Remote>) -> String {
     let mut by_state: HashMap<WorkerState, u64> = HashMap::new();
     let mut depth: BTreeMap<String, u64> = BTreeMap::new();
     if let Some(remote) = remote {
-        for w in workers::list(remote, now) {
+        for w in workers::list(remote, remote.clock.now()) {
             *by_state.entry(w.state).or_default() += 1;
             for q in w.info.queues {
                 depth.entry(q).or_default();
@@ -242,7 +244,7 @@ mod tests {
 
     #[test]
     fn without_workers_every_state_is_zero_and_no_queue_is_listed() {
-        let text = remote_gauges(None, Instant::now());
+        let text = remote_gauges(None);
         assert!(
             text.contains("aileron_workers{state=\"running\"} 0\n"),
             "{text}"

@@ -8,7 +8,7 @@
 use super::Caller;
 use super::error::BadRequest;
 use super::{ApiResult, ApiState, Page, paginate};
-use crate::executors::remote::{Remote, WorkerInfo};
+use crate::executors::remote::{Remote, WorkerInfo, elapsed};
 use crate::sync::LockExt;
 use aileron_model::TiKey;
 use axum::Json;
@@ -16,7 +16,7 @@ use axum::extract::{Query, State};
 use jiff::Timestamp;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use utoipa::ToSchema;
 
 /// What a worker is doing, as Airflow's Edge worker names it.
@@ -88,17 +88,17 @@ pub struct Listed {
     pub tries: Vec<(TiKey, u32)>,
 }
 
-fn silent_for(w: &WorkerInfo, now: Instant) -> Duration {
-    now.saturating_duration_since(w.last_beat)
+fn silent_for(w: &WorkerInfo, now: Timestamp) -> Duration {
+    elapsed(w.last_beat, now)
 }
 
 /// Whether `w` is offline at `now`: stopped, or silent for the worker timeout (the
 /// same test that gives up its tries).
-fn offline(w: &WorkerInfo, now: Instant, timeout: Duration) -> bool {
+fn offline(w: &WorkerInfo, now: Timestamp, timeout: Duration) -> bool {
     w.stopped || silent_for(w, now) >= timeout
 }
 
-fn state_of(w: &WorkerInfo, holds_tries: bool, now: Instant, timeout: Duration) -> WorkerState {
+fn state_of(w: &WorkerInfo, holds_tries: bool, now: Timestamp, timeout: Duration) -> WorkerState {
     if offline(w, now, timeout) {
         WorkerState::Offline
     } else if holds_tries {
@@ -108,9 +108,9 @@ fn state_of(w: &WorkerInfo, holds_tries: bool, now: Instant, timeout: Duration) 
     }
 }
 
-/// The registered workers at `now`, sorted by id, each with its state and tries.
-/// (The heartbeat reaper drops workers silent for a day.)
-pub fn list(remote: &Remote, now: Instant) -> Vec<Listed> {
+/// The registered workers at `now` (the scheduler's clock), sorted by id, each
+/// with its state and tries. (The heartbeat reaper drops workers silent for a day.)
+pub fn list(remote: &Remote, now: Timestamp) -> Vec<Listed> {
     let timeout = remote.timing.worker_timeout;
     // One lock at a time: the execution API takes them one after the other too.
     let infos: Vec<WorkerInfo> = remote.workers.locked().values().cloned().collect();
@@ -187,7 +187,7 @@ pub async fn list_workers(
     Query(page): Query<Page>,
 ) -> ApiResult<Json<WorkerCollection>> {
     let all = match &s.remote {
-        Some(remote) => list(remote, Instant::now())
+        Some(remote) => list(remote, remote.clock.now())
             .into_iter()
             .map(|l| worker(l, caller.tenant()))
             .collect(),
@@ -206,7 +206,7 @@ mod tests {
 
     const TIMEOUT: Duration = Duration::from_secs(30);
 
-    fn info(last_beat: Instant, stopped: bool) -> WorkerInfo {
+    fn info(last_beat: Timestamp, stopped: bool) -> WorkerInfo {
         WorkerInfo {
             id: "w-0000000a".into(),
             name: "w".into(),
@@ -223,7 +223,7 @@ mod tests {
 
     #[test]
     fn states_follow_stops_silence_and_leases() {
-        let beat = Instant::now();
+        let beat: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let soon = beat + Duration::from_secs(1);
         let late = beat + TIMEOUT;
         let w = info(beat, false);
@@ -252,12 +252,12 @@ mod tests {
             crate::scheduler::EventSink::for_tests().0,
             std::sync::Arc::new(aileron_model::clock::SystemClock),
         );
-        let forgotten = |w: WorkerInfo, now: Instant| {
+        let forgotten = |w: WorkerInfo, now: Timestamp| {
             remote.workers.locked().insert(w.id.clone(), w);
             remote.forget_silent_workers(now);
             std::mem::take(&mut *remote.workers.locked()).is_empty()
         };
-        let beat = Instant::now();
+        let beat: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let day = beat + FORGET_AFTER;
         let past_day = day + Duration::from_secs(1);
         assert!(!forgotten(info(beat, true), day));

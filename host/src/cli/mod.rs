@@ -268,7 +268,7 @@ async fn serve(
         .with_context(|| format!("cannot listen on {} port {}", a.bind, a.port))?;
     if let Some(remote) = &app.remote {
         // Workers can reach this process from here on.
-        remote.listening(std::time::Instant::now());
+        remote.listening(remote.clock.now());
     }
     tracing::info!(
         "Aileron is up: http://{} (home {}, DAGs {})",

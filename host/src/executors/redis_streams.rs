@@ -130,7 +130,8 @@ impl RemoteExecutor for RedisExecutor {
                 try_number: q.entry.try_number,
                 worker: worker.to_owned(),
                 started: at,
-                last_beat: Instant::now(),
+                // Watched from the commit on (which may have taken a while).
+                last_beat: self.remote.clock.now(),
                 log: q.log,
             },
         );
@@ -142,7 +143,7 @@ impl RemoteExecutor for RedisExecutor {
     }
 
     fn adopt(&self, running: Vec<AdoptedTry>) {
-        let now = Instant::now();
+        let now = self.remote.clock.now();
         let mut d = self.remote.dispatch.locked();
         for t in running {
             d.leases.insert(
@@ -187,7 +188,8 @@ fn entry_key(k: &TiKey) -> EntryKey {
     }
 }
 
-/// Fails tries whose worker went quiet, once a second (see [`Reaper`]).
+/// Fails tries whose worker went quiet, once a second (see [`Reaper`]). The
+/// interval only triggers the ticks; each one measures the scheduler's clock.
 async fn reaper(remote: Arc<Remote>) {
     let mut tick = tokio::time::interval(REAP_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -197,7 +199,7 @@ async fn reaper(remote: Arc<Remote>) {
         if remote.events.is_closed() {
             return;
         }
-        reaper.tick(&remote, Instant::now());
+        reaper.tick(&remote, remote.clock.now());
     }
 }
 
@@ -207,6 +209,8 @@ async fn reaper(remote: Arc<Remote>) {
 /// writes of this process happen here, one at a time, so reconciliation never
 /// races a publish.
 async fn publisher(remote: Arc<Remote>, mut conn: ConnectionManager) {
+    // Real time, not the scheduler's clock: this paces the I/O with Redis and
+    // judges nobody (unlike the reaper).
     let mut last_reconcile: Option<Instant> = None;
     let mut failures = aileron_protocol::backoff::Backoff::new();
     let mut failing = false;

@@ -3,6 +3,11 @@
 //! ones (kept alive by heartbeats), and the registered workers. Nothing here is
 //! persisted; after a restart the scheduler rebuilds it from the metastore
 //! (`recover_remote`) and the workers register again.
+//!
+//! Every time here (heartbeats, leases, worker liveness, the reaper's ticks) is
+//! read from the scheduler's [`Clock`], like the rest of the scheduler: a wall
+//! clock in production, a simulated one in tests. Durations between two readings
+//! saturate at zero ([`elapsed`]), since a wall clock can be stepped back.
 
 use crate::scheduler::{EventSink, ExecutorEvent};
 use crate::sync::LockExt;
@@ -11,10 +16,10 @@ use aileron_model::clock::Clock;
 use aileron_protocol::ExecutionKey;
 use aileron_protocol::wire::{Entry, Refusal};
 use aileron_sandbox::LogBuffer;
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Notify;
 
 /// The heartbeat timing every worker is told at registration.
@@ -52,7 +57,9 @@ pub struct Lease {
     pub try_number: u32,
     pub worker: String,
     pub started: Timestamp,
-    pub last_beat: Instant,
+    /// The last heartbeat (or start) on the scheduler's clock, moved forward by
+    /// the scheduler's own stalls (see [`Reaper`]).
+    pub last_beat: Timestamp,
     /// The scheduler's copy of the try's log, which the worker's chunks extend.
     pub log: Arc<LogBuffer>,
 }
@@ -67,8 +74,11 @@ pub struct WorkerInfo {
     pub slots: u32,
     pub version: String,
     pub first_online: Timestamp,
+    /// When its last heartbeat arrived, as the API shows it.
     pub last_heartbeat: Timestamp,
-    pub last_beat: Instant,
+    /// What its liveness is judged from: `last_heartbeat`, moved forward by the
+    /// scheduler's own stalls (see [`Reaper`]).
+    pub last_beat: Timestamp,
     pub stopped: bool,
 }
 
@@ -155,7 +165,7 @@ pub struct Remote {
     pub wake: Notify,
     /// Attempts whose finish was applied recently, with the worker and the state
     /// it led to: a finish sent again (its answer was lost) gets the same answer.
-    finished: Mutex<HashMap<u64, (String, String, Instant)>>,
+    finished: Mutex<HashMap<u64, (String, String, Timestamp)>>,
     /// Whether workers can reach this process yet (its listener is open). Until
     /// then no lease is judged: nobody could have sent a heartbeat.
     listening: std::sync::atomic::AtomicBool,
@@ -168,6 +178,17 @@ pub const FORGET_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// How long a finished attempt's answer is kept for a repeated finish.
 const FINISHED_KEPT: Duration = Duration::from_secs(600);
+
+/// How long from `earlier` to `now`: zero when `now` is before it (a wall clock
+/// stepped back, or a reading taken by another thread just before `earlier`).
+pub fn elapsed(earlier: Timestamp, now: Timestamp) -> Duration {
+    let d = now.duration_since(earlier);
+    if d.is_negative() {
+        Duration::ZERO
+    } else {
+        d.unsigned_abs()
+    }
+}
 
 impl Remote {
     pub fn new(
@@ -194,7 +215,7 @@ impl Remote {
     /// Workers can reach this process from `now` on: every lease (the adopted
     /// ones of a restart above all) gets a full worker timeout from here, however
     /// long start-up took.
-    pub fn listening(&self, now: Instant) {
+    pub fn listening(&self, now: Timestamp) {
         for lease in self.dispatch.locked().leases.values_mut() {
             lease.last_beat = lease.last_beat.max(now);
         }
@@ -204,24 +225,32 @@ impl Remote {
 
     /// Credits `gap` to every lease and worker: time this process spent stopped
     /// (SIGSTOP, a VM pause, swap) or starved, during which it could not read the
-    /// heartbeats sent to it. Never past `now`.
-    fn credit(&self, gap: Duration, now: Instant) {
+    /// heartbeats sent to it. Never past `now`. A negative gap (the clock was
+    /// stepped back) only brings beats that are now in the future back to `now`.
+    fn credit(&self, gap: SignedDuration, now: Timestamp) {
+        let credited = |beat: Timestamp| {
+            if gap.is_negative() {
+                beat.min(now)
+            } else {
+                beat.checked_add(gap).map_or(now, |t| t.min(now))
+            }
+        };
         for lease in self.dispatch.locked().leases.values_mut() {
-            lease.last_beat = (lease.last_beat + gap).min(now);
+            lease.last_beat = credited(lease.last_beat);
         }
         for worker in self.workers.locked().values_mut() {
-            worker.last_beat = (worker.last_beat + gap).min(now);
+            worker.last_beat = credited(worker.last_beat);
         }
     }
 
     /// Records that `worker`'s finish of `attempt` was applied with `state`.
     pub fn record_finish(&self, attempt: u64, worker: &str, state: &str) {
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut f = self.finished.locked();
         // Pruned now and then rather than on every insert, which would be
         // quadratic under a busy queue.
         if f.len() % 1024 == 1023 {
-            f.retain(|_, (_, _, at)| now.duration_since(*at) < FINISHED_KEPT);
+            f.retain(|_, (_, _, at)| elapsed(*at, now) < FINISHED_KEPT);
         }
         f.insert(attempt, (worker.to_owned(), state.to_owned(), now));
     }
@@ -250,17 +279,18 @@ impl Remote {
     /// Drops workers not heard from for more than [`FORGET_AFTER`] (each worker
     /// start registers a new id). A stopped worker's last heartbeat, at most a beat
     /// before its stop, stands for its stop time.
-    pub fn forget_silent_workers(&self, now: Instant) {
+    pub fn forget_silent_workers(&self, now: Timestamp) {
         self.workers
             .lock()
             .unwrap()
-            .retain(|_, w| now.saturating_duration_since(w.last_beat) <= FORGET_AFTER);
+            .retain(|_, w| elapsed(w.last_beat, now) <= FORGET_AFTER);
     }
 
     /// Fails every lease whose worker has not been heard from for the worker
-    /// timeout; retries decide what happens next. Returns how many. Judges
-    /// nothing before [`listening`](Remote::listening).
-    pub fn reap(&self, now: Instant) -> usize {
+    /// timeout at `now` (the scheduler's clock); retries decide what happens next.
+    /// Returns how many. Judges nothing before [`listening`](Remote::listening).
+    /// A beat after `now` is not silence.
+    pub fn reap(&self, now: Timestamp) -> usize {
         if !self.listening.load(std::sync::atomic::Ordering::Acquire) {
             return 0;
         }
@@ -271,7 +301,7 @@ impl Remote {
             let gone: Vec<u64> = d
                 .leases
                 .iter()
-                .filter(|(_, l)| now.duration_since(l.last_beat) >= timeout)
+                .filter(|(_, l)| elapsed(l.last_beat, now) >= timeout)
                 .map(|(a, _)| *a)
                 .collect();
             gone.into_iter()
@@ -292,7 +322,7 @@ impl Remote {
                 try_number: lease.try_number,
                 attempt: *attempt,
                 started: lease.started,
-                ended: self.clock.now().max(lease.started),
+                ended: now.max(lease.started),
                 report: aileron_sandbox::TryReport {
                     result: aileron_sandbox::TryResult::Failed(reason),
                     xcom: Vec::new(),
@@ -317,25 +347,45 @@ pub const REAP_EVERY: Duration = Duration::from_secs(1);
 /// and judges nothing; the next tick, after the waiting heartbeats were read,
 /// judges as usual. A stall of the scheduler therefore never counts against a
 /// worker, while a worker that died during it is still found one timeout later.
+///
+/// What is measured is the scheduler's clock, read at each tick (the ticks
+/// themselves come from a real-time interval, which only triggers them). So a
+/// clock that jumps forward by more than two ticks between two of them looks
+/// exactly like a stall and is credited the same way: a wall clock stepped
+/// forward by the OS, or a simulated clock set ahead by a test or jumping to a
+/// retry's timer. A test that wants a lease given up moves the clock in steps
+/// of at most two ticks, each seen by a tick, or calls [`Remote::reap`] itself.
+/// A clock stepped back judges nothing on that tick
+/// either; beats it left in the future come back to the tick's time, so every
+/// silence is timed from the step at the latest.
 #[derive(Debug, Default)]
 pub struct Reaper {
-    last_tick: Option<Instant>,
+    last_tick: Option<Timestamp>,
 }
 
 impl Reaper {
-    /// One tick at `now` (a real `Instant::now()` in production; tests pass
-    /// simulated instants). Returns how many tries were given up.
-    pub fn tick(&mut self, remote: &Remote, now: Instant) -> usize {
+    /// One tick at `now`, the scheduler's clock. Returns how many tries were
+    /// given up.
+    pub fn tick(&mut self, remote: &Remote, now: Timestamp) -> usize {
         let gap = self
             .last_tick
-            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+            .map_or(SignedDuration::ZERO, |t| now.duration_since(t));
         self.last_tick = Some(now);
-        if gap > 2 * REAP_EVERY {
+        if gap.is_negative() {
+            tracing::warn!(
+                "the clock went back by {:.1?}; no heartbeat is judged on this tick",
+                gap.unsigned_abs()
+            );
+            remote.credit(gap, now);
+            return 0;
+        }
+        if gap.unsigned_abs() > 2 * REAP_EVERY {
             // When in the gap the stall began is unknown: the whole gap is
             // credited, erring by at most one tick in the workers' favour.
             tracing::warn!(
-                "the scheduler did not run for about {gap:.1?}; that time does not count \
-                 against workers' heartbeats"
+                "the scheduler did not run (or its clock jumped) for about {:.1?}; that \
+                 time does not count against workers' heartbeats",
+                gap.unsigned_abs()
             );
             remote.credit(gap, now);
             return 0;
@@ -350,6 +400,20 @@ mod tests {
     use crate::scheduler::Command;
     use aileron_sandbox::{Limits, TaskInfo};
     use tokio::sync::mpsc;
+
+    /// Any moment: tests count from here.
+    fn t0() -> Timestamp {
+        "2026-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    /// `ms` milliseconds after [`t0`] (negative: before it).
+    fn at_ms(ms: i64) -> Timestamp {
+        t0() + SignedDuration::from_millis(ms)
+    }
+
+    fn at(s: i64) -> Timestamp {
+        at_ms(s * 1000)
+    }
 
     fn key(task: &str) -> TiKey {
         TiKey {
@@ -407,7 +471,7 @@ mod tests {
 
     #[test]
     fn reconcile_adds_the_missing_and_deletes_the_unwanted() {
-        let now = Instant::now();
+        let now = t0();
         let mut d = Dispatch::default();
         d.queued.insert(1, queued(1, None)); // never published, present: adopt its id
         d.queued.insert(2, queued(2, Some("2-0".into()))); // lost
@@ -452,7 +516,7 @@ mod tests {
         assert_eq!(t.claim_idle(), Duration::from_secs(30));
     }
 
-    fn lease(worker: &str, last_beat: Instant) -> Lease {
+    fn lease(worker: &str, last_beat: Timestamp) -> Lease {
         Lease {
             key: key(worker),
             try_number: 1,
@@ -464,7 +528,7 @@ mod tests {
     }
 
     /// A remote with a 3 s worker timeout and two leases beating until `t0`.
-    fn remote_with_leases(t0: Instant) -> (Arc<Remote>, mpsc::UnboundedReceiver<Command>) {
+    fn remote_with_leases(t0: Timestamp) -> (Arc<Remote>, mpsc::UnboundedReceiver<Command>) {
         let (tx, rx) = EventSink::for_tests();
         let remote = Remote::new(
             ExecutionKey::generate().unwrap(),
@@ -473,7 +537,7 @@ mod tests {
                 worker_timeout: Duration::from_secs(3),
             },
             tx,
-            Arc::new(aileron_model::clock::SimClock::new(Timestamp::UNIX_EPOCH)),
+            Arc::new(aileron_model::clock::SimClock::new(t0)),
         );
         {
             let mut d = remote.dispatch.locked();
@@ -484,7 +548,7 @@ mod tests {
     }
 
     /// A heartbeat of `attempt`'s worker arriving at `at`.
-    fn beat(remote: &Remote, attempt: u64, at: Instant) {
+    fn beat(remote: &Remote, attempt: u64, at: Timestamp) {
         remote
             .dispatch
             .lock()
@@ -511,10 +575,9 @@ mod tests {
     /// judges nothing; the heartbeats that waited are read; nothing is given up.
     #[test]
     fn a_stall_of_the_scheduler_does_not_count_against_workers() {
-        let t0 = Instant::now();
-        let at = |ms: u64| t0 + Duration::from_millis(ms);
-        let (remote, mut rx) = remote_with_leases(t0);
-        remote.listening(t0);
+        let at = at_ms;
+        let (remote, mut rx) = remote_with_leases(t0());
+        remote.listening(t0());
         let mut reaper = Reaper::default();
         for s in 1..=3 {
             assert_eq!(reaper.tick(&remote, at(s * 1000)), 0);
@@ -550,10 +613,8 @@ mod tests {
 
     #[test]
     fn ordinary_silence_is_judged_on_time() {
-        let t0 = Instant::now();
-        let at = |s: u64| t0 + Duration::from_secs(s);
-        let (remote, mut rx) = remote_with_leases(t0);
-        remote.listening(t0);
+        let (remote, mut rx) = remote_with_leases(t0());
+        remote.listening(t0());
         let mut reaper = Reaper::default();
         assert_eq!(reaper.tick(&remote, at(1)), 0);
         assert_eq!(reaper.tick(&remote, at(2)), 0);
@@ -565,9 +626,7 @@ mod tests {
     /// scheduler again, one worker timeout later, however long start-up took.
     #[test]
     fn adopted_leases_get_one_timeout_from_listening() {
-        let t0 = Instant::now();
-        let at = |s: u64| t0 + Duration::from_secs(s);
-        let (remote, mut rx) = remote_with_leases(t0);
+        let (remote, mut rx) = remote_with_leases(t0());
         // Start-up (the DAG folder scan) takes 20 s: nothing is judged meanwhile.
         assert_eq!(remote.reap(at(20)), 0);
         remote.listening(at(20));
@@ -576,5 +635,106 @@ mod tests {
         beat(&remote, 1, at(22));
         assert_eq!(remote.reap(at(23)), 1);
         assert_eq!(given_up(&mut rx), [2]);
+    }
+
+    fn worker(id: &str, last_beat: Timestamp) -> WorkerInfo {
+        WorkerInfo {
+            id: id.into(),
+            name: id.into(),
+            hostname: "h".into(),
+            queues: vec!["default".into()],
+            slots: 1,
+            version: "0".into(),
+            first_online: last_beat,
+            last_heartbeat: last_beat,
+            last_beat,
+            stopped: false,
+        }
+    }
+
+    /// A wall clock stepped back an hour (by the OS, NTP) while the workers beat:
+    /// nothing is given up for the step, nothing panics, and a worker that goes
+    /// silent is found one timeout after the step, not an hour later.
+    #[test]
+    fn a_clock_stepped_back_neither_expires_nor_panics() {
+        let (remote, mut rx) = remote_with_leases(t0());
+        remote
+            .workers
+            .locked()
+            .insert("w".into(), worker("w", at(2)));
+        remote.listening(t0());
+        let mut reaper = Reaper::default();
+        for s in 1..=2 {
+            assert_eq!(reaper.tick(&remote, at(s)), 0);
+            beat(&remote, 1, at(s));
+            beat(&remote, 2, at(s));
+        }
+        // Every beat is now an hour in the future: no silence, no underflow.
+        let back = at(3 - 3600);
+        assert_eq!(remote.reap(back), 0, "a beat after `now` is not silence");
+        assert_eq!(
+            reaper.tick(&remote, back),
+            0,
+            "a backwards tick judges nothing"
+        );
+        assert!(given_up(&mut rx).is_empty());
+        {
+            let d = remote.dispatch.locked();
+            assert!(d.leases.values().all(|l| l.last_beat == back), "clamped");
+        }
+        assert_eq!(remote.workers.locked()["w"].last_beat, back);
+        // `a` beats on the new time line; `b` is silent from the step on.
+        let after = |s: i64| back + SignedDuration::from_secs(s);
+        for s in 1..=2 {
+            beat(&remote, 1, after(s));
+            assert_eq!(reaper.tick(&remote, after(s)), 0);
+        }
+        assert_eq!(
+            reaper.tick(&remote, after(3)),
+            1,
+            "one timeout after the step"
+        );
+        assert_eq!(given_up(&mut rx), [2]);
+        assert!(remote.dispatch.locked().leases.contains_key(&1));
+        assert!(remote.workers.locked().contains_key("w"));
+    }
+
+    /// A clock that jumps ahead between two ticks (a wall clock stepped forward,
+    /// a simulated clock set ahead by a test or jumping to a retry's timer) is
+    /// credited like a stall: no lease is given up and no worker forgotten for the
+    /// jump, even one longer than [`FORGET_AFTER`]. Silence after it is judged as
+    /// usual.
+    #[test]
+    fn a_clock_jump_is_credited_like_a_stall() {
+        let (remote, mut rx) = remote_with_leases(t0());
+        remote
+            .workers
+            .locked()
+            .insert("w".into(), worker("w", t0()));
+        remote.listening(t0());
+        let mut reaper = Reaper::default();
+        assert_eq!(reaper.tick(&remote, at(1)), 0);
+        beat(&remote, 1, at(1));
+        beat(&remote, 2, at(1));
+        let later = at(1) + SignedDuration::from_hours(48);
+        assert_eq!(reaper.tick(&remote, later), 0);
+        assert!(given_up(&mut rx).is_empty());
+        // The worker's second of silence before the jump still counts; the jump
+        // does not.
+        assert_eq!(
+            remote.workers.locked()["w"].last_beat,
+            later - SignedDuration::from_secs(1)
+        );
+        let after = |s: i64| later + SignedDuration::from_secs(s);
+        beat(&remote, 1, after(1));
+        assert_eq!(reaper.tick(&remote, after(1)), 0);
+        assert_eq!(reaper.tick(&remote, after(2)), 0);
+        assert_eq!(
+            reaper.tick(&remote, after(3)),
+            1,
+            "`b`: 3 s silent after the jump"
+        );
+        assert_eq!(given_up(&mut rx), [2]);
+        assert!(remote.workers.locked().contains_key("w"));
     }
 }
