@@ -1,6 +1,7 @@
 //! End-to-end benchmarks through the same path `aileron standalone` runs (DAG files →
 //! scheduler → durable redb metastore → local executor → wasm sandbox → REST API),
-//! each measured twice: on an empty metastore and on one full of history.
+//! each measured twice: on a new metastore ("empty": one page, 25 runs, of history,
+//! so every read has rows to return) and on one full of history.
 //!
 //! - `chain_40`: 40 `noop` tasks in a line; time from trigger to run success.
 //! - `fanout_1000`: one root and 1,000 `noop` tasks downstream of it; reported as
@@ -244,6 +245,7 @@ fn benches(c: &mut Criterion) {
     let t = Instant::now();
     let empty = rt.block_on(start(empty_dir.path()));
     eprintln!("start-up, empty metastore: {:?}", t.elapsed());
+    rt.block_on(fill(&empty, 25));
 
     let full_dir = tempfile::tempdir().unwrap();
     let app = rt.block_on(start(full_dir.path()));

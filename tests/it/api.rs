@@ -690,6 +690,26 @@ async fn task_instances_and_runs_across_runs_and_dags() {
 
     let all = "/api/v1/dags/~/dagRuns/~/taskInstances";
     assert_eq!(get(&env, all).await["total_entries"], 7);
+    // A page across every run: runs in creation order, the total from the counts.
+    let v = get(&env, &format!("{all}?limit=2&offset=3")).await;
+    let page: Vec<(&str, &str)> = v["task_instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["dag_run_id"].as_str().unwrap(),
+                t["task_id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        (page, v["total_entries"].as_u64()),
+        (vec![("r2", "b"), ("f1", "a")], Some(7))
+    );
+    let v = get(&env, &format!("{all}?state=success&limit=1")).await;
+    assert_eq!(v["total_entries"], 5);
+    assert_eq!(v["task_instances"].as_array().unwrap().len(), 1);
     let v = get(&env, &format!("{all}?state=upstream_failed")).await;
     assert_eq!(v["total_entries"], 1);
     assert_eq!(

@@ -273,7 +273,7 @@ pub async fn list_dags(
                 })
                 .collect();
             let (page, total) = paginate(matching, q.limit, q.offset);
-            let errors = m.import_errors()?;
+            let errors = m.tenant_import_errors(&tenant)?;
             let mut out = Vec::with_capacity(page.len());
             for d in page {
                 let Some(spec) = m.dag_version(&d.tenant, &d.dag_id, &d.version)? else {
@@ -328,7 +328,11 @@ pub async fn get_dag(
     Path(DagPath { dag_id }): Path<DagPath>,
 ) -> ApiResult<Json<DagDetail>> {
     let (d, spec) = load_dag(&s, &caller, &dag_id)?;
-    Ok(Json(detail(&d, &spec, &s.metastore.import_errors()?)))
+    Ok(Json(detail(
+        &d,
+        &spec,
+        &s.metastore.tenant_import_errors(caller.tenant())?,
+    )))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -362,7 +366,11 @@ pub async fn patch_dag(
         .set_paused(caller.tenant(), &dag_id, body.is_paused)
         .await?;
     let (d, spec) = load_dag(&s, &caller, &dag_id)?;
-    Ok(Json(dag(&d, &spec, &s.metastore.import_errors()?)))
+    Ok(Json(dag(
+        &d,
+        &spec,
+        &s.metastore.tenant_import_errors(caller.tenant())?,
+    )))
 }
 
 /// The DAG's params as Airflow's API shows them: plain values as they are, typed

@@ -64,9 +64,8 @@ pub async fn list_import_errors(
 ) -> ApiResult<Json<ImportErrorCollection>> {
     let errors = s
         .metastore
-        .import_errors()?
+        .tenant_import_errors(caller.tenant())?
         .iter()
-        .filter(|e| e.tenant == caller.tenant())
         .enumerate()
         .map(|(i, e)| import_error(i, e))
         .collect();

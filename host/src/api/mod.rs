@@ -412,6 +412,9 @@ impl From<SchedulerError> for ApiError {
             SchedulerError::BackfillNotFound(_) => ApiError::not_found(e.to_string()),
             SchedulerError::Metastore(m) => m.into(),
             SchedulerError::Stopped => ApiError::unavailable("the scheduler is not running"),
+            SchedulerError::Internal => {
+                ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            }
         }
     }
 }

@@ -6,9 +6,10 @@ use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable,
 use super::paths::{AnyRunPath, DagPath, TaskPath, TryPath};
 use super::states::{TaskState, parse_ti_states, task_state};
 use super::{
-    ANY, ApiError, ApiResult, ApiState, JsonBody, Specs, load_dag, load_run, load_ti, paginate,
+    ANY, ApiError, ApiResult, ApiState, JsonBody, Specs, load_dag, load_run, load_ti, page_size,
+    paginate,
 };
-use crate::metastore::{DagRun, TaskInstance as TiRecord, TryRecord};
+use crate::metastore::{DagRun, Metastore, TaskInstance as TiRecord, TryRecord};
 use crate::scheduler::ClearOptions;
 use aileron_model::TaskInstanceState;
 use aileron_model::TiKey;
@@ -264,12 +265,8 @@ pub async fn list_tis(
         .map(parse_ti_states)
         .transpose()
         .map_err(ApiError::bad_request)?;
-    let runs: Vec<DagRun> = match (dag_id.as_str(), run_id.as_str()) {
-        (ANY, ANY) => {
-            let mut runs = s.metastore.tenant_dag_runs(caller.tenant())?;
-            runs.sort_by_key(|r| r.seq);
-            runs
-        }
+    let dag = match (dag_id.as_str(), run_id.as_str()) {
+        (ANY, ANY) => None,
         (ANY, _) => {
             return Err(ApiError::bad_request(
                 "`~` as the DAG id needs `~` as the DagRun id too: run ids are per DAG",
@@ -277,34 +274,97 @@ pub async fn list_tis(
         }
         (_, ANY) => {
             load_dag(&s, &caller, &dag_id)?;
-            s.metastore.dag_runs(caller.tenant(), &dag_id)?
+            Some(dag_id)
         }
-        _ => vec![load_run(&s, &caller, &dag_id, &run_id)?],
-    };
-    let mut specs = Specs::new(&s.metastore);
-    let mut out = Vec::new();
-    for run in &runs {
-        for ti in s
-            .metastore
-            .task_instances(caller.tenant(), &run.dag_id, &run.run_id)?
-        {
-            if q.task_id.as_ref().is_some_and(|t| *t != ti.task_id)
-                || states.as_ref().is_some_and(|st| !st.contains(&ti.state))
+        _ => {
+            let run = load_run(&s, &caller, &dag_id, &run_id)?;
+            let mut specs = Specs::new(&s.metastore);
+            let mut out = Vec::new();
+            for ti in s
+                .metastore
+                .task_instances(caller.tenant(), &run.dag_id, &run.run_id)?
             {
-                continue;
+                if q.task_id.as_ref().is_some_and(|t| *t != ti.task_id)
+                    || states.as_ref().is_some_and(|st| !st.contains(&ti.state))
+                {
+                    continue;
+                }
+                let api = task_instance(&ti, &mut specs, &run)?;
+                if q.pool.as_ref().is_none_or(|p| *p == api.pool) {
+                    out.push(api);
+                }
             }
-            let api = task_instance(&ti, &mut specs, run)?;
-            if q.pool.as_ref().is_some_and(|p| *p != api.pool) {
-                continue;
-            }
-            out.push(api);
+            let (task_instances, total_entries) = paginate(out, q.limit, q.offset);
+            return Ok(Json(TaskInstanceCollection {
+                task_instances,
+                total_entries,
+            }));
         }
-    }
-    let (task_instances, total_entries) = paginate(out, q.limit, q.offset);
+    };
+    let tenant = caller.tenant().to_owned();
+    let (task_instances, total_entries) = s
+        .read(move |m| across_runs(m, &tenant, dag.as_deref(), &q, states.as_deref()))
+        .await?;
     Ok(Json(TaskInstanceCollection {
         task_instances,
         total_entries,
     }))
+}
+
+/// One page of TaskInstances across a tenant's runs (of one DAG, or all), in run
+/// creation order, and how many match. Runs are walked from the run index and
+/// only the page's TaskInstances are turned into API objects; with no filter that
+/// needs each record, the total comes from the state counts and the walk stops at
+/// the end of the page.
+fn across_runs(
+    m: &Metastore,
+    tenant: &str,
+    dag: Option<&str>,
+    q: &TiFilter,
+    states: Option<&[TaskInstanceState]>,
+) -> ApiResult<(Vec<TaskInstance>, usize)> {
+    let (offset, limit) = (q.offset.unwrap_or(0), page_size(q.limit));
+    let counted_total = if dag.is_none() && q.task_id.is_none() && q.pool.is_none() {
+        let counts = m.tenant_ti_counts(tenant)?;
+        let n: u64 = counts
+            .iter()
+            .filter(|(state, _)| states.is_none_or(|st| st.contains(state)))
+            .map(|(_, n)| n)
+            .sum();
+        Some(usize::try_from(n).unwrap_or(usize::MAX))
+    } else {
+        None
+    };
+    let mut specs = Specs::new(m);
+    let mut page = Vec::new();
+    let mut matched = 0usize;
+    m.visit_runs(tenant, dag, |dag_id, run_id| -> ApiResult<bool> {
+        let mut run: Option<DagRun> = None;
+        for ti in m.task_instances(tenant, dag_id, run_id)? {
+            if q.task_id.as_ref().is_some_and(|t| *t != ti.task_id)
+                || states.is_some_and(|st| !st.contains(&ti.state))
+            {
+                continue;
+            }
+            let in_page = matched >= offset && page.len() < limit;
+            if in_page || q.pool.is_some() {
+                if run.is_none() {
+                    run = m.dag_run(tenant, dag_id, run_id)?;
+                }
+                let Some(run) = &run else { break };
+                let api = task_instance(&ti, &mut specs, run)?;
+                if q.pool.as_ref().is_some_and(|p| *p != api.pool) {
+                    continue;
+                }
+                if in_page {
+                    page.push(api);
+                }
+            }
+            matched += 1;
+        }
+        Ok(counted_total.is_none() || page.len() < limit)
+    })?;
+    Ok((page, counted_total.unwrap_or(matched)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

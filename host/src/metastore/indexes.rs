@@ -496,4 +496,60 @@ impl Metastore {
         }
         Ok(out)
     }
+
+    /// One tenant's TaskInstances by state.
+    pub fn tenant_ti_counts(
+        &self,
+        tenant: &str,
+    ) -> Result<HashMap<aileron_model::TaskInstanceState, u64>> {
+        let txn = self.db.begin_read()?;
+        let counts = txn.open_table(TI_COUNTS)?;
+        let (start, end) = prefix_range(tenant);
+        let mut out = HashMap::new();
+        for item in counts.range(start.as_str()..end.as_str())? {
+            let (k, v) = item?;
+            let state = k.value().rsplit('\0').next().unwrap_or_default();
+            if let Some(state) = aileron_model::TaskInstanceState::ALL
+                .into_iter()
+                .find(|s| s.as_str() == state)
+            {
+                *out.entry(state).or_default() += decode_count(v.value());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Visits a tenant's runs (of one DAG, or of all with `None`) in creation
+    /// order as (DAG id, run id), from the index alone, until `visit` says stop.
+    pub fn visit_runs<E: From<MetastoreError>>(
+        &self,
+        tenant: &str,
+        dag_id: Option<&str>,
+        mut visit: impl FnMut(&str, &str) -> std::result::Result<bool, E>,
+    ) -> std::result::Result<(), E> {
+        let txn = self.db.begin_read().map_err(MetastoreError::from)?;
+        let order = txn.open_table(RUN_ORDER).map_err(MetastoreError::from)?;
+        let (start, end) = prefix_range(&key(&[
+            tenant,
+            dag_id.unwrap_or(ALL_DAGS),
+            RunOrder::Id.tag(),
+        ]));
+        for item in order
+            .range(start.as_str()..end.as_str())
+            .map_err(MetastoreError::from)?
+        {
+            let (_, v) = item.map_err(MetastoreError::from)?;
+            let value = String::from_utf8_lossy(v.value()).into_owned();
+            let mut parts = value.splitn(4, '\0');
+            let (Some(_), Some(_), Some(dag), Some(run)) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            if !visit(dag, run)? {
+                break;
+            }
+        }
+        Ok(())
+    }
 }

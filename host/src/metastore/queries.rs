@@ -68,6 +68,10 @@ impl Metastore {
     pub fn import_errors(&self) -> Result<Vec<ImportErrorRecord>> {
         self.scan(IMPORT_ERRORS, None)
     }
+    /// One tenant's import errors, by file.
+    pub fn tenant_import_errors(&self, tenant: &str) -> Result<Vec<ImportErrorRecord>> {
+        self.scan(IMPORT_ERRORS, Some(tenant))
+    }
 
     /// XCom values of one task in one run, `(map_index, json)` in map order.
     pub fn xcom(

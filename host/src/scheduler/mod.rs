@@ -190,6 +190,9 @@ pub enum SchedulerError {
     Metastore(#[from] MetastoreError),
     #[error("the scheduler has stopped")]
     Stopped,
+    /// A bug in the scheduler, logged where it happened; only this command failed.
+    #[error("the scheduler hit an internal error (see its log); the request was not completed")]
+    Internal,
 }
 
 /// A state change, broadcast after it is committed (for the UI, `dags test`, tests).

@@ -543,10 +543,7 @@ impl<T> Expected<T> for Option<T> {
 
 /// What a command fails with when an [`Expected`] lookup missed.
 fn internal_error() -> SchedulerError {
-    SchedulerError::InvalidState(
-        "the scheduler hit an internal error (see its log); the request was not completed"
-            .to_owned(),
-    )
+    SchedulerError::Internal
 }
 
 /// The error of a TaskInstance's last try, the `reason` its callbacks see.
