@@ -6,7 +6,7 @@
 //! its age: it is what a DAG page shows as "last run" and what `depends_on_past`
 //! of the next scheduled run looks at.
 
-use super::indexes::{ALL_DAGS, RunOrder, date_part, parse_state};
+use super::indexes::{ALL_DAGS, OrderValue, RunOrder, date_part, parse_order_value, parse_state};
 use super::*;
 use aileron_model::DagRunState;
 use std::collections::{BTreeSet, HashMap};
@@ -60,10 +60,12 @@ impl Metastore {
                     return Ok(out);
                 }
                 let (_, v) = item?;
-                let value = String::from_utf8_lossy(v.value()).into_owned();
-                let mut parts = value.splitn(4, '\0');
-                let (Some(state), Some(_), Some(dag_id), Some(run_id)) =
-                    (parts.next(), parts.next(), parts.next(), parts.next())
+                let Some(OrderValue {
+                    state,
+                    dag_id,
+                    run_id,
+                    ..
+                }) = parse_order_value(v.value())
                 else {
                     continue;
                 };
@@ -107,15 +109,10 @@ fn latest_non_manual(
     let (start, end) = prefix_range(&key(&[tenant, dag_id, RunOrder::LogicalDate.tag()]));
     for item in order.range(start.as_str()..end.as_str())?.rev() {
         let (_, v) = item?;
-        let value = String::from_utf8_lossy(v.value()).into_owned();
-        let mut parts = value.splitn(4, '\0');
-        let (Some(_), Some(run_type), Some(_), Some(run_id)) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        if run_type != RunType::Manual.as_str() {
-            return Ok(Some(run_id.to_owned()));
+        if let Some(entry) = parse_order_value(v.value())
+            && entry.run_type != RunType::Manual.as_str()
+        {
+            return Ok(Some(entry.run_id.to_owned()));
         }
     }
     Ok(None)

@@ -96,6 +96,24 @@ fn order_value(run: &DagRun) -> String {
     ])
 }
 
+/// An [`order_value`] read back.
+pub(super) struct OrderValue<'a> {
+    pub state: &'a str,
+    pub run_type: &'a str,
+    pub dag_id: &'a str,
+    pub run_id: &'a str,
+}
+
+pub(super) fn parse_order_value(value: &[u8]) -> Option<OrderValue<'_>> {
+    let mut parts = std::str::from_utf8(value).ok()?.splitn(4, '\0');
+    Some(OrderValue {
+        state: parts.next()?,
+        run_type: parts.next()?,
+        dag_id: parts.next()?,
+        run_id: parts.next()?,
+    })
+}
+
 fn count_key(tenant: &str, scope: &str, state: DagRunState) -> String {
     key(&[tenant, scope, state.as_str()])
 }
@@ -294,10 +312,12 @@ impl Metastore {
                 break;
             }
             let (_, v) = item?;
-            let value = String::from_utf8_lossy(v.value()).into_owned();
-            let mut parts = value.splitn(4, '\0');
-            let (Some(state), Some(_), Some(dag_id), Some(run_id)) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
+            let Some(OrderValue {
+                state,
+                dag_id,
+                run_id,
+                ..
+            }) = parse_order_value(v.value())
             else {
                 continue;
             };
@@ -357,10 +377,12 @@ fn parse_entry(key: &str, value: &[u8]) -> Option<RunEntry> {
     let secs: i64 = date.get(..13)?.parse().ok()?;
     let nanos: i32 = date.get(13..)?.parse().ok()?;
     let logical_date = jiff::Timestamp::new(secs - DATE_SHIFT, nanos).ok()?;
-    let value = std::str::from_utf8(value).ok()?;
-    let mut parts = value.splitn(4, '\0');
-    let (state, run_type, _dag, run_id) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let OrderValue {
+        state,
+        run_type,
+        run_id,
+        ..
+    } = parse_order_value(value)?;
     Some(RunEntry {
         logical_date,
         seq,
@@ -481,20 +503,7 @@ impl Metastore {
 
     /// TaskInstances by state over every tenant (the `/metrics` gauge).
     pub fn ti_counts(&self) -> Result<HashMap<aileron_model::TaskInstanceState, u64>> {
-        let txn = self.db.begin_read()?;
-        let counts = txn.open_table(TI_COUNTS)?;
-        let mut out = HashMap::new();
-        for item in counts.iter()? {
-            let (k, v) = item?;
-            let state = k.value().rsplit('\0').next().unwrap_or_default();
-            if let Some(state) = aileron_model::TaskInstanceState::ALL
-                .into_iter()
-                .find(|s| s.as_str() == state)
-            {
-                *out.entry(state).or_default() += decode_count(v.value());
-            }
-        }
-        Ok(out)
+        self.ti_counts_under("")
     }
 
     /// One tenant's TaskInstances by state.
@@ -502,12 +511,22 @@ impl Metastore {
         &self,
         tenant: &str,
     ) -> Result<HashMap<aileron_model::TaskInstanceState, u64>> {
+        self.ti_counts_under(&format!("{tenant}\0"))
+    }
+
+    /// The TaskInstance counts whose keys start with `prefix`, summed by state.
+    fn ti_counts_under(
+        &self,
+        prefix: &str,
+    ) -> Result<HashMap<aileron_model::TaskInstanceState, u64>> {
         let txn = self.db.begin_read()?;
         let counts = txn.open_table(TI_COUNTS)?;
-        let (start, end) = prefix_range(tenant);
         let mut out = HashMap::new();
-        for item in counts.range(start.as_str()..end.as_str())? {
+        for item in counts.range(prefix..)? {
             let (k, v) = item?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
             let state = k.value().rsplit('\0').next().unwrap_or_default();
             if let Some(state) = aileron_model::TaskInstanceState::ALL
                 .into_iter()
@@ -539,14 +558,10 @@ impl Metastore {
             .map_err(MetastoreError::from)?
         {
             let (_, v) = item.map_err(MetastoreError::from)?;
-            let value = String::from_utf8_lossy(v.value()).into_owned();
-            let mut parts = value.splitn(4, '\0');
-            let (Some(_), Some(_), Some(dag), Some(run)) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
-            else {
+            let Some(entry) = parse_order_value(v.value()) else {
                 continue;
             };
-            if !visit(dag, run)? {
+            if !visit(entry.dag_id, entry.run_id)? {
                 break;
             }
         }
