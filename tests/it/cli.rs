@@ -164,14 +164,20 @@ params = { message = "boom" }
 
 /// Polls the server until backfill `id` is complete; its JSON.
 fn wait_backfill(server: &aileron_tests::server::Server, id: u64) -> Value {
+    wait_for(&format!("{}/backfills/{id}", server.base), |b| {
+        !b["completed_at"].is_null()
+    })
+}
+
+/// Polls a GET of the server (bounded) until its JSON answer satisfies `done`.
+fn wait_for(url: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
-        let b = aileron_tests::server::get(&format!("{}/backfills/{id}", server.base))
-            .expect("the backfill is readable");
-        if !b["completed_at"].is_null() {
-            return b;
+        let v = aileron_tests::server::get(url).expect("the server answers");
+        if done(&v) {
+            return v;
         }
-        assert!(std::time::Instant::now() < deadline, "backfill {id}: {b}");
+        assert!(std::time::Instant::now() < deadline, "{url}: {v}");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
@@ -355,16 +361,16 @@ fn db_clean_counts_then_deletes_old_runs_on_a_running_server() {
 
     // The schedule may have made a run of its own: wait until every run ended.
     let runs_url = format!("{}/dags/daily/dagRuns?order_by=logical_date", server.base);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let runs = loop {
-        let runs = aileron_tests::server::get(&runs_url).unwrap();
-        let list = runs["dag_runs"].as_array().unwrap().clone();
-        if list.iter().all(|r| r["state"] == "success") {
-            break list;
-        }
-        assert!(std::time::Instant::now() < deadline, "{runs}");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let runs = wait_for(&runs_url, |v| {
+        v["dag_runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["state"] == "success")
+    })["dag_runs"]
+        .as_array()
+        .unwrap()
+        .clone();
     // Every run ended before 2099; the DAG keeps its latest scheduled one.
     let expired = runs.len() - 1;
     let dry = [
