@@ -139,6 +139,17 @@ impl RunKey {
     pub fn dag(&self) -> DagKey {
         DagKey::new(&self.tenant, &self.dag_id)
     }
+
+    /// One TaskInstance of the run.
+    pub fn ti(&self, task_id: &str, map_index: i64) -> TiKey {
+        TiKey {
+            tenant: self.tenant.clone(),
+            dag_id: self.dag_id.clone(),
+            run_id: self.run_id.clone(),
+            task_id: task_id.to_owned(),
+            map_index,
+        }
+    }
 }
 
 impl TiKey {

@@ -586,13 +586,7 @@ pub async fn get_log(
             ti.try_number
         )));
     }
-    let key = TiKey {
-        tenant: ti.tenant.clone(),
-        dag_id: ti.dag_id.clone(),
-        run_id: ti.run_id.clone(),
-        task_id: ti.task_id.clone(),
-        map_index: ti.map_index,
-    };
+    let key = TiKey::from(&ti);
     let (content, running) = match s.scheduler.live_log(&key, try_number) {
         Some(live) => (live, true),
         None => (s.metastore.log(&ti, try_number)?.unwrap_or_default(), false),

@@ -200,13 +200,7 @@ impl State {
             return Ok(listed);
         }
         for (task_id, map_index) in selected {
-            let key = TiKey {
-                tenant: rk.tenant.clone(),
-                dag_id: rk.dag_id.clone(),
-                run_id: rk.run_id.clone(),
-                task_id: task_id.clone(),
-                map_index,
-            };
+            let key = rk.ti(&task_id, map_index);
             self.forget_in_flight(&key);
             let tk = ti_key(&key.tenant, &key.dag_id, &key.run_id, &task_id, map_index);
             // A new try starts without the XCom of the old ones.
@@ -377,13 +371,7 @@ impl State {
         let now = self.now();
         let mut changed = Vec::new();
         for (task_id, map_index) in keys {
-            let key = TiKey {
-                tenant: rk.tenant.clone(),
-                dag_id: rk.dag_id.clone(),
-                run_id: rk.run_id.clone(),
-                task_id: task_id.clone(),
-                map_index,
-            };
+            let key = rk.ti(&task_id, map_index);
             if self.ti(&key).is_some_and(|ti| ti.state == state) {
                 continue;
             }
@@ -472,13 +460,7 @@ impl State {
             .cloned()
             .collect();
         for (task_id, map_index) in keys {
-            let key = TiKey {
-                tenant: rk.tenant.clone(),
-                dag_id: rk.dag_id.clone(),
-                run_id: rk.run_id.clone(),
-                task_id,
-                map_index,
-            };
+            let key = rk.ti(&task_id, map_index);
             let current = self.ti(&key).map(|t| t.state).unwrap_or(S::Success);
             // Airflow: success marks every TaskInstance success; failed fails the
             // running ones and skips those that had not started.
@@ -519,8 +501,8 @@ impl State {
         run_id: &str,
     ) -> Result<(), SchedulerError> {
         let rk = RunKey::new(tenant, dag_id, run_id);
-        let run = match self.runs.remove(&rk) {
-            Some(r) => Some(r.run),
+        let run = match self.runs.get(&rk) {
+            Some(r) => Some(r.run.clone()),
             None => self.metastore.dag_run(tenant, dag_id, run_id)?,
         };
         let Some(run) = run else {
@@ -529,7 +511,17 @@ impl State {
                 run_id: run_id.to_owned(),
             });
         };
-        self.forget_run(&run);
+        self.remove_run(&run);
+        self.updates.push(Update::Dags);
+        Ok(())
+    }
+
+    /// Deletes a run the caller has read, with everything it holds, from memory,
+    /// the executors and (in this turn's batch) the metastore.
+    pub(super) fn remove_run(&mut self, run: &DagRun) {
+        let rk = run.key();
+        self.runs.remove(&rk);
+        self.forget_run(run);
         self.dirty_runs.remove(&rk);
         let gone: Vec<TiKey> = self
             .in_flight
@@ -540,7 +532,7 @@ impl State {
         for key in gone {
             self.forget_in_flight(&key);
         }
-        let rkey = run_key(tenant, dag_id, run_id);
+        let rkey = run_key(&run.tenant, &run.dag_id, &run.run_id);
         self.batch.delete(DAG_RUNS, rkey.clone());
         self.batch.delete_prefix(TASK_INSTANCES, rkey.clone());
         self.batch.delete_prefix(XCOM, rkey.clone());
@@ -548,7 +540,5 @@ impl State {
         self.batch
             .delete_prefix(crate::metastore::CALLBACKS_PENDING, rkey.clone());
         self.batch.delete_prefix(crate::metastore::CALLBACKS, rkey);
-        self.updates.push(Update::Dags);
-        Ok(())
     }
 }

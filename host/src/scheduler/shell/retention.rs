@@ -49,9 +49,13 @@ impl State {
             {
                 continue;
             }
-            self.delete_run(&r.tenant, &r.dag_id, &r.run_id)?;
+            self.remove_run(r);
             chunk.dag_runs += 1;
             chunk.task_instances += e.task_instances;
+        }
+        if chunk.dag_runs > 0 {
+            // One "DAGs changed" for the chunk, not one per run.
+            self.updates.push(crate::scheduler::Update::Dags);
         }
         chunk.more = expired.len() == limit && chunk.dag_runs > 0;
         Ok(chunk)
