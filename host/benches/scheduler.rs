@@ -132,7 +132,8 @@ async fn run_once(app: &App, dag_id: &str, n: &mut u64) -> (String, Duration) {
 
 /// Writes `count` finished copies of one real run of [`HISTORY_DAG`] (its
 /// TaskInstances and logs too), an hour of logical date apart, older than it.
-async fn fill(app: &App, count: u64) {
+/// Returns the bytes of log text written.
+async fn fill(app: &App, count: u64) -> u64 {
     let (template, _) = run_once(app, HISTORY_DAG, &mut 0).await;
     let m = &app.metastore;
     let run = m
@@ -146,6 +147,7 @@ async fn fill(app: &App, count: u64) {
         .iter()
         .map(|ti| m.log(ti, 1).unwrap().unwrap_or_default().into_bytes())
         .collect();
+    let log_bytes = logs.iter().map(|l| l.len() as u64).sum::<u64>() * count;
     let first_seq = m.next_run_seq().unwrap();
     let mut batch = WriteBatch::default();
     for i in 0..count {
@@ -168,10 +170,18 @@ async fn fill(app: &App, count: u64) {
         }
     }
     m.commit(batch).unwrap();
+    log_bytes
 }
 
+/// Bytes the metastore file takes on disk. redb sets a file's length ahead of
+/// use (doubling it while under 4 GiB) and the part never written takes no disk,
+/// so the length says little; the blocks allocated are what `du` shows.
 fn file_size(home: &Path) -> u64 {
-    std::fs::metadata(app::metastore_path(home)).unwrap().len()
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(app::metastore_path(home))
+        .unwrap()
+        .blocks()
+        * 512
 }
 
 fn api(app: &App) -> Router {
@@ -251,7 +261,7 @@ fn benches(c: &mut Criterion) {
     let app = rt.block_on(start(full_dir.path()));
     let before = file_size(full_dir.path());
     let t = Instant::now();
-    rt.block_on(fill(&app, count));
+    let logs = rt.block_on(fill(&app, count));
     let grown = file_size(full_dir.path()) - before;
     eprintln!(
         "filled {count} runs ({} TaskInstances) in {:?}: the metastore grew {} MiB, \
@@ -260,6 +270,21 @@ fn benches(c: &mut Criterion) {
         t.elapsed(),
         grown >> 20,
         grown / (count * 5).max(1)
+    );
+    for t in app.metastore.table_sizes().unwrap() {
+        if t.entries > 0 {
+            eprintln!(
+                "  {:<18} {:>9} entries {:>6} B stored + {:>5} B overhead per TaskInstance",
+                t.name,
+                t.entries,
+                t.stored_bytes / (count * 5).max(1),
+                t.overhead_bytes / (count * 5).max(1),
+            );
+        }
+    }
+    eprintln!(
+        "  apart from log text: {} bytes per TaskInstance",
+        grown.saturating_sub(logs) / (count * 5).max(1)
     );
     // Started again on the full store, as after a restart.
     rt.block_on(stop(app));

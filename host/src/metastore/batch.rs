@@ -63,7 +63,7 @@ impl WriteBatch {
         );
     }
     pub fn put_ti(&mut self, ti: &TaskInstance) {
-        self.put(TASK_INSTANCES, ti_record_key(ti), ti);
+        self.put_raw(TASK_INSTANCES, ti_record_key(ti), stored_ti::encode(ti));
     }
     /// Records the next unused attempt number (see [`Metastore::next_attempt`]).
     /// The log of one try of `ti`.

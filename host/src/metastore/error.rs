@@ -19,6 +19,10 @@ pub enum MetastoreError {
         key: String,
         source: serde_json::Error,
     },
+    #[error("malformed key `{key}`")]
+    BadKey { key: String },
+    #[error("corrupt record under `{key}`: {reason}")]
+    BadRecord { key: String, reason: &'static str },
     #[error(
         "the metastore has schema version {found}, newer than this Aileron understands ({SCHEMA_VERSION}); upgrade Aileron"
     )]

@@ -208,13 +208,6 @@ fn decode_count(bytes: &[u8]) -> u64 {
         .unwrap_or(0)
 }
 
-/// Just the fields of a TaskInstance record its count needs.
-#[derive(serde::Deserialize)]
-struct TiState {
-    tenant: String,
-    state: aileron_model::TaskInstanceState,
-}
-
 /// TaskInstance count changes of one commit, by (tenant, state): summed while the
 /// batch is applied and written once at its end.
 #[derive(Default)]
@@ -223,9 +216,9 @@ pub(super) struct TiCountDelta(HashMap<(String, aileron_model::TaskInstanceState
 impl TiCountDelta {
     /// Counts a TaskInstance record going away (`by` -1) or arriving (+1). A
     /// record that does not decode is not counted either way.
-    pub(super) fn add(&mut self, record: &[u8], by: i64) {
-        if let Ok(ti) = serde_json::from_slice::<TiState>(record) {
-            *self.0.entry((ti.tenant, ti.state)).or_default() += by;
+    pub(super) fn add(&mut self, key: &str, record: &[u8], by: i64) {
+        if let Some(counted) = super::stored_ti::tenant_and_state(key, record) {
+            *self.0.entry(counted).or_default() += by;
         }
     }
 
@@ -274,7 +267,8 @@ pub(super) fn build_all(txn: &redb::WriteTransaction) -> Result<()> {
     {
         let t = txn.open_table(TASK_INSTANCES)?;
         for item in t.iter()? {
-            tis.add(item?.1.value(), 1);
+            let (k, v) = item?;
+            tis.add(k.value(), v.value(), 1);
         }
     }
     tis.write(txn, &mut tables)

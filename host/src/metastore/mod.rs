@@ -16,6 +16,7 @@ mod keys;
 mod queries;
 mod records;
 mod schema;
+mod stored_ti;
 #[cfg(test)]
 mod tests;
 
@@ -34,6 +35,17 @@ use serde::de::DeserializeOwned;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// One table's share of the metastore file.
+#[derive(Debug, Clone)]
+pub struct TableSize {
+    pub name: String,
+    pub entries: u64,
+    /// Keys and values.
+    pub stored_bytes: u64,
+    /// Page headers, offsets and the unused parts of pages.
+    pub overhead_bytes: u64,
+}
 
 /// Handle to the metastore; cheap to clone.
 #[derive(Clone)]
@@ -125,6 +137,25 @@ impl Metastore {
             .unwrap_or(0))
     }
 
+    /// What each table holds, as redb counts it: for the bench's size report and
+    /// for anyone asking where the file's bytes go.
+    pub fn table_sizes(&self) -> Result<Vec<TableSize>> {
+        use redb::ReadableTableMetadata;
+        let txn = self.db.begin_read()?;
+        let mut out = Vec::new();
+        for table in ALL_TABLES {
+            let t = txn.open_table(table)?;
+            let stats = t.stats()?;
+            out.push(TableSize {
+                name: table.name().to_owned(),
+                entries: t.len()?,
+                stored_bytes: stats.stored_bytes(),
+                overhead_bytes: stats.metadata_bytes() + stats.fragmented_bytes(),
+            });
+        }
+        Ok(out)
+    }
+
     /// Applies a batch in one durable write transaction; returns how long it took.
     /// A write or delete of a run or TaskInstance also brings the indexes
     /// (`indexes.rs`) along, in the same transaction.
@@ -147,9 +178,9 @@ impl Metastore {
                         let old = t.insert(k.as_str(), v.as_slice())?;
                         if is_tis {
                             if let Some(old) = &old {
-                                ti_counts.add(old.value(), -1);
+                                ti_counts.add(k, old.value(), -1);
                             }
-                            ti_counts.add(v, 1);
+                            ti_counts.add(k, v, 1);
                         }
                         if is_runs {
                             let old: Option<DagRun> =
@@ -162,7 +193,7 @@ impl Metastore {
                         let old: Option<DagRun> = match t.remove(k.as_str())? {
                             Some(old) if is_runs => Some(decode(k, old.value())?),
                             Some(old) if is_tis => {
-                                ti_counts.add(old.value(), -1);
+                                ti_counts.add(k, old.value(), -1);
                                 None
                             }
                             _ => None,
@@ -179,7 +210,7 @@ impl Metastore {
                                 gone.push(run);
                             }
                             if is_tis {
-                                ti_counts.add(v, -1);
+                                ti_counts.add(k, v, -1);
                             }
                             false
                         })?;
@@ -196,6 +227,15 @@ impl Metastore {
     }
 
     fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>> {
+        self.get_with(table, key, decode)
+    }
+
+    fn get_with<T>(
+        &self,
+        table: Table,
+        key: &str,
+        decode: impl Fn(&str, &[u8]) -> Result<T>,
+    ) -> Result<Option<T>> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(table)?;
         match t.get(key)? {
@@ -212,6 +252,15 @@ impl Metastore {
 
     /// Every record under a key prefix, in key order.
     fn scan<T: DeserializeOwned>(&self, table: Table, prefix: Option<&str>) -> Result<Vec<T>> {
+        self.scan_with(table, prefix, decode)
+    }
+
+    fn scan_with<T>(
+        &self,
+        table: Table,
+        prefix: Option<&str>,
+        decode: impl Fn(&str, &[u8]) -> Result<T>,
+    ) -> Result<Vec<T>> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(table)?;
         let mut out = Vec::new();

@@ -39,7 +39,7 @@ impl Metastore {
     }
     /// Every TaskInstance of every tenant (for the `/metrics` gauges).
     pub fn all_task_instances(&self) -> Result<Vec<TaskInstance>> {
-        self.scan(TASK_INSTANCES, None)
+        self.scan_with(TASK_INSTANCES, None, stored_ti::decode)
     }
     pub fn dag_run(&self, tenant: &str, dag_id: &str, run_id: &str) -> Result<Option<DagRun>> {
         self.get(DAG_RUNS, &run_key(tenant, dag_id, run_id))
@@ -50,7 +50,11 @@ impl Metastore {
         dag_id: &str,
         run_id: &str,
     ) -> Result<Vec<TaskInstance>> {
-        self.scan(TASK_INSTANCES, Some(&run_key(tenant, dag_id, run_id)))
+        self.scan_with(
+            TASK_INSTANCES,
+            Some(&run_key(tenant, dag_id, run_id)),
+            stored_ti::decode,
+        )
     }
     pub fn task_instance(
         &self,
@@ -60,9 +64,10 @@ impl Metastore {
         task_id: &str,
         map_index: i64,
     ) -> Result<Option<TaskInstance>> {
-        self.get(
+        self.get_with(
             TASK_INSTANCES,
             &ti_key(tenant, dag_id, run_id, task_id, map_index),
+            stored_ti::decode,
         )
     }
     pub fn import_errors(&self) -> Result<Vec<ImportErrorRecord>> {
@@ -175,9 +180,10 @@ impl Metastore {
         run_id: &str,
         task_id: &str,
     ) -> Result<Vec<TaskInstance>> {
-        self.scan(
+        self.scan_with(
             TASK_INSTANCES,
             Some(&key(&[tenant, dag_id, run_id, task_id])),
+            stored_ti::decode,
         )
     }
 

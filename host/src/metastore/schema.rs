@@ -6,7 +6,7 @@ use redb::TableDefinition;
 
 /// Version of the layout below. Bump it and add a step to [`MIGRATIONS`] whenever a
 /// table or a record changes in a way old data cannot be read as.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Migration steps: `MIGRATIONS[i]` turns a version `i + 1` store into version `i + 2`.
 pub(super) type Migration = fn(&redb::WriteTransaction) -> Result<(), MetastoreError>;
@@ -19,6 +19,8 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     super::indexes::build_all,
     // 3 → 4: DAG records carry their current spec's tags.
     fill_dag_tags,
+    // 4 → 5: TaskInstances are kept in their compact stored form (`stored_ti.rs`).
+    compact_task_instances,
 ];
 
 /// Copies each DAG's tags from its current spec onto its record (schema 3 → 4).
@@ -48,6 +50,40 @@ fn fill_dag_tags(txn: &redb::WriteTransaction) -> Result<(), MetastoreError> {
         t.insert(k.as_str(), bytes.as_slice())?;
     }
     Ok(())
+}
+
+/// Rewrites every TaskInstance record from the full JSON of schema 4 into the
+/// compact stored form (schema 4 → 5), a chunk of keys at a time so a large
+/// history is never all in memory.
+fn compact_task_instances(txn: &redb::WriteTransaction) -> Result<(), MetastoreError> {
+    use redb::ReadableTable;
+    const CHUNK: usize = 5_000;
+    let mut t = txn.open_table(TASK_INSTANCES)?;
+    let mut after: Option<String> = None;
+    loop {
+        let mut chunk: Vec<(String, Vec<u8>)> = Vec::with_capacity(CHUNK);
+        {
+            let range = match &after {
+                Some(k) => t.range::<&str>((
+                    std::ops::Bound::Excluded(k.as_str()),
+                    std::ops::Bound::Unbounded,
+                ))?,
+                None => t.range::<&str>(..)?,
+            };
+            for item in range.take(CHUNK) {
+                let (k, v) = item?;
+                let ti: super::TaskInstance = super::decode(k.value(), v.value())?;
+                chunk.push((k.value().to_owned(), super::stored_ti::encode(&ti)));
+            }
+        }
+        let Some((last, _)) = chunk.last() else {
+            return Ok(());
+        };
+        after = Some(last.clone());
+        for (k, v) in &chunk {
+            t.insert(k.as_str(), v.as_slice())?;
+        }
+    }
 }
 
 pub(crate) type Table = TableDefinition<'static, &'static str, &'static [u8]>;

@@ -469,3 +469,72 @@ fn expired_runs_are_old_finished_and_not_a_dags_latest_scheduled_run() {
     let first = &m.expired_runs(Some("t"), hours(50), 1).unwrap()[0];
     assert_eq!(first.task_instances, 1);
 }
+
+#[test]
+fn a_version_4_store_gets_compact_task_instances_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("aileron.redb");
+    let ti = |task: &str| -> TaskInstance {
+        serde_json::from_value(serde_json::json!({
+            "tenant": "t", "dag_id": "a", "run_id": "run_1", "task_id": task,
+            "map_index": -1, "state": "success", "try_number": 1, "max_tries": 1,
+            "operator": "noop", "plugin_digest": "sha256:x",
+            "queued_at": "2026-01-01T00:00:00Z", "start_date": "2026-01-01T00:00:01Z",
+            "end_date": "2026-01-01T00:00:03.5Z", "duration": 2.5, "next_try_at": null,
+            "rendered_params": null, "hostname": "h", "attempt": 4,
+            "tries": [{"try_number": 1, "state": "success",
+                "start_date": "2026-01-01T00:00:01Z", "end_date": "2026-01-01T00:00:03.5Z",
+                "duration": 2.5, "plugin_digest": "sha256:x", "error": null,
+                "hostname": "h", "attempt": 4}],
+        }))
+        .unwrap()
+    };
+    // Enough records for several of the migration's chunks.
+    let tasks: Vec<String> = (0..12_000).map(|i| format!("task_{i:05}")).collect();
+    {
+        let m = Metastore::open(&path).unwrap();
+        let mut b = WriteBatch::default();
+        b.put_run(&test_run("a", 1, 1, aileron_model::DagRunState::Success));
+        // Records as schema 4 wrote them: the whole TaskInstance as JSON.
+        for task in &tasks {
+            let ti = ti(task);
+            b.put_raw(
+                TASK_INSTANCES,
+                ti_record_key(&ti),
+                serde_json::to_vec(&ti).unwrap(),
+            );
+        }
+        m.commit(b).unwrap();
+        let txn = m.db.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert("schema_version", "4".as_bytes())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let m = Metastore::open(&path).unwrap();
+    assert_eq!(m.schema_version().unwrap(), SCHEMA_VERSION);
+    let read = m.task_instances("t", "a", "run_1").unwrap();
+    assert_eq!(read.len(), tasks.len());
+    for got in [&read[0], &read[tasks.len() - 1]] {
+        assert_eq!(
+            serde_json::to_value(got).unwrap(),
+            serde_json::to_value(ti(&got.task_id)).unwrap()
+        );
+    }
+    let raw = m
+        .get_raw(TASK_INSTANCES, &ti_record_key(&read[0]))
+        .unwrap()
+        .unwrap();
+    let raw = String::from_utf8(raw).unwrap();
+    assert!(
+        !raw.contains("\"tenant\"") && !raw.contains("null"),
+        "{raw}"
+    );
+    assert_eq!(
+        m.ti_counts()
+            .unwrap()
+            .get(&aileron_model::TaskInstanceState::Success),
+        Some(&(tasks.len() as u64))
+    );
+}
