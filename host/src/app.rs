@@ -7,8 +7,7 @@ use crate::executors::local::LocalExecutor;
 use crate::metastore::Metastore;
 use crate::scheduler::{Command, Scheduler, SchedulerConfig, SchedulerError, SchedulerHandle};
 use aileron_model::clock::Clock;
-use aileron_sandbox::Sandbox;
-use anyhow::Context;
+use aileron_sandbox::{RegistryError, Sandbox, SandboxError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -53,29 +52,69 @@ pub struct App {
     _watchers: Vec<Box<dyn std::any::Any + Send>>,
 }
 
+/// Why Aileron could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create the home folder {path}: {source}")]
+    Home {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the sandbox: {0}")]
+    Sandbox(#[from] SandboxError),
+    #[error("cannot open {path}: {source}")]
+    Metastore {
+        path: PathBuf,
+        source: crate::metastore::MetastoreError,
+    },
+    #[error(transparent)]
+    Scheduler(#[from] SchedulerError),
+    #[error(transparent)]
+    Queue(#[from] crate::executors::redis_streams::QueueUrlError),
+    #[error("cannot watch {path}: {source}")]
+    WatchDags {
+        path: PathBuf,
+        source: notify::Error,
+    },
+    #[error("cannot watch the plugins folder: {0}")]
+    WatchPlugins(#[from] RegistryError),
+    #[error("the first scan of the DAGs folder failed: {0}")]
+    Scan(#[from] tokio::task::JoinError),
+}
+
 pub fn metastore_path(home: &Path) -> PathBuf {
     home.join("aileron.redb")
 }
 
-pub async fn start(cfg: AppConfig) -> anyhow::Result<App> {
+pub async fn start(cfg: AppConfig) -> Result<App, StartError> {
     start_with(cfg, ExecutorChoice::Local).await
 }
 
-pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> anyhow::Result<App> {
-    std::fs::create_dir_all(&cfg.home)
-        .with_context(|| format!("cannot create the home folder {}", cfg.home.display()))?;
+pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> Result<App, StartError> {
+    std::fs::create_dir_all(&cfg.home).map_err(|source| StartError::Home {
+        path: cfg.home.clone(),
+        source,
+    })?;
     // With workers, this process runs only `describe` and callbacks.
     let local_slots = match executor {
         ExecutorChoice::Local => cfg.scheduler.parallelism,
         ExecutorChoice::Redis { .. } => crate::executors::local::CALLBACK_SLOTS,
     };
     let sandbox = Sandbox::open_home(&cfg.home, cfg.cache_dir.clone(), local_slots)?;
-    let metastore = if cfg.in_memory {
-        Metastore::in_memory()?
+    let path = if cfg.in_memory {
+        PathBuf::from("the in-memory metastore")
     } else {
-        let path = metastore_path(&cfg.home);
-        Metastore::open(&path).with_context(|| format!("cannot open {}", path.display()))?
+        metastore_path(&cfg.home)
     };
+    let metastore = if cfg.in_memory {
+        Metastore::in_memory()
+    } else {
+        Metastore::open(&path)
+    }
+    .map_err(|source| StartError::Metastore {
+        path: path.clone(),
+        source,
+    })?;
     let slots = cfg.scheduler.parallelism;
     let clock = cfg.clock.clone();
     let exec_sandbox = sandbox.clone();
@@ -92,7 +131,9 @@ pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> anyhow::Res
             timing,
         } => {
             use crate::executors::{redis_streams, remote::Remote};
-            let key = metastore.execution_key()?;
+            let key = metastore
+                .execution_key()
+                .map_err(|source| StartError::Metastore { path, source })?;
             // Before the scheduler starts, so a bad URL is a clear error. Redis
             // itself may be down: the connection is made lazily.
             let conn = redis_streams::connect(&url)?;
@@ -119,8 +160,11 @@ pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> anyhow::Res
     let mut watchers: Vec<Box<dyn std::any::Any + Send>> = Vec::new();
     if cfg.watch {
         std::fs::create_dir_all(&cfg.dags).ok();
-        let (watcher, mut changes) = dag_processor::watch(&cfg.dags)
-            .with_context(|| format!("cannot watch {}", cfg.dags.display()))?;
+        let (watcher, mut changes) =
+            dag_processor::watch(&cfg.dags).map_err(|source| StartError::WatchDags {
+                path: cfg.dags.clone(),
+                source,
+            })?;
         watchers.push(Box::new(watcher));
         let (h, f, r) = (handle.clone(), folder.clone(), registry.clone());
         tokio::spawn(async move {

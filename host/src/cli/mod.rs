@@ -216,7 +216,7 @@ pub fn main() -> ExitCode {
                 };
                 serve(a.server, Some(executor)).await
             }
-            Top::Worker(a) => aileron_worker::run(a).await,
+            Top::Worker(a) => Ok(aileron_worker::run(a).await?),
             Top::Dags(c) => dags::run(c).await,
             Top::Tasks(c) => dags::run_tasks(c).await,
             Top::Plugins(c) => plugins::run(c).await,

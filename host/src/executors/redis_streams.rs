@@ -33,16 +33,27 @@ pub struct RedisExecutor {
     callback_slots: Arc<Semaphore>,
 }
 
+/// A `--queue` that cannot name a Redis server.
+#[derive(Debug, thiserror::Error)]
+#[error("--queue {url:?} is not a Redis URL: {source}")]
+pub struct QueueUrlError {
+    url: String,
+    source: redis::RedisError,
+}
+
 /// A connection to `url` that is made on first use and remade after errors, so
 /// the scheduler starts (and serves its UI) while Redis is down.
-pub fn connect(url: &str) -> anyhow::Result<ConnectionManager> {
-    let client = redis::Client::open(url)
-        .map_err(|e| anyhow::anyhow!("--queue {url:?} is not a Redis URL: {e}"))?;
+pub fn connect(url: &str) -> Result<ConnectionManager, QueueUrlError> {
+    let bad = |source| QueueUrlError {
+        url: url.to_owned(),
+        source,
+    };
+    let client = redis::Client::open(url).map_err(bad)?;
     let config = ConnectionManagerConfig::new()
         .set_response_timeout(Some(Duration::from_secs(2)))
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_number_of_retries(1);
-    Ok(ConnectionManager::new_lazy_with_config(client, config)?)
+    ConnectionManager::new_lazy_with_config(client, config).map_err(bad)
 }
 
 impl RedisExecutor {

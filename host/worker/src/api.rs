@@ -138,7 +138,7 @@ pub struct TryAuth {
 }
 
 impl Api {
-    pub fn new(server: &str, token: &str, worker: &str) -> anyhow::Result<Self> {
+    pub fn new(server: &str, token: &str, worker: &str) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(CALL_TIMEOUT)

@@ -9,16 +9,18 @@
 
 mod api;
 mod components;
+mod error;
 mod queue;
 mod remote_host;
 mod runner;
 
 use aileron_protocol::backoff::Backoff;
 use aileron_protocol::wire::{RegisterRequest, RegisterResponse, WorkerHeartbeat, stream_key};
-use anyhow::Context as _;
 use api::{Api, Failure};
 use clap::Args;
 use components::Components;
+pub use error::WorkerError;
+use error::ensure;
 use queue::{Delivery, Queue, ReadPlan};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -123,34 +125,42 @@ impl Ctx {
 
 /// Runs the worker until SIGINT or SIGTERM, then lets its tries finish and report
 /// and deregisters. A second signal exits at once.
-pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: WorkerArgs) -> Result<ExitCode, WorkerError> {
     let queues = check_queues(&args.queues)?;
     let slots = args.slots.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    anyhow::ensure!(slots >= 1, "--slots must be at least 1");
+    ensure(slots >= 1, || "--slots must be at least 1".to_owned())?;
     let hostname = aileron_protocol::hostname();
     let name = args.name.clone().unwrap_or_else(|| hostname.clone());
     check_name(&name)?;
     // The HTTP client is built without TLS (as for the other commands): across
     // untrusted networks, a local TLS tunnel or proxy carries the plain calls.
-    anyhow::ensure!(
-        args.server.starts_with("http://"),
+    ensure(args.server.starts_with("http://"), || {
         "--server must be an http:// URL, like http://scheduler:8080 (this build has no TLS client)"
-    );
+            .to_owned()
+    })?;
     let id = worker_id(&name)?;
     let home = args.home.clone().unwrap_or_else(default_home);
 
     let streams: Vec<String> = queues.iter().map(|q| stream_key(q)).collect();
-    let queue = Queue::new(&args.queue, streams, &id)
-        .with_context(|| format!("--queue {:?} is not a Redis URL", args.queue))?;
+    let queue = Queue::new(&args.queue, streams, &id).map_err(|source| WorkerError::QueueUrl {
+        url: args.queue.clone(),
+        source,
+    })?;
     let api = Api::new(&args.server, &args.token, &id)?;
     let sandbox = {
         let home = home.clone();
         // Compiles the built-in and stored components: blocking work.
-        tokio::task::spawn_blocking(move || aileron_sandbox::Sandbox::open_home(&home, None, slots))
-            .await
-            .context("opening the sandbox")??
+        tokio::task::spawn_blocking(move || {
+            aileron_sandbox::Sandbox::open_home(&home, None, slots).map_err(|source| {
+                WorkerError::Sandbox {
+                    home,
+                    source: Box::new(source),
+                }
+            })
+        })
+        .await??
     };
     let components = Components::new(
         sandbox.registry().clone(),
@@ -481,37 +491,46 @@ async fn sleep_or_stop(delay: Duration, stop: &mut watch::Receiver<bool>) -> boo
 /// The worker id: the display name plus 8 random hex digits, new at every
 /// start, so a restarted worker never inherits the leases or pending entries of
 /// its previous life.
-fn worker_id(name: &str) -> anyhow::Result<String> {
+fn worker_id(name: &str) -> Result<String, WorkerError> {
     let mut bytes = [0u8; 4];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+    getrandom::fill(&mut bytes).map_err(WorkerError::Randomness)?;
     Ok(format!("{name}-{}", hex::encode(bytes)))
 }
 
 /// The queue names, deduplicated, checked as the DAG parser checks them.
-fn check_queues(queues: &[String]) -> anyhow::Result<Vec<String>> {
+fn check_queues(queues: &[String]) -> Result<Vec<String>, WorkerError> {
     let mut out: Vec<String> = Vec::new();
     for q in queues.iter().map(|q| q.trim()) {
-        anyhow::ensure!(!q.is_empty(), "--queues has an empty queue name");
-        anyhow::ensure!(
+        ensure(!q.is_empty(), || {
+            "--queues has an empty queue name".to_owned()
+        })?;
+        ensure(
             q.len() <= MAX_QUEUE_NAME && !q.chars().any(char::is_control),
-            "--queues: {q:?} is not a queue name (at most {MAX_QUEUE_NAME} characters, no control characters)"
-        );
+            || {
+                format!(
+                    "--queues: {q:?} is not a queue name (at most {MAX_QUEUE_NAME} characters, no control characters)"
+                )
+            },
+        )?;
         if !out.iter().any(|o| o == q) {
             out.push(q.to_owned());
         }
     }
-    anyhow::ensure!(!out.is_empty(), "--queues names no queue");
+    ensure(!out.is_empty(), || "--queues names no queue".to_owned())?;
     Ok(out)
 }
 
-fn check_name(name: &str) -> anyhow::Result<()> {
-    anyhow::ensure!(
+fn check_name(name: &str) -> Result<(), WorkerError> {
+    ensure(
         !name.is_empty()
             && name.len() <= MAX_QUEUE_NAME
             && !name.chars().any(|c| c.is_control() || c.is_whitespace()),
-        "--name {name:?} is not usable: 1 to {MAX_QUEUE_NAME} characters, no spaces or control characters"
-    );
-    Ok(())
+        || {
+            format!(
+                "--name {name:?} is not usable: 1 to {MAX_QUEUE_NAME} characters, no spaces or control characters"
+            )
+        },
+    )
 }
 
 fn default_home() -> PathBuf {
@@ -525,11 +544,11 @@ struct Signals {
 }
 
 impl Signals {
-    fn new() -> anyhow::Result<Self> {
+    fn new() -> Result<Self, WorkerError> {
         Ok(Signals {
             #[cfg(unix)]
             term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .context("cannot listen for SIGTERM")?,
+                .map_err(WorkerError::Signals)?,
         })
     }
 
@@ -567,7 +586,7 @@ mod tests {
         assert!(q(&["a", ""]).is_err());
         assert!(q(&["bad\nname"]).is_err());
         assert!(q(&[&"x".repeat(65)]).is_err());
-        assert!(check_name("w 1").is_err());
+        assert!(matches!(check_name("w 1"), Err(WorkerError::BadFlag(m)) if m.contains("--name")));
         assert!(check_name("").is_err());
         check_name("worker-1.example").unwrap();
     }
