@@ -155,10 +155,11 @@ fn check(c: &StoredConnection) -> ApiResult<()> {
     Ok(())
 }
 
-fn save(s: &ApiState, tenant: &str, c: &StoredConnection) -> ApiResult<()> {
+async fn save(s: &ApiState, tenant: &str, c: &StoredConnection) -> ApiResult<()> {
     let json = serde_json::to_string(c).expect("a connection serializes");
-    s.metastore.set_connection(tenant, &c.conn_id, &json)?;
-    Ok(())
+    let (tenant, conn_id) = (tenant.to_owned(), c.conn_id.clone());
+    s.write(move |m| Ok(m.set_connection(&tenant, &conn_id, &json)?))
+        .await
 }
 
 /// List connections (without passwords).
@@ -241,7 +242,7 @@ pub async fn post_connection(
             c.conn_id
         )));
     }
-    save(&s, caller.tenant(), &c)?;
+    save(&s, caller.tenant(), &c).await?;
     Ok(Json(c.into()))
 }
 
@@ -293,7 +294,7 @@ pub async fn patch_connection(
         c.port = port;
     }
     check(&c)?;
-    save(&s, caller.tenant(), &c)?;
+    save(&s, caller.tenant(), &c).await?;
     Ok(Json(c.into()))
 }
 
@@ -311,7 +312,10 @@ pub async fn delete_connection(
         connection_id: conn_id,
     }): Path<ConnectionPath>,
 ) -> ApiResult<StatusCode> {
-    if s.metastore.delete_connection(caller.tenant(), &conn_id)? {
+    let (tenant, id) = (caller.tenant().to_owned(), conn_id.clone());
+    if s.blocking(move |m| Ok(m.delete_connection(&tenant, &id)?))
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(&conn_id))

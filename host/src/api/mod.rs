@@ -72,8 +72,25 @@ pub struct ApiState {
 impl ApiState {
     /// Runs a metastore read on tokio's blocking pool: a redb read may wait on the
     /// disk, and a large one must not hold up the async workers serving everyone
-    /// else.
+    /// else. (A point read of one key stays inline: it is served from redb's cache
+    /// in microseconds, less than the hop to the pool.)
     async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Metastore) -> ApiResult<T> + Send + 'static,
+    ) -> ApiResult<T> {
+        self.blocking(f).await
+    }
+
+    /// Runs a durable metastore write (a commit that waits for fsync) on the
+    /// blocking pool, for the same reason.
+    async fn write(
+        &self,
+        f: impl FnOnce(&Metastore) -> ApiResult<()> + Send + 'static,
+    ) -> ApiResult<()> {
+        self.blocking(f).await
+    }
+
+    async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Metastore) -> ApiResult<T> + Send + 'static,
     ) -> ApiResult<T> {
@@ -81,10 +98,10 @@ impl ApiState {
         tokio::task::spawn_blocking(move || f(&metastore))
             .await
             .map_err(|e| {
-                tracing::error!("a metastore read ended abnormally: {e}");
+                tracing::error!("a metastore call ended abnormally: {e}");
                 ApiError::new(
                     axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "the metastore could not be read; see the server log",
+                    "the metastore could not be read or written; see the server log",
                 )
             })?
     }

@@ -118,9 +118,11 @@ fn load(s: &ApiState, tenant: &str, name: &str) -> ApiResult<Option<PoolRecord>>
     }
 }
 
-fn save(s: &ApiState, tenant: &str, name: &str, p: &PoolRecord) -> ApiResult<()> {
+async fn save(s: &ApiState, tenant: &str, name: &str, p: &PoolRecord) -> ApiResult<()> {
     let json = serde_json::to_string(p).expect("a pool serializes");
-    s.metastore.set_pool(tenant, name, &json)?;
+    let (tenant, name) = (tenant.to_owned(), name.to_owned());
+    s.write(move |m| Ok(m.set_pool(&tenant, &name, &json)?))
+        .await?;
     // The scheduler admits by pool size: tell it, so a bigger pool starts waiting
     // tasks at once.
     let _ = s.scheduler.send(Command::PoolsChanged);
@@ -220,7 +222,7 @@ pub async fn post_pool(
         slots: body.slots,
         description: body.description,
     };
-    save(&s, caller.tenant(), &body.name, &p)?;
+    save(&s, caller.tenant(), &body.name, &p).await?;
     let u = usage(&s, caller.tenant())?
         .remove(&body.name)
         .unwrap_or_default();
@@ -271,7 +273,7 @@ pub async fn patch_pool(
     if let Some(description) = body.description {
         p.description = description;
     }
-    save(&s, caller.tenant(), &name, &p)?;
+    save(&s, caller.tenant(), &name, &p).await?;
     let u = usage(&s, caller.tenant())?
         .remove(&name)
         .unwrap_or_default();
@@ -294,7 +296,8 @@ pub async fn delete_pool(
             "`default_pool` cannot be deleted; change its slots with PATCH instead",
         ));
     }
-    if s.metastore.delete_pool(caller.tenant(), &name)? {
+    let (tenant, n) = (caller.tenant().to_owned(), name.clone());
+    if s.blocking(move |m| Ok(m.delete_pool(&tenant, &n)?)).await? {
         let _ = s.scheduler.send(Command::PoolsChanged);
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -97,8 +97,13 @@ pub async fn post_variable(
             body.key
         )));
     }
-    s.metastore
-        .set_variable(caller.tenant(), &body.key, &body.value)?;
+    let (tenant, key, value) = (
+        caller.tenant().to_owned(),
+        body.key.clone(),
+        body.value.clone(),
+    );
+    s.write(move |m| Ok(m.set_variable(&tenant, &key, &value)?))
+        .await?;
     Ok(Json(body))
 }
 
@@ -137,8 +142,9 @@ pub async fn patch_variable(
     if s.metastore.variable(caller.tenant(), &key)?.is_none() {
         return Err(not_found(&key));
     }
-    s.metastore
-        .set_variable(caller.tenant(), &key, &body.value)?;
+    let (tenant, k, value) = (caller.tenant().to_owned(), key.clone(), body.value.clone());
+    s.write(move |m| Ok(m.set_variable(&tenant, &k, &value)?))
+        .await?;
     Ok(Json(Variable {
         key,
         value: body.value,
@@ -156,7 +162,10 @@ pub async fn delete_variable(
     State(s): State<ApiState>,
     Path(VariablePath { variable_key: key }): Path<VariablePath>,
 ) -> ApiResult<StatusCode> {
-    if s.metastore.delete_variable(caller.tenant(), &key)? {
+    let (tenant, k) = (caller.tenant().to_owned(), key.clone());
+    if s.blocking(move |m| Ok(m.delete_variable(&tenant, &k)?))
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(&key))
