@@ -324,8 +324,11 @@ fn across_runs(
     states: Option<&[TaskInstanceState]>,
 ) -> ApiResult<(Vec<TaskInstance>, usize)> {
     let (offset, limit) = (q.offset.unwrap_or(0), page_size(q.limit));
-    let counted_total = if dag.is_none() && q.task_id.is_none() && q.pool.is_none() {
-        let counts = m.tenant_ti_counts(tenant)?;
+    let counted_total = if q.task_id.is_none() && q.pool.is_none() {
+        let counts = match dag {
+            Some(dag_id) => m.dag_ti_counts(tenant, dag_id)?,
+            None => m.tenant_ti_counts(tenant)?,
+        };
         let n: u64 = counts
             .iter()
             .filter(|(state, _)| states.is_none_or(|st| st.contains(state)))

@@ -11,8 +11,9 @@
 //!   page's `total_entries` costs four reads, not a count of history.
 //! - `runs_unfinished`: the keys of queued and running runs: what a starting
 //!   scheduler must load, found without reading every run ever made.
-//! - `ti_counts`: how many TaskInstances each tenant has in each state (the
-//!   `/metrics` gauges), moved by the commits that change them.
+//! - `ti_counts`: how many TaskInstances each DAG has in each state (summed per
+//!   tenant for the `/metrics` gauges and list totals), moved by the commits that
+//!   change them.
 
 use super::*;
 use aileron_model::DagRunState;
@@ -208,16 +209,16 @@ fn decode_count(bytes: &[u8]) -> u64 {
         .unwrap_or(0)
 }
 
-/// TaskInstance count changes of one commit, by (tenant, state): summed while the
-/// batch is applied and written once at its end.
+/// TaskInstance count changes of one commit, by (tenant, DAG, state): summed
+/// while the batch is applied and written once at its end.
 #[derive(Default)]
-pub(super) struct TiCountDelta(HashMap<(String, aileron_model::TaskInstanceState), i64>);
+pub(super) struct TiCountDelta(HashMap<(String, String, aileron_model::TaskInstanceState), i64>);
 
 impl TiCountDelta {
     /// Counts a TaskInstance record going away (`by` -1) or arriving (+1). A
     /// record that does not decode is not counted either way.
     pub(super) fn add(&mut self, key: &str, record: &[u8], by: i64) {
-        if let Some(counted) = super::stored_ti::tenant_and_state(key, record) {
+        if let Some(counted) = super::stored_ti::counted_as(key, record) {
             *self.0.entry(counted).or_default() += by;
         }
     }
@@ -228,11 +229,11 @@ impl TiCountDelta {
         tables: &mut OpenTables<'t>,
     ) -> Result<()> {
         let counts = open(txn, tables, TI_COUNTS)?;
-        for ((tenant, state), by) in self.0 {
+        for ((tenant, dag_id, state), by) in self.0 {
             if by == 0 {
                 continue;
             }
-            let k = key(&[&tenant, state.as_str()]);
+            let k = key(&[&tenant, &dag_id, state.as_str()]);
             let now = counts
                 .get(k.as_str())?
                 .map_or(0, |v| decode_count(v.value()));
@@ -506,6 +507,15 @@ impl Metastore {
         tenant: &str,
     ) -> Result<HashMap<aileron_model::TaskInstanceState, u64>> {
         self.ti_counts_under(&format!("{tenant}\0"))
+    }
+
+    /// One DAG's TaskInstances by state.
+    pub fn dag_ti_counts(
+        &self,
+        tenant: &str,
+        dag_id: &str,
+    ) -> Result<HashMap<aileron_model::TaskInstanceState, u64>> {
+        self.ti_counts_under(&format!("{}\0", key(&[tenant, dag_id])))
     }
 
     /// The TaskInstance counts whose keys start with `prefix`, summed by state.

@@ -19,7 +19,8 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     super::indexes::build_all,
     // 3 → 4: DAG records carry their current spec's tags.
     fill_dag_tags,
-    // 4 → 5: TaskInstances are kept in their compact stored form (`stored_ti.rs`).
+    // 4 → 5: TaskInstances are kept in their compact stored form (`stored_ti.rs`)
+    // and counted per DAG, not per tenant.
     compact_task_instances,
 ];
 
@@ -53,11 +54,13 @@ fn fill_dag_tags(txn: &redb::WriteTransaction) -> Result<(), MetastoreError> {
 }
 
 /// Rewrites every TaskInstance record from the full JSON of schema 4 into the
-/// compact stored form (schema 4 → 5), a chunk of keys at a time so a large
-/// history is never all in memory.
+/// compact stored form, a chunk of keys at a time so a large history is never
+/// all in memory, and counts them again per DAG (schema 4 → 5).
 fn compact_task_instances(txn: &redb::WriteTransaction) -> Result<(), MetastoreError> {
     use redb::ReadableTable;
     const CHUNK: usize = 5_000;
+    txn.open_table(TI_COUNTS)?.retain(|_, _| false)?;
+    let mut counts = super::indexes::TiCountDelta::default();
     let mut t = txn.open_table(TASK_INSTANCES)?;
     let mut after: Option<String> = None;
     loop {
@@ -77,10 +80,13 @@ fn compact_task_instances(txn: &redb::WriteTransaction) -> Result<(), MetastoreE
             }
         }
         let Some((last, _)) = chunk.last() else {
-            return Ok(());
+            drop(t);
+            let mut tables = super::indexes::OpenTables::new();
+            return counts.write(txn, &mut tables);
         };
         after = Some(last.clone());
         for (k, v) in &chunk {
+            counts.add(k, v, 1);
             t.insert(k.as_str(), v.as_slice())?;
         }
     }

@@ -225,16 +225,17 @@ fn bad_try(key: &str) -> MetastoreError {
     }
 }
 
-/// The tenant a TaskInstance key belongs to, and the state its value records:
-/// what the per-tenant counts need, without decoding the rest.
-pub(super) fn tenant_and_state(key: &str, bytes: &[u8]) -> Option<(String, TaskInstanceState)> {
+/// The tenant and DAG a TaskInstance key belongs to, and the state its value
+/// records: what the counts need, without decoding the rest.
+pub(super) fn counted_as(key: &str, bytes: &[u8]) -> Option<(String, String, TaskInstanceState)> {
     #[derive(Deserialize)]
     struct StateOnly {
         state: TaskInstanceState,
     }
-    let tenant = key.split('\0').next()?;
+    let mut parts = key.split('\0');
+    let (tenant, dag_id) = (parts.next()?, parts.next()?);
     let s: StateOnly = serde_json::from_slice(bytes).ok()?;
-    Some((tenant.to_owned(), s.state))
+    Some((tenant.to_owned(), dag_id.to_owned(), s.state))
 }
 
 /// The TaskInstance stored under `key`.

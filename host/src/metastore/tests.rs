@@ -343,6 +343,19 @@ fn counts_by_state_follow_puts_and_deletes() {
         (counts.get(&S::Running), counts.get(&S::Scheduled)),
         (Some(&1), Some(&1))
     );
+    // Counted per DAG too: another DAG's TaskInstances are not this one's.
+    let mut other = ti("x", "failed");
+    other.dag_id = "b".into();
+    let mut b = WriteBatch::default();
+    b.put_ti(&other);
+    m.commit(b).unwrap();
+    let a = m.dag_ti_counts("t", "a").unwrap();
+    assert_eq!((a.get(&S::Running), a.get(&S::Failed)), (Some(&1), None));
+    assert_eq!(m.dag_ti_counts("t", "b").unwrap().get(&S::Failed), Some(&1));
+    assert_eq!(m.tenant_ti_counts("t").unwrap().values().sum::<u64>(), 3);
+    let mut b = WriteBatch::default();
+    b.delete_prefix(TASK_INSTANCES, dag_key("t", "b"));
+    m.commit(b).unwrap();
     assert_eq!(
         m.run_counts()
             .unwrap()
@@ -537,4 +550,11 @@ fn a_version_4_store_gets_compact_task_instances_on_open() {
             .get(&aileron_model::TaskInstanceState::Success),
         Some(&(tasks.len() as u64))
     );
+    assert_eq!(
+        m.dag_ti_counts("t", "a")
+            .unwrap()
+            .get(&aileron_model::TaskInstanceState::Success),
+        Some(&(tasks.len() as u64))
+    );
+    assert!(m.dag_ti_counts("t", "b").unwrap().is_empty());
 }
