@@ -62,9 +62,10 @@ pub enum StartError {
     },
     #[error("cannot open the sandbox: {0}")]
     Sandbox(#[from] SandboxError),
-    #[error("cannot open {path}: {source}")]
+    /// `place` is the file's path, or says the metastore is in memory.
+    #[error("cannot open {place}: {source}")]
     Metastore {
-        path: PathBuf,
+        place: String,
         source: crate::metastore::MetastoreError,
     },
     #[error(transparent)]
@@ -101,18 +102,14 @@ pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> Result<App,
         ExecutorChoice::Redis { .. } => crate::executors::local::CALLBACK_SLOTS,
     };
     let sandbox = Sandbox::open_home(&cfg.home, cfg.cache_dir.clone(), local_slots)?;
-    let path = if cfg.in_memory {
-        PathBuf::from("the in-memory metastore")
+    let (opened, place) = if cfg.in_memory {
+        (Metastore::in_memory(), "the in-memory metastore".to_owned())
     } else {
-        metastore_path(&cfg.home)
+        let path = metastore_path(&cfg.home);
+        (Metastore::open(&path), path.display().to_string())
     };
-    let metastore = if cfg.in_memory {
-        Metastore::in_memory()
-    } else {
-        Metastore::open(&path)
-    }
-    .map_err(|source| StartError::Metastore {
-        path: path.clone(),
+    let metastore = opened.map_err(|source| StartError::Metastore {
+        place: place.clone(),
         source,
     })?;
     let slots = cfg.scheduler.parallelism;
@@ -133,7 +130,7 @@ pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> Result<App,
             use crate::executors::{redis_streams, remote::Remote};
             let key = metastore
                 .execution_key()
-                .map_err(|source| StartError::Metastore { path, source })?;
+                .map_err(|source| StartError::Metastore { place, source })?;
             // Before the scheduler starts, so a bad URL is a clear error. Redis
             // itself may be down: the connection is made lazily.
             let conn = redis_streams::connect(&url)?;

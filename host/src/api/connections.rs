@@ -158,7 +158,7 @@ fn check(c: &StoredConnection) -> ApiResult<()> {
 async fn save(s: &ApiState, tenant: &str, c: &StoredConnection) -> ApiResult<()> {
     let json = serde_json::to_string(c).expect("a connection serializes");
     let (tenant, conn_id) = (tenant.to_owned(), c.conn_id.clone());
-    s.write(move |m| Ok(m.set_connection(&tenant, &conn_id, &json)?))
+    s.blocking(move |m| Ok(m.set_connection(&tenant, &conn_id, &json)?))
         .await
 }
 

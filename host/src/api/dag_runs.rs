@@ -167,7 +167,7 @@ pub async fn list_runs(
     }
     let tenant = caller.tenant().to_owned();
     let (runs, total_entries) = s
-        .read(move |m| {
+        .blocking(move |m| {
             if let Some(order) = sort.indexed {
                 // The common orders come from the run index: one page read, however
                 // long the history.

@@ -248,7 +248,7 @@ pub async fn list_dags(
     }
     let tenant = caller.tenant().to_owned();
     let (dags, total_entries) = s
-        .read(move |m| {
+        .blocking(move |m| {
             let tags: Vec<&str> = q
                 .tags
                 .as_deref()

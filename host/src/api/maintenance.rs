@@ -82,7 +82,7 @@ pub async fn db_clean(
     let (mut dag_runs, mut task_instances) = (0, 0);
     if body.dry_run {
         (dag_runs, task_instances) = s
-            .read(move |m| {
+            .blocking(move |m| {
                 let runs = m.expired_runs(Some(&tenant), before, usize::MAX)?;
                 Ok((runs.len(), runs.iter().map(|r| r.task_instances).sum()))
             })

@@ -70,26 +70,10 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    /// Runs a metastore read on tokio's blocking pool: a redb read may wait on the
-    /// disk, and a large one must not hold up the async workers serving everyone
-    /// else. (A point read of one key stays inline: it is served from redb's cache
-    /// in microseconds, less than the hop to the pool.)
-    async fn read<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Metastore) -> ApiResult<T> + Send + 'static,
-    ) -> ApiResult<T> {
-        self.blocking(f).await
-    }
-
-    /// Runs a durable metastore write (a commit that waits for fsync) on the
-    /// blocking pool, for the same reason.
-    async fn write(
-        &self,
-        f: impl FnOnce(&Metastore) -> ApiResult<()> + Send + 'static,
-    ) -> ApiResult<()> {
-        self.blocking(f).await
-    }
-
+    /// Runs metastore work on tokio's blocking pool: a history read may wait on
+    /// the disk and a write waits for fsync, and neither may hold up the async
+    /// workers serving everyone else. (A point read of one key stays inline: it is
+    /// served from redb's cache in microseconds, less than the hop to the pool.)
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Metastore) -> ApiResult<T> + Send + 'static,

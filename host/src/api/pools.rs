@@ -121,7 +121,7 @@ fn load(s: &ApiState, tenant: &str, name: &str) -> ApiResult<Option<PoolRecord>>
 async fn save(s: &ApiState, tenant: &str, name: &str, p: &PoolRecord) -> ApiResult<()> {
     let json = serde_json::to_string(p).expect("a pool serializes");
     let (tenant, name) = (tenant.to_owned(), name.to_owned());
-    s.write(move |m| Ok(m.set_pool(&tenant, &name, &json)?))
+    s.blocking(move |m| Ok(m.set_pool(&tenant, &name, &json)?))
         .await?;
     // The scheduler admits by pool size: tell it, so a bigger pool starts waiting
     // tasks at once.

@@ -303,7 +303,7 @@ pub async fn list_tis(
     };
     let tenant = caller.tenant().to_owned();
     let (task_instances, total_entries) = s
-        .read(move |m| across_runs(m, &tenant, dag.as_deref(), &q, states.as_deref()))
+        .blocking(move |m| across_runs(m, &tenant, dag.as_deref(), &q, states.as_deref()))
         .await?;
     Ok(Json(TaskInstanceCollection {
         task_instances,

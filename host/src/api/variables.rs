@@ -102,7 +102,7 @@ pub async fn post_variable(
         body.key.clone(),
         body.value.clone(),
     );
-    s.write(move |m| Ok(m.set_variable(&tenant, &key, &value)?))
+    s.blocking(move |m| Ok(m.set_variable(&tenant, &key, &value)?))
         .await?;
     Ok(Json(body))
 }
@@ -143,7 +143,7 @@ pub async fn patch_variable(
         return Err(not_found(&key));
     }
     let (tenant, k, value) = (caller.tenant().to_owned(), key.clone(), body.value.clone());
-    s.write(move |m| Ok(m.set_variable(&tenant, &k, &value)?))
+    s.blocking(move |m| Ok(m.set_variable(&tenant, &k, &value)?))
         .await?;
     Ok(Json(Variable {
         key,

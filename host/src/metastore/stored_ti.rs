@@ -19,14 +19,14 @@ use serde::{Deserialize, Serialize};
 #[derive(Serialize, Deserialize)]
 struct StoredTi {
     state: TaskInstanceState,
-    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     try_number: u32,
     max_tries: u32,
     operator: String,
     plugin_digest: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     hostname: String,
-    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     attempt: u64,
     #[serde(
         default,
@@ -130,11 +130,8 @@ impl<'de> Deserialize<'de> for StoredDuration {
     }
 }
 
-fn is_zero_u32(n: &u32) -> bool {
-    *n == 0
-}
-fn is_zero_u64(n: &u64) -> bool {
-    *n == 0
+fn is_zero<T: Default + PartialEq>(n: &T) -> bool {
+    *n == T::default()
 }
 
 /// Seconds from `start` to `end`, as the scheduler computes a duration.
@@ -232,10 +229,9 @@ pub(super) fn counted_as(key: &str, bytes: &[u8]) -> Option<(String, String, Tas
     struct StateOnly {
         state: TaskInstanceState,
     }
-    let mut parts = key.split('\0');
-    let (tenant, dag_id) = (parts.next()?, parts.next()?);
+    let parts = key_parts(key)?;
     let s: StateOnly = serde_json::from_slice(bytes).ok()?;
-    Some((tenant.to_owned(), dag_id.to_owned(), s.state))
+    Some((parts.tenant.to_owned(), parts.dag_id.to_owned(), s.state))
 }
 
 /// The TaskInstance stored under `key`.
