@@ -12,6 +12,8 @@ pub enum MetastoreError {
     Table(#[from] redb::TableError),
     #[error("metastore storage error: {0}")]
     Storage(#[from] redb::StorageError),
+    #[error("metastore durability setting refused: {0}")]
+    Durability(#[from] redb::SetDurabilityError),
     #[error("metastore commit failed: {0}")]
     Commit(#[from] redb::CommitError),
     #[error("corrupt record under `{key}`: {source}")]
@@ -27,6 +29,8 @@ pub enum MetastoreError {
         "the metastore has schema version {found}, newer than this Aileron understands ({SCHEMA_VERSION}); upgrade Aileron"
     )]
     TooNew { found: u32 },
+    #[error("the operating system gave no random bytes: {0}")]
+    Random(String),
     #[error("cannot create the execution key: {0}")]
     ExecutionKey(#[from] aileron_protocol::KeyError),
 }

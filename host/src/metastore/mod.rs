@@ -8,6 +8,8 @@
 //! TaskInstance sit next to each other and a prefix is a range scan. Values are JSON:
 //! readable with any redb tool, and schema evolution is a serde default away.
 
+mod access;
+mod audit;
 mod batch;
 mod error;
 mod history;
@@ -20,6 +22,8 @@ mod stored_ti;
 #[cfg(test)]
 mod tests;
 
+pub use access::*;
+pub use audit::AuditRecord;
 pub use batch::*;
 pub use error::*;
 pub use history::ExpiredRun;
@@ -81,7 +85,7 @@ impl Metastore {
             })
         };
         match found {
-            None => {}
+            None => access::seed_tenants(&txn)?,
             Some(v) if v > SCHEMA_VERSION => return Err(MetastoreError::TooNew { found: v }),
             Some(v) => {
                 for step in &MIGRATIONS[(v as usize).saturating_sub(1)..] {

@@ -6,7 +6,7 @@ use redb::TableDefinition;
 
 /// Version of the layout below. Bump it and add a step to [`MIGRATIONS`] whenever a
 /// table or a record changes in a way old data cannot be read as.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// Migration steps: `MIGRATIONS[i]` turns a version `i + 1` store into version `i + 2`.
 pub(super) type Migration = fn(&redb::WriteTransaction) -> Result<(), MetastoreError>;
@@ -22,6 +22,10 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     // 4 → 5: TaskInstances are kept in their compact stored form (`stored_ti.rs`)
     // and counted per DAG, not per tenant.
     compact_task_instances,
+    // 5 → 6: tenants, users, roles, tokens and the audit log appear (new tables);
+    // `default` and every tenant owning a DAG become tenant records. An older
+    // binary, which would ignore who may do what, refuses the file from here on.
+    super::access::seed_tenants,
 ];
 
 /// Copies each DAG's tags from its current spec onto its record (schema 3 → 4).
@@ -116,7 +120,15 @@ pub(super) const RUN_ORDER: Table = TableDefinition::new("run_order");
 pub(super) const RUN_COUNTS: Table = TableDefinition::new("run_counts");
 pub(super) const RUNS_UNFINISHED: Table = TableDefinition::new("runs_unfinished");
 pub(super) const TI_COUNTS: Table = TableDefinition::new("ti_counts");
-pub(super) const ALL_TABLES: [Table; 18] = [
+/// Who may do what (`access.rs`) and what they did (`audit.rs`).
+pub(super) const TENANTS: Table = TableDefinition::new("tenants");
+pub(super) const USERS: Table = TableDefinition::new("users");
+pub(super) const MEMBERS: Table = TableDefinition::new("members");
+pub(super) const USER_TENANTS: Table = TableDefinition::new("user_tenants");
+pub(super) const API_TOKENS: Table = TableDefinition::new("api_tokens");
+pub(super) const TOKEN_SCOPES: Table = TableDefinition::new("token_scopes");
+pub(super) const AUDIT: Table = TableDefinition::new("audit");
+pub(super) const ALL_TABLES: [Table; 25] = [
     META,
     DAGS,
     DAG_VERSIONS,
@@ -135,4 +147,11 @@ pub(super) const ALL_TABLES: [Table; 18] = [
     RUN_COUNTS,
     RUNS_UNFINISHED,
     TI_COUNTS,
+    TENANTS,
+    USERS,
+    MEMBERS,
+    USER_TENANTS,
+    API_TOKENS,
+    TOKEN_SCOPES,
+    AUDIT,
 ];

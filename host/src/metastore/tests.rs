@@ -558,3 +558,48 @@ fn a_version_4_store_gets_compact_task_instances_on_open() {
     );
     assert!(m.dag_ti_counts("t", "b").unwrap().is_empty());
 }
+
+#[test]
+fn schema_5_files_gain_a_tenant_record_for_every_tenant_owning_a_dag() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("aileron.redb");
+    {
+        let m = Metastore::open(&path).unwrap();
+        let mut b = WriteBatch::default();
+        for tenant in ["default", "team_x"] {
+            b.put_dag(&DagRecord {
+                tenant: tenant.into(),
+                dag_id: "etl".into(),
+                fileloc: "etl.toml".into(),
+                version: "v".into(),
+                is_paused: false,
+                is_active: true,
+                last_scheduled_interval: None,
+                last_parsed: jiff::Timestamp::UNIX_EPOCH,
+                tags: Vec::new(),
+            });
+        }
+        m.commit(b).unwrap();
+        // As schema 5 left it: no tenant records at all.
+        let txn = m.db.begin_write().unwrap();
+        txn.open_table(TENANTS)
+            .unwrap()
+            .retain(|_, _| false)
+            .unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert("schema_version", "5".as_bytes())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let m = Metastore::open(&path).unwrap();
+    assert_eq!(m.schema_version().unwrap(), SCHEMA_VERSION);
+    let names: Vec<String> = m
+        .tenants()
+        .unwrap()
+        .iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert_eq!(names, ["default", "team_x"]);
+    assert_eq!(m.dag("team_x", "etl").unwrap().unwrap().dag_id, "etl");
+}
