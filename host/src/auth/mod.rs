@@ -404,3 +404,142 @@ pub fn write_owner_only(path: &Path, text: &str) -> std::io::Result<()> {
     f.write_all(text.as_bytes())?;
     f.write_all(b"\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stand_in_hash_is_a_real_argon2id_hash_that_matches_nothing() {
+        // If it did not parse, a sign-in as a missing user would answer at once
+        // and the timing would tell which names exist.
+        let parsed = argon2::password_hash::phc::PasswordHash::new(DUMMY_HASH).unwrap();
+        assert_eq!(parsed.algorithm.as_str(), "argon2id");
+        assert!(!password::verify("", DUMMY_HASH));
+        assert!(!password::verify("admin", DUMMY_HASH));
+    }
+
+    #[test]
+    fn the_first_admin_is_made_once_with_an_owner_only_password_file() {
+        let home = tempfile::tempdir().unwrap();
+        let m = Metastore::in_memory().unwrap();
+        bootstrap_admin(&m, home.path(), None).unwrap();
+        let path = admin_password_path(home.path());
+        let written = std::fs::read_to_string(&path).unwrap();
+        let admin = m.user("admin").unwrap().unwrap();
+        assert!(admin.platform_admin);
+        assert!(password::verify(written.trim(), &admin.password_hash));
+        assert_eq!(m.user_roles("admin").unwrap()[0].1, Role::Admin);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // A second start keeps the admin as it is.
+        bootstrap_admin(&m, home.path(), Some("another password")).unwrap();
+        assert_eq!(
+            m.user("admin").unwrap().unwrap().password_hash,
+            admin.password_hash
+        );
+    }
+
+    #[tokio::test]
+    async fn credentials_become_principals_until_revoked_expired_or_deleted() {
+        let home = tempfile::tempdir().unwrap();
+        let m = Metastore::in_memory().unwrap();
+        bootstrap_admin(&m, home.path(), Some("admin password")).unwrap();
+        let auth = Auth::new(m.clone()).unwrap();
+        let refused = |r: Result<Principal, AuthError>| matches!(r, Err(AuthError::Refused(_)));
+
+        let (session, p) = auth
+            .sign_in("admin", "admin password", "10.0.0.1")
+            .await
+            .unwrap();
+        assert!(p.platform_admin);
+        let again = auth
+            .authenticate(Credentials::Bearer(&session), "x")
+            .await
+            .unwrap();
+        assert_eq!(again.actor, Actor::User(UserName::new("admin").unwrap()));
+        assert!(refused(
+            auth.sign_in("admin", "wrong", "10.0.0.1")
+                .await
+                .map(|(_, p)| p)
+        ));
+        assert!(refused(
+            auth.sign_in("nobody", "admin password", "10.0.0.1")
+                .await
+                .map(|(_, p)| p)
+        ));
+        let basic = Credentials::Basic {
+            user: "admin",
+            password: "admin password",
+        };
+        assert!(auth.authenticate(basic, "x").await.is_ok());
+
+        let new = api_token::generate().unwrap();
+        let mut record = crate::metastore::ApiTokenRecord {
+            id: new.id.clone(),
+            tenant: Some(TenantId::default()),
+            name: "ci".into(),
+            role: Role::User,
+            secret_sha256: new.secret_sha256,
+            created_by: "admin".into(),
+            created_at: Timestamp::now(),
+            expires_at: None,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        m.create_api_token(&record).unwrap();
+        let p = auth
+            .authenticate(Credentials::Bearer(&new.text), "x")
+            .await
+            .unwrap();
+        assert_eq!(
+            (p.platform_admin, p.role_in("default")),
+            (false, Some(Role::User))
+        );
+        record.expires_at = Some(Timestamp::now() - jiff::SignedDuration::from_secs(1));
+        m.update_api_token(&record).unwrap();
+        assert!(refused(
+            auth.authenticate(Credentials::Bearer(&new.text), "x").await
+        ));
+        record.expires_at = None;
+        record.revoked_at = Some(Timestamp::now());
+        m.update_api_token(&record).unwrap();
+        assert!(refused(
+            auth.authenticate(Credentials::Bearer(&new.text), "x").await
+        ));
+
+        // A second admin, so the first can go; the first's session dies with it.
+        m.create_user(&UserRecord {
+            username: UserName::new("root2").unwrap(),
+            password_hash: password::hash("another one").unwrap(),
+            platform_admin: true,
+            created_at: Timestamp::now(),
+            sessions_after: None,
+        })
+        .unwrap();
+        m.delete_user("admin").unwrap();
+        assert!(refused(
+            auth.authenticate(Credentials::Bearer(&session), "x").await
+        ));
+    }
+
+    #[tokio::test]
+    async fn repeated_wrong_passwords_lock_the_name_out() {
+        let home = tempfile::tempdir().unwrap();
+        let m = Metastore::in_memory().unwrap();
+        bootstrap_admin(&m, home.path(), Some("admin password")).unwrap();
+        let auth = Auth::new(m).unwrap();
+        for _ in 0..limiter::MAX_FAILURES {
+            assert!(auth.sign_in("admin", "guess", "10.0.0.2").await.is_err());
+        }
+        // Now even the right password is refused for a while.
+        assert!(matches!(
+            auth.sign_in("admin", "admin password", "10.0.0.3").await,
+            Err(AuthError::Locked(_))
+        ));
+    }
+}
