@@ -122,3 +122,35 @@ pub struct BackfillPath {
     /// The backfill's id.
     pub backfill_id: u64,
 }
+
+/// `/tenants/{tenant_name}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TenantPath {
+    /// The tenant's name.
+    pub tenant_name: String,
+}
+
+/// `/users/{username}` and `/members/{username}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct UserPath {
+    /// The user's name.
+    pub username: String,
+}
+
+/// `/tokens/{token_id}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TokenPath {
+    /// The token's id (the part after `ail_`, before the secret).
+    pub token_id: String,
+}
+
+/// `/eventLogs/{event_log_id}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct EventLogPath {
+    /// The event's id.
+    pub event_log_id: u64,
+}
