@@ -23,6 +23,9 @@ pub struct AppConfig {
     pub clock: Arc<dyn Clock>,
     /// Where compiled components are cached; defaults to `HOME/cache`.
     pub cache_dir: Option<PathBuf>,
+    /// The first admin's password on a home without users
+    /// (`AILERON_ADMIN_PASSWORD`); generated into `HOME/admin.password` if `None`.
+    pub admin_password: Option<String>,
 }
 
 /// Where tries run.
@@ -48,6 +51,8 @@ pub struct App {
     pub remote: Option<Arc<crate::executors::remote::Remote>>,
     /// The scheduler's clock (simulated in tests).
     pub clock: Arc<dyn Clock>,
+    /// Checks the credentials of API requests.
+    pub auth: crate::auth::Auth,
     pub task: JoinHandle<Result<(), SchedulerError>>,
     _watchers: Vec<Box<dyn std::any::Any + Send>>,
 }
@@ -68,6 +73,8 @@ pub enum StartError {
         place: String,
         source: crate::metastore::MetastoreError,
     },
+    #[error("cannot create the first admin: {0}")]
+    Admin(#[from] crate::auth::BootstrapError),
     #[error(transparent)]
     Scheduler(#[from] SchedulerError),
     #[error(transparent)]
@@ -112,6 +119,15 @@ pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> Result<App,
         place: place.clone(),
         source,
     })?;
+    // `dags test` keeps nothing, so it makes no admin (nor a password file).
+    if !cfg.in_memory {
+        crate::auth::bootstrap_admin(&metastore, &cfg.home, cfg.admin_password.as_deref())?;
+    }
+    let auth =
+        crate::auth::Auth::new(metastore.clone()).map_err(|source| StartError::Metastore {
+            place: place.clone(),
+            source,
+        })?;
     let slots = cfg.scheduler.parallelism;
     let clock = cfg.clock.clone();
     let exec_sandbox = sandbox.clone();
@@ -212,6 +228,7 @@ pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> Result<App,
         task,
         remote,
         clock: cfg.clock.clone(),
+        auth,
         _watchers: watchers,
     })
 }

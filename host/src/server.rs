@@ -206,6 +206,7 @@ pub fn router(app: &App, policy: HostPolicy) -> Router {
         registry: registry.clone(),
         remote: app.remote.clone(),
         clock: app.clock.clone(),
+        auth: app.auth.clone(),
     })
     .layer(axum::middleware::from_fn_with_state(
         Arc::new(policy),
@@ -271,9 +272,9 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(pair) => pair,
                 Err(e) => {
                     // Out of file descriptors, or a connection reset before it
                     // was taken: wait a moment rather than spin.
@@ -286,7 +287,12 @@ pub async fn serve(
         };
         // Small answers and event-stream frames go out at once.
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        // The client's address, for the audit log and the sign-in limit.
+        let service = TowerToHyperService::new(
+            router
+                .clone()
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+        );
         let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();

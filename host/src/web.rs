@@ -10,9 +10,11 @@
 //! the files and revalidate them with a cheap `304 Not Modified`, and a new binary
 //! is picked up on the next load.
 
+use crate::api::RouteTable;
+use crate::api::access::{Policy, plain_route};
 use axum::Router;
 use axum::extract::Path;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use rust_embed::RustEmbed;
@@ -32,13 +34,26 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
                    img-src 'self' data:; connect-src 'self'; object-src 'none'; \
                    base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// `/` and `/assets/{*path}`. Merge it into the app's router:
-/// `Router::new().nest("/api/v1", api).merge(crate::web::router())`.
-pub fn router() -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/index.html", get(index))
-        .route("/assets/{*path}", get(asset))
+/// `/` and `/assets/{*path}`, public (the sign-in page is made of these files,
+/// and they hold no data), with their entries in the route table.
+pub fn router() -> (Router, RouteTable) {
+    let mut table = RouteTable::default();
+    let mut public = |path: &str, mr| {
+        plain_route(
+            &mut table,
+            "",
+            path,
+            &[Method::GET],
+            Policy::Public,
+            "web_ui",
+            mr,
+        )
+    };
+    let router = Router::new()
+        .route("/", public("/", get(index)))
+        .route("/index.html", public("/index.html", get(index)))
+        .route("/assets/{*path}", public("/assets/{*path}", get(asset)));
+    (router, table)
 }
 
 /// The single page (`/`).

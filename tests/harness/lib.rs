@@ -2,6 +2,9 @@
 //! files, the real sandbox and scheduler on a simulated clock, and helpers to run a
 //! DAG and read back every TaskInstance.
 
+/// The platform admin's password in every home the tests start.
+pub const TEST_ADMIN_PASSWORD: &str = "test admin password";
+
 pub mod browser;
 pub mod guests;
 pub mod multinode;
@@ -316,6 +319,7 @@ impl EnvBuilder {
                 },
                 clock: clock.clone(),
                 cache_dir: Some(cache_dir()),
+                admin_password: Some(TEST_ADMIN_PASSWORD.to_owned()),
             },
             executor,
         )

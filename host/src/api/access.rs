@@ -90,7 +90,11 @@ impl<S: Clone + Send + Sync + 'static> ApiRoutes<S> {
     }
 
     /// Adds the operations of one `routes!(…)` under `policy`.
-    pub fn add(mut self, policy: Policy, (schemas, paths, method_router): UtoipaMethodRouter<S>) -> Self {
+    pub fn add(
+        mut self,
+        policy: Policy,
+        (schemas, paths, method_router): UtoipaMethodRouter<S>,
+    ) -> Self {
         let mut operation = String::new();
         for (path, item) in &paths.paths {
             for (method, op) in [
@@ -102,7 +106,11 @@ impl<S: Clone + Send + Sync + 'static> ApiRoutes<S> {
             ] {
                 if let Some(op) = op {
                     let id = op.operation_id.clone().unwrap_or_default();
-                    operation = if operation.is_empty() { id.clone() } else { format!("{operation},{id}") };
+                    operation = if operation.is_empty() {
+                        id.clone()
+                    } else {
+                        format!("{operation},{id}")
+                    };
                     self.table.0.push(RouteEntry {
                         method,
                         path: format!("{}{path}", self.prefix),
@@ -118,10 +126,25 @@ impl<S: Clone + Send + Sync + 'static> ApiRoutes<S> {
     }
 
     /// Adds a route that is not in the OpenAPI document.
-    pub fn plain(mut self, path: &str, methods: &[Method], policy: Policy, operation: &str, mr: MethodRouter<S>) -> Self {
+    pub fn plain(
+        mut self,
+        path: &str,
+        methods: &[Method],
+        policy: Policy,
+        operation: &str,
+        mr: MethodRouter<S>,
+    ) -> Self {
         self.router = self.router.route(
             path,
-            plain_route(&mut self.table, self.prefix, path, methods, policy, operation, mr),
+            plain_route(
+                &mut self.table,
+                self.prefix,
+                path,
+                methods,
+                policy,
+                operation,
+                mr,
+            ),
         );
         self
     }
@@ -153,11 +176,15 @@ pub fn plain_route<S: Clone + Send + Sync + 'static>(
     guarded(policy, operation.to_owned(), mr)
 }
 
-fn guarded<S: Clone + Send + Sync + 'static>(policy: Policy, operation: String, mr: MethodRouter<S>) -> MethodRouter<S> {
+fn guarded<S: Clone + Send + Sync + 'static>(
+    policy: Policy,
+    operation: String,
+    mr: MethodRouter<S>,
+) -> MethodRouter<S> {
     let operation: Arc<str> = operation.into();
-    mr.route_layer(axum::middleware::from_fn(move |req: Request, next: Next| {
-        enforce(policy, operation.clone(), req, next)
-    }))
+    mr.route_layer(axum::middleware::from_fn(
+        move |req: Request, next: Next| enforce(policy, operation.clone(), req, next),
+    ))
 }
 
 /// The UI's session cookie (HttpOnly, SameSite=Strict).
@@ -179,7 +206,8 @@ async fn enforce(policy: Policy, operation: Arc<str>, mut req: Request, next: Ne
         return next.run(req).await;
     }
     let Some(access) = req.extensions().get::<Access>().cloned() else {
-        return ApiError::new(StatusCode::UNAUTHORIZED, "this server has no access layer").into_response();
+        return ApiError::new(StatusCode::UNAUTHORIZED, "this server has no access layer")
+            .into_response();
     };
     let method = req.method().clone();
     let changes = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
@@ -193,15 +221,16 @@ async fn enforce(policy: Policy, operation: Arc<str>, mut req: Request, next: Ne
     } else {
         None
     };
-    let (response, caller) = match decided {
+    let (response, who) = match decided {
         Ok(caller) => {
             req.extensions_mut().insert(caller.clone());
-            (next.run(req).await, Some(caller))
+            let who = Who::of(&caller, policy);
+            (next.run(req).await, who)
         }
-        Err(e) => (e.into_response(), None),
+        Err((e, who)) => (e.into_response(), who),
     };
     if let Some(audit) = audit {
-        write_audit(&access.metastore, audit, policy, caller.as_ref(), response.status()).await;
+        write_audit(&access.metastore, audit, who, response.status()).await;
     }
     response
 }
@@ -220,7 +249,9 @@ struct PendingAudit {
 
 async fn pending_audit(req: &mut Request, operation: &str, source: &str) -> PendingAudit {
     let (mut parts, body) = std::mem::take(req).into_parts();
-    let params = RawPathParams::from_request_parts(&mut parts, &()).await.ok();
+    let params = RawPathParams::from_request_parts(&mut parts, &())
+        .await
+        .ok();
     *req = Request::from_parts(parts, body);
     let get = |name: &str| {
         params.as_ref().and_then(|p| {
@@ -232,7 +263,11 @@ async fn pending_audit(req: &mut Request, operation: &str, source: &str) -> Pend
     PendingAudit {
         event: operation.to_owned(),
         method: req.method().to_string(),
-        path: req.uri().path().to_owned(),
+        // The full path: a nested router sees only its own part.
+        path: req
+            .extensions()
+            .get::<axum::extract::OriginalUri>()
+            .map_or_else(|| req.uri().path().to_owned(), |u| u.path().to_owned()),
         dag_id: get("dag_id"),
         run_id: get("dag_run_id"),
         task_id: get("task_id"),
@@ -240,15 +275,29 @@ async fn pending_audit(req: &mut Request, operation: &str, source: &str) -> Pend
     }
 }
 
-async fn write_audit(metastore: &Metastore, p: PendingAudit, policy: Policy, caller: Option<&Caller>, status: StatusCode) {
+/// Who asked, and the tenant the audit record belongs to (`None`: the
+/// platform's log).
+#[derive(Default)]
+struct Who {
+    actor: Option<String>,
+    tenant: Option<String>,
+}
+
+impl Who {
+    fn of(caller: &Caller, policy: Policy) -> Who {
+        Who {
+            actor: Some(caller.actor()),
+            tenant: matches!(policy, Policy::Tenant(_)).then(|| caller.tenant().to_owned()),
+        }
+    }
+}
+
+async fn write_audit(metastore: &Metastore, p: PendingAudit, who: Who, status: StatusCode) {
     let record = AuditRecord {
         id: 0,
         when: jiff::Timestamp::now(),
-        tenant: match (policy, caller) {
-            (Policy::Tenant(_), Some(c)) => Some(c.tenant().to_owned()),
-            _ => None,
-        },
-        actor: caller.map_or_else(|| "anonymous".to_owned(), Caller::actor),
+        tenant: who.tenant,
+        actor: who.actor.unwrap_or_else(|| "anonymous".to_owned()),
         event: p.event,
         method: p.method,
         path: p.path,
@@ -288,8 +337,28 @@ fn unauthorized(detail: impl Into<String>) -> ApiError {
 }
 
 /// The caller of a request under `policy`, or the refusal.
-async fn decide(access: &Access, policy: Policy, headers: &HeaderMap, changes: bool, source: &str) -> Result<Caller, ApiError> {
-    let principal = Arc::new(authenticate(access, headers, changes, source).await?);
+async fn decide(
+    access: &Access,
+    policy: Policy,
+    headers: &HeaderMap,
+    changes: bool,
+    source: &str,
+) -> Result<Caller, (ApiError, Who)> {
+    let principal = Arc::new(
+        authenticate(access, headers, changes, source)
+            .await
+            .map_err(|e| (e, Who::default()))?,
+    );
+    let actor = principal.actor.to_string();
+    let refuse = |e: ApiError, tenant: Option<&str>| {
+        (
+            e,
+            Who {
+                actor: Some(actor.clone()),
+                tenant: tenant.map(str::to_owned),
+            },
+        )
+    };
     let requested = headers
         .get(TENANT_HEADER)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
@@ -298,16 +367,20 @@ async fn decide(access: &Access, policy: Policy, headers: &HeaderMap, changes: b
     let not_found = |t: &str| ApiError::not_found(format!("tenant `{t}` not found"));
     let (tenant, role) = match requested {
         Some(name) => {
-            let tenant = TenantId::new(&name).map_err(|_| not_found(&name))?;
+            let tenant = TenantId::new(&name).map_err(|_| refuse(not_found(&name), None))?;
             match principal.role_in(tenant.as_str()) {
                 Some(role) => (tenant, Some(role)),
                 None if principal.platform_admin => {
-                    if access.metastore.tenant(tenant.as_str())?.is_none() {
-                        return Err(not_found(&name));
+                    let exists = access
+                        .metastore
+                        .tenant(tenant.as_str())
+                        .map_err(|e| refuse(e.into(), None))?;
+                    if exists.is_none() {
+                        return Err(refuse(not_found(&name), None));
                     }
                     (tenant, Some(Role::Admin))
                 }
-                None => return Err(not_found(&name)),
+                None => return Err(refuse(not_found(&name), None)),
             }
         }
         None => default_tenant(&principal),
@@ -316,23 +389,35 @@ async fn decide(access: &Access, policy: Policy, headers: &HeaderMap, changes: b
     match policy {
         Policy::Public | Policy::Worker | Policy::SignedIn => Ok(caller),
         Policy::Platform if principal.platform_admin => Ok(caller),
-        Policy::Platform => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("{} is not a platform admin; only a platform admin may do this", principal.actor),
+        Policy::Platform => Err(refuse(
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "{} is not a platform admin; only a platform admin may do this",
+                    principal.actor
+                ),
+            ),
+            None,
         )),
         Policy::Tenant(need) => match role {
             Some(role) if role >= need => Ok(caller),
-            Some(role) => Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "{} is {role} in tenant `{}`; this needs {need} or more",
-                    principal.actor,
-                    caller.tenant()
+            Some(role) => Err(refuse(
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "{} is {role} in tenant `{}`; this needs {need} or more",
+                        principal.actor,
+                        caller.tenant()
+                    ),
                 ),
+                Some(caller.tenant()),
             )),
-            None => Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!("{} holds no role in any tenant", principal.actor),
+            None => Err(refuse(
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!("{} holds no role in any tenant", principal.actor),
+                ),
+                None,
             )),
         },
     }
@@ -360,7 +445,12 @@ fn default_tenant(p: &Principal) -> (TenantId, Option<Role>) {
 /// The principal behind a request's credentials: `Authorization` (Bearer or
 /// Basic) or the UI's session cookie, which for a change must come with the
 /// matching CSRF header.
-async fn authenticate(access: &Access, headers: &HeaderMap, changes: bool, source: &str) -> Result<Principal, ApiError> {
+async fn authenticate(
+    access: &Access,
+    headers: &HeaderMap,
+    changes: bool,
+    source: &str,
+) -> Result<Principal, ApiError> {
     let refused = |e: AuthError| match e {
         AuthError::Refused(why) => unauthorized(why),
         AuthError::Locked(secs) => ApiError::new(
@@ -385,10 +475,12 @@ async fn authenticate(access: &Access, headers: &HeaderMap, changes: bool, sourc
                 .decode(rest)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| unauthorized("the Basic credentials are not base64 of `user:password`"))?;
-            let (user, password) = decoded
-                .split_once(':')
-                .ok_or_else(|| unauthorized("the Basic credentials are not base64 of `user:password`"))?;
+                .ok_or_else(|| {
+                    unauthorized("the Basic credentials are not base64 of `user:password`")
+                })?;
+            let (user, password) = decoded.split_once(':').ok_or_else(|| {
+                unauthorized("the Basic credentials are not base64 of `user:password`")
+            })?;
             return access
                 .auth
                 .authenticate(Credentials::Basic { user, password }, source)
@@ -399,7 +491,11 @@ async fn authenticate(access: &Access, headers: &HeaderMap, changes: bool, sourc
                 "unknown Authorization scheme `{scheme}`; use Bearer (a token from POST /auth/token, or an API token) or Basic"
             )));
         };
-        return access.auth.authenticate(creds, source).await.map_err(refused);
+        return access
+            .auth
+            .authenticate(creds, source)
+            .await
+            .map_err(refused);
     }
     if let Some(token) = cookie(headers, SESSION_COOKIE) {
         if changes {

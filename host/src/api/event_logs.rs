@@ -55,7 +55,11 @@ pub struct EventLogCollection {
     pub total_entries: usize,
 }
 
-async fn page(s: &ApiState, scope: Option<String>, page: Page) -> ApiResult<Json<EventLogCollection>> {
+async fn page(
+    s: &ApiState,
+    scope: Option<String>,
+    page: Page,
+) -> ApiResult<Json<EventLogCollection>> {
     let (offset, limit) = (page.offset.unwrap_or(0), page_size(page.limit));
     let (records, total) = s
         .blocking(move |m| Ok(m.audit_page(scope.as_deref(), offset, limit)?))
@@ -72,7 +76,11 @@ async fn page(s: &ApiState, scope: Option<String>, page: Page) -> ApiResult<Json
     params(Page),
     responses((status = 200, description = "One page of events.", body = EventLogCollection), BadRequest)
 )]
-pub async fn list_event_logs(caller: Caller, State(s): State<ApiState>, Query(p): Query<Page>) -> ApiResult<Json<EventLogCollection>> {
+pub async fn list_event_logs(
+    caller: Caller,
+    State(s): State<ApiState>,
+    Query(p): Query<Page>,
+) -> ApiResult<Json<EventLogCollection>> {
     page(&s, Some(caller.tenant().to_owned()), p).await
 }
 
@@ -99,6 +107,10 @@ pub async fn get_event_log(
     params(Page),
     responses((status = 200, description = "One page of events.", body = EventLogCollection), BadRequest)
 )]
-pub async fn list_platform_event_logs(_caller: Caller, State(s): State<ApiState>, Query(p): Query<Page>) -> ApiResult<Json<EventLogCollection>> {
+pub async fn list_platform_event_logs(
+    _caller: Caller,
+    State(s): State<ApiState>,
+    Query(p): Query<Page>,
+) -> ApiResult<Json<EventLogCollection>> {
     page(&s, None, p).await
 }

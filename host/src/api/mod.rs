@@ -14,6 +14,7 @@
 //! Outside `/api/v1`: `/metrics` (Prometheus text, see [`prometheus`]), the web UI
 //! (`crate::web`, at `/` and `/assets/…`) and a plain `/health` for load balancers.
 
+pub mod access;
 mod backfills;
 mod callbacks;
 mod caller;
@@ -21,6 +22,7 @@ mod connections;
 mod dag_runs;
 mod dags;
 mod error;
+mod event_logs;
 mod events;
 mod import_errors;
 mod maintenance;
@@ -29,12 +31,18 @@ mod paths;
 mod plugins;
 mod pools;
 pub mod prometheus;
+mod session;
 mod states;
 mod task_instances;
+mod tenants;
+mod tokens;
+mod users;
 mod variables;
 mod workers;
 mod xcom;
 
+use access::ApiRoutes;
+pub use access::{Policy, RouteEntry, RouteTable};
 pub use caller::Caller;
 pub use error::{ApiError, Problem};
 pub use plugins::plugin as plugin_json;
@@ -46,7 +54,7 @@ use aileron_sandbox::Registry;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
-use axum::http::header;
+use axum::http::{Method, header};
 use axum::routing::get;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -67,6 +75,8 @@ pub struct ApiState {
     pub remote: Option<Arc<crate::executors::remote::Remote>>,
     /// The scheduler's clock: "now" for requests that count back from it.
     pub clock: Arc<dyn aileron_model::clock::Clock>,
+    /// Checks every request's credentials (`access.rs`).
+    pub auth: crate::auth::Auth,
 }
 
 impl ApiState {
@@ -121,102 +131,166 @@ const ANY: &str = "~";
         (name = "Worker", description = "The `aileron worker` processes of a multi-node setup"),
         (name = "Backfill", description = "Runs of a DAG over a range of past logical dates"),
         (name = "Monitoring"),
-        (name = "Event", description = "Server-sent events of state changes")
+        (name = "Event", description = "Server-sent events of state changes"),
+        (name = "Tenant", description = "The teams sharing this Aileron (platform admins)"),
+        (name = "User", description = "Users, and the members of a tenant with their roles"),
+        (name = "Token", description = "API tokens of service accounts"),
+        (name = "EventLog", description = "The audit log of changes")
     )
 )]
 struct ApiDoc;
 
-/// Every documented route of `/api/v1`, with its OpenAPI document.
-fn api_routes() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(dags::list_dags))
-        .routes(routes!(maintenance::db_clean))
-        .routes(routes!(dags::get_dag, dags::patch_dag))
-        .routes(routes!(dag_runs::list_runs, dag_runs::trigger_run))
-        .routes(routes!(
-            dag_runs::get_run,
-            dag_runs::patch_run,
-            dag_runs::delete_run
-        ))
-        .routes(routes!(dag_runs::clear_run))
-        .routes(routes!(callbacks::list_callbacks))
-        .routes(routes!(task_instances::list_tis))
-        .routes(routes!(task_instances::get_ti, task_instances::patch_ti))
-        .routes(routes!(task_instances::list_tries))
-        .routes(routes!(task_instances::get_try))
-        .routes(routes!(task_instances::get_log))
-        .routes(routes!(task_instances::clear_tis))
-        .routes(routes!(xcom::list_xcom))
-        .routes(routes!(xcom::get_xcom))
-        .routes(routes!(import_errors::list_import_errors))
-        .routes(routes!(plugins::list_plugins))
-        .routes(routes!(variables::list_variables, variables::post_variable))
-        .routes(routes!(
-            variables::get_variable,
-            variables::patch_variable,
-            variables::delete_variable
-        ))
-        .routes(routes!(
-            connections::list_connections,
-            connections::post_connection
-        ))
-        .routes(routes!(
-            connections::get_connection,
-            connections::patch_connection,
-            connections::delete_connection
-        ))
-        .routes(routes!(pools::list_pools, pools::post_pool))
-        .routes(routes!(
-            pools::get_pool,
-            pools::patch_pool,
-            pools::delete_pool
-        ))
-        .routes(routes!(
-            backfills::list_backfills,
-            backfills::create_backfill
-        ))
-        .routes(routes!(backfills::get_backfill))
-        .routes(routes!(backfills::dry_run_backfill))
-        .routes(routes!(backfills::pause_backfill))
-        .routes(routes!(backfills::unpause_backfill))
-        .routes(routes!(backfills::cancel_backfill))
-        .routes(routes!(workers::list_workers))
-        .routes(routes!(events::events))
-        .routes(routes!(monitor::health))
-        .routes(routes!(monitor::version))
+/// Every documented route of `/api/v1` with its policy, and its OpenAPI
+/// document. One handler per `add`, so each operation states its own policy.
+fn api_routes() -> ApiRoutes<ApiState> {
+    use access::Policy::{Platform, SignedIn, Tenant};
+    use aileron_model::Role::{Admin, Op, User, Viewer};
+    ApiRoutes::new(OpenApiRouter::with_openapi(ApiDoc::openapi()), "/api/v1")
+        .add(Tenant(Viewer), routes!(dags::list_dags))
+        .add(Tenant(Admin), routes!(maintenance::db_clean))
+        .add(Tenant(Viewer), routes!(dags::get_dag))
+        .add(Tenant(User), routes!(dags::patch_dag))
+        .add(Tenant(Viewer), routes!(dag_runs::list_runs))
+        .add(Tenant(User), routes!(dag_runs::trigger_run))
+        .add(Tenant(Viewer), routes!(dag_runs::get_run))
+        .add(Tenant(User), routes!(dag_runs::patch_run))
+        .add(Tenant(User), routes!(dag_runs::delete_run))
+        .add(Tenant(User), routes!(dag_runs::clear_run))
+        .add(Tenant(Viewer), routes!(callbacks::list_callbacks))
+        .add(Tenant(Viewer), routes!(task_instances::list_tis))
+        .add(Tenant(Viewer), routes!(task_instances::get_ti))
+        .add(Tenant(User), routes!(task_instances::patch_ti))
+        .add(Tenant(Viewer), routes!(task_instances::list_tries))
+        .add(Tenant(Viewer), routes!(task_instances::get_try))
+        .add(Tenant(Viewer), routes!(task_instances::get_log))
+        .add(Tenant(User), routes!(task_instances::clear_tis))
+        .add(Tenant(Viewer), routes!(xcom::list_xcom))
+        .add(Tenant(Viewer), routes!(xcom::get_xcom))
+        .add(Tenant(Viewer), routes!(import_errors::list_import_errors))
+        .add(Tenant(Viewer), routes!(plugins::list_plugins))
+        // Variables and connections hold credentials: Op and up, as in Airflow.
+        .add(Tenant(Op), routes!(variables::list_variables))
+        .add(Tenant(Op), routes!(variables::post_variable))
+        .add(Tenant(Op), routes!(variables::get_variable))
+        .add(Tenant(Op), routes!(variables::patch_variable))
+        .add(Tenant(Op), routes!(variables::delete_variable))
+        .add(Tenant(Op), routes!(connections::list_connections))
+        .add(Tenant(Op), routes!(connections::post_connection))
+        .add(Tenant(Op), routes!(connections::get_connection))
+        .add(Tenant(Op), routes!(connections::patch_connection))
+        .add(Tenant(Op), routes!(connections::delete_connection))
+        // A pool's name and size are shown with every TaskInstance: readable by all.
+        .add(Tenant(Viewer), routes!(pools::list_pools))
+        .add(Tenant(Op), routes!(pools::post_pool))
+        .add(Tenant(Viewer), routes!(pools::get_pool))
+        .add(Tenant(Op), routes!(pools::patch_pool))
+        .add(Tenant(Op), routes!(pools::delete_pool))
+        .add(Tenant(Viewer), routes!(backfills::list_backfills))
+        .add(Tenant(User), routes!(backfills::create_backfill))
+        .add(Tenant(Viewer), routes!(backfills::get_backfill))
+        .add(Tenant(Viewer), routes!(backfills::dry_run_backfill))
+        .add(Tenant(User), routes!(backfills::pause_backfill))
+        .add(Tenant(User), routes!(backfills::unpause_backfill))
+        .add(Tenant(User), routes!(backfills::cancel_backfill))
+        .add(Platform, routes!(workers::list_workers))
+        .add(Tenant(Viewer), routes!(events::events))
+        .add(SignedIn, routes!(monitor::health))
+        .add(SignedIn, routes!(monitor::version))
+        .add(SignedIn, routes!(session::me))
+        .add(Platform, routes!(tenants::list_tenants))
+        .add(Platform, routes!(tenants::create_tenant))
+        .add(Platform, routes!(tenants::get_tenant))
+        .add(Platform, routes!(tenants::delete_tenant))
+        .add(Platform, routes!(users::list_users))
+        .add(Platform, routes!(users::create_user))
+        .add(Platform, routes!(users::get_user))
+        .add(Platform, routes!(users::patch_user))
+        .add(Platform, routes!(users::delete_user))
+        .add(Tenant(Admin), routes!(users::list_members))
+        .add(Tenant(Admin), routes!(users::put_member))
+        .add(Tenant(Admin), routes!(users::delete_member))
+        .add(Tenant(Admin), routes!(tokens::list_tokens))
+        .add(Tenant(Admin), routes!(tokens::create_token))
+        .add(Tenant(Admin), routes!(tokens::revoke_token))
+        .add(Platform, routes!(tokens::list_platform_tokens))
+        .add(Platform, routes!(tokens::create_platform_token))
+        .add(Platform, routes!(tokens::revoke_platform_token))
+        .add(Tenant(Viewer), routes!(event_logs::list_event_logs))
+        .add(Tenant(Viewer), routes!(event_logs::get_event_log))
+        .add(Platform, routes!(event_logs::list_platform_event_logs))
 }
 
-/// Everything the server answers: `/api/v1` (with its OpenAPI document at
-/// `/api/v1/openapi.json`), `/metrics`, the web UI and `/health`.
-pub fn router(state: ApiState) -> Router {
+/// Everything the server answers but the execution API: `/api/v1` (with its
+/// OpenAPI document at `/api/v1/openapi.json`), `/auth/*`, `/metrics`, the web
+/// UI and `/health`, each route with its policy; and the table of them.
+pub fn surface(state: ApiState) -> (Router, RouteTable) {
+    use access::Policy::{Platform, Public, SignedIn};
     let metrics = prometheus::install_recorder();
-    let (api, doc) = api_routes().split_for_parts();
+    let (api, mut table) = api_routes().split();
+    let (api, doc) = api.split_for_parts();
     // Rendered once: the document does not change while the process runs.
     let doc = Bytes::from(serde_json::to_vec(&doc).expect("the OpenAPI document serializes"));
+    let openapi = access::plain_route(
+        &mut table,
+        "/api/v1",
+        "/openapi.json",
+        &[Method::GET],
+        SignedIn,
+        "get_openapi",
+        get(move || {
+            let doc = doc.clone();
+            async move { ([(header::CONTENT_TYPE, "application/json")], doc) }
+        }),
+    );
     let api = api
-        .route(
-            "/openapi.json",
-            get(move || {
-                let doc = doc.clone();
-                async move { ([(header::CONTENT_TYPE, "application/json")], doc) }
-            }),
-        )
+        .route("/openapi.json", openapi)
         .fallback(|| async { ApiError::not_found("no such API endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(error::problem_json))
         .with_state(state.clone());
-    Router::new()
+    let metrics_route = access::plain_route(
+        &mut table,
+        "",
+        "/metrics",
+        &[Method::GET],
+        Platform,
+        "get_metrics",
+        get(prometheus::scrape).with_state(prometheus::MetricsState {
+            metastore: state.metastore.clone(),
+            handle: metrics,
+            remote: state.remote.clone(),
+        }),
+    );
+    let (auth_routes, auth_table) = session::routes(state.clone());
+    table.extend(auth_table);
+    let (web, web_table) = crate::web::router();
+    table.extend(web_table);
+    let health = access::plain_route(
+        &mut table,
+        "",
+        "/health",
+        &[Method::GET],
+        Public,
+        "health",
+        get(|| async { "ok" }),
+    );
+    let access = access::Access {
+        auth: state.auth.clone(),
+        metastore: state.metastore.clone(),
+    };
+    let router = Router::new()
         .nest("/api/v1", api)
-        .route(
-            "/metrics",
-            get(prometheus::scrape).with_state(prometheus::MetricsState {
-                metastore: state.metastore,
-                handle: metrics,
-                remote: state.remote,
-            }),
-        )
-        .merge(crate::web::router())
-        .route("/health", get(|| async { "ok" }))
+        .route("/metrics", metrics_route)
+        .merge(auth_routes)
+        .merge(web)
+        .route("/health", health)
+        .layer(axum::Extension(access));
+    (router, table)
+}
+
+/// [`surface`]'s router.
+pub fn router(state: ApiState) -> Router {
+    surface(state).0
 }
 
 type ApiResult<T> = Result<T, ApiError>;

@@ -49,7 +49,9 @@ pub struct NewTenant {
 impl From<AccessError> for ApiError {
     fn from(e: AccessError) -> Self {
         match e {
-            AccessError::TenantExists(_) | AccessError::UserExists(_) => ApiError::conflict(e.to_string()),
+            AccessError::TenantExists(_) | AccessError::UserExists(_) => {
+                ApiError::conflict(e.to_string())
+            }
             AccessError::TenantInUse { .. } => ApiError::conflict(e.to_string()),
             AccessError::NoTenant(_) | AccessError::NoUser(_) => ApiError::not_found(e.to_string()),
             AccessError::Metastore(m) => m.into(),
@@ -62,8 +64,16 @@ impl From<AccessError> for ApiError {
     get, path = "/tenants", tag = "Tenant", operation_id = "get_tenants",
     responses((status = 200, description = "Every tenant.", body = TenantCollection))
 )]
-pub async fn list_tenants(_caller: Caller, State(s): State<ApiState>) -> ApiResult<Json<TenantCollection>> {
-    let tenants: Vec<Tenant> = s.metastore.tenants()?.into_iter().map(Tenant::from).collect();
+pub async fn list_tenants(
+    _caller: Caller,
+    State(s): State<ApiState>,
+) -> ApiResult<Json<TenantCollection>> {
+    let tenants: Vec<Tenant> = s
+        .metastore
+        .tenants()?
+        .into_iter()
+        .map(Tenant::from)
+        .collect();
     Ok(Json(TenantCollection {
         total_entries: tenants.len(),
         tenants,
@@ -127,6 +137,7 @@ pub async fn delete_tenant(
     if tenant_name == TenantId::DEFAULT {
         return Err(ApiError::conflict("the `default` tenant cannot be deleted"));
     }
-    s.blocking(move |m| Ok(m.delete_tenant(&tenant_name)?)).await?;
+    s.blocking(move |m| Ok(m.delete_tenant(&tenant_name)?))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

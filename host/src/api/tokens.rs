@@ -77,7 +77,12 @@ pub struct CreatedToken {
     pub record: ApiToken,
 }
 
-async fn create(s: &ApiState, caller: &Caller, body: NewToken, platform: bool) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+async fn create(
+    s: &ApiState,
+    caller: &Caller,
+    body: NewToken,
+    platform: bool,
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     super::check_id("`name`", &body.name)?;
     let expires_at = body
         .expires_at
@@ -88,13 +93,20 @@ async fn create(s: &ApiState, caller: &Caller, body: NewToken, platform: bool) -
         return Err(ApiError::bad_request("`expires_at` is in the past"));
     }
     let new = api_token::generate().map_err(|_| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the operating system gave no random bytes")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the operating system gave no random bytes",
+        )
     })?;
     let record = ApiTokenRecord {
         id: new.id,
         tenant: (!platform).then(|| caller.tenant_id().clone()),
         name: body.name,
-        role: if platform { Role::Admin } else { body.role.unwrap_or(Role::Viewer) },
+        role: if platform {
+            Role::Admin
+        } else {
+            body.role.unwrap_or(Role::Viewer)
+        },
         secret_sha256: new.secret_sha256,
         created_by: caller.actor(),
         created_at: jiff::Timestamp::now(),
@@ -114,7 +126,12 @@ async fn create(s: &ApiState, caller: &Caller, body: NewToken, platform: bool) -
 }
 
 fn list(s: &ApiState, tenant: Option<&str>) -> ApiResult<Json<ApiTokenCollection>> {
-    let tokens: Vec<ApiToken> = s.metastore.api_tokens(tenant)?.into_iter().map(ApiToken::from).collect();
+    let tokens: Vec<ApiToken> = s
+        .metastore
+        .api_tokens(tenant)?
+        .into_iter()
+        .map(ApiToken::from)
+        .collect();
     Ok(Json(ApiTokenCollection {
         total_entries: tokens.len(),
         tokens,
@@ -130,7 +147,8 @@ async fn revoke(s: &ApiState, tenant: Option<&str>, id: String) -> ApiResult<Sta
         .ok_or_else(not_found)?;
     if record.revoked_at.is_none() {
         record.revoked_at = Some(jiff::Timestamp::now());
-        s.blocking(move |m| Ok(m.update_api_token(&record)?)).await?;
+        s.blocking(move |m| Ok(m.update_api_token(&record)?))
+            .await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -140,7 +158,10 @@ async fn revoke(s: &ApiState, tenant: Option<&str>, id: String) -> ApiResult<Sta
     get, path = "/tokens", tag = "Token", operation_id = "get_tokens",
     responses((status = 200, description = "The tenant's tokens, revoked ones included.", body = ApiTokenCollection))
 )]
-pub async fn list_tokens(caller: Caller, State(s): State<ApiState>) -> ApiResult<Json<ApiTokenCollection>> {
+pub async fn list_tokens(
+    caller: Caller,
+    State(s): State<ApiState>,
+) -> ApiResult<Json<ApiTokenCollection>> {
     list(&s, Some(caller.tenant()))
 }
 
@@ -177,7 +198,10 @@ pub async fn revoke_token(
     get, path = "/platform/tokens", tag = "Token", operation_id = "get_platform_tokens",
     responses((status = 200, description = "The platform's tokens.", body = ApiTokenCollection))
 )]
-pub async fn list_platform_tokens(_caller: Caller, State(s): State<ApiState>) -> ApiResult<Json<ApiTokenCollection>> {
+pub async fn list_platform_tokens(
+    _caller: Caller,
+    State(s): State<ApiState>,
+) -> ApiResult<Json<ApiTokenCollection>> {
     list(&s, None)
 }
 

@@ -59,7 +59,12 @@ fn no_user(name: &str) -> ApiError {
 async fn hash(password: String) -> ApiResult<String> {
     tokio::task::spawn_blocking(move || password::hash(&password))
         .await
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hashing the password failed"))?
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "hashing the password failed",
+            )
+        })?
         .map_err(|e| ApiError::bad_request(format!("`password`: {e}")))
 }
 
@@ -68,7 +73,10 @@ async fn hash(password: String) -> ApiResult<String> {
     get, path = "/users", tag = "User", operation_id = "get_users",
     responses((status = 200, description = "Every user.", body = UserCollection))
 )]
-pub async fn list_users(_caller: Caller, State(s): State<ApiState>) -> ApiResult<Json<UserCollection>> {
+pub async fn list_users(
+    _caller: Caller,
+    State(s): State<ApiState>,
+) -> ApiResult<Json<UserCollection>> {
     let users = s
         .metastore
         .users()?
@@ -92,7 +100,10 @@ pub async fn get_user(
     State(s): State<ApiState>,
     Path(UserPath { username }): Path<UserPath>,
 ) -> ApiResult<Json<User>> {
-    let r = s.metastore.user(&username)?.ok_or_else(|| no_user(&username))?;
+    let r = s
+        .metastore
+        .user(&username)?
+        .ok_or_else(|| no_user(&username))?;
     Ok(Json(user_json(&s, r)?))
 }
 
@@ -167,7 +178,10 @@ pub async fn patch_user(
     Path(UserPath { username }): Path<UserPath>,
     JsonBody(body): JsonBody<PatchUser>,
 ) -> ApiResult<Json<User>> {
-    let mut record = s.metastore.user(&username)?.ok_or_else(|| no_user(&username))?;
+    let mut record = s
+        .metastore
+        .user(&username)?
+        .ok_or_else(|| no_user(&username))?;
     if let Some(password) = body.password {
         record.password_hash = hash(password).await?;
         // Sessions issued in this very second would otherwise survive.
@@ -212,7 +226,10 @@ pub async fn delete_user(
     State(s): State<ApiState>,
     Path(UserPath { username }): Path<UserPath>,
 ) -> ApiResult<StatusCode> {
-    let record = s.metastore.user(&username)?.ok_or_else(|| no_user(&username))?;
+    let record = s
+        .metastore
+        .user(&username)?
+        .ok_or_else(|| no_user(&username))?;
     if record.platform_admin {
         last_admin_guard(&s, &username)?;
     }
@@ -239,7 +256,10 @@ pub struct MemberCollection {
     get, path = "/members", tag = "User", operation_id = "get_members",
     responses((status = 200, description = "The tenant's members.", body = MemberCollection))
 )]
-pub async fn list_members(caller: Caller, State(s): State<ApiState>) -> ApiResult<Json<MemberCollection>> {
+pub async fn list_members(
+    caller: Caller,
+    State(s): State<ApiState>,
+) -> ApiResult<Json<MemberCollection>> {
     let members: Vec<Member> = s
         .metastore
         .members(caller.tenant())?
@@ -277,7 +297,8 @@ pub async fn put_member(
 ) -> ApiResult<Json<Member>> {
     parse_user(&username)?;
     let (tenant, u, role) = (caller.tenant().to_owned(), username.clone(), body.role);
-    s.blocking(move |m| Ok(m.set_member(&tenant, &u, role)?)).await?;
+    s.blocking(move |m| Ok(m.set_member(&tenant, &u, role)?))
+        .await?;
     Ok(Json(Member {
         username,
         role: body.role,
@@ -296,9 +317,13 @@ pub async fn delete_member(
     Path(UserPath { username }): Path<UserPath>,
 ) -> ApiResult<StatusCode> {
     let (tenant, u) = (caller.tenant().to_owned(), username.clone());
-    if s.blocking(move |m| Ok(m.remove_member(&tenant, &u)?)).await? {
+    if s.blocking(move |m| Ok(m.remove_member(&tenant, &u)?))
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::not_found(format!("`{username}` is not a member of this tenant")))
+        Err(ApiError::not_found(format!(
+            "`{username}` is not a member of this tenant"
+        )))
     }
 }

@@ -254,6 +254,7 @@ async fn test(
         },
         clock: Arc::new(SystemClock),
         cache_dir: None,
+        admin_password: None,
     })
     .await?;
     let mut updates = app.scheduler.subscribe();

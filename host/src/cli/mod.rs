@@ -258,6 +258,7 @@ async fn serve(
             },
             clock: std::sync::Arc::new(aileron_model::clock::SystemClock),
             cache_dir: None,
+            admin_password: std::env::var("AILERON_ADMIN_PASSWORD").ok(),
         },
         executor.unwrap_or(crate::app::ExecutorChoice::Local),
     )
