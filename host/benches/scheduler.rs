@@ -90,6 +90,7 @@ async fn start(home: &Path) -> App {
         },
         clock: Arc::new(SystemClock),
         cache_dir: None,
+        admin_password: Some("bench admin password".into()),
     })
     .await
     .unwrap()
@@ -191,11 +192,36 @@ fn api(app: &App) -> Router {
         registry: app.sandbox.registry().clone(),
         remote: None,
         clock: app.clock.clone(),
+        auth: app.auth.clone(),
     })
 }
 
-async fn get(api: &Router, uri: &str) {
-    let req = axum::http::Request::get(uri).body(Body::empty()).unwrap();
+/// `Authorization` of a new platform API token: what a Prometheus server or a
+/// script sends, so every read below pays the access check a real one does.
+fn bench_auth(app: &App) -> String {
+    let new = aileron::auth::api_token::generate().unwrap();
+    app.metastore
+        .create_api_token(&aileron::metastore::ApiTokenRecord {
+            id: new.id.clone(),
+            tenant: None,
+            name: "bench".into(),
+            role: aileron_model::Role::Admin,
+            secret_sha256: new.secret_sha256,
+            created_by: "bench".into(),
+            created_at: jiff::Timestamp::now(),
+            expires_at: None,
+            last_used_at: None,
+            revoked_at: None,
+        })
+        .unwrap();
+    format!("Bearer {}", new.text)
+}
+
+async fn get(api: &Router, auth: &str, uri: &str) {
+    let req = axum::http::Request::get(uri)
+        .header("authorization", auth)
+        .body(Body::empty())
+        .unwrap();
     let resp = api.clone().oneshot(req).await.unwrap();
     assert!(resp.status().is_success(), "{uri}: {}", resp.status());
     resp.into_body().collect().await.unwrap();
@@ -204,6 +230,7 @@ async fn get(api: &Router, uri: &str) {
 /// The read paths a user and a Prometheus server hit, on `app`'s metastore.
 fn reads(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, app: &App) {
     let api = api(app);
+    let auth = bench_auth(app);
     let runs_page = format!("/api/v1/dags/{HISTORY_DAG}/dagRuns?limit=25&order_by=-logical_date");
     let mut g = c.benchmark_group(format!("{name}/reads"));
     g.sample_size(30);
@@ -213,8 +240,13 @@ fn reads(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, app: &App)
         ("runs_page", runs_page.as_str()),
         ("metrics", "/metrics"),
         ("ui_dag_list", "/api/v1/dags?limit=10000&dag_runs_limit=10"),
+        // Two trivial answers, one public and one behind the access check (an
+        // API token looked up and checked): their difference is what
+        // authorization costs a request.
+        ("public_health", "/health"),
+        ("signed_in_version", "/api/v1/version"),
     ] {
-        g.bench_function(bench, |b| b.iter(|| rt.block_on(get(&api, uri))));
+        g.bench_function(bench, |b| b.iter(|| rt.block_on(get(&api, &auth, uri))));
     }
     g.finish();
 }

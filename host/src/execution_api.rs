@@ -4,6 +4,8 @@
 //! the attempt; everything else is answered from the leases in [`Remote`], so a
 //! heartbeat never costs a commit.
 
+use crate::api::RouteTable;
+use crate::api::access::{Policy, plain_route};
 use crate::executors::remote::{Remote, WorkerInfo};
 use crate::metastore::Metastore;
 use crate::scheduler::{Command, MetastoreHost, SchedulerHandle};
@@ -19,7 +21,7 @@ use aileron_sandbox::{HostServices, LogBuffer, Registry, TryReport};
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use std::sync::Arc;
@@ -43,21 +45,128 @@ pub struct ExecState {
 
 /// The `/execution/v1` router (to be nested there).
 pub fn router(state: ExecState) -> Router {
-    Router::new()
-        .route("/workers/{id}/register", post(register))
-        .route("/workers/{id}/heartbeat", put(worker_heartbeat))
-        .route("/workers/{id}/stop", post(worker_stop))
-        .route("/components/{digest}", get(component))
-        .route("/tries/{attempt}/start", post(start))
-        .route("/tries/{attempt}/heartbeat", put(try_heartbeat))
-        .route("/tries/{attempt}/logs", post(logs))
-        .route("/tries/{attempt}/xcom/{task_id}", get(xcom))
-        .route("/tries/{attempt}/variables/{key}", get(variable))
-        .route("/tries/{attempt}/connections/{conn_id}", get(connection))
-        .route("/tries/{attempt}/finish", post(finish))
+    routes().0.with_state(state)
+}
+
+/// Every route of the execution API, each under [`Policy::Worker`] (workers
+/// sign each call with the worker token and, for a try, its try token; these
+/// handlers check both), and the table of them.
+pub fn routes() -> (Router<ExecState>, RouteTable) {
+    let mut table = RouteTable::default();
+    let mut worker = |path: &str, method: Method, op: &str, mr| {
+        plain_route(
+            &mut table,
+            "/execution/v1",
+            path,
+            &[method],
+            Policy::Worker,
+            op,
+            mr,
+        )
+    };
+    let router = Router::new()
+        .route(
+            "/workers/{id}/register",
+            worker(
+                "/workers/{id}/register",
+                Method::POST,
+                "register_worker",
+                post(register),
+            ),
+        )
+        .route(
+            "/workers/{id}/heartbeat",
+            worker(
+                "/workers/{id}/heartbeat",
+                Method::PUT,
+                "worker_heartbeat",
+                put(worker_heartbeat),
+            ),
+        )
+        .route(
+            "/workers/{id}/stop",
+            worker(
+                "/workers/{id}/stop",
+                Method::POST,
+                "stop_worker",
+                post(worker_stop),
+            ),
+        )
+        .route(
+            "/components/{digest}",
+            worker(
+                "/components/{digest}",
+                Method::GET,
+                "get_component",
+                get(component),
+            ),
+        )
+        .route(
+            "/tries/{attempt}/start",
+            worker(
+                "/tries/{attempt}/start",
+                Method::POST,
+                "start_try",
+                post(start),
+            ),
+        )
+        .route(
+            "/tries/{attempt}/heartbeat",
+            worker(
+                "/tries/{attempt}/heartbeat",
+                Method::PUT,
+                "try_heartbeat",
+                put(try_heartbeat),
+            ),
+        )
+        .route(
+            "/tries/{attempt}/logs",
+            worker(
+                "/tries/{attempt}/logs",
+                Method::POST,
+                "post_logs",
+                post(logs),
+            ),
+        )
+        .route(
+            "/tries/{attempt}/xcom/{task_id}",
+            worker(
+                "/tries/{attempt}/xcom/{task_id}",
+                Method::GET,
+                "get_xcom",
+                get(xcom),
+            ),
+        )
+        .route(
+            "/tries/{attempt}/variables/{key}",
+            worker(
+                "/tries/{attempt}/variables/{key}",
+                Method::GET,
+                "get_variable",
+                get(variable),
+            ),
+        )
+        .route(
+            "/tries/{attempt}/connections/{conn_id}",
+            worker(
+                "/tries/{attempt}/connections/{conn_id}",
+                Method::GET,
+                "get_connection",
+                get(connection),
+            ),
+        )
+        .route(
+            "/tries/{attempt}/finish",
+            worker(
+                "/tries/{attempt}/finish",
+                Method::POST,
+                "finish_try",
+                post(finish),
+            ),
+        )
         .fallback(|| async { err(StatusCode::NOT_FOUND, "no such execution API endpoint") })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    (router, table)
 }
 
 /// An error answer: problem JSON plus a machine-readable reason.

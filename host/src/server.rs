@@ -11,7 +11,7 @@
 //! Origin check closes the older one, a cross-site form or `fetch` that changes
 //! state without reading the answer.
 
-use crate::api::{ApiError, ApiState};
+use crate::api::{ApiError, ApiState, RouteTable};
 use crate::app::App;
 use axum::Router;
 use axum::extract::{Request, State};
@@ -199,31 +199,42 @@ async fn guard(State(policy): State<Arc<HostPolicy>>, req: Request, next: Next) 
 /// API, which is for workers only (they authenticate every call with tokens and
 /// may reach the scheduler by any name).
 pub fn router(app: &App, policy: HostPolicy) -> Router {
+    surface(app, policy).0
+}
+
+/// [`router`] and the table of every route it answers with its access policy:
+/// what the authorization-matrix test walks.
+pub fn surface(app: &App, policy: HostPolicy) -> (Router, RouteTable) {
     let registry = app.sandbox.registry().clone();
-    let api = crate::api::router(ApiState {
+    let (api, mut table) = crate::api::surface(ApiState {
         metastore: app.metastore.clone(),
         scheduler: app.scheduler.clone(),
         registry: registry.clone(),
         remote: app.remote.clone(),
         clock: app.clock.clone(),
         auth: app.auth.clone(),
-    })
-    .layer(axum::middleware::from_fn_with_state(
+    });
+    let api = api.layer(axum::middleware::from_fn_with_state(
         Arc::new(policy),
         guard,
     ));
-    match &app.remote {
-        Some(remote) => api.nest(
-            "/execution/v1",
-            crate::execution_api::router(crate::execution_api::ExecState {
-                remote: remote.clone(),
-                scheduler: app.scheduler.clone(),
-                metastore: app.metastore.clone(),
-                registry,
-            }),
-        ),
+    let router = match &app.remote {
+        Some(remote) => {
+            let (exec, exec_table) = crate::execution_api::routes();
+            table.extend(exec_table);
+            api.nest(
+                "/execution/v1",
+                exec.with_state(crate::execution_api::ExecState {
+                    remote: remote.clone(),
+                    scheduler: app.scheduler.clone(),
+                    metastore: app.metastore.clone(),
+                    registry,
+                }),
+            )
+        }
         None => api,
-    }
+    };
+    (router, table)
 }
 
 /// How many connections are served at once and how long headers may take.

@@ -153,6 +153,7 @@ mod tests {
             req = req.header(header::IF_NONE_MATCH, tag);
         }
         router()
+            .0
             .oneshot(req.body(Body::empty()).unwrap())
             .await
             .unwrap()

@@ -120,6 +120,29 @@ impl Browser {
             .await;
     }
 
+    /// Opens the UI at `root` and signs in through its sign-in page.
+    pub async fn sign_in(&self, root: &str, user: &str, password: &str) {
+        self.goto(&format!("{root}/#/dags")).await;
+        let form = "[data-testid=\"login-form\"]";
+        self.find(form).await;
+        self.type_into(&self.find("[data-testid=\"login-username\"]").await, user)
+            .await;
+        self.type_into(
+            &self.find("[data-testid=\"login-password\"]").await,
+            password,
+        )
+        .await;
+        self.click(&self.find("[data-testid=\"login-submit\"]").await)
+            .await;
+        self.find("[data-testid=\"whoami\"]").await;
+    }
+
+    /// [`Browser::sign_in`] as the platform admin of the test homes.
+    pub async fn sign_in_as_admin(&self, root: &str) {
+        self.sign_in(root, "admin", crate::TEST_ADMIN_PASSWORD)
+            .await;
+    }
+
     pub async fn current_url(&self) -> String {
         self.call(reqwest::Method::GET, "/url", None)
             .await

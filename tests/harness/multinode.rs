@@ -145,6 +145,7 @@ impl Proc {
                 "AILERON_LOG",
                 std::env::var("AILERON_TEST_LOG_FILTER").unwrap_or_else(|_| LOG_FILTER.into()),
             )
+            .env("AILERON_ADMIN_PASSWORD", crate::TEST_ADMIN_PASSWORD)
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file)

@@ -50,6 +50,7 @@ impl Server {
             .arg(home)
             .args(args)
             .env("AILERON_LOG", "warn")
+            .env("AILERON_ADMIN_PASSWORD", crate::TEST_ADMIN_PASSWORD)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -107,9 +108,24 @@ impl Drop for Server {
     }
 }
 
-/// A minimal HTTP/1.1 client over a TCP socket: enough for this test, and it keeps
-/// the test free of tools a fresh machine may lack.
+/// `Authorization` of the platform admin every test home starts with
+/// (`admin` : [`crate::TEST_ADMIN_PASSWORD`], HTTP Basic).
+pub const ADMIN_AUTH: &str = "Basic YWRtaW46dGVzdCBhZG1pbiBwYXNzd29yZA==";
+
+/// A minimal HTTP/1.1 client over a TCP socket, signed in as the platform admin:
+/// enough for these tests, and it keeps them free of tools a fresh machine may
+/// lack.
 pub fn http(method: &str, url: &str, body: Option<&str>) -> Option<(u16, Value)> {
+    http_as(Some(ADMIN_AUTH), method, url, body)
+}
+
+/// [`http`] with another `Authorization` value, or none.
+pub fn http_as(
+    authorization: Option<&str>,
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+) -> Option<(u16, Value)> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://")?;
     let (host, path) = rest.split_at(rest.find('/')?);
@@ -120,7 +136,8 @@ pub fn http(method: &str, url: &str, body: Option<&str>) -> Option<(u16, Value)>
     let body = body.unwrap_or("");
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        authorization.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default(),
         body.len()
     )
     .ok()?;

@@ -37,6 +37,7 @@ async fn backfill_from_the_dag_page_and_follow_it() {
     home_with(dir.path(), &[("daily.toml", DAILY)]);
     let server = Server::start(dir.path(), free_port());
     let b = Browser::start().await;
+    b.sign_in_as_admin(&server.root).await;
 
     b.goto(&format!("{}/#/dags/daily/grid", server.root)).await;
     b.click(&b.find("[data-testid=\"backfill-button\"]").await)

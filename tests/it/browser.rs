@@ -40,6 +40,7 @@ async fn trigger_watch_the_graph_read_a_log_and_clear_in_a_real_browser() {
     home_with(dir.path(), &[("e2e.toml", DAG)]);
     let server = Server::start(dir.path(), free_port());
     let b = Browser::start().await;
+    b.sign_in_as_admin(&server.root).await;
 
     // The DAGs page lists the DAG.
     b.goto(&format!("{}/#/dags", server.root)).await;

@@ -133,12 +133,26 @@ fn plugins_list_and_inspect_show_the_standard_operators() {
 }
 
 /// `aileron` against a running server (no `--home`: these commands only talk to it).
+/// Signed in as the platform admin with a session token from `POST /auth/token`.
 fn aileron_at(server: &aileron_tests::server::Server, args: &[&str]) -> std::process::Output {
+    let body = format!(
+        r#"{{"username": "admin", "password": "{}"}}"#,
+        aileron_tests::TEST_ADMIN_PASSWORD
+    );
+    let (status, answer) = aileron_tests::server::http_as(
+        None,
+        "POST",
+        &format!("{}/auth/token", server.root),
+        Some(&body),
+    )
+    .expect("POST /auth/token answered");
+    assert_eq!(status, 201, "{answer}");
     Command::new(aileron_bin())
         .args(args)
         .arg("--server")
         .arg(&server.root)
         .env("AILERON_LOG", "warn")
+        .env("AILERON_TOKEN", answer["access_token"].as_str().unwrap())
         .output()
         .unwrap()
 }
@@ -425,4 +439,119 @@ fn db_clean_counts_then_deletes_old_runs_on_a_running_server() {
     let out = aileron_at(&server, &["db", "clean", "--older-than", "soon"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--older-than"));
+}
+
+/// `aileron` against `server` with only what `aileron login` kept (no token).
+fn aileron_signed_in(
+    server: &aileron_tests::server::Server,
+    credentials: &std::path::Path,
+    envs: &[(&str, &str)],
+    args: &[&str],
+) -> std::process::Output {
+    let out = Command::new(aileron_bin())
+        .args(args)
+        .arg("--server")
+        .arg(&server.root)
+        .env("AILERON_LOG", "warn")
+        .env("AILERON_CREDENTIALS", credentials)
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "aileron {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn login_then_manage_tenants_users_roles_and_tokens() {
+    let dir = home_with(&[("ok.toml", OK)]);
+    let server =
+        aileron_tests::server::Server::start(dir.path(), aileron_tests::server::free_port());
+    let creds = dir.path().join("credentials");
+    // A wrong password is refused and keeps nothing.
+    let out = Command::new(aileron_bin())
+        .args([
+            "login",
+            "--server",
+            &server.root,
+            "--password",
+            "wrong password",
+        ])
+        .env("AILERON_CREDENTIALS", &creds)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    assert!(!creds.exists());
+
+    let pw = aileron_tests::TEST_ADMIN_PASSWORD;
+    aileron_signed_in(&server, &creds, &[], &["login", "--password", pw]);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&creds).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the credentials file is owner-only");
+    }
+    aileron_signed_in(&server, &creds, &[], &["tenants", "create", "team_a"]);
+    let tenants = aileron_signed_in(&server, &creds, &[], &["tenants", "list"]);
+    assert!(String::from_utf8_lossy(&tenants.stdout).contains("team_a"));
+    let user_pw = [("AILERON_USER_PASSWORD", "ada's password")];
+    aileron_signed_in(
+        &server,
+        &creds,
+        &user_pw,
+        &["users", "create", "ada", "--role", "team_a=Viewer"],
+    );
+    aileron_signed_in(
+        &server,
+        &creds,
+        &[],
+        &["roles", "grant", "ada", "Op", "--tenant", "team_a"],
+    );
+    let members = aileron_signed_in(
+        &server,
+        &creds,
+        &[],
+        &["roles", "list", "--tenant", "team_a"],
+    );
+    let members: Value = serde_json::from_slice(&members.stdout).unwrap();
+    assert_eq!(members[0]["username"], "ada");
+    assert_eq!(members[0]["role"], "Op");
+
+    // A token of team_a works for the CLI, then stops working once revoked.
+    let made = aileron_signed_in(
+        &server,
+        &creds,
+        &[],
+        &[
+            "tokens", "create", "ci", "--role", "User", "--tenant", "team_a",
+        ],
+    );
+    let token = String::from_utf8_lossy(&made.stdout).trim().to_owned();
+    assert!(token.starts_with("ail_"), "{token}");
+    let with_token = [("AILERON_TOKEN", token.as_str())];
+    aileron_signed_in(&server, &creds, &with_token, &["dags", "list"]);
+    let list = aileron_signed_in(
+        &server,
+        &creds,
+        &[],
+        &["tokens", "list", "--tenant", "team_a"],
+    );
+    let list: Value = serde_json::from_slice(&list.stdout).unwrap();
+    let id = list[0]["token_id"].as_str().unwrap().to_owned();
+    assert!(list[0]["last_used_at"].is_string(), "{list}");
+    aileron_signed_in(
+        &server,
+        &creds,
+        &[],
+        &["tokens", "revoke", &id, "--tenant", "team_a"],
+    );
+    let refused = Command::new(aileron_bin())
+        .args(["dags", "list", "--server", &server.root, "--token", &token])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("revoked"));
 }

@@ -143,7 +143,8 @@ fn hostile_dag_folder_entries_are_import_errors_and_the_server_lives() {
 fn request(method: &str, path: &str, host: &str, extra: &str, body: &str) -> String {
     format!(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Content-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+         Authorization: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        aileron_tests::server::ADMIN_AUTH,
         body.len()
     )
 }

@@ -3,6 +3,7 @@
 //! harness. Scheduler time runs on a simulated clock, so retry delays and schedules
 //! cost no wall time.
 
+mod access;
 mod api;
 mod api_fuzz;
 mod backfill_api;

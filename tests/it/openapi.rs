@@ -126,8 +126,9 @@ async fn check(
 }
 
 /// A value for every path parameter of the API: the objects the tests create
-/// (DAG `api_dag`, run `r1`, task `a`, variable `v`, connection `c`, pool `p`).
-pub(crate) fn path_ids(backfill_id: &str) -> [(&'static str, &str); 9] {
+/// (DAG `api_dag`, run `r1`, task `a`, variable `v`, connection `c`, pool `p`),
+/// the `default` tenant, the `admin` user and the first audit record.
+pub(crate) fn path_ids(backfill_id: &str) -> [(&'static str, &str); 13] {
     [
         ("dag_id", "api_dag"),
         ("dag_run_id", "r1"),
@@ -138,6 +139,10 @@ pub(crate) fn path_ids(backfill_id: &str) -> [(&'static str, &str); 9] {
         ("connection_id", "c"),
         ("pool_name", "p"),
         ("backfill_id", backfill_id),
+        ("tenant_name", "default"),
+        ("username", "admin"),
+        ("token_id", "0000000000000000"),
+        ("event_log_id", "1"),
     ]
 }
 
@@ -327,6 +332,10 @@ async fn real_answers_match_the_openapi_document() {
         ("connection_id", "nope"),
         ("pool_name", "nope"),
         ("backfill_id", "999999"),
+        ("tenant_name", "nope"),
+        ("username", "nope"),
+        ("token_id", "0000000000000000"),
+        ("event_log_id", "999999"),
     ];
     for (path, item) in &paths {
         for (method, op) in item.as_object().unwrap() {

@@ -47,6 +47,7 @@ fn server(env: &Env, remote: Option<Arc<Remote>>) -> Router {
         registry: env.app.sandbox.registry().clone(),
         remote: remote.clone(),
         clock: env.app.clock.clone(),
+        auth: env.app.auth.clone(),
     });
     match remote {
         Some(remote) => api.nest(
@@ -71,6 +72,11 @@ async fn send(
     body: Option<String>,
 ) -> (StatusCode, Vec<u8>) {
     let mut req = Request::builder().method(method).uri(uri);
+    // The API as the platform admin; the execution API with the worker's own
+    // credentials only.
+    if !uri.starts_with("/execution/") {
+        req = req.header("authorization", aileron_tests::server::ADMIN_AUTH);
+    }
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -486,6 +492,7 @@ async fn the_workers_page_shows_workers_and_their_tries_in_a_real_browser() {
     start_try(&app, ALPHA, &work).await;
 
     let b = Browser::start().await;
+    b.sign_in_as_admin(&root).await;
     b.goto(&format!("{root}/#/workers")).await;
     b.find(&format!("[data-testid=\"worker-row-{ALPHA}\"]"))
         .await;

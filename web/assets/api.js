@@ -28,13 +28,22 @@ export function qs(params) {
   return s ? `?${s}` : "";
 }
 
+/** The CSRF token the sign-in left in a cookie: sent back with every change. */
+function csrf() {
+  const m = document.cookie.match(/(?:^|;\s*)aileron_csrf=([^;]*)/);
+  return m ? decodeURIComponent(m[1]) : "";
+}
+
 export async function api(path, { method = "GET", body, signal } = {}) {
   let res;
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET") headers["X-CSRF-Token"] = csrf();
   try {
     res = await fetch(BASE + path, {
       method,
       signal,
-      headers: body === undefined ? { Accept: "application/json" } : { Accept: "application/json", "Content-Type": "application/json" },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (e) {
@@ -49,6 +58,10 @@ export async function api(path, { method = "GET", body, signal } = {}) {
     } catch {
       data = text;
     }
+  }
+  if (res.status === 401) {
+    // Signed out (or the session expired): the app shows the sign-in page.
+    window.dispatchEvent(new CustomEvent("aileron:signed-out"));
   }
   if (!res.ok) {
     const obj = data && typeof data === "object" ? data : {};

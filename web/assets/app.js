@@ -13,6 +13,7 @@ import * as trigger from "./trigger.js";
 import * as plugins from "./plugins.js";
 import * as admin from "./admin.js";
 import * as workers from "./workers.js";
+import { showSignIn, showAccount } from "./session.js";
 
 const main = document.getElementById("main");
 let view = null;
@@ -71,8 +72,25 @@ function render() {
   }
 }
 
-window.addEventListener("hashchange", render);
-render();
+let signedOut = false;
+window.addEventListener("aileron:signed-out", () => {
+  if (signedOut) return;
+  signedOut = true;
+  if (view && view.destroy) view.destroy();
+  view = null;
+  showSignIn(main);
+});
+window.addEventListener("hashchange", () => {
+  if (!signedOut) render();
+});
+
+// Who is signed in decides what is shown; a 401 shows the sign-in page instead.
+get("/me")
+  .then((me) => {
+    showAccount(me);
+    render();
+  })
+  .catch(() => {});
 
 get("/version")
   .then((v) => {

@@ -143,7 +143,7 @@ struct ApiDoc;
 /// Every documented route of `/api/v1` with its policy, and its OpenAPI
 /// document. One handler per `add`, so each operation states its own policy.
 fn api_routes() -> ApiRoutes<ApiState> {
-    use access::Policy::{Platform, SignedIn, Tenant};
+    use access::Policy::{Platform, Public, SignedIn, Tenant};
     use aileron_model::Role::{Admin, Op, User, Viewer};
     ApiRoutes::new(OpenApiRouter::with_openapi(ApiDoc::openapi()), "/api/v1")
         .add(Tenant(Viewer), routes!(dags::list_dags))
@@ -194,7 +194,8 @@ fn api_routes() -> ApiRoutes<ApiState> {
         .add(Tenant(User), routes!(backfills::cancel_backfill))
         .add(Platform, routes!(workers::list_workers))
         .add(Tenant(Viewer), routes!(events::events))
-        .add(SignedIn, routes!(monitor::health))
+        // Airflow's health check needs no sign-in (load balancers, probes).
+        .add(Public, routes!(monitor::health))
         .add(SignedIn, routes!(monitor::version))
         .add(SignedIn, routes!(session::me))
         .add(Platform, routes!(tenants::list_tenants))

@@ -251,10 +251,6 @@ impl Auth {
         let wrong = || AuthError::Refused("wrong user name or password".into());
         let keys = [format!("user:{user}"), format!("addr:{source}")];
         let started = Instant::now();
-        self.inner
-            .limiter
-            .check(&keys, started)
-            .map_err(AuthError::Locked)?;
         let Ok(name) = UserName::new(user) else {
             self.inner.limiter.fail(&keys, started);
             return Err(wrong());
@@ -277,6 +273,15 @@ impl Auth {
                 .get(&cache_key)
                 .is_some_and(|(phc, at)| *phc == r.password_hash && at.elapsed() < BASIC_CACHE_TTL)
         });
+        // A password that verified a moment ago passes even while the name or
+        // address is locked out: the lock stops guessing, and must not let a
+        // guesser lock the real user (or a script already signed in) out.
+        if !cached {
+            self.inner
+                .limiter
+                .check(&keys, started)
+                .map_err(AuthError::Locked)?;
+        }
         let ok = cached || {
             // A user that does not exist costs the same hash as one that does,
             // so timing does not tell which names exist.

@@ -9,6 +9,7 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
+    tenant: Option<String>,
 }
 
 impl Client {
@@ -16,7 +17,12 @@ impl Client {
         Self {
             http: reqwest::Client::new(),
             base: format!("{}/api/v1", args.server.trim_end_matches('/')),
-            token: args.token.clone(),
+            // `--token`/AILERON_TOKEN, else what `aileron login` kept.
+            token: args
+                .token
+                .clone()
+                .or_else(|| super::login::stored_token(&args.server)),
+            tenant: args.tenant.clone(),
         }
     }
 
@@ -30,6 +36,9 @@ impl Client {
         let mut req = self.http.request(method, &url);
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
+        }
+        if let Some(t) = &self.tenant {
+            req = req.header("x-aileron-tenant", t);
         }
         if let Some(b) = body {
             req = req.json(&b);

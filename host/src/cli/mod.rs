@@ -1,9 +1,11 @@
 //! The command line (ARCHITECTURE §7): one subcommand group per file.
 
+mod access;
 mod backfill;
 pub mod client;
 mod dags;
 mod db;
+mod login;
 mod plugins;
 
 use clap::{Args, Parser, Subcommand};
@@ -42,6 +44,20 @@ enum Top {
     /// Maintain the metastore.
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Sign in to a server and keep the token in ~/.aileron/credentials.
+    Login(login::LoginArgs),
+    /// Tenants (platform admins).
+    #[command(subcommand)]
+    Tenants(access::TenantsCommand),
+    /// Users (platform admins).
+    #[command(subcommand)]
+    Users(access::UsersCommand),
+    /// Members of a tenant and their roles (the tenant's Admins).
+    #[command(subcommand)]
+    Roles(access::RolesCommand),
+    /// API tokens of a tenant's service accounts (the tenant's Admins).
+    #[command(subcommand)]
+    Tokens(access::TokensCommand),
 }
 
 /// Where Aileron keeps its state.
@@ -73,8 +89,12 @@ impl HomeArgs {
 pub struct ServerArgs {
     #[arg(long, env = "AILERON_SERVER", default_value = "http://127.0.0.1:8080")]
     pub server: String,
+    /// A session token (`POST /auth/token`) or an API token.
     #[arg(long, env = "AILERON_TOKEN")]
     pub token: Option<String>,
+    /// The tenant to act in, for a caller with roles in several.
+    #[arg(long, env = "AILERON_TENANT")]
+    pub tenant: Option<String>,
 }
 
 #[derive(Args)]
@@ -221,6 +241,11 @@ pub fn main() -> ExitCode {
             Top::Tasks(c) => dags::run_tasks(c).await,
             Top::Plugins(c) => plugins::run(c).await,
             Top::Db(c) => db::run(c).await,
+            Top::Login(a) => login::run(a).await,
+            Top::Tenants(c) => access::tenants(c).await,
+            Top::Users(c) => access::users(c).await,
+            Top::Roles(c) => access::roles(c).await,
+            Top::Tokens(c) => access::tokens(c).await,
         }
     });
     match result {
@@ -267,6 +292,13 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind((a.bind.as_str(), a.port))
         .await
         .with_context(|| format!("cannot listen on {} port {}", a.bind, a.port))?;
+    if !listener.local_addr()?.ip().is_loopback() {
+        tracing::warn!(
+            "listening on {} beyond this machine: passwords and tokens cross the network \
+             in clear unless a TLS proxy is in front (see the README's security model)",
+            listener.local_addr()?
+        );
+    }
     if let Some(remote) = &app.remote {
         // Workers can reach this process from here on.
         remote.listening(remote.clock.now());

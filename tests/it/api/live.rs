@@ -29,6 +29,7 @@ async fn events_stream_state_changes() {
         .start()
         .await;
     let req = Request::get("/api/v1/events?dag_id=api_dag")
+        .header("authorization", aileron_tests::server::ADMIN_AUTH)
         .body(Body::empty())
         .unwrap();
     // The answer (headers) is back once the stream has subscribed.

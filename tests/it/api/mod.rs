@@ -25,6 +25,7 @@ pub fn app(env: &Env) -> Router {
         registry: env.app.sandbox.registry().clone(),
         remote: None,
         clock: env.app.clock.clone(),
+        auth: env.app.auth.clone(),
     })
 }
 
@@ -35,7 +36,10 @@ pub async fn call_raw(
     uri: &str,
     body: Option<&str>,
 ) -> (StatusCode, HeaderMap, Vec<u8>) {
-    let mut req = Request::builder().method(method).uri(uri);
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", aileron_tests::server::ADMIN_AUTH);
     if body.is_some() {
         req = req.header("content-type", "application/json");
     }
