@@ -13,7 +13,7 @@
 //! which tenants exist.
 
 use super::{ApiError, Caller};
-use crate::auth::{Auth, AuthError, Credentials, Principal};
+use crate::auth::{Auth, Credentials, Principal};
 use crate::metastore::{AuditRecord, Metastore};
 use aileron_model::{Role, TenantId};
 use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams, Request};
@@ -211,10 +211,7 @@ async fn enforce(policy: Policy, operation: Arc<str>, mut req: Request, next: Ne
     };
     let method = req.method().clone();
     let changes = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
-    let source = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+    let source = client_address(req.extensions().get::<ConnectInfo<SocketAddr>>());
     let decided = decide(&access, policy, req.headers(), changes, &source).await;
     let audit = if changes {
         Some(pending_audit(&mut req, &operation, &source).await)
@@ -330,6 +327,12 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v)
+}
+
+/// The client's address as the audit log and the sign-in limit name it: the
+/// server puts the peer of each connection in the request (`server::serve`).
+pub(super) fn client_address(peer: Option<&ConnectInfo<SocketAddr>>) -> String {
+    peer.map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
 }
 
 fn unauthorized(detail: impl Into<String>) -> ApiError {
@@ -451,14 +454,6 @@ async fn authenticate(
     changes: bool,
     source: &str,
 ) -> Result<Principal, ApiError> {
-    let refused = |e: AuthError| match e {
-        AuthError::Refused(why) => unauthorized(why),
-        AuthError::Locked(secs) => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("too many failed sign-ins; try again in {secs} s"),
-        ),
-        AuthError::Metastore(e) => ApiError::from(e),
-    };
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         if value.len() > MAX_AUTHORIZATION_BYTES {
             return Err(unauthorized("the Authorization header is too long"));
@@ -468,34 +463,27 @@ async fn authenticate(
             .map_err(|_| unauthorized("the Authorization header is not text"))?;
         let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
         let rest = rest.trim();
+        // Basic's decoded `user:password` lives here so the credentials can
+        // borrow from it.
+        let decoded: String;
         let creds = if scheme.eq_ignore_ascii_case("bearer") {
             Credentials::Bearer(rest)
         } else if scheme.eq_ignore_ascii_case("basic") {
-            let decoded = base64::engine::general_purpose::STANDARD
+            let malformed =
+                || unauthorized("the Basic credentials are not base64 of `user:password`");
+            decoded = base64::engine::general_purpose::STANDARD
                 .decode(rest)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| {
-                    unauthorized("the Basic credentials are not base64 of `user:password`")
-                })?;
-            let (user, password) = decoded.split_once(':').ok_or_else(|| {
-                unauthorized("the Basic credentials are not base64 of `user:password`")
-            })?;
-            return access
-                .auth
-                .authenticate(Credentials::Basic { user, password }, source)
-                .await
-                .map_err(refused);
+                .ok_or_else(malformed)?;
+            let (user, password) = decoded.split_once(':').ok_or_else(malformed)?;
+            Credentials::Basic { user, password }
         } else {
             return Err(unauthorized(format!(
                 "unknown Authorization scheme `{scheme}`; use Bearer (a token from POST /auth/token, or an API token) or Basic"
             )));
         };
-        return access
-            .auth
-            .authenticate(creds, source)
-            .await
-            .map_err(refused);
+        return Ok(access.auth.authenticate(creds, source).await?);
     }
     if let Some(token) = cookie(headers, SESSION_COOKIE) {
         if changes {
@@ -508,11 +496,10 @@ async fn authenticate(
                 ));
             }
         }
-        return access
+        return Ok(access
             .auth
             .authenticate(Credentials::Bearer(token), source)
-            .await
-            .map_err(refused);
+            .await?);
     }
     Err(unauthorized(
         "sign in: send `Authorization: Bearer <token>` (POST /auth/token gives one) or Basic credentials",

@@ -83,6 +83,30 @@ impl From<crate::metastore::MetastoreError> for ApiError {
     }
 }
 
+impl From<crate::metastore::AccessError> for ApiError {
+    fn from(e: crate::metastore::AccessError) -> Self {
+        use crate::metastore::AccessError;
+        match e {
+            AccessError::TenantExists(_)
+            | AccessError::UserExists(_)
+            | AccessError::TenantInUse { .. } => ApiError::conflict(e.to_string()),
+            AccessError::NoTenant(_) | AccessError::NoUser(_) => ApiError::not_found(e.to_string()),
+            AccessError::Metastore(m) => m.into(),
+        }
+    }
+}
+
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError;
+        match e {
+            AuthError::Refused(why) => ApiError::new(StatusCode::UNAUTHORIZED, why),
+            AuthError::Locked(_) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()),
+            AuthError::Metastore(m) => m.into(),
+        }
+    }
+}
+
 /// Largest error body the middleware below reads back. axum's rejection texts are
 /// one line; anything longer is not one of them and is cut rather than buffered.
 const MAX_REJECTION_BYTES: usize = 64 * 1024;

@@ -5,7 +5,7 @@
 
 use super::access::{CSRF_COOKIE, Policy, RouteTable, SESSION_COOKIE, plain_route};
 use super::{ApiError, ApiResult, ApiState, Caller, JsonBody};
-use crate::auth::{AuthError, session::SESSION_SECONDS};
+use crate::auth::session::SESSION_SECONDS;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -24,18 +24,7 @@ struct SignIn {
 }
 
 fn source(peer: Option<Extension<ConnectInfo<SocketAddr>>>) -> String {
-    peer.map_or_else(|| "unknown".to_owned(), |c| c.0.0.ip().to_string())
-}
-
-fn refused(e: AuthError) -> ApiError {
-    match e {
-        AuthError::Refused(why) => ApiError::new(StatusCode::UNAUTHORIZED, why),
-        AuthError::Locked(secs) => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("too many failed sign-ins; try again in {secs} s"),
-        ),
-        AuthError::Metastore(m) => m.into(),
-    }
+    super::access::client_address(peer.as_ref().map(|Extension(c)| c))
 }
 
 /// The `/auth/*` routes, each with its policy (all public: they are how one
@@ -76,8 +65,7 @@ async fn token(
     let (token, _) = s
         .auth
         .sign_in(&body.username, &body.password, &source(peer))
-        .await
-        .map_err(refused)?;
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({ "access_token": token })),
@@ -92,8 +80,7 @@ async fn login(
     let (token, _) = s
         .auth
         .sign_in(&body.username, &body.password, &source(peer))
-        .await
-        .map_err(refused)?;
+        .await?;
     let mut csrf = [0u8; 24];
     getrandom::fill(&mut csrf)
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "no random bytes"))?;

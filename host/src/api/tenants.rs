@@ -5,7 +5,7 @@
 use super::error::{BadRequest, Conflict, NotFound, Unprocessable};
 use super::paths::TenantPath;
 use super::{ApiError, ApiResult, ApiState, Caller, JsonBody};
-use crate::metastore::{AccessError, TenantRecord};
+use crate::metastore::TenantRecord;
 use aileron_model::TenantId;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -44,19 +44,6 @@ pub struct NewTenant {
     pub name: String,
     #[serde(default)]
     pub description: String,
-}
-
-impl From<AccessError> for ApiError {
-    fn from(e: AccessError) -> Self {
-        match e {
-            AccessError::TenantExists(_) | AccessError::UserExists(_) => {
-                ApiError::conflict(e.to_string())
-            }
-            AccessError::TenantInUse { .. } => ApiError::conflict(e.to_string()),
-            AccessError::NoTenant(_) | AccessError::NoUser(_) => ApiError::not_found(e.to_string()),
-            AccessError::Metastore(m) => m.into(),
-        }
-    }
 }
 
 /// List tenants (platform admins).

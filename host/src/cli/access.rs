@@ -124,10 +124,7 @@ fn read_password() -> anyhow::Result<String> {
     if let Ok(p) = std::env::var("AILERON_USER_PASSWORD") {
         return Ok(p);
     }
-    eprint!("Password: ");
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line)?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+    Ok(super::login::read_secret("Password: ")?)
 }
 
 pub async fn tenants(cmd: TenantsCommand) -> anyhow::Result<ExitCode> {

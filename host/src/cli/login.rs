@@ -36,15 +36,19 @@ pub fn stored_token(server: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// A line from standard input after `prompt` (on stderr), without its newline:
+/// how the CLI takes a password it was not given.
+pub fn read_secret(prompt: &str) -> std::io::Result<String> {
+    eprint!("{prompt}");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
 pub async fn run(a: LoginArgs) -> anyhow::Result<std::process::ExitCode> {
     let password = match a.password {
         Some(p) => p,
-        None => {
-            eprint!("Password for {}: ", a.username);
-            let mut line = String::new();
-            std::io::stdin().read_line(&mut line)?;
-            line.trim_end_matches(['\r', '\n']).to_owned()
-        }
+        None => read_secret(&format!("Password for {}: ", a.username))?,
     };
     let server = a.server.server.trim_end_matches('/').to_owned();
     let url = format!("{server}/auth/token");
