@@ -193,6 +193,8 @@ fn api(app: &App) -> Router {
         remote: None,
         clock: app.clock.clone(),
         auth: app.auth.clone(),
+        rescan: app.rescan.clone(),
+        plugins_dir: app.plugins_dir.clone(),
     })
 }
 

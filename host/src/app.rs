@@ -2,11 +2,13 @@
 //! local executor, DAG processor) and starts them. `aileron standalone` and
 //! `aileron dags test` both go through here, so they run the same code.
 
-use crate::dag_processor::{self, DagFolder};
+use crate::dag_processor::{self, DagFolder, TenantCatalogs};
 use crate::executors::local::LocalExecutor;
 use crate::metastore::Metastore;
 use crate::scheduler::{Command, Scheduler, SchedulerConfig, SchedulerError, SchedulerHandle};
+use aileron_model::TenantId;
 use aileron_model::clock::Clock;
+use aileron_model::dag::OperatorCatalog;
 use aileron_sandbox::{RegistryError, Sandbox, SandboxError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,6 +55,11 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// Checks the credentials of API requests.
     pub auth: crate::auth::Auth,
+    /// Asks for the DAGs folder to be parsed again (a tenant was created or
+    /// deleted).
+    pub rescan: Arc<tokio::sync::Notify>,
+    /// `HOME/plugins`: the global operators' folder, and each tenant's inside it.
+    pub plugins_dir: PathBuf,
     pub task: JoinHandle<Result<(), SchedulerError>>,
     _watchers: Vec<Box<dyn std::any::Any + Send>>,
 }
@@ -160,10 +167,13 @@ pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> Result<App,
     let handle = scheduler.handle();
 
     let folder = Arc::new(DagFolder::new(&cfg.dags));
-    let registry = sandbox.registry().clone();
+    let catalogs = Arc::new(HostCatalogs {
+        registry: sandbox.registry().clone(),
+        metastore: metastore.clone(),
+    });
     let scan = {
-        let (folder, registry) = (folder.clone(), registry.clone());
-        tokio::task::spawn_blocking(move || folder.scan(&registry)).await?
+        let (folder, catalogs) = (folder.clone(), catalogs.clone());
+        tokio::task::spawn_blocking(move || folder.scan(catalogs.as_ref())).await?
     };
     handle.send(Command::DagFiles {
         files: scan.into_iter().map(|(f, r)| (f, Some(r))).collect(),
@@ -179,15 +189,15 @@ pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> Result<App,
                 source,
             })?;
         watchers.push(Box::new(watcher));
-        let (h, f, r) = (handle.clone(), folder.clone(), registry.clone());
+        let (h, f, c) = (handle.clone(), folder.clone(), catalogs.clone());
         tokio::spawn(async move {
             while let Some(batch) = changes.recv().await {
-                let (f, r) = (f.clone(), r.clone());
+                let (f, c) = (f.clone(), c.clone());
                 let Ok(files) = tokio::task::spawn_blocking(move || {
                     batch
                         .into_iter()
                         .map(|file| {
-                            let result = f.parse_file(&file, &r);
+                            let result = f.parse_file(&file, c.as_ref());
                             (file, result)
                         })
                         .collect::<Vec<_>>()
@@ -201,25 +211,16 @@ pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> Result<App,
                 }
             }
         });
-        let guard = registry.watch(&cfg.home.join("plugins"))?;
+        let guard = sandbox.registry().watch(&cfg.home.join("plugins"))?;
         watchers.push(Box::new(guard));
-        // A new plugin can fix DAG files that named it before it existed: re-parse all.
-        let mut added = registry.subscribe();
-        let (h, f, r) = (handle.clone(), folder.clone(), registry.clone());
-        tokio::spawn(async move {
-            while added.recv().await.is_ok() {
-                while added.try_recv().is_ok() {}
-                let (f, r) = (f.clone(), r.clone());
-                let Ok(scan) = tokio::task::spawn_blocking(move || f.scan(&r)).await else {
-                    continue;
-                };
-                let files = scan.into_iter().map(|(f, r)| (f, Some(r))).collect();
-                if h.send(Command::DagFiles { files, full: true }).is_err() {
-                    break;
-                }
-            }
-        });
     }
+    let rescan = Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(rescan_loop(
+        handle.clone(),
+        folder,
+        catalogs,
+        rescan.clone(),
+    ));
     let task = tokio::spawn(scheduler.run());
     Ok(App {
         metastore,
@@ -229,6 +230,60 @@ pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> Result<App,
         remote,
         clock: cfg.clock.clone(),
         auth,
+        rescan,
+        plugins_dir: cfg.home.join("plugins"),
         _watchers: watchers,
     })
+}
+
+/// The catalogs DAG files are parsed against: a tenant folder is read only when
+/// its tenant exists, against the global operators and the tenant's own.
+struct HostCatalogs {
+    registry: aileron_sandbox::Registry,
+    metastore: Metastore,
+}
+
+impl TenantCatalogs for HostCatalogs {
+    fn catalog(&self, tenant: &TenantId) -> Result<Box<dyn OperatorCatalog + '_>, String> {
+        match self.metastore.tenant(tenant.as_str()) {
+            Ok(Some(_)) => Ok(Box::new(self.registry.for_tenant(tenant))),
+            Ok(None) => Err(dag_processor::unknown_tenant(tenant)),
+            Err(e) => Err(format!("cannot look up tenant `{tenant}`: {e}")),
+        }
+    }
+}
+
+/// Parses the whole DAGs folder again whenever what it is parsed against
+/// changes: an operator published or removed (a DAG naming it may now import, or
+/// no longer), or a tenant created or deleted (its folder is read, or not).
+async fn rescan_loop(
+    scheduler: SchedulerHandle,
+    folder: Arc<DagFolder>,
+    catalogs: Arc<HostCatalogs>,
+    asked: Arc<tokio::sync::Notify>,
+) {
+    let mut published = catalogs.registry.subscribe();
+    loop {
+        tokio::select! {
+            event = published.recv() => {
+                if matches!(event, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                    return;
+                }
+                // One scan covers every event already queued.
+                while published.try_recv().is_ok() {}
+            }
+            () = asked.notified() => {}
+        }
+        let (f, c) = (folder.clone(), catalogs.clone());
+        let Ok(scan) = tokio::task::spawn_blocking(move || f.scan(c.as_ref())).await else {
+            continue;
+        };
+        let files = scan.into_iter().map(|(f, r)| (f, Some(r))).collect();
+        if scheduler
+            .send(Command::DagFiles { files, full: true })
+            .is_err()
+        {
+            return;
+        }
+    }
 }

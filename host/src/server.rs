@@ -213,6 +213,8 @@ pub fn surface(app: &App, policy: HostPolicy) -> (Router, RouteTable) {
         remote: app.remote.clone(),
         clock: app.clock.clone(),
         auth: app.auth.clone(),
+        rescan: app.rescan.clone(),
+        plugins_dir: app.plugins_dir.clone(),
     });
     let api = api.layer(axum::middleware::from_fn_with_state(
         Arc::new(policy),

@@ -295,6 +295,7 @@ impl EnvBuilder {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, toml).unwrap();
         }
+        create_tenants_of(&home, self.dags.iter().map(|(file, _)| file.as_str()));
         let clock = Arc::new(SimClock::new(self.start_at.unwrap_or_else(t0)));
         let executor = match self.remote {
             None => app::ExecutorChoice::Local,
@@ -380,5 +381,28 @@ pub async fn queued_attempt(
             "no queued attempt of {task}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Makes the tenants whose folders `files` are in (`team_a/etl.toml`), as a
+/// platform admin would before their DAG files arrive: the DAG processor reads a
+/// tenant folder only once its tenant exists.
+pub fn create_tenants_of<'a>(home: &Path, files: impl Iterator<Item = &'a str>) {
+    let tenants: std::collections::BTreeSet<&str> = files
+        .filter_map(|f| f.split_once('/').map(|(tenant, _)| tenant))
+        .collect();
+    if tenants.is_empty() {
+        return;
+    }
+    let metastore =
+        aileron::metastore::Metastore::open(&aileron::app::metastore_path(home)).unwrap();
+    for tenant in tenants {
+        metastore
+            .create_tenant(&aileron::metastore::TenantRecord {
+                name: aileron_model::TenantId::new(tenant).unwrap(),
+                description: String::new(),
+                created_at: jiff::Timestamp::now(),
+            })
+            .unwrap();
     }
 }

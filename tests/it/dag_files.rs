@@ -148,3 +148,57 @@ async fn tenant_subfolders_own_their_dags() {
     assert!(env.app.metastore.dag("team_a", "etl").unwrap().is_some());
     assert!(env.app.metastore.dag("default", "etl").unwrap().is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_of_a_tenant_that_does_not_exist_waits_for_the_tenant() {
+    let env = Env::builder().dag("etl.toml", GOOD).start().await;
+    let metastore = &env.app.metastore;
+    std::fs::create_dir_all(env.dags.join("ghost")).unwrap();
+    std::fs::write(env.dags.join("ghost/etl.toml"), GOOD).unwrap();
+    // What creating or deleting a tenant asks for (`POST /api/v1/tenants`).
+    env.app.rescan.notify_one();
+    until("the import error", || {
+        !metastore.tenant_import_errors("ghost").unwrap().is_empty()
+    })
+    .await;
+    let errors = metastore.tenant_import_errors("ghost").unwrap();
+    assert!(
+        errors[0]
+            .message
+            .starts_with("tenant `ghost` does not exist"),
+        "{}",
+        errors[0].message
+    );
+    assert!(
+        metastore.dag("ghost", "etl").unwrap().is_none(),
+        "no silent tenant"
+    );
+    assert!(metastore.tenant("ghost").unwrap().is_none());
+    assert!(
+        metastore.dag("default", "etl").unwrap().is_some(),
+        "the rest runs on"
+    );
+
+    metastore
+        .create_tenant(&aileron::metastore::TenantRecord {
+            name: aileron_model::TenantId::new("ghost").unwrap(),
+            description: String::new(),
+            created_at: jiff::Timestamp::now(),
+        })
+        .unwrap();
+    env.app.rescan.notify_one();
+    until("the DAG", || {
+        metastore.dag("ghost", "etl").unwrap().is_some()
+    })
+    .await;
+    assert!(metastore.tenant_import_errors("ghost").unwrap().is_empty());
+}
+
+/// Waits (real time: the DAG processor parses on its own threads) for `ready`.
+async fn until(what: &str, ready: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

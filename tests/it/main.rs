@@ -9,6 +9,7 @@ mod api_fuzz;
 mod backfill_api;
 mod backfill_ui;
 mod browser;
+mod browser_tenants;
 mod cli;
 mod crash;
 mod dag_files;

@@ -163,3 +163,112 @@ async fn a_component_claiming_a_standard_name_never_runs_in_its_place() {
         .unwrap();
     assert_eq!(rv[0].1, "\"standard\"");
 }
+
+/// Waits (real time: the DAG processor works on its own threads) for `ready`.
+async fn until<T>(what: &str, mut ready: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = ready() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_operator_serves_that_tenant_alone() {
+    use aileron_model::TenantId;
+    use aileron_sandbox::OperatorScope;
+    let uses = "[tasks.v]\noperator = \"versioned\"\n";
+    let env = Env::builder()
+        .dag("team_a/uses.toml", uses)
+        .dag("team_b/uses.toml", uses)
+        .watching()
+        .start()
+        .await;
+    let registry = env.app.sandbox.registry();
+    let team_a = OperatorScope::Tenant(TenantId::new("team_a").unwrap());
+    let team_b = OperatorScope::Tenant(TenantId::new("team_b").unwrap());
+    // What `aileron plugins add FILE.wasm --tenant team_a` does, while the host runs.
+    let bytes = std::fs::read(guests::VERSIONED_V1).unwrap();
+    let plugins = env.home.join("plugins");
+    let meta = registry.install_to(&plugins, &team_a, &bytes).unwrap();
+    let hex = meta.digest.trim_start_matches("sha256:");
+    let stored = plugins.join(format!("team_a/store/sha256-{hex}.wasm"));
+    assert!(stored.exists(), "stored in the tenant's own store");
+    assert!(!plugins.join(format!("store/sha256-{hex}.wasm")).exists());
+
+    // team_a's DAG now imports against it; team_b's still names an unknown
+    // operator, and the message lists nothing of team_a's.
+    let metastore = &env.app.metastore;
+    until("team_a's DAG", || metastore.dag("team_a", "uses").unwrap()).await;
+    let errors = metastore.tenant_import_errors("team_b").unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].message.contains("unknown operator `versioned`"),
+        "{}",
+        errors[0].message
+    );
+    assert!(metastore.dag("team_b", "uses").unwrap().is_none());
+    // Naming the digest does not reach it either.
+    let by_digest = format!("[tasks.v]\noperator = \"versioned@{}\"\n", meta.digest);
+    std::fs::write(env.dags.join("team_b/by_digest.toml"), by_digest).unwrap();
+    let message = until("team_b's by-digest import error", || {
+        metastore
+            .tenant_import_errors("team_b")
+            .unwrap()
+            .into_iter()
+            .find(|e| e.filename == "team_b/by_digest.toml")
+            .map(|e| e.message)
+    })
+    .await;
+    assert!(
+        message.contains("unknown operator `versioned`"),
+        "{message}"
+    );
+
+    // The listings: team_b and the global view do not hold it.
+    let names = |viewer: Option<&OperatorScope>| -> Vec<(Option<String>, String)> {
+        registry
+            .list_scoped(viewer)
+            .into_iter()
+            .filter(|(_, m)| m.name == "versioned")
+            .map(|(s, m)| (s.tenant().map(ToString::to_string), m.version))
+            .collect()
+    };
+    assert_eq!(
+        names(Some(&team_a)),
+        [(Some("team_a".into()), "1.0.0".into())]
+    );
+    assert!(names(Some(&team_b)).is_empty());
+    assert!(names(Some(&OperatorScope::Global)).is_empty());
+    assert!(registry.resolve("versioned").is_err());
+
+    // Published globally too (a platform admin promoting it): every tenant sees it.
+    registry.install(&plugins, &bytes).unwrap();
+    until("team_b's DAG", || metastore.dag("team_b", "uses").unwrap()).await;
+
+    // Taken out of team_a: its store copy goes, the global one stays.
+    registry
+        .remove(&plugins, &team_a, "versioned", "1.0.0")
+        .unwrap();
+    assert!(!stored.exists());
+    assert!(
+        registry
+            .resolve_exact(&team_a, "versioned", "1.0.0")
+            .is_err()
+    );
+    assert_eq!(
+        registry.resolve_in(&team_a, "versioned").unwrap().digest,
+        meta.digest
+    );
+    let err = registry
+        .remove(&plugins, &team_b, "versioned", "1.0.0")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("none of that name in tenant `team_b`"),
+        "{err}"
+    );
+}

@@ -48,6 +48,8 @@ fn server(env: &Env, remote: Option<Arc<Remote>>) -> Router {
         remote: remote.clone(),
         clock: env.app.clock.clone(),
         auth: env.app.auth.clone(),
+        rescan: env.app.rescan.clone(),
+        plugins_dir: env.app.plugins_dir.clone(),
     });
     match remote {
         Some(remote) => api.nest(

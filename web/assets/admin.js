@@ -5,6 +5,7 @@
 import { get, post, patch, del, p, qs } from "./api.js";
 import { h, replace, errorBox, loading, empty, toast, modal, confirmDialog } from "./dom.js";
 import { watch } from "./live.js";
+import { needs } from "./session.js";
 
 const RESOURCES = {
   variables: {
@@ -86,7 +87,7 @@ export function mount(root, route) {
     h("div", { class: "page-head" },
       h("h1", {}, R.title),
       h("span", { class: "spacer" }),
-      h("button", { type: "button", class: "btn btn-primary", "data-testid": `add-${R.noun}`, onclick: () => edit(null) }, `Add ${R.noun}`)),
+      needs("Op", h("button", { type: "button", class: "btn btn-primary", "data-testid": `add-${R.noun}`, onclick: () => edit(null) }, `Add ${R.noun}`))),
     h("p", { class: "muted" }, R.intro),
     body));
 
@@ -110,9 +111,9 @@ export function mount(root, route) {
         return h("tr", { "data-testid": `${R.noun}-row-${id}` },
           R.columns.map(([, f]) => h("td", {}, f(it))),
           h("td", { class: "col-actions" },
-            h("button", { type: "button", class: "btn btn-small", "data-testid": `edit-${id}`, "aria-label": `Edit ${R.noun} ${id}`, onclick: () => edit(it) }, "Edit"),
+            needs("Op", h("button", { type: "button", class: "btn btn-small", "data-testid": `edit-${id}`, "aria-label": `Edit ${R.noun} ${id}`, onclick: () => edit(it) }, "Edit")),
             " ",
-            h("button", { type: "button", class: "btn btn-small btn-danger-outline", "data-testid": `delete-${id}`, "aria-label": `Delete ${R.noun} ${id}`, onclick: () => remove(it) }, "Delete")));
+            needs("Op", h("button", { type: "button", class: "btn btn-small btn-danger-outline", "data-testid": `delete-${id}`, "aria-label": `Delete ${R.noun} ${id}`, onclick: () => remove(it) }, "Delete"))));
       })))));
   }
 

@@ -13,7 +13,10 @@ import * as trigger from "./trigger.js";
 import * as plugins from "./plugins.js";
 import * as admin from "./admin.js";
 import * as workers from "./workers.js";
-import { showSignIn, showAccount } from "./session.js";
+import * as tenants from "./tenants.js";
+import * as members from "./members.js";
+import * as audit from "./audit.js";
+import { showSignIn, showAccount, forgetTenant } from "./session.js";
 
 const main = document.getElementById("main");
 let view = null;
@@ -25,6 +28,9 @@ function resolve(route) {
   if (first === "dags") return { key: `dag:${second}`, mod: dag };
   if (first === "plugins") return { key: "plugins", mod: plugins };
   if (first === "workers") return { key: "workers", mod: workers };
+  if (first === "tenants") return { key: "tenants", mod: tenants };
+  if (first === "members") return { key: "members", mod: members };
+  if (first === "audit") return { key: "audit", mod: audit };
   if (first === "admin" && ["variables", "connections", "pools"].includes(second)) {
     return { key: `admin:${second}`, mod: admin };
   }
@@ -85,12 +91,20 @@ window.addEventListener("hashchange", () => {
 });
 
 // Who is signed in decides what is shown; a 401 shows the sign-in page instead.
+// A tenant cookie naming a tenant the caller is no longer in answers 404: the
+// page forgets it and asks again.
 get("/me")
+  .catch((e) => {
+    if (e && e.status === 404 && forgetTenant()) return get("/me");
+    throw e;
+  })
   .then((me) => {
     showAccount(me);
     render();
   })
-  .catch(() => {});
+  .catch((e) => {
+    if (e && e.status !== 401) replace(main, errorBox(e));
+  });
 
 get("/version")
   .then((v) => {

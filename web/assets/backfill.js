@@ -6,6 +6,7 @@
 import { get, post, put, p, qs } from "./api.js";
 import { h, replace, renderKeyed, modal, time, errorBox, toast, confirmDialog, debounce, stateLabel } from "./dom.js";
 import { href, navigate } from "./router.js";
+import { needs } from "./session.js";
 
 /** How many backfills the tab lists (newest first). */
 export const BACKFILL_PAGE = 50;
@@ -217,7 +218,7 @@ export function render(el, ctx) {
     if (ctx.backfillsError && !list.length) return errorBox(ctx.backfillsError);
     if (!list.length) {
       return h("p", { class: "empty", "data-testid": "empty-backfills" }, "No backfills of this DAG yet. ",
-        h("button", { type: "button", class: "btn-link", onclick: () => ctx.openBackfill() }, "Start one"),
+        needs("User", h("button", { type: "button", class: "btn-link", "data-testid": "start-backfill-link", onclick: () => ctx.openBackfill() }, "Start one")),
         " to run it over a range of past dates.");
     }
     return [
@@ -249,10 +250,10 @@ function row(ctx, b) {
       runsList(ctx, b)),
     h("td", {}, h("span", { class: ["badge", STATE_CLASS[state]], "data-testid": `backfill-state-${b.id}`, "data-state": state }, stateLabel(state))),
     h("td", { class: "col-actions" }, active ? h("div", { class: "btn-group", role: "group", "aria-label": `Backfill ${b.id} actions` },
-      b.is_paused
+      needs("User", b.is_paused
         ? h("button", { type: "button", class: "btn btn-small", "data-testid": `backfill-unpause-${b.id}`, onclick: () => act(ctx, b, "unpause") }, "Unpause")
-        : h("button", { type: "button", class: "btn btn-small", "data-testid": `backfill-pause-${b.id}`, onclick: () => act(ctx, b, "pause") }, "Pause"),
-      h("button", { type: "button", class: "btn btn-small btn-danger-outline", "data-testid": `backfill-cancel-${b.id}`, onclick: () => act(ctx, b, "cancel") }, "Cancel")) : null));
+        : h("button", { type: "button", class: "btn btn-small", "data-testid": `backfill-pause-${b.id}`, onclick: () => act(ctx, b, "pause") }, "Pause")),
+      needs("User", h("button", { type: "button", class: "btn btn-small btn-danger-outline", "data-testid": `backfill-cancel-${b.id}`, onclick: () => act(ctx, b, "cancel") }, "Cancel"))) : null));
 }
 
 /** The backfill's runs as links to the grid (the first hundred). */

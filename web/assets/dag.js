@@ -16,6 +16,7 @@ import * as gantt from "./gantt.js";
 import * as backfills from "./backfill.js";
 import { TiPanel } from "./ti.js";
 import { clearRunDialog, markRunDialog, deleteRunDialog } from "./actions.js";
+import { needs } from "./session.js";
 
 const TABS = [
   ["grid", "Grid"],
@@ -283,7 +284,7 @@ export function mount(root, route) {
     const activeKey = active ? [active.id, active.is_paused, active.runs_by_state] : null;
     const key = JSON.stringify([d.dag_version, d.is_paused, d.has_import_errors, next, ctx.runsTotal, d.timetable_summary, activeKey]);
     renderKeyed(headEl, key, () => {
-      const toggle = h("input", {
+      const toggle = needs("User", h("input", {
         type: "checkbox", role: "switch", class: "switch", checked: !d.is_paused, "data-testid": "pause-toggle",
         "aria-label": `${dagId}: ${d.is_paused ? "paused" : "active"} (toggle to ${d.is_paused ? "unpause" : "pause"})`,
         onchange: async () => {
@@ -299,7 +300,7 @@ export function mount(root, route) {
           toggle.disabled = false;
           renderHead();
         },
-      });
+      }));
       return [
         h("div", { class: "dag-title" },
           toggle,
@@ -308,8 +309,8 @@ export function mount(root, route) {
           (d.tags || []).map((t) => h("a", { class: "tag", href: `#/dags?tag=${encodeURIComponent(t.name)}` }, t.name)),
           active ? activeBackfill(active) : null,
           h("span", { class: "spacer" }),
-          d.timetable_summary ? h("button", { type: "button", class: "btn", "data-testid": "backfill-button", onclick: () => openBackfill() }, "⟲ Backfill") : null,
-          h("a", { class: "btn btn-primary", href: href(["dags", dagId, "trigger"]), "data-testid": "trigger-button" }, "▶ Trigger")),
+          d.timetable_summary ? needs("User", h("button", { type: "button", class: "btn", "data-testid": "backfill-button", onclick: () => openBackfill() }, "⟲ Backfill")) : null,
+          needs("User", h("a", { class: "btn btn-primary", href: href(["dags", dagId, "trigger"]), "data-testid": "trigger-button" }, "▶ Trigger"))),
         d.description ? h("p", { class: "muted" }, d.description) : null,
         d.has_import_errors ? h("div", { class: "alert alert-error", role: "alert" }, "This DAG's file currently fails to import; the last version that loaded is shown. See the DAGs page for the error.") : null,
         h("dl", { class: "facts" },
@@ -379,10 +380,10 @@ export function mount(root, route) {
   function runActions(run) {
     const rid = run.dag_run_id;
     return h("div", { class: "btn-group", role: "group", "aria-label": "Run actions" },
-      h("button", { type: "button", class: "btn btn-small", "data-testid": "run-clear-button", onclick: () => clearRunDialog(ctx, rid) }, "Clear run"),
-      h("button", { type: "button", class: "btn btn-small", "data-testid": "run-mark-success-button", onclick: () => markRunDialog(ctx, rid, "success") }, "Mark success"),
-      h("button", { type: "button", class: "btn btn-small", "data-testid": "run-mark-failed-button", onclick: () => markRunDialog(ctx, rid, "failed") }, "Mark failed"),
-      h("button", { type: "button", class: "btn btn-small btn-danger-outline", "data-testid": "run-delete-button", onclick: () => deleteRunDialog(ctx, rid) }, "Delete"));
+      needs("User", h("button", { type: "button", class: "btn btn-small", "data-testid": "run-clear-button", onclick: () => clearRunDialog(ctx, rid) }, "Clear run")),
+      needs("User", h("button", { type: "button", class: "btn btn-small", "data-testid": "run-mark-success-button", onclick: () => markRunDialog(ctx, rid, "success") }, "Mark success")),
+      needs("User", h("button", { type: "button", class: "btn btn-small", "data-testid": "run-mark-failed-button", onclick: () => markRunDialog(ctx, rid, "failed") }, "Mark failed")),
+      needs("User", h("button", { type: "button", class: "btn btn-small btn-danger-outline", "data-testid": "run-delete-button", onclick: () => deleteRunDialog(ctx, rid) }, "Delete")));
   }
 
   function renderContent() {

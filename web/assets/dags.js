@@ -6,6 +6,7 @@ import { get, patch, p, qs, latestRuns, sortRuns } from "./api.js";
 import { h, replace, renderKeyed, dot, time, errorBox, empty, loading, toast, debounce, stateLabel } from "./dom.js";
 import { href, withParams } from "./router.js";
 import { watch } from "./live.js";
+import { can, needs, deniedReason } from "./session.js";
 
 const RECENT = 10;
 
@@ -99,20 +100,20 @@ export function mount(root, route) {
   function row(d) {
     let r = rowCache.get(d.dag_id);
     if (!r) {
-      const toggle = h("input", {
+      const toggle = needs("User", h("input", {
         type: "checkbox", role: "switch", class: "switch",
         "data-testid": `pause-toggle-${d.dag_id}`, id: `pause-${d.dag_id}`,
         onchange: () => togglePause(r.dag, toggle),
-      });
+      }));
       r = { dag: d, toggle, cells: Array.from({ length: 6 }, () => h("td", {})), tr: null };
       r.tr = h("tr", { "data-testid": `dag-row-${d.dag_id}` },
         h("td", { class: "col-toggle" }, toggle),
         r.cells,
         h("td", { class: "col-actions" },
-          h("a", {
+          needs("User", h("a", {
             class: "btn btn-small", href: href(["dags", d.dag_id, "trigger"]),
             "data-testid": `trigger-button-${d.dag_id}`, "aria-label": `Trigger ${d.dag_id}`, title: "Trigger a run",
-          }, "▶ Trigger")));
+          }, "▶ Trigger"))));
       rowCache.set(d.dag_id, r);
     }
     r.dag = d;
@@ -124,9 +125,11 @@ export function mount(root, route) {
     const runs = state.runs.get(d.dag_id);
     const last = runs && runs.length ? runs[runs.length - 1] : null;
     r.tr.className = d.is_paused ? "is-paused" : "";
-    if (!r.toggle.disabled) r.toggle.checked = !d.is_paused;
-    r.toggle.setAttribute("aria-label", `${d.dag_id}: ${d.is_paused ? "paused" : "active"} (toggle to ${d.is_paused ? "unpause" : "pause"})`);
-    r.toggle.title = d.is_paused ? "Paused: click to unpause" : "Active: click to pause";
+    const mayToggle = can("User");
+    // A toggle disabled while its change is on its way keeps what the user set.
+    if (!r.toggle.disabled || !mayToggle) r.toggle.checked = !d.is_paused;
+    r.toggle.setAttribute("aria-label", `${d.dag_id}: ${d.is_paused ? "paused" : "active"}${mayToggle ? ` (toggle to ${d.is_paused ? "unpause" : "pause"})` : ""}`);
+    r.toggle.title = mayToggle ? (d.is_paused ? "Paused: click to unpause" : "Active: click to pause") : `${d.is_paused ? "Paused" : "Active"}. ${deniedReason("User")}`;
     const [dagTd, ownerTd, schedTd, nextTd, runsTd, lastTd] = r.cells;
     renderKeyed(dagTd, JSON.stringify([d.dag_display_name, d.description, d.tags, d.has_import_errors]), () => [
       h("a", { class: "dag-link", href: href(["dags", d.dag_id, "grid"]), "data-testid": `dag-link-${d.dag_id}` }, d.dag_display_name || d.dag_id),

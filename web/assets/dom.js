@@ -235,3 +235,87 @@ export function renderKeyed(el, key, build) {
   el._renderKey = key;
   return true;
 }
+
+/** A modal form (`<noun>-form` style): one input per field, `save-button` and
+ *  `cancel-button`. Each field is {name, label, type ("text" | "password" |
+ *  "checkbox" | "select" | "datetime-local" | …), required, options (for a
+ *  select: [value, label] pairs), value, help, autocomplete, placeholder}; its
+ *  input is `field-<name>`, its message `field-<name>-error`. `submit(values)`
+ *  does the work: what it throws is shown in the form (an `error` box), which
+ *  stays open; what it returns is what the dialog resolves with (undefined when
+ *  cancelled). */
+export function formDialog({ title, testid, fields, submitLabel = "Save", submit }) {
+  return modal({
+    title,
+    testid,
+    build: (close) => {
+      const inputs = new Map();
+      const errorEl = h("div", { "data-testid": "form-error" });
+      const save = h("button", { type: "submit", class: "btn btn-primary", "data-testid": "save-button" }, submitLabel);
+      const form = h("form", { class: "form", novalidate: true },
+        fields.map((f) => {
+          const fid = `field-${f.name}`;
+          let input;
+          if (f.type === "select") {
+            input = h("select", { id: fid, "data-testid": fid },
+              (f.options || []).map(([v, label]) => h("option", { value: v, selected: v === f.value }, label ?? v)));
+          } else if (f.type === "checkbox") {
+            input = h("input", { id: fid, "data-testid": fid, type: "checkbox", checked: !!f.value });
+          } else {
+            input = h("input", {
+              id: fid, "data-testid": fid, type: f.type || "text", required: f.required,
+              autocomplete: f.autocomplete || "off", placeholder: f.placeholder || "",
+              "aria-describedby": f.help ? `${fid}-help` : null,
+            });
+            input.value = f.value ?? "";
+          }
+          inputs.set(f.name, input);
+          const help = f.help ? h("div", { class: "muted small", id: `${fid}-help` }, f.help) : null;
+          const error = h("div", { class: "field-error", id: `${fid}-error`, "data-testid": `${fid}-error`, role: "alert" });
+          if (f.type === "checkbox") {
+            return h("div", { class: "field field-check" }, h("label", { class: "check", for: fid }, input, f.label), help, error);
+          }
+          return h("div", { class: "field" }, h("label", { for: fid }, f.label, f.required ? " *" : ""), input, help, error);
+        }),
+        errorEl,
+        h("div", { class: "actions" },
+          save,
+          h("button", { type: "button", class: "btn", "data-testid": "cancel-button", onclick: () => close(undefined) }, "Cancel")));
+      form.addEventListener("submit", async (e) => {
+        e.preventDefault();
+        replace(errorEl);
+        const values = {};
+        let bad = null;
+        for (const f of fields) {
+          const input = inputs.get(f.name);
+          const err = form.querySelector(`#field-${f.name}-error`);
+          err.textContent = "";
+          input.setAttribute("aria-invalid", "false");
+          values[f.name] = f.type === "checkbox" ? input.checked : input.value;
+          if (f.required && f.type !== "checkbox" && String(input.value).trim() === "") {
+            err.textContent = `${f.label} is required.`;
+            input.setAttribute("aria-invalid", "true");
+            bad = bad || input;
+          }
+        }
+        if (bad) {
+          bad.focus();
+          return;
+        }
+        save.disabled = true;
+        try {
+          const out = await submit(values);
+          close(out === undefined ? true : out);
+        } catch (x) {
+          replace(errorEl, errorBox(x));
+          save.disabled = false;
+        }
+      });
+      requestAnimationFrame(() => {
+        const first = form.querySelector("input, select");
+        if (first) first.focus();
+      });
+      return form;
+    },
+  });
+}

@@ -59,20 +59,71 @@ export function showSignIn(main) {
   user.focus();
 }
 
+/** Roles in the order of what they may do: each can do what the ones before can. */
+export const ROLES = ["Viewer", "User", "Op", "Admin"];
+const RANK = { Viewer: 0, User: 1, Op: 2, Admin: 3 };
+
+let me = null; // the last `GET /me`
+
+/** Who is signed in (`GET /me`), or null before it is known. */
+export function whoami() {
+  return me;
+}
+
+/** Whether the caller may do what `need` asks: a role (`Viewer`, `User`, `Op`,
+ *  `Admin`) in the current tenant, or `platform` (a platform admin). The server
+ *  checks every request anyway; this only decides what the UI offers. */
+export function can(need) {
+  if (!me) return false;
+  if (need === "platform") return !!me.platform_admin;
+  return (RANK[me.role] ?? -1) >= (RANK[need] ?? 99);
+}
+
+/** Why an action needing `need` is unavailable, for its tooltip. */
+export function deniedReason(need) {
+  if (need === "platform") return "Needs a platform admin";
+  const have = me && me.role ? `you are ${me.role}` : "you have no role";
+  return `Needs the ${need} role (${have} in ${me ? me.tenant : "this tenant"})`;
+}
+
+/** Marks an action element (button, input, link) as needing `need`
+ *  (`data-needs`). When the caller may not, it stays in place but disabled,
+ *  with `aria-disabled="true"`, `data-denied="true"` and a title saying which
+ *  role it needs; a link loses its `href`. Returns the element. */
+export function needs(need, el) {
+  el.dataset.needs = need;
+  if (can(need)) return el;
+  el.dataset.denied = "true";
+  el.setAttribute("aria-disabled", "true");
+  el.title = deniedReason(need);
+  if (el.tagName === "A") {
+    el.removeAttribute("href");
+    el.classList.add("is-disabled");
+    el.setAttribute("role", "link");
+    el.addEventListener("click", (ev) => ev.preventDefault());
+  } else if ("disabled" in el) {
+    el.disabled = true;
+  }
+  return el;
+}
+
 /** Fills the top bar's account area from `GET /me`: the tenant switcher (only
  *  the caller's tenants) and sign-out; hides the pages the role may not use. */
-export function showAccount(me) {
+export function showAccount(info) {
+  me = info;
   const bar = document.getElementById("account");
   if (!bar) return;
+  const tenants = info.tenants || [];
   const select = h("select", {
     "data-testid": "tenant-switcher",
     "aria-label": "Tenant",
+    hidden: tenants.length === 0,
     onchange: () => {
       document.cookie = `${TENANT_COOKIE}=${encodeURIComponent(select.value)}; Path=/; SameSite=Strict`;
       location.hash = "#/dags";
       location.reload();
     },
-  }, me.tenants.map((t) => h("option", { value: t.name, selected: t.name === me.tenant }, t.name)));
+  }, tenants.map((t) => h("option", { value: t.name, selected: t.name === info.tenant, "data-testid": `tenant-option-${t.name}` }, t.name)));
   const signOut = h("button", {
     class: "btn btn-small",
     "data-testid": "sign-out",
@@ -81,12 +132,22 @@ export function showAccount(me) {
       location.reload();
     },
   }, "Sign out");
-  replace(bar, h("span", { "data-testid": "whoami" }, me.name), select,
-    h("span", { class: "role", "data-testid": "my-role" }, me.role || ""), signOut);
-  const rank = { Viewer: 0, User: 1, Op: 2, Admin: 3 }[me.role] ?? -1;
-  document.body.dataset.role = me.role || "";
-  for (const a of document.querySelectorAll("[data-needs]")) {
-    const need = a.dataset.needs;
-    a.hidden = need === "platform" ? !me.platform_admin : rank < ({ Viewer: 0, User: 1, Op: 2, Admin: 3 }[need] ?? 9);
+  replace(bar, h("span", { "data-testid": "whoami" }, info.name), select,
+    h("span", { class: "role", "data-testid": "my-role" }, info.role || ""),
+    info.platform_admin ? h("span", { class: "role", "data-testid": "platform-admin-badge", title: "Platform admin" }, "platform") : null,
+    signOut);
+  document.body.dataset.role = info.role || "";
+  document.body.dataset.platformAdmin = info.platform_admin ? "true" : "false";
+  // The pages of the top bar a caller may not use are not offered at all.
+  for (const a of document.querySelectorAll("[data-nav][data-needs]")) {
+    a.hidden = !can(a.dataset.needs);
   }
+}
+
+/** Forgets the chosen tenant (a cookie naming a tenant the caller no longer
+ *  belongs to makes every request answer 404); true if there was one. */
+export function forgetTenant() {
+  if (!cookie(TENANT_COOKIE)) return false;
+  document.cookie = `${TENANT_COOKIE}=; Path=/; Max-Age=0; SameSite=Strict`;
+  return true;
 }

@@ -7,6 +7,7 @@ import { h, replace, renderKeyed, badge, time, fmtDuration, span, shortDigest, j
 import { withParams } from "./router.js";
 import { isFinishedTi, summarize, describeCounts } from "./model.js";
 import { clearTaskDialog, markTaskDialog } from "./actions.js";
+import { needs } from "./session.js";
 
 const TAIL_MS = 1000;
 const WAIT_MS = 2000;
@@ -203,12 +204,12 @@ export class TiPanel {
     const state = this.ti ? this.ti.state : null;
     const target = { runId: this.runId, taskId: this.taskId, mapIndex: this.apiMapIndex };
     const after = () => this.refresh();
-    const mark = (newState, label, testid) => h("button", {
+    const mark = (newState, label, testid) => needs("User", h("button", {
       type: "button", class: "btn btn-small", "data-testid": testid, disabled: state === newState && !this.choosing,
       onclick: () => markTaskDialog(this.ctx, { ...target, newState }).then(after),
-    }, label);
+    }, label));
     return [
-      h("button", { type: "button", class: "btn btn-small btn-primary", "data-testid": "clear-button", onclick: () => clearTaskDialog(this.ctx, target).then(after) }, "Clear"),
+      needs("User", h("button", { type: "button", class: "btn btn-small btn-primary", "data-testid": "clear-button", onclick: () => clearTaskDialog(this.ctx, target).then(after) }, "Clear")),
       mark("success", "Mark success", "mark-success-button"),
       mark("failed", "Mark failed", "mark-failed-button"),
       mark("skipped", "Mark skipped", "mark-skipped-button"),

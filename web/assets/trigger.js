@@ -5,6 +5,7 @@
 import { get, post, p } from "./api.js";
 import { h, replace, errorBox, loading, toast } from "./dom.js";
 import { href, navigate } from "./router.js";
+import { can, needs, deniedReason } from "./session.js";
 
 /** The kind of input a param gets, from its default value (or an Airflow-style
  *  `{"__class": "…Param", "default", "description", "schema"}` object). */
@@ -72,7 +73,7 @@ function build(container, dag) {
   const runIdEl = h("input", { id: "trigger-run-id", "data-testid": "trigger-run-id", type: "text", placeholder: "generated: manual__<time>", autocomplete: "off" });
   const dateEl = h("input", { id: "trigger-logical-date", "data-testid": "trigger-logical-date", type: "datetime-local", step: "1" });
   const formError = h("div", { "data-testid": "trigger-error" });
-  const submit = h("button", { type: "submit", class: "btn btn-primary", "data-testid": "trigger-submit" }, "▶ Trigger");
+  const submit = needs("User", h("button", { type: "submit", class: "btn btn-primary", "data-testid": "trigger-submit" }, "▶ Trigger"));
 
   function field(d) {
     const id = `param-${d.key}`;
@@ -229,6 +230,7 @@ function build(container, dag) {
   }
 
   const form = h("form", { class: "form", "data-testid": "trigger-form", novalidate: true, onsubmit: onSubmit },
+    can("User") ? null : h("div", { class: "alert alert-warn", role: "note", "data-testid": "trigger-denied" }, `You cannot trigger runs here. ${deniedReason("User")}.`),
     dag.is_paused ? h("div", { class: "alert alert-warn", role: "note" }, "This DAG is paused: the run is created but will not start until the DAG is unpaused.") : null,
     h("fieldset", {},
       h("legend", {}, "Params"),

@@ -27,7 +27,10 @@ pub use config::SandboxConfig;
 pub use error::{RegistryError, SandboxError};
 pub use log::{DEFAULT_LOG_BYTES, LogBuffer, LogLevel};
 pub use outbound::{MAX_HTTP_TIMEOUT, host_allowed};
-pub use registry::{MAX_COMPONENT_BYTES, OperatorMeta, Registry, RejectedPlugin, WatchGuard};
+pub use registry::{
+    MAX_COMPONENT_BYTES, OperatorMeta, OperatorScope, Registry, RejectedPlugin, TenantOperators,
+    WatchGuard, scope_dir,
+};
 pub use request::{
     DEFAULT_XCOM_BYTES, DEFAULT_XCOM_TOTAL_BYTES, HostServices, Limits, NoHostServices, TaskInfo,
     TryReport, TryRequest, TryResult,

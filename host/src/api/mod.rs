@@ -45,7 +45,7 @@ use access::ApiRoutes;
 pub use access::{Policy, RouteEntry, RouteTable};
 pub use caller::Caller;
 pub use error::{ApiError, Problem};
-pub use plugins::plugin as plugin_json;
+pub use plugins::{plugin as plugin_json, scoped_plugin};
 
 use crate::metastore::{DagRecord, DagRun, Metastore, TaskInstance};
 use crate::scheduler::{SchedulerError, SchedulerHandle};
@@ -77,6 +77,11 @@ pub struct ApiState {
     pub clock: Arc<dyn aileron_model::clock::Clock>,
     /// Checks every request's credentials (`access.rs`).
     pub auth: crate::auth::Auth,
+    /// Asks for the DAGs folder to be parsed again, after a tenant is created or
+    /// deleted.
+    pub rescan: Arc<tokio::sync::Notify>,
+    /// `HOME/plugins`, where operators added through the API are stored.
+    pub plugins_dir: std::path::PathBuf,
 }
 
 impl ApiState {

@@ -1,7 +1,8 @@
 //! Plugins: the operator components the registry holds.
 
 use super::ApiState;
-use aileron_sandbox::OperatorMeta;
+use super::caller::Caller;
+use aileron_sandbox::{OperatorMeta, OperatorScope};
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
@@ -24,6 +25,9 @@ pub struct Plugin {
     pub world: String,
     /// JSON Schema of the params its tasks take.
     pub params_schema: Value,
+    /// The tenant that published it, alone able to use it; `null` for an
+    /// operator every tenant may use.
+    pub tenant: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -43,16 +47,32 @@ pub fn plugin(p: &OperatorMeta) -> Plugin {
         builtin: p.builtin,
         world: p.world.clone(),
         params_schema: p.params_schema.clone(),
+        tenant: None,
     }
 }
 
-/// List the operator plugins.
+/// The API form of an operator as published in a scope.
+pub fn scoped_plugin(scope: &OperatorScope, p: &OperatorMeta) -> Plugin {
+    Plugin {
+        tenant: scope.tenant().map(ToString::to_string),
+        ..plugin(p)
+    }
+}
+
+/// List the operator plugins the tenant may use: the global ones and its own
+/// (another tenant's never appear).
 #[utoipa::path(
     get, path = "/plugins", tag = "Plugin", operation_id = "get_plugins",
     responses((status = 200, description = "Every plugin.", body = PluginCollection))
 )]
-pub async fn list_plugins(State(s): State<ApiState>) -> Json<PluginCollection> {
-    let plugins: Vec<Plugin> = s.registry.list().iter().map(plugin).collect();
+pub async fn list_plugins(caller: Caller, State(s): State<ApiState>) -> Json<PluginCollection> {
+    let scope = OperatorScope::Tenant(caller.tenant_id().clone());
+    let plugins: Vec<Plugin> = s
+        .registry
+        .list_scoped(Some(&scope))
+        .iter()
+        .map(|(scope, meta)| scoped_plugin(scope, meta))
+        .collect();
     Json(PluginCollection {
         total_entries: plugins.len(),
         plugins,

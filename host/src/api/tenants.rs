@@ -99,6 +99,11 @@ pub async fn create_tenant(
     JsonBody(body): JsonBody<NewTenant>,
 ) -> ApiResult<(StatusCode, Json<Tenant>)> {
     let name = TenantId::new(&body.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if aileron_sandbox::OperatorScope::reserved_tenant(name.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "`{name}` is reserved (it names the global operator store); choose another name"
+        )));
+    }
     let record = TenantRecord {
         name,
         description: body.description,
@@ -106,6 +111,8 @@ pub async fn create_tenant(
     };
     let r = record.clone();
     s.blocking(move |m| Ok(m.create_tenant(&r)?)).await?;
+    // Its folder of DAG files, if one is waiting, is read now.
+    s.rescan.notify_one();
     Ok((StatusCode::CREATED, Json(record.into())))
 }
 
@@ -126,5 +133,6 @@ pub async fn delete_tenant(
     }
     s.blocking(move |m| Ok(m.delete_tenant(&tenant_name)?))
         .await?;
+    s.rescan.notify_one();
     Ok(StatusCode::NO_CONTENT)
 }

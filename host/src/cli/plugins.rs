@@ -1,6 +1,8 @@
 //! `aileron plugins ...`: the operators this install can run.
 
 use super::HomeArgs;
+use aileron_model::TenantId;
+use aileron_sandbox::OperatorScope;
 use anyhow::Context;
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -8,12 +10,17 @@ use std::process::ExitCode;
 
 #[derive(Subcommand)]
 pub enum PluginsCommand {
-    /// List every operator: the standard ones and those added to HOME/plugins.
+    /// List every operator: the standard ones, those added to HOME/plugins, and
+    /// each tenant's (HOME/plugins/<tenant>); with --tenant, what that tenant's
+    /// DAGs may use.
     List {
         #[command(flatten)]
         home: HomeArgs,
         #[arg(long)]
         json: bool,
+        /// Only what this tenant's DAGs may use: the global operators and its own.
+        #[arg(long)]
+        tenant: Option<String>,
     },
     /// Show an operator's description and params schema (`name`, `name@version` or
     /// `name@sha256:...`).
@@ -23,28 +30,40 @@ pub enum PluginsCommand {
         home: HomeArgs,
     },
     /// Check a component implements the operator interface and store it under
-    /// HOME/plugins; a running Aileron picks it up at once.
+    /// HOME/plugins (for every tenant), or HOME/plugins/<tenant> with --tenant
+    /// (for that tenant's DAGs alone); a running Aileron picks it up at once.
     Add {
         file: PathBuf,
         #[command(flatten)]
         home: HomeArgs,
+        /// Publish it for this tenant only.
+        #[arg(long)]
+        tenant: Option<String>,
     },
 }
 
 pub async fn run(cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        PluginsCommand::List { home, json } => {
+        PluginsCommand::List { home, json, tenant } => {
             let sandbox = aileron_sandbox::Sandbox::open_home(&home.home(), None, 1)?;
-            let list = sandbox.registry().list();
+            let viewer = tenant.as_deref().map(scope_of).transpose()?;
+            let list = sandbox.registry().list_scoped(viewer.as_ref());
             if json {
-                let v: Vec<_> = list.iter().map(crate::api::plugin_json).collect();
+                let v: Vec<_> = list
+                    .iter()
+                    .map(|(scope, meta)| crate::api::scoped_plugin(scope, meta))
+                    .collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                println!("{:<20} {:<10} {:<8} digest", "name", "version", "builtin");
-                for p in list {
+                println!(
+                    "{:<20} {:<10} {:<8} {:<16} digest",
+                    "name", "version", "builtin", "tenant"
+                );
+                for (scope, p) in list {
+                    let owner = scope.tenant().map_or("(global)", |t| t.as_str());
                     println!(
-                        "{:<20} {:<10} {:<8} {}",
-                        p.name, p.version, p.builtin, p.digest
+                        "{:<20} {:<10} {:<8} {:<16} {}",
+                        p.name, p.version, p.builtin, owner, p.digest
                     );
                 }
             }
@@ -57,19 +76,31 @@ pub async fn run(cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
                 serde_json::to_string_pretty(&crate::api::plugin_json(&p))?
             );
         }
-        PluginsCommand::Add { file, home } => {
+        PluginsCommand::Add { file, home, tenant } => {
+            let scope = match tenant.as_deref() {
+                Some(t) => scope_of(t)?,
+                None => OperatorScope::Global,
+            };
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let sandbox = aileron_sandbox::Sandbox::open_home(&home.home(), None, 1)?;
             let p = sandbox
                 .registry()
-                .install(&home.home().join("plugins"), &bytes)
+                .install_to(&home.home().join("plugins"), &scope, &bytes)
                 .with_context(|| format!("{} is not a usable operator", file.display()))?;
             println!(
-                "Added {}@{} ({}, {} bytes)",
+                "Added {}@{} for {scope} ({}, {} bytes)",
                 p.name, p.version, p.digest, p.size
             );
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The scope of a tenant named on the command line.
+fn scope_of(tenant: &str) -> anyhow::Result<OperatorScope> {
+    if OperatorScope::reserved_tenant(tenant) {
+        anyhow::bail!("`{tenant}` cannot be a tenant: it names the global operator store");
+    }
+    Ok(OperatorScope::Tenant(TenantId::new(tenant)?))
 }

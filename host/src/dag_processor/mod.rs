@@ -22,7 +22,9 @@ mod watch;
 
 pub use watch::watch;
 
+use aileron_model::TenantId;
 use aileron_model::dag::{DagSpec, ImportError, OperatorCatalog, parse_dag_file};
+use aileron_sandbox::Registry;
 use read::{ReadError, read_dag_file};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -58,6 +60,30 @@ impl FileResult {
             FileResult::Error(_) => None,
         }
     }
+}
+
+/// What parsing a tenant's DAG files needs from the rest of the host: whether the
+/// tenant exists, and the operators its files may name (the global ones and its
+/// own).
+pub trait TenantCatalogs: Sync {
+    /// The catalog of `tenant`'s operators, or why its files are not read.
+    fn catalog(&self, tenant: &TenantId) -> Result<Box<dyn OperatorCatalog + '_>, String>;
+}
+
+/// The registry alone: every tenant folder is taken as a tenant (`dags test`,
+/// which reads the folder without a metastore).
+impl TenantCatalogs for Registry {
+    fn catalog(&self, tenant: &TenantId) -> Result<Box<dyn OperatorCatalog + '_>, String> {
+        Ok(Box::new(self.for_tenant(tenant)))
+    }
+}
+
+/// The message of a file in the folder of a tenant that does not exist.
+pub fn unknown_tenant(tenant: &TenantId) -> String {
+    format!(
+        "tenant `{tenant}` does not exist, so the DAG files in its folder are not read; \
+         a platform admin creates it (`aileron tenants create {tenant}`)"
+    )
 }
 
 /// The DAGs folder.
@@ -149,7 +175,7 @@ impl DagFolder {
 
     /// Parses every DAG file. Files are taken in fileloc order, so the first file to
     /// define a `dag_id` in a tenant keeps it.
-    pub fn scan(&self, catalog: &dyn OperatorCatalog) -> BTreeMap<String, FileResult> {
+    pub fn scan(&self, catalog: &dyn TenantCatalogs) -> BTreeMap<String, FileResult> {
         let mut out = BTreeMap::new();
         // (tenant, dag_id) → the fileloc that defines it.
         let mut owners: BTreeMap<(String, String), String> = BTreeMap::new();
@@ -173,7 +199,7 @@ impl DagFolder {
 
     /// Parses one DAG file after it changed; `None` if it no longer exists (or is not
     /// a DAG file of this folder).
-    pub fn parse_file(&self, fileloc: &str, catalog: &dyn OperatorCatalog) -> Option<FileResult> {
+    pub fn parse_file(&self, fileloc: &str, catalog: &dyn TenantCatalogs) -> Option<FileResult> {
         let result = self.parse_alone(fileloc, catalog)?;
         let FileResult::Dag(dag) = &result else {
             return Some(result);
@@ -200,7 +226,7 @@ impl DagFolder {
     }
 
     /// Parses one file without looking at the others.
-    fn parse_alone(&self, fileloc: &str, catalog: &dyn OperatorCatalog) -> Option<FileResult> {
+    fn parse_alone(&self, fileloc: &str, catalogs: &dyn TenantCatalogs) -> Option<FileResult> {
         let error = |message: String| {
             Some(FileResult::Error(ImportError {
                 filename: fileloc.to_owned(),
@@ -214,8 +240,16 @@ impl DagFolder {
             Err(ReadError::Gone) => return None,
             Err(e) => return error(e.to_string()),
         };
+        let tenant = match TenantId::new(Self::tenant_of(fileloc)) {
+            Ok(tenant) => tenant,
+            Err(e) => return error(e.to_string()),
+        };
+        let catalog = match catalogs.catalog(&tenant) {
+            Ok(catalog) => catalog,
+            Err(message) => return error(message),
+        };
         Some(
-            match parse_dag_file(Self::tenant_of(fileloc), fileloc, &source, catalog) {
+            match parse_dag_file(tenant.as_str(), fileloc, &source, catalog.as_ref()) {
                 Ok(dag) => FileResult::Dag(Box::new(dag)),
                 Err(e) => FileResult::Error(e),
             },
@@ -312,6 +346,35 @@ mod tests {
         fn max_memory_bytes(&self) -> u64 {
             1 << 32
         }
+    }
+
+    /// Every tenant but `ghost` exists, and sees [`Catalog`].
+    impl TenantCatalogs for Catalog {
+        fn catalog(&self, tenant: &TenantId) -> Result<Box<dyn OperatorCatalog + '_>, String> {
+            if tenant.as_str() == "ghost" {
+                return Err(unknown_tenant(tenant));
+            }
+            Ok(Box::new(Catalog))
+        }
+    }
+
+    #[test]
+    fn the_folder_of_a_tenant_that_does_not_exist_is_import_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "ghost/etl.toml", &dag(None));
+        write(root, "acme/etl.toml", &dag(None));
+        let folder = DagFolder::new(root);
+        assert_eq!(
+            summary(&folder.scan(&Catalog)),
+            [
+                "acme/etl.toml: dag acme/etl",
+                "ghost/etl.toml: error tenant `ghost` does not exist, so the DAG files in its \
+                 folder are not read; a platform admin creates it (`aileron tenants create ghost`)",
+            ]
+        );
+        let again = folder.parse_file("ghost/etl.toml", &Catalog).unwrap();
+        assert!(again.dag().is_none());
     }
 
     pub(super) fn dag(id: Option<&str>) -> String {

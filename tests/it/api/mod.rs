@@ -26,6 +26,8 @@ pub fn app(env: &Env) -> Router {
         remote: None,
         clock: env.app.clock.clone(),
         auth: env.app.auth.clone(),
+        rescan: env.app.rescan.clone(),
+        plugins_dir: env.app.plugins_dir.clone(),
     })
 }
 

@@ -1,6 +1,7 @@
 //! The plugin registry: validated operator components by digest, name and version,
 //! each with its `InstancePre` ready for a try.
 
+mod scope;
 mod store;
 mod watch;
 
@@ -18,8 +19,13 @@ use crate::engine::Runtime;
 use crate::error::{RegistryError, chain};
 use crate::host::HostState;
 use crate::log::LogBuffer;
+use aileron_model::TenantId;
 
+pub use scope::OperatorScope;
+pub use store::scope_dir;
 pub use watch::WatchGuard;
+
+use scope::ScopedNames;
 
 /// Largest component accepted, in bytes. A Rust operator is a few hundred KiB; a
 /// Python (componentize-py) or JavaScript one with its interpreter 10 to 40 MiB;
@@ -94,18 +100,20 @@ pub(crate) struct Entry {
 
 #[derive(Default)]
 struct Index {
+    /// Every component some scope publishes, compiled once however many tenants
+    /// publish it.
     by_digest: HashMap<String, Arc<Entry>>,
-    /// name → version → digest; one digest per name and version.
-    by_name: BTreeMap<String, BTreeMap<semver::Version, String>>,
+    /// Which scope publishes which digest under which name and version.
+    names: ScopedNames,
     /// digest → where its bytes can be read again, for the components that have
-    /// such a place (see [`Registry::component_bytes`]).
-    origins: HashMap<String, Origin>,
+    /// such a place (see [`Registry::component_bytes`]); the first is used.
+    origins: HashMap<String, Vec<Origin>>,
 }
 
 /// Where the bytes of a registered component are kept. The registry does not hold
 /// them in memory (a component may be tens of MiB, and only its compiled form is
 /// needed to run it), so it remembers where to find them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 enum Origin {
     /// One of the standard operators embedded in the host.
     Builtin(&'static [u8]),
@@ -130,16 +138,16 @@ impl Registry {
     }
 
     /// Registers the standard operators embedded in the host (see
-    /// [`STANDARD_PLUGINS`](crate::STANDARD_PLUGINS)). Idempotent.
+    /// [`STANDARD_PLUGINS`](crate::STANDARD_PLUGINS)), for every tenant. Idempotent.
     pub fn load_builtin(&self) -> Result<(), RegistryError> {
         for &(name, bytes) in crate::builtin::STANDARD_PLUGINS {
             let meta = self
-                .register(bytes, true)
+                .register(&OperatorScope::Global, bytes, true)
                 .map_err(|source| RegistryError::Builtin {
                     name: name.to_owned(),
                     source: Box::new(source),
                 })?;
-            self.set_origin(&meta.digest, Origin::Builtin(bytes));
+            self.add_origin(&meta.digest, Origin::Builtin(bytes));
             if meta.name != name {
                 tracing::warn!(
                     "standard operator built as `{name}` describes itself as `{}`",
@@ -150,21 +158,48 @@ impl Registry {
         Ok(())
     }
 
-    /// Validates and registers a component, returning what it describes. Idempotent
-    /// for the same bytes.
+    /// Validates a component and publishes it for every tenant, returning what it
+    /// describes; see [`add_to`](Registry::add_to).
+    pub fn add(&self, bytes: &[u8]) -> Result<OperatorMeta, RegistryError> {
+        self.add_to(&OperatorScope::Global, bytes)
+    }
+
+    /// Validates a component and publishes it in `scope`, returning what it
+    /// describes. Idempotent for the same bytes in the same scope.
     ///
     /// Validation compiles the component (or loads it from the cache), checks that
     /// it targets the operator world and needs no import the sandbox lacks, then
     /// calls `describe` in a sandbox with a deadline and a memory cap, and checks
-    /// the name, version and schema it returns. Compiling takes CPU time: call this
-    /// from a blocking context (`spawn_blocking`), not from an async task.
-    pub fn add(&self, bytes: &[u8]) -> Result<OperatorMeta, RegistryError> {
-        self.register(bytes, false)
+    /// the name, version and schema it returns. A component another scope already
+    /// publishes is not compiled again. Compiling takes CPU time: call this from a
+    /// blocking context (`spawn_blocking`), not from an async task.
+    pub fn add_to(
+        &self,
+        scope: &OperatorScope,
+        bytes: &[u8],
+    ) -> Result<OperatorMeta, RegistryError> {
+        self.register(scope, bytes, false)
     }
 
-    /// The component with this digest (`sha256:<hex>`), if registered.
+    /// The component with this digest (`sha256:<hex>`), if some scope publishes it.
+    /// Runs and workers use digests resolved when the DAG was parsed, so this does
+    /// not look at scopes.
     pub fn get(&self, digest: &str) -> Option<OperatorMeta> {
         self.entry(digest).map(|entry| entry.meta.clone())
+    }
+
+    /// Whether a DAG of `tenant` may use the component with this digest: it is
+    /// global or the tenant's own.
+    pub fn visible_to(&self, tenant: &TenantId, digest: &str) -> bool {
+        let Some(entry) = self.entry(digest) else {
+            return false;
+        };
+        let index = self.read();
+        let name = entry.meta.name.as_str();
+        index.names.holds(&OperatorScope::Global, name, digest)
+            || index
+                .names
+                .holds(&OperatorScope::Tenant(tenant.clone()), name, digest)
     }
 
     /// The bytes of the component with this digest (`sha256:<hex>`), so they can be
@@ -174,7 +209,11 @@ impl Registry {
     /// never stored. A store file that can no longer be read, or no longer has
     /// this digest, is an error. Reads a file: call from a blocking context.
     pub fn component_bytes(&self, digest: &str) -> Result<Option<Vec<u8>>, RegistryError> {
-        let origin = self.read().origins.get(digest).cloned();
+        let origin = self
+            .read()
+            .origins
+            .get(digest)
+            .and_then(|o| o.first().cloned());
         match origin {
             None => Ok(None),
             Some(Origin::Builtin(bytes)) => Ok(Some(bytes.to_vec())),
@@ -192,18 +231,20 @@ impl Registry {
         }
     }
 
-    /// Records where the bytes of a registered component are. The embedded bytes
-    /// win over a store file: they cannot go missing.
-    fn set_origin(&self, digest: &str, origin: Origin) {
-        let mut index = self.inner.index.write().unwrap_or_else(|e| e.into_inner());
+    /// Records a place where the bytes of a registered component are. The embedded
+    /// bytes come first: they cannot go missing.
+    fn add_origin(&self, digest: &str, origin: Origin) {
+        let mut index = self.write();
         if !index.by_digest.contains_key(digest) {
             return;
         }
-        match (index.origins.get(digest), &origin) {
-            (Some(Origin::Builtin(_)), Origin::Stored(_)) => {}
-            _ => {
-                index.origins.insert(digest.to_owned(), origin);
-            }
+        let origins = index.origins.entry(digest.to_owned()).or_default();
+        if origins.contains(&origin) {
+            return;
+        }
+        match origin {
+            Origin::Builtin(_) => origins.insert(0, origin),
+            Origin::Stored(_) => origins.push(origin),
         }
     }
 
@@ -211,23 +252,49 @@ impl Registry {
         self.read().by_digest.get(digest).cloned()
     }
 
-    /// Every registered component, sorted by name, then version (semver order).
+    /// Every global component, sorted by name, then version (semver order).
     pub fn list(&self) -> Vec<OperatorMeta> {
-        let index = self.read();
-        index
-            .by_name
-            .values()
-            .flat_map(|versions| versions.values())
-            .map(|digest| index.by_digest[digest].meta.clone())
+        self.list_scoped(Some(&OperatorScope::Global))
+            .into_iter()
+            .map(|(_, meta)| meta)
             .collect()
     }
 
-    /// Resolves an operator reference from a DAG file:
+    /// What `viewer` may use (the global components and, for a tenant, its own),
+    /// or with `None` every scope's: with the scope each is published in, sorted by
+    /// name, then version. A component published in two scopes is listed twice.
+    pub fn list_scoped(
+        &self,
+        viewer: Option<&OperatorScope>,
+    ) -> Vec<(OperatorScope, OperatorMeta)> {
+        let index = self.read();
+        index
+            .names
+            .listing(viewer)
+            .into_iter()
+            .map(|(scope, _, _, digest)| (scope.clone(), index.by_digest[digest].meta.clone()))
+            .collect()
+    }
+
+    /// Resolves an operator reference among the global operators; see
+    /// [`resolve_in`](Registry::resolve_in).
+    pub fn resolve(&self, reference: &str) -> Result<OperatorMeta, RegistryError> {
+        self.resolve_in(&OperatorScope::Global, reference)
+    }
+
+    /// Resolves an operator reference from a DAG file of `viewer`'s tenant, among
+    /// the global operators and the tenant's own:
     /// - `name`: its highest version (semver order); a standard operator's name
     ///   always means the standard operator, since no other component may take it;
     /// - `name@1.2.0`: that version;
     /// - `name@sha256:<hex>`: that component, which must be named `name`.
-    pub fn resolve(&self, reference: &str) -> Result<OperatorMeta, RegistryError> {
+    ///
+    /// Another tenant's operator is unknown here, by name and by digest alike.
+    pub fn resolve_in(
+        &self,
+        viewer: &OperatorScope,
+        reference: &str,
+    ) -> Result<OperatorMeta, RegistryError> {
         let invalid = || RegistryError::InvalidReference(reference.to_owned());
         let (name, selector) = match reference.split_once('@') {
             Some((name, selector)) => (name, Some(selector)),
@@ -237,27 +304,32 @@ impl Registry {
             return Err(invalid());
         }
         let index = self.read();
-        let Some(versions) = index.by_name.get(name) else {
-            let names: Vec<&str> = index.by_name.keys().map(String::as_str).collect();
+        let Some(versions) = index.names.versions(viewer, name) else {
             return Err(RegistryError::UnknownOperator {
                 name: name.to_owned(),
-                available: list_or_none(&names),
+                available: list_or_none(&index.names.names(viewer)),
             });
         };
         let digest = match selector {
             None => versions.values().next_back(),
             Some(digest) if digest.starts_with("sha256:") => {
-                let Some(entry) = index.by_digest.get(digest) else {
-                    return Err(RegistryError::UnknownDigest(digest.to_owned()));
-                };
-                if entry.meta.name != name {
-                    return Err(RegistryError::DigestNameMismatch {
-                        digest: digest.to_owned(),
-                        actual: entry.meta.name.clone(),
-                        requested: name.to_owned(),
-                    });
+                if let Some(entry) = index.by_digest.get(digest)
+                    && versions.values().any(|d| d == digest)
+                {
+                    return Ok(entry.meta.clone());
                 }
-                return Ok(entry.meta.clone());
+                // Named otherwise, or not visible here: say only what this tenant
+                // may know, that no component of that name has this digest.
+                return Err(match index.by_digest.get(digest) {
+                    Some(entry) if entry.meta.name != name && self_sees(&index, viewer, entry) => {
+                        RegistryError::DigestNameMismatch {
+                            digest: digest.to_owned(),
+                            actual: entry.meta.name.clone(),
+                            requested: name.to_owned(),
+                        }
+                    }
+                    _ => RegistryError::UnknownDigest(digest.to_owned()),
+                });
             }
             Some(version) => {
                 let parsed = semver::Version::parse(version).map_err(|_| invalid())?;
@@ -278,8 +350,8 @@ impl Registry {
         }
     }
 
-    /// Fires for every newly registered component (not for repeated registrations
-    /// of known bytes).
+    /// Fires for every component newly published in a scope (not for repeated
+    /// registrations of known bytes in the same scope), and for every removal.
     pub fn subscribe(&self) -> broadcast::Receiver<OperatorMeta> {
         self.inner.events.subscribe()
     }
@@ -296,7 +368,12 @@ impl Registry {
             .collect()
     }
 
-    fn register(&self, bytes: &[u8], builtin: bool) -> Result<OperatorMeta, RegistryError> {
+    fn register(
+        &self,
+        scope: &OperatorScope,
+        bytes: &[u8],
+        builtin: bool,
+    ) -> Result<OperatorMeta, RegistryError> {
         if bytes.len() > MAX_COMPONENT_BYTES {
             return Err(RegistryError::TooLarge {
                 size: bytes.len(),
@@ -305,8 +382,11 @@ impl Registry {
         }
         let digest_hex = hex::encode(Sha256::digest(bytes));
         let digest = format!("sha256:{digest_hex}");
-        if let Some(meta) = self.get(&digest) {
-            return Ok(meta);
+        if let Some(entry) = self.entry(&digest) {
+            // Known bytes (another scope's, or this one's again): nothing to compile.
+            let version = semver::Version::parse(&entry.meta.version)
+                .map_err(|e| RegistryError::InvalidInfo(e.to_string()))?;
+            return self.publish(scope, &entry.meta, &version, None);
         }
         check_header(bytes)?;
         let runtime = self.runtime();
@@ -340,60 +420,150 @@ impl Registry {
             builtin,
             world: pre.world().to_owned(),
         };
-        self.insert(meta, version, pre)
+        self.publish(scope, &meta, &version, Some(pre))
     }
 
-    fn insert(
+    /// Publishes a validated component in `scope`: `pre` is its compiled form when
+    /// it is new to the registry, `None` when some scope already holds it.
+    fn publish(
         &self,
-        meta: OperatorMeta,
-        version: semver::Version,
-        pre: OperatorPre<HostState>,
+        scope: &OperatorScope,
+        meta: &OperatorMeta,
+        version: &semver::Version,
+        pre: Option<OperatorPre<HostState>>,
     ) -> Result<OperatorMeta, RegistryError> {
-        let mut index = self.inner.index.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = index.by_digest.get(&meta.digest) {
-            // Registered concurrently by another caller.
+        let mut index = self.write();
+        if let Some(entry) = index.by_digest.get(&meta.digest)
+            && index.names.holds(scope, &meta.name, &meta.digest)
+        {
+            // Published here already (perhaps concurrently by another caller).
             return Ok(entry.meta.clone());
         }
-        if let Some(existing) = index.by_name.get(&meta.name).and_then(|v| v.get(&version)) {
+        if let Err(conflict) = index
+            .names
+            .publish(scope, &meta.name, version, &meta.digest)
+        {
             return Err(RegistryError::VersionConflict {
-                name: meta.name,
-                version: meta.version,
-                existing: existing.clone(),
-                digest: meta.digest,
+                name: meta.name.clone(),
+                version: meta.version.clone(),
+                existing: conflict.existing,
+                digest: meta.digest.clone(),
             });
         }
         if !meta.builtin && is_standard_name(&meta.name) {
             // A DAG that says `operator = "echo"` means the standard operator; a
             // component taking the name could otherwise run in its place as a
             // "higher version", in every tenant's DAGs.
+            index.names.unpublish(scope, &meta.name, version);
             return Err(RegistryError::ReservedName {
-                name: meta.name,
-                version: meta.version,
+                name: meta.name.clone(),
+                version: meta.version.clone(),
             });
         }
-        index
-            .by_name
-            .entry(meta.name.clone())
-            .or_default()
-            .insert(version, meta.digest.clone());
-        index.by_digest.insert(
-            meta.digest.clone(),
-            Arc::new(Entry {
-                meta: meta.clone(),
-                pre,
-            }),
-        );
+        let meta = match (index.by_digest.get(&meta.digest), pre) {
+            (Some(entry), _) => entry.meta.clone(),
+            (None, Some(pre)) => {
+                index.by_digest.insert(
+                    meta.digest.clone(),
+                    Arc::new(Entry {
+                        meta: meta.clone(),
+                        pre,
+                    }),
+                );
+                meta.clone()
+            }
+            (None, None) => {
+                // Removed between the look-up and now: take the name back.
+                index.names.unpublish(scope, &meta.name, version);
+                return Err(RegistryError::UnknownDigest(meta.digest.clone()));
+            }
+        };
         drop(index);
         tracing::info!(
             name = %meta.name,
             version = %meta.version,
             digest = %meta.digest,
             builtin = meta.builtin,
-            "registered operator"
+            %scope,
+            "published operator"
         );
         // No subscriber is not an error.
         let _ = self.inner.events.send(meta.clone());
         Ok(meta)
+    }
+
+    /// Takes `name@version` out of `scope`: its store file and any drop-in with
+    /// the same bytes in the scope's folder under `plugins_dir` are deleted, and
+    /// the component is forgotten once no scope publishes it. Standard operators
+    /// stay. Whether a DAG still uses it is for the caller to check first. Deletes
+    /// files: call from a blocking context.
+    pub fn remove(
+        &self,
+        plugins_dir: &std::path::Path,
+        scope: &OperatorScope,
+        name: &str,
+        version: &str,
+    ) -> Result<OperatorMeta, RegistryError> {
+        let meta = self.resolve_exact(scope, name, version)?;
+        if meta.builtin {
+            return Err(RegistryError::ReservedName {
+                name: meta.name,
+                version: meta.version,
+            });
+        }
+        let removed = store::delete_copies(plugins_dir, scope, &meta.digest)?;
+        let mut index = self.write();
+        let parsed = semver::Version::parse(&meta.version)
+            .map_err(|e| RegistryError::InvalidInfo(e.to_string()))?;
+        index.names.unpublish(scope, &meta.name, &parsed);
+        if let Some(origins) = index.origins.get_mut(&meta.digest) {
+            origins.retain(|o| !matches!(o, Origin::Stored(p) if removed.contains(p)));
+        }
+        if !index.names.publishes(&meta.digest) {
+            index.by_digest.remove(&meta.digest);
+            index.origins.remove(&meta.digest);
+        }
+        drop(index);
+        for path in &removed {
+            self.clear_rejected(path);
+        }
+        tracing::info!(name, version, digest = %meta.digest, %scope, "removed operator");
+        let _ = self.inner.events.send(meta.clone());
+        Ok(meta)
+    }
+
+    /// `name@version` as published in `scope` itself (not what the scope sees).
+    pub fn resolve_exact(
+        &self,
+        scope: &OperatorScope,
+        name: &str,
+        version: &str,
+    ) -> Result<OperatorMeta, RegistryError> {
+        let index = self.read();
+        let own = index.names.listing(Some(scope));
+        let mut versions = own.iter().filter(|(s, n, _, _)| *s == scope && *n == name);
+        let available: Vec<String> = versions.clone().map(|(_, _, v, _)| v.to_string()).collect();
+        if available.is_empty() {
+            return Err(RegistryError::UnknownOperator {
+                name: name.to_owned(),
+                available: format!("none of that name in {scope}"),
+            });
+        }
+        match versions.find(|(_, _, v, _)| v.to_string() == version) {
+            Some((_, _, _, digest)) => Ok(index.by_digest[*digest].meta.clone()),
+            None => {
+                let available: Vec<&str> = available.iter().map(String::as_str).collect();
+                Err(RegistryError::UnknownVersion {
+                    name: name.to_owned(),
+                    version: version.to_owned(),
+                    available: list_or_none(&available),
+                })
+            }
+        }
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
+        self.inner.index.write().unwrap_or_else(|e| e.into_inner())
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Index> {
@@ -432,7 +602,40 @@ impl std::fmt::Debug for Registry {
 /// shown to the DAG author as an import error.
 impl aileron_model::dag::OperatorCatalog for Registry {
     fn resolve(&self, reference: &str) -> Result<aileron_model::dag::ResolvedOperator, String> {
-        let meta = Registry::resolve(self, reference).map_err(|e| chain(&e))?;
+        TenantOperators {
+            registry: self,
+            scope: OperatorScope::Global,
+        }
+        .resolve(reference)
+    }
+
+    fn max_memory_bytes(&self) -> u64 {
+        self.runtime().config.max_memory_bytes
+    }
+}
+
+/// The operators one tenant's DAG files may name: the global ones and its own.
+pub struct TenantOperators<'a> {
+    registry: &'a Registry,
+    scope: OperatorScope,
+}
+
+impl Registry {
+    /// The catalog a DAG file of `tenant` is parsed against.
+    pub fn for_tenant(&self, tenant: &TenantId) -> TenantOperators<'_> {
+        TenantOperators {
+            registry: self,
+            scope: OperatorScope::Tenant(tenant.clone()),
+        }
+    }
+}
+
+impl aileron_model::dag::OperatorCatalog for TenantOperators<'_> {
+    fn resolve(&self, reference: &str) -> Result<aileron_model::dag::ResolvedOperator, String> {
+        let meta = self
+            .registry
+            .resolve_in(&self.scope, reference)
+            .map_err(|e| chain(&e))?;
         Ok(aileron_model::dag::ResolvedOperator {
             name: meta.name,
             version: meta.version,
@@ -442,8 +645,16 @@ impl aileron_model::dag::OperatorCatalog for Registry {
     }
 
     fn max_memory_bytes(&self) -> u64 {
-        self.runtime().config.max_memory_bytes
+        self.registry.runtime().config.max_memory_bytes
     }
+}
+
+/// Whether `viewer` sees `entry` under its own name in some scope.
+fn self_sees(index: &Index, viewer: &OperatorScope, entry: &Entry) -> bool {
+    index
+        .names
+        .versions(viewer, &entry.meta.name)
+        .is_some_and(|v| v.values().any(|d| *d == entry.meta.digest))
 }
 
 /// Refuses what is not a component binary before handing it to the compiler, with

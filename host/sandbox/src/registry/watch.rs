@@ -1,5 +1,5 @@
 //! Watching the plugins folder: new or changed drop-ins, and components another
-//! process put into the store, are registered within a second.
+//! process put into a store, global or a tenant's, are published within a second.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use notify::{RecursiveMode, Watcher};
 
-use super::store::{STORE_DIR, is_drop_in, stored_digest};
-use super::{Inner, Registry};
+use super::store::{STORE_DIR, is_drop_in, scope_dir, stored_digest, tenant_folder};
+use super::{Inner, OperatorScope, Registry};
 use crate::error::RegistryError;
 
 /// Quiet time after the last event before a batch is processed: a copy shows up
@@ -35,9 +35,9 @@ impl std::fmt::Debug for WatchGuard {
 }
 
 impl Registry {
-    /// Watches `plugins_dir` for drop-ins and its store for components installed
-    /// by another process (e.g. `aileron plugins add` next to a running server),
-    /// registering them within about a second. Failures are logged and listed by
+    /// Watches `plugins_dir` and its tenant folders for drop-ins, and their
+    /// stores for components installed by another process (e.g. `aileron plugins
+    /// add` next to a running server), publishing them within about a second. Failures are logged and listed by
     /// [`rejected`](Registry::rejected). Watching stops when the guard is dropped;
     /// the guard does not keep the registry alive.
     pub fn watch(&self, plugins_dir: &Path) -> Result<WatchGuard, RegistryError> {
@@ -58,14 +58,14 @@ impl Registry {
                 path: plugins_dir.to_owned(),
                 source,
             })?;
-        for dir in [plugins_dir, store.as_path()] {
-            watcher
-                .watch(dir, RecursiveMode::NonRecursive)
-                .map_err(|source| RegistryError::Watch {
-                    path: dir.to_owned(),
-                    source,
-                })?;
-        }
+        // Recursive, so a tenant folder made later is watched too; what lies
+        // deeper than a scope's store is ignored by `on_change`.
+        watcher
+            .watch(plugins_dir, RecursiveMode::Recursive)
+            .map_err(|source| RegistryError::Watch {
+                path: plugins_dir.to_owned(),
+                source,
+            })?;
         let registry = Arc::downgrade(&self.inner);
         let dir = plugins_dir.to_owned();
         std::thread::Builder::new()
@@ -75,20 +75,40 @@ impl Registry {
         Ok(WatchGuard { _watcher: watcher })
     }
 
-    /// Handles one changed path of the plugins folder or its store.
+    /// Handles one changed path of the plugins folder: a drop-in or a store file
+    /// of the global scope or of a tenant's.
     fn on_change(&self, plugins_dir: &Path, path: &Path) {
-        let parent = path.parent();
-        if parent == Some(&plugins_dir.join(STORE_DIR)) {
+        let Ok(relative) = path.strip_prefix(plugins_dir) else {
+            return;
+        };
+        let parts: Vec<&str> = relative.iter().filter_map(|p| p.to_str()).collect();
+        let (scope, in_store) = match parts.as_slice() {
+            [_] => (OperatorScope::Global, false),
+            [STORE_DIR, _] => (OperatorScope::Global, true),
+            [tenant, _] => match tenant_folder(tenant) {
+                Some(scope) => (scope, false),
+                None => return,
+            },
+            [tenant, STORE_DIR, _] => match tenant_folder(tenant) {
+                Some(scope) => (scope, true),
+                None => return,
+            },
+            _ => return,
+        };
+        if in_store {
             let Some(digest) = stored_digest(path) else {
                 return;
             };
-            if !path.is_file() || self.get(&digest).is_some() {
+            let published = self
+                .get(&digest)
+                .is_some_and(|meta| self.read().names.holds(&scope, &meta.name, &digest));
+            if !path.is_file() || published {
                 return;
             }
-            if let Err(e) = self.load_stored(path) {
+            if let Err(e) = self.load_stored(&scope, path) {
                 self.reject(path, &e);
             }
-        } else if parent == Some(plugins_dir) {
+        } else {
             if path.extension().is_none_or(|ext| ext != "wasm") {
                 return;
             }
@@ -97,7 +117,8 @@ impl Registry {
                 self.clear_rejected(path);
                 return;
             }
-            if let Err(e) = self.ingest_drop_in(plugins_dir, path) {
+            let dir = scope_dir(plugins_dir, &scope);
+            if let Err(e) = self.ingest_drop_in(&dir, &scope, path) {
                 self.reject(path, &e);
             }
         }

@@ -1,0 +1,234 @@
+// The platform's "Tenants & users" page (platform admins): the tenants sharing
+// this Aileron (create, delete), the users who sign in (create, set a password,
+// make or unmake platform admin, delete) with the roles they hold, and the
+// platform's API tokens. A tenant's members and roles are managed by its Admins
+// on its Members page; a user can be given a first role here when created.
+
+import { get, post, patch, del, p } from "./api.js";
+import { h, replace, errorBox, loading, empty, toast, confirmDialog, formDialog, time } from "./dom.js";
+import { whoami, showAccount, needs, ROLES } from "./session.js";
+import { tokenSection } from "./members.js";
+import { watch } from "./live.js";
+
+const DEFAULT_TENANT = "default";
+
+export function mount(root) {
+  document.title = "Tenants & users · Aileron";
+  const me = whoami() || {};
+  const tenantsBody = h("div", {}, loading());
+  const usersBody = h("div", {}, loading());
+  const tokens = tokenSection({ path: "/platform/tokens", platform: true });
+  root.append(h("section", { class: "page", "data-testid": "tenants-page" },
+    h("div", { class: "page-head" }, h("h1", {}, "Tenants & users")),
+    h("p", { class: "muted" }, "The teams sharing this Aileron and the people who sign in. A tenant's DAG files live in its own folder, ",
+      h("code", {}, "dags/<tenant>/"), "; its Admins manage its members on its Members page."),
+    h("section", { "aria-labelledby": "tenants-title" },
+      h("div", { class: "page-head" },
+        h("h2", { id: "tenants-title" }, "Tenants"),
+        h("span", { class: "spacer" }),
+        needs("platform", h("button", { type: "button", class: "btn btn-primary", "data-testid": "add-tenant", onclick: () => createTenant() }, "Create tenant"))),
+      tenantsBody),
+    h("section", { "aria-labelledby": "users-title" },
+      h("div", { class: "page-head" },
+        h("h2", { id: "users-title" }, "Users"),
+        h("span", { class: "spacer" }),
+        needs("platform", h("button", { type: "button", class: "btn btn-primary", "data-testid": "add-user", onclick: () => createUser() }, "Create user"))),
+      usersBody),
+    tokens.el));
+
+  let tenants = [];
+
+  /** The top bar's tenant switcher follows the tenants created and deleted. */
+  function refreshAccount() {
+    get("/me").then(showAccount).catch(() => {});
+  }
+
+  async function loadTenants() {
+    try {
+      const r = await get("/tenants");
+      tenants = (r.tenants || []).slice().sort((a, b) => a.name.localeCompare(b.name));
+      renderTenants();
+    } catch (e) {
+      replace(tenantsBody, errorBox(e));
+    }
+  }
+
+  function renderTenants() {
+    if (!tenants.length) {
+      replace(tenantsBody, empty("No tenants.", { "data-testid": "empty-tenants" }));
+      return;
+    }
+    replace(tenantsBody, h("div", { class: "table-wrap" }, h("table", { class: "table", "data-testid": "tenants-table" },
+      h("thead", {}, h("tr", {}, ["Name", "Description", "Created"].map((c) => h("th", { scope: "col" }, c)),
+        h("th", { scope: "col" }, h("span", { class: "sr-only" }, "Actions")))),
+      h("tbody", {}, tenants.map((t) => {
+        const delBtn = needs("platform", h("button", {
+          type: "button", class: "btn btn-small btn-danger-outline", "data-testid": `delete-tenant-${t.name}`,
+          "aria-label": `Delete tenant ${t.name}`, onclick: () => deleteTenant(t),
+        }, "Delete"));
+        if (t.name === DEFAULT_TENANT) {
+          delBtn.disabled = true;
+          delBtn.title = "The default tenant cannot be deleted";
+        }
+        return h("tr", { "data-testid": `tenant-row-${t.name}` },
+          h("td", {}, h("code", { "data-testid": `tenant-name-${t.name}` }, t.name)),
+          h("td", {}, t.description || h("span", { class: "muted" }, "—")),
+          h("td", {}, time(t.created_at)),
+          h("td", { class: "col-actions" }, delBtn));
+      })))));
+  }
+
+  async function createTenant() {
+    const name = await formDialog({
+      title: "Create a tenant",
+      testid: "tenant-form",
+      submitLabel: "Create",
+      fields: [
+        { name: "name", label: "Name", required: true, help: "1 to 63 ASCII letters, digits, - and _: also its folder under the DAGs and plugins folders." },
+        { name: "description", label: "Description" },
+      ],
+      submit: async (v) => {
+        const t = await post("/tenants", { name: v.name.trim(), description: v.description });
+        return t.name;
+      },
+    });
+    if (typeof name === "string") {
+      toast(`Created tenant ${name}`);
+      loadTenants();
+      refreshAccount();
+    }
+  }
+
+  async function deleteTenant(t) {
+    const ok = await confirmDialog(`Delete tenant ${t.name}?`,
+      `Its members, tokens, variables, connections and pools are deleted. Refused while it still has DAGs: remove dags/${t.name}/ first.`,
+      { confirmLabel: "Delete", danger: true, testid: "delete-tenant-dialog" });
+    if (!ok) return;
+    try {
+      await del(p`/tenants/${t.name}`);
+      toast(`Deleted tenant ${t.name}`);
+      refreshAccount();
+    } catch (e) {
+      toast(`Could not delete ${t.name}: ${e.detail || e.message}`, "error");
+    }
+    loadTenants();
+    loadUsers();
+  }
+
+  let users = [];
+
+  async function loadUsers() {
+    try {
+      const r = await get("/users");
+      users = (r.users || []).slice().sort((a, b) => a.username.localeCompare(b.username));
+      renderUsers();
+    } catch (e) {
+      replace(usersBody, errorBox(e));
+    }
+  }
+
+  function renderUsers() {
+    if (!users.length) {
+      replace(usersBody, empty("No users.", { "data-testid": "empty-users" }));
+      return;
+    }
+    replace(usersBody, h("div", { class: "table-wrap" }, h("table", { class: "table", "data-testid": "users-table" },
+      h("thead", {}, h("tr", {}, ["User", "Platform admin", "Roles", "Created"].map((c) => h("th", { scope: "col" }, c)),
+        h("th", { scope: "col" }, h("span", { class: "sr-only" }, "Actions")))),
+      h("tbody", {}, users.map((u) => {
+        const roles = Object.entries(u.roles || {});
+        return h("tr", { "data-testid": `user-row-${u.username}`, "data-platform-admin": u.platform_admin ? "true" : "false" },
+          h("td", {}, h("code", {}, u.username), u.username === me.name ? h("span", { class: "muted small" }, " (you)") : null),
+          h("td", { "data-testid": `user-platform-${u.username}` }, u.platform_admin ? h("span", { class: "badge badge-info" }, "platform admin") : h("span", { class: "muted" }, "no")),
+          h("td", { "data-testid": `user-roles-${u.username}` }, roles.length
+            ? h("span", { class: "tags" }, roles.map(([t, r]) => h("span", { class: "tag tag-static", "data-testid": `user-role-${u.username}-${t}` }, `${t}: ${r}`)))
+            : h("span", { class: "muted" }, "none")),
+          h("td", {}, time(u.created_at)),
+          h("td", { class: "col-actions" }, h("div", { class: "btn-group" },
+            needs("platform", h("button", { type: "button", class: "btn btn-small", "data-testid": `set-password-${u.username}`, onclick: () => setPassword(u) }, "Set password")),
+            needs("platform", h("button", {
+              type: "button", class: "btn btn-small", "data-testid": `toggle-platform-${u.username}`, onclick: () => togglePlatform(u),
+            }, u.platform_admin ? "Revoke platform admin" : "Make platform admin")),
+            needs("platform", h("button", {
+              type: "button", class: "btn btn-small btn-danger-outline", "data-testid": `delete-user-${u.username}`,
+              "aria-label": `Delete user ${u.username}`, onclick: () => deleteUser(u),
+            }, "Delete")))));
+      })))));
+  }
+
+  async function createUser() {
+    const username = await formDialog({
+      title: "Create a user",
+      testid: "user-form",
+      submitLabel: "Create",
+      fields: [
+        { name: "username", label: "User name", required: true, help: "1 to 64 ASCII letters, digits, . _ - and @ (an e-mail address fits)." },
+        { name: "password", label: "Password", type: "password", required: true, autocomplete: "new-password", help: "At least 8 characters." },
+        { name: "platform_admin", label: "Platform admin (manages tenants, users and workers, acts as Admin in every tenant)", type: "checkbox" },
+        { name: "tenant", label: "First role in tenant (optional)", type: "select", options: [["", "— none —"], ...tenants.map((t) => [t.name, t.name])], value: "" },
+        { name: "role", label: "Role there", type: "select", options: ROLES.map((r) => [r, r]), value: "Viewer" },
+      ],
+      submit: async (v) => {
+        const body = { username: v.username.trim(), password: v.password, platform_admin: v.platform_admin };
+        if (v.tenant) body.roles = { [v.tenant]: v.role };
+        const u = await post("/users", body);
+        return u.username;
+      },
+    });
+    if (typeof username === "string") {
+      toast(`Created user ${username}`);
+      loadUsers();
+    }
+  }
+
+  async function setPassword(u) {
+    const done = await formDialog({
+      title: `Set the password of ${u.username}`,
+      testid: "password-form",
+      fields: [{ name: "password", label: "New password", type: "password", required: true, autocomplete: "new-password", help: "At least 8 characters. Every session of the user ends." }],
+      submit: (v) => patch(p`/users/${u.username}`, { password: v.password }),
+    });
+    if (done) {
+      toast(`Password of ${u.username} changed`);
+      // Changing one's own password ends one's own session too.
+      if (u.username === me.name) location.reload();
+    }
+  }
+
+  async function togglePlatform(u) {
+    const make = !u.platform_admin;
+    const ok = await confirmDialog(make ? `Make ${u.username} a platform admin?` : `Revoke ${u.username}'s platform admin?`,
+      make ? `${u.username} will manage tenants, users and workers, and act as Admin in every tenant.`
+        : `${u.username} keeps only the roles held in each tenant.`,
+      { confirmLabel: make ? "Make platform admin" : "Revoke", danger: !make, testid: "platform-admin-dialog" });
+    if (!ok) return;
+    try {
+      await patch(p`/users/${u.username}`, { platform_admin: make });
+      toast(make ? `${u.username} is now a platform admin` : `${u.username} is no longer a platform admin`);
+      if (u.username === me.name) location.reload();
+    } catch (e) {
+      toast(`Could not change ${u.username}: ${e.detail || e.message}`, "error");
+    }
+    loadUsers();
+  }
+
+  async function deleteUser(u) {
+    const ok = await confirmDialog(`Delete user ${u.username}?`, `Their roles go and their sessions stop working at once.`,
+      { confirmLabel: "Delete", danger: true, testid: "delete-user-dialog" });
+    if (!ok) return;
+    try {
+      await del(p`/users/${u.username}`);
+      toast(`Deleted user ${u.username}`);
+      if (u.username === me.name) location.reload();
+    } catch (e) {
+      toast(`Could not delete ${u.username}: ${e.detail || e.message}`, "error");
+    }
+    loadUsers();
+  }
+
+  loadTenants();
+  loadUsers();
+  tokens.load();
+  watch({ dagId: null, refresh: () => {}, onEvent() {} });
+  return { update() {}, destroy() {} };
+}
