@@ -260,6 +260,25 @@ async fn real_answers_match_the_openapi_document() {
     }
 
     // Every GET answers 200 with the documented shape.
+    // Every operation but the public health check states the credentials it
+    // takes and documents 401; the schemes are in the components.
+    for scheme in ["bearer", "basic", "session"] {
+        assert!(
+            doc["components"]["securitySchemes"][scheme].is_object(),
+            "{scheme}"
+        );
+    }
+    for (path, item) in &paths {
+        for (method, op) in item.as_object().unwrap() {
+            let public = path == "/health";
+            assert_eq!(op["security"].is_array(), !public, "{method} {path}");
+            assert_eq!(
+                op["responses"]["401"].is_object(),
+                !public,
+                "{method} {path}"
+            );
+        }
+    }
     let ids = path_ids(&backfill_id);
     for (path, item) in &paths {
         let Some(op) = item.get("get") else { continue };

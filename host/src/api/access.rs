@@ -93,8 +93,22 @@ impl<S: Clone + Send + Sync + 'static> ApiRoutes<S> {
     pub fn add(
         mut self,
         policy: Policy,
-        (schemas, paths, method_router): UtoipaMethodRouter<S>,
+        (schemas, mut paths, method_router): UtoipaMethodRouter<S>,
     ) -> Self {
+        for item in paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                document(policy, op);
+            }
+        }
         let mut operation = String::new();
         for (path, item) in &paths.paths {
             for (method, op) in [
@@ -337,6 +351,68 @@ pub(super) fn client_address(peer: Option<&ConnectInfo<SocketAddr>>) -> String {
 
 fn unauthorized(detail: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, detail)
+}
+
+/// The names of the security schemes in the OpenAPI document
+/// ([`SecuritySchemes`]).
+const SCHEMES: [&str; 3] = ["bearer", "basic", "session"];
+
+/// Writes an operation's policy into its OpenAPI entry: which credentials it
+/// takes, and the refusals it can answer with (401 without valid ones, 429 after
+/// too many failed sign-ins, 403 when the role or platform rights are missing).
+fn document(policy: Policy, op: &mut utoipa::openapi::path::Operation) {
+    use super::error::{Forbidden, TooManyRequests, Unauthorized};
+    use utoipa::IntoResponses;
+    use utoipa::openapi::security::SecurityRequirement;
+    if matches!(policy, Policy::Public) {
+        return;
+    }
+    op.security = Some(
+        SCHEMES
+            .iter()
+            .map(|name| SecurityRequirement::new(*name, Vec::<String>::new()))
+            .collect(),
+    );
+    let mut refusals = Unauthorized::responses();
+    refusals.extend(TooManyRequests::responses());
+    if matches!(policy, Policy::Tenant(_) | Policy::Platform) {
+        refusals.extend(Forbidden::responses());
+    }
+    for (status, response) in refusals {
+        op.responses.responses.entry(status).or_insert(response);
+    }
+}
+
+/// Adds the credentials the API takes to the OpenAPI document's components.
+pub struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            SCHEMES[0],
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT from POST /auth/token, or an API token ail_…")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            SCHEMES[1],
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
+        components.add_security_scheme(
+            SCHEMES[2],
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                SESSION_COOKIE,
+                "The UI's session (POST /auth/login); a change also needs the X-CSRF-Token header",
+            ))),
+        );
+    }
 }
 
 /// The caller of a request under `policy`, or the refusal.

@@ -156,7 +156,7 @@ macro_rules! problem_responses {
     )*};
 }
 
-fn problem_response(
+pub(super) fn problem_response(
     status: u16,
     description: &str,
 ) -> BTreeMap<String, RefOr<openapi::response::Response>> {
@@ -183,6 +183,12 @@ problem_responses! {
     PayloadTooLarge => 413, "The request body is too large.";
     /// 422: well-formed JSON whose fields have the wrong type or value.
     Unprocessable => 422, "The body is JSON but not of the expected shape.";
+    /// 401: no credentials, or credentials that are not (or no longer) valid.
+    Unauthorized => 401, "No valid credentials: a bearer token (session JWT or API token), HTTP Basic, or the UI's session cookie.";
+    /// 403: a caller whose role in its tenant is too small.
+    Forbidden => 403, "The caller's role does not allow this; `detail` names the role needed.";
+    /// 429: too many failed sign-ins for the user name or the address.
+    TooManyRequests => 429, "Too many failed sign-ins from this name or address; try again later.";
     /// 503: the scheduler, which applies every change, is not running.
     Unavailable => 503, "The scheduler is not running.";
 }

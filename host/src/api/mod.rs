@@ -49,6 +49,7 @@ pub use plugins::{plugin as plugin_json, scoped_plugin};
 
 use crate::metastore::{DagRecord, DagRun, Metastore, TaskInstance};
 use crate::scheduler::{SchedulerError, SchedulerHandle};
+use access::SecuritySchemes;
 use aileron_model::dag::DagSpec;
 use aileron_sandbox::Registry;
 use axum::Router;
@@ -124,6 +125,7 @@ const ANY: &str = "~";
             `limit` (default 100) and `offset`."
     ),
     servers((url = "/api/v1")),
+    modifiers(&SecuritySchemes),
     // The event payloads are not a response body of any operation: listed so the
     // document describes what `/events` sends.
     components(schemas(
