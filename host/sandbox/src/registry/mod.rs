@@ -1,6 +1,7 @@
 //! The plugin registry: validated operator components by digest, name and version,
 //! each with its `InstancePre` ready for a try.
 
+mod catalog;
 mod scope;
 mod store;
 mod watch;
@@ -21,6 +22,7 @@ use crate::host::HostState;
 use crate::log::LogBuffer;
 use aileron_model::TenantId;
 
+pub use catalog::TenantOperators;
 pub use scope::OperatorScope;
 pub use store::scope_dir;
 pub use watch::WatchGuard;
@@ -595,57 +597,6 @@ impl std::fmt::Debug for Registry {
         f.debug_struct("Registry")
             .field("components", &self.read().by_digest.len())
             .finish()
-    }
-}
-
-/// DAG parsing resolves `operator = "…"` through the registry; the error text is
-/// shown to the DAG author as an import error.
-impl aileron_model::dag::OperatorCatalog for Registry {
-    fn resolve(&self, reference: &str) -> Result<aileron_model::dag::ResolvedOperator, String> {
-        TenantOperators {
-            registry: self,
-            scope: OperatorScope::Global,
-        }
-        .resolve(reference)
-    }
-
-    fn max_memory_bytes(&self) -> u64 {
-        self.runtime().config.max_memory_bytes
-    }
-}
-
-/// The operators one tenant's DAG files may name: the global ones and its own.
-pub struct TenantOperators<'a> {
-    registry: &'a Registry,
-    scope: OperatorScope,
-}
-
-impl Registry {
-    /// The catalog a DAG file of `tenant` is parsed against.
-    pub fn for_tenant(&self, tenant: &TenantId) -> TenantOperators<'_> {
-        TenantOperators {
-            registry: self,
-            scope: OperatorScope::Tenant(tenant.clone()),
-        }
-    }
-}
-
-impl aileron_model::dag::OperatorCatalog for TenantOperators<'_> {
-    fn resolve(&self, reference: &str) -> Result<aileron_model::dag::ResolvedOperator, String> {
-        let meta = self
-            .registry
-            .resolve_in(&self.scope, reference)
-            .map_err(|e| chain(&e))?;
-        Ok(aileron_model::dag::ResolvedOperator {
-            name: meta.name,
-            version: meta.version,
-            digest: meta.digest,
-            params_schema: meta.params_schema,
-        })
-    }
-
-    fn max_memory_bytes(&self) -> u64 {
-        self.registry.runtime().config.max_memory_bytes
     }
 }
 
