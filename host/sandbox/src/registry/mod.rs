@@ -20,7 +20,6 @@ use crate::engine::Runtime;
 use crate::error::{RegistryError, chain};
 use crate::host::HostState;
 use crate::log::LogBuffer;
-use aileron_model::TenantId;
 
 pub use catalog::TenantOperators;
 pub use scope::OperatorScope;
@@ -188,20 +187,6 @@ impl Registry {
     /// not look at scopes.
     pub fn get(&self, digest: &str) -> Option<OperatorMeta> {
         self.entry(digest).map(|entry| entry.meta.clone())
-    }
-
-    /// Whether a DAG of `tenant` may use the component with this digest: it is
-    /// global or the tenant's own.
-    pub fn visible_to(&self, tenant: &TenantId, digest: &str) -> bool {
-        let Some(entry) = self.entry(digest) else {
-            return false;
-        };
-        let index = self.read();
-        let name = entry.meta.name.as_str();
-        index.names.holds(&OperatorScope::Global, name, digest)
-            || index
-                .names
-                .holds(&OperatorScope::Tenant(tenant.clone()), name, digest)
     }
 
     /// The bytes of the component with this digest (`sha256:<hex>`), so they can be
@@ -542,18 +527,19 @@ impl Registry {
         version: &str,
     ) -> Result<OperatorMeta, RegistryError> {
         let index = self.read();
-        let own = index.names.listing(Some(scope));
-        let mut versions = own.iter().filter(|(s, n, _, _)| *s == scope && *n == name);
-        let available: Vec<String> = versions.clone().map(|(_, _, v, _)| v.to_string()).collect();
-        if available.is_empty() {
+        let Some(versions) = index.names.own(scope, name) else {
             return Err(RegistryError::UnknownOperator {
                 name: name.to_owned(),
                 available: format!("none of that name in {scope}"),
             });
-        }
-        match versions.find(|(_, _, v, _)| v.to_string() == version) {
-            Some((_, _, _, digest)) => Ok(index.by_digest[*digest].meta.clone()),
+        };
+        let found = semver::Version::parse(version)
+            .ok()
+            .and_then(|v| versions.get(&v));
+        match found {
+            Some(digest) => Ok(index.by_digest[digest].meta.clone()),
             None => {
+                let available: Vec<String> = versions.keys().map(ToString::to_string).collect();
                 let available: Vec<&str> = available.iter().map(String::as_str).collect();
                 Err(RegistryError::UnknownVersion {
                     name: name.to_owned(),

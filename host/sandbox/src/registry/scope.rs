@@ -65,11 +65,14 @@ pub(super) struct Conflict {
 }
 
 impl ScopedNames {
+    /// The versions of `name` published in `scope` itself.
+    pub(super) fn own(&self, scope: &OperatorScope, name: &str) -> Option<&Versions> {
+        self.scopes.get(scope)?.get(name)
+    }
+
     /// Whether `digest` is published as `name@version` in `scope`.
     pub(super) fn holds(&self, scope: &OperatorScope, name: &str, digest: &str) -> bool {
-        self.scopes
-            .get(scope)
-            .and_then(|names| names.get(name))
+        self.own(scope, name)
             .is_some_and(|versions| versions.values().any(|d| d == digest))
     }
 
