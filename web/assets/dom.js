@@ -158,6 +158,20 @@ export function errorBox(err, attrs = {}) {
     h("strong", {}, title, err && err.status ? ` (${err.status})` : "", ": "), detail);
 }
 
+/** Fills `body` with a table of `items` whose last column holds each row's
+ *  actions, or with the `none` note when there are none. `row(item)` renders a
+ *  `<tr>`; `columns` are the other columns' headers. */
+export function actionTable(body, items, { testid, columns, none, noneTestid }, row) {
+  if (!items.length) {
+    replace(body, empty(none, { "data-testid": noneTestid }));
+    return;
+  }
+  replace(body, h("div", { class: "table-wrap" }, h("table", { class: "table", "data-testid": testid },
+    h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c)),
+      h("th", { scope: "col" }, h("span", { class: "sr-only" }, "Actions")))),
+    h("tbody", {}, items.map(row)))));
+}
+
 export function empty(text, attrs = {}) {
   return h("p", { class: "empty", ...attrs }, text);
 }

@@ -5,7 +5,7 @@
 // platform page, for the platform's tokens.
 
 import { get, put, post, del, p } from "./api.js";
-import { h, replace, errorBox, loading, empty, toast, modal, confirmDialog, formDialog, time } from "./dom.js";
+import { h, replace, errorBox, loading, actionTable, toast, modal, confirmDialog, formDialog, time } from "./dom.js";
 import { whoami, needs, ROLES } from "./session.js";
 import { watch } from "./live.js";
 
@@ -49,16 +49,7 @@ export function mount(root) {
   }
 
   function render() {
-    if (!members.length) {
-      replace(membersBody, empty("No members yet.", { "data-testid": "empty-members" }));
-      return;
-    }
-    replace(membersBody, h("div", { class: "table-wrap" }, h("table", { class: "table", "data-testid": "members-table" },
-      h("thead", {}, h("tr", {},
-        h("th", { scope: "col" }, "User"),
-        h("th", { scope: "col" }, "Role"),
-        h("th", { scope: "col" }, h("span", { class: "sr-only" }, "Actions")))),
-      h("tbody", {}, members.map(row)))));
+    actionTable(membersBody, members, { testid: "members-table", columns: ["User", "Role"], none: "No members yet.", noneTestid: "empty-members" }, row);
   }
 
   function row(m) {
@@ -177,29 +168,22 @@ export function tokenSection({ path, platform }) {
   }
 
   function render(tokens) {
-    if (!tokens.length) {
-      replace(body, empty("No API tokens yet.", { "data-testid": "empty-tokens" }));
-      return;
-    }
-    replace(body, h("div", { class: "table-wrap" }, h("table", { class: "table", "data-testid": "tokens-table" },
-      h("thead", {}, h("tr", {}, ["Name", "Role", "Created by", "Created", "Expires", "Last used", "State"].map((c) => h("th", { scope: "col" }, c)),
-        h("th", { scope: "col" }, h("span", { class: "sr-only" }, "Actions")))),
-      h("tbody", {}, tokens.map((t) => {
-        const state = tokenState(t);
-        return h("tr", { "data-testid": `token-row-${t.token_id}`, "data-state": state, "data-name": t.name },
-          h("td", {}, h("code", { "data-testid": `token-name-${t.token_id}`, title: `id ${t.token_id}` }, t.name)),
-          h("td", {}, platform ? "platform admin" : t.role),
-          h("td", {}, t.created_by),
-          h("td", {}, time(t.created_at)),
-          h("td", {}, t.expires_at ? time(t.expires_at) : h("span", { class: "muted" }, "never")),
-          h("td", {}, t.last_used_at ? time(t.last_used_at) : h("span", { class: "muted" }, "never")),
-          h("td", {}, h("span", { class: ["badge", TOKEN_BADGE[state]], "data-testid": `token-state-${t.token_id}`, "data-state": state },
-            state, state === "revoked" ? h("span", { class: "sr-only" }, ` ${t.revoked_at}`) : null)),
-          h("td", { class: "col-actions" }, state === "revoked" ? null : needs(need, h("button", {
-            type: "button", class: "btn btn-small btn-danger-outline", "data-testid": `revoke-token-${t.token_id}`,
-            "aria-label": `Revoke token ${t.name}`, onclick: () => revoke(t),
-          }, "Revoke"))));
-      })))));
+    actionTable(body, tokens, { testid: "tokens-table", columns: ["Name", "Role", "Created by", "Created", "Expires", "Last used", "State"], none: "No API tokens yet.", noneTestid: "empty-tokens" }, (t) => {
+      const state = tokenState(t);
+      return h("tr", { "data-testid": `token-row-${t.token_id}`, "data-state": state, "data-name": t.name },
+        h("td", {}, h("code", { "data-testid": `token-name-${t.token_id}`, title: `id ${t.token_id}` }, t.name)),
+        h("td", {}, platform ? "platform admin" : t.role),
+        h("td", {}, t.created_by),
+        h("td", {}, time(t.created_at)),
+        h("td", {}, t.expires_at ? time(t.expires_at) : h("span", { class: "muted" }, "never")),
+        h("td", {}, t.last_used_at ? time(t.last_used_at) : h("span", { class: "muted" }, "never")),
+        h("td", {}, h("span", { class: ["badge", TOKEN_BADGE[state]], "data-testid": `token-state-${t.token_id}`, "data-state": state },
+          state, state === "revoked" ? h("span", { class: "sr-only" }, ` ${t.revoked_at}`) : null)),
+        h("td", { class: "col-actions" }, state === "revoked" ? null : needs(need, h("button", {
+          type: "button", class: "btn btn-small btn-danger-outline", "data-testid": `revoke-token-${t.token_id}`,
+          "aria-label": `Revoke token ${t.name}`, onclick: () => revoke(t),
+        }, "Revoke"))));
+    });
   }
 
   async function create() {

@@ -5,7 +5,7 @@
 // on its Members page; a user can be given a first role here when created.
 
 import { get, post, patch, del, p } from "./api.js";
-import { h, replace, errorBox, loading, empty, toast, confirmDialog, formDialog, time } from "./dom.js";
+import { h, replace, errorBox, loading, actionTable, toast, confirmDialog, formDialog, time } from "./dom.js";
 import { whoami, showAccount, needs, ROLES } from "./session.js";
 import { tokenSection } from "./members.js";
 import { watch } from "./live.js";
@@ -54,28 +54,21 @@ export function mount(root) {
   }
 
   function renderTenants() {
-    if (!tenants.length) {
-      replace(tenantsBody, empty("No tenants.", { "data-testid": "empty-tenants" }));
-      return;
-    }
-    replace(tenantsBody, h("div", { class: "table-wrap" }, h("table", { class: "table", "data-testid": "tenants-table" },
-      h("thead", {}, h("tr", {}, ["Name", "Description", "Created"].map((c) => h("th", { scope: "col" }, c)),
-        h("th", { scope: "col" }, h("span", { class: "sr-only" }, "Actions")))),
-      h("tbody", {}, tenants.map((t) => {
-        const delBtn = needs("platform", h("button", {
-          type: "button", class: "btn btn-small btn-danger-outline", "data-testid": `delete-tenant-${t.name}`,
-          "aria-label": `Delete tenant ${t.name}`, onclick: () => deleteTenant(t),
-        }, "Delete"));
-        if (t.name === DEFAULT_TENANT) {
-          delBtn.disabled = true;
-          delBtn.title = "The default tenant cannot be deleted";
-        }
-        return h("tr", { "data-testid": `tenant-row-${t.name}` },
-          h("td", {}, h("code", { "data-testid": `tenant-name-${t.name}` }, t.name)),
-          h("td", {}, t.description || h("span", { class: "muted" }, "—")),
-          h("td", {}, time(t.created_at)),
-          h("td", { class: "col-actions" }, delBtn));
-      })))));
+    actionTable(tenantsBody, tenants, { testid: "tenants-table", columns: ["Name", "Description", "Created"], none: "No tenants.", noneTestid: "empty-tenants" }, (t) => {
+      const delBtn = needs("platform", h("button", {
+        type: "button", class: "btn btn-small btn-danger-outline", "data-testid": `delete-tenant-${t.name}`,
+        "aria-label": `Delete tenant ${t.name}`, onclick: () => deleteTenant(t),
+      }, "Delete"));
+      if (t.name === DEFAULT_TENANT) {
+        delBtn.disabled = true;
+        delBtn.title = "The default tenant cannot be deleted";
+      }
+      return h("tr", { "data-testid": `tenant-row-${t.name}` },
+        h("td", {}, h("code", { "data-testid": `tenant-name-${t.name}` }, t.name)),
+        h("td", {}, t.description || h("span", { class: "muted" }, "—")),
+        h("td", {}, time(t.created_at)),
+        h("td", { class: "col-actions" }, delBtn));
+    });
   }
 
   async function createTenant() {
@@ -128,32 +121,25 @@ export function mount(root) {
   }
 
   function renderUsers() {
-    if (!users.length) {
-      replace(usersBody, empty("No users.", { "data-testid": "empty-users" }));
-      return;
-    }
-    replace(usersBody, h("div", { class: "table-wrap" }, h("table", { class: "table", "data-testid": "users-table" },
-      h("thead", {}, h("tr", {}, ["User", "Platform admin", "Roles", "Created"].map((c) => h("th", { scope: "col" }, c)),
-        h("th", { scope: "col" }, h("span", { class: "sr-only" }, "Actions")))),
-      h("tbody", {}, users.map((u) => {
-        const roles = Object.entries(u.roles || {});
-        return h("tr", { "data-testid": `user-row-${u.username}`, "data-platform-admin": u.platform_admin ? "true" : "false" },
-          h("td", {}, h("code", {}, u.username), u.username === me.name ? h("span", { class: "muted small" }, " (you)") : null),
-          h("td", { "data-testid": `user-platform-${u.username}` }, u.platform_admin ? h("span", { class: "badge badge-info" }, "platform admin") : h("span", { class: "muted" }, "no")),
-          h("td", { "data-testid": `user-roles-${u.username}` }, roles.length
-            ? h("span", { class: "tags" }, roles.map(([t, r]) => h("span", { class: "tag tag-static", "data-testid": `user-role-${u.username}-${t}` }, `${t}: ${r}`)))
-            : h("span", { class: "muted" }, "none")),
-          h("td", {}, time(u.created_at)),
-          h("td", { class: "col-actions" }, h("div", { class: "btn-group" },
-            needs("platform", h("button", { type: "button", class: "btn btn-small", "data-testid": `set-password-${u.username}`, onclick: () => setPassword(u) }, "Set password")),
-            needs("platform", h("button", {
-              type: "button", class: "btn btn-small", "data-testid": `toggle-platform-${u.username}`, onclick: () => togglePlatform(u),
-            }, u.platform_admin ? "Revoke platform admin" : "Make platform admin")),
-            needs("platform", h("button", {
-              type: "button", class: "btn btn-small btn-danger-outline", "data-testid": `delete-user-${u.username}`,
-              "aria-label": `Delete user ${u.username}`, onclick: () => deleteUser(u),
-            }, "Delete")))));
-      })))));
+    actionTable(usersBody, users, { testid: "users-table", columns: ["User", "Platform admin", "Roles", "Created"], none: "No users.", noneTestid: "empty-users" }, (u) => {
+      const roles = Object.entries(u.roles || {});
+      return h("tr", { "data-testid": `user-row-${u.username}`, "data-platform-admin": u.platform_admin ? "true" : "false" },
+        h("td", {}, h("code", {}, u.username), u.username === me.name ? h("span", { class: "muted small" }, " (you)") : null),
+        h("td", { "data-testid": `user-platform-${u.username}` }, u.platform_admin ? h("span", { class: "badge badge-info" }, "platform admin") : h("span", { class: "muted" }, "no")),
+        h("td", { "data-testid": `user-roles-${u.username}` }, roles.length
+          ? h("span", { class: "tags" }, roles.map(([t, r]) => h("span", { class: "tag tag-static", "data-testid": `user-role-${u.username}-${t}` }, `${t}: ${r}`)))
+          : h("span", { class: "muted" }, "none")),
+        h("td", {}, time(u.created_at)),
+        h("td", { class: "col-actions" }, h("div", { class: "btn-group" },
+          needs("platform", h("button", { type: "button", class: "btn btn-small", "data-testid": `set-password-${u.username}`, onclick: () => setPassword(u) }, "Set password")),
+          needs("platform", h("button", {
+            type: "button", class: "btn btn-small", "data-testid": `toggle-platform-${u.username}`, onclick: () => togglePlatform(u),
+          }, u.platform_admin ? "Revoke platform admin" : "Make platform admin")),
+          needs("platform", h("button", {
+            type: "button", class: "btn btn-small btn-danger-outline", "data-testid": `delete-user-${u.username}`,
+            "aria-label": `Delete user ${u.username}`, onclick: () => deleteUser(u),
+          }, "Delete")))));
+    });
   }
 
   async function createUser() {
