@@ -15,8 +15,8 @@ use crate::backfill_api::DAILY;
 use aileron::api::{Policy, RouteEntry};
 use aileron::server::{ConnectionLimits, HostPolicy};
 use aileron_model::{Role, TenantId};
-use aileron_tests::Env;
 use aileron_tests::server::ADMIN_AUTH;
+use aileron_tests::{Env, guests};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -42,7 +42,7 @@ type Ids = HashMap<&'static str, String>;
 /// Path parameters that name an object of a tenant: a route with one of these
 /// is called on A's and on B's object. (`username` and `tenant_name` name
 /// platform-wide things.)
-const TENANT_OBJECTS: [&str; 10] = [
+const TENANT_OBJECTS: [&str; 11] = [
     "dag_id",
     "dag_run_id",
     "task_id",
@@ -53,6 +53,7 @@ const TENANT_OBJECTS: [&str; 10] = [
     "event_log_id",
     "token_id",
     "xcom_key",
+    "plugin_name",
 ];
 
 struct Server {
@@ -107,6 +108,30 @@ impl Server {
             return (status, String::new());
         }
         (status, resp.text().await.unwrap_or_default())
+    }
+
+    /// A raw body (an operator component).
+    async fn send_bytes(
+        &self,
+        auth: Option<&str>,
+        tenant: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, String) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.root))
+            .header("content-type", "application/wasm")
+            .body(body);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        if let Some(t) = tenant {
+            req = req.header("x-aileron-tenant", t);
+        }
+        let resp = req.send().await.unwrap();
+        (resp.status(), resp.text().await.unwrap_or_default())
     }
 
     /// As the platform admin, in `tenant`; must answer 2xx.
@@ -172,6 +197,8 @@ fn body_of(operation: &str, n: usize) -> Option<Value> {
         "post_token" | "post_platform_token" => json!({ "name": format!("k{n}") }),
         "create_token" | "login" => json!({ "username": "nobody", "password": "nothing at all" }),
         "logout" | "pause_backfill" | "unpause_backfill" | "cancel_backfill" => json!({}),
+        // Not a component: refused as such (400) once the policy lets it through.
+        "post_plugin" | "post_platform_plugin" => json!({}),
         _ => return None,
     })
 }
@@ -261,6 +288,18 @@ async fn every_route_answers_every_caller_as_its_policy_says() {
                 json!({ "name": format!("{prefix}_svc") }),
             )
             .await;
+        // A tenant operator on each side: versioned@1.0.0 for A, 2.0.0 for B.
+        let component = [guests::VERSIONED_V1, guests::VERSIONED_V2][i];
+        let (status, text) = s
+            .send_bytes(
+                Some(ADMIN_AUTH),
+                Some(tenant),
+                Method::POST,
+                "/api/v1/plugins",
+                std::fs::read(component).unwrap(),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{text}");
         s.wait_run(tenant, dag, &run).await;
         let events = s
             .admin(tenant, Method::GET, "/api/v1/eventLogs", Value::Null)
@@ -283,6 +322,8 @@ async fn every_route_answers_every_caller_as_its_policy_says() {
             ("username", format!("member_{prefix}")),
             ("tenant_name", format!("spare_{prefix}")),
             ("path", "app.js".to_owned()),
+            ("plugin_name", "versioned".to_owned()),
+            ("version", ["1.0.0", "2.0.0"][i].to_owned()),
         ]);
         s.admin(
             a,

@@ -355,6 +355,8 @@ async fn real_answers_match_the_openapi_document() {
         ("username", "nope"),
         ("token_id", "0000000000000000"),
         ("event_log_id", "999999"),
+        ("plugin_name", "nope"),
+        ("version", "1.0.0"),
     ];
     for (path, item) in &paths {
         for (method, op) in item.as_object().unwrap() {

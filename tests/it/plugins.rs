@@ -272,3 +272,149 @@ async fn a_tenant_operator_serves_that_tenant_alone() {
         "{err}"
     );
 }
+
+/// One request to the API router as the platform admin acting in `tenant`, with
+/// a raw body; the status and the JSON answer.
+async fn api(
+    env: &Env,
+    method: axum::http::Method,
+    uri: &str,
+    tenant: &str,
+    body: Vec<u8>,
+) -> (axum::http::StatusCode, serde_json::Value) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let req = axum::http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", aileron_tests::server::ADMIN_AUTH)
+        .header("x-aileron-tenant", tenant)
+        .header("content-type", "application/wasm")
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    let resp = crate::api::app(env).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (status, value)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_are_published_and_removed_over_the_api() {
+    use axum::http::{Method, StatusCode};
+    let uses = "[tasks.v]\noperator = \"versioned\"\n";
+    let env = Env::builder()
+        .dag("team_a/uses.toml", uses)
+        .dag("team_b/uses.toml", uses)
+        .start()
+        .await;
+    let metastore = &env.app.metastore;
+    let v1 = std::fs::read(guests::VERSIONED_V1).unwrap();
+
+    // team_a's Op publishes its build: the answer names the tenant, and the
+    // tenant's DAG imports at once; team_b sees nothing of it.
+    let (s, p) = api(&env, Method::POST, "/api/v1/plugins", "team_a", v1).await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let hex = p["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_owned();
+    assert_eq!(
+        (p["name"].as_str(), p["tenant"].as_str()),
+        (Some("versioned"), Some("team_a"))
+    );
+    until("team_a's DAG", || metastore.dag("team_a", "uses").unwrap()).await;
+    assert!(metastore.dag("team_b", "uses").unwrap().is_none());
+    let listed = |v: &serde_json::Value| -> Vec<String> {
+        v["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["name"] == "versioned")
+            .map(|p| p["version"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, b_list) = api(&env, Method::GET, "/api/v1/plugins", "team_b", vec![]).await;
+    assert!(listed(&b_list).is_empty(), "{b_list}");
+
+    // What is not an operator, or takes a standard name, is refused as such.
+    let (s, p) = api(
+        &env,
+        Method::POST,
+        "/api/v1/plugins",
+        "team_a",
+        b"not wasm".to_vec(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not a WebAssembly component"),
+        "{p}"
+    );
+    let impostor = std::fs::read(guests::IMPOSTOR_ECHO).unwrap();
+    let (s, p) = api(&env, Method::POST, "/api/v1/plugins", "team_a", impostor).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("reserved"), "{p}");
+
+    // Removal: another tenant cannot reach it (404, as for a name nobody has);
+    // its own tenant cannot while a DAG runs it.
+    let one = "/api/v1/plugins/versioned/1.0.0";
+    let (s, from_b) = api(&env, Method::DELETE, one, "team_b", vec![]).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{from_b}");
+    let (s, p) = api(&env, Method::DELETE, one, "team_a", vec![]).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{p}");
+    assert!(
+        p["detail"].as_str().unwrap().contains("still run by uses"),
+        "{p}"
+    );
+    std::fs::remove_file(env.dags.join("team_a/uses.toml")).unwrap();
+    env.rescan().await;
+    let (s, p) = api(&env, Method::DELETE, one, "team_a", vec![]).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{p}");
+    assert!(
+        !env.home
+            .join(format!("plugins/team_a/store/sha256-{hex}.wasm"))
+            .exists()
+    );
+    let (_, a_list) = api(&env, Method::GET, "/api/v1/plugins", "team_a", vec![]).await;
+    assert!(listed(&a_list).is_empty(), "{a_list}");
+
+    // Global: a platform admin's publish serves team_b's DAG, whose use then
+    // keeps it from being removed; a standard operator is never removed.
+    let v2 = std::fs::read(guests::VERSIONED_V2).unwrap();
+    let (s, p) = api(&env, Method::POST, "/api/v1/platform/plugins", "team_a", v2).await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    assert!(p["tenant"].is_null(), "{p}");
+    until("team_b's DAG", || metastore.dag("team_b", "uses").unwrap()).await;
+    let two = "/api/v1/platform/plugins/versioned/2.0.0";
+    let (s, p) = api(&env, Method::DELETE, two, "team_a", vec![]).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("team_b/uses"), "{p}");
+    let echo = env.app.sandbox.registry().resolve("echo").unwrap();
+    let uri = format!("/api/v1/platform/plugins/echo/{}", echo.version);
+    let (s, p) = api(&env, Method::DELETE, &uri, "team_a", vec![]).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{p}");
+    assert!(
+        p["detail"].as_str().unwrap().contains("standard operator"),
+        "{p}"
+    );
+
+    // Each change is in the tenant's audit log, refused ones with their status.
+    let events: Vec<(String, u16)> = metastore
+        .audit_page(Some("team_a"), 0, 100)
+        .unwrap()
+        .0
+        .into_iter()
+        .filter(|e| e.event.contains("plugin"))
+        .map(|e| (e.event, e.status))
+        .collect();
+    assert!(events.contains(&("post_plugin".into(), 201)), "{events:?}");
+    assert!(
+        events.contains(&("delete_plugin".into(), 409)),
+        "{events:?}"
+    );
+}

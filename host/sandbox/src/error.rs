@@ -125,7 +125,7 @@ impl RegistryError {
 
 /// Formats an error with its chain of sources on one line (`a: b: c`), for places
 /// that keep errors as text: the operator catalog and rejected drop-ins.
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+pub fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

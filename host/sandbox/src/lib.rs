@@ -24,7 +24,7 @@ mod stdio;
 pub use bindings::{OPERATOR_WORLD, OPERATOR_WORLDS};
 pub use builtin::STANDARD_PLUGINS;
 pub use config::SandboxConfig;
-pub use error::{RegistryError, SandboxError};
+pub use error::{RegistryError, SandboxError, chain as error_chain};
 pub use log::{DEFAULT_LOG_BYTES, LogBuffer, LogLevel};
 pub use outbound::{MAX_HTTP_TIMEOUT, host_allowed};
 pub use registry::{

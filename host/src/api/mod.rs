@@ -175,6 +175,10 @@ fn api_routes() -> ApiRoutes<ApiState> {
         .add(Tenant(Viewer), routes!(xcom::get_xcom))
         .add(Tenant(Viewer), routes!(import_errors::list_import_errors))
         .add(Tenant(Viewer), routes!(plugins::list_plugins))
+        .add(Tenant(Op), routes!(plugins::publish_plugin))
+        .add(Tenant(Op), routes!(plugins::remove_plugin))
+        .add(Platform, routes!(plugins::publish_platform_plugin))
+        .add(Platform, routes!(plugins::remove_platform_plugin))
         // Variables and connections hold credentials: Op and up, as in Airflow.
         .add(Tenant(Op), routes!(variables::list_variables))
         .add(Tenant(Op), routes!(variables::post_variable))

@@ -154,3 +154,13 @@ pub struct EventLogPath {
     /// The event's id.
     pub event_log_id: u64,
 }
+
+/// `/plugins/{plugin_name}/{version}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct PluginPath {
+    /// The operator's name, as its `describe()` gives it.
+    pub plugin_name: String,
+    /// Its exact version (semver).
+    pub version: String,
+}

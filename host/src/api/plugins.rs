@@ -1,10 +1,18 @@
-//! Plugins: the operator components the registry holds.
+//! Plugins: the operator components the registry holds, and publishing and
+//! removing them: a tenant's `Op` for the tenant's own scope, a platform admin
+//! for the global one.
 
-use super::ApiState;
 use super::caller::Caller;
-use aileron_sandbox::{OperatorMeta, OperatorScope};
+use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge};
+use super::paths::PluginPath;
+use super::{ApiError, ApiResult, ApiState};
+use crate::metastore::Metastore;
+use aileron_model::TenantId;
+use aileron_sandbox::{MAX_COMPONENT_BYTES, OperatorMeta, OperatorScope, RegistryError};
 use axum::Json;
-use axum::extract::State;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -77,4 +85,200 @@ pub async fn list_plugins(caller: Caller, State(s): State<ApiState>) -> Json<Plu
         total_entries: plugins.len(),
         plugins,
     })
+}
+
+/// Publish an operator component for the caller's tenant alone (its `Op` and
+/// up). The body is the component's bytes (`application/wasm`), checked and
+/// compiled before it is stored; the tenant's DAGs are parsed again at once.
+#[utoipa::path(
+    post, path = "/plugins", tag = "Plugin", operation_id = "post_plugin",
+    request_body(content = Vec<u8>, content_type = "application/wasm",
+        description = "A WebAssembly component implementing the operator world."),
+    responses((status = 201, description = "Published.", body = Plugin), BadRequest, Conflict, PayloadTooLarge)
+)]
+pub async fn publish_plugin(
+    caller: Caller,
+    State(s): State<ApiState>,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Plugin>)> {
+    publish(&s, OperatorScope::Tenant(caller.tenant_id().clone()), body).await
+}
+
+/// Remove one version of an operator the caller's tenant published (its `Op`
+/// and up). Refused with 409 while an active DAG of the tenant runs it.
+#[utoipa::path(
+    delete, path = "/plugins/{plugin_name}/{version}", tag = "Plugin", operation_id = "delete_plugin",
+    params(PluginPath),
+    responses((status = 204, description = "Removed"), NotFound, Conflict)
+)]
+pub async fn remove_plugin(
+    caller: Caller,
+    State(s): State<ApiState>,
+    Path(path): Path<PluginPath>,
+) -> ApiResult<StatusCode> {
+    remove(&s, OperatorScope::Tenant(caller.tenant_id().clone()), path).await
+}
+
+/// Publish an operator component for every tenant (platform admins).
+#[utoipa::path(
+    post, path = "/platform/plugins", tag = "Plugin", operation_id = "post_platform_plugin",
+    request_body(content = Vec<u8>, content_type = "application/wasm",
+        description = "A WebAssembly component implementing the operator world."),
+    responses((status = 201, description = "Published.", body = Plugin), BadRequest, Conflict, PayloadTooLarge)
+)]
+pub async fn publish_platform_plugin(
+    _caller: Caller,
+    State(s): State<ApiState>,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Plugin>)> {
+    publish(&s, OperatorScope::Global, body).await
+}
+
+/// Remove one version of a global operator (platform admins). Refused with 409
+/// while an active DAG of any tenant runs it; the standard operators stay.
+#[utoipa::path(
+    delete, path = "/platform/plugins/{plugin_name}/{version}", tag = "Plugin", operation_id = "delete_platform_plugin",
+    params(PluginPath),
+    responses((status = 204, description = "Removed"), NotFound, Conflict)
+)]
+pub async fn remove_platform_plugin(
+    _caller: Caller,
+    State(s): State<ApiState>,
+    Path(path): Path<PluginPath>,
+) -> ApiResult<StatusCode> {
+    remove(&s, OperatorScope::Global, path).await
+}
+
+async fn publish(
+    s: &ApiState,
+    scope: OperatorScope,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Plugin>)> {
+    // The API's 1 MiB cap is for JSON; a component may be far larger (an
+    // interpreter inside), up to what the registry takes at all.
+    let bytes = axum::body::to_bytes(body, MAX_COMPONENT_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("a component may be at most {MAX_COMPONENT_BYTES} bytes"),
+            )
+        })?;
+    let registry = s.registry.clone();
+    let dir = s.plugins_dir.clone();
+    // Compiling takes from milliseconds to seconds of CPU: off the async workers.
+    let published = tokio::task::spawn_blocking(move || {
+        registry
+            .install_to(&dir, &scope, &bytes)
+            .map(|meta| scoped_plugin(&scope, &meta))
+    })
+    .await
+    .map_err(|e| internal("publishing an operator", e))?
+    .map_err(registry_error)?;
+    Ok((StatusCode::CREATED, Json(published)))
+}
+
+async fn remove(s: &ApiState, scope: OperatorScope, path: PluginPath) -> ApiResult<StatusCode> {
+    let PluginPath {
+        plugin_name,
+        version,
+    } = path;
+    let meta = s
+        .registry
+        .resolve_exact(&scope, &plugin_name, &version)
+        .map_err(|_| {
+            ApiError::not_found(format!(
+                "no operator {plugin_name}@{version} is published {}",
+                match scope.tenant() {
+                    Some(t) => format!("by tenant {t}"),
+                    None => "globally".to_owned(),
+                }
+            ))
+        })?;
+    if meta.builtin {
+        return Err(ApiError::conflict(format!(
+            "{plugin_name}@{version} is a standard operator, which cannot be removed"
+        )));
+    }
+    let digest = meta.digest.clone();
+    let tenant = scope.tenant().cloned();
+    let users = s
+        .blocking(move |m| Ok(dags_running(m, tenant.as_ref(), &digest)?))
+        .await?;
+    if !users.is_empty() {
+        return Err(ApiError::conflict(format!(
+            "{plugin_name}@{version} is still run by {}; change or delete {} first",
+            users.join(", "),
+            if users.len() == 1 {
+                "that DAG"
+            } else {
+                "those DAGs"
+            }
+        )));
+    }
+    let registry = s.registry.clone();
+    let dir = s.plugins_dir.clone();
+    tokio::task::spawn_blocking(move || registry.remove(&dir, &scope, &plugin_name, &version))
+        .await
+        .map_err(|e| internal("removing an operator", e))?
+        .map_err(registry_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The active DAGs (of `tenant`, or of every tenant) whose current version runs
+/// `digest`, as `tenant/dag_id`: what removing it would leave unable to run.
+fn dags_running(
+    m: &Metastore,
+    tenant: Option<&TenantId>,
+    digest: &str,
+) -> crate::metastore::Result<Vec<String>> {
+    let dags = match tenant {
+        Some(t) => m.tenant_dags(t.as_str())?,
+        None => m.dags()?,
+    };
+    let mut running = Vec::new();
+    for dag in dags.into_iter().filter(|d| d.is_active) {
+        let spec = m.dag_version(&dag.tenant, &dag.dag_id, &dag.version)?;
+        if spec.is_some_and(|spec| spec.runs_component(digest)) {
+            running.push(match tenant {
+                Some(_) => dag.dag_id,
+                None => format!("{}/{}", dag.tenant, dag.dag_id),
+            });
+        }
+    }
+    Ok(running)
+}
+
+/// The status and message of a registry refusal: what is wrong with the
+/// component is the caller's to fix (400, 409, 413); a file that cannot be
+/// written is the server's.
+fn registry_error(e: RegistryError) -> ApiError {
+    let status = match &e {
+        RegistryError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        RegistryError::VersionConflict { .. } | RegistryError::ReservedName { .. } => {
+            StatusCode::CONFLICT
+        }
+        RegistryError::UnknownOperator { .. } | RegistryError::UnknownVersion { .. } => {
+            StatusCode::NOT_FOUND
+        }
+        RegistryError::Io { .. }
+        | RegistryError::Watch { .. }
+        | RegistryError::CorruptStoreFile { .. } => {
+            tracing::error!("operator store: {}", aileron_sandbox::error_chain(&e));
+            return ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the operator store could not be written; see the server log",
+            );
+        }
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, aileron_sandbox::error_chain(&e))
+}
+
+fn internal(what: &str, e: tokio::task::JoinError) -> ApiError {
+    tracing::error!("{what} ended abnormally: {e}");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("{what} failed; see the server log"),
+    )
 }

@@ -32,6 +32,33 @@ impl Client {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
+        self.send(method, path, |req| match body {
+            Some(b) => req.json(&b),
+            None => req,
+        })
+        .await
+    }
+
+    /// Sends `bytes` as the body, with `content_type`: an operator component.
+    pub async fn upload(
+        &self,
+        path: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> anyhow::Result<Value> {
+        self.send(reqwest::Method::POST, path, |req| {
+            req.header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(bytes)
+        })
+        .await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url);
         if let Some(t) = &self.token {
@@ -40,10 +67,7 @@ impl Client {
         if let Some(t) = &self.tenant {
             req = req.header("x-aileron-tenant", t);
         }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req
+        let resp = body(req)
             .send()
             .await
             .with_context(|| format!("cannot reach the Aileron server at {url}; is it running? (set --server or AILERON_SERVER)"))?;

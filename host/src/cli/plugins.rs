@@ -1,6 +1,7 @@
 //! `aileron plugins ...`: the operators this install can run.
 
-use super::HomeArgs;
+use super::client::{Client, seg};
+use super::{HomeArgs, ServerArgs};
 use aileron_model::TenantId;
 use aileron_sandbox::OperatorScope;
 use anyhow::Context;
@@ -39,6 +40,27 @@ pub enum PluginsCommand {
         /// Publish it for this tenant only.
         #[arg(long)]
         tenant: Option<String>,
+    },
+    /// Publish a component through a running server: for the tenant you act in
+    /// (its Op and up), or for every tenant with --global (platform admins).
+    Publish {
+        file: PathBuf,
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Publish it for every tenant.
+        #[arg(long)]
+        global: bool,
+    },
+    /// Remove `NAME@VERSION` through a running server: one your tenant published,
+    /// or a global one with --global. Refused while an active DAG still runs it.
+    Remove {
+        /// `NAME@VERSION`, the exact version to remove.
+        reference: String,
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Remove a global operator (platform admins).
+        #[arg(long)]
+        global: bool,
     },
 }
 
@@ -92,6 +114,52 @@ pub async fn run(cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
                 "Added {}@{} for {scope} ({}, {} bytes)",
                 p.name, p.version, p.digest, p.size
             );
+        }
+        PluginsCommand::Publish {
+            file,
+            server,
+            global,
+        } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let path = if global {
+                "/platform/plugins"
+            } else {
+                "/plugins"
+            };
+            let p = Client::new(&server)
+                .upload(path, "application/wasm", bytes)
+                .await
+                .with_context(|| format!("{} was not published", file.display()))?;
+            let owner = p["tenant"].as_str().unwrap_or("every tenant");
+            println!(
+                "Published {}@{} for {owner} ({})",
+                p["name"].as_str().unwrap_or("?"),
+                p["version"].as_str().unwrap_or("?"),
+                p["digest"].as_str().unwrap_or("?")
+            );
+        }
+        PluginsCommand::Remove {
+            reference,
+            server,
+            global,
+        } => {
+            let Some((name, version)) = reference.split_once('@') else {
+                anyhow::bail!("give the exact version to remove: NAME@VERSION");
+            };
+            let prefix = if global {
+                "/platform/plugins"
+            } else {
+                "/plugins"
+            };
+            Client::new(&server)
+                .request(
+                    reqwest::Method::DELETE,
+                    &format!("{prefix}/{}/{}", seg(name), seg(version)),
+                    None,
+                )
+                .await?;
+            println!("Removed {name}@{version}");
         }
     }
     Ok(ExitCode::SUCCESS)

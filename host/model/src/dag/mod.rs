@@ -251,6 +251,13 @@ impl Callbacks {
     pub fn is_empty(&self) -> bool {
         self.on_failure.is_empty() && self.on_success.is_empty() && self.on_retry.is_empty()
     }
+
+    fn all(&self) -> impl Iterator<Item = &CallbackSpec> {
+        self.on_failure
+            .iter()
+            .chain(&self.on_success)
+            .chain(&self.on_retry)
+    }
 }
 
 /// How a task's effective priority is computed (Airflow's `weight_rule`).
@@ -341,6 +348,15 @@ pub struct ResolvedOperator {
 }
 
 impl DagSpec {
+    /// Whether a task or a callback of this DAG runs the component `digest`
+    /// (what removing an operator must not pull from under a DAG).
+    pub fn runs_component(&self, digest: &str) -> bool {
+        let tasks = self.tasks.iter().any(|t| {
+            t.operator_digest == digest || t.callbacks.all().any(|c| c.operator_digest == digest)
+        });
+        tasks || self.callbacks.all().any(|c| c.operator_digest == digest)
+    }
+
     pub fn task(&self, id: &str) -> Option<&TaskSpec> {
         self.task_index
             .get(&self.tasks, id)
