@@ -214,6 +214,7 @@ fn bench_auth(app: &App) -> String {
             expires_at: None,
             last_used_at: None,
             revoked_at: None,
+            worker: false,
         })
         .unwrap();
     format!("Bearer {}", new.text)

@@ -10,7 +10,7 @@ use crate::executors::remote::{Remote, WorkerInfo};
 use crate::metastore::Metastore;
 use crate::scheduler::{Command, MetastoreHost, SchedulerHandle};
 use crate::sync::LockExt;
-use aileron_model::TiKey;
+use aileron_model::{TenantId, TiKey};
 use aileron_protocol::TryClaims;
 use aileron_protocol::wire::{
     ConnectionResponse, ExecError, FinishRequest, FinishResponse, LogChunk, Refusal,
@@ -41,6 +41,9 @@ pub struct ExecState {
     pub scheduler: SchedulerHandle,
     pub metastore: Metastore,
     pub registry: Registry,
+    /// Checks worker tokens kept in the metastore (per tenant, or the
+    /// platform's) beside the shared `--worker-token`.
+    pub auth: crate::auth::Auth,
 }
 
 /// The `/execution/v1` router (to be nested there).
@@ -212,8 +215,14 @@ impl From<JsonRejection> for Fail {
 
 type Res<T> = Result<T, Fail>;
 
-/// The worker token, compared in constant time.
-fn authorize(remote: &Remote, headers: &HeaderMap) -> Res<()> {
+/// Which tenants' work a caller may do: the tenant of its worker token, or
+/// every tenant (`None`: the shared `--worker-token`, or a platform worker
+/// token).
+type Grant = Option<TenantId>;
+
+/// The caller's worker token: the shared one (compared in constant time), or
+/// a worker token made through the API, which may be one tenant's.
+fn authorize(s: &ExecState, headers: &HeaderMap) -> Res<Grant> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -224,19 +233,35 @@ fn authorize(remote: &Remote, headers: &HeaderMap) -> Res<()> {
                 "missing `Authorization: Bearer <worker token>`",
             )
         })?;
-    let want = remote.worker_token.as_bytes();
-    let given = given.as_bytes();
-    let same = want.len() == given.len()
+    let want = s.remote.worker_token.as_bytes();
+    let bytes = given.as_bytes();
+    let same = want.len() == bytes.len()
         && want
             .iter()
-            .zip(given)
+            .zip(bytes)
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0;
     if same {
-        Ok(())
-    } else {
-        Err(err(StatusCode::UNAUTHORIZED, "wrong worker token"))
+        return Ok(None);
     }
+    s.auth.worker_token(given).map_err(|e| match e {
+        crate::auth::AuthError::Refused(why) if why.contains("worker token") => {
+            err(StatusCode::UNAUTHORIZED, why)
+        }
+        crate::auth::AuthError::Refused(_) => err(StatusCode::UNAUTHORIZED, "wrong worker token"),
+        other => {
+            tracing::error!("checking a worker token: {other}");
+            err(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the worker token could not be checked",
+            )
+        }
+    })
+}
+
+/// Whether a caller with `grant` may act for `tenant`.
+fn serves(grant: &Grant, tenant: &str) -> bool {
+    grant.as_ref().is_none_or(|t| t.as_str() == tenant)
 }
 
 /// A try call's identity: the verified token for exactly this attempt, and the
@@ -258,8 +283,9 @@ impl TryCall {
     }
 }
 
-fn try_call(remote: &Remote, headers: &HeaderMap, attempt: u64) -> Res<TryCall> {
-    authorize(remote, headers)?;
+fn try_call(s: &ExecState, headers: &HeaderMap, attempt: u64) -> Res<TryCall> {
+    let grant = authorize(s, headers)?;
+    let remote = &s.remote;
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let token = text(TRY_TOKEN_HEADER).ok_or_else(|| {
         err(
@@ -278,6 +304,14 @@ fn try_call(remote: &Remote, headers: &HeaderMap, attempt: u64) -> Res<TryCall> 
         return Err(err(
             StatusCode::FORBIDDEN,
             "the try token is for another attempt",
+        ));
+    }
+    // A try token read from another tenant's stream is of no use to a worker
+    // of one tenant.
+    if !serves(&grant, &claims.tenant) {
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            "this worker token does not serve the try's tenant",
         ));
     }
     Ok(TryCall {
@@ -302,7 +336,7 @@ async fn register(
     headers: HeaderMap,
     body: Result<axum::Json<RegisterRequest>, JsonRejection>,
 ) -> Res<axum::Json<RegisterResponse>> {
-    authorize(&s.remote, &headers)?;
+    let grant = authorize(&s, &headers)?;
     let axum::Json(req) = body?;
     if id.is_empty() || id.len() > 2 * MAX_NAME || id.chars().any(char::is_control) {
         return Err(err(StatusCode::BAD_REQUEST, "bad worker id"));
@@ -320,10 +354,17 @@ async fn register(
     if req.slots == 0 || req.slots > 10_000 {
         return Err(err(StatusCode::BAD_REQUEST, "slots must be 1 to 10000"));
     }
+    let tenants = worker_tenants(&grant, req.tenants)?;
     let now = s.remote.clock.now();
     let mut workers = s.remote.workers.locked();
+    if workers.get(&id).is_some_and(|w| w.grant != grant) {
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            "a worker of another token registered with this id",
+        ));
+    }
     let first_online = workers.get(&id).map_or(now, |w| w.first_online);
-    tracing::info!(worker = %id, queues = ?req.queues, slots = req.slots, "worker registered");
+    tracing::info!(worker = %id, queues = ?req.queues, ?tenants, slots = req.slots, "worker registered");
     workers.insert(
         id.clone(),
         WorkerInfo {
@@ -331,6 +372,8 @@ async fn register(
             name: req.name,
             hostname: req.hostname.chars().take(255).collect(),
             queues: req.queues,
+            tenants: tenants.clone(),
+            grant,
             slots: req.slots,
             version: req.version.chars().take(64).collect(),
             first_online,
@@ -344,7 +387,32 @@ async fn register(
         heartbeat_interval_ms: millis(t.heartbeat_interval()),
         worker_timeout_ms: millis(t.worker_timeout),
         claim_idle_ms: millis(t.claim_idle()),
+        tenants,
     }))
+}
+
+/// The tenants a registering worker serves: those it asked for, which its
+/// token must allow; a tenant's token serves that tenant alone.
+fn worker_tenants(grant: &Grant, asked: Option<Vec<String>>) -> Res<Option<Vec<String>>> {
+    let Some(asked) = asked else {
+        return Ok(grant.as_ref().map(|t| vec![t.to_string()]));
+    };
+    if asked.is_empty() || asked.len() > 1000 {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "`tenants` names 1 to 1000 tenants, or is absent for every tenant",
+        ));
+    }
+    for t in &asked {
+        TenantId::new(t).map_err(|e| err(StatusCode::BAD_REQUEST, format!("tenant {t:?}: {e}")))?;
+        if !serves(grant, t) {
+            return Err(err(
+                StatusCode::FORBIDDEN,
+                format!("this worker token does not serve tenant {t}"),
+            ));
+        }
+    }
+    Ok(Some(asked))
 }
 
 fn millis(d: Duration) -> u64 {
@@ -357,13 +425,13 @@ async fn worker_heartbeat(
     headers: HeaderMap,
     body: Result<axum::Json<WorkerHeartbeat>, JsonRejection>,
 ) -> Res<StatusCode> {
-    authorize(&s.remote, &headers)?;
+    let grant = authorize(&s, &headers)?;
     let axum::Json(beat) = body?;
     let now = s.remote.clock.now();
     {
         let mut workers = s.remote.workers.locked();
         match workers.get_mut(&id) {
-            Some(w) if !w.stopped => {
+            Some(w) if !w.stopped && w.grant == grant => {
                 w.last_beat = now;
                 w.last_heartbeat = now;
             }
@@ -388,8 +456,14 @@ async fn worker_stop(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Res<StatusCode> {
-    authorize(&s.remote, &headers)?;
-    if let Some(w) = s.remote.workers.locked().get_mut(&id) {
+    let grant = authorize(&s, &headers)?;
+    if let Some(w) = s
+        .remote
+        .workers
+        .locked()
+        .get_mut(&id)
+        .filter(|w| w.grant == grant)
+    {
         tracing::info!(worker = %id, "worker stopped");
         w.stopped = true;
     }
@@ -401,7 +475,16 @@ async fn component(
     Path(digest): Path<String>,
     headers: HeaderMap,
 ) -> Res<Response> {
-    authorize(&s.remote, &headers)?;
+    let grant = authorize(&s, &headers)?;
+    // A worker of one tenant gets only what that tenant's DAGs may run (the
+    // same answer as for a digest nobody has).
+    if let Some(t) = &grant
+        && !s
+            .registry
+            .sees(&aileron_sandbox::OperatorScope::Tenant(t.clone()), &digest)
+    {
+        return Err(err(StatusCode::NOT_FOUND, format!("no component {digest}")));
+    }
     let registry = s.registry.clone();
     let d = digest.clone();
     let bytes = tokio::task::spawn_blocking(move || registry.component_bytes(&d))
@@ -440,7 +523,7 @@ async fn start(
     headers: HeaderMap,
     body: Result<axum::Json<StartRequest>, JsonRejection>,
 ) -> Res<axum::Json<StartResponse>> {
-    let call = try_call(&s.remote, &headers, attempt)?;
+    let call = try_call(&s, &headers, attempt)?;
     let _ = body?;
     let (reply, rx) = oneshot::channel();
     s.scheduler
@@ -477,7 +560,7 @@ async fn try_heartbeat(
     Path(attempt): Path<u64>,
     headers: HeaderMap,
 ) -> Res<StatusCode> {
-    let call = try_call(&s.remote, &headers, attempt)?;
+    let call = try_call(&s, &headers, attempt)?;
     let mut d = s.remote.dispatch.locked();
     match d.leases.get_mut(&attempt) {
         Some(l) if l.worker == call.worker => {
@@ -517,7 +600,7 @@ async fn logs(
     headers: HeaderMap,
     body: Result<axum::Json<LogChunk>, JsonRejection>,
 ) -> Res<StatusCode> {
-    let call = try_call(&s.remote, &headers, attempt)?;
+    let call = try_call(&s, &headers, attempt)?;
     let axum::Json(chunk) = body?;
     let log = s
         .remote
@@ -552,7 +635,7 @@ async fn xcom(
     Query(q): Query<XcomQuery>,
     headers: HeaderMap,
 ) -> Res<axum::Json<ValueResponse>> {
-    let call = try_call(&s.remote, &headers, attempt)?;
+    let call = try_call(&s, &headers, attempt)?;
     let host = host_for(&s, &call, attempt)?;
     let value = host.xcom_pull(&task_id, q.key.as_deref()).await;
     Ok(axum::Json(ValueResponse { value }))
@@ -563,7 +646,7 @@ async fn variable(
     Path((attempt, key)): Path<(u64, String)>,
     headers: HeaderMap,
 ) -> Res<axum::Json<ValueResponse>> {
-    let call = try_call(&s.remote, &headers, attempt)?;
+    let call = try_call(&s, &headers, attempt)?;
     let host = host_for(&s, &call, attempt)?;
     let value = host.variable(&key).await;
     Ok(axum::Json(ValueResponse { value }))
@@ -574,7 +657,7 @@ async fn connection(
     Path((attempt, conn_id)): Path<(u64, String)>,
     headers: HeaderMap,
 ) -> Res<axum::Json<ConnectionResponse>> {
-    let call = try_call(&s.remote, &headers, attempt)?;
+    let call = try_call(&s, &headers, attempt)?;
     let host = host_for(&s, &call, attempt)?;
     Ok(axum::Json(match host.connection(&conn_id).await {
         Ok(c) => ConnectionResponse {
@@ -594,7 +677,7 @@ async fn finish(
     headers: HeaderMap,
     body: Result<axum::Json<FinishRequest>, JsonRejection>,
 ) -> Res<axum::Json<FinishResponse>> {
-    let call = try_call(&s.remote, &headers, attempt)?;
+    let call = try_call(&s, &headers, attempt)?;
     let axum::Json(req) = body?;
     let log = match s.remote.check_lease(attempt, &call.worker) {
         Ok(log) => log,

@@ -231,6 +231,7 @@ pub fn surface(app: &App, policy: HostPolicy) -> (Router, RouteTable) {
                     scheduler: app.scheduler.clone(),
                     metastore: app.metastore.clone(),
                     registry,
+                    auth: app.auth.clone(),
                 }),
             )
         }

@@ -656,14 +656,45 @@ impl Worker {
         redis_url: &str,
         server: &str,
     ) -> Self {
-        let args: Vec<OsString> = vec![
+        Self::launch(t, home, name, queues, slots, redis_url, server, TOKEN, &[])
+    }
+
+    /// A worker of the `default` queue with 2 slots, presenting `token` (a
+    /// tenant's worker token, say) and given `extra` arguments.
+    pub fn start_as(
+        t: &TestDir,
+        name: &str,
+        redis_url: &str,
+        server: &str,
+        token: &str,
+        extra: &[&str],
+    ) -> Self {
+        let home = t.worker_home(name, true);
+        Self::launch(
+            t, &home, name, "default", 2, redis_url, server, token, extra,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn launch(
+        t: &TestDir,
+        home: &Path,
+        name: &str,
+        queues: &str,
+        slots: u32,
+        redis_url: &str,
+        server: &str,
+        token: &str,
+        extra: &[&str],
+    ) -> Self {
+        let mut args: Vec<OsString> = vec![
             "worker".into(),
             "--queue".into(),
             redis_url.into(),
             "--server".into(),
             server.into(),
             "--token".into(),
-            TOKEN.into(),
+            token.into(),
             "--queues".into(),
             queues.into(),
             "--slots".into(),
@@ -673,6 +704,7 @@ impl Worker {
             "--home".into(),
             home.into(),
         ];
+        args.extend(extra.iter().map(OsString::from));
         let proc = Proc::spawn(
             format!("worker {name}"),
             aileron_bin(),

@@ -14,7 +14,9 @@ pub fn home_with(dir: &Path, dags: &[(&str, &str)]) {
     std::fs::create_dir_all(dir.join("dags")).unwrap();
     std::fs::create_dir_all(dir.join("plugins")).unwrap();
     for (file, toml) in dags {
-        std::fs::write(dir.join("dags").join(file), toml).unwrap();
+        let path = dir.join("dags").join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, toml).unwrap();
     }
     std::fs::copy(crate::guests::TESTKIT, dir.join("plugins/testkit.wasm")).unwrap();
     let _ = std::fs::create_dir_all(cache_dir());

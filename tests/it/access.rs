@@ -428,6 +428,7 @@ async fn every_route_answers_every_caller_as_its_policy_says() {
         expires_at: Some(jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1)),
         last_used_at: None,
         revoked_at: None,
+        worker: false,
     })
     .unwrap();
     who.push(Who {

@@ -46,6 +46,7 @@ impl Worker<'_> {
             scheduler: self.env.app.scheduler.clone(),
             metastore: self.env.app.metastore.clone(),
             registry: self.env.app.sandbox.registry().clone(),
+            auth: self.env.app.auth.clone(),
         });
         let req = Request::builder()
             .method(method)
@@ -271,6 +272,7 @@ async fn execution_calls_need_the_worker_token_and_a_matching_try_token() {
         scheduler: env.app.scheduler.clone(),
         metastore: env.app.metastore.clone(),
         registry: env.app.sandbox.registry().clone(),
+        auth: env.app.auth.clone(),
     });
     let send = |auth: Option<&str>, token: Option<&str>, body: &str| {
         let mut req = Request::builder()
@@ -314,6 +316,64 @@ async fn execution_calls_need_the_worker_token_and_a_matching_try_token() {
                 .unwrap()
         ),
         StatusCode::FORBIDDEN
+    );
+    // Worker tokens kept in the metastore: another tenant's is refused the try
+    // (its token was read from a stream it should not see); an API token that
+    // is not a worker token is no worker credential at all.
+    env.app
+        .metastore
+        .create_tenant(&aileron::metastore::TenantRecord {
+            name: TenantId::new("team_x").unwrap(),
+            description: String::new(),
+            created_at: jiff::Timestamp::now(),
+        })
+        .unwrap();
+    let token_of = |tenant: Option<&str>, worker: bool| {
+        let made = aileron::auth::api_token::generate().unwrap();
+        env.app
+            .metastore
+            .create_api_token(&aileron::metastore::ApiTokenRecord {
+                id: made.id.clone(),
+                tenant: tenant.map(|t| TenantId::new(t).unwrap()),
+                name: "w".into(),
+                role: aileron_model::Role::Viewer,
+                secret_sha256: made.secret_sha256.clone(),
+                created_by: "test".into(),
+                created_at: jiff::Timestamp::now(),
+                expires_at: None,
+                last_used_at: None,
+                revoked_at: None,
+                worker,
+            })
+            .unwrap();
+        format!("Bearer {}", made.text)
+    };
+    let other_tenant = token_of(Some("team_x"), true);
+    assert_eq!(
+        status(
+            send(Some(&other_tenant), Some(&entry.token), body)
+                .await
+                .unwrap()
+        ),
+        StatusCode::FORBIDDEN
+    );
+    let not_a_worker = token_of(Some(TenantId::DEFAULT), false);
+    assert_eq!(
+        status(
+            send(Some(&not_a_worker), Some(&entry.token), body)
+                .await
+                .unwrap()
+        ),
+        StatusCode::UNAUTHORIZED
+    );
+    let own_tenant = token_of(Some(TenantId::DEFAULT), true);
+    let resp = send(Some(&own_tenant), Some(&entry.token), "{not json")
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::BAD_REQUEST,
+        "past the worker check"
     );
     let resp = send(Some("Bearer secret"), Some(&entry.token), "{not json")
         .await

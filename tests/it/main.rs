@@ -19,6 +19,7 @@ mod hostile_inputs;
 mod http_sensor;
 mod manual;
 mod multinode;
+mod multinode_tenants;
 mod openapi;
 mod plugins;
 mod retries;

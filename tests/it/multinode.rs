@@ -292,7 +292,9 @@ fn scheduler_kill9_restart() {
     // While the scheduler is down, the queue loses its stream (and group), and one
     // entry comes back twice.
     let mut con = redis.con();
-    let stream = &aileron_protocol::wire::stream_key("default");
+    let stream = &aileron_protocol::wire::stream_key(&aileron_protocol::wire::tenant_queue(
+        "default", "default",
+    ));
     let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
         .arg(stream)
         .arg("-")

@@ -59,6 +59,7 @@ fn server(env: &Env, remote: Option<Arc<Remote>>) -> Router {
                 scheduler: env.app.scheduler.clone(),
                 metastore: env.app.metastore.clone(),
                 registry: env.app.sandbox.registry().clone(),
+                auth: env.app.auth.clone(),
             }),
         ),
         None => api,
@@ -285,6 +286,7 @@ async fn workers_are_listed_with_the_tries_their_leases_hold() {
             "first_online": t0.to_string(),
             "last_heartbeat": t0.to_string(),
             "version": "0.1.0",
+            "tenants": null,
         })
     };
     assert_eq!(

@@ -57,6 +57,9 @@ const COLUMNS = [
   ["Name", (w) => w.worker_name, (w) => h("code", { "data-testid": `worker-name-${w.worker_name}` }, w.worker_name)],
   ["Host", (w) => w.hostname, (w) => w.hostname || h("span", { class: "muted" }, "—")],
   ["Queues", (w) => w.queues.join("\n"), (w) => h("span", { class: "tags" }, w.queues.map((q) => h("span", { class: "tag tag-static" }, q)))],
+  ["Tenants", (w) => (w.tenants || []).join("\n"), (w) => w.tenants
+    ? h("span", { class: "tags" }, w.tenants.map((t) => h("span", { class: "tag tag-static" }, t)))
+    : h("span", { class: "muted" }, "every tenant")],
   ["Slots", (w) => String(w.slots), (w) => String(w.slots)],
   ["Running", (w) => JSON.stringify([w.slots, w.running]), runningCell],
   ["State", (w) => w.state, stateBadge],

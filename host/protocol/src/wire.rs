@@ -14,7 +14,21 @@ pub const QUEUES_KEY: &str = "aileron:queues";
 /// Version of the entry layout; a worker refuses entries of another version.
 pub const ENTRY_VERSION: &str = "1";
 
-/// The stream of one queue.
+/// The name on the wire of a tenant's task queue, `<tenant>/<queue>`: each
+/// tenant's work has streams of its own, so a worker can be given (and a Redis
+/// ACL can allow) one tenant's keys alone. A tenant name holds no `/`, so the
+/// name splits back at its first one.
+pub fn tenant_queue(tenant: &str, queue: &str) -> String {
+    format!("{tenant}/{queue}")
+}
+
+/// The tenant and task queue of a wire queue name, or `None` for one without a
+/// tenant (written by an older scheduler, or by someone else).
+pub fn split_tenant_queue(name: &str) -> Option<(&str, &str)> {
+    name.split_once('/')
+}
+
+/// The stream of one wire queue (see [`tenant_queue`]).
 pub fn stream_key(queue: &str) -> String {
     format!("aileron:q:{queue}")
 }
@@ -123,6 +137,10 @@ pub struct RegisterRequest {
     pub slots: u32,
     /// The worker's Aileron version.
     pub version: String,
+    /// The tenants whose tries it takes (`--tenants`); absent: every tenant its
+    /// token allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenants: Option<Vec<String>>,
 }
 
 /// The answer to a registration: the timing the worker must follow. All timing
@@ -135,6 +153,10 @@ pub struct RegisterResponse {
     pub worker_timeout_ms: u64,
     /// Stream entries idle this long are taken over with `XAUTOCLAIM`.
     pub claim_idle_ms: u64,
+    /// The tenants the worker serves: what it asked for, or its token's tenant;
+    /// absent: every tenant (it finds their streams in Redis).
+    #[serde(default)]
+    pub tenants: Option<Vec<String>>,
 }
 
 /// `PUT /workers/{id}/heartbeat`.

@@ -184,7 +184,10 @@ fn remote_gauges(remote: Option<&Remote>) -> String {
             }
         }
         for q in remote.dispatch.locked().queued.values() {
-            *depth.entry(q.queue.clone()).or_default() += 1;
+            // By task queue, over every tenant's stream of it.
+            let queue = aileron_protocol::wire::split_tenant_queue(&q.queue)
+                .map_or(q.queue.as_str(), |(_, queue)| queue);
+            *depth.entry(queue.to_owned()).or_default() += 1;
         }
     }
     let mut out = String::new();

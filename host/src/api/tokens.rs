@@ -30,6 +30,9 @@ pub struct ApiToken {
     /// When it was last used, to within five minutes.
     pub last_used_at: Option<jiff::Timestamp>,
     pub revoked_at: Option<jiff::Timestamp>,
+    /// A worker token: for `aileron worker` alone, which then takes the tries
+    /// of this tenant only (of every tenant for a platform one).
+    pub worker: bool,
 }
 
 impl From<ApiTokenRecord> for ApiToken {
@@ -44,6 +47,7 @@ impl From<ApiTokenRecord> for ApiToken {
             expires_at: r.expires_at,
             last_used_at: r.last_used_at,
             revoked_at: r.revoked_at,
+            worker: r.worker,
         }
     }
 }
@@ -66,6 +70,11 @@ pub struct NewToken {
     pub role: Option<Role>,
     /// When it stops working; never if absent.
     pub expires_at: Option<String>,
+    /// Make a worker token (`aileron worker --token`), which takes this
+    /// tenant's tries alone (every tenant's for a platform token) and is
+    /// refused by the REST API.
+    #[serde(default)]
+    pub worker: bool,
 }
 
 /// The answer that creates a token: the only time its text is shown.
@@ -113,6 +122,7 @@ async fn create(
         expires_at,
         last_used_at: None,
         revoked_at: None,
+        worker: body.worker,
     };
     let r = record.clone();
     s.blocking(move |m| Ok(m.create_api_token(&r)?)).await?;

@@ -63,6 +63,8 @@ pub struct Worker {
     pub hostname: String,
     /// The queues it takes tries from.
     pub queues: Vec<String>,
+    /// The tenants whose tries it takes; null: every tenant.
+    pub tenants: Option<Vec<String>>,
     /// How many tries it runs at once.
     pub slots: u32,
     /// The tries it runs now, by the scheduler's leases.
@@ -161,6 +163,7 @@ fn worker(l: Listed, tenant: &str) -> Worker {
         worker_name: w.id,
         hostname: w.hostname,
         queues: w.queues,
+        tenants: w.tenants,
         slots: w.slots,
         running,
         state: l.state,
@@ -212,6 +215,8 @@ mod tests {
             name: "w".into(),
             hostname: "h".into(),
             queues: vec!["default".into()],
+            tenants: None,
+            grant: None,
             slots: 1,
             version: "0".into(),
             first_online: Timestamp::UNIX_EPOCH,

@@ -12,7 +12,7 @@ pub mod limiter;
 pub mod password;
 pub mod session;
 
-use crate::metastore::{Metastore, MetastoreError, UserRecord};
+use crate::metastore::{ApiTokenRecord, Metastore, MetastoreError, UserRecord};
 use aileron_model::{Role, TenantId, UserName};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
@@ -189,6 +189,43 @@ impl Auth {
     }
 
     fn api_token(&self, id: &str, secret: &str) -> Result<Principal, AuthError> {
+        let record = self.live_token(id, secret)?;
+        if record.worker {
+            return Err(AuthError::Refused(
+                "API token refused: it is a worker token, for `aileron worker` alone".into(),
+            ));
+        }
+        let platform_admin = record.tenant.is_none();
+        Ok(Principal {
+            actor: Actor::Token {
+                id: record.id,
+                name: record.name,
+            },
+            platform_admin,
+            roles: record
+                .tenant
+                .map(|t| vec![(t, record.role)])
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The tenant a worker token serves (`None`: every tenant), for the
+    /// execution API. An API token that is not a worker token is refused.
+    pub fn worker_token(&self, text: &str) -> Result<Option<TenantId>, AuthError> {
+        let (id, secret) = api_token::parse(text)
+            .ok_or_else(|| AuthError::Refused("wrong worker token".into()))?;
+        let record = self.live_token(id, secret)?;
+        if !record.worker {
+            return Err(AuthError::Refused(
+                "API token refused: it is not a worker token".into(),
+            ));
+        }
+        Ok(record.tenant)
+    }
+
+    /// The token `id` if `secret` is its secret and it is neither revoked nor
+    /// expired; its use is recorded.
+    fn live_token(&self, id: &str, secret: &str) -> Result<ApiTokenRecord, AuthError> {
         let refused = |why: &str| AuthError::Refused(format!("API token refused: {why}"));
         let record = self
             .inner
@@ -204,18 +241,7 @@ impl Auth {
             return Err(refused("it has expired"));
         }
         self.touch(&record.id, now);
-        let platform_admin = record.tenant.is_none();
-        Ok(Principal {
-            actor: Actor::Token {
-                id: record.id,
-                name: record.name,
-            },
-            platform_admin,
-            roles: record
-                .tenant
-                .map(|t| vec![(t, record.role)])
-                .unwrap_or_default(),
-        })
+        Ok(record)
     }
 
     /// Refreshes a token's stored last use off the request's path, at most every
@@ -495,6 +521,7 @@ mod tests {
             expires_at: None,
             last_used_at: None,
             revoked_at: None,
+            worker: false,
         };
         m.create_api_token(&record).unwrap();
         let p = auth

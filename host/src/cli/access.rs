@@ -104,6 +104,10 @@ pub enum TokensCommand {
         /// When it stops working (a date or date-time).
         #[arg(long)]
         expires: Option<String>,
+        /// A worker token: `aileron worker --token` with it takes this
+        /// tenant's tries alone; the REST API refuses it.
+        #[arg(long)]
+        worker: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -243,9 +247,11 @@ pub async fn tokens(cmd: TokensCommand) -> anyhow::Result<ExitCode> {
             name,
             role,
             expires,
+            worker,
             server,
         } => {
-            let body = json!({ "name": name, "role": role, "expires_at": expires });
+            let body =
+                json!({ "name": name, "role": role, "expires_at": expires, "worker": worker });
             let v = Client::new(&server)
                 .request(Method::POST, "/tokens", Some(body))
                 .await?;

@@ -1,5 +1,5 @@
-//! The remote executor: the queue lives in Redis Streams (one stream per task
-//! queue, one consumer group), and `aileron worker` processes anywhere take tries
+//! The remote executor: the queue lives in Redis Streams (one stream per tenant
+//! and task queue, one consumer group), and `aileron worker` processes anywhere take tries
 //! from it. This side only publishes, reconciles and watches heartbeats; workers
 //! talk back over the execution API (`crate::execution_api`), never to the metastore.
 
@@ -10,7 +10,7 @@ use crate::sync::LockExt;
 use aileron_model::TiKey;
 use aileron_protocol::TryClaims;
 use aileron_protocol::streams;
-use aileron_protocol::wire::{Entry, EntryKey, QUEUES_KEY, stream_key};
+use aileron_protocol::wire::{Entry, EntryKey, QUEUES_KEY, stream_key, tenant_queue};
 use aileron_sandbox::Sandbox;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::collections::{BTreeSet, HashMap};
@@ -84,11 +84,12 @@ impl Executor for RedisExecutor {
             enqueued_at: now.as_millisecond(),
         };
         entry.token = self.remote.key.mint(&claims_of(&entry, now));
+        let queue = tenant_queue(&job.key.tenant, &job.queue);
         self.remote.dispatch.locked().queued.insert(
             job.attempt,
             Queued {
                 key: job.key,
-                queue: job.queue,
+                queue,
                 entry,
                 log: job.request.log,
                 published: None,

@@ -11,8 +11,8 @@
 
 use crate::scheduler::{EventSink, ExecutorEvent};
 use crate::sync::LockExt;
-use aileron_model::TiKey;
 use aileron_model::clock::Clock;
+use aileron_model::{TenantId, TiKey};
 use aileron_protocol::ExecutionKey;
 use aileron_protocol::wire::{Entry, Refusal};
 use aileron_sandbox::LogBuffer;
@@ -44,6 +44,7 @@ impl Timing {
 /// An attempt handed to the executor, not yet started by a worker.
 pub struct Queued {
     pub key: TiKey,
+    /// The queue on the wire, `<tenant>/<queue>` (`wire::tenant_queue`).
     pub queue: String,
     pub entry: Entry,
     pub log: Arc<LogBuffer>,
@@ -71,6 +72,11 @@ pub struct WorkerInfo {
     pub name: String,
     pub hostname: String,
     pub queues: Vec<String>,
+    /// The tenants it serves; `None`: every tenant.
+    pub tenants: Option<Vec<String>>,
+    /// The tenant of the worker token it registered with; `None` for a token
+    /// of the whole platform. Its later calls must come with the same.
+    pub grant: Option<TenantId>,
     pub slots: u32,
     pub version: String,
     pub first_online: Timestamp,
@@ -128,7 +134,9 @@ impl Dispatch {
         let mut seen = HashSet::new();
         for p in present {
             match p.attempt {
-                Some(a) if self.queued.contains_key(&a) => {
+                // In the stream it belongs in (not one an older scheduler named
+                // without its tenant, which no worker reads any more).
+                Some(a) if self.queued.get(&a).is_some_and(|q| q.queue == p.queue) => {
                     seen.insert(a);
                     let q = self.queued.get_mut(&a).expect("checked");
                     if q.published.is_none() {
@@ -508,6 +516,20 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_in_a_stream_without_its_tenant_moves_to_the_tenant_s_stream() {
+        let mut d = Dispatch::default();
+        d.queued.insert(1, queued(1, None));
+        // Written by a scheduler from before per-tenant streams.
+        let old = Present {
+            queue: "old".into(),
+            ..present("1-0", Some(1))
+        };
+        let r = d.reconcile(&[old]);
+        assert_eq!(r.add, vec![1]);
+        assert_eq!(r.delete, vec![("old".to_owned(), "1-0".to_owned())]);
+    }
+
+    #[test]
     fn heartbeat_timing_follows_the_worker_timeout() {
         let t = Timing {
             worker_timeout: Duration::from_secs(30),
@@ -643,6 +665,8 @@ mod tests {
             name: id.into(),
             hostname: "h".into(),
             queues: vec!["default".into()],
+            tenants: None,
+            grant: None,
             slots: 1,
             version: "0".into(),
             first_online: last_beat,

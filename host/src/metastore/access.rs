@@ -65,6 +65,10 @@ pub struct ApiTokenRecord {
     pub last_used_at: Option<Timestamp>,
     #[serde(default)]
     pub revoked_at: Option<Timestamp>,
+    /// A worker token: accepted by the execution API alone (`aileron worker`),
+    /// for the tries of `tenant` (of every tenant when `None`), never by `/api`.
+    #[serde(default)]
+    pub worker: bool,
 }
 
 impl ApiTokenRecord {
@@ -562,6 +566,7 @@ mod tests {
             expires_at: None,
             last_used_at: None,
             revoked_at: None,
+            worker: false,
         };
         m.create_api_token(&record).unwrap();
         assert_eq!(m.api_token(&record.id).unwrap().unwrap().name, "ci");

@@ -15,7 +15,9 @@ mod remote_host;
 mod runner;
 
 use aileron_protocol::backoff::Backoff;
-use aileron_protocol::wire::{RegisterRequest, RegisterResponse, WorkerHeartbeat, stream_key};
+use aileron_protocol::wire::{
+    RegisterRequest, RegisterResponse, WorkerHeartbeat, stream_key, tenant_queue,
+};
 use api::{Api, Failure};
 use clap::Args;
 use components::Components;
@@ -45,6 +47,10 @@ pub struct WorkerArgs {
     /// The queues to take tasks from, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "default")]
     pub queues: Vec<String>,
+    /// Take only these tenants' tries, comma-separated (default: every tenant
+    /// the token serves; a tenant's worker token serves that tenant alone).
+    #[arg(long, value_delimiter = ',')]
+    pub tenants: Option<Vec<String>>,
     /// Tries run at once (default: the number of CPUs).
     #[arg(long)]
     pub slots: Option<usize>,
@@ -110,11 +116,40 @@ pub struct Ctx {
     timing: watch::Receiver<Timing>,
     /// attempt → stream entry id, for every try this worker holds.
     active: Mutex<HashMap<u64, String>>,
+    /// The task queues it serves (`--queues`).
+    queues: Vec<String>,
+    /// The tenants it serves, as the scheduler answered the registration;
+    /// `None`: every tenant, whose streams the read loop finds in Redis.
+    tenants: Mutex<Option<Vec<String>>>,
 }
 
 impl Ctx {
     fn timing(&self) -> Timing {
         *self.timing.borrow()
+    }
+
+    /// Serves `tenants` (`None`: every tenant) from now on: a worker of given
+    /// tenants reads their streams of its queues, and no other.
+    fn serve(&self, tenants: Option<Vec<String>>) {
+        if let Some(ts) = &tenants {
+            let streams = ts
+                .iter()
+                .flat_map(|t| {
+                    self.queues
+                        .iter()
+                        .map(move |q| stream_key(&tenant_queue(t, q)))
+                })
+                .collect();
+            self.queue.set_streams(streams);
+        }
+        *self.tenants.lock().unwrap_or_else(|e| e.into_inner()) = tenants;
+    }
+
+    fn every_tenant(&self) -> bool {
+        self.tenants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
     }
 
     fn lock_active(&self) -> MutexGuard<'_, HashMap<u64, String>> {
@@ -143,11 +178,13 @@ pub async fn run(args: WorkerArgs) -> Result<ExitCode, WorkerError> {
     let id = worker_id(&name)?;
     let home = args.home.clone().unwrap_or_else(default_home);
 
-    let streams: Vec<String> = queues.iter().map(|q| stream_key(q)).collect();
-    let queue = Queue::new(&args.queue, streams, &id).map_err(|source| WorkerError::QueueUrl {
-        url: args.queue.clone(),
-        source,
-    })?;
+    // The streams are known once the scheduler says which tenants this worker
+    // serves (at registration).
+    let queue =
+        Queue::new(&args.queue, Vec::new(), &id).map_err(|source| WorkerError::QueueUrl {
+            url: args.queue.clone(),
+            source,
+        })?;
     let api = Api::new(&args.server, &args.token, &id)?;
     let sandbox = {
         let home = home.clone();
@@ -176,6 +213,8 @@ pub async fn run(args: WorkerArgs) -> Result<ExitCode, WorkerError> {
         components,
         timing,
         active: Mutex::new(HashMap::new()),
+        queues: queues.clone(),
+        tenants: Mutex::new(None),
     });
     tracing::info!(
         "worker {id} starting: queues {}, {slots} slots, scheduler {}, home {}",
@@ -194,6 +233,7 @@ pub async fn run(args: WorkerArgs) -> Result<ExitCode, WorkerError> {
         queues,
         slots: u32::try_from(slots).unwrap_or(u32::MAX),
         version: env!("CARGO_PKG_VERSION").to_owned(),
+        tenants: args.tenants.clone(),
     };
     let control = tokio::spawn(control_loop(
         ctx.clone(),
@@ -290,9 +330,14 @@ async fn control_loop(
         ever = true;
         let t = Timing::from_answer(&answer);
         timing.send_replace(t);
+        let serving = answer.tenants.as_ref().map_or_else(
+            || "every tenant".to_owned(),
+            |ts| format!("tenants {}", ts.join(",")),
+        );
+        ctx.serve(answer.tenants);
         registered.send_replace(true);
         tracing::info!(
-            "registered as {}: heartbeat every {:.1?}, worker timeout {:.1?}",
+            "registered as {}, serving {serving}: heartbeat every {:.1?}, worker timeout {:.1?}",
             ctx.id,
             t.heartbeat,
             t.worker_timeout
@@ -361,6 +406,7 @@ async fn read_loop(
     let mut rotation = 0usize;
     // The first pass takes over what a dead predecessor left at once.
     let mut next_claim = Instant::now();
+    let mut next_discovery = Instant::now();
     loop {
         if *stop.borrow() {
             return;
@@ -376,6 +422,13 @@ async fn read_loop(
         };
         let free = permits.len();
         let taken = async {
+            // A worker of every tenant looks for new tenants' streams now and
+            // then (a tenant's first try makes its stream).
+            if ctx.every_tenant() && Instant::now() >= next_discovery {
+                next_discovery = Instant::now() + queue::BLOCK;
+                let found = ctx.queue.discover(&ctx.queues).await?;
+                groups_ready &= !ctx.queue.set_streams(found);
+            }
             if !groups_ready {
                 ctx.queue.create_groups().await?;
                 groups_ready = true;
@@ -388,7 +441,12 @@ async fn read_loop(
                     return Ok(claimed);
                 }
             }
-            let Some(plan) = ReadPlan::new(ctx.queue.streams().len(), free, rotation) else {
+            let n_streams = ctx.queue.streams().len();
+            let Some(plan) = ReadPlan::new(n_streams, free, rotation) else {
+                if n_streams == 0 {
+                    // No tenant has a stream yet: nothing to block on.
+                    tokio::time::sleep(queue::PARTIAL_BLOCK).await;
+                }
                 return Ok(Vec::new());
             };
             rotation = rotation.wrapping_add(plan.streams.len());
@@ -597,6 +655,7 @@ mod tests {
             heartbeat_interval_ms: 0,
             worker_timeout_ms: 3000,
             claim_idle_ms: 3000,
+            tenants: None,
         });
         assert_eq!(t.heartbeat, Duration::from_millis(MIN_INTERVAL_MS));
         assert_eq!(t.worker_timeout, Duration::from_secs(3));

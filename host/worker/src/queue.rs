@@ -4,7 +4,9 @@
 //! the keep-alive of entries being worked on, and the final XACK + XDEL.
 
 use aileron_protocol::streams;
-use aileron_protocol::wire::{Entry, EntryError, GROUP};
+use aileron_protocol::wire::{
+    Entry, EntryError, GROUP, QUEUES_KEY, split_tenant_queue, stream_key,
+};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::streams::{StreamAutoClaimReply, StreamReadReply};
 use redis::{AsyncConnectionConfig, RedisError, RedisResult, Value};
@@ -118,7 +120,9 @@ pub struct Queue {
     /// For the short commands. It reconnects by itself after a failure, so the
     /// worker starts and keeps going while Redis is down.
     manager: ConnectionManager,
-    streams: Vec<String>,
+    /// Replaced when the worker learns which tenants it serves, and (for a
+    /// worker of every tenant) when a tenant's stream appears.
+    streams: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     consumer: String,
     /// Where each stream's next XAUTOCLAIM scan starts. One call looks at only
     /// about ten times COUNT pending entries, and live workers' entries sit at
@@ -146,14 +150,45 @@ impl Queue {
         Ok(Queue {
             client,
             manager,
-            streams,
+            streams: std::sync::Arc::new(std::sync::Mutex::new(streams)),
             consumer: consumer.to_owned(),
             claim_cursors: Default::default(),
         })
     }
 
-    pub fn streams(&self) -> &[String] {
-        &self.streams
+    pub fn streams(&self) -> Vec<String> {
+        self.streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Reads `streams` from now on; true if that is a change (whose consumer
+    /// groups the caller then makes).
+    pub fn set_streams(&self, mut streams: Vec<String>) -> bool {
+        streams.sort();
+        streams.dedup();
+        let mut current = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        if *current == streams {
+            return false;
+        }
+        *current = streams;
+        true
+    }
+
+    /// The streams of `queues` of every tenant that has one: the wire queues the
+    /// scheduler lists in [`QUEUES_KEY`], for a worker serving every tenant.
+    pub async fn discover(&self, queues: &[String]) -> RedisResult<Vec<String>> {
+        let mut con = self.manager.clone();
+        let names: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(QUEUES_KEY)
+            .query_async(&mut con)
+            .await?;
+        Ok(names
+            .iter()
+            .filter(|n| split_tenant_queue(n).is_some_and(|(_, q)| queues.iter().any(|w| w == q)))
+            .map(|n| stream_key(n))
+            .collect())
     }
 
     /// A new connection for the blocking read: its answer timeout covers the
@@ -172,7 +207,7 @@ impl Queue {
     /// stream first creates it, so BUSYGROUP is expected and ignored.
     pub async fn create_groups(&self) -> RedisResult<()> {
         let mut con = self.manager.clone();
-        for stream in &self.streams {
+        for stream in &self.streams() {
             if streams::create_group(&mut con, stream).await? {
                 tracing::debug!(stream, "created the consumer group");
             }
@@ -197,10 +232,11 @@ impl Queue {
             .arg("STREAMS");
         // A plan is made for this worker's streams; an index past them is skipped
         // rather than trusted.
+        let streams = self.streams();
         let keys: Vec<&String> = plan
             .streams
             .iter()
-            .filter_map(|&i| self.streams.get(i))
+            .filter_map(|&i| streams.get(i))
             .collect();
         if keys.is_empty() {
             return Ok(Vec::new());
@@ -233,7 +269,7 @@ impl Queue {
     pub async fn autoclaim(&self, min_idle: Duration, free: usize) -> RedisResult<Vec<Delivery>> {
         let mut con = self.manager.clone();
         let mut taken = Vec::new();
-        for stream in &self.streams {
+        for stream in &self.streams() {
             let room = free.saturating_sub(taken.len());
             if room == 0 {
                 break;

@@ -519,6 +519,17 @@ impl Registry {
         Ok(meta)
     }
 
+    /// Whether `viewer`'s DAGs may run the component `digest`: it is published
+    /// globally or in the viewer's own scope (what a worker serving one tenant
+    /// may download).
+    pub fn sees(&self, viewer: &OperatorScope, digest: &str) -> bool {
+        let index = self.read();
+        index
+            .by_digest
+            .get(digest)
+            .is_some_and(|entry| self_sees(&index, viewer, entry))
+    }
+
     /// `name@version` as published in `scope` itself (not what the scope sees).
     pub fn resolve_exact(
         &self,
