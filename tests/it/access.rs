@@ -56,7 +56,7 @@ const TENANT_OBJECTS: [&str; 11] = [
     "plugin_name",
 ];
 
-struct Server {
+pub(crate) struct Server {
     root: String,
     http: reqwest::Client,
 }
@@ -64,7 +64,7 @@ struct Server {
 impl Server {
     /// Serves `env`'s whole surface on a real socket (tenant B exists: the
     /// harness made it for its DAG folder); the server and its route table.
-    async fn start(env: &Env) -> (Server, aileron::api::RouteTable) {
+    pub(crate) async fn start(env: &Env) -> (Server, aileron::api::RouteTable) {
         let (router, table) = aileron::server::surface(&env.app, HostPolicy::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let root = format!("http://{}", listener.local_addr().unwrap());
@@ -78,7 +78,7 @@ impl Server {
         (Server { root, http }, table)
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         auth: Option<&str>,
         tenant: Option<&str>,
@@ -135,7 +135,13 @@ impl Server {
     }
 
     /// As the platform admin, in `tenant`; must answer 2xx.
-    async fn admin(&self, tenant: &str, method: Method, path: &str, body: Value) -> Value {
+    pub(crate) async fn admin(
+        &self,
+        tenant: &str,
+        method: Method,
+        path: &str,
+        body: Value,
+    ) -> Value {
         let (s, text) = self
             .send(
                 Some(ADMIN_AUTH),

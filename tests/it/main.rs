@@ -12,6 +12,7 @@ mod browser;
 mod browser_tenants;
 mod cli;
 mod crash;
+mod credentials;
 mod dag_files;
 mod db_clean;
 mod execution_api;
