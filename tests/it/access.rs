@@ -556,6 +556,108 @@ async fn every_route_answers_every_caller_as_its_policy_says() {
     );
 }
 
+/// The execution API of a multi-node server, walked from its own route table:
+/// no user credential of any kind (password, session, API token, even the
+/// platform admin's) is a worker credential, and a worker token of a tenant
+/// that has no try gets nothing either. Each answer is a refusal, never a 2xx
+/// or a 5xx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_execution_api_takes_no_user_credential() {
+    let env = Env::builder()
+        .dag("api_dag.toml", DAG)
+        .remote(Duration::from_secs(30))
+        .start()
+        .await;
+    let (s, table) = Server::start(&env).await;
+    let session = env
+        .app
+        .auth
+        .sign_in("admin", aileron_tests::TEST_ADMIN_PASSWORD, "test")
+        .await
+        .unwrap()
+        .0;
+    let api_token = s
+        .admin(
+            TenantId::DEFAULT,
+            Method::POST,
+            "/api/v1/tokens",
+            json!({ "name": "svc", "role": "Admin" }),
+        )
+        .await;
+    s.admin(
+        TenantId::DEFAULT,
+        Method::POST,
+        "/api/v1/tenants",
+        json!({ "name": B }),
+    )
+    .await;
+    let worker_b = s
+        .admin(
+            B,
+            Method::POST,
+            "/api/v1/tokens",
+            json!({ "name": "w", "worker": true }),
+        )
+        .await;
+    let callers = [
+        ("anonymous", None),
+        ("the platform admin's password", Some(ADMIN_AUTH.to_owned())),
+        ("a session", Some(format!("Bearer {session}"))),
+        (
+            "an API token",
+            Some(format!("Bearer {}", api_token["token"].as_str().unwrap())),
+        ),
+        (
+            "a worker token of a tenant without tries",
+            Some(format!("Bearer {}", worker_b["token"].as_str().unwrap())),
+        ),
+    ];
+    let ids: Ids = HashMap::from([
+        ("id", "probe-00000001".to_owned()),
+        ("digest", format!("sha256:{}", "0".repeat(64))),
+        ("attempt", "1".to_owned()),
+        ("task_id", "a".to_owned()),
+        ("key", "k".to_owned()),
+        ("conn_id", "c".to_owned()),
+    ]);
+    let routes: Vec<&RouteEntry> = table
+        .0
+        .iter()
+        .filter(|e| e.policy == Policy::Worker)
+        .collect();
+    assert!(routes.len() >= 10, "only {} execution routes", routes.len());
+    let mut failures = Vec::new();
+    for entry in routes {
+        let path = fill(entry, &ids);
+        let body = takes_body(&entry.method).then(|| json!({}));
+        for (who, auth) in &callers {
+            let (status, text) = s
+                .send(
+                    auth.as_deref(),
+                    None,
+                    entry.method.clone(),
+                    &path,
+                    body.as_ref(),
+                )
+                .await;
+            // A worker token of B is a worker credential: it may register
+            // (here with a body that is not a registration) or stop a worker
+            // of its own; a try or a component is not its to have.
+            let ok = if who.starts_with("a worker") {
+                let of_others = entry.path.contains("{attempt}") || entry.path.contains("{digest}");
+                !status.is_server_error() && !(of_others && status.is_success())
+            } else {
+                matches!(status.as_u16(), 401 | 403 | 404)
+                    && serde_json::from_str::<Value>(&text).is_ok()
+            };
+            if !ok {
+                failures.push(format!("{} {path} as {who}: {status} {text}", entry.method));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// The same DAG id and the same variable key in two tenants sharing one server:
 /// each tenant's lists, runs, XCom and audit log hold only its own, and a task
 /// reading the variable gets its own tenant's value.
