@@ -533,13 +533,21 @@ fn login_then_manage_tenants_users_roles_and_tokens() {
     assert!(token.starts_with("ail_"), "{token}");
     let with_token = [("AILERON_TOKEN", token.as_str())];
     aileron_signed_in(&server, &creds, &with_token, &["dags", "list"]);
-    let list = aileron_signed_in(
-        &server,
-        &creds,
-        &[],
-        &["tokens", "list", "--tenant", "team_a"],
-    );
-    let list: Value = serde_json::from_slice(&list.stdout).unwrap();
+    // The use is recorded off the request's path: look a few times.
+    let mut list = Value::Null;
+    for _ in 0..50 {
+        let out = aileron_signed_in(
+            &server,
+            &creds,
+            &[],
+            &["tokens", "list", "--tenant", "team_a"],
+        );
+        list = serde_json::from_slice(&out.stdout).unwrap();
+        if list[0]["last_used_at"].is_string() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let id = list[0]["token_id"].as_str().unwrap().to_owned();
     assert!(list[0]["last_used_at"].is_string(), "{list}");
     aileron_signed_in(
