@@ -153,12 +153,19 @@ pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> Result<App,
             use crate::executors::{redis_streams, remote::Remote};
             let key = metastore
                 .execution_key()
-                .map_err(|source| StartError::Metastore { place, source })?;
+                .map_err(|source| StartError::Metastore {
+                    place: place.clone(),
+                    source,
+                })?;
             // Before the scheduler starts, so a bad URL is a clear error. Redis
             // itself may be down: the connection is made lazily.
             let conn = redis_streams::connect(&url)?;
+            let tenants = metastore
+                .tenants()
+                .map_err(|source| StartError::Metastore { place, source })?;
             Scheduler::new(metastore.clone(), clock.clone(), cfg.scheduler, |tx| {
                 let r = Remote::new(key, worker_token, timing, tx, clock);
+                r.announce(tenants.iter().map(|t| t.name.as_str()));
                 remote = Some(r.clone());
                 redis_streams::RedisExecutor::start(conn, r, exec_sandbox)
             })?

@@ -152,22 +152,38 @@ impl Env {
         dag_id: &str,
         run_id: &str,
     ) -> Outcome {
+        self.wait_run_in(updates, TenantId::DEFAULT, dag_id, run_id)
+            .await;
+        self.outcome(dag_id, run_id)
+    }
+
+    /// Waits (bounded) until a run of `tenant` has finished; its state.
+    pub async fn wait_run_in(
+        &self,
+        updates: &mut tokio::sync::broadcast::Receiver<Update>,
+        tenant: &str,
+        dag_id: &str,
+        run_id: &str,
+    ) -> aileron_model::DagRunState {
         let finished = |env: &Env| {
             env.app
                 .metastore
-                .dag_run(TenantId::DEFAULT, dag_id, run_id)
+                .dag_run(tenant, dag_id, run_id)
                 .unwrap()
-                .is_some_and(|r| r.state.is_finished())
+                .map(|r| r.state)
+                .filter(|s| s.is_finished())
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-        while !finished(self) {
+        loop {
+            if let Some(state) = finished(self) {
+                return state;
+            }
             let wait = tokio::time::timeout_at(deadline, updates.recv()).await;
             assert!(
                 wait.is_ok(),
-                "run {run_id} of {dag_id} did not finish in time"
+                "run {run_id} of {dag_id} in {tenant} did not finish in time"
             );
         }
-        self.outcome(dag_id, run_id)
     }
 
     pub fn outcome(&self, dag_id: &str, run_id: &str) -> Outcome {
@@ -402,6 +418,7 @@ pub fn create_tenants_of<'a>(home: &Path, files: impl Iterator<Item = &'a str>) 
                 name: aileron_model::TenantId::new(tenant).unwrap(),
                 description: String::new(),
                 created_at: jiff::Timestamp::now(),
+                limits: Default::default(),
             })
             .unwrap();
     }

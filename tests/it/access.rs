@@ -199,6 +199,7 @@ fn body_of(operation: &str, n: usize) -> Option<Value> {
         "post_tenant" => json!({ "name": format!("t{n}") }),
         "post_user" => json!({ "username": format!("u{n}"), "password": "a password" }),
         "patch_user" => json!({ "platform_admin": false }),
+        "patch_tenant" => json!({ "weight": 2 }),
         "put_member" => json!({ "role": "Viewer" }),
         "post_token" | "post_platform_token" => json!({ "name": format!("k{n}") }),
         "create_token" | "login" => json!({ "username": "nobody", "password": "nothing at all" }),

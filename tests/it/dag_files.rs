@@ -184,6 +184,7 @@ async fn a_folder_of_a_tenant_that_does_not_exist_waits_for_the_tenant() {
             name: aileron_model::TenantId::new("ghost").unwrap(),
             description: String::new(),
             created_at: jiff::Timestamp::now(),
+            limits: Default::default(),
         })
         .unwrap();
     env.app.rescan.notify_one();

@@ -326,6 +326,7 @@ async fn execution_calls_need_the_worker_token_and_a_matching_try_token() {
             name: TenantId::new("team_x").unwrap(),
             description: String::new(),
             created_at: jiff::Timestamp::now(),
+            limits: Default::default(),
         })
         .unwrap();
     let token_of = |tenant: Option<&str>, worker: bool| {

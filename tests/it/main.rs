@@ -28,5 +28,6 @@ mod rules;
 mod sandbox;
 mod schedule;
 mod semantic;
+mod tenant_limits;
 mod workers_api;
 mod xcom;

@@ -299,6 +299,17 @@ async fn api(
     (status, value)
 }
 
+/// A JSON request as the platform admin (in `default`).
+async fn api_json(
+    env: &Env,
+    method: axum::http::Method,
+    uri: &str,
+    body: &str,
+) -> (axum::http::StatusCode, serde_json::Value) {
+    let (status, _, bytes) = crate::api::call_raw(env, method, uri, Some(body)).await;
+    (status, serde_json::from_slice(&bytes).unwrap_or_default())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_are_published_and_removed_over_the_api() {
     use axum::http::{Method, StatusCode};
@@ -402,6 +413,38 @@ async fn operators_are_published_and_removed_over_the_api() {
         p["detail"].as_str().unwrap().contains("standard operator"),
         "{p}"
     );
+
+    // A deleted tenant's operators go with it: the same name made again later
+    // starts with none.
+    let v1 = std::fs::read(guests::VERSIONED_V1).unwrap();
+    let tenants = "/api/v1/tenants";
+    let (s, p) = api_json(&env, Method::POST, tenants, r#"{"name": "team_c"}"#).await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let (s, p) = api(&env, Method::POST, "/api/v1/plugins", "team_c", v1).await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let (s, p) = api(
+        &env,
+        Method::DELETE,
+        "/api/v1/tenants/team_c",
+        "team_a",
+        vec![],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{p}");
+    assert!(
+        !env.home
+            .join(format!("plugins/team_c/store/sha256-{hex}.wasm"))
+            .exists()
+    );
+    let (s, p) = api_json(&env, Method::POST, tenants, r#"{"name": "team_c"}"#).await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let (_, c_list) = api(&env, Method::GET, "/api/v1/plugins", "team_c", vec![]).await;
+    let own = c_list["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["tenant"] == "team_c");
+    assert_eq!(own.count(), 0, "{c_list}");
 
     // Each change is in the tenant's audit log, refused ones with their status.
     let events: Vec<(String, u16)> = metastore

@@ -66,7 +66,9 @@ export function mount(root, route) {
     },
     h("header", { class: "card-head" },
       h("h2", {}, pl.name), h("span", { class: "badge badge-muted" }, `v${pl.version}`),
-      pl.builtin ? h("span", { class: "badge badge-info" }, "built-in") : h("span", { class: "badge badge-muted" }, "installed")),
+      pl.builtin ? h("span", { class: "badge badge-info" }, "built-in") : h("span", { class: "badge badge-muted" }, "installed"),
+      // A tenant's own operator, which no other tenant sees.
+      pl.tenant ? h("span", { class: "badge badge-muted", "data-testid": `plugin-tenant-${pl.name}`, title: "Published by this tenant, for its DAGs alone" }, `${pl.tenant} only`) : null),
     pl.description ? prose(pl.description) : null,
     h("dl", { class: "facts" },
       h("div", { class: "fact" }, h("dt", {}, "Digest"), h("dd", {}, shortDigest(pl.digest))),

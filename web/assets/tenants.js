@@ -54,7 +54,11 @@ export function mount(root) {
   }
 
   function renderTenants() {
-    actionTable(tenantsBody, tenants, { testid: "tenants-table", columns: ["Name", "Description", "Created"], none: "No tenants.", noneTestid: "empty-tenants" }, (t) => {
+    actionTable(tenantsBody, tenants, { testid: "tenants-table", columns: ["Name", "Description", "Share of the executor", "Created"], none: "No tenants.", noneTestid: "empty-tenants" }, (t) => {
+      const limitsBtn = needs("platform", h("button", {
+        type: "button", class: "btn btn-small", "data-testid": `limits-tenant-${t.name}`,
+        "aria-label": `Set the limits of tenant ${t.name}`, onclick: () => setLimits(t),
+      }, "Limits"));
       const delBtn = needs("platform", h("button", {
         type: "button", class: "btn btn-small btn-danger-outline", "data-testid": `delete-tenant-${t.name}`,
         "aria-label": `Delete tenant ${t.name}`, onclick: () => deleteTenant(t),
@@ -66,9 +70,32 @@ export function mount(root) {
       return h("tr", { "data-testid": `tenant-row-${t.name}` },
         h("td", {}, h("code", { "data-testid": `tenant-name-${t.name}` }, t.name)),
         h("td", {}, t.description || h("span", { class: "muted" }, "—")),
+        h("td", { "data-testid": `tenant-share-${t.name}` },
+          `weight ${t.weight}`, t.max_running == null ? "" : `, at most ${t.max_running} running`),
         h("td", {}, time(t.created_at)),
-        h("td", { class: "col-actions" }, delBtn));
+        h("td", { class: "col-actions" }, limitsBtn, " ", delBtn));
     });
+  }
+
+  async function setLimits(t) {
+    const done = await formDialog({
+      title: `Limits of ${t.name}`,
+      testid: "tenant-limits-form",
+      submitLabel: "Save",
+      fields: [
+        { name: "weight", label: "Weight", type: "number", value: String(t.weight), required: true, help: "Its share of executor slots when tenants compete, relative to the others' (1 to 1000)." },
+        { name: "max_running", label: "Most tries running at once", type: "number", value: t.max_running == null ? "" : String(t.max_running), help: "Across every executor and worker; empty for no cap." },
+      ],
+      submit: async (v) => {
+        const maxRunning = String(v.max_running).trim();
+        await patch(p`/tenants/${t.name}`, { weight: Number(v.weight), max_running: maxRunning === "" ? null : Number(maxRunning) });
+        return true;
+      },
+    });
+    if (done === true) {
+      toast(`Saved the limits of ${t.name}`);
+      loadTenants();
+    }
   }
 
   async function createTenant() {

@@ -70,6 +70,13 @@ impl<'de> Deserialize<'de> for TenantId {
     }
 }
 
+/// Maps keyed by tenant are looked up with the `&str` a key type carries.
+impl std::borrow::Borrow<str> for TenantId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl PartialEq<str> for TenantId {
     fn eq(&self, other: &str) -> bool {
         self.0 == other

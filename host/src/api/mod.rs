@@ -212,6 +212,7 @@ fn api_routes() -> ApiRoutes<ApiState> {
         .add(Platform, routes!(tenants::list_tenants))
         .add(Platform, routes!(tenants::create_tenant))
         .add(Platform, routes!(tenants::get_tenant))
+        .add(Platform, routes!(tenants::patch_tenant))
         .add(Platform, routes!(tenants::delete_tenant))
         .add(Platform, routes!(users::list_users))
         .add(Platform, routes!(users::create_user))

@@ -18,6 +18,12 @@ pub struct Tenant {
     pub name: String,
     pub description: String,
     pub created_at: jiff::Timestamp,
+    /// Its weight when tenants compete for executor slots: each gets slots in
+    /// proportion to it, whatever the length of its backlog.
+    pub weight: u32,
+    /// Its tries queued or running at once, across every executor and worker;
+    /// null: no cap but `parallelism`.
+    pub max_running: Option<u32>,
 }
 
 impl From<TenantRecord> for Tenant {
@@ -26,8 +32,23 @@ impl From<TenantRecord> for Tenant {
             name: r.name.to_string(),
             description: r.description,
             created_at: r.created_at,
+            weight: r.limits.weight.unwrap_or(1),
+            max_running: r.limits.max_running,
         }
     }
+}
+
+/// A change to a tenant: each field present is set; `null` clears a limit.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPatch {
+    pub description: Option<String>,
+    /// 1 to 1000.
+    pub weight: Option<u32>,
+    /// 0 to 100000, or null for none.
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<u32>)]
+    pub max_running: Option<Option<u32>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -108,16 +129,62 @@ pub async fn create_tenant(
         name,
         description: body.description,
         created_at: jiff::Timestamp::now(),
+        limits: Default::default(),
     };
     let r = record.clone();
     s.blocking(move |m| Ok(m.create_tenant(&r)?)).await?;
+    if let Some(remote) = &s.remote {
+        remote.announce([record.name.as_str()]);
+    }
     // Its folder of DAG files, if one is waiting, is read now.
     s.rescan.notify_one();
     Ok((StatusCode::CREATED, Json(record.into())))
 }
 
+/// Change a tenant's description, weight or `max_running` (platform admins);
+/// the scheduler applies the limits from its next admission on.
+#[utoipa::path(
+    patch, path = "/tenants/{tenant_name}", tag = "Tenant", operation_id = "patch_tenant",
+    params(TenantPath),
+    request_body = TenantPatch,
+    responses((status = 200, description = "The tenant as changed.", body = Tenant), BadRequest, NotFound, Unprocessable)
+)]
+pub async fn patch_tenant(
+    _caller: Caller,
+    State(s): State<ApiState>,
+    Path(TenantPath { tenant_name }): Path<TenantPath>,
+    JsonBody(patch): JsonBody<TenantPatch>,
+) -> ApiResult<Json<Tenant>> {
+    if patch.weight.is_some_and(|w| !(1..=1000).contains(&w)) {
+        return Err(ApiError::bad_request("`weight` must be 1 to 1000"));
+    }
+    if patch.max_running.flatten().is_some_and(|m| m > 100_000) {
+        return Err(ApiError::bad_request("`max_running` must be 0 to 100000"));
+    }
+    let record = s
+        .blocking(move |m| {
+            let mut record = m
+                .tenant(&tenant_name)?
+                .ok_or_else(|| ApiError::not_found(format!("tenant `{tenant_name}` not found")))?;
+            if let Some(d) = patch.description {
+                record.description = d;
+            }
+            if let Some(w) = patch.weight {
+                record.limits.weight = Some(w);
+            }
+            if let Some(m) = patch.max_running {
+                record.limits.max_running = m;
+            }
+            m.update_tenant(&record)?;
+            Ok(record)
+        })
+        .await?;
+    let _ = s.scheduler.send(crate::scheduler::Command::TenantsChanged);
+    Ok(Json(record.into()))
+}
+
 /// Delete a tenant (platform admins), with its members, tokens, variables,
-/// connections and pools. Refused (409) while it still has DAGs.
+/// connections, pools and operators. Refused (409) while it still has DAGs.
 #[utoipa::path(
     delete, path = "/tenants/{tenant_name}", tag = "Tenant", operation_id = "delete_tenant",
     params(TenantPath),
@@ -131,8 +198,25 @@ pub async fn delete_tenant(
     if tenant_name == TenantId::DEFAULT {
         return Err(ApiError::conflict("the `default` tenant cannot be deleted"));
     }
+    let tenant = TenantId::new(&tenant_name)
+        .map_err(|_| ApiError::not_found(format!("tenant `{tenant_name}` not found")))?;
     s.blocking(move |m| Ok(m.delete_tenant(&tenant_name)?))
         .await?;
+    // Its operators go with it: a tenant made later under the same name must
+    // not inherit them.
+    let (registry, dir) = (s.registry.clone(), s.plugins_dir.clone());
+    let scope = aileron_sandbox::OperatorScope::Tenant(tenant.clone());
+    let removed = tokio::task::spawn_blocking(move || registry.remove_scope(&dir, &scope)).await;
+    match removed {
+        Ok(Ok(gone)) if !gone.is_empty() => {
+            tracing::info!(%tenant, operators = gone.len(), "removed the deleted tenant's operators");
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!(%tenant, "cannot remove the deleted tenant's operators: {e}"),
+        Err(e) => {
+            tracing::error!(%tenant, "removing the deleted tenant's operators ended abnormally: {e}")
+        }
+    }
     s.rescan.notify_one();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -24,8 +24,23 @@ pub enum TenantsCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
-    /// Delete a tenant with its members, tokens, variables, connections and pools
-    /// (refused while it has DAGs).
+    /// Set a tenant's share of the executor: its weight when tenants compete for
+    /// slots, and the most tries it may have queued or running at once.
+    Set {
+        name: String,
+        /// 1 to 1000 (every tenant starts at 1).
+        #[arg(long)]
+        weight: Option<u32>,
+        /// A number, or `none` to lift the cap.
+        #[arg(long)]
+        max_running: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Delete a tenant with its members, tokens, variables, connections, pools
+    /// and operators (refused while it has DAGs).
     Delete {
         name: String,
         #[command(flatten)]
@@ -145,6 +160,39 @@ pub async fn tenants(cmd: TenantsCommand) -> anyhow::Result<ExitCode> {
             print(
                 &Client::new(&server)
                     .request(Method::POST, "/tenants", Some(body))
+                    .await?,
+            )
+        }
+        TenantsCommand::Set {
+            name,
+            weight,
+            max_running,
+            description,
+            server,
+        } => {
+            let mut body = serde_json::Map::new();
+            if let Some(w) = weight {
+                body.insert("weight".into(), json!(w));
+            }
+            if let Some(m) = max_running {
+                let m: Value = match m.as_str() {
+                    "none" => Value::Null,
+                    n => json!(n.parse::<u32>().map_err(|_| anyhow::anyhow!(
+                        "--max-running takes a number or `none`, not {n:?}"
+                    ))?),
+                };
+                body.insert("max_running".into(), m);
+            }
+            if let Some(d) = description {
+                body.insert("description".into(), json!(d));
+            }
+            print(
+                &Client::new(&server)
+                    .request(
+                        Method::PATCH,
+                        &format!("/tenants/{}", seg(&name)),
+                        Some(Value::Object(body)),
+                    )
                     .await?,
             )
         }

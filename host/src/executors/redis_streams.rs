@@ -340,15 +340,20 @@ async fn reconcile(remote: &Remote, conn: &mut ConnectionManager) -> redis::Redi
         .arg(QUEUES_KEY)
         .query_async(conn)
         .await?;
-    queues.extend(
-        remote
-            .dispatch
-            .lock()
-            .unwrap()
-            .queued
-            .values()
-            .map(|q| q.queue.clone()),
-    );
+    let announced = {
+        let d = remote.dispatch.locked();
+        queues.extend(d.queued.values().map(|q| q.queue.clone()));
+        d.announced.clone()
+    };
+    let new: Vec<&String> = announced.iter().filter(|q| !queues.contains(*q)).collect();
+    if !new.is_empty() {
+        let mut pipe = redis::pipe();
+        for q in new {
+            pipe.sadd(QUEUES_KEY, q).ignore();
+        }
+        pipe.query_async::<()>(conn).await?;
+    }
+    queues.extend(announced);
     let mut present = Vec::new();
     for queue in &queues {
         let stream = stream_key(queue);

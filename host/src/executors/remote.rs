@@ -17,7 +17,7 @@ use aileron_protocol::ExecutionKey;
 use aileron_protocol::wire::{Entry, Refusal};
 use aileron_sandbox::LogBuffer;
 use jiff::{SignedDuration, Timestamp};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -95,6 +95,10 @@ pub struct Dispatch {
     pub leases: HashMap<u64, Lease>,
     /// Stream entries to acknowledge and delete: `(queue, entry id)`.
     pub doomed: Vec<(String, String)>,
+    /// Wire queues made ahead of their first try (every tenant's default
+    /// queue), so workers serving every tenant find their streams before the
+    /// first entry arrives rather than at their next look.
+    pub announced: BTreeSet<String>,
     /// Whether the streams were compared with `queued` since this process started.
     /// Until then nothing is published, so entries that survived a restart are not
     /// added twice.
@@ -218,6 +222,18 @@ impl Remote {
             finished: Mutex::default(),
             listening: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Makes `tenants`' default queues known to workers ahead of their first
+    /// try (their streams are created at the publisher's next reconciliation).
+    pub fn announce<'t>(&self, tenants: impl IntoIterator<Item = &'t str>) {
+        let mut d = self.dispatch.locked();
+        for t in tenants {
+            d.announced.insert(aileron_protocol::wire::tenant_queue(
+                t,
+                aileron_model::dag::DEFAULT_QUEUE,
+            ));
+        }
     }
 
     /// Workers can reach this process from `now` on: every lease (the adopted

@@ -24,6 +24,20 @@ pub struct TenantRecord {
     #[serde(default)]
     pub description: String,
     pub created_at: Timestamp,
+    /// What a platform admin gives it of the shared executor.
+    #[serde(default)]
+    pub limits: TenantLimits,
+}
+
+/// A tenant's share of the executor, set by a platform admin; each is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantLimits {
+    /// Its weight when tenants compete for executor slots (1 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    /// Its tries queued or running at once, across every executor and worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_running: Option<u32>,
 }
 
 /// A person who signs in with a password.
@@ -141,6 +155,20 @@ impl Metastore {
             let mut t = txn.open_table(TENANTS)?;
             if t.get(record.name.as_str())?.is_some() {
                 return Err(AccessError::TenantExists(record.name.to_string()));
+            }
+            t.insert(record.name.as_str(), json(record).as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Replaces an existing tenant's description and limits.
+    pub fn update_tenant(&self, record: &TenantRecord) -> Result<(), AccessError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut t = txn.open_table(TENANTS)?;
+            if t.get(record.name.as_str())?.is_none() {
+                return Err(AccessError::NoTenant(record.name.to_string()));
             }
             t.insert(record.name.as_str(), json(record).as_slice())?;
         }
@@ -435,6 +463,7 @@ pub(super) fn seed_tenants(txn: &redb::WriteTransaction) -> Result<()> {
                 name,
                 description: String::new(),
                 created_at: now,
+                limits: Default::default(),
             };
             t.insert(record.name.as_str(), json(&record).as_slice())?;
         }
@@ -503,6 +532,7 @@ mod tests {
             name: TenantId::new("team_a").unwrap(),
             description: String::new(),
             created_at: now(),
+            limits: Default::default(),
         })
         .unwrap();
         assert!(matches!(
@@ -510,6 +540,7 @@ mod tests {
                 name: TenantId::new("team_a").unwrap(),
                 description: String::new(),
                 created_at: now(),
+                limits: Default::default(),
             }),
             Err(AccessError::TenantExists(_))
         ));
@@ -552,6 +583,7 @@ mod tests {
             name: team.clone(),
             description: String::new(),
             created_at: now(),
+            limits: Default::default(),
         })
         .unwrap();
         m.set_variable("team_b", "k", "v").unwrap();

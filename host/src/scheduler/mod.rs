@@ -133,6 +133,8 @@ pub enum Command {
     },
     /// A pool was created, resized or deleted: reload pool sizes and admit again.
     PoolsChanged,
+    /// A tenant's weight or `max_running` changed: reload them and admit again.
+    TenantsChanged,
     /// Answered once every command sent before it is applied and committed.
     Sync {
         reply: oneshot::Sender<()>,

@@ -425,8 +425,14 @@ async fn read_loop(
             // A worker of every tenant looks for new tenants' streams now and
             // then (a tenant's first try makes its stream).
             if ctx.every_tenant() && Instant::now() >= next_discovery {
-                next_discovery = Instant::now() + queue::BLOCK;
                 let found = ctx.queue.discover(&ctx.queues).await?;
+                // With nothing to read yet, look again soon.
+                let again = if found.is_empty() {
+                    queue::PARTIAL_BLOCK
+                } else {
+                    queue::BLOCK
+                };
+                next_discovery = Instant::now() + again;
                 groups_ready &= !ctx.queue.set_streams(found);
             }
             if !groups_ready {

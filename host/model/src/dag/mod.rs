@@ -206,6 +206,9 @@ pub struct TaskSpec {
 /// A DAG's params split into plain defaults and typed params.
 type SplitParams = (Map<String, Value>, BTreeMap<String, ParamSpec>);
 
+/// The task queue of a task whose file names none (Airflow's `default_queue`).
+pub const DEFAULT_QUEUE: &str = "default";
+
 /// Airflow's `BaseSensorOperator.timeout` default: 7 days.
 pub const DEFAULT_SENSOR_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 

@@ -530,6 +530,26 @@ impl Registry {
             .is_some_and(|entry| self_sees(&index, viewer, entry))
     }
 
+    /// Removes everything `scope` itself publishes, as [`remove`](Registry::remove)
+    /// does one version: what a deleted tenant leaves, so a tenant made later
+    /// under the same name starts without it. Deletes files: call from a
+    /// blocking context.
+    pub fn remove_scope(
+        &self,
+        plugins_dir: &std::path::Path,
+        scope: &OperatorScope,
+    ) -> Result<Vec<OperatorMeta>, RegistryError> {
+        let own: Vec<(String, String)> = self
+            .list_scoped(Some(scope))
+            .into_iter()
+            .filter(|(s, _)| s == scope)
+            .map(|(_, meta)| (meta.name, meta.version))
+            .collect();
+        own.iter()
+            .map(|(name, version)| self.remove(plugins_dir, scope, name, version))
+            .collect()
+    }
+
     /// `name@version` as published in `scope` itself (not what the scope sees).
     pub fn resolve_exact(
         &self,

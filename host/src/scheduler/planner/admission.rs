@@ -1,17 +1,22 @@
-//! Admission: which ready TaskInstances are queued this turn. Highest priority
-//! first (then the older run, then the task's place in the file, then the map
-//! index, as Airflow orders them), within every limit: the global `parallelism`,
-//! each run's `max_active_tasks`, each task's `max_active_tis_per_dag` and
+//! Admission: which ready TaskInstances are queued this turn.
+//!
+//! Across tenants, slots are shared fairly: each free slot goes to the tenant
+//! with the fewest tries in flight for its weight (weighted fair sharing of the
+//! executor), so a tenant's share follows its weight whatever the length of its
+//! backlog, and a tenant at its `max_running` gets none. Within a tenant, as
+//! Airflow orders them: highest priority first (then the older run, then the
+//! task's place in the file, then the map index), within every limit: each run's
+//! `max_active_tasks`, each task's `max_active_tis_per_dag` and
 //! `max_active_tis_per_dagrun`, and pool slots. A TaskInstance that does not fit
 //! waits, and lower-priority ones that do fit go ahead of it (Airflow skips to the
-//! next rather than stopping).
+//! next rather than stopping). The global `parallelism` bounds it all.
 
 use super::ActiveRun;
 use aileron_model::TaskInstanceState as S;
 use aileron_model::dag::DagSpec;
-use aileron_model::{DagKey, DagRunState, PoolKey, RunKey, TiKey};
+use aileron_model::{DagKey, DagRunState, PoolKey, RunKey, TenantId, TiKey};
 use jiff::Timestamp;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// The pool every task is in unless its DAG file names another (Airflow's).
 pub const DEFAULT_POOL: &str = "default_pool";
@@ -30,6 +35,34 @@ impl Pools {
             None if key.name == DEFAULT_POOL => Some(DEFAULT_POOL_SLOTS),
             None => None,
         }
+    }
+}
+
+/// What one tenant is given of the executor: its weight in fair sharing and a
+/// cap on its tries queued or running at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantShare {
+    /// At least 1.
+    pub weight: u32,
+    pub max_running: Option<u32>,
+}
+
+impl Default for TenantShare {
+    fn default() -> Self {
+        TenantShare {
+            weight: 1,
+            max_running: None,
+        }
+    }
+}
+
+/// Each tenant's share; a tenant without an entry has the default one.
+#[derive(Debug, Default, Clone)]
+pub struct Shares(pub HashMap<TenantId, TenantShare>);
+
+impl Shares {
+    pub fn of(&self, tenant: &str) -> TenantShare {
+        self.0.get(tenant).copied().unwrap_or_default()
     }
 }
 
@@ -61,6 +94,7 @@ pub struct Snapshot<'a> {
     pub runs: &'a BTreeMap<RunKey, ActiveRun>,
     pub is_paused: &'a dyn Fn(&DagKey) -> bool,
     pub pools: &'a Pools,
+    pub shares: &'a Shares,
     pub now: Timestamp,
 }
 
@@ -80,6 +114,7 @@ struct Usage {
     per_task: HashMap<(DagKey, String), u32>,
     per_run_task: HashMap<(RunKey, String), u32>,
     per_pool: HashMap<PoolKey, u64>,
+    per_tenant: HashMap<String, u64>,
 }
 
 impl Usage {
@@ -97,7 +132,40 @@ impl Usage {
         if let Some((pool, slots)) = pool {
             *self.per_pool.entry(pool).or_default() += u64::from(slots);
         }
+        *self.per_tenant.entry(key.tenant.clone()).or_default() += 1;
     }
+
+    fn of_tenant(&self, tenant: &str) -> u64 {
+        self.per_tenant.get(tenant).copied().unwrap_or(0)
+    }
+}
+
+/// The tenant the next slot goes to: among those with a TaskInstance left to
+/// try and room under their `max_running`, the one with the fewest in flight
+/// per unit of weight (ties: the tenant name, so the choice is deterministic).
+fn next_tenant(
+    queues: &BTreeMap<String, VecDeque<TiKey>>,
+    usage: &Usage,
+    shares: &Shares,
+) -> Option<String> {
+    queues
+        .iter()
+        .filter(|(tenant, ready)| {
+            !ready.is_empty()
+                && shares
+                    .of(tenant)
+                    .max_running
+                    .is_none_or(|m| usage.of_tenant(tenant) < u64::from(m))
+        })
+        .min_by(|(a, _), (b, _)| {
+            let (wa, wb) = (
+                u64::from(shares.of(a).weight.max(1)),
+                u64::from(shares.of(b).weight.max(1)),
+            );
+            // used_a / w_a against used_b / w_b, without division.
+            (usage.of_tenant(a) * wb).cmp(&(usage.of_tenant(b) * wa))
+        })
+        .map(|(tenant, _)| tenant.clone())
 }
 
 /// The TaskInstances to queue now, in the order they were admitted.
@@ -143,12 +211,20 @@ pub fn admit(snapshot: &Snapshot<'_>, weights: &mut Weights) -> Vec<TiKey> {
         }
     }
     ready.sort();
+    // Each tenant's candidates, in Airflow's order.
+    let mut queues: BTreeMap<String, VecDeque<TiKey>> = BTreeMap::new();
+    for (.., key) in ready {
+        queues.entry(key.tenant.clone()).or_default().push_back(key);
+    }
 
     let mut admitted = Vec::new();
-    for (.., key) in ready {
-        if admitted.len() >= free {
+    while admitted.len() < free {
+        let Some(tenant) = next_tenant(&queues, &usage, snapshot.shares) else {
             break;
-        }
+        };
+        let Some(key) = queues.get_mut(&tenant).and_then(VecDeque::pop_front) else {
+            break;
+        };
         let rk = key.run_key();
         let Some(run) = runs.get(&rk) else { continue };
         let Some(task) = run.spec.task(&key.task_id) else {

@@ -1,7 +1,7 @@
 //! The planner on plain values: DAGs parsed from TOML, runs built in memory, no
 //! metastore, sandbox, socket or clock.
 
-use super::admission::{self, Pools, Snapshot, Weights};
+use super::admission::{self, Pools, Shares, Snapshot, TenantShare, Weights};
 use super::completion::{RunOutcome, run_outcome};
 use super::timers::{next_run_timer, run_deadline, timed_out_runs};
 use super::trigger::{TriggerStep, trigger_step};
@@ -442,6 +442,7 @@ struct Admit {
     runs: BTreeMap<RunKey, ActiveRun>,
     in_flight: Vec<TiKey>,
     pools: Pools,
+    shares: Shares,
     paused: Vec<DagKey>,
     parallelism: usize,
     now: Timestamp,
@@ -453,6 +454,7 @@ impl Admit {
             runs: runs.into_iter().map(|r| (r.run.key(), r)).collect(),
             in_flight: Vec::new(),
             pools: Pools::default(),
+            shares: Shares::default(),
             paused: Vec::new(),
             parallelism: 32,
             now: at(100),
@@ -469,6 +471,7 @@ impl Admit {
             runs: &self.runs,
             is_paused: &is_paused,
             pools: &self.pools,
+            shares: &self.shares,
             now: self.now,
         };
         admission::admit(&snapshot, &mut Weights::default())
@@ -642,4 +645,89 @@ fn paused_dags_and_pending_retries_are_not_admitted() {
     a.paused.clear();
     a.runs.values_mut().next().unwrap().run.state = DagRunState::Queued;
     assert!(a.admitted().is_empty());
+}
+
+// ---- fair sharing across tenants -----------------------------------------------
+
+/// A DAG of tenant `tenant` with `n` independent tasks, each ready in run 1.
+fn ready_run(tenant: &str, dag_id: &str, n: usize) -> ActiveRun {
+    let source: String = (0..n)
+        .map(|i| format!("[tasks.t{i}]\noperator = \"noop\"\n"))
+        .collect();
+    let file = format!("{dag_id}.toml");
+    let dag = Arc::new(
+        parse_dag_file(tenant, &file, &source, &AnyOperator).expect("the test DAG parses"),
+    );
+    let names: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
+    let states: Vec<(&str, S)> = names.iter().map(|t| (t.as_str(), S::Scheduled)).collect();
+    run(&dag, 1, &states)
+}
+
+/// How many of `admitted` are of each DAG (one DAG per tenant here).
+fn per_dag(admitted: &[String]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for a in admitted {
+        *counts
+            .entry(a.split(':').next().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    counts
+}
+
+fn share(weight: u32, max_running: Option<u32>) -> TenantShare {
+    TenantShare {
+        weight,
+        max_running,
+    }
+}
+
+#[test]
+fn tenants_share_slots_by_weight_whatever_their_backlog() {
+    let mut a = Admit::new([
+        ready_run("team_a", "big", 400),
+        ready_run("team_b", "small", 40),
+    ]);
+    a.parallelism = 8;
+    // Equal weights: half each, though team_a's backlog is ten times longer.
+    assert_eq!(
+        per_dag(&a.admitted()),
+        [("big".into(), 4), ("small".into(), 4)].into()
+    );
+    // 3:1 gives 6 and 2.
+    let team_a = aileron_model::TenantId::new("team_a").unwrap();
+    a.shares.0.insert(team_a.clone(), share(3, None));
+    assert_eq!(
+        per_dag(&a.admitted()),
+        [("big".into(), 6), ("small".into(), 2)].into()
+    );
+    // A tenant whose tries fill the executor gets no free slot before the other
+    // has its share: with 6 of team_a in flight, both free slots go to team_b.
+    a.shares.0.clear();
+    let rk = a.runs.keys().find(|k| k.dag_id == "big").unwrap().clone();
+    for i in 0..6 {
+        let run = a.runs.get_mut(&rk).unwrap();
+        let ti = run.tis.get_mut(&(format!("t{i}"), -1)).unwrap();
+        ti.state = S::Running;
+        a.in_flight.push(TiKey::from(&*ti));
+    }
+    assert_eq!(per_dag(&a.admitted()), [("small".into(), 2)].into());
+}
+
+#[test]
+fn a_tenant_at_its_max_running_gets_no_slot() {
+    let mut a = Admit::new([
+        ready_run("team_a", "big", 40),
+        ready_run("team_b", "small", 40),
+    ]);
+    a.parallelism = 10;
+    let team_b = aileron_model::TenantId::new("team_b").unwrap();
+    a.shares.0.insert(team_b, share(1, Some(3)));
+    assert_eq!(
+        per_dag(&a.admitted()),
+        [("big".into(), 7), ("small".into(), 3)].into()
+    );
+    // Alone, a tenant still has all of parallelism under its cap.
+    let team_a = aileron_model::TenantId::new("team_a").unwrap();
+    a.shares.0.insert(team_a, share(1, Some(0)));
+    assert_eq!(per_dag(&a.admitted()), [("small".into(), 3)].into());
 }

@@ -25,6 +25,7 @@ impl State {
             runs: &self.runs,
             is_paused: &is_paused,
             pools: &self.pools,
+            shares: &self.shares,
             now,
         };
         let admitted = admission::admit(&snapshot, &mut self.weights);

@@ -35,7 +35,7 @@ mod runs;
 mod tries;
 
 use super::planner::ActiveRun;
-use super::planner::admission::{Pools, Weights};
+use super::planner::admission::{Pools, Shares, TenantShare, Weights};
 use super::planner::timers::next_run_timer;
 use aileron_model::{DagKey, RunKey, TiKey};
 
@@ -98,6 +98,8 @@ pub(super) struct State {
     callback_seq: HashMap<RunKey, u64>,
     /// Slots of each pool, by (tenant, name); reloaded when the API changes a pool.
     pools: Pools,
+    /// Each tenant's weight and `max_running`; reloaded when the API changes one.
+    shares: Shares,
     /// The `now` of the last `plan`: timers at or before it were already acted on
     /// (or are blocked on capacity, and a finishing task wakes the loop).
     planned_at: Timestamp,
@@ -134,6 +136,7 @@ impl State {
             planned_at: Timestamp::UNIX_EPOCH,
             weights: Weights::default(),
             pools: Pools(metastore.pool_sizes()?),
+            shares: shares_of(metastore.tenants()?),
             callbacks_to_send: Vec::new(),
             callback_seq: HashMap::new(),
             deleted_this_turn: HashSet::new(),
@@ -333,6 +336,10 @@ impl State {
             Command::PoolsChanged => match self.metastore.pool_sizes() {
                 Ok(pools) => self.pools = Pools(pools),
                 Err(e) => tracing::error!("cannot reload pools: {e}"),
+            },
+            Command::TenantsChanged => match self.metastore.tenants() {
+                Ok(tenants) => self.shares = shares_of(tenants),
+                Err(e) => tracing::error!("cannot reload the tenants' limits: {e}"),
             },
             Command::Sync { reply } => self.after_commit.push(Box::new(move || {
                 let _ = reply.send(());
@@ -574,4 +581,20 @@ fn new_ti(run: &DagRun, task: &TaskSpec, map_index: i64, hostname: &str) -> Task
         hostname: hostname.to_owned(),
         attempt: 0,
     }
+}
+
+/// The admission shares of the tenants as stored.
+fn shares_of(tenants: Vec<crate::metastore::TenantRecord>) -> Shares {
+    Shares(
+        tenants
+            .into_iter()
+            .map(|t| {
+                let share = TenantShare {
+                    weight: t.limits.weight.unwrap_or(1).max(1),
+                    max_running: t.limits.max_running,
+                };
+                (t.name, share)
+            })
+            .collect(),
+    )
 }

@@ -92,7 +92,9 @@ impl Parser<'_> {
             pool_slots: o.pool_slots.unwrap_or(1),
             priority_weight: o.priority_weight.unwrap_or(1),
             weight_rule: o.weight_rule.unwrap_or_default(),
-            queue: o.queue.unwrap_or_else(|| "default".to_owned()),
+            queue: o
+                .queue
+                .unwrap_or_else(|| crate::dag::DEFAULT_QUEUE.to_owned()),
             allow_hosts: o.allow_hosts.unwrap_or_default(),
             depends_on_past,
             wait_for_downstream: o.wait_for_downstream.unwrap_or(false),
