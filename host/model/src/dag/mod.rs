@@ -122,6 +122,11 @@ pub struct TaskIndex(std::sync::OnceLock<HashMap<String, usize>>);
 
 impl TaskIndex {
     fn get<'a>(&self, tasks: &'a [TaskSpec], id: &str) -> Option<&'a TaskSpec> {
+        let i = self.position(tasks, id)?;
+        Some(&tasks[i])
+    }
+
+    fn position(&self, tasks: &[TaskSpec], id: &str) -> Option<usize> {
         let index = self.0.get_or_init(|| {
             tasks
                 .iter()
@@ -130,7 +135,8 @@ impl TaskIndex {
                 .collect()
         });
         // Checked, in case `tasks` changed after the index was built.
-        tasks.get(*index.get(id)?).filter(|t| t.task_id == id)
+        let i = *index.get(id)?;
+        tasks.get(i).filter(|t| t.task_id == id).map(|_| i)
     }
 }
 
@@ -358,6 +364,13 @@ impl DagSpec {
             t.operator_digest == digest || t.callbacks.all().any(|c| c.operator_digest == digest)
         });
         tasks || self.callbacks.all().any(|c| c.operator_digest == digest)
+    }
+
+    /// The place of task `id` in `tasks` (file order among ready tasks).
+    pub fn task_position(&self, id: &str) -> Option<usize> {
+        self.task_index
+            .position(&self.tasks, id)
+            .or_else(|| self.tasks.iter().position(|t| t.task_id == id))
     }
 
     pub fn task(&self, id: &str) -> Option<&TaskSpec> {

@@ -12,6 +12,7 @@
 //! next rather than stopping). The global `parallelism` bounds it all.
 
 use super::ActiveRun;
+use crate::metastore::TaskInstance;
 use aileron_model::TaskInstanceState as S;
 use aileron_model::dag::DagSpec;
 use aileron_model::{DagKey, DagRunState, PoolKey, RunKey, TenantId, TiKey};
@@ -143,11 +144,11 @@ impl Usage {
 /// The tenant the next slot goes to: among those with a TaskInstance left to
 /// try and room under their `max_running`, the one with the fewest in flight
 /// per unit of weight (ties: the tenant name, so the choice is deterministic).
-fn next_tenant(
-    queues: &BTreeMap<String, VecDeque<TiKey>>,
+fn next_tenant<'r>(
+    queues: &BTreeMap<&'r str, VecDeque<&TaskInstance>>,
     usage: &Usage,
     shares: &Shares,
-) -> Option<String> {
+) -> Option<&'r str> {
     queues
         .iter()
         .filter(|(tenant, ready)| {
@@ -165,7 +166,7 @@ fn next_tenant(
             // used_a / w_a against used_b / w_b, without division.
             (usage.of_tenant(a) * wb).cmp(&(usage.of_tenant(b) * wa))
         })
-        .map(|(tenant, _)| tenant.clone())
+        .map(|(tenant, _)| *tenant)
 }
 
 /// The TaskInstances to queue now, in the order they were admitted.
@@ -187,34 +188,49 @@ pub fn admit(snapshot: &Snapshot<'_>, weights: &mut Weights) -> Vec<TiKey> {
     }
 
     // (-weight, logical date, run order, task order, map index): ascending is
-    // Airflow's admission order.
-    let mut ready: Vec<(i64, Timestamp, u64, usize, i64, TiKey)> = Vec::new();
+    // Airflow's admission order. Built without a copy of any key: a run of
+    // thousands of waiting tasks is scanned every turn.
+    let mut ready: Vec<(i64, Timestamp, u64, usize, i64, &TaskInstance)> = Vec::new();
     for (rk, run) in runs {
         if run.run.state != DagRunState::Running || (snapshot.is_paused)(&rk.dag()) {
             continue;
         }
         let weights = weights.of(rk.dag(), &run.spec);
-        for (i, task) in run.spec.tasks.iter().enumerate() {
-            for ti in run.tis_of(&task.task_id) {
-                if is_ready(ti.state, ti.next_try_at, snapshot.now) {
-                    let weight = weights.get(i).copied().unwrap_or_default();
-                    ready.push((
-                        -weight,
-                        run.run.logical_date,
-                        run.run.seq,
-                        i,
-                        ti.map_index,
-                        TiKey::from(ti),
-                    ));
-                }
+        for ti in run.tis.values() {
+            if !is_ready(ti.state, ti.next_try_at, snapshot.now) {
+                continue;
             }
+            let Some(i) = run.spec.task_position(&ti.task_id) else {
+                continue;
+            };
+            let weight = weights.get(i).copied().unwrap_or_default();
+            ready.push((
+                -weight,
+                run.run.logical_date,
+                run.run.seq,
+                i,
+                ti.map_index,
+                ti,
+            ));
         }
     }
-    ready.sort();
-    // Each tenant's candidates, in Airflow's order.
-    let mut queues: BTreeMap<String, VecDeque<TiKey>> = BTreeMap::new();
-    for (.., key) in ready {
-        queues.entry(key.tenant.clone()).or_default().push_back(key);
+    // (Ties, between DAGs, are broken by DAG and run id so the order is the
+    // same every turn.)
+    ready.sort_unstable_by(|a, b| {
+        (a.0, a.1, a.2, a.3, a.4, &a.5.dag_id, &a.5.run_id).cmp(&(
+            b.0,
+            b.1,
+            b.2,
+            b.3,
+            b.4,
+            &b.5.dag_id,
+            &b.5.run_id,
+        ))
+    });
+    // Each tenant's candidates, in that order.
+    let mut queues: BTreeMap<&str, VecDeque<&TaskInstance>> = BTreeMap::new();
+    for (.., ti) in ready {
+        queues.entry(ti.tenant.as_str()).or_default().push_back(ti);
     }
 
     let mut admitted = Vec::new();
@@ -222,9 +238,10 @@ pub fn admit(snapshot: &Snapshot<'_>, weights: &mut Weights) -> Vec<TiKey> {
         let Some(tenant) = next_tenant(&queues, &usage, snapshot.shares) else {
             break;
         };
-        let Some(key) = queues.get_mut(&tenant).and_then(VecDeque::pop_front) else {
+        let Some(ti) = queues.get_mut(tenant).and_then(VecDeque::pop_front) else {
             break;
         };
+        let key = TiKey::from(ti);
         let rk = key.run_key();
         let Some(run) = runs.get(&rk) else { continue };
         let Some(task) = run.spec.task(&key.task_id) else {
