@@ -280,6 +280,8 @@ async fn rescan_loop(
                 while published.try_recv().is_ok() {}
             }
             () = asked.notified() => {}
+            // Ends with the scheduler, so the metastore it holds is let go.
+            () = scheduler.stopped() => return,
         }
         let (f, c) = (folder.clone(), catalogs.clone());
         let Ok(scan) = tokio::task::spawn_blocking(move || f.scan(c.as_ref())).await else {

@@ -265,6 +265,12 @@ pub struct SchedulerHandle {
 }
 
 impl SchedulerHandle {
+    /// Resolves once the scheduler has stopped (its command channel closed):
+    /// loops that serve it end with it, and let go of what they hold.
+    pub async fn stopped(&self) {
+        self.tx.closed().await;
+    }
+
     pub fn send(&self, cmd: Command) -> Result<(), SchedulerError> {
         self.tx.send(cmd).map_err(|_| SchedulerError::Stopped)
     }
