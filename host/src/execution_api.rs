@@ -245,10 +245,9 @@ fn authorize(s: &ExecState, headers: &HeaderMap) -> Res<Grant> {
         return Ok(None);
     }
     s.auth.worker_token(given).map_err(|e| match e {
-        crate::auth::AuthError::Refused(why) if why.contains("worker token") => {
-            err(StatusCode::UNAUTHORIZED, why)
-        }
-        crate::auth::AuthError::Refused(_) => err(StatusCode::UNAUTHORIZED, "wrong worker token"),
+        // Revoked, expired, not a worker token, or no token at all: the worker's
+        // operator is told which.
+        crate::auth::AuthError::Refused(why) => err(StatusCode::UNAUTHORIZED, why),
         other => {
             tracing::error!("checking a worker token: {other}");
             err(

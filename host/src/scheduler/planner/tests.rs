@@ -731,3 +731,29 @@ fn a_tenant_at_its_max_running_gets_no_slot() {
     a.shares.0.insert(team_a, share(1, Some(0)));
     assert_eq!(per_dag(&a.admitted()), [("small".into(), 3)].into());
 }
+
+#[test]
+fn tis_of_holds_one_task_with_every_map_index_and_no_other() {
+    let dag = spec(
+        "names",
+        "[tasks.t1]\noperator = \"noop\"\n[tasks.t10]\noperator = \"noop\"\n[tasks.t]\noperator = \"noop\"\n",
+    );
+    let r = run(
+        &dag,
+        1,
+        &[
+            ("t1[0]", S::Scheduled),
+            ("t1[2]", S::Success),
+            ("t10", S::Scheduled),
+        ],
+    );
+    let of = |task: &str| -> Vec<(String, i64)> {
+        r.tis_of(task)
+            .map(|ti| (ti.task_id.clone(), ti.map_index))
+            .collect()
+    };
+    assert_eq!(of("t1"), [("t1".into(), 0), ("t1".into(), 2)]);
+    assert_eq!(of("t10"), [("t10".into(), -1)]);
+    assert_eq!(of("t"), [("t".into(), -1)]);
+    assert!(of("nope").is_empty());
+}

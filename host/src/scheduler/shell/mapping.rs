@@ -23,8 +23,14 @@ impl State {
         }
         let spec = run.spec.clone();
         let mut changed: Vec<TaskInstance> = Vec::new();
+        // Trigger rules decide only for TaskInstances with no state (a mapped
+        // task's placeholder included). A run without any (a wide run once all
+        // are scheduled) has none to look at; it is re-evaluated after every
+        // change, and its tasks are many, so that is worth one pass to know.
+        let waiting = run.tis.values().any(|ti| ti.state == S::NoStatus);
+        let tasks = if waiting { &spec.tasks[..] } else { &[] };
         // In file order, so a task sees what this pass decided for its upstream.
-        for task in &spec.tasks {
+        for task in tasks {
             let Some(run) = self.runs.get(rk) else { return };
             let step = trigger_step(run, task);
             if step.runs() && !self.past_allows(rk, task) {
