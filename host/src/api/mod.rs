@@ -95,16 +95,27 @@ impl ApiState {
         f: impl FnOnce(&Metastore) -> ApiResult<T> + Send + 'static,
     ) -> ApiResult<T> {
         let metastore = self.metastore.clone();
-        tokio::task::spawn_blocking(move || f(&metastore))
-            .await
-            .map_err(|e| {
-                tracing::error!("a metastore call ended abnormally: {e}");
-                ApiError::new(
-                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "the metastore could not be read or written; see the server log",
-                )
-            })?
+        off_thread("the metastore could not be read or written", move || {
+            f(&metastore)
+        })
+        .await?
     }
+}
+
+/// Runs blocking work (a metastore transaction, compiling or deleting an
+/// operator) on tokio's blocking pool; a panic in it answers 500 with `failed`
+/// as the detail, and is logged.
+async fn off_thread<T: Send + 'static>(
+    failed: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        tracing::error!("{failed}: the work ended abnormally: {e}");
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{failed}; see the server log"),
+        )
+    })
 }
 
 /// Request bodies above this are refused with 413: every body the API takes is a

@@ -167,13 +167,12 @@ async fn publish(
     let registry = s.registry.clone();
     let dir = s.plugins_dir.clone();
     // Compiling takes from milliseconds to seconds of CPU: off the async workers.
-    let published = tokio::task::spawn_blocking(move || {
+    let published = super::off_thread("publishing the operator failed", move || {
         registry
             .install_to(&dir, &scope, &bytes)
             .map(|meta| scoped_plugin(&scope, &meta))
     })
-    .await
-    .map_err(|e| internal("publishing an operator", e))?
+    .await?
     .map_err(registry_error)?;
     Ok((StatusCode::CREATED, Json(published)))
 }
@@ -218,10 +217,11 @@ async fn remove(s: &ApiState, scope: OperatorScope, path: PluginPath) -> ApiResu
     }
     let registry = s.registry.clone();
     let dir = s.plugins_dir.clone();
-    tokio::task::spawn_blocking(move || registry.remove(&dir, &scope, &plugin_name, &version))
-        .await
-        .map_err(|e| internal("removing an operator", e))?
-        .map_err(registry_error)?;
+    super::off_thread("removing the operator failed", move || {
+        registry.remove(&dir, &scope, &plugin_name, &version)
+    })
+    .await?
+    .map_err(registry_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -273,12 +273,4 @@ fn registry_error(e: RegistryError) -> ApiError {
         _ => StatusCode::BAD_REQUEST,
     };
     ApiError::new(status, aileron_sandbox::error_chain(&e))
-}
-
-fn internal(what: &str, e: tokio::task::JoinError) -> ApiError {
-    tracing::error!("{what} ended abnormally: {e}");
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        format!("{what} failed; see the server log"),
-    )
 }

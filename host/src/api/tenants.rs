@@ -32,7 +32,7 @@ impl From<TenantRecord> for Tenant {
             name: r.name.to_string(),
             description: r.description,
             created_at: r.created_at,
-            weight: r.limits.weight.unwrap_or(1),
+            weight: r.limits.weight(),
             max_running: r.limits.max_running,
         }
     }
@@ -202,6 +202,9 @@ pub async fn delete_tenant(
         .map_err(|_| ApiError::not_found(format!("tenant `{tenant_name}` not found")))?;
     s.blocking(move |m| Ok(m.delete_tenant(&tenant_name)?))
         .await?;
+    if let Some(remote) = &s.remote {
+        remote.forget(tenant.as_str());
+    }
     // Its operators go with it: a tenant made later under the same name must
     // not inherit them.
     let (registry, dir) = (s.registry.clone(), s.plugins_dir.clone());

@@ -236,6 +236,18 @@ impl Remote {
         }
     }
 
+    /// Stops announcing a deleted tenant's default queue, so reconciliation
+    /// does not make its stream again.
+    pub fn forget(&self, tenant: &str) {
+        self.dispatch
+            .locked()
+            .announced
+            .remove(&aileron_protocol::wire::tenant_queue(
+                tenant,
+                aileron_model::dag::DEFAULT_QUEUE,
+            ));
+    }
+
     /// Workers can reach this process from `now` on: every lease (the adopted
     /// ones of a restart above all) gets a full worker timeout from here, however
     /// long start-up took.

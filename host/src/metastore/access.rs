@@ -40,6 +40,13 @@ pub struct TenantLimits {
     pub max_running: Option<u32>,
 }
 
+impl TenantLimits {
+    /// The weight admission uses: 1 unless set, never 0.
+    pub fn weight(&self) -> u32 {
+        self.weight.unwrap_or(1).max(1)
+    }
+}
+
 /// A person who signs in with a password.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserRecord {

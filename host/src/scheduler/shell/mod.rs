@@ -590,7 +590,7 @@ fn shares_of(tenants: Vec<crate::metastore::TenantRecord>) -> Shares {
             .into_iter()
             .map(|t| {
                 let share = TenantShare {
-                    weight: t.limits.weight.unwrap_or(1).max(1),
+                    weight: t.limits.weight(),
                     max_running: t.limits.max_running,
                 };
                 (t.name, share)
