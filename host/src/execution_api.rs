@@ -702,6 +702,7 @@ async fn finish(
                 result: req.outcome,
                 xcom: req.xcom,
                 duration: Duration::from_millis(req.duration_ms),
+                usage: req.usage,
             },
             reply,
         })

@@ -3,7 +3,7 @@
 //! Both sides use these types, so the contract lives in one place
 //! (`docs/design/multi-node.md` §2 and §4 explain each choice).
 
-use aileron_sandbox::{Limits, TaskInfo, TryResult};
+use aileron_sandbox::{Limits, TaskInfo, TryResult, TryUsage};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -215,6 +215,9 @@ pub struct FinishRequest {
     /// Explicit `xcom-push` calls as `(key, json)`, in call order.
     pub xcom: Vec<(String, String)>,
     pub duration_ms: u64,
+    /// What the try used: its tenant's CPU budget and usage figures count it.
+    #[serde(default)]
+    pub usage: TryUsage,
     /// The rest of the log not yet shipped.
     pub log: LogChunk,
 }
@@ -335,9 +338,20 @@ mod tests {
             outcome: TryResult::SkipDownstream { all: true },
             xcom: vec![("k".into(), "1".into())],
             duration_ms: 5,
+            usage: TryUsage {
+                cpu_seconds: 0.25,
+                host_call_seconds: 0.5,
+                peak_memory_bytes: 1 << 20,
+            },
             log: LogChunk::default(),
         };
         let text = serde_json::to_string(&f).unwrap();
+        assert!(
+            text.contains(
+                r#""usage":{"cpu_seconds":0.25,"host_call_seconds":0.5,"peak_memory_bytes":1048576}"#
+            ),
+            "{text}"
+        );
         assert!(
             text.contains(r#""outcome":{"SkipDownstream":{"all":true}}"#),
             "{text}"

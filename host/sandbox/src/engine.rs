@@ -3,7 +3,7 @@
 
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -13,6 +13,8 @@ use crate::cache::ArtifactCache;
 use crate::config::{SandboxConfig, WASM32_MAX_MEMORY};
 use crate::error::SandboxError;
 use crate::host::HostState;
+use crate::memory::TenantPools;
+use crate::meter::EpochClock;
 
 /// Core wasm instances one component may create. A Rust `wasm32-wasip2` operator
 /// has 3 (its module and two glue modules); dynamically linked interpreters
@@ -90,6 +92,10 @@ pub(crate) struct Runtime {
     pub(crate) linker: Linker<HostState>,
     pub(crate) config: SandboxConfig,
     pub(crate) cache: ArtifactCache,
+    /// The epoch as stores meter CPU by it (`meter.rs`).
+    pub(crate) clock: EpochClock,
+    /// Each tenant's memory pool, charged by its running stores.
+    pub(crate) tenants: TenantPools,
     _ticker: EpochTicker,
 }
 
@@ -112,13 +118,16 @@ impl Runtime {
         v0_1::Operator::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(linker_error)?;
         let cache = ArtifactCache::new(&engine, config.cache_dir.as_deref())?;
-        let ticker =
-            EpochTicker::start(engine.clone(), config.epoch_tick).map_err(SandboxError::Ticker)?;
+        let clock = EpochClock::default();
+        let ticker = EpochTicker::start(engine.clone(), clock.clone(), config.epoch_tick)
+            .map_err(SandboxError::Ticker)?;
         Ok(Runtime {
             engine,
             linker,
             config,
             cache,
+            clock,
+            tenants: TenantPools::default(),
             _ticker: ticker,
         })
     }
@@ -233,13 +242,30 @@ struct EpochTicker {
 }
 
 impl EpochTicker {
-    fn start(engine: Engine, tick: Duration) -> std::io::Result<Self> {
+    fn start(engine: Engine, clock: EpochClock, tick: Duration) -> std::io::Result<Self> {
         let (stop, stopped) = mpsc::channel::<()>();
         thread::Builder::new()
             .name("aileron-epoch".into())
             .spawn(move || {
-                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
+                // Ticks at fixed instants rather than a fixed sleep after each one,
+                // so ticks per second stay exact and metered CPU (ticks × tick)
+                // does not drift with the thread's own wake-up latency.
+                let mut next = Instant::now() + tick;
+                loop {
+                    let wait = next.saturating_duration_since(Instant::now());
+                    match stopped.recv_timeout(wait) {
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                    clock.advance();
                     engine.increment_epoch();
+                    next += tick;
+                    // After a long stall (a suspended process), start afresh
+                    // instead of firing the missed ticks in a burst.
+                    let now = Instant::now();
+                    if next + tick < now {
+                        next = now + tick;
+                    }
                 }
             })?;
         Ok(EpochTicker { _stop: stop })

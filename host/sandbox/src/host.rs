@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -18,6 +17,8 @@ use crate::bindings::Level;
 use crate::bindings::v0_1::aileron::operator as v0_1;
 use crate::bindings::v0_2::aileron::operator::{context, types};
 use crate::log::{LogBuffer, LogLevel};
+use crate::memory::{MemoryLimiter, TenantCharge};
+use crate::meter::{CpuMeter, EpochClock};
 use crate::outbound::HttpGrant;
 use crate::request::HostServices;
 use crate::stdio::GuestOutput;
@@ -36,14 +37,6 @@ pub(crate) const MAX_XCOM_KEYS: usize = 1000;
 #[derive(Debug, thiserror::Error)]
 #[error("execution deadline passed")]
 pub(crate) struct DeadlineExceeded;
-
-/// The guest asked for more linear memory than its cap allows.
-#[derive(Debug, thiserror::Error)]
-#[error("memory limit of {cap} bytes exceeded (the guest asked for {requested} bytes in total)")]
-pub(crate) struct MemoryLimitExceeded {
-    pub(crate) cap: u64,
-    pub(crate) requested: u64,
-}
 
 /// The guest broke the operator contract in a way it cannot be allowed to handle.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +57,7 @@ pub(crate) struct HostState {
     http_grant: HttpGrant,
     table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
+    pub(crate) meter: CpuMeter,
     log: Arc<LogBuffer>,
     services: Arc<dyn HostServices>,
     phase: Phase,
@@ -82,6 +76,9 @@ pub(crate) struct StateLimits {
     /// Host patterns outbound HTTP may reach; empty = none.
     pub(crate) allow_hosts: Vec<String>,
     pub(crate) allow_private_ips: bool,
+    /// The tenant pool the guest's memory is charged to (none for `describe`).
+    pub(crate) tenant: Option<TenantCharge>,
+    pub(crate) clock: EpochClock,
 }
 
 impl HostState {
@@ -117,7 +114,8 @@ impl HostState {
             http: WasiHttpCtx::new(),
             http_grant,
             table: ResourceTable::new(),
-            limiter: MemoryLimiter::new(limits.memory_bytes),
+            limiter: MemoryLimiter::new(limits.memory_bytes, limits.tenant),
+            meter: CpuMeter::new(limits.clock),
             log,
             services,
             phase,
@@ -126,6 +124,13 @@ impl HostState {
             stdout,
             stderr,
         }
+    }
+
+    /// What the guest used so far, CPU counted in ticks of `tick`.
+    pub(crate) fn usage(&self, tick: std::time::Duration) -> crate::meter::TryUsage {
+        let mut usage = self.meter.usage(tick, self.limiter.used());
+        usage.host_call_seconds += self.http_grant.waited().as_secs_f64();
+        usage
     }
 
     /// Traps calls that must not happen: after the deadline (so a guest looping on
@@ -239,62 +244,6 @@ impl XcomBuffer {
     }
 }
 
-/// Caps the guest's linear memory in total across all its memories (a component
-/// has several core instances; a per-memory cap would multiply the budget).
-pub(crate) struct MemoryLimiter {
-    cap: u64,
-    used: u64,
-}
-
-impl MemoryLimiter {
-    fn new(cap: u64) -> Self {
-        MemoryLimiter { cap, used: 0 }
-    }
-
-    pub(crate) fn cap(&self) -> u64 {
-        self.cap
-    }
-}
-
-impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if maximum.is_some_and(|max| desired > max) {
-            // Beyond the memory's own declared maximum: an ordinary failed
-            // `memory.grow` (-1) as the spec says, not the task's limit.
-            return Ok(false);
-        }
-        let grow = (desired - current) as u64;
-        let requested = self.used + grow;
-        if requested > self.cap {
-            // A trap rather than `Ok(false)`: language runtimes abort on a failed
-            // allocation with an unhelpful `unreachable`, while this error names the
-            // limit in the try's failure reason.
-            return Err(MemoryLimitExceeded {
-                cap: self.cap,
-                requested,
-            }
-            .into());
-        }
-        self.used = requested;
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        _desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        // Tables are bounded by the pooling allocator's per-table element limit.
-        Ok(true)
-    }
-}
-
 impl types::Host for HostState {}
 
 impl context::Host for HostState {
@@ -325,17 +274,26 @@ impl context::Host for HostState {
         key: Option<String>,
     ) -> wasmtime::Result<Option<String>> {
         self.check_call("xcom-pull", true)?;
-        Ok(self.services.xcom_pull(&task_id, key.as_deref()).await)
+        let started = Instant::now();
+        let value = self.services.xcom_pull(&task_id, key.as_deref()).await;
+        self.meter.add_host_call(started.elapsed());
+        Ok(value)
     }
 
     async fn variable(&mut self, key: String) -> wasmtime::Result<Option<String>> {
         self.check_call("variable", true)?;
-        Ok(self.services.variable(&key).await)
+        let started = Instant::now();
+        let value = self.services.variable(&key).await;
+        self.meter.add_host_call(started.elapsed());
+        Ok(value)
     }
 
     async fn connection(&mut self, conn_id: String) -> wasmtime::Result<Result<String, String>> {
         self.check_call("connection", true)?;
-        Ok(self.services.connection(&conn_id).await)
+        let started = Instant::now();
+        let value = self.services.connection(&conn_id).await;
+        self.meter.add_host_call(started.elapsed());
+        Ok(value)
     }
 }
 
@@ -450,17 +408,5 @@ mod tests {
                 .unwrap_err()
                 .contains("total")
         );
-    }
-
-    #[test]
-    fn memory_limiter_counts_all_memories() {
-        let mut m = MemoryLimiter::new(10 << 16);
-        assert!(m.memory_growing(0, 6 << 16, None).unwrap());
-        assert!(m.memory_growing(0, 4 << 16, None).unwrap());
-        let err = m.memory_growing(4 << 16, 5 << 16, None).unwrap_err();
-        let hit = err.downcast_ref::<MemoryLimitExceeded>().unwrap();
-        assert_eq!((hit.cap, hit.requested), (10 << 16, 11 << 16));
-        // Growth past a memory's declared maximum is a plain failure.
-        assert!(!m.memory_growing(0, 2 << 16, Some(1 << 16)).unwrap());
     }
 }

@@ -14,6 +14,8 @@ mod engine;
 mod error;
 mod host;
 mod log;
+mod memory;
+mod meter;
 mod outbound;
 mod registry;
 mod request;
@@ -26,6 +28,8 @@ pub use builtin::STANDARD_PLUGINS;
 pub use config::SandboxConfig;
 pub use error::{RegistryError, SandboxError, chain as error_chain};
 pub use log::{DEFAULT_LOG_BYTES, LogBuffer, LogLevel};
+pub use memory::TenantMemoryUsage;
+pub use meter::TryUsage;
 pub use outbound::{MAX_HTTP_TIMEOUT, host_allowed};
 pub use registry::{
     MAX_COMPONENT_BYTES, OperatorMeta, OperatorScope, Registry, RejectedPlugin, TenantOperators,

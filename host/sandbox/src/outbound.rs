@@ -20,6 +20,7 @@
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
@@ -59,6 +60,9 @@ pub(crate) struct HttpGrant {
     allow_private_ips: bool,
     deadline: Option<Instant>,
     log: Arc<LogBuffer>,
+    /// Nanoseconds the try's requests took from send to response headers: host
+    /// time the try is metered for (`meter.rs`), summed by the spawned sends.
+    waited: Arc<AtomicU64>,
 }
 
 impl HttpGrant {
@@ -83,7 +87,13 @@ impl HttpGrant {
             allow_private_ips,
             deadline,
             log,
+            waited: Arc::default(),
         }
+    }
+
+    /// Time the try's outbound requests took so far.
+    pub(crate) fn waited(&self) -> Duration {
+        Duration::from_nanos(self.waited.load(Ordering::Relaxed))
     }
 
     /// Whether the allow-list lets the guest reach `host` on `port`.
@@ -228,9 +238,11 @@ impl WasiHttpHooks for HttpGrant {
             allow_private_ips: self.allow_private_ips,
             deadline: self.deadline,
             log: self.log.clone(),
+            waited: self.waited.clone(),
         };
         Box::new(async move {
             let target = target?;
+            let started = Instant::now();
             let options = options.unwrap_or_default();
             let connect_timeout = grant.cap(options.connect_timeout);
             let first_byte_timeout = grant.cap(options.first_byte_timeout);
@@ -239,7 +251,7 @@ impl WasiHttpHooks for HttpGrant {
             let stream = tokio::time::timeout(connect_timeout, connect(&addrs))
                 .await
                 .map_err(|_| Error::ConnectionTimeout)??;
-            send(
+            let response = send(
                 stream,
                 &target,
                 request,
@@ -247,7 +259,10 @@ impl WasiHttpHooks for HttpGrant {
                 first_byte_timeout,
                 between_bytes_timeout,
             )
-            .await
+            .await;
+            let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            grant.waited.fetch_add(took, Ordering::Relaxed);
+            response
         })
     }
 }

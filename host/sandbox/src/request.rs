@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::log::{DEFAULT_LOG_BYTES, LogBuffer};
+use crate::meter::TryUsage;
 
 /// Default cap of one XCom value (each `xcom-push` and the return value): 64 KiB.
 ///
@@ -49,6 +50,10 @@ pub struct Limits {
     // as `None` otherwise.
     #[serde(deserialize_with = "Option::deserialize")]
     pub memory_bytes: Option<u64>,
+    /// The tenant's `max_memory`: what all its tries running in this process may
+    /// hold together. `None`: counted, not capped.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub tenant_memory_bytes: Option<u64>,
     /// Airflow's `execution_timeout`: wall-clock time from the start of the try,
     /// covering both guest code and host calls. `None` means no limit. On the wire
     /// `timeout_secs`: seconds, fractional only when the duration is not whole.
@@ -75,6 +80,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             memory_bytes: None,
+            tenant_memory_bytes: None,
             timeout: None,
             log_bytes: DEFAULT_LOG_BYTES,
             xcom_bytes: DEFAULT_XCOM_BYTES,
@@ -214,7 +220,7 @@ pub enum TryResult {
 }
 
 /// The outcome of one try.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TryReport {
     pub result: TryResult,
     /// Explicit `xcom-push` calls in call order, as `(key, json)`; a later push of a
@@ -223,6 +229,9 @@ pub struct TryReport {
     pub xcom: Vec<(String, String)>,
     /// Wall-clock time of the whole try, instantiation included.
     pub duration: Duration,
+    /// CPU, host-call time and memory the guest used.
+    #[serde(default)]
+    pub usage: TryUsage,
 }
 
 #[cfg(test)]
@@ -256,6 +265,7 @@ mod tests {
             json,
             serde_json::json!({
                 "memory_bytes": 64 << 20,
+                "tenant_memory_bytes": null,
                 "timeout_secs": 300,
                 "log_bytes": DEFAULT_LOG_BYTES,
                 "xcom_bytes": DEFAULT_XCOM_BYTES,

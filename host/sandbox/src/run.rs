@@ -9,10 +9,10 @@ use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 
 use crate::bindings::{OperatorInfo, OperatorPre, Outcome, SkipScope, TaskError};
 use crate::engine::Runtime;
-use crate::host::{
-    ContractViolation, DeadlineExceeded, HostState, MemoryLimitExceeded, Phase, StateLimits,
-};
+use crate::host::{ContractViolation, DeadlineExceeded, HostState, Phase, StateLimits};
 use crate::log::{LogBuffer, LogLevel};
+use crate::memory::{MemoryLimitExceeded, TenantCharge, TenantMemoryExceeded};
+use crate::meter::TryUsage;
 use crate::request::{TryReport, TryRequest, TryResult};
 
 /// Longest failure, skip or trap reason kept, in bytes. A reason is one line in
@@ -23,6 +23,18 @@ const MAX_REASON: usize = 4 << 10;
 pub(crate) struct Executed {
     pub(crate) result: TryResult,
     pub(crate) xcom: Vec<(String, String)>,
+    pub(crate) usage: TryUsage,
+}
+
+impl Executed {
+    /// A try that failed before its guest ran.
+    pub(crate) fn failed(reason: String) -> Self {
+        Executed {
+            result: TryResult::Failed(reason),
+            xcom: Vec::new(),
+            usage: TryUsage::default(),
+        }
+    }
 }
 
 /// Runs `execute` of the component in a fresh store. Never panics on guest
@@ -53,6 +65,13 @@ pub(crate) async fn execute(
             deadline,
             allow_hosts: limits.allow_hosts.clone(),
             allow_private_ips: limits.allow_private_ips,
+            // Every try is counted in its tenant's pool, capped or not, so the
+            // tenant's memory in use can be shown.
+            tenant: Some(TenantCharge {
+                pool: runtime.tenants.of(&req.tenant),
+                cap: limits.tenant_memory_bytes,
+            }),
+            clock: runtime.clock.clone(),
         },
     );
     let mut store = new_store(runtime, state, deadline);
@@ -97,6 +116,7 @@ pub(crate) async fn execute(
     Executed {
         result,
         xcom: std::mem::take(&mut state.xcom.values),
+        usage: state.usage(runtime.config.epoch_tick),
     }
 }
 
@@ -122,6 +142,8 @@ pub(crate) async fn describe(
             // `describe` runs outside any task: no outbound HTTP.
             allow_hosts: Vec::new(),
             allow_private_ips: false,
+            tenant: None,
+            clock: runtime.clock.clone(),
         },
     );
     let mut store = new_store(runtime, state, deadline);
@@ -135,14 +157,15 @@ pub(crate) async fn describe(
 }
 
 /// A store with the try's limits: the memory limiter, and an epoch callback that
-/// runs every tick while wasm executes. The callback yields to tokio (a busy guest
-/// gives its thread to other tasks a hundred times a second) and traps once the
-/// deadline has passed.
+/// runs every tick while wasm executes. The callback meters the tick (`meter.rs`),
+/// yields to tokio (a busy guest gives its thread to other tasks a hundred times a
+/// second) and traps once the deadline has passed.
 fn new_store(runtime: &Runtime, state: HostState, deadline: Option<Instant>) -> Store<HostState> {
     let mut store = Store::new(&runtime.engine, state);
     store.limiter(|state| &mut state.limiter);
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
+    store.epoch_deadline_callback(move |mut ctx| {
+        ctx.data_mut().meter.on_epoch();
         if deadline.is_some_and(|d| Instant::now() >= d) {
             Err(DeadlineExceeded.into())
         } else {
@@ -215,6 +238,7 @@ struct Failure {
 enum FailureKind {
     Deadline,
     Memory(u64),
+    TenantMemory { cap: u64, in_use: u64, grow: u64 },
     Message(String),
 }
 
@@ -225,6 +249,12 @@ impl Failure {
             FailureKind::Deadline
         } else if err.is::<MemoryLimitExceeded>() {
             FailureKind::Memory(state.limiter.cap())
+        } else if let Some(hit) = err.downcast_ref::<TenantMemoryExceeded>() {
+            FailureKind::TenantMemory {
+                cap: hit.cap,
+                in_use: hit.in_use,
+                grow: hit.grow,
+            }
         } else if let Some(violation) = err.downcast_ref::<ContractViolation>() {
             FailureKind::Message(violation.0.clone())
         } else if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
@@ -256,6 +286,13 @@ impl Failure {
                 timeout_text.replace("{}", &limit)
             }
             FailureKind::Memory(cap) => format!("memory limit of {} exceeded", bytes(*cap)),
+            FailureKind::TenantMemory { cap, in_use, grow } => format!(
+                "tenant memory quota (max_memory) of {} exceeded: the tenant's running tries \
+                 hold {} and this one asked for {} more",
+                short_bytes(*cap),
+                about_bytes(*in_use),
+                about_bytes(*grow)
+            ),
             FailureKind::Message(msg) => reason(msg),
         }
     }
@@ -377,6 +414,15 @@ pub(crate) fn short_bytes(n: u64) -> String {
     }
 }
 
+/// `12.5 MiB`, `640 KiB`: a measured amount, for people.
+pub(crate) fn about_bytes(n: u64) -> String {
+    if n >= 1 << 20 {
+        format!("{:.1} MiB", n as f64 / f64::from(1 << 20))
+    } else {
+        format!("{} KiB", n.div_ceil(1 << 10))
+    }
+}
+
 /// `268435456 bytes (256 MiB)`: exact for machines, readable for people.
 fn bytes(n: u64) -> String {
     if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
@@ -419,11 +465,22 @@ pub(crate) fn finish(executed: Executed, log: &LogBuffer, started: Instant) -> T
             format!("Task failed without retry after {took}: {why}"),
         ),
     };
+    let usage = executed.usage;
+    log.append_line(
+        LogLevel::Info,
+        &format!(
+            "Used CPU {:.2}s, host calls {:.2}s, peak memory {}",
+            usage.cpu_seconds,
+            usage.host_call_seconds,
+            about_bytes(usage.peak_memory_bytes)
+        ),
+    );
     log.append_closing_line(level, &line);
     TryReport {
         result: executed.result,
         xcom: executed.xcom,
         duration,
+        usage,
     }
 }
 

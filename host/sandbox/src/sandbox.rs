@@ -11,8 +11,9 @@ use crate::config::SandboxConfig;
 use crate::engine::Runtime;
 use crate::error::SandboxError;
 use crate::log::LogLevel;
+use crate::memory::TenantMemoryUsage;
 use crate::registry::Registry;
-use crate::request::{TryReport, TryRequest, TryResult};
+use crate::request::{TryReport, TryRequest};
 use crate::run::{self, Executed};
 
 /// Sandbox slots beyond a process's task slots: `describe` calls of plugins being
@@ -71,6 +72,12 @@ impl Sandbox {
         Ok(sandbox)
     }
 
+    /// Each tenant's linear memory held by its running tries in this process,
+    /// and its growths refused by its `max_memory`, by tenant name.
+    pub fn tenant_memory(&self) -> Vec<(String, TenantMemoryUsage)> {
+        self.registry.runtime().tenants.usage()
+    }
+
     /// The registry of operators this sandbox can run.
     pub fn registry(&self) -> &Registry {
         &self.registry
@@ -94,10 +101,7 @@ impl Sandbox {
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "unknown panic".to_owned());
                 tracing::error!(digest = %req.digest, "sandbox panicked running a try: {what}");
-                let failed = Executed {
-                    result: TryResult::Failed(format!("internal error in the sandbox: {what}")),
-                    xcom: Vec::new(),
-                };
+                let failed = Executed::failed(format!("internal error in the sandbox: {what}"));
                 run::finish(failed, &req.log, started)
             }
         }
@@ -105,13 +109,10 @@ impl Sandbox {
 
     async fn run_try(&self, req: &TryRequest, started: Instant) -> TryReport {
         let Some(entry) = self.registry.entry(&req.digest) else {
-            let failed = Executed {
-                result: TryResult::Failed(format!(
-                    "operator {} is not registered on this host",
-                    req.digest
-                )),
-                xcom: Vec::new(),
-            };
+            let failed = Executed::failed(format!(
+                "operator {} is not registered on this host",
+                req.digest
+            ));
             return run::finish(failed, &req.log, started);
         };
         let runtime = self.registry.runtime();

@@ -123,6 +123,7 @@ impl Executor for LocalExecutor {
                     result: TryResult::Failed("the executor's queue is full".to_owned()),
                     xcom: Vec::new(),
                     duration: std::time::Duration::ZERO,
+                    usage: Default::default(),
                 },
             });
         }

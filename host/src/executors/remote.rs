@@ -363,6 +363,7 @@ impl Remote {
                     result: aileron_sandbox::TryResult::Failed(reason),
                     xcom: Vec::new(),
                     duration: Duration::ZERO,
+                    usage: Default::default(),
                 },
             });
         }

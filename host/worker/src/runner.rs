@@ -358,6 +358,7 @@ async fn finish(
             outcome: report.result.clone(),
             xcom: report.xcom.clone(),
             duration_ms: u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX),
+            usage: report.usage,
             log: LogChunk {
                 offset: from,
                 text: log.read_from(from),
@@ -438,6 +439,7 @@ fn lost(log: &LogBuffer, why: &str) -> TryReport {
         result: TryResult::Failed(reason),
         xcom: Vec::new(),
         duration: Duration::ZERO,
+        usage: Default::default(),
     }
 }
 

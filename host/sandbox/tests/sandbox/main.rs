@@ -20,6 +20,7 @@ mod guests {
 }
 
 mod hostile_guests;
+mod metering;
 mod registry;
 mod sensors;
 mod standard_operators;

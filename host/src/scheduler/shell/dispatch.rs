@@ -125,6 +125,7 @@ impl State {
                                 result: TryResult::Failed(format!("cannot render params: {e}")),
                                 xcom: Vec::new(),
                                 duration: std::time::Duration::ZERO,
+                                usage: Default::default(),
                             },
                         });
                     }
