@@ -87,7 +87,7 @@ async fn start(home: &Path, weight_a: u32) -> App {
                     created_at: jiff::Timestamp::now(),
                     limits: TenantLimits {
                         weight: Some(weight),
-                        max_running: None,
+                        ..TenantLimits::default()
                     },
                 })
                 .unwrap();

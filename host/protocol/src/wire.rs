@@ -342,13 +342,14 @@ mod tests {
                 cpu_seconds: 0.25,
                 host_call_seconds: 0.5,
                 peak_memory_bytes: 1 << 20,
+                refused_allocations: 0,
             },
             log: LogChunk::default(),
         };
         let text = serde_json::to_string(&f).unwrap();
         assert!(
             text.contains(
-                r#""usage":{"cpu_seconds":0.25,"host_call_seconds":0.5,"peak_memory_bytes":1048576}"#
+                r#""usage":{"cpu_seconds":0.25,"host_call_seconds":0.5,"peak_memory_bytes":1048576,"refused_allocations":0}"#
             ),
             "{text}"
         );

@@ -130,6 +130,7 @@ impl HostState {
     pub(crate) fn usage(&self, tick: std::time::Duration) -> crate::meter::TryUsage {
         let mut usage = self.meter.usage(tick, self.limiter.used());
         usage.host_call_seconds += self.http_grant.waited().as_secs_f64();
+        usage.refused_allocations = self.limiter.refused();
         usage
     }
 

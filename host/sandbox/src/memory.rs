@@ -129,6 +129,7 @@ pub(crate) struct MemoryLimiter {
     cap: u64,
     used: u64,
     tenant: Option<TenantCharge>,
+    refused: u32,
 }
 
 impl MemoryLimiter {
@@ -137,6 +138,7 @@ impl MemoryLimiter {
             cap,
             used: 0,
             tenant,
+            refused: 0,
         }
     }
 
@@ -147,6 +149,11 @@ impl MemoryLimiter {
     /// Linear memory the guest holds; memories never shrink, so this is its peak.
     pub(crate) fn used(&self) -> u64 {
         self.used
+    }
+
+    /// Growths refused by the tenant's pool.
+    pub(crate) fn refused(&self) -> u32 {
+        self.refused
     }
 }
 
@@ -182,8 +189,11 @@ impl ResourceLimiter for MemoryLimiter {
             }
             .into());
         }
-        if let Some(tenant) = &self.tenant {
-            tenant.pool.charge(grow, tenant.cap)?;
+        if let Some(tenant) = &self.tenant
+            && let Err(refused) = tenant.pool.charge(grow, tenant.cap)
+        {
+            self.refused += 1;
+            return Err(refused.into());
         }
         self.used = requested;
         Ok(true)
@@ -233,6 +243,7 @@ mod tests {
             (hit.cap, hit.in_use, hit.grow),
             (10 << 16, 6 << 16, 5 << 16)
         );
+        assert_eq!(second.refused(), 1);
         assert!(second.memory_growing(0, 4 << 16, None).unwrap());
         let usage = pools.usage();
         assert_eq!(

@@ -28,6 +28,10 @@ pub struct TryUsage {
     pub host_call_seconds: f64,
     /// The most linear memory the guest held, all its memories together.
     pub peak_memory_bytes: u64,
+    /// Growths of its memory refused because its tenant's running tries held
+    /// the tenant's `max_memory` (0 or 1: a refusal ends the try).
+    #[serde(default)]
+    pub refused_allocations: u32,
 }
 
 /// The epoch as the ticker last advanced it, readable by stores (wasmtime keeps
@@ -84,6 +88,7 @@ impl CpuMeter {
             cpu_seconds: self.ticks as f64 * tick.as_secs_f64(),
             host_call_seconds: self.host_calls.as_secs_f64(),
             peak_memory_bytes,
+            refused_allocations: 0,
         }
     }
 }

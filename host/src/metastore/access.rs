@@ -38,6 +38,25 @@ pub struct TenantLimits {
     /// Its tries queued or running at once, across every executor and worker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_running: Option<u32>,
+    /// Linear memory all its tries running in one process may hold together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory: Option<u64>,
+    /// Guest CPU seconds its tries may use in a rolling hour; once spent, its new
+    /// tries wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_per_hour: Option<u64>,
+    /// The most `max_active_runs` any of its DAGs may have (and the value of
+    /// those that set none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_active_runs: Option<u32>,
+    /// The longest `execution_timeout` (seconds) a task of its DAGs may have
+    /// (and the timeout of those that set none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_timeout: Option<u64>,
+    /// The largest `memory_limit` (bytes) a task of its DAGs may have (and the
+    /// limit of those that set none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<u64>,
 }
 
 impl TenantLimits {
@@ -224,6 +243,7 @@ impl Metastore {
             }
             txn.open_table(TOKEN_SCOPES)?
                 .retain(|_, scope| scope != name.as_bytes())?;
+            txn.open_table(TENANT_USAGE)?.remove(name)?;
         }
         txn.commit()?;
         Ok(())

@@ -21,6 +21,7 @@ mod schema;
 mod stored_ti;
 #[cfg(test)]
 mod tests;
+mod usage;
 
 pub use access::*;
 pub use audit::AuditRecord;
@@ -31,6 +32,7 @@ pub use indexes::{RunOrder, RunPage, RunQuery};
 pub use keys::*;
 pub use records::*;
 pub use schema::*;
+pub use usage::*;
 
 use aileron_protocol::ExecutionKey;
 

@@ -93,6 +93,10 @@ pub struct TryRecord {
     /// `TaskInstance::attempt`). 0 in stores older than schema version 2.
     #[serde(default)]
     pub attempt: u64,
+    /// The CPU, host-call time and memory it used; `None` for a try that never
+    /// ran in a sandbox (abandoned, or from before usage was metered).
+    #[serde(default)]
+    pub usage: Option<aileron_sandbox::TryUsage>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -128,7 +128,9 @@ pub(super) const USER_TENANTS: Table = TableDefinition::new("user_tenants");
 pub(super) const API_TOKENS: Table = TableDefinition::new("api_tokens");
 pub(super) const TOKEN_SCOPES: Table = TableDefinition::new("token_scopes");
 pub(super) const AUDIT: Table = TableDefinition::new("audit");
-pub(super) const ALL_TABLES: [Table; 25] = [
+/// Each tenant's metered usage (`usage.rs`), by tenant name.
+pub(crate) const TENANT_USAGE: Table = TableDefinition::new("tenant_usage");
+pub(super) const ALL_TABLES: [Table; 26] = [
     META,
     DAGS,
     DAG_VERSIONS,
@@ -154,4 +156,5 @@ pub(super) const ALL_TABLES: [Table; 25] = [
     API_TOKENS,
     TOKEN_SCOPES,
     AUDIT,
+    TENANT_USAGE,
 ];

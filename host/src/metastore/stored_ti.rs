@@ -12,6 +12,7 @@
 
 use super::{MetastoreError, Result, TaskInstance, TryRecord};
 use aileron_model::TaskInstanceState;
+use aileron_sandbox::TryUsage;
 use jiff::Timestamp;
 use jiff::fmt::serde::timestamp::nanosecond;
 use serde::{Deserialize, Serialize};
@@ -92,6 +93,40 @@ struct StoredTry {
     hostname: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     attempt: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    usage: Option<StoredUsage>,
+}
+
+/// What a try used, in short names: one per try of every TaskInstance kept.
+#[derive(Serialize, Deserialize)]
+struct StoredUsage {
+    cpu: f64,
+    host: f64,
+    mem: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    refused: u32,
+}
+
+impl From<&TryUsage> for StoredUsage {
+    fn from(u: &TryUsage) -> Self {
+        StoredUsage {
+            cpu: u.cpu_seconds,
+            host: u.host_call_seconds,
+            mem: u.peak_memory_bytes,
+            refused: u.refused_allocations,
+        }
+    }
+}
+
+impl From<StoredUsage> for TryUsage {
+    fn from(u: StoredUsage) -> Self {
+        TryUsage {
+            cpu_seconds: u.cpu,
+            host_call_seconds: u.host,
+            peak_memory_bytes: u.mem,
+            refused_allocations: u.refused,
+        }
+    }
 }
 
 /// `value` unless the TaskInstance has the same.
@@ -182,6 +217,7 @@ pub(super) fn encode(ti: &TaskInstance) -> Vec<u8> {
                 error: t.error.clone(),
                 hostname: unless_same(&t.hostname, &ti.hostname),
                 attempt: unless_same(&t.attempt, &ti.attempt),
+                usage: t.usage.as_ref().map(StoredUsage::from),
             })
             .collect(),
     };
@@ -260,6 +296,7 @@ pub(super) fn decode(key: &str, bytes: &[u8]) -> Result<TaskInstance> {
                 error: t.error,
                 hostname: t.hostname.unwrap_or_else(|| s.hostname.clone()),
                 attempt: t.attempt.unwrap_or(s.attempt),
+                usage: t.usage.map(TryUsage::from),
             })
         })
         .collect::<Result<_>>()?;
@@ -308,6 +345,7 @@ mod tests {
             error: Some("boom".into()),
             hostname: "worker-1".into(),
             attempt: 7,
+            usage: None,
         };
         let second = TryRecord {
             try_number: 2,
@@ -319,6 +357,7 @@ mod tests {
             error: None,
             hostname: "host-a".into(),
             attempt: 9,
+            usage: None,
         };
         TaskInstance {
             tenant: "team-a".into(),

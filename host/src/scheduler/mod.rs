@@ -25,6 +25,7 @@ pub use executor::{
 pub use planner::admission::{DEFAULT_POOL, DEFAULT_POOL_SLOTS};
 pub use shell::backfill::{BackfillDate, BackfillRequest, MAX_BACKFILL_RUNS};
 pub use shell::retention::CleanChunk;
+pub use shell::usage::{HeldBack, TenantNow};
 pub use task_host::MetastoreHost;
 
 use crate::dag_processor::FileResult;
@@ -35,7 +36,7 @@ use aileron_protocol::wire::Refusal;
 use aileron_sandbox::{LogBuffer, TryReport};
 use jiff::Timestamp;
 use shell::State;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -133,8 +134,12 @@ pub enum Command {
     },
     /// A pool was created, resized or deleted: reload pool sizes and admit again.
     PoolsChanged,
-    /// A tenant's weight or `max_running` changed: reload them and admit again.
+    /// A tenant's limits changed: reload them and admit again.
     TenantsChanged,
+    /// Each tenant's usage now (`shell/usage.rs`).
+    TenantUsage {
+        reply: oneshot::Sender<BTreeMap<String, TenantNow>>,
+    },
     /// Answered once every command sent before it is applied and committed.
     Sync {
         reply: oneshot::Sender<()>,

@@ -71,8 +71,11 @@ async fn a_tenant_s_tries_share_its_max_memory_and_leave_others_alone() {
     let b = spawn_run(&sandbox, try_of("team_b", &digest, other));
     let mut refused = Vec::new();
     for handle in runs {
-        match handle.await.unwrap().result {
+        let report = handle.await.unwrap();
+        let counted = report.usage.refused_allocations;
+        match report.result {
             TryResult::Failed(why) if why.contains("exceeded") && why.starts_with("tenant") => {
+                assert_eq!(counted, 1);
                 refused.push(why)
             }
             TryResult::Failed(why) => assert!(why.starts_with("execution_timeout"), "{why}"),

@@ -3,7 +3,8 @@
 //! Across tenants, slots are shared fairly: each free slot goes to the tenant
 //! with the fewest tries in flight for its weight (weighted fair sharing of the
 //! executor), so a tenant's share follows its weight whatever the length of its
-//! backlog, and a tenant at its `max_running` gets none. Within a tenant, as
+//! backlog, and a tenant at its `max_running`, or held back (its CPU budget
+//! spent), gets none. Within a tenant, as
 //! Airflow orders them: highest priority first (then the older run, then the
 //! task's place in the file, then the map index), within every limit: each run's
 //! `max_active_tasks`, each task's `max_active_tis_per_dag` and
@@ -96,6 +97,8 @@ pub struct Snapshot<'a> {
     pub is_paused: &'a dyn Fn(&DagKey) -> bool,
     pub pools: &'a Pools,
     pub shares: &'a Shares,
+    /// Tenants whose new tries wait whatever the free slots (a spent CPU budget).
+    pub held_back: &'a dyn Fn(&str) -> bool,
     pub now: Timestamp,
 }
 
@@ -232,6 +235,8 @@ pub fn admit(snapshot: &Snapshot<'_>, weights: &mut Weights) -> Vec<TiKey> {
     for (.., ti) in ready {
         queues.entry(ti.tenant.as_str()).or_default().push_back(ti);
     }
+    // A held-back tenant's candidates stay scheduled.
+    queues.retain(|tenant, _| !(snapshot.held_back)(tenant));
 
     let mut admitted = Vec::new();
     while admitted.len() < free {

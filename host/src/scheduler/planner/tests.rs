@@ -466,6 +466,7 @@ impl Admit {
         let paused = self.paused.clone();
         let is_paused = move |dk: &DagKey| paused.contains(dk);
         let snapshot = Snapshot {
+            held_back: &|_| false,
             parallelism: self.parallelism,
             in_flight: self.in_flight.iter().collect(),
             runs: &self.runs,

@@ -19,6 +19,14 @@ impl State {
     pub(super) fn admit(&mut self, now: Timestamp) {
         let dags = &self.dags;
         let is_paused = |dk: &DagKey| dags.get(dk).is_some_and(|d| d.record.is_paused);
+        // Only tenants with a CPU budget can be held back: a handful to check.
+        let held: Vec<&str> = self
+            .tenant_limits
+            .iter()
+            .filter(|(t, l)| l.cpu_per_hour.is_some() && self.held_back(t.as_str(), now).is_some())
+            .map(|(t, _)| t.as_str())
+            .collect();
+        let held_back = |tenant: &str| held.contains(&tenant);
         let snapshot = admission::Snapshot {
             parallelism: self.config.parallelism,
             in_flight: self.in_flight.keys().collect(),
@@ -26,6 +34,7 @@ impl State {
             is_paused: &is_paused,
             pools: &self.pools,
             shares: &self.shares,
+            held_back: &held_back,
             now,
         };
         let admitted = admission::admit(&snapshot, &mut self.weights);
@@ -154,6 +163,10 @@ impl State {
                 params,
                 limits: Limits {
                     memory_bytes: task.memory_limit,
+                    tenant_memory_bytes: self
+                        .tenant_limits
+                        .get(run.run.tenant.as_str())
+                        .and_then(|l| l.max_memory),
                     timeout: task.execution_timeout,
                     log_bytes: self.config.log_bytes,
                     allow_hosts: task.allow_hosts.clone(),

@@ -190,6 +190,7 @@ impl State {
                     error: Some(reason.clone()),
                     hostname: placeholder.hostname.clone(),
                     attempt: 0,
+                    usage: None,
                 });
                 let ti = placeholder.clone();
                 self.batch.put_raw(

@@ -13,10 +13,13 @@
 
 use super::executor::{CallbackJob, EventSink, Executor};
 use super::{Command, LiveLogs, SchedulerConfig, SchedulerError, Update};
-use crate::metastore::{DagRecord, DagRun, Metastore, RunType, TaskInstance, WriteBatch};
+use crate::metastore::{
+    DagRecord, DagRun, Metastore, RunType, TaskInstance, TenantLimits, TenantUsageRecord,
+    WriteBatch,
+};
 use aileron_model::clock::Clock;
 use aileron_model::dag::{DagSpec, TaskSpec};
-use aileron_model::{DagRunState, TaskInstanceState as S};
+use aileron_model::{DagRunState, TaskInstanceState as S, TenantId};
 use aileron_protocol::wire::Refusal;
 use jiff::Timestamp;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -33,6 +36,7 @@ mod recovery;
 pub(super) mod retention;
 mod runs;
 mod tries;
+pub(super) mod usage;
 
 use super::planner::ActiveRun;
 use super::planner::admission::{Pools, Shares, TenantShare, Weights};
@@ -100,6 +104,11 @@ pub(super) struct State {
     pools: Pools,
     /// Each tenant's weight and `max_running`; reloaded when the API changes one.
     shares: Shares,
+    /// Each tenant's limits as stored (quotas and ceilings); reloaded with `shares`.
+    tenant_limits: HashMap<TenantId, TenantLimits>,
+    /// Each tenant's metered usage (`usage.rs`), and those charged this turn.
+    usage: HashMap<TenantId, TenantUsageRecord>,
+    usage_dirty: HashSet<TenantId>,
     /// The `now` of the last `plan`: timers at or before it were already acted on
     /// (or are blocked on capacity, and a finishing task wakes the loop).
     planned_at: Timestamp,
@@ -137,6 +146,13 @@ impl State {
             weights: Weights::default(),
             pools: Pools(metastore.pool_sizes()?),
             shares: shares_of(metastore.tenants()?),
+            tenant_limits: usage::limits_of(metastore.tenants()?),
+            usage: metastore
+                .tenant_usages()?
+                .into_iter()
+                .filter_map(|(t, u)| Some((TenantId::new(&t).ok()?, u)))
+                .collect(),
+            usage_dirty: HashSet::new(),
             callbacks_to_send: Vec::new(),
             callback_seq: HashMap::new(),
             deleted_this_turn: HashSet::new(),
@@ -338,9 +354,18 @@ impl State {
                 Err(e) => tracing::error!("cannot reload pools: {e}"),
             },
             Command::TenantsChanged => match self.metastore.tenants() {
-                Ok(tenants) => self.shares = shares_of(tenants),
+                Ok(tenants) => {
+                    self.shares = shares_of(tenants.clone());
+                    self.tenant_limits = usage::limits_of(tenants);
+                    // A deleted tenant's usage went with it.
+                    let limits = &self.tenant_limits;
+                    self.usage.retain(|t, _| limits.contains_key(t));
+                }
                 Err(e) => tracing::error!("cannot reload the tenants' limits: {e}"),
             },
+            Command::TenantUsage { reply } => {
+                let _ = reply.send(self.tenants_now(self.clock.now()));
+            }
             Command::Sync { reply } => self.after_commit.push(Box::new(move || {
                 let _ = reply.send(());
             })),
@@ -469,6 +494,7 @@ impl State {
 
     /// Commits the pending batch; returns the updates to announce.
     pub(super) fn commit(&mut self) -> Result<Vec<Update>, SchedulerError> {
+        self.write_usage();
         if !self.batch.is_empty() {
             let batch = std::mem::take(&mut self.batch);
             let took = self.metastore.commit(batch)?;
@@ -516,6 +542,11 @@ impl State {
             }
         }
         if let Some(t) = self.retention_timer() {
+            any = Some(any.map_or(t, |n| n.min(t)));
+        }
+        // A tenant whose CPU budget comes back has tries to admit then.
+        if let Some(t) = self.budget_timer(after) {
+            tasks = Some(tasks.map_or(t, |n| n.min(t)));
             any = Some(any.map_or(t, |n| n.min(t)));
         }
         (any, tasks)

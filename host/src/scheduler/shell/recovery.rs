@@ -68,6 +68,7 @@ impl State {
                 now,
                 TryResult::Failed(reason.to_owned()),
                 Vec::new(),
+                None,
             );
         }
     }

@@ -9,7 +9,7 @@ use crate::scheduler::executor::ExecutorEvent;
 use crate::sync::LockExt;
 use aileron_model::dag::TaskSpec;
 use aileron_model::{TaskInstanceState as S, TiKey};
-use aileron_sandbox::{TryReport, TryResult};
+use aileron_sandbox::{TryReport, TryResult, TryUsage};
 use jiff::{SignedDuration, Timestamp};
 use std::collections::HashSet;
 
@@ -104,8 +104,14 @@ impl State {
                 self.batch
                     .put_raw(LOGS, log_key(ti, try_number), log.into_bytes());
             }
-            let TryReport { result, xcom, .. } = report;
-            self.finish_try(&key, try_number, started, ended, result, xcom);
+            let TryReport {
+                result,
+                xcom,
+                usage,
+                ..
+            } = report;
+            self.charge(&key.tenant, ended, &usage);
+            self.finish_try(&key, try_number, started, ended, result, xcom, Some(usage));
         }
     }
 
@@ -118,6 +124,7 @@ impl State {
         ended: Timestamp,
         result: TryResult,
         pushes: Vec<(String, String)>,
+        usage: Option<TryUsage>,
     ) {
         let Some(run) = self.runs.get(&key.run_key()) else {
             return;
@@ -243,6 +250,7 @@ impl State {
             error,
             hostname,
             attempt,
+            usage,
         });
         let ti = ti.clone();
         for (k, v) in xcom {
