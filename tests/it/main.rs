@@ -29,5 +29,6 @@ mod sandbox;
 mod schedule;
 mod semantic;
 mod tenant_limits;
+mod tenant_quotas;
 mod workers_api;
 mod xcom;

@@ -75,7 +75,7 @@ impl Sandbox {
     /// Each tenant's linear memory held by its running tries in this process,
     /// and its growths refused by its `max_memory`, by tenant name.
     pub fn tenant_memory(&self) -> Vec<(String, TenantMemoryUsage)> {
-        self.registry.runtime().tenants.usage()
+        self.registry.tenant_memory()
     }
 
     /// The registry of operators this sandbox can run.

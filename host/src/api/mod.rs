@@ -36,6 +36,7 @@ mod states;
 mod task_instances;
 mod tenants;
 mod tokens;
+mod usage;
 mod users;
 mod variables;
 mod workers;
@@ -225,6 +226,8 @@ fn api_routes() -> ApiRoutes<ApiState> {
         .add(Platform, routes!(tenants::get_tenant))
         .add(Platform, routes!(tenants::patch_tenant))
         .add(Platform, routes!(tenants::delete_tenant))
+        // A tenant's own members see its usage; the handler refuses other tenants.
+        .add(Tenant(Viewer), routes!(usage::get_usage))
         .add(Platform, routes!(users::list_users))
         .add(Platform, routes!(users::create_user))
         .add(Platform, routes!(users::get_user))
@@ -281,6 +284,9 @@ pub fn surface(state: ApiState) -> (Router, RouteTable) {
         "get_metrics",
         get(prometheus::scrape).with_state(prometheus::MetricsState {
             metastore: state.metastore.clone(),
+            scheduler: state.scheduler.clone(),
+            registry: state.registry.clone(),
+            clock: state.clock.clone(),
             handle: metrics,
             remote: state.remote.clone(),
         }),

@@ -18,8 +18,10 @@ use super::ApiError;
 use super::workers::{self, WorkerState};
 use crate::executors::remote::Remote;
 use crate::metastore::Metastore;
+use crate::scheduler::{SchedulerHandle, TenantNow};
 use crate::sync::LockExt;
 use aileron_model::{DagRunState, TaskInstanceState};
+use aileron_sandbox::{Registry, TenantMemoryUsage};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -34,6 +36,11 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct MetricsState {
     pub metastore: Metastore,
+    /// Asked for each tenant's usage.
+    pub scheduler: SchedulerHandle,
+    /// Each tenant's memory held by tries running in this process.
+    pub registry: Registry,
+    pub clock: Arc<dyn aileron_model::clock::Clock>,
     pub handle: PrometheusHandle,
     /// The remote executor, for the worker and queue gauges.
     pub remote: Option<Arc<Remote>>,
@@ -140,6 +147,12 @@ pub async fn scrape(State(s): State<MetricsState>) -> Result<Response, ApiError>
     let mut body = s.handle.render();
     body.push_str(&gauges);
     body.push_str(&remote_gauges(s.remote.as_deref()));
+    // Without a scheduler answering (stopping), the tenant series are left out
+    // rather than the whole scrape failing.
+    if let Ok(tenants) = s.scheduler.tenant_usage().await {
+        let memory = s.remote.is_none().then(|| s.registry.tenant_memory());
+        body.push_str(&tenant_series(&tenants, memory.as_deref(), s.clock.now()));
+    }
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response())
 }
 
@@ -210,16 +223,109 @@ fn remote_gauges(remote: Option<&Remote>) -> String {
     out
 }
 
-fn gauge<'a>(
+/// Each tenant's usage, labelled `tenant`: in-flight counts, CPU and host-call
+/// time, tries, refused allocations and (tries running in this process) memory
+/// in use.
+fn tenant_series(
+    tenants: &BTreeMap<String, TenantNow>,
+    memory: Option<&[(String, TenantMemoryUsage)]>,
+    now: jiff::Timestamp,
+) -> String {
+    let mut out = String::new();
+    let each = |f: &dyn Fn(&TenantNow) -> f64| {
+        tenants
+            .iter()
+            .map(|(t, n)| (t.as_str(), f(n)))
+            .collect::<Vec<_>>()
+    };
+    let gauges: [(&str, &str, &dyn Fn(&TenantNow) -> f64); 5] = [
+        (
+            "aileron_tenant_running",
+            "Tries of the tenant running.",
+            &|n| n.running as f64,
+        ),
+        (
+            "aileron_tenant_queued",
+            "Tries of the tenant queued for an executor or worker.",
+            &|n| n.queued as f64,
+        ),
+        (
+            "aileron_tenant_waiting",
+            "TaskInstances of the tenant ready to run, not admitted yet.",
+            &|n| n.waiting as f64,
+        ),
+        (
+            "aileron_tenant_cpu_seconds_last_hour",
+            "Guest CPU seconds of the tenant's tries that ended in the last hour.",
+            &|n| n.usage.cpu_last_hour(now),
+        ),
+        (
+            "aileron_tenant_held_back",
+            "1 while the tenant's CPU budget is spent and its new tries wait.",
+            &|n| f64::from(u8::from(n.held_back.is_some())),
+        ),
+    ];
+    for (name, help, f) in gauges {
+        gauge(&mut out, name, help, "tenant", each(f));
+    }
+    let counters: [(&str, &str, &dyn Fn(&TenantNow) -> f64); 4] = [
+        (
+            "aileron_tenant_cpu_seconds_total",
+            "Guest CPU seconds of the tenant's tries, metered in the sandbox.",
+            &|n| n.usage.cpu_seconds,
+        ),
+        (
+            "aileron_tenant_host_call_seconds_total",
+            "Seconds the tenant's tries waited on host calls.",
+            &|n| n.usage.host_call_seconds,
+        ),
+        (
+            "aileron_tenant_tries_total",
+            "Tries of the tenant that ended.",
+            &|n| n.usage.tries as f64,
+        ),
+        (
+            "aileron_tenant_refused_allocations_total",
+            "Memory growths of the tenant's tries refused by its max_memory.",
+            &|n| n.usage.refused_allocations as f64,
+        ),
+    ];
+    for (name, help, f) in counters {
+        series(&mut out, "counter", name, help, "tenant", each(f));
+    }
+    if let Some(memory) = memory {
+        gauge(
+            &mut out,
+            "aileron_tenant_memory_bytes",
+            "Linear memory the tenant's tries running in this process hold.",
+            "tenant",
+            memory.iter().map(|(t, m)| (t.as_str(), m.in_use_bytes)),
+        );
+    }
+    out
+}
+
+fn gauge<'a, V: std::fmt::Display>(
     out: &mut String,
     name: &str,
     help: &str,
     label: &str,
-    values: impl IntoIterator<Item = (&'a str, u64)>,
+    values: impl IntoIterator<Item = (&'a str, V)>,
+) {
+    series(out, "gauge", name, help, label, values);
+}
+
+fn series<'a, V: std::fmt::Display>(
+    out: &mut String,
+    kind: &str,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: impl IntoIterator<Item = (&'a str, V)>,
 ) {
     // Writing to a String cannot fail.
     let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} gauge");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
     for (value, n) in values {
         let value = escape_label(value);
         let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");

@@ -96,6 +96,14 @@ pub struct TaskInstanceTry {
     pub hostname: String,
     /// Why the try failed, when it did.
     pub error: Option<String>,
+    /// Guest CPU seconds, metered in the sandbox; `null` while the try runs
+    /// and for a try that never ran in one.
+    pub cpu_seconds: Option<f64>,
+    /// Seconds the try waited on host calls (XCom, variables, connections,
+    /// outbound HTTP).
+    pub host_call_seconds: Option<f64>,
+    /// The most linear memory the try held.
+    pub peak_memory_bytes: Option<u64>,
 }
 
 /// Tries listed under the name Airflow gives them.
@@ -193,6 +201,9 @@ fn tries(ti: &TiRecord) -> Vec<TaskInstanceTry> {
         plugin_digest: t.plugin_digest.clone(),
         hostname: t.hostname.clone(),
         error: t.error.clone(),
+        cpu_seconds: t.usage.map(|u| u.cpu_seconds),
+        host_call_seconds: t.usage.map(|u| u.host_call_seconds),
+        peak_memory_bytes: t.usage.map(|u| u.peak_memory_bytes),
     };
     let mut out: Vec<TaskInstanceTry> = ti.tries.iter().map(entry).collect();
     // The try in progress has no record yet: it is the TaskInstance itself.
@@ -218,6 +229,9 @@ fn tries(ti: &TiRecord) -> Vec<TaskInstanceTry> {
             plugin_digest: ti.plugin_digest.clone(),
             hostname: ti.hostname.clone(),
             error: None,
+            cpu_seconds: None,
+            host_call_seconds: None,
+            peak_memory_bytes: None,
         });
     }
     out

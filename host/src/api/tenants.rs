@@ -5,7 +5,7 @@
 use super::error::{BadRequest, Conflict, NotFound, Unprocessable};
 use super::paths::TenantPath;
 use super::{ApiError, ApiResult, ApiState, Caller, JsonBody};
-use crate::metastore::TenantRecord;
+use crate::metastore::{TenantLimits, TenantRecord};
 use aileron_model::TenantId;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -24,16 +24,34 @@ pub struct Tenant {
     /// Its tries queued or running at once, across every executor and worker;
     /// null: no cap but `parallelism`.
     pub max_running: Option<u32>,
+    /// Bytes of linear memory its tries running in one process may hold
+    /// together; a growth past it fails that try. Null: no quota.
+    pub max_memory: Option<u64>,
+    /// Guest CPU seconds its tries may use in a rolling hour; once spent, its new
+    /// tries wait (`scheduled`) until the hour rolls. Null: no budget.
+    pub cpu_per_hour: Option<u64>,
+    /// Ceiling (and default) of its DAGs' `max_active_runs`.
+    pub max_active_runs: Option<u32>,
+    /// Ceiling (and default) of its tasks' `execution_timeout`, in seconds.
+    pub execution_timeout: Option<u64>,
+    /// Ceiling (and default) of its tasks' `memory_limit`, in bytes.
+    pub memory_limit: Option<u64>,
 }
 
 impl From<TenantRecord> for Tenant {
     fn from(r: TenantRecord) -> Self {
+        let l = r.limits;
         Tenant {
             name: r.name.to_string(),
             description: r.description,
             created_at: r.created_at,
-            weight: r.limits.weight(),
-            max_running: r.limits.max_running,
+            weight: l.weight(),
+            max_running: l.max_running,
+            max_memory: l.max_memory,
+            cpu_per_hour: l.cpu_per_hour,
+            max_active_runs: l.max_active_runs,
+            execution_timeout: l.execution_timeout,
+            memory_limit: l.memory_limit,
         }
     }
 }
@@ -49,6 +67,97 @@ pub struct TenantPatch {
     #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<u32>)]
     pub max_running: Option<Option<u32>>,
+    /// Bytes, at least 1 MiB; null for none.
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<u64>)]
+    pub max_memory: Option<Option<u64>>,
+    /// Seconds, 1 to 3600000; null for none.
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<u64>)]
+    pub cpu_per_hour: Option<Option<u64>>,
+    /// 1 to 10000; null for none.
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<u32>)]
+    pub max_active_runs: Option<Option<u32>>,
+    /// Seconds, 1 to 2678400 (31 days); null for none.
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<u64>)]
+    pub execution_timeout: Option<Option<u64>>,
+    /// Bytes, 1 MiB to 4 GiB; null for none.
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<u64>)]
+    pub memory_limit: Option<Option<u64>>,
+}
+
+impl TenantPatch {
+    /// Refuses a value out of its range, naming the field.
+    fn check(&self) -> ApiResult<()> {
+        fn within<T: PartialOrd + Copy>(
+            value: Option<Option<T>>,
+            range: std::ops::RangeInclusive<T>,
+            field: &str,
+            what: &str,
+        ) -> ApiResult<()> {
+            match value.flatten() {
+                Some(v) if !range.contains(&v) => Err(ApiError::bad_request(format!(
+                    "`{field}` must be {what}, or null for none"
+                ))),
+                _ => Ok(()),
+            }
+        }
+        if self.weight.is_some_and(|w| !(1..=1000).contains(&w)) {
+            return Err(ApiError::bad_request("`weight` must be 1 to 1000"));
+        }
+        within(self.max_running, 0..=100_000, "max_running", "0 to 100000")?;
+        within(
+            self.max_memory,
+            1 << 20..=1 << 40,
+            "max_memory",
+            "1048576 (1 MiB) to 1099511627776 (1 TiB) bytes",
+        )?;
+        within(
+            self.cpu_per_hour,
+            1..=3_600_000,
+            "cpu_per_hour",
+            "1 to 3600000 seconds",
+        )?;
+        within(
+            self.max_active_runs,
+            1..=10_000,
+            "max_active_runs",
+            "1 to 10000",
+        )?;
+        within(
+            self.execution_timeout,
+            1..=31 * 24 * 3600,
+            "execution_timeout",
+            "1 to 2678400 seconds",
+        )?;
+        within(
+            self.memory_limit,
+            1 << 20..=1 << 32,
+            "memory_limit",
+            "1048576 (1 MiB) to 4294967296 (4 GiB) bytes",
+        )
+    }
+
+    fn apply(self, limits: &mut TenantLimits) {
+        if let Some(w) = self.weight {
+            limits.weight = Some(w);
+        }
+        /// A field present in the patch replaces the limit (`null` clears it).
+        fn set<T>(field: &mut Option<T>, value: Option<Option<T>>) {
+            if let Some(v) = value {
+                *field = v;
+            }
+        }
+        set(&mut limits.max_running, self.max_running);
+        set(&mut limits.max_active_runs, self.max_active_runs);
+        set(&mut limits.max_memory, self.max_memory);
+        set(&mut limits.cpu_per_hour, self.cpu_per_hour);
+        set(&mut limits.execution_timeout, self.execution_timeout);
+        set(&mut limits.memory_limit, self.memory_limit);
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -141,8 +250,9 @@ pub async fn create_tenant(
     Ok((StatusCode::CREATED, Json(record.into())))
 }
 
-/// Change a tenant's description, weight or `max_running` (platform admins);
-/// the scheduler applies the limits from its next admission on.
+/// Change a tenant's description, weight or quotas (platform admins). The
+/// scheduler applies them from its next admission on; the ceilings on its DAGs
+/// from their next parse.
 #[utoipa::path(
     patch, path = "/tenants/{tenant_name}", tag = "Tenant", operation_id = "patch_tenant",
     params(TenantPath),
@@ -153,28 +263,18 @@ pub async fn patch_tenant(
     _caller: Caller,
     State(s): State<ApiState>,
     Path(TenantPath { tenant_name }): Path<TenantPath>,
-    JsonBody(patch): JsonBody<TenantPatch>,
+    JsonBody(mut patch): JsonBody<TenantPatch>,
 ) -> ApiResult<Json<Tenant>> {
-    if patch.weight.is_some_and(|w| !(1..=1000).contains(&w)) {
-        return Err(ApiError::bad_request("`weight` must be 1 to 1000"));
-    }
-    if patch.max_running.flatten().is_some_and(|m| m > 100_000) {
-        return Err(ApiError::bad_request("`max_running` must be 0 to 100000"));
-    }
+    patch.check()?;
     let record = s
         .blocking(move |m| {
             let mut record = m
                 .tenant(&tenant_name)?
                 .ok_or_else(|| ApiError::not_found(format!("tenant `{tenant_name}` not found")))?;
-            if let Some(d) = patch.description {
+            if let Some(d) = patch.description.take() {
                 record.description = d;
             }
-            if let Some(w) = patch.weight {
-                record.limits.weight = Some(w);
-            }
-            if let Some(m) = patch.max_running {
-                record.limits.max_running = m;
-            }
+            patch.apply(&mut record.limits);
             m.update_tenant(&record)?;
             Ok(record)
         })

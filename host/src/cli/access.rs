@@ -24,16 +24,31 @@ pub enum TenantsCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
-    /// Set a tenant's share of the executor: its weight when tenants compete for
-    /// slots, and the most tries it may have queued or running at once.
+    /// Set a tenant's share of the executor and its quotas. Each limit takes a
+    /// value or `none` to lift it.
     Set {
         name: String,
         /// 1 to 1000 (every tenant starts at 1).
         #[arg(long)]
         weight: Option<u32>,
-        /// A number, or `none` to lift the cap.
+        /// Tries queued or running at once: a number.
         #[arg(long)]
         max_running: Option<String>,
+        /// Memory its tries in one process hold together: `512MiB`, `2GiB`.
+        #[arg(long)]
+        max_memory: Option<String>,
+        /// Guest CPU per rolling hour: `10m`, `600s`, `2h`.
+        #[arg(long)]
+        cpu_per_hour: Option<String>,
+        /// Ceiling of its DAGs' max_active_runs: a number.
+        #[arg(long)]
+        max_active_runs: Option<String>,
+        /// Ceiling of its tasks' execution_timeout: `30m`, `2h`.
+        #[arg(long)]
+        execution_timeout: Option<String>,
+        /// Ceiling of its tasks' memory_limit: `256MiB`.
+        #[arg(long)]
+        memory_limit: Option<String>,
         #[arg(long)]
         description: Option<String>,
         #[command(flatten)]
@@ -167,21 +182,44 @@ pub async fn tenants(cmd: TenantsCommand) -> anyhow::Result<ExitCode> {
             name,
             weight,
             max_running,
+            max_memory,
+            cpu_per_hour,
+            max_active_runs,
+            execution_timeout,
+            memory_limit,
             description,
             server,
         } => {
+            use aileron_model::units::{parse_duration, parse_size};
             let mut body = serde_json::Map::new();
             if let Some(w) = weight {
                 body.insert("weight".into(), json!(w));
             }
-            if let Some(m) = max_running {
-                let m: Value = match m.as_str() {
+            let count = |t: &str| t.parse::<u64>().map_err(|e| e.to_string());
+            let size = |t: &str| parse_size(t).map_err(|e| e.to_string());
+            let secs = |t: &str| {
+                parse_duration(t)
+                    .map(|d| d.as_secs())
+                    .map_err(|e| e.to_string())
+            };
+            let limits: [(&str, Option<String>, &dyn Fn(&str) -> Result<u64, String>); 6] = [
+                ("max_running", max_running, &count),
+                ("max_memory", max_memory, &size),
+                ("cpu_per_hour", cpu_per_hour, &secs),
+                ("max_active_runs", max_active_runs, &count),
+                ("execution_timeout", execution_timeout, &secs),
+                ("memory_limit", memory_limit, &size),
+            ];
+            for (field, value, parse) in limits {
+                let Some(text) = value else { continue };
+                let value = match text.as_str() {
                     "none" => Value::Null,
-                    n => json!(n.parse::<u32>().map_err(|_| anyhow::anyhow!(
-                        "--max-running takes a number or `none`, not {n:?}"
+                    t => json!(parse(t).map_err(|e| anyhow::anyhow!(
+                        "--{} takes a value or `none`: {e}",
+                        field.replace('_', "-")
                     ))?),
                 };
-                body.insert("max_running".into(), m);
+                body.insert(field.into(), value);
             }
             if let Some(d) = description {
                 body.insert("description".into(), json!(d));

@@ -477,6 +477,13 @@ impl SchedulerHandle {
         rx.await.map_err(|_| SchedulerError::Stopped)?
     }
 
+    /// Each tenant's usage now: in-flight counts, the CPU budget, metered totals.
+    pub async fn tenant_usage(&self) -> Result<BTreeMap<String, TenantNow>, SchedulerError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::TenantUsage { reply })?;
+        rx.await.map_err(|_| SchedulerError::Stopped)
+    }
+
     /// Waits until everything sent before is applied and committed.
     pub async fn sync(&self) -> Result<(), SchedulerError> {
         let (reply, rx) = oneshot::channel();

@@ -134,6 +134,12 @@ impl Registry {
         }
     }
 
+    /// Each tenant's linear memory held by tries running in this process, and
+    /// its growths refused by its `max_memory` (see [`crate::Sandbox::tenant_memory`]).
+    pub fn tenant_memory(&self) -> Vec<(String, crate::TenantMemoryUsage)> {
+        self.runtime().tenants.usage()
+    }
+
     pub(crate) fn runtime(&self) -> &Runtime {
         &self.inner.runtime
     }
