@@ -42,7 +42,8 @@ type Ids = HashMap<&'static str, String>;
 /// Path parameters that name an object of a tenant: a route with one of these
 /// is called on A's and on B's object. (`username` and `tenant_name` name
 /// platform-wide things.)
-const TENANT_OBJECTS: [&str; 11] = [
+const TENANT_OBJECTS: [&str; 12] = [
+    "tenant",
     "dag_id",
     "dag_run_id",
     "task_id",
@@ -328,6 +329,8 @@ async fn every_route_answers_every_caller_as_its_policy_says() {
             ),
             ("username", format!("member_{prefix}")),
             ("tenant_name", format!("spare_{prefix}")),
+            // A tenant's own usage: the tenant is the object.
+            ("tenant", tenant.to_owned()),
             ("path", "app.js".to_owned()),
             ("plugin_name", "versioned".to_owned()),
             ("version", ["1.0.0", "2.0.0"][i].to_owned()),

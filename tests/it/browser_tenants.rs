@@ -143,6 +143,17 @@ async fn sees_only(b: &Browser, root: &str, team: &str, other: &str, user: &str,
             && r[3].ends_with(&format!("/members/{user}"))),
         "no record of {user}'s role: {rows:?}"
     );
+    // Its own usage page, with its chart of the last hour.
+    b.click(&b.find("[data-testid=\"nav-usage\"]").await).await;
+    b.find("[data-testid=\"usage-chart\"]").await;
+    assert_eq!(
+        b.eval("return document.querySelector('[data-testid=\"usage-page\"] h1').innerText")
+            .await,
+        json!(format!("Usage of {team}"))
+    );
+    b.find("[data-testid=\"usage-tries\"]").await;
+    b.goto(&format!("{root}/#/audit")).await;
+    b.find("[data-testid=\"audit-table\"]").await;
     // Only platform admins may switch to the platform's log.
     assert!(
         b.try_find("[data-testid=\"audit-scope-platform\"]")

@@ -5,7 +5,7 @@
 //! reason, counted as a refused allocation; usage shows per tenant (API and
 //! `/metrics`) and per try.
 
-use crate::api::{call_raw, get, ok};
+use crate::api::{call_raw, get, get_in, ok};
 use aileron_model::TaskInstanceState as S;
 use aileron_model::clock::Clock;
 use aileron_tests::Env;
@@ -95,14 +95,14 @@ async fn a_spent_cpu_budget_holds_new_tries_until_the_hour_rolls() {
         .unwrap()
         .unwrap();
     assert_eq!(waiting.state, S::Scheduled);
-    let usage = get(&env, "/api/v1/tenants/team_a/usage").await;
+    let usage = get_in(&env, "team_a", "/api/v1/tenants/team_a/usage").await;
     assert_eq!(usage["waiting"], 1, "{usage}");
     assert_eq!(usage["tries_total"], 1, "{usage}");
     let reason = usage["held_back_reason"].as_str().unwrap();
     assert!(reason.contains("cpu_per_hour"), "{reason}");
     assert!(usage["cpu_seconds_last_hour"].as_f64().unwrap() > 1.0);
     assert_eq!(usage["minutes"].as_array().unwrap().len(), 1, "{usage}");
-    let b = get(&env, "/api/v1/tenants/team_b/usage").await;
+    let b = get_in(&env, "team_b", "/api/v1/tenants/team_b/usage").await;
     assert_eq!(b["held_back_reason"], serde_json::Value::Null, "{b}");
     assert_eq!(b["tries_total"], 1, "{b}");
 
@@ -123,7 +123,7 @@ async fn a_spent_cpu_budget_holds_new_tries_until_the_hour_rolls() {
         .set(env.clock.now() + SignedDuration::from_mins(61));
     scheduler.sync().await.unwrap();
     env.wait_run_in(&mut updates, "team_a", "quick", "r2").await;
-    let usage = get(&env, "/api/v1/tenants/team_a/usage").await;
+    let usage = get_in(&env, "team_a", "/api/v1/tenants/team_a/usage").await;
     assert_eq!(
         usage["held_back_reason"],
         serde_json::Value::Null,
@@ -171,11 +171,11 @@ async fn max_memory_fails_the_try_that_grows_past_it_and_no_other() {
         reason("team_b"),
         "memory limit of 67108864 bytes (64 MiB) exceeded"
     );
-    let usage = get(&env, "/api/v1/tenants/team_a/usage").await;
+    let usage = get_in(&env, "team_a", "/api/v1/tenants/team_a/usage").await;
     assert_eq!(usage["refused_allocations_total"], 1, "{usage}");
     // Every sandbox gave its memory back.
     assert_eq!(usage["memory_in_use_bytes"], 0, "{usage}");
-    let b = get(&env, "/api/v1/tenants/team_b/usage").await;
+    let b = get_in(&env, "team_b", "/api/v1/tenants/team_b/usage").await;
     assert_eq!(b["refused_allocations_total"], 0, "{b}");
 
     // Limits are checked; another tenant's usage is not for its members.

@@ -16,6 +16,7 @@ import * as workers from "./workers.js";
 import * as tenants from "./tenants.js";
 import * as members from "./members.js";
 import * as audit from "./audit.js";
+import * as usage from "./usage.js";
 import { showSignIn, showAccount, forgetTenant } from "./session.js";
 
 const main = document.getElementById("main");
@@ -31,6 +32,7 @@ function resolve(route) {
   if (first === "tenants") return { key: "tenants", mod: tenants };
   if (first === "members") return { key: "members", mod: members };
   if (first === "audit") return { key: "audit", mod: audit };
+  if (first === "usage") return { key: "usage", mod: usage };
   if (first === "admin" && ["variables", "connections", "pools"].includes(second)) {
     return { key: `admin:${second}`, mod: admin };
   }

@@ -70,25 +70,40 @@ export function mount(root) {
       return h("tr", { "data-testid": `tenant-row-${t.name}` },
         h("td", {}, h("code", { "data-testid": `tenant-name-${t.name}` }, t.name)),
         h("td", {}, t.description || h("span", { class: "muted" }, "—")),
-        h("td", { "data-testid": `tenant-share-${t.name}` },
-          `weight ${t.weight}`, t.max_running == null ? "" : `, at most ${t.max_running} running`),
+        h("td", { "data-testid": `tenant-share-${t.name}` }, shareText(t)),
         h("td", {}, time(t.created_at)),
         h("td", { class: "col-actions" }, limitsBtn, " ", delBtn));
     });
   }
 
   async function setLimits(t) {
+    const MIB = 1024 * 1024;
+    const shown = (v, unit = 1) => (v == null ? "" : String(v / unit));
+    // Each quota: its field, the factor from what is typed to what is stored.
+    const quotas = [
+      ["max_running", 1], ["max_memory", MIB], ["cpu_per_hour", 1],
+      ["max_active_runs", 1], ["execution_timeout", 1], ["memory_limit", MIB],
+    ];
     const done = await formDialog({
       title: `Limits of ${t.name}`,
       testid: "tenant-limits-form",
       submitLabel: "Save",
       fields: [
         { name: "weight", label: "Weight", type: "number", value: String(t.weight), required: true, help: "Its share of executor slots when tenants compete, relative to the others' (1 to 1000)." },
-        { name: "max_running", label: "Most tries running at once", type: "number", value: t.max_running == null ? "" : String(t.max_running), help: "Across every executor and worker; empty for no cap." },
+        { name: "max_running", label: "Most tries running at once", type: "number", value: shown(t.max_running), help: "Across every executor and worker; empty for no cap." },
+        { name: "max_memory", label: "Memory of its running tries together (MiB)", type: "number", value: shown(t.max_memory, MIB), help: "Per process; a try growing past it fails with the reason. Empty for none." },
+        { name: "cpu_per_hour", label: "CPU budget per rolling hour (seconds)", type: "number", value: shown(t.cpu_per_hour), help: "Once spent, its new tries wait until the hour rolls. Empty for none." },
+        { name: "max_active_runs", label: "Ceiling of a DAG's max_active_runs", type: "number", value: shown(t.max_active_runs), help: "A DAG asking for more is an import error. Empty for none." },
+        { name: "execution_timeout", label: "Ceiling of a task's execution_timeout (seconds)", type: "number", value: shown(t.execution_timeout), help: "Also the timeout of tasks that set none. Empty for none." },
+        { name: "memory_limit", label: "Ceiling of a task's memory_limit (MiB)", type: "number", value: shown(t.memory_limit, MIB), help: "Also the limit of tasks that set none. Empty for none." },
       ],
       submit: async (v) => {
-        const maxRunning = String(v.max_running).trim();
-        await patch(p`/tenants/${t.name}`, { weight: Number(v.weight), max_running: maxRunning === "" ? null : Number(maxRunning) });
+        const body = { weight: Number(v.weight) };
+        for (const [field, unit] of quotas) {
+          const text = String(v[field]).trim();
+          body[field] = text === "" ? null : Math.round(Number(text) * unit);
+        }
+        await patch(p`/tenants/${t.name}`, body);
         return true;
       },
     });
@@ -96,6 +111,15 @@ export function mount(root) {
       toast(`Saved the limits of ${t.name}`);
       loadTenants();
     }
+  }
+
+  /** The share and quotas of a tenant, in a line. */
+  function shareText(t) {
+    const parts = [`weight ${t.weight}`];
+    if (t.max_running != null) parts.push(`at most ${t.max_running} running`);
+    if (t.max_memory != null) parts.push(`${Math.round(t.max_memory / 1048576)} MiB memory`);
+    if (t.cpu_per_hour != null) parts.push(`${t.cpu_per_hour} CPU s per hour`);
+    return parts.join(", ");
   }
 
   async function createTenant() {

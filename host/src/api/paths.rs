@@ -131,6 +131,15 @@ pub struct TenantPath {
     pub tenant_name: String,
 }
 
+/// `/tenants/{tenant}/usage`: a tenant seen from inside (its own members).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct OwnTenantPath {
+    /// The tenant's name: the one the request acts in (or any, for a platform
+    /// admin).
+    pub tenant: String,
+}
+
 /// `/users/{username}` and `/members/{username}`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]

@@ -4,7 +4,8 @@
 //! from the counts the metastore keeps with every commit: `aileron_dag_runs{state}`,
 //! `aileron_task_instances{state}`; workers by state, `aileron_workers{state}`,
 //! and attempts waiting for a worker, `aileron_queue_depth{queue}`, read from the
-//! remote executor), and whatever the rest of Aileron records
+//! remote executor; each tenant's usage labelled `tenant`, asked of the
+//! scheduler), and whatever the rest of Aileron records
 //! through the `metrics` facade (commit and scheduling latencies, executor queue
 //! and slots, sandbox run time), rendered from the process-wide recorder that
 //! [`install_recorder`] sets up.
@@ -223,6 +224,9 @@ fn remote_gauges(remote: Option<&Remote>) -> String {
     out
 }
 
+/// A series of [`tenant_series`]: its name, its help, and its value for a tenant.
+type TenantFigure<'a> = (&'a str, &'a str, &'a dyn Fn(&TenantNow) -> f64);
+
 /// Each tenant's usage, labelled `tenant`: in-flight counts, CPU and host-call
 /// time, tries, refused allocations and (tries running in this process) memory
 /// in use.
@@ -238,7 +242,7 @@ fn tenant_series(
             .map(|(t, n)| (t.as_str(), f(n)))
             .collect::<Vec<_>>()
     };
-    let gauges: [(&str, &str, &dyn Fn(&TenantNow) -> f64); 5] = [
+    let gauges: [TenantFigure; 5] = [
         (
             "aileron_tenant_running",
             "Tries of the tenant running.",
@@ -268,7 +272,7 @@ fn tenant_series(
     for (name, help, f) in gauges {
         gauge(&mut out, name, help, "tenant", each(f));
     }
-    let counters: [(&str, &str, &dyn Fn(&TenantNow) -> f64); 4] = [
+    let counters: [TenantFigure; 4] = [
         (
             "aileron_tenant_cpu_seconds_total",
             "Guest CPU seconds of the tenant's tries, metered in the sandbox.",

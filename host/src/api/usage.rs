@@ -1,8 +1,8 @@
-//! `GET /tenants/{tenant_name}/usage`: what a tenant uses of the shared Aileron
+//! `GET /tenants/{tenant}/usage`: what a tenant uses of the shared Aileron
 //! now and over the last hour, for its own members and platform admins.
 
 use super::error::NotFound;
-use super::paths::TenantPath;
+use super::paths::OwnTenantPath;
 use super::{ApiError, ApiResult, ApiState, Caller};
 use crate::metastore::UsageMinute;
 use crate::scheduler::TenantNow;
@@ -69,22 +69,25 @@ impl From<&UsageMinute> for UsageMinuteView {
     }
 }
 
-/// A tenant's usage: its own members (any role) and platform admins; anyone
-/// else is told it does not exist.
+/// A tenant's usage, for the request's own tenant (any role); any other tenant
+/// answers 404, as if it did not exist.
 #[utoipa::path(
-    get, path = "/tenants/{tenant_name}/usage", tag = "Tenant", operation_id = "get_tenant_usage",
-    params(TenantPath),
+    get, path = "/tenants/{tenant}/usage", tag = "Tenant", operation_id = "get_tenant_usage",
+    params(OwnTenantPath),
     responses((status = 200, description = "The tenant's usage.", body = TenantUsage), NotFound)
 )]
 pub async fn get_usage(
     caller: Caller,
     State(s): State<ApiState>,
-    Path(TenantPath { tenant_name }): Path<TenantPath>,
+    Path(OwnTenantPath {
+        tenant: tenant_name,
+    }): Path<OwnTenantPath>,
 ) -> ApiResult<Json<TenantUsage>> {
     let not_found = || ApiError::not_found(format!("tenant `{tenant_name}` not found"));
-    // The route acts in the caller's tenant (a Viewer of it at least); another
-    // tenant's usage is for platform admins, who act in any.
-    if tenant_name != caller.tenant() && !caller.platform_admin() {
+    // Like every tenant route, it sees the tenant the request acts in (a
+    // Viewer of it at least); a platform admin reads another tenant's usage by
+    // acting in it (`X-Aileron-Tenant`), as for its DAGs.
+    if tenant_name != caller.tenant() {
         return Err(not_found());
     }
     let Some(record) = s.metastore.tenant(&tenant_name)? else {

@@ -202,7 +202,13 @@ pub async fn tenants(cmd: TenantsCommand) -> anyhow::Result<ExitCode> {
                     .map(|d| d.as_secs())
                     .map_err(|e| e.to_string())
             };
-            let limits: [(&str, Option<String>, &dyn Fn(&str) -> Result<u64, String>); 6] = [
+            // (field, the flag's text, how it is read)
+            type Flag<'a> = (
+                &'a str,
+                Option<String>,
+                &'a dyn Fn(&str) -> Result<u64, String>,
+            );
+            let limits: [Flag; 6] = [
                 ("max_running", max_running, &count),
                 ("max_memory", max_memory, &size),
                 ("cpu_per_hour", cpu_per_hour, &secs),

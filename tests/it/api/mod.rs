@@ -38,10 +38,24 @@ pub async fn call_raw(
     uri: &str,
     body: Option<&str>,
 ) -> (StatusCode, HeaderMap, Vec<u8>) {
+    call_raw_in(env, None, method, uri, body).await
+}
+
+/// [`call_raw`] acting in `tenant` (`X-Aileron-Tenant`) when one is given.
+pub async fn call_raw_in(
+    env: &Env,
+    tenant: Option<&str>,
+    method: Method,
+    uri: &str,
+    body: Option<&str>,
+) -> (StatusCode, HeaderMap, Vec<u8>) {
     let mut req = Request::builder()
         .method(method)
         .uri(uri)
         .header("authorization", aileron_tests::server::ADMIN_AUTH);
+    if let Some(t) = tenant {
+        req = req.header("x-aileron-tenant", t);
+    }
     if body.is_some() {
         req = req.header("content-type", "application/json");
     }
@@ -88,6 +102,14 @@ pub async fn ok(
 
 pub async fn get(env: &Env, uri: &str) -> Value {
     ok(env, Method::GET, uri, None, StatusCode::OK).await
+}
+
+/// A GET acting in `tenant` that must answer 200; its JSON.
+pub async fn get_in(env: &Env, tenant: &str, uri: &str) -> Value {
+    let (status, _, bytes) = call_raw_in(env, Some(tenant), Method::GET, uri, None).await;
+    let text = String::from_utf8_lossy(&bytes);
+    assert_eq!(status, StatusCode::OK, "{uri} in {tenant}: {text}");
+    serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("{uri} answered non-JSON: {text}"))
 }
 
 #[track_caller]

@@ -2,6 +2,7 @@
 //! workers, adopted) and queued work goes back to be scheduled; a remote worker's
 //! start of a try; the size of a try's live log.
 
+use super::tries::TryOutcome;
 use super::{Expected, State};
 use crate::metastore::{LOGS, log_key};
 use crate::scheduler::executor::AdoptedTry;
@@ -66,9 +67,11 @@ impl State {
                 try_number,
                 started,
                 now,
-                TryResult::Failed(reason.to_owned()),
-                Vec::new(),
-                None,
+                TryOutcome {
+                    result: TryResult::Failed(reason.to_owned()),
+                    pushes: Vec::new(),
+                    usage: None,
+                },
             );
         }
     }

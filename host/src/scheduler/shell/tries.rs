@@ -16,6 +16,15 @@ use std::collections::HashSet;
 /// The longest a sensor may ask to wait before its next poke: a year.
 const MAX_RESCHEDULE_SECS: u64 = 366 * 24 * 3600;
 
+/// How a try ended, as [`State::finish_try`] applies it.
+pub(super) struct TryOutcome {
+    pub(super) result: TryResult,
+    /// Explicit `xcom-push` calls, in call order.
+    pub(super) pushes: Vec<(String, String)>,
+    /// What it used; `None` for a try that never ran in a sandbox.
+    pub(super) usage: Option<TryUsage>,
+}
+
 impl State {
     /// Applies what an executor reported, if it is about the current dispatch.
     pub(super) fn on_executor_event(&mut self, event: ExecutorEvent) {
@@ -111,7 +120,12 @@ impl State {
                 ..
             } = report;
             self.charge(&key.tenant, ended, &usage);
-            self.finish_try(&key, try_number, started, ended, result, xcom, Some(usage));
+            let outcome = TryOutcome {
+                result,
+                pushes: xcom,
+                usage: Some(usage),
+            };
+            self.finish_try(&key, try_number, started, ended, outcome);
         }
     }
 
@@ -122,10 +136,13 @@ impl State {
         try_number: u32,
         started: Timestamp,
         ended: Timestamp,
-        result: TryResult,
-        pushes: Vec<(String, String)>,
-        usage: Option<TryUsage>,
+        outcome: TryOutcome,
     ) {
+        let TryOutcome {
+            result,
+            pushes,
+            usage,
+        } = outcome;
         let Some(run) = self.runs.get(&key.run_key()) else {
             return;
         };
