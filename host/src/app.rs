@@ -244,7 +244,8 @@ pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> Result<App,
 }
 
 /// The catalogs DAG files are parsed against: a tenant folder is read only when
-/// its tenant exists, against the global operators and the tenant's own.
+/// its tenant exists, against the global operators and the tenant's own, within
+/// the ceilings of its limits.
 struct HostCatalogs {
     registry: aileron_sandbox::Registry,
     metastore: Metastore,
@@ -253,7 +254,10 @@ struct HostCatalogs {
 impl TenantCatalogs for HostCatalogs {
     fn catalog(&self, tenant: &TenantId) -> Result<Box<dyn OperatorCatalog + '_>, String> {
         match self.metastore.tenant(tenant.as_str()) {
-            Ok(Some(_)) => Ok(Box::new(self.registry.for_tenant(tenant))),
+            Ok(Some(record)) => Ok(Box::new(dag_processor::WithCeilings {
+                catalog: self.registry.for_tenant(tenant),
+                ceilings: record.limits.ceilings(),
+            })),
             Ok(None) => Err(dag_processor::unknown_tenant(tenant)),
             Err(e) => Err(format!("cannot look up tenant `{tenant}`: {e}")),
         }

@@ -194,3 +194,80 @@ async fn max_memory_fails_the_try_that_grows_past_it_and_no_other() {
         serde_json::Value::Null
     );
 }
+
+const LONG: &str = r#"
+max_active_runs = 8
+[tasks.a]
+operator = "echo"
+params = { message = "hi" }
+execution_timeout = "2h"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ceilings_make_a_dag_asking_for_more_an_import_error() {
+    let env = Env::builder()
+        .dag("team_a/long.toml", LONG)
+        .dag("team_a/quick.toml", QUICK)
+        .start()
+        .await;
+    let mut updates = env.app.scheduler.subscribe();
+    patch(
+        &env,
+        "team_a",
+        r#"{"execution_timeout": 600, "max_active_runs": 8, "memory_limit": 33554432}"#,
+    )
+    .await;
+    // The DAGs folder is parsed again within the ceilings.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let error = loop {
+        if let Some(e) = env
+            .app
+            .metastore
+            .import_errors()
+            .unwrap()
+            .into_iter()
+            .find(|e| e.filename == "team_a/long.toml")
+        {
+            break e;
+        }
+        assert!(
+            tokio::time::timeout_at(deadline, updates.recv())
+                .await
+                .is_ok(),
+            "no import error for long.toml"
+        );
+    };
+    assert_eq!(
+        error.message,
+        "execution_timeout of 2h is above the tenant's ceiling of 10m (set by a platform admin)"
+    );
+    assert_eq!(error.line, Some(6));
+    // A DAG asking for nothing gets the ceilings, and runs within them.
+    env.app.scheduler.sync().await.unwrap();
+    let dag = env.app.metastore.dag("team_a", "quick").unwrap().unwrap();
+    let spec = env
+        .app
+        .metastore
+        .dag_version("team_a", "quick", &dag.version)
+        .unwrap()
+        .unwrap();
+    assert_eq!(spec.max_active_runs, 8);
+    assert_eq!(
+        spec.tasks[0].execution_timeout,
+        Some(std::time::Duration::from_secs(600))
+    );
+    assert_eq!(spec.tasks[0].memory_limit, Some(32 << 20));
+    let tenant = get(&env, "/api/v1/tenants/team_a").await;
+    assert_eq!(
+        (
+            &tenant["execution_timeout"],
+            &tenant["max_active_runs"],
+            &tenant["memory_limit"]
+        ),
+        (
+            &serde_json::json!(600),
+            &serde_json::json!(8),
+            &serde_json::json!(33554432)
+        )
+    );
+}

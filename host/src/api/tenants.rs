@@ -280,6 +280,8 @@ pub async fn patch_tenant(
         })
         .await?;
     let _ = s.scheduler.send(crate::scheduler::Command::TenantsChanged);
+    // Its DAG files are parsed again within the ceilings as they are now.
+    s.rescan.notify_one();
     Ok(Json(record.into()))
 }
 

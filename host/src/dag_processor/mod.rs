@@ -23,7 +23,9 @@ mod watch;
 pub use watch::watch;
 
 use aileron_model::TenantId;
-use aileron_model::dag::{DagSpec, ImportError, OperatorCatalog, parse_dag_file};
+use aileron_model::dag::{
+    Ceilings, DagSpec, ImportError, OperatorCatalog, ResolvedOperator, parse_dag_file,
+};
 use aileron_sandbox::Registry;
 use read::{ReadError, read_dag_file};
 use serde::Deserialize;
@@ -75,6 +77,26 @@ pub trait TenantCatalogs: Sync {
 impl TenantCatalogs for Registry {
     fn catalog(&self, tenant: &TenantId) -> Result<Box<dyn OperatorCatalog + '_>, String> {
         Ok(Box::new(self.for_tenant(tenant)))
+    }
+}
+
+/// A tenant's operator catalog with the ceilings its limits set on its files.
+pub struct WithCeilings<C> {
+    pub catalog: C,
+    pub ceilings: Ceilings,
+}
+
+impl<C: OperatorCatalog> OperatorCatalog for WithCeilings<C> {
+    fn resolve(&self, reference: &str) -> Result<ResolvedOperator, String> {
+        self.catalog.resolve(reference)
+    }
+
+    fn max_memory_bytes(&self) -> u64 {
+        self.catalog.max_memory_bytes()
+    }
+
+    fn ceilings(&self) -> Ceilings {
+        self.ceilings
     }
 }
 

@@ -64,6 +64,15 @@ impl TenantLimits {
     pub fn weight(&self) -> u32 {
         self.weight.unwrap_or(1).max(1)
     }
+
+    /// What the tenant's DAG files may ask for at most.
+    pub fn ceilings(&self) -> aileron_model::dag::Ceilings {
+        aileron_model::dag::Ceilings {
+            max_active_runs: self.max_active_runs,
+            execution_timeout: self.execution_timeout.map(std::time::Duration::from_secs),
+            memory_limit: self.memory_limit,
+        }
+    }
 }
 
 /// A person who signs in with a password.

@@ -343,6 +343,33 @@ pub trait OperatorCatalog {
     /// The most linear memory this host grants one try: a `memory_limit` above it
     /// is an import error naming it, rather than a limit silently lowered.
     fn max_memory_bytes(&self) -> u64;
+    /// The ceilings a platform admin set for the tenant whose files this catalog
+    /// parses; none by default.
+    fn ceilings(&self) -> Ceilings {
+        Ceilings::default()
+    }
+}
+
+/// What a tenant's DAG files may ask for at most, set by a platform admin. A
+/// file asking for more is an import error naming the ceiling; a file that asks
+/// nothing gets the ceiling.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ceilings {
+    pub max_active_runs: Option<u32>,
+    pub execution_timeout: Option<Duration>,
+    pub memory_limit: Option<u64>,
+}
+
+impl Ceilings {
+    /// Mixed into a DAG version's hash: a version stands for one file parsed
+    /// under one set of ceilings. Empty when there are none, so versions of
+    /// tenants without ceilings stay the hash of the file alone.
+    pub(crate) fn fingerprint(&self) -> String {
+        if *self == Ceilings::default() {
+            return String::new();
+        }
+        format!("\n#ceilings {self:?}")
+    }
 }
 
 /// An installed operator plugin.

@@ -718,3 +718,77 @@ fn import_error_display() {
         "columns count characters"
     );
 }
+
+/// [`Catalog`] for a tenant with ceilings.
+struct Ceiled(Ceilings);
+
+impl OperatorCatalog for Ceiled {
+    fn resolve(&self, reference: &str) -> std::result::Result<ResolvedOperator, String> {
+        Catalog.resolve(reference)
+    }
+    fn max_memory_bytes(&self) -> u64 {
+        Catalog.max_memory_bytes()
+    }
+    fn ceilings(&self) -> Ceilings {
+        self.0
+    }
+}
+
+#[test]
+fn a_tenant_s_ceilings_refuse_more_and_fill_in_what_is_not_set() {
+    let ceilings = Ceilings {
+        max_active_runs: Some(4),
+        execution_timeout: Some(Duration::from_secs(600)),
+        memory_limit: Some(64 << 20),
+    };
+    let parse = |source: &str| parse_dag_file("acme", "x.toml", source, &Ceiled(ceilings));
+    // Nothing asked: the ceilings are the values.
+    let dag = parse(MINIMAL).unwrap();
+    assert_eq!(dag.max_active_runs, 4);
+    let task = &dag.tasks[0];
+    assert_eq!(task.execution_timeout, Some(Duration::from_secs(600)));
+    assert_eq!(task.memory_limit, Some(64 << 20));
+    // Less than the ceilings: kept.
+    let dag = parse(&format!(
+        "max_active_runs = 2\n[defaults]\nexecution_timeout = \"5m\"\nmemory_limit = \"32MiB\"\n{MINIMAL}"
+    ))
+    .unwrap();
+    assert_eq!(dag.max_active_runs, 2);
+    assert_eq!(
+        dag.tasks[0].execution_timeout,
+        Some(Duration::from_secs(300))
+    );
+    assert_eq!(dag.tasks[0].memory_limit, Some(32 << 20));
+    // More: an import error at the key, naming the ceiling.
+    for (file, line, message) in [
+        (
+            format!("max_active_runs = 5\n{MINIMAL}"),
+            1,
+            "max_active_runs of 5 is above the tenant's ceiling of 4 (set by a platform admin)",
+        ),
+        (
+            format!("{MINIMAL}execution_timeout = \"1h\"\n"),
+            4,
+            "execution_timeout of 1h is above the tenant's ceiling of 10m (set by a platform admin)",
+        ),
+        (
+            format!("{MINIMAL}memory_limit = \"128MiB\"\n"),
+            4,
+            "memory_limit of 128MiB is above the tenant's ceiling of 64MiB (set by a platform admin)",
+        ),
+    ] {
+        let e = parse(&file).expect_err(&file);
+        assert_eq!(
+            (e.message.as_str(), e.line),
+            (message, Some(line)),
+            "{file}"
+        );
+    }
+    // A version is one file under one set of ceilings.
+    let plain = parse_dag_file("acme", "x.toml", MINIMAL, &Catalog).unwrap();
+    assert_ne!(parse(MINIMAL).unwrap().version, plain.version);
+    assert_eq!(
+        plain.version,
+        hex::encode(Sha256::digest(MINIMAL.as_bytes()))
+    );
+}

@@ -78,7 +78,22 @@ impl Parser<'_> {
                 None => Ok(default),
             }
         };
-        let max_active_runs = positive(&raw.max_active_runs, "max_active_runs", 16)?;
+        let ceilings = catalog.ceilings();
+        let max_active_runs = match (&raw.max_active_runs, ceilings.max_active_runs) {
+            (Some(v), Some(ceiling)) if *v.get_ref() > ceiling => {
+                return Err(self.at(
+                    v,
+                    format!(
+                        "max_active_runs of {} is above the tenant's ceiling of {ceiling} (set by \
+                         a platform admin)",
+                        v.get_ref()
+                    ),
+                ));
+            }
+            // Airflow's default of 16, or the tenant's ceiling when lower.
+            (None, ceiling) => ceiling.map_or(16, |c| c.min(16)),
+            (field, _) => positive(field, "max_active_runs", 16)?,
+        };
         let max_active_tasks = positive(&raw.max_active_tasks, "max_active_tasks", 16)?;
         let dagrun_timeout = raw
             .dagrun_timeout
@@ -153,7 +168,9 @@ impl Parser<'_> {
             param_specs,
             callbacks,
             tasks,
-            version: hex::encode(Sha256::digest(self.source.as_bytes())),
+            version: hex::encode(Sha256::digest(
+                format!("{}{}", self.source, ceilings.fingerprint()).as_bytes(),
+            )),
             source: self.source.to_owned(),
             task_index: TaskIndex::default(),
         })

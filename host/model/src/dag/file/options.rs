@@ -26,7 +26,21 @@ impl Parser<'_> {
             o.max_retry_delay = Some(self.positive_duration("max_retry_delay", d)?);
         }
         if let Some(d) = raw.execution_timeout {
-            o.execution_timeout = Some(self.positive_duration("execution_timeout", d)?);
+            let timeout = self.positive_duration("execution_timeout", d)?;
+            if let Some(ceiling) = catalog.ceilings().execution_timeout
+                && timeout > ceiling
+            {
+                return Err(self.at(
+                    d,
+                    format!(
+                        "execution_timeout of {} is above the tenant's ceiling of {} (set by a \
+                         platform admin)",
+                        crate::units::format_duration(timeout),
+                        crate::units::format_duration(ceiling)
+                    ),
+                ));
+            }
+            o.execution_timeout = Some(timeout);
         }
         if let Some(d) = raw.timeout {
             o.timeout = Some(self.positive_duration("timeout", d)?);
@@ -105,6 +119,19 @@ impl Parser<'_> {
                         "memory_limit of {} is above this host's ceiling of {}",
                         crate::units::format_size(bytes),
                         crate::units::format_size(ceiling)
+                    ),
+                ));
+            }
+            if let Some(tenant) = catalog.ceilings().memory_limit
+                && bytes > tenant
+            {
+                return Err(self.at(
+                    m,
+                    format!(
+                        "memory_limit of {} is above the tenant's ceiling of {} (set by a \
+                         platform admin)",
+                        crate::units::format_size(bytes),
+                        crate::units::format_size(tenant)
                     ),
                 ));
             }

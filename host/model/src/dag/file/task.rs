@@ -87,7 +87,8 @@ impl Parser<'_> {
             retry_delay: o.retry_delay.unwrap_or(Duration::from_secs(300)),
             retry_exponential_backoff: o.retry_exponential_backoff.unwrap_or(false),
             max_retry_delay: o.max_retry_delay,
-            execution_timeout: o.execution_timeout,
+            // A task that sets none gets its tenant's ceiling.
+            execution_timeout: o.execution_timeout.or(catalog.ceilings().execution_timeout),
             pool: o.pool.unwrap_or_else(|| "default_pool".to_owned()),
             pool_slots: o.pool_slots.unwrap_or(1),
             priority_weight: o.priority_weight.unwrap_or(1),
@@ -100,7 +101,7 @@ impl Parser<'_> {
             wait_for_downstream: o.wait_for_downstream.unwrap_or(false),
             max_active_tis_per_dag: o.max_active_tis_per_dag,
             max_active_tis_per_dagrun: o.max_active_tis_per_dagrun,
-            memory_limit: o.memory_limit,
+            memory_limit: o.memory_limit.or(catalog.ceilings().memory_limit),
             timeout: o.timeout,
             soft_fail: o.soft_fail.unwrap_or(false),
             callbacks: Callbacks {
