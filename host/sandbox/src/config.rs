@@ -26,6 +26,10 @@ pub struct SandboxConfig {
     /// How often the engine's epoch advances: the granularity of timeouts and of
     /// yielding a busy guest back to tokio.
     pub epoch_tick: Duration,
+    /// Threads CPU-bound tries (past 20 ms of CPU) take turns on; the others
+    /// stay free for short tries and the rest of the process. Default: all
+    /// cores but one, at least one.
+    pub cpu_bound_threads: usize,
     /// How long a component's `describe` may run when it is registered.
     pub describe_timeout: Duration,
     /// Whether [`Sandbox::new`](crate::Sandbox::new) registers the standard
@@ -51,6 +55,7 @@ impl Default for SandboxConfig {
             // thousands of tries) and a timeout fires within 10 ms of its deadline,
             // while the ticker itself costs nothing measurable.
             epoch_tick: Duration::from_millis(10),
+            cpu_bound_threads: crate::cpu::CpuGate::default_threads(),
             // Pre-initialised interpreters (componentize-py, StarlingMonkey) start in
             // well under a second; 10 s bounds a hostile or broken `describe`
             // without refusing a good component on a loaded machine.

@@ -11,6 +11,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use crate::bindings::{v0_1, v0_2};
 use crate::cache::ArtifactCache;
 use crate::config::{SandboxConfig, WASM32_MAX_MEMORY};
+use crate::cpu::CpuGate;
 use crate::error::SandboxError;
 use crate::host::HostState;
 use crate::memory::TenantPools;
@@ -96,6 +97,8 @@ pub(crate) struct Runtime {
     pub(crate) clock: EpochClock,
     /// Each tenant's memory pool, charged by its running stores.
     pub(crate) tenants: TenantPools,
+    /// The turns CPU-bound tries take (`cpu.rs`).
+    pub(crate) cpu_gate: CpuGate,
     _ticker: EpochTicker,
 }
 
@@ -122,6 +125,7 @@ impl Runtime {
         let ticker = EpochTicker::start(engine.clone(), clock.clone(), config.epoch_tick)
             .map_err(SandboxError::Ticker)?;
         Ok(Runtime {
+            cpu_gate: CpuGate::new(config.cpu_bound_threads),
             engine,
             linker,
             config,

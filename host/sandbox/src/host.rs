@@ -16,6 +16,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::bindings::Level;
 use crate::bindings::v0_1::aileron::operator as v0_1;
 use crate::bindings::v0_2::aileron::operator::{context, types};
+use crate::cpu::Turn;
 use crate::log::{LogBuffer, LogLevel};
 use crate::memory::{MemoryLimiter, TenantCharge};
 use crate::meter::{CpuMeter, EpochClock};
@@ -58,6 +59,8 @@ pub(crate) struct HostState {
     table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) meter: CpuMeter,
+    /// The CPU turn this store holds once it is CPU-bound (`cpu.rs`).
+    pub(crate) turn: Turn,
     log: Arc<LogBuffer>,
     services: Arc<dyn HostServices>,
     phase: Phase,
@@ -116,6 +119,7 @@ impl HostState {
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limits.memory_bytes, limits.tenant),
             meter: CpuMeter::new(limits.clock),
+            turn: Turn::default(),
             log,
             services,
             phase,
@@ -138,6 +142,8 @@ impl HostState {
     /// cheap host calls stops as promptly as one looping in wasm), and calls to
     /// try-scoped services from `describe`, which runs outside any try.
     fn check_call(&self, function: &str, try_scoped: bool) -> wasmtime::Result<()> {
+        // Waiting on the host is not computing: another CPU-bound try may go.
+        self.turn.give_back();
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(DeadlineExceeded.into());
         }

@@ -10,6 +10,7 @@ mod bindings;
 mod builtin;
 mod cache;
 mod config;
+mod cpu;
 mod engine;
 mod error;
 mod host;

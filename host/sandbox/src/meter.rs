@@ -70,13 +70,21 @@ impl CpuMeter {
         }
     }
 
-    /// Called from the store's epoch callback.
-    pub(crate) fn on_epoch(&mut self) {
+    /// Called from the store's epoch callback; whether the guest ran through
+    /// the tick (false: it comes back from a wait).
+    pub(crate) fn on_epoch(&mut self) -> bool {
         let now = self.clock.now();
-        if now == self.last_seen + 1 {
+        let ran = now == self.last_seen + 1;
+        if ran {
             self.ticks += 1;
         }
         self.last_seen = now;
+        ran
+    }
+
+    /// Ticks of CPU counted so far.
+    pub(crate) fn ticks(&self) -> u64 {
+        self.ticks
     }
 
     pub(crate) fn add_host_call(&mut self, took: Duration) {
@@ -104,14 +112,14 @@ mod tests {
         // Three ticks of busy wasm: one callback after each advance.
         for _ in 0..3 {
             clock.advance();
-            meter.on_epoch();
+            assert!(meter.on_epoch());
         }
         // A wait across five ticks (a host call, or queued behind other tries),
         // then the callback at the first epoch check back in wasm: not counted.
         for _ in 0..5 {
             clock.advance();
         }
-        meter.on_epoch();
+        assert!(!meter.on_epoch());
         // Running again from there counts again.
         clock.advance();
         meter.on_epoch();

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 
 use crate::bindings::{OperatorInfo, OperatorPre, Outcome, SkipScope, TaskError};
+use crate::cpu::BOUND_AFTER_TICKS;
 use crate::engine::Runtime;
 use crate::host::{ContractViolation, DeadlineExceeded, HostState, Phase, StateLimits};
 use crate::log::{LogBuffer, LogLevel};
@@ -159,15 +160,25 @@ pub(crate) async fn describe(
 /// A store with the try's limits: the memory limiter, and an epoch callback that
 /// runs every tick while wasm executes. The callback meters the tick (`meter.rs`),
 /// yields to tokio (a busy guest gives its thread to other tasks a hundred times a
-/// second) and traps once the deadline has passed.
+/// second; a CPU-bound one waits for its next turn, `cpu.rs`) and traps once
+/// the deadline has passed.
 fn new_store(runtime: &Runtime, state: HostState, deadline: Option<Instant>) -> Store<HostState> {
     let mut store = Store::new(&runtime.engine, state);
     store.limiter(|state| &mut state.limiter);
     store.set_epoch_deadline(1);
+    let gate = runtime.cpu_gate.clone();
     store.epoch_deadline_callback(move |mut ctx| {
-        ctx.data_mut().meter.on_epoch();
+        let state = ctx.data_mut();
+        let ran_through = state.meter.on_epoch();
         if deadline.is_some_and(|d| Instant::now() >= d) {
             Err(DeadlineExceeded.into())
+        } else if !ran_through {
+            // Back from a wait (a yield, a host call): the epoch moved on while
+            // it was away. Yielding again at once would leave it never running;
+            // it runs a tick first.
+            Ok(UpdateDeadline::Continue(1))
+        } else if state.meter.ticks() > BOUND_AFTER_TICKS {
+            Ok(UpdateDeadline::YieldCustom(1, gate.next_turn(&state.turn)))
         } else {
             Ok(UpdateDeadline::Yield(1))
         }

@@ -103,3 +103,42 @@ async fn a_tenant_s_tries_share_its_max_memory_and_leave_others_alone() {
     let b = usage.iter().find(|(t, _)| t == "team_b").unwrap().1;
     assert_eq!((b.in_use_bytes, b.refused), (0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_bound_guests_take_turns_and_leave_a_thread_to_the_rest() {
+    // One turn for CPU-bound guests on a two-thread runtime.
+    let sandbox = Sandbox::new(SandboxConfig {
+        max_concurrent: 8,
+        load_builtin: false,
+        cpu_bound_threads: 1,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let spin = hog(&sandbox, "spin", 0);
+    let quick = sandbox
+        .registry()
+        .add(&simple_operator("quick", "1.0.0"))
+        .unwrap()
+        .digest;
+    let spinners: Vec<_> = (0..3)
+        .map(|_| spawn_run(&sandbox, try_of("a", &spin, timeout(800))))
+        .collect();
+    // Short tries run beside them all the while.
+    let mut quick_cpu = 0.0;
+    for _ in 0..20 {
+        let r = sandbox.run(try_of("b", &quick, Limits::default())).await;
+        assert_eq!(r.result, TryResult::Success(None));
+        quick_cpu += r.usage.cpu_seconds;
+    }
+    let mut spun = 0.0;
+    for s in spinners {
+        let report = s.await.unwrap();
+        assert!(matches!(report.result, TryResult::Failed(_)));
+        spun += report.usage.cpu_seconds;
+    }
+    // Three guests spinning 0.8 s each on one turn get about 0.8 s of CPU
+    // together (plus the 20 ms each ran before it counted as CPU-bound), not
+    // the 1.6 s two threads would give them.
+    assert!(spun > 0.3 && spun < 1.1, "{spun} CPU seconds");
+    assert!(quick_cpu < 0.05, "{quick_cpu}");
+}

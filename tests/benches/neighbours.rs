@@ -1,0 +1,239 @@
+//! Noisy neighbours, contained: tenant `team_b` runs a 40-task `noop` chain
+//! alone, then while tenant `team_a` has guests that spin on the CPU (the
+//! `testkit` operator's `busy_loop`, each until its 60 s timeout), and the
+//! median chain times are compared (the target: within noise, say 1.5x).
+//!
+//! Before that, it meters a guest spinning for 1 s and one sleeping for 1 s
+//! (the calibration the README quotes).
+//!
+//! `cargo bench -p aileron-tests --bench neighbours` (release build).
+//! `AILERON_BENCH_SPINNERS` sets how many of team_a's guests spin at once
+//! (default 4, twice this machine's cores); the executor has 32 slots.
+
+use aileron::app::{self, App, AppConfig};
+use aileron::metastore::{Metastore, TenantLimits, TenantRecord};
+use aileron::scheduler::{SchedulerConfig, Update};
+use aileron_model::clock::SystemClock;
+use aileron_model::{DagRunState, TenantId};
+use aileron_tests::guests;
+use std::fmt::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const A: &str = "team_a";
+const B: &str = "team_b";
+const ROUNDS: usize = 7;
+
+fn spinners() -> usize {
+    std::env::var("AILERON_BENCH_SPINNERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4)
+}
+
+/// One guest spinning for 1 s and one sleeping for 1 s: what the meter makes
+/// of each (the README's calibration).
+const CALIBRATE: &str = r#"
+[tasks.spin]
+operator = "testkit"
+params = { mode = "busy_loop" }
+execution_timeout = "1s"
+[tasks.sleep]
+operator = "testkit"
+params = { mode = "sleep", seconds = 1 }
+"#;
+
+fn chain(n: usize) -> String {
+    let mut s = String::new();
+    for i in 0..n {
+        writeln!(s, "[tasks.t{i}]\noperator = \"noop\"").unwrap();
+        if i > 0 {
+            writeln!(s, "upstream = [\"t{}\"]", i - 1).unwrap();
+        }
+    }
+    s
+}
+
+fn spin(n: usize) -> String {
+    let mut s = String::from("max_active_tasks = 1000\n");
+    for i in 0..n {
+        writeln!(
+            s,
+            "[tasks.s{i}]\noperator = \"testkit\"\nparams = {{ mode = \"busy_loop\" }}\nexecution_timeout = \"60s\""
+        )
+        .unwrap();
+    }
+    s
+}
+
+async fn start(home: &Path) -> App {
+    let dags = home.join("dags");
+    for (file, text) in [
+        ("team_a/spin.toml", spin(spinners())),
+        ("team_b/chain_40.toml", chain(40)),
+        ("team_a/calibrate.toml", CALIBRATE.to_owned()),
+    ] {
+        let path = dags.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let plugins = home.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(guests::TESTKIT, plugins.join("testkit.wasm")).unwrap();
+    {
+        let metastore = Metastore::open(&app::metastore_path(home)).unwrap();
+        for tenant in [A, B] {
+            metastore
+                .create_tenant(&TenantRecord {
+                    name: TenantId::new(tenant).unwrap(),
+                    description: String::new(),
+                    created_at: jiff::Timestamp::now(),
+                    limits: TenantLimits::default(),
+                })
+                .unwrap();
+        }
+    }
+    app::start(AppConfig {
+        home: home.to_path_buf(),
+        dags,
+        in_memory: false,
+        watch: false,
+        scheduler: SchedulerConfig {
+            parallelism: 32,
+            create_scheduled_runs: false,
+            ..Default::default()
+        },
+        clock: Arc::new(SystemClock),
+        cache_dir: None,
+        admin_password: Some("bench admin password".into()),
+    })
+    .await
+    .unwrap()
+}
+
+/// Triggers a run and, for `team_b`, waits for it; the time it took.
+async fn run(app: &App, tenant: &str, dag_id: &str, run_id: &str, wait: bool) -> Duration {
+    let mut updates = app.scheduler.subscribe();
+    let started = Instant::now();
+    app.scheduler
+        .trigger(
+            tenant,
+            dag_id,
+            Some(run_id.into()),
+            None,
+            Default::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{tenant}/{dag_id}: {e}"));
+    if !wait {
+        return started.elapsed();
+    }
+    loop {
+        match updates.recv().await {
+            Ok(Update::DagRun {
+                tenant: t,
+                run_id: id,
+                state,
+                ..
+            }) if t == tenant && id == run_id && state.is_finished() => {
+                // (The calibration run fails: its spinner times out.)
+                assert!(tenant == A || state == DagRunState::Success);
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    started.elapsed()
+}
+
+async fn median_chain(app: &App, label: &str) -> Duration {
+    let mut times = Vec::new();
+    for i in 0..ROUNDS {
+        times.push(run(app, B, "chain_40", &format!("{label}{i}"), true).await);
+    }
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn main() {
+    // One worker thread per core, as `aileron standalone` has.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let app = rt.block_on(start(dir.path()));
+    rt.block_on(run(&app, B, "chain_40", "warm", true));
+    rt.block_on(run(&app, A, "calibrate", "calibrate", true));
+    for task in ["spin", "sleep"] {
+        let ti = app
+            .metastore
+            .task_instance(A, "calibrate", "calibrate", task, -1)
+            .unwrap()
+            .unwrap();
+        let usage = ti.tries[0].usage.unwrap();
+        println!(
+            "calibration: a guest that {task}s for {:.3} s is metered {:.3} CPU s",
+            ti.tries[0].duration, usage.cpu_seconds
+        );
+    }
+    let alone = rt.block_on(median_chain(&app, "alone"));
+    rt.block_on(run(&app, A, "spin", "spin", false));
+    // Once every spinner runs.
+    loop {
+        let running = app
+            .metastore
+            .task_instances(A, "spin", "spin")
+            .unwrap()
+            .iter()
+            .filter(|ti| ti.state == aileron_model::TaskInstanceState::Running)
+            .count();
+        if running == spinners() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let beside = rt.block_on(median_chain(&app, "beside"));
+    // Where a step's time goes: queued to started, started to ended, ended to
+    // the next one queued (medians over the last run beside the spinners).
+    let tis = app
+        .metastore
+        .task_instances(B, "chain_40", &format!("beside{}", ROUNDS - 1))
+        .unwrap();
+    let mut tis: Vec<_> = tis.iter().filter(|t| t.end_date.is_some()).collect();
+    tis.sort_by_key(|t| t.queued_at);
+    let ms = |a: jiff::Timestamp, b: jiff::Timestamp| b.duration_since(a).as_secs_f64() * 1e3;
+    let mut waits: Vec<f64> = tis
+        .iter()
+        .map(|t| ms(t.queued_at.unwrap(), t.start_date.unwrap()))
+        .collect();
+    let mut runs: Vec<f64> = tis
+        .iter()
+        .map(|t| ms(t.start_date.unwrap(), t.end_date.unwrap()))
+        .collect();
+    let mut gaps: Vec<f64> = tis
+        .windows(2)
+        .map(|w| ms(w[0].end_date.unwrap(), w[1].queued_at.unwrap()))
+        .collect();
+    for v in [&mut waits, &mut runs, &mut gaps] {
+        v.sort_by(f64::total_cmp);
+    }
+    let sum = |v: &[f64]| v.iter().sum::<f64>();
+    let max = |v: &[f64]| v.last().copied().unwrap_or_default();
+    println!(
+        "the chain's steps beside the spinners, total (longest): queued→started {:.1} ms ({:.1}), \
+         started→ended {:.1} ms ({:.1}), ended→next queued {:.1} ms ({:.1})",
+        sum(&waits),
+        max(&waits),
+        sum(&runs),
+        max(&runs),
+        sum(&gaps),
+        max(&gaps)
+    );
+    println!(
+        "team_b chain_40: alone {alone:>9.1?}   beside {} of team_a's busy loops {beside:>9.1?}   ({:.2}x)",
+        spinners(),
+        beside.as_secs_f64() / alone.as_secs_f64()
+    );
+    app.scheduler.shutdown();
+    rt.block_on(app.task).unwrap().unwrap();
+}
