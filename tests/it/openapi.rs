@@ -128,8 +128,9 @@ async fn check(
 /// A value for every path parameter of the API: the objects the tests create
 /// (DAG `api_dag`, run `r1`, task `a`, variable `v`, connection `c`, pool `p`),
 /// the `default` tenant, the `admin` user and the first audit record.
-pub(crate) fn path_ids(backfill_id: &str) -> [(&'static str, &str); 13] {
+pub(crate) fn path_ids(backfill_id: &str) -> [(&'static str, &str); 14] {
     [
+        ("tenant", "default"),
         ("dag_id", "api_dag"),
         ("dag_run_id", "r1"),
         ("task_id", "a"),
@@ -352,6 +353,7 @@ async fn real_answers_match_the_openapi_document() {
         ("pool_name", "nope"),
         ("backfill_id", "999999"),
         ("tenant_name", "nope"),
+        ("tenant", "nope"),
         ("username", "nope"),
         ("token_id", "0000000000000000"),
         ("event_log_id", "999999"),
