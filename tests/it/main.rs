@@ -27,6 +27,7 @@ mod retries;
 mod rules;
 mod sandbox;
 mod schedule;
+mod secrets;
 mod semantic;
 mod tenant_limits;
 mod tenant_quotas;

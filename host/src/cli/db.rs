@@ -1,6 +1,7 @@
 //! `aileron db clean`: Airflow's `db clean` against a running server, which deletes
 //! finished runs older than a cut-off with everything they hold (TaskInstances,
-//! XCom, logs, callbacks) without stopping.
+//! XCom, logs, callbacks) without stopping. `aileron db rotate-key`: the key
+//! connections are encrypted with, replaced on a stopped server's HOME.
 
 use super::ServerArgs;
 use super::client::Client;
@@ -12,6 +13,12 @@ pub enum DbCommand {
     /// Delete finished DagRuns older than a cut-off, with their TaskInstances,
     /// XCom and logs. Each DAG keeps its latest scheduled run.
     Clean(CleanArgs),
+    /// Encrypt every connection again under a new key, which replaces
+    /// HOME/connections.key. Run it with the server stopped.
+    RotateKey {
+        #[command(flatten)]
+        home: super::HomeArgs,
+    },
 }
 
 #[derive(clap::Args)]
@@ -39,6 +46,21 @@ pub struct CleanArgs {
 pub async fn run(c: DbCommand) -> anyhow::Result<ExitCode> {
     match c {
         DbCommand::Clean(a) => clean(a).await,
+        DbCommand::RotateKey { home } => {
+            let path = crate::app::metastore_path(&home.home());
+            let metastore = crate::metastore::Metastore::open(&path).map_err(|e| {
+                anyhow::anyhow!(
+                    "{e} (is the server running? stop it first: the metastore file is \
+                     opened by one process at a time)"
+                )
+            })?;
+            let count = metastore.rotate_connections_key()?;
+            println!(
+                "sealed {count} connection(s) under a new key in {}",
+                path.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

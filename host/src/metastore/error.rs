@@ -31,6 +31,8 @@ pub enum MetastoreError {
     TooNew { found: u32 },
     #[error("the operating system gave no random bytes: {0}")]
     Random(String),
+    #[error("connection encryption key: {0}")]
+    Secrets(String),
     #[error("cannot create the execution key: {0}")]
     ExecutionKey(#[from] aileron_protocol::KeyError),
 }

@@ -18,6 +18,7 @@ mod keys;
 mod queries;
 mod records;
 mod schema;
+mod secrets;
 mod stored_ti;
 #[cfg(test)]
 mod tests;
@@ -57,22 +58,29 @@ pub struct TableSize {
 #[derive(Clone)]
 pub struct Metastore {
     db: Arc<Database>,
+    /// Seals and opens connections (`secrets.rs`); replaced by a rotation.
+    keyring: Arc<std::sync::RwLock<Arc<secrets::Keyring>>>,
+    /// The file, for a key rotation; `None` in memory.
+    path: Option<Arc<std::path::PathBuf>>,
 }
 
 impl Metastore {
     /// Opens (or creates) the metastore file and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self> {
         let db = Database::create(path)?;
-        Self::init(db)
+        let mut m = Self::init(db, secrets::Keyring::load(path)?)?;
+        m.path = Some(Arc::new(path.to_path_buf()));
+        m.seal_plain_connections()?;
+        Ok(m)
     }
 
     /// A metastore that lives in memory only: for `aileron dags test` and tests.
     pub fn in_memory() -> Result<Self> {
         let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?;
-        Self::init(db)
+        Self::init(db, secrets::Keyring::ephemeral()?)
     }
 
-    fn init(db: Database) -> Result<Self> {
+    fn init(db: Database, keyring: secrets::Keyring) -> Result<Self> {
         let txn = db.begin_write()?;
         for table in ALL_TABLES {
             txn.open_table(table)?;
@@ -98,7 +106,11 @@ impl Metastore {
         txn.open_table(META)?
             .insert("schema_version", SCHEMA_VERSION.to_string().as_bytes())?;
         txn.commit()?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self {
+            db: Arc::new(db),
+            keyring: Arc::new(std::sync::RwLock::new(Arc::new(keyring))),
+            path: None,
+        })
     }
 
     /// The key that signs the execution API's try tokens: created (32 random

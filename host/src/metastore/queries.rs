@@ -148,24 +148,42 @@ impl Metastore {
     pub fn delete_variable(&self, tenant: &str, name: &str) -> Result<bool> {
         self.delete_raw(VARIABLES, &key(&[tenant, name]))
     }
+    /// A connection's JSON, opened (`secrets.rs`).
     pub fn connection(&self, tenant: &str, conn_id: &str) -> Result<Option<String>> {
-        Ok(self
-            .get_raw(CONNECTIONS, &key(&[tenant, conn_id]))?
-            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+        let key = key(&[tenant, conn_id]);
+        let Some(stored) = self.get_raw(CONNECTIONS, &key)? else {
+            return Ok(None);
+        };
+        let plain = self.keys().open(&key, &stored)?;
+        Ok(Some(String::from_utf8_lossy(&plain).into_owned()))
     }
+    /// Stores a connection's JSON, sealed (`secrets.rs`).
     pub fn set_connection(&self, tenant: &str, conn_id: &str, json: &str) -> Result<()> {
         let mut b = WriteBatch::default();
         b.put_raw(
             CONNECTIONS,
             key(&[tenant, conn_id]),
-            json.as_bytes().to_vec(),
+            self.keys().seal(json.as_bytes())?,
         );
         self.commit(b).map(|_| ())
     }
 
-    /// Every connection of a tenant, `(conn_id, json)` in id order.
+    /// Every connection of a tenant, `(conn_id, json)` in id order, opened.
     pub fn connections(&self, tenant: &str) -> Result<Vec<(String, String)>> {
-        self.scan_raw(CONNECTIONS, tenant)
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(CONNECTIONS)?;
+        let (start, end) = prefix_range(tenant);
+        let keys = self.keys();
+        let mut out = Vec::new();
+        for item in t.range(start.as_str()..end.as_str())? {
+            let (k, v) = item?;
+            let plain = keys.open(k.value(), v.value())?;
+            out.push((
+                k.value()[start.len()..].to_owned(),
+                String::from_utf8_lossy(&plain).into_owned(),
+            ));
+        }
+        Ok(out)
     }
     /// Deletes a connection; false if there was none.
     pub fn delete_connection(&self, tenant: &str, conn_id: &str) -> Result<bool> {
