@@ -90,6 +90,13 @@ async fn trigger_watch_the_graph_read_a_log_and_clear_in_a_real_browser() {
     )
     .await;
     shot(&b, "task_instance").await;
+    // The try's metered CPU and peak memory, in its row.
+    b.wait_for(
+        "the try's usage",
+        "return /^\\d+\\.\\d\\d s \\/ [\\d.]+ (KiB|MiB)$/.test(document.querySelector('[data-testid=\"try-usage-1\"]')?.textContent || '')",
+        20,
+    )
+    .await;
 
     // Clear it and see it run again: try 2, green again.
     let runs = get(&format!("{}/dags/e2e/dagRuns", server.base)).unwrap();

@@ -3,11 +3,11 @@
 // tailed while the try runs by polling the log endpoint from the last offset.
 
 import { get, p, qs, ApiError } from "./api.js";
-import { h, replace, renderKeyed, badge, time, fmtDuration, span, shortDigest, json, empty, errorBox, stateLabel, stateKey } from "./dom.js";
+import { h, replace, renderKeyed, badge, time, fmtDuration, fmtBytes, span, shortDigest, json, empty, errorBox, stateLabel, stateKey } from "./dom.js";
 import { withParams } from "./router.js";
 import { isFinishedTi, summarize, describeCounts } from "./model.js";
 import { clearTaskDialog, markTaskDialog } from "./actions.js";
-import { needs } from "./session.js";
+import { needs, whoami } from "./session.js";
 
 const TAIL_MS = 1000;
 const WAIT_MS = 2000;
@@ -111,6 +111,8 @@ export class TiPanel {
       this.xcom = xcom;
       this.error = null;
       this.tries = ti.tries || (await this.fetchTries(q));
+      // A scheduled TaskInstance may wait because its tenant's CPU budget is spent.
+      this.heldBack = ti.state === "scheduled" ? await this.heldBackReason() : null;
       if (!this.alive) return;
       const latest = Math.max(1, ti.try_number || 0);
       const followingLatest = this.wantTry === null || this.wantTry === undefined;
@@ -126,6 +128,16 @@ export class TiPanel {
     this.renderSummary();
     this.renderTries();
     this.renderXcom();
+  }
+
+  async heldBackReason() {
+    const tenant = (whoami() || {}).tenant;
+    if (!tenant) return null;
+    try {
+      return (await get(p`/tenants/${tenant}/usage`)).held_back_reason || null;
+    } catch {
+      return null;
+    }
   }
 
   async fetchTries(q) {
@@ -189,8 +201,9 @@ export class TiPanel {
       ["Upstream", (t.upstream_task_ids || []).join(", ") || "—"],
     ].filter(Boolean);
     const lastError = [...(this.tries || [])].reverse().find((r) => r.error && r.try_number === ti.try_number);
-    renderKeyed(this.summaryEl, JSON.stringify([ti, lastError ? lastError.error : null]), () => [
+    renderKeyed(this.summaryEl, JSON.stringify([ti, lastError ? lastError.error : null, this.heldBack]), () => [
       h("dl", { class: "kv-grid" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+      this.heldBack ? h("div", { class: "alert alert-warn", "data-testid": "ti-held-back" }, this.heldBack) : null,
       lastError ? h("div", { class: "alert alert-error", "data-testid": "ti-error" }, h("strong", {}, `Try ${lastError.try_number} failed: `), lastError.error) : null,
       ti.state === "removed"
         ? h("div", { class: "alert alert-warn", "data-testid": "ti-removed-note" },
@@ -241,13 +254,15 @@ export class TiPanel {
       return;
     }
     renderKeyed(this.triesEl, JSON.stringify([rows, this.log.try]), () => h("div", { class: "table-wrap" }, h("table", { class: "table small", "data-testid": "ti-tries" },
-      h("thead", {}, h("tr", {}, ["Try", "State", "Started", "Ended", "Duration", "Host / worker", "Operator", "Digest", "Error", ""].map((c) => h("th", { scope: "col" }, c)))),
+      h("thead", {}, h("tr", {}, ["Try", "State", "Started", "Ended", "Duration", "CPU / peak memory", "Host / worker", "Operator", "Digest", "Error", ""].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, rows.map((r) => h("tr", { "data-testid": `try-row-${r.try_number}`, class: r.try_number === this.log.try ? "selected-row" : "" },
         h("td", {}, String(r.try_number)),
         h("td", {}, badge(r.state)),
         h("td", {}, time(r.start_date)),
         h("td", {}, time(r.end_date)),
         h("td", {}, fmtDuration(r.duration ?? span(r.start_date, r.end_date))),
+        h("td", { "data-testid": `try-usage-${r.try_number}`, title: r.cpu_seconds == null ? "" : `guest CPU metered in the sandbox; ${(r.host_call_seconds || 0).toFixed(2)} s waiting on host calls` },
+          r.cpu_seconds == null ? h("span", { class: "muted" }, "—") : `${r.cpu_seconds.toFixed(2)} s / ${fmtBytes(r.peak_memory_bytes)}`),
         h("td", {}, r.hostname ? h("code", { "data-testid": `try-hostname-${r.try_number}` }, r.hostname) : h("span", { class: "muted" }, "—")),
         h("td", {}, r.operator || this.ti.operator || "—"),
         h("td", {}, shortDigest(r.plugin_digest)),
