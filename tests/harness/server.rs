@@ -128,6 +128,21 @@ pub fn http_as(
     url: &str,
     body: Option<&str>,
 ) -> Option<(u16, Value)> {
+    http_with(authorization, None, method, url, body)
+}
+
+/// [`http`] acting in `tenant` (`X-Aileron-Tenant`).
+pub fn http_in(tenant: &str, method: &str, url: &str, body: Option<&str>) -> Option<(u16, Value)> {
+    http_with(Some(ADMIN_AUTH), Some(tenant), method, url, body)
+}
+
+fn http_with(
+    authorization: Option<&str>,
+    tenant: Option<&str>,
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+) -> Option<(u16, Value)> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://")?;
     let (host, path) = rest.split_at(rest.find('/')?);
@@ -138,8 +153,9 @@ pub fn http_as(
     let body = body.unwrap_or("");
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{}{}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         authorization.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default(),
+        tenant.map(|t| format!("X-Aileron-Tenant: {t}\r\n")).unwrap_or_default(),
         body.len()
     )
     .ok()?;

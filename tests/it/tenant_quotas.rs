@@ -271,3 +271,154 @@ async fn ceilings_make_a_dag_asking_for_more_an_import_error() {
         )
     );
 }
+
+/// `n` tasks that each hold 14 MiB (15 with the guest's own) for 1.5 s.
+fn holders(n: usize) -> String {
+    let mut s = String::from("max_active_tasks = 100\n");
+    for i in 0..n {
+        s.push_str(&format!(
+            "[tasks.h{i}]\noperator = \"testkit\"\nparams = {{ mode = \"hold_memory\", mib = 14, seconds = 1.5 }}\nmemory_limit = \"32MiB\"\n"
+        ));
+    }
+    s
+}
+
+/// With a real server: team_a's 20 guests share its 64 MiB; at most four hold
+/// their memory at once, the others are refused with the reason; the server's
+/// memory grows by what the quota allows, not by 20 guests' worth; team_b's
+/// run succeeds meanwhile.
+#[test]
+fn twenty_guests_share_a_quota_and_the_host_stays_small() {
+    use aileron_tests::server::{Server, free_port, home_with, http, http_in};
+    let dir = tempfile::tempdir().unwrap();
+    home_with(
+        dir.path(),
+        &[
+            ("team_a/hold.toml", &holders(20)),
+            ("team_b/quick.toml", QUICK),
+        ],
+    );
+    let server = Server::start(dir.path(), free_port());
+    let base = &server.base;
+    for tenant in ["team_a", "team_b"] {
+        let body = format!(r#"{{"name": "{tenant}"}}"#);
+        let (status, v) = http("POST", &format!("{base}/tenants"), Some(&body)).unwrap();
+        assert_eq!(status, 201, "{v}");
+    }
+    let (status, v) = http(
+        "PATCH",
+        &format!("{base}/tenants/team_a"),
+        Some(r#"{"max_memory": 67108864}"#),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{v}");
+    let wait = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    let in_tenant = |tenant: &str, method: &str, path: &str, body: Option<&str>| {
+        http_in(tenant, method, &format!("{base}{path}"), body).unwrap()
+    };
+    wait("both DAGs parsed", &|| {
+        in_tenant("team_a", "GET", "/dags/hold", None).0 == 200
+            && in_tenant("team_b", "GET", "/dags/quick", None).0 == 200
+    });
+    let rss_before = server.rss_kib();
+    for (tenant, dag) in [("team_a", "hold"), ("team_b", "quick")] {
+        for body in [r#"{"is_paused": false}"#] {
+            in_tenant(tenant, "PATCH", &format!("/dags/{dag}"), Some(body));
+        }
+        let (status, v) = in_tenant(
+            tenant,
+            "POST",
+            &format!("/dags/{dag}/dagRuns"),
+            Some(r#"{"dag_run_id": "r1"}"#),
+        );
+        assert_eq!(status, 200, "{v}");
+    }
+    let finished = |tenant: &str, dag: &str| {
+        let (_, run) = in_tenant(tenant, "GET", &format!("/dags/{dag}/dagRuns/r1"), None);
+        matches!(run["state"].as_str(), Some("success" | "failed"))
+    };
+    let mut rss_peak = rss_before;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !(finished("team_a", "hold") && finished("team_b", "quick")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the runs did not finish"
+        );
+        rss_peak = rss_peak.max(server.rss_kib());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (_, b) = in_tenant("team_b", "GET", "/dags/quick/dagRuns/r1", None);
+    assert_eq!(b["state"], "success", "{b}");
+
+    let (_, tis) = in_tenant(
+        "team_a",
+        "GET",
+        "/dags/hold/dagRuns/r1/taskInstances?limit=100",
+        None,
+    );
+    let tis = tis["task_instances"].as_array().unwrap().clone();
+    assert_eq!(tis.len(), 20);
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for ti in &tis {
+        let task = ti["task_id"].as_str().unwrap();
+        let (_, tries) = in_tenant(
+            "team_a",
+            "GET",
+            &format!("/dags/hold/dagRuns/r1/taskInstances/{task}/tries"),
+            None,
+        );
+        let try1 = &tries["task_instances"][0];
+        match ti["state"].as_str() {
+            Some("success") => {
+                let at = |k: &str| {
+                    try1[k]
+                        .as_str()
+                        .unwrap()
+                        .parse::<jiff::Timestamp>()
+                        .unwrap()
+                };
+                held.push((at("start_date"), at("end_date")));
+                assert!(
+                    try1["peak_memory_bytes"].as_u64().unwrap() >= 14 << 20,
+                    "{try1}"
+                );
+            }
+            Some("failed") => {
+                let error = try1["error"].as_str().unwrap();
+                assert!(
+                    error.starts_with("tenant memory quota (max_memory) of 64 MiB exceeded"),
+                    "{error}"
+                );
+                refused += 1;
+            }
+            other => panic!("{task}: {other:?}"),
+        }
+    }
+    // Never more than four held their memory at once.
+    let most_at_once = held
+        .iter()
+        .map(|(start, _)| held.iter().filter(|(s, e)| s <= start && start < e).count())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        refused >= 1 && most_at_once <= 4,
+        "{refused} refused, {most_at_once} at once"
+    );
+    let (_, usage) = in_tenant("team_a", "GET", "/tenants/team_a/usage", None);
+    assert_eq!(usage["refused_allocations_total"], refused, "{usage}");
+    // 20 guests of 15 MiB would be 300 MiB; the quota lets 64 MiB be held (plus
+    // what the sandbox keeps resident per slot once used, at most 2 MiB each).
+    let grew_mib = (rss_peak.saturating_sub(rss_before)) / 1024;
+    eprintln!(
+        "{} held, {refused} refused, at most {most_at_once} at once; the server grew by {grew_mib} MiB",
+        held.len()
+    );
+    assert!(grew_mib < 150, "the server grew by {grew_mib} MiB");
+}

@@ -16,6 +16,10 @@ use serde_json::{Map, Value, json};
 enum Mode {
     BusyLoop,
     MemoryBomb,
+    HoldMemory {
+        mib: usize,
+        seconds: f64,
+    },
     Trap,
     Panic,
     Sleep {
@@ -99,7 +103,8 @@ fn default_tcp_addr() -> String {
             "mode": {
                 "enum": ["busy_loop", "memory_bomb", "trap", "panic", "sleep", "stdout",
                          "log_spam", "xcom", "variable", "connection", "escape", "params",
-                         "return", "sensor", "slow_output", "xcom_flood", "stack_overflow"]
+                         "return", "sensor", "slow_output", "xcom_flood", "stack_overflow",
+                         "hold_memory"]
             }
         },
         "required": ["mode"]
@@ -114,6 +119,11 @@ fn testkit(ctx: &TaskContext, params: Value) -> Result<Outcome, TaskError> {
         Mode::MemoryBomb => memory_bomb(),
         Mode::Trap => trap(),
         Mode::Panic => panic!("testkit panicked on purpose"),
+        Mode::HoldMemory { mib, seconds } => {
+            let held = hold(mib);
+            std::thread::sleep(Duration::try_from_secs_f64(seconds).fatal()?);
+            Ok(Outcome::returning(json!({ "held_mib": held.len() })))
+        }
         Mode::Sleep { seconds } => {
             std::thread::sleep(Duration::try_from_secs_f64(seconds).fatal()?);
             Ok(Outcome::success())
@@ -204,6 +214,19 @@ fn busy_loop() -> ! {
 
 /// Allocates and touches 1 MiB after 1 MiB until the host's memory cap makes an
 /// allocation fail, which aborts (traps) the guest.
+/// `mib` MiB allocated one at a time and touched (every page), kept.
+fn hold(mib: usize) -> Vec<Vec<u8>> {
+    (0..mib)
+        .map(|_| {
+            let mut chunk = vec![0_u8; 1 << 20];
+            for byte in chunk.iter_mut().step_by(4096) {
+                *byte = 1;
+            }
+            std::hint::black_box(chunk)
+        })
+        .collect()
+}
+
 fn memory_bomb() -> ! {
     const CHUNK: usize = 1 << 20;
     const PAGE: usize = 4096;
