@@ -328,9 +328,12 @@ fn twenty_guests_share_a_quota_and_the_host_stays_small() {
     });
     let rss_before = server.rss_kib();
     for (tenant, dag) in [("team_a", "hold"), ("team_b", "quick")] {
-        for body in [r#"{"is_paused": false}"#] {
-            in_tenant(tenant, "PATCH", &format!("/dags/{dag}"), Some(body));
-        }
+        in_tenant(
+            tenant,
+            "PATCH",
+            &format!("/dags/{dag}"),
+            Some(r#"{"is_paused": false}"#),
+        );
         let (status, v) = in_tenant(
             tenant,
             "POST",
