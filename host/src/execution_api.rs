@@ -379,6 +379,7 @@ async fn register(
             last_heartbeat: now,
             last_beat: now,
             stopped: false,
+            tenant_memory: Default::default(),
         },
     );
     let t = s.remote.timing;
@@ -433,6 +434,14 @@ async fn worker_heartbeat(
             Some(w) if !w.stopped && w.grant == grant => {
                 w.last_beat = now;
                 w.last_heartbeat = now;
+                // A worker of one tenant reports that tenant's memory only.
+                w.tenant_memory = beat
+                    .tenant_memory
+                    .iter()
+                    .filter(|(t, _)| grant.as_ref().is_none_or(|g| g.as_str() == t.as_str()))
+                    .take(1000)
+                    .map(|(t, m)| (t.clone(), *m))
+                    .collect();
             }
             // Unknown (this scheduler restarted) or stopped: register again.
             _ => return Err(err(StatusCode::NOT_FOUND, "unknown worker; register again")),

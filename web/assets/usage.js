@@ -48,7 +48,7 @@ function summary(u) {
       stat("Running", String(u.running), "usage-running"),
       stat("Queued", String(u.queued), "usage-queued"),
       stat("Waiting to be admitted", String(u.waiting), "usage-waiting"),
-      stat("Memory in use", u.memory_in_use_bytes == null ? "on workers" : fmtBytes(u.memory_in_use_bytes), "usage-memory"),
+      stat("Memory in use", fmtBytes(u.memory_in_use_bytes), "usage-memory"),
       stat("CPU, last hour", cpu, "usage-cpu-hour"),
       stat("CPU, total", `${u.cpu_seconds_total.toFixed(1)} s`, "usage-cpu-total"),
       stat("Host calls, total", `${u.host_call_seconds_total.toFixed(1)} s`, "usage-host-total"),

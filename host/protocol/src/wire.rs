@@ -5,7 +5,7 @@
 
 use aileron_sandbox::{Limits, TaskInfo, TryResult, TryUsage};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The consumer group every worker reads through.
 pub const GROUP: &str = "aileron";
@@ -166,6 +166,10 @@ pub struct WorkerHeartbeat {
     /// Attempts the worker is running.
     pub running: Vec<u64>,
     pub free_slots: u32,
+    /// Linear memory each tenant's tries hold on the worker now, by tenant
+    /// (those with none left out): the usage API sums it over workers.
+    #[serde(default)]
+    pub tenant_memory: BTreeMap<String, u64>,
 }
 
 /// `POST /tries/{attempt}/start`.

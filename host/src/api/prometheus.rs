@@ -22,7 +22,7 @@ use crate::metastore::Metastore;
 use crate::scheduler::{SchedulerHandle, TenantNow};
 use crate::sync::LockExt;
 use aileron_model::{DagRunState, TaskInstanceState};
-use aileron_sandbox::{Registry, TenantMemoryUsage};
+use aileron_sandbox::Registry;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -151,8 +151,19 @@ pub async fn scrape(State(s): State<MetricsState>) -> Result<Response, ApiError>
     // Without a scheduler answering (stopping), the tenant series are left out
     // rather than the whole scrape failing.
     if let Ok(tenants) = s.scheduler.tenant_usage().await {
-        let memory = s.remote.is_none().then(|| s.registry.tenant_memory());
-        body.push_str(&tenant_series(&tenants, memory.as_deref(), s.clock.now()));
+        let memory: Vec<(String, u64)> = match &s.remote {
+            Some(remote) => tenants
+                .keys()
+                .map(|t| (t.clone(), remote.tenant_memory(t)))
+                .collect(),
+            None => s
+                .registry
+                .tenant_memory()
+                .into_iter()
+                .map(|(t, m)| (t, m.in_use_bytes))
+                .collect(),
+        };
+        body.push_str(&tenant_series(&tenants, &memory, s.clock.now()));
     }
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response())
 }
@@ -232,7 +243,7 @@ type TenantFigure<'a> = (&'a str, &'a str, &'a dyn Fn(&TenantNow) -> f64);
 /// in use.
 fn tenant_series(
     tenants: &BTreeMap<String, TenantNow>,
-    memory: Option<&[(String, TenantMemoryUsage)]>,
+    memory: &[(String, u64)],
     now: jiff::Timestamp,
 ) -> String {
     let mut out = String::new();
@@ -297,15 +308,13 @@ fn tenant_series(
     for (name, help, f) in counters {
         series(&mut out, "counter", name, help, "tenant", each(f));
     }
-    if let Some(memory) = memory {
-        gauge(
-            &mut out,
-            "aileron_tenant_memory_bytes",
-            "Linear memory the tenant's tries running in this process hold.",
-            "tenant",
-            memory.iter().map(|(t, m)| (t.as_str(), m.in_use_bytes)),
-        );
-    }
+    gauge(
+        &mut out,
+        "aileron_tenant_memory_bytes",
+        "Linear memory the tenant's running tries hold (in this process, or on the workers).",
+        "tenant",
+        memory.iter().map(|(t, m)| (t.as_str(), *m)),
+    );
     out
 }
 

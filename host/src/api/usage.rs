@@ -20,9 +20,10 @@ pub struct TenantUsage {
     pub queued: u64,
     /// Its TaskInstances ready to run and not admitted yet (`scheduled`).
     pub waiting: u64,
-    /// Linear memory its tries running in this process hold now; null when
-    /// tries run on remote workers (each enforces `max_memory` on its own).
-    pub memory_in_use_bytes: Option<u64>,
+    /// Linear memory its running tries hold now: in this process, or summed
+    /// over the workers' last heartbeats (each worker enforces `max_memory`
+    /// for its own process).
+    pub memory_in_use_bytes: u64,
     /// Guest CPU seconds of its tries that ended in the last hour, and since it
     /// was made.
     pub cpu_seconds_last_hour: f64,
@@ -99,13 +100,15 @@ pub async fn get_usage(
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
     let now = now_by_tenant.get(&tenant_name).cloned().unwrap_or_default();
-    let memory_in_use_bytes = s.remote.is_none().then(|| {
-        s.registry
+    let memory_in_use_bytes = match &s.remote {
+        Some(remote) => remote.tenant_memory(&tenant_name),
+        None => s
+            .registry
             .tenant_memory()
             .into_iter()
             .find(|(t, _)| *t == tenant_name)
-            .map_or(0, |(_, m)| m.in_use_bytes)
-    });
+            .map_or(0, |(_, m)| m.in_use_bytes),
+    };
     Ok(Json(view(
         &tenant_name,
         now,
@@ -118,7 +121,7 @@ pub async fn get_usage(
 fn view(
     tenant: &str,
     now: TenantNow,
-    memory_in_use_bytes: Option<u64>,
+    memory_in_use_bytes: u64,
     cpu_per_hour: Option<u64>,
     at: jiff::Timestamp,
 ) -> TenantUsage {

@@ -223,6 +223,7 @@ mod tests {
             last_heartbeat: Timestamp::UNIX_EPOCH,
             last_beat,
             stopped,
+            tenant_memory: Default::default(),
         }
     }
 

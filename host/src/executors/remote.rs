@@ -86,6 +86,9 @@ pub struct WorkerInfo {
     /// scheduler's own stalls (see [`Reaper`]).
     pub last_beat: Timestamp,
     pub stopped: bool,
+    /// Each tenant's memory held by its tries on the worker, as of its last
+    /// heartbeat.
+    pub tenant_memory: std::collections::BTreeMap<String, u64>,
 }
 
 /// The queued attempts and leases.
@@ -203,6 +206,19 @@ pub fn elapsed(earlier: Timestamp, now: Timestamp) -> Duration {
 }
 
 impl Remote {
+    /// Linear memory `tenant`'s tries hold on the workers that are online
+    /// (not stopped, heard from within the worker timeout), as of their last
+    /// heartbeats.
+    pub fn tenant_memory(&self, tenant: &str) -> u64 {
+        let now = self.clock.now();
+        self.workers
+            .locked()
+            .values()
+            .filter(|w| !w.stopped && elapsed(w.last_beat, now) <= self.timing.worker_timeout)
+            .filter_map(|w| w.tenant_memory.get(tenant))
+            .sum()
+    }
+
     pub fn new(
         key: ExecutionKey,
         worker_token: String,
@@ -688,6 +704,26 @@ mod tests {
         assert_eq!(given_up(&mut rx), [2]);
     }
 
+    #[test]
+    fn a_tenant_s_memory_is_summed_over_the_workers_still_online() {
+        let (remote, _rx) = remote_with_leases(t0());
+        let with = |id: &str, last_beat, stopped, held: &[(&str, u64)]| WorkerInfo {
+            stopped,
+            tenant_memory: held.iter().map(|(t, m)| ((*t).to_owned(), *m)).collect(),
+            ..worker(id, last_beat)
+        };
+        let mut workers = remote.workers.locked();
+        workers.insert("w1".into(), with("w1", t0(), false, &[("a", 10), ("b", 1)]));
+        workers.insert("w2".into(), with("w2", t0(), false, &[("a", 5)]));
+        // Stopped, or silent past the timeout: no longer counted.
+        workers.insert("w3".into(), with("w3", t0(), true, &[("a", 100)]));
+        workers.insert("w4".into(), with("w4", at(-10), false, &[("a", 1000)]));
+        drop(workers);
+        assert_eq!(remote.tenant_memory("a"), 15);
+        assert_eq!(remote.tenant_memory("b"), 1);
+        assert_eq!(remote.tenant_memory("c"), 0);
+    }
+
     fn worker(id: &str, last_beat: Timestamp) -> WorkerInfo {
         WorkerInfo {
             id: id.into(),
@@ -702,6 +738,7 @@ mod tests {
             last_heartbeat: last_beat,
             last_beat,
             stopped: false,
+            tenant_memory: Default::default(),
         }
     }
 

@@ -360,6 +360,13 @@ async fn control_loop(
                     running
                 },
                 free_slots: u32::try_from(slots.available_permits()).unwrap_or(u32::MAX),
+                tenant_memory: ctx
+                    .sandbox
+                    .tenant_memory()
+                    .into_iter()
+                    .filter(|(_, m)| m.in_use_bytes > 0)
+                    .map(|(tenant, m)| (tenant, m.in_use_bytes))
+                    .collect(),
             };
             match ctx.api.worker_heartbeat(&beat).await {
                 Ok(()) => {
