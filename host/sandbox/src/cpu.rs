@@ -6,16 +6,22 @@
 //! Every running store is called back at each epoch tick (10 ms). A try that
 //! has run more than [`BOUND_AFTER_TICKS`] ticks of CPU is taken as CPU-bound:
 //! from then on, each callback gives back its turn and waits (as a wasmtime
-//! custom yield) for the next one from a FIFO semaphore of
-//! `cpu_bound_threads` permits, so CPU-bound tries round-robin on those
-//! threads. A try that is not CPU-bound never waits here. A turn is also given
-//! back while its guest waits in a `context` host call.
+//! custom yield) for the next one; `cpu_bound_threads` turns exist. Turns go
+//! round the tenants with a guest waiting, and within a tenant in the order its
+//! guests asked: a tenant with 30 spinning guests and one with a single
+//! CPU-heavy guest get a turn each in alternation, not 30 to 1. A try that is
+//! not CPU-bound never waits here. A turn is given back whenever the guest
+//! calls the host (a `context` call, WASI, outbound HTTP: it may wait there),
+//! and a CPU-bound guest back from the host takes a turn before it computes on.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::oneshot;
+
+use crate::meter::{EpochClock, Resumed};
 
 /// CPU ticks (10 ms each by default) after which a try counts as CPU-bound:
 /// 20 ms of computing without finishing.
@@ -23,11 +29,31 @@ pub(crate) const BOUND_AFTER_TICKS: u64 = 2;
 
 /// The turns CPU-bound tries take, shared by every store of an engine.
 #[derive(Debug, Clone)]
-pub(crate) struct CpuGate(Arc<Semaphore>);
+pub(crate) struct CpuGate(Arc<Mutex<Turns>>);
+
+/// Free turns, and who waits for one: by tenant, each in asking order.
+#[derive(Debug)]
+struct Turns {
+    free: usize,
+    waiting: BTreeMap<String, VecDeque<oneshot::Sender<Held>>>,
+    /// The tenant the last handed-over turn went to: the next goes to the
+    /// first waiting tenant after it.
+    last: Option<String>,
+}
+
+fn lock(turns: &Mutex<Turns>) -> std::sync::MutexGuard<'_, Turns> {
+    // Every change under the lock is a single push, pop or count: a panic
+    // cannot leave it half-done, so poisoning is ignored.
+    turns.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 impl CpuGate {
     pub(crate) fn new(threads: usize) -> Self {
-        CpuGate(Arc::new(Semaphore::new(threads.max(1))))
+        CpuGate(Arc::new(Mutex::new(Turns {
+            free: threads.max(1),
+            waiting: BTreeMap::new(),
+            last: None,
+        })))
     }
 
     /// The threads CPU-bound tries may use by default: all cores but one, at
@@ -38,33 +64,126 @@ impl CpuGate {
             .max(1)
     }
 
-    /// Gives back the turn `slot` holds and waits for the next one: the future
-    /// a CPU-bound store yields with.
-    pub(crate) fn next_turn(&self, slot: &Turn) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    /// Gives back the turn `slot` holds and waits for the next one for
+    /// `tenant`: the future a CPU-bound store yields with. `resumed` is marked
+    /// when it has the turn (`meter.rs`).
+    pub(crate) fn next_turn(
+        &self,
+        tenant: &str,
+        slot: &Turn,
+        resumed: (Resumed, EpochClock),
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         slot.give_back();
+        let waiter = {
+            let mut turns = lock(&self.0);
+            if turns.free > 0 && turns.waiting.is_empty() {
+                turns.free -= 1;
+                turns.last = Some(tenant.to_owned());
+                None
+            } else {
+                let (tx, rx) = oneshot::channel();
+                turns
+                    .waiting
+                    .entry(tenant.to_owned())
+                    .or_default()
+                    .push_back(tx);
+                Some(rx)
+            }
+        };
         let (gate, slot) = (self.0.clone(), slot.clone());
         Box::pin(async move {
-            // The semaphore is never closed: acquiring cannot fail.
-            if let Ok(permit) = gate.acquire_owned().await {
-                *slot.lock() = Some(permit);
-            }
+            let held = match waiter {
+                None => Held(Some(gate)),
+                // The sender is dropped only with the gate: then run on.
+                Some(rx) => match rx.await {
+                    Ok(held) => held,
+                    Err(_) => return,
+                },
+            };
+            *slot.lock() = Some(held);
+            resumed.0.now(&resumed.1);
         })
+    }
+}
+
+/// A plain yield to tokio, marking `resumed` when the guest has its thread
+/// back: what a guest that is not CPU-bound yields with at each tick.
+pub(crate) fn yield_thread(
+    resumed: (Resumed, EpochClock),
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        tokio::task::yield_now().await;
+        resumed.0.now(&resumed.1);
+    })
+}
+
+/// A turn being held; given on to the next waiter (or freed) when dropped.
+/// (`None` only while being handed over.)
+#[derive(Debug)]
+struct Held(Option<Arc<Mutex<Turns>>>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let Some(gate) = self.0.take() else { return };
+        let mut turns = lock(&gate);
+        loop {
+            // The first tenant after the last one served, wrapping around.
+            let next = {
+                let after = turns.last.clone();
+                let mut names = turns.waiting.keys();
+                match &after {
+                    Some(last) => turns
+                        .waiting
+                        .range::<str, _>((
+                            std::ops::Bound::Excluded(last.as_str()),
+                            std::ops::Bound::Unbounded,
+                        ))
+                        .next()
+                        .map(|(k, _)| k.clone())
+                        .or_else(|| names.next().cloned()),
+                    None => names.next().cloned(),
+                }
+            };
+            let Some(tenant) = next else {
+                turns.free += 1;
+                return;
+            };
+            let queue = turns.waiting.get_mut(&tenant).expect("a waiting tenant");
+            let waiter = queue.pop_front();
+            if queue.is_empty() {
+                turns.waiting.remove(&tenant);
+            }
+            let Some(waiter) = waiter else { continue };
+            turns.last = Some(tenant);
+            // A waiter that gave up (its try ended) hands the turn straight on.
+            match waiter.send(Held(Some(gate.clone()))) {
+                Ok(()) => return,
+                // Disarmed: its drop must not take the lock held here.
+                Err(mut held) => drop(held.0.take()),
+            }
+        }
     }
 }
 
 /// The turn one store holds, if any; given back when dropped with the store.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Turn(Arc<Mutex<Option<OwnedSemaphorePermit>>>);
+pub(crate) struct Turn(Arc<Mutex<Option<Held>>>);
 
 impl Turn {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<OwnedSemaphorePermit>> {
-        // Only a permit is held inside: nothing a panic could leave half-done.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Held>> {
+        // Only a turn is held inside: nothing a panic could leave half-done.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a turn is held.
+    pub(crate) fn held(&self) -> bool {
+        self.lock().is_some()
     }
 
     /// Gives the turn back (the guest waits on the host, or its slice ended).
     pub(crate) fn give_back(&self) {
-        self.lock().take();
+        let held = self.lock().take();
+        drop(held);
     }
 }
 
@@ -72,23 +191,52 @@ impl Turn {
 mod tests {
     use super::*;
 
+    fn m() -> (Resumed, EpochClock) {
+        (Resumed::default(), EpochClock::default())
+    }
+
     #[tokio::test]
-    async fn turns_go_round_in_order_and_are_given_back() {
+    async fn turns_go_round_the_tenants_then_in_order() {
         let gate = CpuGate::new(1);
-        let (a, b) = (Turn::default(), Turn::default());
-        gate.next_turn(&a).await;
-        assert!(a.lock().is_some());
-        // b waits while a holds the only turn...
-        let waiting = tokio::spawn(gate.next_turn(&b));
+        let turn = |_: u8| Turn::default();
+        let (a1, a2, a3, b1) = (turn(0), turn(0), turn(0), turn(0));
+        gate.next_turn("a", &a1, m()).await;
+        assert!(a1.lock().is_some());
+        // Two more of a's guests wait, then one of b's.
+        let a2_waits = tokio::spawn(gate.next_turn("a", &a2, m()));
+        let a3_waits = tokio::spawn(gate.next_turn("a", &a3, m()));
         tokio::task::yield_now().await;
-        assert!(b.lock().is_none());
-        // ...and gets it once a asks for its next one (and queues behind b).
-        let a_next = tokio::spawn(gate.next_turn(&a));
-        waiting.await.unwrap();
-        assert!(b.lock().is_some());
-        assert!(a.lock().is_none());
-        b.give_back();
-        a_next.await.unwrap();
-        assert!(a.lock().is_some());
+        let b1_waits = tokio::spawn(gate.next_turn("b", &b1, m()));
+        tokio::task::yield_now().await;
+        // a1's slice ends: b goes next (a was served last), not a2.
+        let a1_again = tokio::spawn(gate.next_turn("a", &a1, m()));
+        b1_waits.await.unwrap();
+        assert!(b1.lock().is_some() && a1.lock().is_none());
+        // Then a's guests, in the order they asked.
+        b1.give_back();
+        a2_waits.await.unwrap();
+        assert!(a2.lock().is_some());
+        a2.give_back();
+        a3_waits.await.unwrap();
+        a3.give_back();
+        a1_again.await.unwrap();
+        assert!(a1.lock().is_some());
+        // Dropped with its store, the turn is free again.
+        drop(a1);
+        gate.next_turn("c", &Turn::default(), m()).await;
+    }
+
+    #[tokio::test]
+    async fn a_waiter_that_gave_up_passes_the_turn_on() {
+        let gate = CpuGate::new(1);
+        let (a, b, c) = (Turn::default(), Turn::default(), Turn::default());
+        gate.next_turn("a", &a, m()).await;
+        let b_waits = gate.next_turn("b", &b, m());
+        let c_waits = tokio::spawn(gate.next_turn("c", &c, m()));
+        tokio::task::yield_now().await;
+        drop(b_waits);
+        a.give_back();
+        c_waits.await.unwrap();
+        assert!(c.lock().is_some());
     }
 }

@@ -142,8 +142,6 @@ impl HostState {
     /// cheap host calls stops as promptly as one looping in wasm), and calls to
     /// try-scoped services from `describe`, which runs outside any try.
     fn check_call(&self, function: &str, try_scoped: bool) -> wasmtime::Result<()> {
-        // Waiting on the host is not computing: another CPU-bound try may go.
-        self.turn.give_back();
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(DeadlineExceeded.into());
         }

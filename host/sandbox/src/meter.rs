@@ -51,9 +51,22 @@ impl EpochClock {
     }
 }
 
+/// The epoch at which a store's guest got its thread back after a yield, set
+/// by the yield's future (which cannot reach the store).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Resumed(Arc<AtomicU64>);
+
+impl Resumed {
+    /// Marks the guest as running again from now.
+    pub(crate) fn now(&self, clock: &EpochClock) {
+        self.0.store(clock.now(), Ordering::Release);
+    }
+}
+
 /// One store's CPU and host-call meter.
 pub(crate) struct CpuMeter {
     clock: EpochClock,
+    resumed: Resumed,
     last_seen: u64,
     ticks: u64,
     host_calls: Duration,
@@ -64,6 +77,7 @@ impl CpuMeter {
         let last_seen = clock.now();
         CpuMeter {
             clock,
+            resumed: Resumed::default(),
             last_seen,
             ticks: 0,
             host_calls: Duration::ZERO,
@@ -74,12 +88,19 @@ impl CpuMeter {
     /// the tick (false: it comes back from a wait).
     pub(crate) fn on_epoch(&mut self) -> bool {
         let now = self.clock.now();
-        let ran = now == self.last_seen + 1;
+        let started = self.last_seen.max(self.resumed.0.load(Ordering::Acquire));
+        let ran = now == started + 1;
         if ran {
             self.ticks += 1;
         }
         self.last_seen = now;
         ran
+    }
+
+    /// What a yield's future marks when the guest runs again, and the clock
+    /// it reads.
+    pub(crate) fn resume_marker(&self) -> (Resumed, EpochClock) {
+        (self.resumed.clone(), self.clock.clone())
     }
 
     /// Ticks of CPU counted so far.
@@ -123,9 +144,18 @@ mod tests {
         // Running again from there counts again.
         clock.advance();
         meter.on_epoch();
+        // A yield that waited three ticks for its thread: the tick the guest
+        // runs after it got the thread back counts.
+        for _ in 0..3 {
+            clock.advance();
+        }
+        let (resumed, c) = meter.resume_marker();
+        resumed.now(&c);
+        clock.advance();
+        assert!(meter.on_epoch());
         meter.add_host_call(Duration::from_millis(40));
         let usage = meter.usage(Duration::from_millis(10), 1 << 20);
-        assert!((usage.cpu_seconds - 0.04).abs() < 1e-9, "{usage:?}");
+        assert!((usage.cpu_seconds - 0.05).abs() < 1e-9, "{usage:?}");
         assert!((usage.host_call_seconds - 0.04).abs() < 1e-9, "{usage:?}");
         assert_eq!(usage.peak_memory_bytes, 1 << 20);
     }

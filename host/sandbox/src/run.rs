@@ -5,10 +5,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
+use wasmtime::{CallHook, Store, Trap, UpdateDeadline, WasmBacktrace};
 
 use crate::bindings::{OperatorInfo, OperatorPre, Outcome, SkipScope, TaskError};
-use crate::cpu::BOUND_AFTER_TICKS;
+use crate::cpu::{BOUND_AFTER_TICKS, yield_thread};
 use crate::engine::Runtime;
 use crate::host::{ContractViolation, DeadlineExceeded, HostState, Phase, StateLimits};
 use crate::log::{LogBuffer, LogLevel};
@@ -75,7 +75,7 @@ pub(crate) async fn execute(
             clock: runtime.clock.clone(),
         },
     );
-    let mut store = new_store(runtime, state, deadline);
+    let mut store = new_store(runtime, &req.tenant, state, deadline);
     let wit_info = crate::bindings::TaskInfo {
         dag_id: info.dag_id.clone(),
         run_id: info.run_id.clone(),
@@ -147,7 +147,8 @@ pub(crate) async fn describe(
             clock: runtime.clock.clone(),
         },
     );
-    let mut store = new_store(runtime, state, deadline);
+    // (`describe` belongs to no tenant: its CPU turns are the host's.)
+    let mut store = new_store(runtime, "", state, deadline);
     let outcome = within(deadline, pre.describe(&mut store)).await;
     let state = store.data_mut();
     state.stdout.finish();
@@ -162,26 +163,51 @@ pub(crate) async fn describe(
 /// yields to tokio (a busy guest gives its thread to other tasks a hundred times a
 /// second; a CPU-bound one waits for its next turn, `cpu.rs`) and traps once
 /// the deadline has passed.
-fn new_store(runtime: &Runtime, state: HostState, deadline: Option<Instant>) -> Store<HostState> {
+fn new_store(
+    runtime: &Runtime,
+    tenant: &str,
+    state: HostState,
+    deadline: Option<Instant>,
+) -> Store<HostState> {
     let mut store = Store::new(&runtime.engine, state);
     store.limiter(|state| &mut state.limiter);
     store.set_epoch_deadline(1);
     let gate = runtime.cpu_gate.clone();
+    let tenant = tenant.to_owned();
     store.epoch_deadline_callback(move |mut ctx| {
         let state = ctx.data_mut();
         let ran_through = state.meter.on_epoch();
+        let bound = state.meter.ticks() > BOUND_AFTER_TICKS;
+        let resumed = state.meter.resume_marker();
         if deadline.is_some_and(|d| Instant::now() >= d) {
             Err(DeadlineExceeded.into())
+        } else if bound && (ran_through || !state.turn.held()) {
+            // Its slice ended, or it is back from the host without a turn.
+            let next = gate.next_turn(&tenant, &state.turn, resumed);
+            Ok(UpdateDeadline::YieldCustom(1, next))
         } else if !ran_through {
-            // Back from a wait (a yield, a host call): the epoch moved on while
-            // it was away. Yielding again at once would leave it never running;
-            // it runs a tick first.
+            // Back from a wait in a host call: the epoch moved on while it was
+            // there; it runs a tick before it yields.
             Ok(UpdateDeadline::Continue(1))
-        } else if state.meter.ticks() > BOUND_AFTER_TICKS {
-            Ok(UpdateDeadline::YieldCustom(1, gate.next_turn(&state.turn)))
         } else {
-            Ok(UpdateDeadline::Yield(1))
+            Ok(UpdateDeadline::YieldCustom(1, yield_thread(resumed)))
         }
+    });
+    // Calling the host may wait there (WASI, HTTP, the scheduler): the CPU turn
+    // goes to another guest meanwhile. A CPU-bound guest coming back without
+    // one meets its epoch check at once, and takes a turn there.
+    store.call_hook(|mut ctx, hook| {
+        match hook {
+            CallHook::CallingHost => ctx.data().turn.give_back(),
+            CallHook::ReturningFromHost => {
+                let state = ctx.data();
+                if state.meter.ticks() > BOUND_AFTER_TICKS && !state.turn.held() {
+                    ctx.set_epoch_deadline(0);
+                }
+            }
+            CallHook::CallingWasm | CallHook::ReturningFromWasm => {}
+        }
+        Ok(())
     });
     store
 }
