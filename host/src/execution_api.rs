@@ -459,6 +459,26 @@ async fn worker_heartbeat(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A worker's report of what a try used, kept within what is possible: finite,
+/// not negative, and no more CPU than the try's wall-clock time (a guest runs
+/// on one thread). A worker is trusted to run tries, but a tenant's own worker
+/// must not be able to talk its tenant out of a CPU budget.
+fn plausible(usage: aileron_sandbox::TryUsage, duration_ms: u64) -> aileron_sandbox::TryUsage {
+    let most = duration_ms as f64 / 1000.0 + 0.02;
+    let clean = |v: f64| {
+        if v.is_finite() {
+            v.clamp(0.0, most)
+        } else {
+            most
+        }
+    };
+    aileron_sandbox::TryUsage {
+        cpu_seconds: clean(usage.cpu_seconds),
+        host_call_seconds: clean(usage.host_call_seconds),
+        ..usage
+    }
+}
+
 async fn worker_stop(
     State(s): State<ExecState>,
     Path(id): Path<String>,
@@ -711,7 +731,7 @@ async fn finish(
                 result: req.outcome,
                 xcom: req.xcom,
                 duration: Duration::from_millis(req.duration_ms),
-                usage: req.usage,
+                usage: plausible(req.usage, req.duration_ms),
             },
             reply,
         })

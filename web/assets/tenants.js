@@ -98,12 +98,18 @@ export function mount(root) {
         { name: "memory_limit", label: "Ceiling of a task's memory_limit (MiB)", type: "number", value: shown(t.memory_limit, MIB), help: "Also the limit of tasks that set none. Empty for none." },
       ],
       submit: async (v) => {
-        const body = { weight: Number(v.weight) };
+        const body = {};
+        const weight = Number(v.weight);
+        if (!Number.isInteger(weight)) throw new Error("Weight must be a whole number.");
+        if (weight !== t.weight) body.weight = weight;
+        // Only what changed is sent: a limit another admin set meanwhile stays.
         for (const [field, unit] of quotas) {
           const text = String(v[field]).trim();
-          body[field] = text === "" ? null : Math.round(Number(text) * unit);
+          const value = text === "" ? null : Math.round(Number(text) * unit);
+          if (value !== null && !Number.isFinite(value)) throw new Error(`${field} must be a number, or empty for none.`);
+          if (value !== (t[field] ?? null)) body[field] = value;
         }
-        await patch(p`/tenants/${t.name}`, body);
+        if (Object.keys(body).length) await patch(p`/tenants/${t.name}`, body);
         return true;
       },
     });

@@ -22,17 +22,20 @@ export function mount(root) {
     body));
 
   let timer = null;
+  let alive = true;
   async function load() {
     try {
       const u = await get(p`/tenants/${tenant}/usage`);
+      if (!alive) return;
       replace(body, summary(u), chart(u));
     } catch (e) {
+      if (!alive) return;
       replace(body, errorBox(e));
     }
     timer = setTimeout(load, REFRESH_MS);
   }
   load();
-  return { update() {}, destroy() { clearTimeout(timer); } };
+  return { update() {}, destroy() { alive = false; clearTimeout(timer); } };
 }
 
 function stat(label, value, testid) {

@@ -23,8 +23,9 @@ use serde::{Deserialize, Serialize};
 pub struct TryUsage {
     /// Guest CPU time: epoch ticks the guest executed through, times the tick.
     pub cpu_seconds: f64,
-    /// Wall-clock time the guest spent waiting on the host: XCom pulls,
-    /// variables, connections and outbound HTTP requests.
+    /// Time spent in host calls that wait: XCom pulls, variables, connections,
+    /// and each outbound HTTP request up to its response headers (requests in
+    /// flight at once each count, so this can exceed the try's duration).
     pub host_call_seconds: f64,
     /// The most linear memory the guest held, all its memories together.
     pub peak_memory_bytes: u64,

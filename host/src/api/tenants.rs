@@ -30,7 +30,8 @@ pub struct Tenant {
     /// Guest CPU seconds its tries may use in a rolling hour; once spent, its new
     /// tries wait (`scheduled`) until the hour rolls. Null: no budget.
     pub cpu_per_hour: Option<u64>,
-    /// Ceiling (and default) of its DAGs' `max_active_runs`.
+    /// Ceiling of its DAGs' `max_active_runs` (a DAG that sets none gets the
+    /// lower of it and 16).
     pub max_active_runs: Option<u32>,
     /// Ceiling (and default) of its tasks' `execution_timeout`, in seconds.
     pub execution_timeout: Option<u64>,
@@ -246,6 +247,9 @@ pub async fn create_tenant(
         remote.announce([record.name.as_str()]);
     }
     // Its folder of DAG files, if one is waiting, is read now.
+    // The scheduler's view of tenants (limits, usage) follows at once: a
+    // tenant made again under an old name starts with nothing of the old one.
+    let _ = s.scheduler.send(crate::scheduler::Command::TenantsChanged);
     s.rescan.notify_one();
     Ok((StatusCode::CREATED, Json(record.into())))
 }
@@ -322,6 +326,9 @@ pub async fn delete_tenant(
             tracing::error!(%tenant, "removing the deleted tenant's operators ended abnormally: {e}")
         }
     }
+    // The scheduler's view of tenants (limits, usage) follows at once: a
+    // tenant made again under an old name starts with nothing of the old one.
+    let _ = s.scheduler.send(crate::scheduler::Command::TenantsChanged);
     s.rescan.notify_one();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -45,8 +45,8 @@ pub struct TenantLimits {
     /// tries wait.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_per_hour: Option<u64>,
-    /// The most `max_active_runs` any of its DAGs may have (and the value of
-    /// those that set none).
+    /// The most `max_active_runs` any of its DAGs may have (those that set
+    /// none get the lower of it and Airflow's 16).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_active_runs: Option<u32>,
     /// The longest `execution_timeout` (seconds) a task of its DAGs may have

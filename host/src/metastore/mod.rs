@@ -68,7 +68,8 @@ impl Metastore {
     /// Opens (or creates) the metastore file and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self> {
         let db = Database::create(path)?;
-        let mut m = Self::init(db, secrets::Keyring::load(path)?)?;
+        let sealed = secrets::any_sealed(&db)?;
+        let mut m = Self::init(db, secrets::Keyring::load(path, sealed)?)?;
         m.path = Some(Arc::new(path.to_path_buf()));
         m.seal_plain_connections()?;
         Ok(m)

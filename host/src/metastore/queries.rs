@@ -160,11 +160,9 @@ impl Metastore {
     /// Stores a connection's JSON, sealed (`secrets.rs`).
     pub fn set_connection(&self, tenant: &str, conn_id: &str, json: &str) -> Result<()> {
         let mut b = WriteBatch::default();
-        b.put_raw(
-            CONNECTIONS,
-            key(&[tenant, conn_id]),
-            self.keys().seal(json.as_bytes())?,
-        );
+        let key = key(&[tenant, conn_id]);
+        let sealed = self.keys().seal(&key, json.as_bytes())?;
+        b.put_raw(CONNECTIONS, key, sealed);
         self.commit(b).map(|_| ())
     }
 

@@ -5,16 +5,21 @@
 //!
 //! A sealed value is `aes256gcm:<key id>:<nonce>:<ciphertext>` (hex), the key id
 //! being the first 4 bytes of the key's SHA-256: values sealed under an earlier
-//! key stay readable while a rotation is under way or was cut short.
+//! key stay readable while a rotation is under way or was cut short. The
+//! record's own key (tenant and connection id) is bound in as associated data,
+//! so a sealed value copied under another tenant's key does not open.
 //!
 //! Rotation (`aileron db rotate-key`, the server stopped): a new key is written
 //! to `connections.key.new`, every connection is sealed again under it in one
-//! transaction, then the new file replaces the old. Whatever step a crash
-//! interrupts, every key a stored value may need is still on disk, and the
-//! keyring loads them all.
+//! transaction, then the new file replaces the old (and the folder is synced).
+//! Whatever step a crash interrupts, every key a stored value may need is still
+//! on disk, and the keyring loads them all; the next rotation first seals
+//! everything under the current key and clears the leftovers, so it never
+//! overwrites a key something is still sealed under. A missing key file while
+//! sealed connections exist is an error at start, never a new key.
 
 use super::{MetastoreError, Result};
-use aes_gcm::aead::{Aead, KeyInit};
+use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -96,11 +101,19 @@ fn read_key(path: &Path) -> Result<Option<[u8; 32]>> {
 
 impl Keyring {
     /// The keys of the metastore at `db_path`, the current one made on first
-    /// use.
-    pub(super) fn load(db_path: &Path) -> Result<Self> {
+    /// use: only when nothing is sealed yet (`sealed_exist`), since a new key
+    /// cannot open what an earlier one sealed.
+    pub(super) fn load(db_path: &Path, sealed_exist: bool) -> Result<Self> {
         let [current_path, new_path, old_path] = key_paths(db_path);
         let current = match read_key(&current_path)? {
             Some(key) => key,
+            None if sealed_exist => {
+                return Err(secrets_error(
+                    &current_path,
+                    "missing, but the metastore holds connections sealed under it: restore \
+                     it from the backup it was kept with",
+                ));
+            }
             None => {
                 let key = random_key()?;
                 write_key(&current_path, &key)?;
@@ -127,9 +140,9 @@ impl Keyring {
         })
     }
 
-    /// `plain` sealed under the current key.
-    pub(super) fn seal(&self, plain: &[u8]) -> Result<Vec<u8>> {
-        seal_with(&self.current, plain)
+    /// `plain` sealed under the current key, bound to the record `key`.
+    pub(super) fn seal(&self, key: &str, plain: &[u8]) -> Result<Vec<u8>> {
+        seal_with(&self.current, key, plain)
     }
 
     /// The plain text of a stored value: opened if sealed, as it is if it
@@ -158,8 +171,12 @@ impl Keyring {
         }
         let ciphertext =
             hex::decode(ciphertext).map_err(|_| bad("a sealed value's text is not hex"))?;
+        let payload = Payload {
+            msg: ciphertext.as_slice(),
+            aad: key.as_bytes(),
+        };
         with.cipher
-            .decrypt(Nonce::from_slice(&nonce), ciphertext.as_slice())
+            .decrypt(Nonce::from_slice(&nonce), payload)
             .map_err(|_| bad("a sealed value does not open with its key (altered?)"))
     }
 
@@ -169,12 +186,16 @@ impl Keyring {
     }
 }
 
-fn seal_with(key: &Key, plain: &[u8]) -> Result<Vec<u8>> {
+fn seal_with(key: &Key, record: &str, plain: &[u8]) -> Result<Vec<u8>> {
     let mut nonce = [0u8; 12];
     getrandom::fill(&mut nonce).map_err(|e| MetastoreError::Random(e.to_string()))?;
+    let payload = Payload {
+        msg: plain,
+        aad: record.as_bytes(),
+    };
     let ciphertext = key
         .cipher
-        .encrypt(Nonce::from_slice(&nonce), plain)
+        .encrypt(Nonce::from_slice(&nonce), payload)
         .map_err(|_| MetastoreError::Secrets("encryption failed".into()))?;
     Ok(format!(
         "{PREFIX}{}:{}:{}",
@@ -223,10 +244,50 @@ impl Rotation {
         let [current, new_path, old_path] = key_paths(&self.db_path);
         std::fs::rename(&current, &old_path).map_err(|e| secrets_error(&current, e))?;
         std::fs::rename(&new_path, &current).map_err(|e| secrets_error(&new_path, e))?;
+        sync_folder(&current)?;
         std::fs::remove_file(&old_path).map_err(|e| secrets_error(&old_path, e))?;
         debug_assert_eq!(read_key(&current).ok().flatten(), Some(self.new));
         Ok(())
     }
+}
+
+/// Makes the renames of the key files in `file`'s folder durable.
+fn sync_folder(file: &Path) -> Result<()> {
+    let folder = file.parent().unwrap_or(Path::new("."));
+    std::fs::File::open(folder)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| secrets_error(folder, e))
+}
+
+/// Removes the key files a rotation cut short left, once nothing is sealed
+/// under them any more.
+fn clear_leftovers(db_path: &Path) -> Result<()> {
+    let [current, new_path, old_path] = key_paths(db_path);
+    for path in [new_path, old_path] {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(secrets_error(&path, e)),
+        }
+    }
+    sync_folder(&current)
+}
+
+/// Whether the database holds any sealed connection (false for a new one).
+pub(super) fn any_sealed(db: &redb::Database) -> Result<bool> {
+    use redb::{ReadableDatabase, ReadableTable};
+    let txn = db.begin_read()?;
+    let table = match txn.open_table(super::CONNECTIONS) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    for item in table.iter()? {
+        if item?.1.value().starts_with(PREFIX.as_bytes()) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 impl super::Metastore {
@@ -255,6 +316,12 @@ impl super::Metastore {
         let Some(path) = &self.path else {
             return Ok(0);
         };
+        // A rotation cut short left values under `.new` or `.old`: seal them
+        // under the current key first, so no key file is overwritten or
+        // removed while something is still sealed under it.
+        let current = self.keys();
+        self.reseal(&current, |stored| !current.is_current(stored))?;
+        clear_leftovers(path)?;
         let (rotation, keyring) = Rotation::begin(path, &self.keys())?;
         let count = self.reseal(&keyring, |stored| !keyring.is_current(stored))?;
         rotation.finish()?;
@@ -275,7 +342,7 @@ impl super::Metastore {
                 let (k, v) = item?;
                 if needs(v.value()) {
                     let plain = keyring.open(k.value(), v.value())?;
-                    resealed.push((k.value().to_owned(), keyring.seal(&plain)?));
+                    resealed.push((k.value().to_owned(), keyring.seal(k.value(), &plain)?));
                 }
             }
             for (k, v) in resealed {
@@ -355,8 +422,8 @@ mod tests {
     fn values_are_sealed_opened_and_refused_when_altered() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("aileron.redb");
-        let keys = Keyring::load(&db).unwrap();
-        let sealed = keys.seal(br#"{"password":"hunter2"}"#).unwrap();
+        let keys = Keyring::load(&db, false).unwrap();
+        let sealed = keys.seal("k", br#"{"password":"hunter2"}"#).unwrap();
         let text = String::from_utf8(sealed.clone()).unwrap();
         assert!(
             text.starts_with(PREFIX) && !text.contains("hunter2"),
@@ -374,7 +441,7 @@ mod tests {
         altered[last] = if altered[last] == b'0' { b'1' } else { b'0' };
         assert!(keys.open("k", &altered).is_err());
         // The same key file opens it after a restart; the file is private.
-        let again = Keyring::load(&db).unwrap();
+        let again = Keyring::load(&db, true).unwrap();
         assert_eq!(
             again.open("k", &sealed).unwrap(),
             br#"{"password":"hunter2"}"#
@@ -388,8 +455,14 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        // Another key does not open it.
+        // Another key does not open it, nor the same key under another record.
         let other = Keyring::ephemeral().unwrap();
         assert!(other.open("k", &sealed).is_err());
+        assert!(keys.open("other tenant's k", &sealed).is_err());
+        // Without its key file, sealed values make start-up fail rather than
+        // get a new key that opens nothing.
+        std::fs::remove_file(dir.path().join("connections.key")).unwrap();
+        let err = Keyring::load(&db, true).err().unwrap().to_string();
+        assert!(err.contains("restore it from the backup"), "{err}");
     }
 }

@@ -40,8 +40,16 @@ fn minute_of(t: Timestamp) -> i64 {
 }
 
 impl TenantUsageRecord {
-    /// Counts a try that ended at `at`.
+    /// Counts a try that ended at `at`. A figure that is not a finite,
+    /// non-negative number (a worker's report is not to be trusted blindly)
+    /// counts as zero, so the record always serializes and the sums only grow.
     pub fn record(&mut self, at: Timestamp, usage: &TryUsage) {
+        let clean = |v: f64| if v.is_finite() && v > 0.0 { v } else { 0.0 };
+        let usage = &TryUsage {
+            cpu_seconds: clean(usage.cpu_seconds),
+            host_call_seconds: clean(usage.host_call_seconds),
+            ..*usage
+        };
         let minute = minute_of(at);
         self.cpu_seconds += usage.cpu_seconds;
         self.host_call_seconds += usage.host_call_seconds;
@@ -72,10 +80,15 @@ impl TenantUsageRecord {
         }
     }
 
-    /// The buckets within the rolling hour ending at `now`.
+    /// The buckets within the rolling hour ending at `now` (none from after
+    /// it: after the wall clock was stepped back, they count when it gets
+    /// there again).
     pub fn last_hour(&self, now: Timestamp) -> impl Iterator<Item = &UsageMinute> {
-        let first = minute_of(now) - USAGE_WINDOW_MINUTES + 1;
-        self.minutes.iter().filter(move |b| b.minute >= first)
+        let last = minute_of(now);
+        let first = last - USAGE_WINDOW_MINUTES + 1;
+        self.minutes
+            .iter()
+            .filter(move |b| (first..=last).contains(&b.minute))
     }
 
     /// Guest CPU seconds of tries that ended in the rolling hour ending at `now`.
@@ -149,6 +162,14 @@ mod tests {
         u.record(at(61, 0), &cpu(1.0));
         assert_eq!(u.minutes.len(), 2, "{:?}", u.minutes);
         assert_eq!((u.cpu_seconds, u.tries), (36.0, 4));
+        // Nonsense from a worker counts as nothing and keeps the record sound.
+        for bad in [f64::NAN, f64::INFINITY, -5.0, 1e308 * 10.0] {
+            u.record(at(61, 30), &cpu(bad));
+        }
+        assert_eq!(u.cpu_seconds, 36.0);
+        assert!(serde_json::to_string(&u).unwrap().contains("36.0"));
+        // A minute after `now` (the clock stepped back) is not in its hour.
+        assert_eq!(u.cpu_last_hour(at(60, 0)), 20.0);
     }
 
     #[test]

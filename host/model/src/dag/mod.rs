@@ -352,7 +352,8 @@ pub trait OperatorCatalog {
 
 /// What a tenant's DAG files may ask for at most, set by a platform admin. A
 /// file asking for more is an import error naming the ceiling; a file that asks
-/// nothing gets the ceiling.
+/// nothing gets the ceiling (for `max_active_runs`, the lower of it and
+/// Airflow's default of 16; for `memory_limit`, at most the host's ceiling).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Ceilings {
     pub max_active_runs: Option<u32>,

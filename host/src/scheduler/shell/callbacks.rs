@@ -166,6 +166,12 @@ impl State {
                         Limits {
                             log_bytes: CALLBACK_LOG_BYTES,
                             timeout: Some(std::time::Duration::from_secs(300)),
+                            // A callback is the tenant's work too: its memory
+                            // counts against the tenant's quota.
+                            tenant_memory_bytes: self
+                                .tenant_limits
+                                .get(tenant.as_str())
+                                .and_then(|l| l.max_memory),
                             ..Limits::default()
                         },
                         host,
@@ -221,6 +227,8 @@ impl State {
         log: String,
     ) {
         let CallbackId { run, seq } = id;
+        // Its CPU and memory are the tenant's, like any try's.
+        self.charge(&run.tenant, ended, &report.usage);
         let (dag_id, run_id) = (&run.dag_id, &run.run_id);
         let Ok(Some(mut record)) = self.metastore.callback(&run.tenant, dag_id, run_id, seq) else {
             // The run was deleted meanwhile.

@@ -36,6 +36,10 @@ impl State {
         let Ok(tenant) = TenantId::new(tenant) else {
             return;
         };
+        // A tenant deleted meanwhile: its usage went with it.
+        if !self.tenant_limits.contains_key(&tenant) {
+            return;
+        }
         self.usage
             .entry(tenant.clone())
             .or_default()

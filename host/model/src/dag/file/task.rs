@@ -101,7 +101,10 @@ impl Parser<'_> {
             wait_for_downstream: o.wait_for_downstream.unwrap_or(false),
             max_active_tis_per_dag: o.max_active_tis_per_dag,
             max_active_tis_per_dagrun: o.max_active_tis_per_dagrun,
-            memory_limit: o.memory_limit.or(catalog.ceilings().memory_limit),
+            memory_limit: o.memory_limit.or(catalog
+                .ceilings()
+                .memory_limit
+                .map(|c| c.min(catalog.max_memory_bytes()))),
             timeout: o.timeout,
             soft_fail: o.soft_fail.unwrap_or(false),
             callbacks: Callbacks {
