@@ -39,6 +39,16 @@ fn connection_seen_by_an_operator(server: &Server, run_id: &str) -> serde_json::
     .expect("the XCom")
 }
 
+/// `aileron db rotate-key` on `home`.
+fn rotate_key(home: &std::path::Path) -> std::process::Output {
+    Command::new(aileron_bin())
+        .args(["db", "rotate-key", "--home"])
+        .arg(home)
+        .env("AILERON_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
 fn file_holds(path: &std::path::Path, text: &str) -> bool {
     std::fs::read(path)
         .unwrap()
@@ -71,12 +81,7 @@ fn connections_are_sealed_on_disk_and_the_key_rotates() {
     );
     let key = std::fs::read_to_string(&key_file).unwrap();
 
-    let out = Command::new(aileron_bin())
-        .args(["db", "rotate-key", "--home"])
-        .arg(home)
-        .env("AILERON_LOG", "warn")
-        .output()
-        .unwrap();
+    let out = rotate_key(home);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -95,12 +100,7 @@ fn connections_are_sealed_on_disk_and_the_key_rotates() {
     assert!(seen["value"].to_string().contains(PASSWORD), "{seen}");
 
     // While it runs, the file is locked: the command says why it cannot go on.
-    let out = Command::new(aileron_bin())
-        .args(["db", "rotate-key", "--home"])
-        .arg(home)
-        .env("AILERON_LOG", "warn")
-        .output()
-        .unwrap();
+    let out = rotate_key(home);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("stop it first"), "{stderr}");

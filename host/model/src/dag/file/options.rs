@@ -27,19 +27,10 @@ impl Parser<'_> {
         }
         if let Some(d) = raw.execution_timeout {
             let timeout = self.positive_duration("execution_timeout", d)?;
-            if let Some(ceiling) = catalog.ceilings().execution_timeout
-                && timeout > ceiling
-            {
-                return Err(self.at(
-                    d,
-                    format!(
-                        "execution_timeout of {} is above the tenant's ceiling of {} (set by a \
-                         platform admin)",
-                        crate::units::format_duration(timeout),
-                        crate::units::format_duration(ceiling)
-                    ),
-                ));
-            }
+            let ceiling = catalog.ceilings().execution_timeout;
+            self.within_tenant_ceiling(d, "execution_timeout", timeout, ceiling, |t| {
+                crate::units::format_duration(*t)
+            })?;
             o.execution_timeout = Some(timeout);
         }
         if let Some(d) = raw.timeout {
@@ -122,22 +113,36 @@ impl Parser<'_> {
                     ),
                 ));
             }
-            if let Some(tenant) = catalog.ceilings().memory_limit
-                && bytes > tenant
-            {
-                return Err(self.at(
-                    m,
-                    format!(
-                        "memory_limit of {} is above the tenant's ceiling of {} (set by a \
-                         platform admin)",
-                        crate::units::format_size(bytes),
-                        crate::units::format_size(tenant)
-                    ),
-                ));
-            }
+            let ceiling = catalog.ceilings().memory_limit;
+            self.within_tenant_ceiling(m, "memory_limit", bytes, ceiling, |b| {
+                crate::units::format_size(*b)
+            })?;
             o.memory_limit = Some(bytes);
         }
         Ok(o)
+    }
+
+    /// An import error at `at` if `value` of `field` is above the tenant's
+    /// `ceiling`, naming both as `show` writes them.
+    fn within_tenant_ceiling<S, T: PartialOrd>(
+        &self,
+        at: &Spanned<S>,
+        field: &str,
+        value: T,
+        ceiling: Option<T>,
+        show: impl Fn(&T) -> String,
+    ) -> Result<()> {
+        match ceiling {
+            Some(ceiling) if value > ceiling => Err(self.at(
+                at,
+                format!(
+                    "{field} of {} is above the tenant's ceiling of {} (set by a platform admin)",
+                    show(&value),
+                    show(&ceiling)
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Splits the `params` table into plain defaults and typed params. A param
