@@ -270,7 +270,7 @@ pub async fn patch_tenant(
     JsonBody(mut patch): JsonBody<TenantPatch>,
 ) -> ApiResult<Json<Tenant>> {
     patch.check()?;
-    let record = s
+    let (record, ceilings_changed) = s
         .blocking(move |m| {
             let mut record = m
                 .tenant(&tenant_name)?
@@ -278,14 +278,18 @@ pub async fn patch_tenant(
             if let Some(d) = patch.description.take() {
                 record.description = d;
             }
+            let before = record.limits.ceilings();
             patch.apply(&mut record.limits);
             m.update_tenant(&record)?;
-            Ok(record)
+            let changed = record.limits.ceilings() != before;
+            Ok((record, changed))
         })
         .await?;
     let _ = s.scheduler.send(crate::scheduler::Command::TenantsChanged);
-    // Its DAG files are parsed again within the ceilings as they are now.
-    s.rescan.notify_one();
+    if ceilings_changed {
+        // Its DAG files are parsed again within the ceilings as they are now.
+        s.rescan.notify_one();
+    }
     Ok(Json(record.into()))
 }
 
