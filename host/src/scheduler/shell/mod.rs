@@ -145,7 +145,7 @@ impl State {
             planned_at: Timestamp::UNIX_EPOCH,
             weights: Weights::default(),
             pools: Pools(metastore.pool_sizes()?),
-            shares: shares_of(metastore.tenants()?),
+            shares: Shares::default(),
             tenant_limits: usage::limits_of(metastore.tenants()?),
             usage: metastore
                 .tenant_usages()?
@@ -163,6 +163,7 @@ impl State {
             backfill_order: HashMap::new(),
             next_backfill_id: 1,
         };
+        state.shares = shares_of(&state.tenant_limits);
         state.load_backfills()?;
         for record in metastore.dags()? {
             if let Some(spec) = state.spec(&record.tenant, &record.dag_id, &record.version)? {
@@ -355,8 +356,8 @@ impl State {
             },
             Command::TenantsChanged => match self.metastore.tenants() {
                 Ok(tenants) => {
-                    self.shares = shares_of(tenants.clone());
                     self.tenant_limits = usage::limits_of(tenants);
+                    self.shares = shares_of(&self.tenant_limits);
                     // A deleted tenant's usage went with it.
                     let limits = &self.tenant_limits;
                     self.usage.retain(|t, _| limits.contains_key(t));
@@ -614,17 +615,17 @@ fn new_ti(run: &DagRun, task: &TaskSpec, map_index: i64, hostname: &str) -> Task
     }
 }
 
-/// The admission shares of the tenants as stored.
-fn shares_of(tenants: Vec<crate::metastore::TenantRecord>) -> Shares {
+/// The admission shares of the tenants, from their limits.
+fn shares_of(limits: &HashMap<TenantId, TenantLimits>) -> Shares {
     Shares(
-        tenants
-            .into_iter()
-            .map(|t| {
+        limits
+            .iter()
+            .map(|(tenant, l)| {
                 let share = TenantShare {
-                    weight: t.limits.weight(),
-                    max_running: t.limits.max_running,
+                    weight: l.weight(),
+                    max_running: l.max_running,
                 };
-                (t.name, share)
+                (tenant.clone(), share)
             })
             .collect(),
     )
