@@ -150,7 +150,7 @@ pub async fn scrape(State(s): State<MetricsState>) -> Result<Response, ApiError>
     body.push_str(&remote_gauges(s.remote.as_deref()));
     // Without a scheduler answering (stopping), the tenant series are left out
     // rather than the whole scrape failing.
-    if let Ok(tenants) = s.scheduler.tenant_usage().await {
+    if let Ok(tenants) = s.scheduler.tenant_usage(None).await {
         let memory: Vec<(String, u64)> = match &s.remote {
             Some(remote) => tenants
                 .keys()

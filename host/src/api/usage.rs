@@ -96,7 +96,7 @@ pub async fn get_usage(
     };
     let now_by_tenant = s
         .scheduler
-        .tenant_usage()
+        .tenant_usage(Some(&tenant_name))
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
     let now = now_by_tenant.get(&tenant_name).cloned().unwrap_or_default();

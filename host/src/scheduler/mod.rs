@@ -138,6 +138,8 @@ pub enum Command {
     TenantsChanged,
     /// Each tenant's usage now (`shell/usage.rs`).
     TenantUsage {
+        /// One tenant's alone, or every tenant's.
+        tenant: Option<String>,
         reply: oneshot::Sender<BTreeMap<String, TenantNow>>,
     },
     /// Answered once every command sent before it is applied and committed.
@@ -477,10 +479,17 @@ impl SchedulerHandle {
         rx.await.map_err(|_| SchedulerError::Stopped)?
     }
 
-    /// Each tenant's usage now: in-flight counts, the CPU budget, metered totals.
-    pub async fn tenant_usage(&self) -> Result<BTreeMap<String, TenantNow>, SchedulerError> {
+    /// Each tenant's usage now (or one tenant's): in-flight counts, the CPU
+    /// budget, metered totals.
+    pub async fn tenant_usage(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<BTreeMap<String, TenantNow>, SchedulerError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Command::TenantUsage { reply })?;
+        self.send(Command::TenantUsage {
+            tenant: tenant.map(str::to_owned),
+            reply,
+        })?;
         rx.await.map_err(|_| SchedulerError::Stopped)
     }
 

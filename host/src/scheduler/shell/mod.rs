@@ -364,8 +364,8 @@ impl State {
                 }
                 Err(e) => tracing::error!("cannot reload the tenants' limits: {e}"),
             },
-            Command::TenantUsage { reply } => {
-                let _ = reply.send(self.tenants_now(self.clock.now()));
+            Command::TenantUsage { tenant, reply } => {
+                let _ = reply.send(self.tenants_now(self.clock.now(), tenant.as_deref()));
             }
             Command::Sync { reply } => self.after_commit.push(Box::new(move || {
                 let _ = reply.send(());

@@ -5,7 +5,8 @@
 
 use super::State;
 use crate::metastore::{TENANT_USAGE, TenantLimits, TenantUsageRecord};
-use aileron_model::{TaskInstanceState as S, TenantId};
+use crate::scheduler::planner::ActiveRun;
+use aileron_model::{RunKey, TaskInstanceState as S, TenantId};
 use aileron_sandbox::TryUsage;
 use jiff::Timestamp;
 use std::collections::{BTreeMap, HashMap};
@@ -80,11 +81,20 @@ impl State {
             .min()
     }
 
-    /// Each tenant's usage now, for the API and `/metrics`.
-    pub(super) fn tenants_now(&self, now: Timestamp) -> BTreeMap<String, TenantNow> {
+    /// Each tenant's usage now (`only`: that tenant's alone), for the API and
+    /// `/metrics`. The runs of other tenants are not walked when `only` is set.
+    pub(super) fn tenants_now(
+        &self,
+        now: Timestamp,
+        only: Option<&str>,
+    ) -> BTreeMap<String, TenantNow> {
+        let wanted = |tenant: &str| only.is_none_or(|o| o == tenant);
         let mut all: BTreeMap<String, TenantNow> = BTreeMap::new();
         // (Keyed by name: in-flight keys carry the tenant as text.)
         for tenant in self.tenant_limits.keys().chain(self.usage.keys()) {
+            if !wanted(tenant.as_str()) {
+                continue;
+            }
             let mut usage = self.usage.get(tenant).cloned().unwrap_or_default();
             usage.forget_before(now);
             all.insert(
@@ -96,7 +106,7 @@ impl State {
                 },
             );
         }
-        for key in self.in_flight.keys() {
+        for key in self.in_flight.keys().filter(|k| wanted(&k.tenant)) {
             let entry = all.entry(key.tenant.clone()).or_default();
             if self.ti(key).is_some_and(|ti| ti.state == S::Running) {
                 entry.running += 1;
@@ -104,7 +114,23 @@ impl State {
                 entry.queued += 1;
             }
         }
-        for (rk, run) in &self.runs {
+        // Runs are ordered by tenant first: one tenant's are a range.
+        let runs: Box<dyn Iterator<Item = (&RunKey, &ActiveRun)>> = match only {
+            Some(tenant) => {
+                let first = RunKey {
+                    tenant: tenant.to_owned(),
+                    dag_id: String::new(),
+                    run_id: String::new(),
+                };
+                Box::new(
+                    self.runs
+                        .range(first..)
+                        .take_while(move |(rk, _)| rk.tenant == tenant),
+                )
+            }
+            None => Box::new(self.runs.iter()),
+        };
+        for (rk, run) in runs {
             let ready = run
                 .tis
                 .values()
