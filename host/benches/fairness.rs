@@ -12,48 +12,22 @@
 //! Run with `cargo bench -p aileron --bench fairness`; `AILERON_BENCH_PARALLELISM`
 //! sets the executor's slots (default 32).
 
+mod common;
+
 use aileron::app::{self, App, AppConfig};
 use aileron::metastore::{Metastore, TenantLimits, TenantRecord};
-use aileron::scheduler::{SchedulerConfig, Update};
+use aileron::scheduler::SchedulerConfig;
 use aileron_model::clock::SystemClock;
 use aileron_model::{DagRunState, TaskInstanceState, TenantId};
-use std::fmt::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const A: &str = "team_a";
 const B: &str = "team_b";
 
-fn chain(n: usize) -> String {
-    let mut s = String::new();
-    for i in 0..n {
-        writeln!(s, "[tasks.t{i}]\noperator = \"noop\"").unwrap();
-        if i > 0 {
-            writeln!(s, "upstream = [\"t{}\"]", i - 1).unwrap();
-        }
-    }
-    s
-}
-
-/// `n` independent tasks of `operator` (with `params`), admitted as slots allow.
-fn wide(n: usize, operator: &str, params: &str) -> String {
-    let mut s = String::from("max_active_tasks = 100000\n");
-    for i in 0..n {
-        writeln!(
-            s,
-            "[tasks.t{i}]\noperator = \"{operator}\"\nparams = {params}"
-        )
-        .unwrap();
-    }
-    s
-}
-
 fn parallelism() -> usize {
-    std::env::var("AILERON_BENCH_PARALLELISM")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(32)
+    common::env_usize("AILERON_BENCH_PARALLELISM", 32)
 }
 
 /// A home with both tenants (made before start, as `aileron tenants create`
@@ -61,17 +35,17 @@ fn parallelism() -> usize {
 async fn start(home: &Path, weight_a: u32) -> App {
     let dags = home.join("dags");
     for (file, text) in [
-        ("team_a/flood.toml", wide(10_000, "noop", "{}")),
+        ("team_a/flood.toml", common::wide(10_000, "noop", "{}")),
         (
             "team_a/slow.toml",
-            wide(3_000, "sleep", "{ seconds = 0.1 }"),
+            common::wide(3_000, "sleep", "{ seconds = 0.1 }"),
         ),
         (
             "team_b/slow.toml",
-            wide(3_000, "sleep", "{ seconds = 0.1 }"),
+            common::wide(3_000, "sleep", "{ seconds = 0.1 }"),
         ),
-        ("team_b/chain_40.toml", chain(40)),
-        ("team_b/fanout_200.toml", wide(200, "noop", "{}")),
+        ("team_b/chain_40.toml", common::chain(40, "noop")),
+        ("team_b/fanout_200.toml", common::wide(200, "noop", "{}")),
     ] {
         let path = dags.join(file);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -111,39 +85,11 @@ async fn start(home: &Path, weight_a: u32) -> App {
     .unwrap()
 }
 
-async fn trigger(app: &App, tenant: &str, dag_id: &str, run_id: &str) {
-    app.scheduler
-        .trigger(
-            tenant,
-            dag_id,
-            Some(run_id.into()),
-            None,
-            Default::default(),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{tenant}/{dag_id}: {e}"));
-}
-
-/// Triggers a run of `team_b` and waits for it; the time it took.
+/// Runs `team_b`'s `dag_id` to success; the time it took.
 async fn run_b(app: &App, dag_id: &str, run_id: &str) -> Duration {
-    let mut updates = app.scheduler.subscribe();
-    let started = Instant::now();
-    trigger(app, B, dag_id, run_id).await;
-    loop {
-        match updates.recv().await {
-            Ok(Update::DagRun {
-                tenant,
-                run_id: id,
-                state,
-                ..
-            }) if tenant == B && id == run_id && state.is_finished() => {
-                assert_eq!(state, DagRunState::Success);
-                return started.elapsed();
-            }
-            Ok(_) => {}
-            Err(e) => panic!("{e}"),
-        }
-    }
+    let (state, took) = common::run_to_end(app, B, dag_id, run_id).await;
+    assert_eq!(state, DagRunState::Success);
+    took
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -182,7 +128,7 @@ fn main() {
     let app = rt.block_on(start(dir.path(), 1));
     rt.block_on(run_b(&app, "chain_40", "warm"));
     let (chain_alone, fan_alone) = rt.block_on(measure_b(&app, "alone", 5));
-    rt.block_on(trigger(&app, A, "flood", "flood"));
+    rt.block_on(common::trigger(&app, A, "flood", "flood"));
     // Once the flood fills the executor.
     while started(&app, A, "flood", "flood") < parallelism() {
         std::thread::sleep(Duration::from_millis(5));
@@ -200,14 +146,13 @@ fn main() {
     println!(
         "team_a's flood still had {flood_left} of 10,000 tries not started when team_b was done"
     );
-    app.scheduler.shutdown();
-    rt.block_on(app.task).unwrap().unwrap();
+    rt.block_on(common::stop(app));
 
     // 2. Weights 3:1, both tenants backlogged.
     let dir = tempfile::tempdir().unwrap();
     let app = rt.block_on(start(dir.path(), 3));
-    rt.block_on(trigger(&app, A, "slow", "s"));
-    rt.block_on(trigger(&app, B, "slow", "s"));
+    rt.block_on(common::trigger(&app, A, "slow", "s"));
+    rt.block_on(common::trigger(&app, B, "slow", "s"));
     // Past the start, when both have filled their shares.
     std::thread::sleep(Duration::from_secs(2));
     let (a0, b0) = (started(&app, A, "slow", "s"), started(&app, B, "slow", "s"));
@@ -218,6 +163,5 @@ fn main() {
         "weights 3:1 over 10 s: team_a started {a}, team_b {b}: {:.2}:1",
         a as f64 / b.max(1) as f64
     );
-    app.scheduler.shutdown();
-    rt.block_on(app.task).unwrap().unwrap();
+    rt.block_on(common::stop(app));
 }

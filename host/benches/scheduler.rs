@@ -20,10 +20,12 @@
 //!
 //! Run with `cargo bench -p aileron --bench scheduler`.
 
+mod common;
+
 use aileron::api::{ApiState, router};
 use aileron::app::{self, App, AppConfig};
 use aileron::metastore::WriteBatch;
-use aileron::scheduler::{SchedulerConfig, Update};
+use aileron::scheduler::SchedulerConfig;
 use aileron_model::TenantId;
 use aileron_model::clock::SystemClock;
 use axum::Router;
@@ -39,20 +41,6 @@ use tower::ServiceExt;
 /// The DAG whose copies fill the history: five `echo` tasks in a line.
 const HISTORY_DAG: &str = "history_5";
 
-fn chain(n: usize, operator: &str) -> String {
-    let mut s = String::new();
-    for i in 0..n {
-        writeln!(s, "[tasks.t{i}]\noperator = \"{operator}\"").unwrap();
-        if operator == "echo" {
-            writeln!(s, "params = {{ message = \"step {i} of {{{{ ds }}}}\" }}").unwrap();
-        }
-        if i > 0 {
-            writeln!(s, "upstream = [\"t{}\"]", i - 1).unwrap();
-        }
-    }
-    s
-}
-
 fn fanout(n: usize) -> String {
     let mut s = String::from("max_active_tasks = 100000\n[tasks.root]\noperator = \"noop\"\n");
     for i in 0..n {
@@ -66,18 +54,19 @@ fn fanout(n: usize) -> String {
 }
 
 fn parallelism() -> usize {
-    std::env::var("AILERON_BENCH_PARALLELISM")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64)
+    common::env_usize("AILERON_BENCH_PARALLELISM", 64)
 }
 
 async fn start(home: &Path) -> App {
     let dags = home.join("dags");
     std::fs::create_dir_all(&dags).unwrap();
-    std::fs::write(dags.join("chain_40.toml"), chain(40, "noop")).unwrap();
+    std::fs::write(dags.join("chain_40.toml"), common::chain(40, "noop")).unwrap();
     std::fs::write(dags.join("fanout_1000.toml"), fanout(1000)).unwrap();
-    std::fs::write(dags.join(format!("{HISTORY_DAG}.toml")), chain(5, "echo")).unwrap();
+    std::fs::write(
+        dags.join(format!("{HISTORY_DAG}.toml")),
+        common::chain(5, "echo"),
+    )
+    .unwrap();
     app::start(AppConfig {
         home: home.to_path_buf(),
         dags,
@@ -96,39 +85,14 @@ async fn start(home: &Path) -> App {
     .unwrap()
 }
 
-async fn stop(app: App) {
-    app.scheduler.shutdown();
-    app.task.await.unwrap().unwrap();
-}
-
-/// Triggers one run and waits for it to finish; returns its id and the time taken.
+/// Triggers one run of the default tenant and waits for it to succeed; returns
+/// its id and the time taken.
 async fn run_once(app: &App, dag_id: &str, n: &mut u64) -> (String, Duration) {
     *n += 1;
-    let mut updates = app.scheduler.subscribe();
-    let started = Instant::now();
-    let run = app
-        .scheduler
-        .trigger(
-            TenantId::DEFAULT,
-            dag_id,
-            Some(format!("bench_{n}")),
-            None,
-            Default::default(),
-        )
-        .await
-        .unwrap();
-    loop {
-        match updates.recv().await {
-            Ok(Update::DagRun { run_id, state, .. })
-                if run_id == run.run_id && state.is_finished() =>
-            {
-                assert_eq!(state, aileron_model::DagRunState::Success);
-                return (run.run_id, started.elapsed());
-            }
-            Ok(_) => {}
-            Err(e) => panic!("{e}"),
-        }
-    }
+    let run_id = format!("bench_{n}");
+    let (state, took) = common::run_to_end(app, TenantId::DEFAULT, dag_id, &run_id).await;
+    assert_eq!(state, aileron_model::DagRunState::Success);
+    (run_id, took)
 }
 
 /// Writes `count` finished copies of one real run of [`HISTORY_DAG`] (its
@@ -322,7 +286,7 @@ fn benches(c: &mut Criterion) {
         grown.saturating_sub(logs) / (count * 5).max(1)
     );
     // Started again on the full store, as after a restart.
-    rt.block_on(stop(app));
+    rt.block_on(common::stop(app));
     let t = Instant::now();
     let full = rt.block_on(start(full_dir.path()));
     eprintln!("start-up, {count} finished runs: {:?}", t.elapsed());

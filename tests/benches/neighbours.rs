@@ -10,26 +10,26 @@
 //! `AILERON_BENCH_SPINNERS` sets how many of team_a's guests spin at once
 //! (default 4, twice this machine's cores); the executor has 32 slots.
 
+/// DAG builders and run helpers shared with `host/benches/`.
+#[path = "../../host/benches/common/mod.rs"]
+mod common;
+
 use aileron::app::{self, App, AppConfig};
 use aileron::metastore::{Metastore, TenantLimits, TenantRecord};
-use aileron::scheduler::{SchedulerConfig, Update};
+use aileron::scheduler::SchedulerConfig;
 use aileron_model::clock::SystemClock;
 use aileron_model::{DagRunState, TenantId};
 use aileron_tests::guests;
-use std::fmt::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const A: &str = "team_a";
 const B: &str = "team_b";
 const ROUNDS: usize = 7;
 
 fn spinners() -> usize {
-    std::env::var("AILERON_BENCH_SPINNERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4)
+    common::env_usize("AILERON_BENCH_SPINNERS", 4)
 }
 
 /// One guest spinning for 1 s and one sleeping for 1 s: what the meter makes
@@ -44,34 +44,17 @@ operator = "testkit"
 params = { mode = "sleep", seconds = 1 }
 "#;
 
-fn chain(n: usize) -> String {
-    let mut s = String::new();
-    for i in 0..n {
-        writeln!(s, "[tasks.t{i}]\noperator = \"noop\"").unwrap();
-        if i > 0 {
-            writeln!(s, "upstream = [\"t{}\"]", i - 1).unwrap();
-        }
-    }
-    s
-}
-
+/// `n` guests of `team_a` spinning until their 60 s timeout.
 fn spin(n: usize) -> String {
-    let mut s = String::from("max_active_tasks = 1000\n");
-    for i in 0..n {
-        writeln!(
-            s,
-            "[tasks.s{i}]\noperator = \"testkit\"\nparams = {{ mode = \"busy_loop\" }}\nexecution_timeout = \"60s\""
-        )
-        .unwrap();
-    }
-    s
+    let tasks = common::wide(n, "testkit", r#"{ mode = "busy_loop" }"#);
+    format!("{tasks}[defaults]\nexecution_timeout = \"60s\"\n")
 }
 
 async fn start(home: &Path) -> App {
     let dags = home.join("dags");
     for (file, text) in [
         ("team_a/spin.toml", spin(spinners())),
-        ("team_b/chain_40.toml", chain(40)),
+        ("team_b/chain_40.toml", common::chain(40, "noop")),
         ("team_a/calibrate.toml", CALIBRATE.to_owned()),
     ] {
         let path = dags.join(file);
@@ -112,46 +95,12 @@ async fn start(home: &Path) -> App {
     .unwrap()
 }
 
-/// Triggers a run and, for `team_b`, waits for it; the time it took.
-async fn run(app: &App, tenant: &str, dag_id: &str, run_id: &str, wait: bool) -> Duration {
-    let mut updates = app.scheduler.subscribe();
-    let started = Instant::now();
-    app.scheduler
-        .trigger(
-            tenant,
-            dag_id,
-            Some(run_id.into()),
-            None,
-            Default::default(),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{tenant}/{dag_id}: {e}"));
-    if !wait {
-        return started.elapsed();
-    }
-    loop {
-        match updates.recv().await {
-            Ok(Update::DagRun {
-                tenant: t,
-                run_id: id,
-                state,
-                ..
-            }) if t == tenant && id == run_id && state.is_finished() => {
-                // (The calibration run fails: its spinner times out.)
-                assert!(tenant == A || state == DagRunState::Success);
-                break;
-            }
-            Ok(_) => {}
-            Err(e) => panic!("{e}"),
-        }
-    }
-    started.elapsed()
-}
-
 async fn median_chain(app: &App, label: &str) -> Duration {
     let mut times = Vec::new();
     for i in 0..ROUNDS {
-        times.push(run(app, B, "chain_40", &format!("{label}{i}"), true).await);
+        let (state, took) = common::run_to_end(app, B, "chain_40", &format!("{label}{i}")).await;
+        assert_eq!(state, DagRunState::Success);
+        times.push(took);
     }
     times.sort();
     times[times.len() / 2]
@@ -162,8 +111,10 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let app = rt.block_on(start(dir.path()));
-    rt.block_on(run(&app, B, "chain_40", "warm", true));
-    rt.block_on(run(&app, A, "calibrate", "calibrate", true));
+    let (warm, _) = rt.block_on(common::run_to_end(&app, B, "chain_40", "warm"));
+    assert_eq!(warm, DagRunState::Success);
+    // (The calibration run fails: its spinner times out.)
+    rt.block_on(common::run_to_end(&app, A, "calibrate", "calibrate"));
     for task in ["spin", "sleep"] {
         let ti = app
             .metastore
@@ -177,7 +128,7 @@ fn main() {
         );
     }
     let alone = rt.block_on(median_chain(&app, "alone"));
-    rt.block_on(run(&app, A, "spin", "spin", false));
+    rt.block_on(common::trigger(&app, A, "spin", "spin"));
     // Once every spinner runs.
     loop {
         let running = app
@@ -234,6 +185,5 @@ fn main() {
         spinners(),
         beside.as_secs_f64() / alone.as_secs_f64()
     );
-    app.scheduler.shutdown();
-    rt.block_on(app.task).unwrap().unwrap();
+    rt.block_on(common::stop(app));
 }
