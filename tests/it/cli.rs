@@ -184,7 +184,7 @@ fn wait_backfill(server: &aileron_tests::server::Server, id: u64) -> Value {
 }
 
 /// Polls a GET of the server (bounded) until its JSON answer satisfies `done`.
-fn wait_for(url: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) fn wait_for(url: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
         let v = aileron_tests::server::get(url).expect("the server answers");

@@ -6,7 +6,6 @@
 use aileron_tests::aileron_bin;
 use aileron_tests::server::{Server, free_port, get, home_with, post};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 const DAG: &str = r#"
 [tasks.c]
@@ -23,15 +22,7 @@ fn connection_seen_by_an_operator(server: &Server, run_id: &str) -> serde_json::
         &format!(r#"{{"dag_run_id": "{run_id}"}}"#),
     );
     let url = format!("{}/dags/conn/dagRuns/{run_id}", server.base);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let run = get(&url).expect("the run");
-        if run["state"] == "success" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{run}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::cli::wait_for(&url, |run| run["state"] == "success");
     get(&format!(
         "{}/dags/conn/dagRuns/{run_id}/taskInstances/c/xcomEntries/return_value",
         server.base

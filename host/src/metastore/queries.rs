@@ -168,20 +168,16 @@ impl Metastore {
 
     /// Every connection of a tenant, `(conn_id, json)` in id order, opened.
     pub fn connections(&self, tenant: &str) -> Result<Vec<(String, String)>> {
-        let txn = self.db.begin_read()?;
-        let t = txn.open_table(CONNECTIONS)?;
-        let (start, end) = prefix_range(tenant);
         let keys = self.keys();
-        let mut out = Vec::new();
-        for item in t.range(start.as_str()..end.as_str())? {
-            let (k, v) = item?;
-            let plain = keys.open(k.value(), v.value())?;
-            out.push((
-                k.value()[start.len()..].to_owned(),
+        // The full key opens the value (it is bound in); the caller gets the id.
+        let id_at = prefix_range(tenant).0.len();
+        self.scan_with(CONNECTIONS, Some(tenant), |k, v| {
+            let plain = keys.open(k, v)?;
+            Ok((
+                k[id_at..].to_owned(),
                 String::from_utf8_lossy(&plain).into_owned(),
-            ));
-        }
-        Ok(out)
+            ))
+        })
     }
     /// Deletes a connection; false if there was none.
     pub fn delete_connection(&self, tenant: &str, conn_id: &str) -> Result<bool> {

@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 const PREFIX: &str = "aes256gcm:";
 
 /// One key and its id.
+#[derive(Clone)]
 struct Key {
     id: String,
     cipher: Aes256Gcm,
@@ -219,13 +220,10 @@ impl Rotation {
         let new = random_key()?;
         let [_, new_path, _] = key_paths(db_path);
         write_key(&new_path, &new)?;
-        let mut others: Vec<Key> = Vec::new();
-        for key in std::iter::once(&old.current).chain(&old.others) {
-            others.push(Key {
-                id: key.id.clone(),
-                cipher: key.cipher.clone(),
-            });
-        }
+        let others = std::iter::once(&old.current)
+            .chain(&old.others)
+            .cloned()
+            .collect();
         let keyring = Keyring {
             current: Key::new(&new),
             others,

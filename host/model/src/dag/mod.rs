@@ -369,7 +369,14 @@ impl Ceilings {
         if *self == Ceilings::default() {
             return String::new();
         }
-        format!("\n#ceilings {self:?}")
+        // Spelled out rather than `Debug`, whose format is no promise.
+        let or_none = |v: Option<u64>| v.map_or_else(|| "none".to_owned(), |v| v.to_string());
+        format!(
+            "\n#ceilings max_active_runs={} execution_timeout_ms={} memory_limit={}",
+            or_none(self.max_active_runs.map(u64::from)),
+            or_none(self.execution_timeout.map(|d| d.as_millis() as u64)),
+            or_none(self.memory_limit)
+        )
     }
 }
 
