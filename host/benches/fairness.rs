@@ -14,13 +14,10 @@
 
 mod common;
 
-use aileron::app::{self, App, AppConfig};
+use aileron::app::{self, App};
 use aileron::metastore::{Metastore, TenantLimits, TenantRecord};
-use aileron::scheduler::SchedulerConfig;
-use aileron_model::clock::SystemClock;
 use aileron_model::{DagRunState, TaskInstanceState, TenantId};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 const A: &str = "team_a";
@@ -67,22 +64,7 @@ async fn start(home: &Path, weight_a: u32) -> App {
                 .unwrap();
         }
     }
-    app::start(AppConfig {
-        home: home.to_path_buf(),
-        dags,
-        in_memory: false,
-        watch: false,
-        scheduler: SchedulerConfig {
-            parallelism: parallelism(),
-            create_scheduled_runs: false,
-            ..Default::default()
-        },
-        clock: Arc::new(SystemClock),
-        cache_dir: None,
-        admin_password: Some("bench admin password".into()),
-    })
-    .await
-    .unwrap()
+    common::start_app(home, parallelism()).await
 }
 
 /// Runs `team_b`'s `dag_id` to success; the time it took.

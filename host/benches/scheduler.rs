@@ -23,18 +23,15 @@
 mod common;
 
 use aileron::api::{ApiState, router};
-use aileron::app::{self, App, AppConfig};
+use aileron::app::{self, App};
 use aileron::metastore::WriteBatch;
-use aileron::scheduler::SchedulerConfig;
 use aileron_model::TenantId;
-use aileron_model::clock::SystemClock;
 use axum::Router;
 use axum::body::Body;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use http_body_util::BodyExt;
 use std::fmt::Write;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
@@ -67,22 +64,7 @@ async fn start(home: &Path) -> App {
         common::chain(5, "echo"),
     )
     .unwrap();
-    app::start(AppConfig {
-        home: home.to_path_buf(),
-        dags,
-        in_memory: false,
-        watch: false,
-        scheduler: SchedulerConfig {
-            parallelism: parallelism(),
-            create_scheduled_runs: false,
-            ..Default::default()
-        },
-        clock: Arc::new(SystemClock),
-        cache_dir: None,
-        admin_password: Some("bench admin password".into()),
-    })
-    .await
-    .unwrap()
+    common::start_app(home, parallelism()).await
 }
 
 /// Triggers one run of the default tenant and waits for it to succeed; returns

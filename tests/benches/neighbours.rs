@@ -14,14 +14,11 @@
 #[path = "../../host/benches/common/mod.rs"]
 mod common;
 
-use aileron::app::{self, App, AppConfig};
+use aileron::app::{self, App};
 use aileron::metastore::{Metastore, TenantLimits, TenantRecord};
-use aileron::scheduler::SchedulerConfig;
-use aileron_model::clock::SystemClock;
 use aileron_model::{DagRunState, TenantId};
 use aileron_tests::guests;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 const A: &str = "team_a";
@@ -77,22 +74,7 @@ async fn start(home: &Path) -> App {
                 .unwrap();
         }
     }
-    app::start(AppConfig {
-        home: home.to_path_buf(),
-        dags,
-        in_memory: false,
-        watch: false,
-        scheduler: SchedulerConfig {
-            parallelism: 32,
-            create_scheduled_runs: false,
-            ..Default::default()
-        },
-        clock: Arc::new(SystemClock),
-        cache_dir: None,
-        admin_password: Some("bench admin password".into()),
-    })
-    .await
-    .unwrap()
+    common::start_app(home, 32).await
 }
 
 async fn median_chain(app: &App, label: &str) -> Duration {

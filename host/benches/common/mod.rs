@@ -6,10 +6,13 @@
 // Each bench is its own crate and uses only some of these.
 #![allow(dead_code)]
 
-use aileron::app::App;
-use aileron::scheduler::Update;
+use aileron::app::{self, App, AppConfig};
+use aileron::scheduler::{SchedulerConfig, Update};
 use aileron_model::DagRunState;
+use aileron_model::clock::SystemClock;
 use std::fmt::Write;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// `n` tasks of `operator`, each downstream of the one before (`echo` gets a
@@ -89,6 +92,28 @@ pub async fn trigger(app: &App, tenant: &str, dag_id: &str, run_id: &str) {
         )
         .await
         .unwrap_or_else(|e| panic!("{tenant}/{dag_id}: {e}"));
+}
+
+/// Starts Aileron as `standalone` does, on the durable metastore in `home`
+/// with the DAG files of `home/dags` (read once, not watched), no schedules
+/// creating runs, and `parallelism` slots.
+pub async fn start_app(home: &Path, parallelism: usize) -> App {
+    app::start(AppConfig {
+        home: home.to_path_buf(),
+        dags: home.join("dags"),
+        in_memory: false,
+        watch: false,
+        scheduler: SchedulerConfig {
+            parallelism,
+            create_scheduled_runs: false,
+            ..Default::default()
+        },
+        clock: Arc::new(SystemClock),
+        cache_dir: None,
+        admin_password: Some("bench admin password".into()),
+    })
+    .await
+    .unwrap()
 }
 
 /// Stops the app and waits for its scheduler to let go of the metastore.
