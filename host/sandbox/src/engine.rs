@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::bindings::{v0_1, v0_2};
+use crate::bindings::{v0_1, v0_2, v0_3};
 use crate::cache::ArtifactCache;
 use crate::config::{SandboxConfig, WASM32_MAX_MEMORY};
 use crate::cpu::CpuGate;
@@ -116,6 +116,8 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(linker_error)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(linker_error)?;
         // The `context` imports of every operator world the host loads.
+        v0_3::Operator::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(linker_error)?;
         v0_2::Operator::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(linker_error)?;
         v0_1::Operator::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)

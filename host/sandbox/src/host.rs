@@ -1,5 +1,6 @@
-//! The data of one sandbox `Store`, the `context` imports the guest calls (0.2.0's,
-//! and 0.1.0's delegating to them) and its `wasi:http` view (`outbound.rs`).
+//! The data of one sandbox `Store`, the `context` imports the guest calls (0.3.0's;
+//! the older worlds' delegate to them in `older_worlds.rs`) and its `wasi:http`
+//! view (`outbound.rs`).
 //!
 //! Every host function returns `wasmtime::Result<T>`: an `Err` there traps the
 //! guest (contract violations such as a `describe` that pulls XComs, or a call made
@@ -13,9 +14,9 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::bindings::Level;
-use crate::bindings::v0_1::aileron::operator as v0_1;
-use crate::bindings::v0_2::aileron::operator::{context, types};
+use crate::bindings::v0_3::aileron::operator::{context, types};
+use crate::bindings::{HttpRequest, HttpResponse, Level};
+use crate::connection::{HeldConnection, guest_view};
 use crate::cpu::Turn;
 use crate::log::{LogBuffer, LogLevel};
 use crate::memory::{MemoryLimiter, TenantCharge};
@@ -296,49 +297,27 @@ impl context::Host for HostState {
     async fn connection(&mut self, conn_id: String) -> wasmtime::Result<Result<String, String>> {
         self.check_call("connection", true)?;
         let started = Instant::now();
-        let value = self.services.connection(&conn_id).await;
+        let stored = self.services.connection(&conn_id).await;
         self.meter.add_host_call(started.elapsed());
-        Ok(value)
+        // The services hand over the connection as stored; a host-held secret
+        // stops here (`connection.rs`).
+        Ok(stored.and_then(|stored| guest_view(&conn_id, &stored)))
     }
-}
 
-/// The frozen 0.1.0 `context` imports: the same functions as 0.2.0, so each one
-/// delegates to the 0.2.0 implementation above.
-impl v0_1::types::Host for HostState {}
-
-impl v0_1::context::Host for HostState {
-    async fn log(&mut self, level: v0_1::context::Level, message: String) -> wasmtime::Result<()> {
-        let level = match level {
-            v0_1::context::Level::Debug => Level::Debug,
-            v0_1::context::Level::Info => Level::Info,
-            v0_1::context::Level::Warn => Level::Warn,
-            v0_1::context::Level::Error => Level::Error,
+    async fn http_with_connection(
+        &mut self,
+        conn_id: String,
+        request: HttpRequest,
+    ) -> wasmtime::Result<Result<HttpResponse, String>> {
+        self.check_call("http-with-connection", true)?;
+        let started = Instant::now();
+        let stored = self.services.connection(&conn_id).await;
+        self.meter.add_host_call(started.elapsed());
+        let held = match stored.and_then(|stored| HeldConnection::parse(&conn_id, &stored)) {
+            Ok(held) => held,
+            Err(why) => return Ok(Err(why)),
         };
-        context::Host::log(self, level, message).await
-    }
-
-    async fn xcom_push(
-        &mut self,
-        key: String,
-        value: String,
-    ) -> wasmtime::Result<Result<(), String>> {
-        context::Host::xcom_push(self, key, value).await
-    }
-
-    async fn xcom_pull(
-        &mut self,
-        task_id: String,
-        key: Option<String>,
-    ) -> wasmtime::Result<Option<String>> {
-        context::Host::xcom_pull(self, task_id, key).await
-    }
-
-    async fn variable(&mut self, key: String) -> wasmtime::Result<Option<String>> {
-        context::Host::variable(self, key).await
-    }
-
-    async fn connection(&mut self, conn_id: String) -> wasmtime::Result<Result<String, String>> {
-        context::Host::connection(self, conn_id).await
+        Ok(crate::held_http::send(&self.http_grant, &self.log, &held, request).await)
     }
 }
 

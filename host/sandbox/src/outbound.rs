@@ -91,6 +91,12 @@ impl HttpGrant {
         }
     }
 
+    /// Adds `took` to the host time of the try's requests.
+    pub(crate) fn add_waited(&self, took: Duration) {
+        let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.waited.fetch_add(took, Ordering::Relaxed);
+    }
+
     /// Time the try's outbound requests took so far.
     pub(crate) fn waited(&self) -> Duration {
         Duration::from_nanos(self.waited.load(Ordering::Relaxed))
@@ -103,7 +109,7 @@ impl HttpGrant {
 
     /// Writes why a request was refused to the try's log, so the user sees it even
     /// when the operator swallows the error.
-    fn refuse(&self, error: Error, why: String) -> Error {
+    pub(crate) fn refuse(&self, error: Error, why: String) -> Error {
         self.log.append_line(LogLevel::Warn, &why);
         error
     }
@@ -157,7 +163,7 @@ impl HttpGrant {
     }
 
     /// Resolves the target once and keeps the addresses the grant allows.
-    async fn resolve(&self, target: &Target, timeout: Duration) -> Result<Vec<SocketAddr>, Error> {
+    pub(crate) async fn resolve(&self, target: &Target, timeout: Duration) -> Result<Vec<SocketAddr>, Error> {
         let addrs: Vec<SocketAddr> = match target.host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, target.port)],
             Err(_) => {
@@ -200,7 +206,7 @@ impl HttpGrant {
 
     /// A timeout the guest asked for (or the cap), never past the cap or the
     /// try's deadline.
-    fn cap(&self, asked: Option<Duration>) -> Duration {
+    pub(crate) fn cap(&self, asked: Option<Duration>) -> Duration {
         let mut timeout = asked.unwrap_or(MAX_HTTP_TIMEOUT).min(MAX_HTTP_TIMEOUT);
         if let Some(deadline) = self.deadline {
             timeout = timeout.min(deadline.saturating_duration_since(Instant::now()));
@@ -210,14 +216,14 @@ impl HttpGrant {
 }
 
 /// Where a request that passed the allow-list goes.
-struct Target {
+pub(crate) struct Target {
     /// Lower case, without brackets or trailing dot.
-    host: String,
-    port: u16,
-    https: bool,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) https: bool,
 }
 
-type SendResult = wasmtime_wasi_http::Result<(
+pub(crate) type SendResult = wasmtime_wasi_http::Result<(
     http::Response<WasiBody>,
     Box<dyn Future<Output = Result<(), Error>> + Send>,
 )>;
@@ -260,15 +266,14 @@ impl WasiHttpHooks for HttpGrant {
                 between_bytes_timeout,
             )
             .await;
-            let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            grant.waited.fetch_add(took, Ordering::Relaxed);
+            grant.add_waited(started.elapsed());
             response
         })
     }
 }
 
 /// Connects to the first of `addrs` that accepts.
-async fn connect(addrs: &[SocketAddr]) -> Result<TcpStream, Error> {
+pub(crate) async fn connect(addrs: &[SocketAddr]) -> Result<TcpStream, Error> {
     let mut last = None;
     for addr in addrs {
         match TcpStream::connect(addr).await {
@@ -290,7 +295,7 @@ impl<T> Stream for T where
 /// TLS (for https, verified against the Mozilla roots for the *name* the guest
 /// asked for, whatever address it was sent to), then one HTTP/1.1 exchange.
 /// Follows wasmtime-wasi-http's `default_send_request`, minus its connect.
-async fn send(
+pub(crate) async fn send(
     tcp: TcpStream,
     target: &Target,
     mut request: http::Request<WasiBody>,
@@ -497,7 +502,7 @@ impl HostPattern {
 }
 
 /// Lower case, without IPv6 brackets or a trailing dot.
-fn normalize_host(host: &str) -> String {
+pub(crate) fn normalize_host(host: &str) -> String {
     let host = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
@@ -505,7 +510,7 @@ fn normalize_host(host: &str) -> String {
     host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
 }
 
-fn display_host_port(host: &str, port: u16) -> String {
+pub(crate) fn display_host_port(host: &str, port: u16) -> String {
     if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
