@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::host::Host;
-use crate::{Connection, ConnectionError, Level, TaskInfo};
+use crate::{Connection, ConnectionError, HttpError, Level, Request, Response, TaskInfo};
 
 /// The XCom key a task's return value is stored under, as in Airflow.
 pub const RETURN_VALUE_KEY: &str = "return_value";
@@ -107,6 +107,10 @@ impl TaskContext {
     }
 
     /// Reads the connection `conn_id` of this DAG's tenant.
+    ///
+    /// Unless the connection is marked exposed, its `password` is `None` here:
+    /// the host keeps it, and [`http_with_connection`](Self::http_with_connection)
+    /// uses it.
     pub fn connection(&self, conn_id: &str) -> Result<Connection, ConnectionError> {
         self.connection_as(conn_id)
     }
@@ -125,6 +129,34 @@ impl TaskContext {
             conn_id: conn_id.to_owned(),
             source,
         })
+    }
+}
+
+impl TaskContext {
+    /// Sends `request` with the credential of connection `conn_id`, added by the
+    /// host: basic auth, a bearer token, a named header or query parameter, as
+    /// the connection's `extra.auth_type` says. The host sends it only to the
+    /// connection's own host and port (over TLS unless the connection's scheme is
+    /// `http`) and does not follow redirects; the operator never sees the secret.
+    ///
+    /// ```no_run
+    /// # use aileron_sdk::prelude::*;
+    /// # fn f(ctx: &TaskContext) -> Result<Outcome, TaskError> {
+    /// let response = ctx.http_with_connection("crm", Request::get("/v1/contacts?limit=10"))?;
+    /// let contacts: serde_json::Value = response.json()?;
+    /// # Ok(Outcome::returning(contacts)) }
+    /// ```
+    pub fn http_with_connection(
+        &self,
+        conn_id: &str,
+        request: Request,
+    ) -> Result<Response, HttpError> {
+        self.host
+            .http_with_connection(conn_id, request)
+            .map_err(|reason| HttpError {
+                conn_id: conn_id.to_owned(),
+                reason,
+            })
     }
 }
 

@@ -1,8 +1,8 @@
 //! The seam between [`TaskContext`](crate::TaskContext) and the host: the real WIT
 //! imports inside a component, an in-memory double in tests.
 
-use crate::Level;
 use crate::wit::aileron::operator::context as imports;
+use crate::{Level, Request, Response};
 
 /// The `context` interface of the WIT world, with plain Rust types.
 ///
@@ -14,6 +14,7 @@ pub(crate) trait Host {
     fn xcom_pull(&self, task_id: &str, key: Option<&str>) -> Option<String>;
     fn variable(&self, key: &str) -> Option<String>;
     fn connection(&self, conn_id: &str) -> Result<String, String>;
+    fn http_with_connection(&self, conn_id: &str, request: Request) -> Result<Response, String>;
 }
 
 /// The host that runs the component, reached through the WIT imports.
@@ -41,5 +42,19 @@ impl Host for WitHost {
 
     fn connection(&self, conn_id: &str) -> Result<String, String> {
         imports::connection(conn_id)
+    }
+
+    fn http_with_connection(&self, conn_id: &str, request: Request) -> Result<Response, String> {
+        let request = imports::HttpRequest {
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            body: request.body,
+        };
+        imports::http_with_connection(conn_id, &request).map(|r| Response {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        })
     }
 }

@@ -182,6 +182,7 @@
 extern crate self as aileron_sdk;
 
 mod connection;
+mod connection_http;
 mod context;
 mod host;
 mod log;
@@ -195,6 +196,7 @@ pub mod __private;
 
 pub use aileron_sdk_macros::operator;
 pub use connection::{Connection, ConnectionError};
+pub use connection_http::{HttpError, Request, Response};
 pub use context::{RETURN_VALUE_KEY, TaskContext, XComError};
 pub use log::Level;
 pub use outcome::{Outcome, TaskError, TaskResultExt};
@@ -204,8 +206,8 @@ pub use outcome::{Outcome, TaskError, TaskResultExt};
 pub use serde_json;
 pub use task_info::TaskInfo;
 
-/// The bindings wit-bindgen generates for `wit/operator.wit`: operator world 0.2.0
-/// (hosts that load 0.2.0 also load components built against 0.1.0).
+/// The bindings wit-bindgen generates for `wit/operator.wit`: operator world 0.3.0
+/// (hosts that load 0.3.0 also load components built against 0.2.0 and 0.1.0).
 ///
 /// Not a public API: the wrappers above are. Public only because the
 /// `#[operator]` expansion in operator crates implements `wit::Guest` and calls
@@ -231,7 +233,8 @@ pub mod wit {
 /// Everything an operator function needs: `use aileron_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Connection, Level, Outcome, TaskContext, TaskError, TaskInfo, TaskResultExt, operator,
+        Connection, Level, Outcome, Request, Response, TaskContext, TaskError, TaskInfo,
+        TaskResultExt, operator,
     };
     pub use crate::{debug, error, info, warn};
 }

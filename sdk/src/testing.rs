@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::context::RETURN_VALUE_KEY;
 use crate::host::Host;
-use crate::{__private, Level, Outcome, TaskContext, TaskError, TaskInfo};
+use crate::{__private, Level, Outcome, Request, Response, TaskContext, TaskError, TaskInfo};
 
 /// An in-memory stand-in for the Aileron host.
 ///
@@ -51,6 +51,18 @@ struct State {
     /// Keyed by (task id, key); values kept as the JSON text that crossed the seam.
     xcoms: BTreeMap<(String, String), String>,
     logs: Vec<(Level, String)>,
+    servers: BTreeMap<String, Server>,
+    /// Every request sent through a connection: (conn id, request).
+    sent: Vec<(String, Request)>,
+}
+
+/// What answers requests sent through one connection.
+struct Server(Rc<dyn Fn(&Request) -> Result<Response, String>>);
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Server(..)")
+    }
 }
 
 impl TestHost {
@@ -75,6 +87,27 @@ impl TestHost {
             .connections
             .insert(conn_id.into(), connection);
         self
+    }
+
+    /// Answers requests sent through connection `conn_id`
+    /// ([`TaskContext::http_with_connection`]) with `server`; an `Err` is the
+    /// host's refusal. Without one, such requests fail as for an undefined
+    /// connection.
+    pub fn with_http(
+        self,
+        conn_id: impl Into<String>,
+        server: impl Fn(&Request) -> Result<Response, String> + 'static,
+    ) -> Self {
+        self.state
+            .borrow_mut()
+            .servers
+            .insert(conn_id.into(), Server(Rc::new(server)));
+        self
+    }
+
+    /// Every request sent through a connection so far: (conn id, request).
+    pub fn requests(&self) -> Vec<(String, Request)> {
+        self.state.borrow().sent.clone()
     }
 
     /// Stores an XCom as if the task `task_id` had pushed it.
@@ -173,6 +206,18 @@ impl Host for Handle {
             .map(Value::to_string)
             .ok_or_else(|| format!("connection `{conn_id}` is not defined"))
     }
+
+    fn http_with_connection(&self, conn_id: &str, request: Request) -> Result<Response, String> {
+        let server = {
+            let mut state = self.state.borrow_mut();
+            state.sent.push((conn_id.to_owned(), request.clone()));
+            state.servers.get(conn_id).map(|s| Rc::clone(&s.0))
+        };
+        match server {
+            Some(server) => server(&request),
+            None => Err(format!("connection `{conn_id}` is not defined")),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -181,6 +226,33 @@ mod tests {
 
     use super::*;
     use crate::{ConnectionError, XComError};
+
+    #[test]
+    fn requests_through_a_connection_reach_the_test_server() {
+        let host = TestHost::new().with_http("crm", |request| {
+            Ok(Response {
+                status: 200,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: format!("{{\"path\":\"{}\"}}", request.url).into_bytes(),
+            })
+        });
+        let ctx = host.context(TaskInfo::default());
+        let response = ctx
+            .http_with_connection("crm", Request::get("/v1/contacts"))
+            .unwrap();
+        assert!(response.is_success());
+        assert_eq!(response.header("Content-Type"), Some("application/json"));
+        assert_eq!(
+            response.json::<Value>().unwrap(),
+            json!({"path": "/v1/contacts"})
+        );
+        let err = ctx
+            .http_with_connection("nope", Request::post("/"))
+            .unwrap_err();
+        assert!(err.to_string().contains("`nope` is not defined"), "{err}");
+        assert_eq!(host.requests().len(), 2);
+        assert_eq!(host.requests()[0].0, "crm");
+    }
 
     #[test]
     fn xcoms_round_trip_through_json() {

@@ -16,6 +16,7 @@ mod credentials;
 mod dag_files;
 mod db_clean;
 mod execution_api;
+mod held_secrets;
 mod hostile_inputs;
 mod http_sensor;
 mod manual;

@@ -57,7 +57,7 @@ fn connections_are_sealed_on_disk_and_the_key_rotates() {
     post(
         &format!("{}/connections", server.base),
         &format!(
-            r#"{{"conn_id": "pg", "conn_type": "postgres", "host": "db", "password": "{PASSWORD}"}}"#
+            r#"{{"conn_id": "pg", "conn_type": "postgres", "host": "db", "password": "{PASSWORD}", "exposed": true}}"#
         ),
     );
     server.kill9();

@@ -1,6 +1,7 @@
 // Admin pages: variables, connections and pools, each a table with add, edit and
 // delete. Connection passwords are write-only: never shown, and left unchanged by
-// an edit unless a new one is typed.
+// an edit unless a new one is typed; operators see them only when the connection
+// is marked exposed.
 
 import { get, post, patch, del, p, qs } from "./api.js";
 import { h, replace, errorBox, loading, empty, toast, modal, confirmDialog } from "./dom.js";
@@ -30,7 +31,7 @@ const RESOURCES = {
     path: "/connections",
     listKey: "connections",
     id: (c) => c.conn_id ?? c.connection_id,
-    intro: "Where and how operators reach outside systems. Passwords are write-only: they are never shown again.",
+    intro: "Where and how operators reach outside systems. Passwords are write-only: they are never shown again. A host-held password (the default) is never given to operators either: they send requests through the connection and the host adds the credential.",
     columns: [
       ["Conn id", (c) => h("code", {}, c.conn_id ?? c.connection_id)],
       ["Type", (c) => c.conn_type || "—"],
@@ -39,7 +40,7 @@ const RESOURCES = {
       ["Port", (c) => (c.port ?? "—")],
       ["Login", (c) => c.login || h("span", { class: "muted" }, "—")],
       ["Schema", (c) => c.schema || h("span", { class: "muted" }, "—")],
-      ["Password", () => h("span", { class: "muted", title: "Passwords are never sent back by the server" }, "hidden")],
+      ["Password", (c) => h("span", { class: "muted", title: "Passwords are never sent back by the server", "data-testid": `secret-${c.conn_id ?? c.connection_id}` }, c.exposed === false ? "host-held" : "exposed to operators")],
       ["Extra", (c) => (c.extra ? h("code", { class: "truncate", title: String(c.extra) }, String(c.extra)) : h("span", { class: "muted" }, "—"))],
     ],
     fields: [
@@ -52,6 +53,7 @@ const RESOURCES = {
       { name: "password", label: "Password", kind: "password" },
       { name: "schema", label: "Schema" },
       { name: "extra", label: "Extra (JSON)", kind: "json-text" },
+      { name: "exposed", label: "Operators may read the password (exposed)", kind: "checkbox" },
     ],
   },
   pools: {
@@ -163,6 +165,9 @@ export function mount(root, route) {
                 id: fid, "data-testid": fid, type: "password", autocomplete: "new-password",
                 placeholder: creating ? "" : "unchanged unless you type a new one",
               });
+            } else if (f.kind === "checkbox") {
+              input = h("input", { id: fid, "data-testid": fid, type: "checkbox" });
+              input.checked = current === true;
             } else {
               input = h("input", {
                 id: fid, "data-testid": fid, type: f.kind === "integer" ? "number" : "text", step: f.kind === "integer" ? "1" : null,
@@ -193,7 +198,8 @@ export function mount(root, route) {
             const raw = input.value;
             let value = raw;
             let problem = null;
-            if (f.required && raw.trim() === "") problem = `${f.label.replace(/ \(.*/, "")} is required.`;
+            if (f.kind === "checkbox") value = input.checked;
+            else if (f.required && raw.trim() === "") problem = `${f.label.replace(/ \(.*/, "")} is required.`;
             else if (f.kind === "integer") {
               if (raw.trim() === "") value = null;
               else if (!/^-?\d+$/.test(raw.trim())) problem = "Enter a whole number.";

@@ -1,6 +1,8 @@
 //! Connections: how tasks reach outside systems, handed to operators as a JSON
-//! object by the `connection` host call. The password goes in and is stored for
-//! the operators, but is never sent back out of the API.
+//! object by the `connection` host call. The password goes in and is stored, but
+//! is never sent back out of the API; unless the connection is marked `exposed`,
+//! operators never see it either, and use it through the host instead
+//! (`http-with-connection`, `aileron_sandbox`'s `connection.rs`).
 
 use super::Caller;
 use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable};
@@ -24,6 +26,10 @@ struct StoredConnection {
     password: Option<String>,
     schema: Option<String>,
     extra: Option<String>,
+    /// Whether operators may read the password. Absent in connections stored
+    /// before host-held secrets, which count as exposed, as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    exposed: Option<bool>,
 }
 
 /// A connection as the API shows it: everything but the password.
@@ -38,6 +44,10 @@ pub struct Connection {
     pub schema: Option<String>,
     /// Extra settings, a JSON object encoded as a string (as in Airflow).
     pub extra: Option<String>,
+    /// Whether operators may read the password. False (the default for new
+    /// connections): the password is host-held, and operators use the
+    /// connection through the host's `http-with-connection` without seeing it.
+    pub exposed: bool,
 }
 
 impl From<StoredConnection> for Connection {
@@ -52,6 +62,7 @@ impl From<StoredConnection> for Connection {
             login: c.login,
             schema: c.schema,
             extra: c.extra,
+            exposed: c.exposed.unwrap_or(true),
         }
     }
 }
@@ -77,6 +88,9 @@ pub struct NewConnection {
     schema: Option<String>,
     /// A JSON object encoded as a string.
     extra: Option<String>,
+    /// Let operators read the password (default false: host-held).
+    #[serde(default)]
+    exposed: bool,
 }
 
 /// Changes to a connection: absent fields stay as they are, `null` clears one.
@@ -109,6 +123,8 @@ pub struct ConnectionPatch {
     #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<String>)]
     extra: Option<Option<String>>,
+    /// Let operators read the password, or make it host-held again.
+    exposed: Option<bool>,
 }
 
 fn not_found(conn_id: &str) -> ApiError {
@@ -231,6 +247,7 @@ pub async fn post_connection(
         password: body.password,
         schema: body.schema,
         extra: body.extra,
+        exposed: Some(body.exposed),
     };
     check(&c)?;
     if s.metastore
@@ -292,6 +309,9 @@ pub async fn patch_connection(
     }
     if let Some(port) = p.port {
         c.port = port;
+    }
+    if let Some(exposed) = p.exposed {
+        c.exposed = Some(exposed);
     }
     check(&c)?;
     save(&s, caller.tenant(), &c).await?;

@@ -184,7 +184,7 @@ params = { mode = "connection", conn_id = "db" }
         json!({
             "conn_id": "db", "conn_type": "postgres", "description": null,
             "host": "db.internal", "port": 5432, "login": "app", "schema": "main",
-            "extra": "{\"sslmode\": \"require\"}",
+            "extra": "{\"sslmode\": \"require\"}", "exposed": false,
         })
     );
     fails(&env, Method::POST, conns, Some(&body), StatusCode::CONFLICT).await;
@@ -212,17 +212,33 @@ params = { mode = "connection", conn_id = "db" }
     );
     assert_eq!(v["port"], 5432);
 
-    // Operators get the whole connection, password included.
-    trigger(&env, "user", "r1").await;
-    finished(&env, "user", "r1").await;
-    let v = env
-        .app
-        .metastore
-        .xcom("default", "user", "r1", "use", "return_value")
-        .unwrap();
-    let got: Value = serde_json::from_str(&v[0].1).unwrap();
-    assert_eq!(got["connection"]["password"], SECRET, "{got}");
+    // A new connection is host-held: operators get everything but the password.
+    let seen = |run_id: &'static str| {
+        let env = &env;
+        async move {
+            trigger(env, "user", run_id).await;
+            finished(env, "user", run_id).await;
+            let v = env
+                .app
+                .metastore
+                .xcom("default", "user", run_id, "use", "return_value")
+                .unwrap();
+            serde_json::from_str::<Value>(&v[0].1).unwrap()
+        }
+    };
+    let got = seen("r1").await;
+    assert_eq!(got["connection"]["password"], Value::Null, "{got}");
+    assert_eq!(got["connection"]["host_held"], true, "{got}");
     assert_eq!(got["connection"]["host"], "db2.internal");
+    assert!(!got.to_string().contains(SECRET), "{got}");
+
+    // Marked exposed, it is handed over whole, password included.
+    let (s, _, bytes) = call_raw(&env, Method::PATCH, db, Some(r#"{"exposed": true}"#)).await;
+    assert_eq!(s, StatusCode::OK);
+    no_secret(&bytes);
+    assert_eq!(serde_json::from_slice::<Value>(&bytes).unwrap()["exposed"], true);
+    let got = seen("r2").await;
+    assert_eq!(got["connection"]["password"], SECRET, "{got}");
 
     // Errors do not echo what was sent either.
     let bad = json!({"conn_id": "x", "conn_type": "t", "password": SECRET, "extra": "not json"})

@@ -50,6 +50,13 @@ enum Mode {
     Connection {
         conn_id: String,
     },
+    /// Reads connection `conn_id`, then sends each request through it; every
+    /// answer is logged, pushed as an XCom and returned: every path a guest has
+    /// to put what it got somewhere a user (or another host) could read it.
+    ThroughConnection {
+        conn_id: String,
+        requests: Vec<GuestRequest>,
+    },
     Escape {
         #[serde(default = "default_tcp_addr")]
         tcp_addr: String,
@@ -71,6 +78,19 @@ enum Mode {
         #[serde(default = "default_poke_seconds")]
         poke_seconds: u64,
     },
+}
+
+#[derive(Deserialize)]
+struct GuestRequest {
+    #[serde(default = "get")]
+    method: String,
+    url: String,
+    #[serde(default)]
+    headers: Vec<(String, String)>,
+}
+
+fn get() -> String {
+    "GET".to_owned()
 }
 
 fn once() -> u64 {
@@ -104,7 +124,7 @@ fn default_tcp_addr() -> String {
                 "enum": ["busy_loop", "memory_bomb", "trap", "panic", "sleep", "stdout",
                          "log_spam", "xcom", "variable", "connection", "escape", "params",
                          "return", "sensor", "slow_output", "xcom_flood", "stack_overflow",
-                         "hold_memory"]
+                         "hold_memory", "through_connection"]
             }
         },
         "required": ["mode"]
@@ -188,6 +208,35 @@ fn testkit(ctx: &TaskContext, params: Value) -> Result<Outcome, TaskError> {
                 Err(error) => json!({ "error": error.to_string() }),
             },
         )),
+        Mode::ThroughConnection { conn_id, requests } => {
+            let connection = match ctx.connection_as::<Value>(&conn_id) {
+                Ok(connection) => json!(connection),
+                Err(error) => json!({ "error": error.to_string() }),
+            };
+            ctx.info(format!("connection: {connection}"));
+            ctx.xcom_push("connection", &connection)?;
+            let mut answers = Vec::new();
+            for (i, r) in requests.into_iter().enumerate() {
+                let mut request = Request::new(r.method, r.url);
+                for (name, value) in r.headers {
+                    request = request.header(name, value);
+                }
+                let answer = match ctx.http_with_connection(&conn_id, request) {
+                    Ok(response) => json!({
+                        "status": response.status,
+                        "headers": response.headers,
+                        "body": response.text(),
+                    }),
+                    Err(error) => json!({ "error": error.to_string() }),
+                };
+                ctx.info(format!("answer {i}: {answer}"));
+                ctx.xcom_push(&format!("answer_{i}"), &answer)?;
+                answers.push(answer);
+            }
+            Ok(Outcome::returning(
+                json!({ "connection": connection, "answers": answers }),
+            ))
+        }
         Mode::Escape { tcp_addr } => Ok(Outcome::returning(escape(&tcp_addr))),
         Mode::Params => Ok(Outcome::returning(
             json!({ "params": params, "task": ctx.task() }),
