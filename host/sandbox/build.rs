@@ -34,7 +34,10 @@ const STANDARD_PLUGINS: [&str; 9] = [
 ];
 
 /// This crate's test guests: (constant name, component file stem).
-const TEST_GUESTS: [(&str, &str); 1] = [("OPERATOR_V0_1", "operator_v0_1")];
+const TEST_GUESTS: [(&str, &str); 2] = [
+    ("OPERATOR_V0_1", "operator_v0_1"),
+    ("OPERATOR_V0_2", "operator_v0_2"),
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
