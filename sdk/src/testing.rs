@@ -56,8 +56,11 @@ struct State {
     sent: Vec<(String, Request)>,
 }
 
+/// How a test server answers a request: a response, or the host's refusal.
+type Answer = dyn Fn(&Request) -> Result<Response, String>;
+
 /// What answers requests sent through one connection.
-struct Server(Rc<dyn Fn(&Request) -> Result<Response, String>>);
+struct Server(Rc<Answer>);
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

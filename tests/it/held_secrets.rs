@@ -177,7 +177,10 @@ async fn a_host_held_secret_reaches_only_its_own_host() {
                 .xcom(TenantId::DEFAULT, "held", &o.run.run_id, task, key)
                 .unwrap()
             {
-                assert!(!leaks(&value), "{task}'s XCom {key} holds the secret: {value}");
+                assert!(
+                    !leaks(&value),
+                    "{task}'s XCom {key} holds the secret: {value}"
+                );
             }
         }
     }
@@ -222,7 +225,8 @@ async fn a_host_held_secret_reaches_only_its_own_host() {
     ] {
         let error = answer(i)["error"].as_str().unwrap_or_default().to_owned();
         assert!(
-            error.contains(&format!("may only be used for localhost:{api}")) && error.contains(&not),
+            error.contains(&format!("may only be used for localhost:{api}"))
+                && error.contains(&not),
             "answer {i}: {}",
             answer(i)
         );
@@ -230,15 +234,18 @@ async fn a_host_held_secret_reaches_only_its_own_host() {
     // A redirect is handed back, not followed.
     assert_eq!(answer(4)["status"], 302, "{}", answer(4));
     assert!(
-        answer(4)["headers"]
-            .as_array()
-            .unwrap()
-            .contains(&json!(["location", format!("http://127.0.0.1:{elsewhere}/landing")])),
+        answer(4)["headers"].as_array().unwrap().contains(&json!([
+            "location",
+            format!("http://127.0.0.1:{elsewhere}/landing")
+        ])),
         "{}",
         answer(4)
     );
     assert!(
-        answer(5)["error"].as_str().unwrap_or_default().contains("is not an HTTP method"),
+        answer(5)["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is not an HTTP method"),
         "{}",
         answer(5)
     );
@@ -280,12 +287,21 @@ async fn a_host_held_secret_reaches_only_its_own_host() {
     let got = api_got.lock().unwrap().clone();
     let with_basic: Vec<&String> = got.iter().filter(|h| h.contains(&basic_auth)).collect();
     assert_eq!(with_basic.len(), 2, "{got:#?}");
-    assert!(with_basic[0].starts_with("GET /echo HTTP/1.1\r\n"), "{got:#?}");
-    assert!(with_basic[1].starts_with("GET /redirect HTTP/1.1\r\n"), "{got:#?}");
+    assert!(
+        with_basic[0].starts_with("GET /echo HTTP/1.1\r\n"),
+        "{got:#?}"
+    );
+    assert!(
+        with_basic[1].starts_with("GET /redirect HTTP/1.1\r\n"),
+        "{got:#?}"
+    );
     for head in &with_basic {
         let lower = head.to_ascii_lowercase();
         assert_eq!(lower.matches("authorization:").count(), 1, "{head}");
-        assert!(!lower.contains("guest-made") && !lower.contains("accept-encoding"), "{head}");
+        assert!(
+            !lower.contains("guest-made") && !lower.contains("accept-encoding"),
+            "{head}"
+        );
     }
     assert!(
         got.iter()

@@ -109,7 +109,11 @@ impl HeldConnection {
             Some(Value::Object(map)) => map.clone(),
             Some(Value::String(s)) if !s.trim().is_empty() => match serde_json::from_str(s) {
                 Ok(Value::Object(map)) => map,
-                _ => return Err(format!("connection `{conn_id}`: `extra` is not a JSON object")),
+                _ => {
+                    return Err(format!(
+                        "connection `{conn_id}`: `extra` is not a JSON object"
+                    ));
+                }
             },
             _ => Map::new(),
         };
@@ -255,7 +259,11 @@ impl HeldConnection {
                 )),
                 Placement::Header(name) => headers.push((name.clone(), sensitive(password)?)),
                 Placement::Query(name) => {
-                    let separator = if path_and_query.contains('?') { '&' } else { '?' };
+                    let separator = if path_and_query.contains('?') {
+                        '&'
+                    } else {
+                        '?'
+                    };
                     path_and_query = format!(
                         "{path_and_query}{separator}{}={}",
                         query_encode(name),
@@ -303,7 +311,12 @@ fn origin(
             return Err(bad_host());
         }
         let path = uri.path().trim_end_matches('/').to_owned();
-        (https, authority.host().to_owned(), authority.port_u16(), path)
+        (
+            https,
+            authority.host().to_owned(),
+            authority.port_u16(),
+            path,
+        )
     } else {
         let https = !schema.is_some_and(|s| s.eq_ignore_ascii_case("http"));
         let authority: http::uri::Authority = host.parse().map_err(|_| bad_host())?;
@@ -365,8 +378,8 @@ mod tests {
     fn the_guest_sees_a_host_held_connection_without_its_password() {
         let stored = json!({"conn_id": "api", "conn_type": "http", "host": "h",
             "login": "me", "password": "pw-123", "exposed": false});
-        let seen: Value = serde_json::from_str(&guest_view("api", &stored.to_string()).unwrap())
-            .unwrap();
+        let seen: Value =
+            serde_json::from_str(&guest_view("api", &stored.to_string()).unwrap()).unwrap();
         assert_eq!(seen["password"], Value::Null);
         assert_eq!(seen["host_held"], true);
         assert_eq!(seen["login"], "me");
@@ -398,7 +411,12 @@ mod tests {
         assert_eq!((origin.https, origin.port), (false, 8080));
         let origin = o(json!({"host": "http://127.0.0.1:9000/v2/"}));
         assert_eq!(
-            (origin.https, origin.host.as_str(), origin.port, origin.base_path.as_str()),
+            (
+                origin.https,
+                origin.host.as_str(),
+                origin.port,
+                origin.base_path.as_str()
+            ),
             (false, "127.0.0.1", 9000, "/v2")
         );
         // A database name in `schema` is not a scheme.
@@ -410,16 +428,21 @@ mod tests {
 
     #[test]
     fn the_credential_goes_only_to_the_origin() {
-        let c = held(json!({"host": "api.example.com", "login": "me", "password": "pw"}))
-            .unwrap();
+        let c = held(json!({"host": "api.example.com", "login": "me", "password": "pw"})).unwrap();
         assert_eq!(c.placement, Placement::Basic);
         let ok = c.credential("/v1/items?page=2").unwrap();
-        assert_eq!(ok.uri.to_string(), "https://api.example.com:443/v1/items?page=2");
+        assert_eq!(
+            ok.uri.to_string(),
+            "https://api.example.com:443/v1/items?page=2"
+        );
         assert_eq!(ok.headers[0].1, "Basic bWU6cHc=");
         assert!(ok.headers[0].1.is_sensitive());
         assert!(c.credential("https://API.example.com/x").is_ok());
         for (url, why) in [
-            ("https://other.example.com/", "may only be used for api.example.com:443"),
+            (
+                "https://other.example.com/",
+                "may only be used for api.example.com:443",
+            ),
             ("https://api.example.com:8443/", "not api.example.com:8443"),
             ("http://api.example.com:443/", "never sent over plain HTTP"),
             ("https://me@api.example.com/", "user information"),
@@ -450,14 +473,21 @@ mod tests {
             .credential("/")
             .unwrap();
         assert_eq!(header.headers[0].0, "x-api-key");
-        let query = c(json!({"auth_type": "query", "auth_query_param": "key"}))
-            .unwrap();
+        let query = c(json!({"auth_type": "query", "auth_query_param": "key"})).unwrap();
         let sent = query.credential("/p?a=1").unwrap();
-        assert_eq!(sent.uri.path_and_query().unwrap().as_str(), "/p?a=1&key=s%20e%2Fcret");
+        assert_eq!(
+            sent.uri.path_and_query().unwrap().as_str(),
+            "/p?a=1&key=s%20e%2Fcret"
+        );
         assert_eq!(sent.shown, "https://h:443/p?a=1");
         assert!(sent.headers.is_empty());
         assert!(query.secrets().contains(&b"s%20e%2Fcret".to_vec()));
         assert!(c(json!({"auth_type": "header"})).is_err());
-        assert!(c(json!({"auth_type": "digest"})).err().unwrap().contains("digest"));
+        assert!(
+            c(json!({"auth_type": "digest"}))
+                .err()
+                .unwrap()
+                .contains("digest")
+        );
     }
 }

@@ -45,7 +45,7 @@ pub enum RegistryError {
     NotAComponent(String),
     #[error("component does not compile: {0}")]
     Compile(String),
-    #[error("component does not target {OPERATOR_WORLD} (nor the older 0.1.0): {0}")]
+    #[error("component does not target {OPERATOR_WORLD} (nor the older 0.2.0 or 0.1.0): {0}")]
     NotAnOperator(String),
     #[error("component needs imports the sandbox does not provide: {0}")]
     UnsupportedImport(String),

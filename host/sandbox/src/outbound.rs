@@ -163,7 +163,11 @@ impl HttpGrant {
     }
 
     /// Resolves the target once and keeps the addresses the grant allows.
-    pub(crate) async fn resolve(&self, target: &Target, timeout: Duration) -> Result<Vec<SocketAddr>, Error> {
+    pub(crate) async fn resolve(
+        &self,
+        target: &Target,
+        timeout: Duration,
+    ) -> Result<Vec<SocketAddr>, Error> {
         let addrs: Vec<SocketAddr> = match target.host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, target.port)],
             Err(_) => {

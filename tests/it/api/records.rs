@@ -236,7 +236,10 @@ params = { mode = "connection", conn_id = "db" }
     let (s, _, bytes) = call_raw(&env, Method::PATCH, db, Some(r#"{"exposed": true}"#)).await;
     assert_eq!(s, StatusCode::OK);
     no_secret(&bytes);
-    assert_eq!(serde_json::from_slice::<Value>(&bytes).unwrap()["exposed"], true);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&bytes).unwrap()["exposed"],
+        true
+    );
     let got = seen("r2").await;
     assert_eq!(got["connection"]["password"], SECRET, "{got}");
 

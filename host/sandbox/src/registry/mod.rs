@@ -69,7 +69,7 @@ pub struct OperatorMeta {
     /// Whether it is one of the standard operators embedded in the host.
     pub builtin: bool,
     /// The world it targets, which names the WIT version it was built against:
-    /// `aileron:operator/operator@0.2.0` or `…@0.1.0`.
+    /// `aileron:operator/operator@0.3.0`, `…@0.2.0` or `…@0.1.0`.
     pub world: String,
 }
 

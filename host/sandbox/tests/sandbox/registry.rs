@@ -23,7 +23,7 @@ fn the_standard_operators_are_registered_and_listed_in_order() {
     assert_eq!(STANDARD_PLUGINS.len(), 9);
     for meta in &list {
         assert!(meta.builtin);
-        assert_eq!(meta.world, "aileron:operator/operator@0.2.0");
+        assert_eq!(meta.world, "aileron:operator/operator@0.3.0");
         assert!(meta.digest.starts_with("sha256:") && meta.digest.len() == 71);
         assert!(meta.params_schema.is_object());
         assert!(meta.size > 0);
@@ -177,8 +177,9 @@ fn what_is_not_an_operator_is_refused_with_what_is_wrong() {
 
     let empty = err(&wat::parse_str("(component)").unwrap());
     assert!(
-        empty.contains("does not target aileron:operator/operator@0.2.0 (nor the older 0.1.0)")
-            && empty.contains("does not export `describe` or `execute` (its exports: none)"),
+        empty.contains(
+            "does not target aileron:operator/operator@0.3.0 (nor the older 0.2.0 or 0.1.0)"
+        ) && empty.contains("does not export `describe` or `execute` (its exports: none)"),
         "{empty}"
     );
 
@@ -202,7 +203,7 @@ fn what_is_not_an_operator_is_refused_with_what_is_wrong() {
     .unwrap();
     let wrong_type = err(&wrong_type);
     assert!(
-        wrong_type.contains("does not target aileron:operator/operator@0.2.0"),
+        wrong_type.contains("does not target aileron:operator/operator@0.3.0"),
         "{wrong_type}"
     );
 
