@@ -1,6 +1,7 @@
 //! End-to-end in a real headless Chromium against a real `aileron standalone`:
 //! open the DAGs page, trigger a run from the form, watch the graph turn green
-//! without a reload, open a task's log, clear the task and see it run again.
+//! without a reload, open a task's log, clear the task and see it run again, add
+//! a host-held connection and expose it.
 //! Each main view is saved as a screenshot under `target/screenshots/`; with
 //! `AILERON_UPDATE_SCREENSHOTS=1` they also replace the README's in `docs/`.
 
@@ -157,6 +158,35 @@ async fn trigger_watch_the_graph_read_a_log_and_clear_in_a_real_browser() {
         "[data-testid=\"recent-runs-e2e\"] [data-testid=\"run-dot-{run_id}\"][data-state=\"success\"]"
     ))
     .await;
+    // A connection added from the form is host-held; ticking `exposed` in its
+    // edit form hands its password to operators.
+    b.goto(&format!("{}/#/admin/connections", server.root)).await;
+    b.click(&b.find("[data-testid=\"add-connection\"]").await)
+        .await;
+    b.type_into(&b.find("[data-testid=\"field-conn_id\"]").await, "crm")
+        .await;
+    b.type_into(&b.find("[data-testid=\"field-conn_type\"]").await, "http")
+        .await;
+    b.type_into(&b.find("[data-testid=\"field-password\"]").await, "pw-4e1b")
+        .await;
+    b.click(&b.find("[data-testid=\"save-button\"]").await)
+        .await;
+    let secret = b.find("[data-testid=\"secret-crm\"]").await;
+    assert_eq!(b.text(&secret).await, "host-held");
+    b.click(&b.find("[data-testid=\"edit-crm\"]").await).await;
+    b.click(&b.find("[data-testid=\"field-exposed\"]").await)
+        .await;
+    b.click(&b.find("[data-testid=\"save-button\"]").await)
+        .await;
+    b.wait_for(
+        "the connection to show as exposed",
+        "return document.querySelector('[data-testid=\"secret-crm\"]')?.textContent === 'exposed to operators'",
+        10,
+    )
+    .await;
+    let crm = get(&format!("{}/connections/crm", server.base)).unwrap();
+    assert_eq!(crm["exposed"], true, "{crm}");
+
     b.goto(&format!("{}/#/plugins", server.root)).await;
     b.find("[data-testid=\"plugin-list\"]").await;
     shot(&b, "plugins").await;
