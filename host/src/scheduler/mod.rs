@@ -672,11 +672,7 @@ pub async fn test_task(
         seq: 0,
         backfill_id: None,
     };
-    let active = planner::ActiveRun {
-        run: run.clone(),
-        spec: Arc::new(spec.clone()),
-        tis: Default::default(),
-    };
+    let active = planner::ActiveRun::new(run.clone(), Arc::new(spec.clone()), Default::default());
     let lookups = task_host::RenderLookups::new(&metastore, &HashMap::new(), &run);
     let log = Arc::new(LogBuffer::new(1 << 20));
     let mut params = match task_host::render(&lookups, &active, task, None, &task.params) {

@@ -13,12 +13,14 @@
 //! next rather than stopping). The global `parallelism` bounds it all.
 
 use super::ActiveRun;
+use super::candidates::Place;
 use crate::metastore::TaskInstance;
 use aileron_model::TaskInstanceState as S;
 use aileron_model::dag::DagSpec;
 use aileron_model::{DagKey, DagRunState, PoolKey, RunKey, TenantId, TiKey};
 use jiff::Timestamp;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 /// The pool every task is in unless its DAG file names another (Airflow's).
 pub const DEFAULT_POOL: &str = "default_pool";
@@ -75,7 +77,7 @@ impl Shares {
 pub struct Weights(HashMap<(DagKey, String), Vec<i64>>);
 
 impl Weights {
-    fn of(&mut self, dag: DagKey, spec: &DagSpec) -> &[i64] {
+    pub fn of(&mut self, dag: DagKey, spec: &DagSpec) -> &[i64] {
         self.0
             .entry((dag, spec.version.clone()))
             .or_insert_with(|| {
@@ -144,18 +146,109 @@ impl Usage {
     }
 }
 
+/// One tenant's candidates across its runs, merged lazily in Airflow's order:
+/// (−priority weight, logical date, run order, task order, map index; ties
+/// between runs broken by DAG and run id, so the order is the same every turn).
+/// Only what admission takes or skips is looked at: a run with 10,000 ready
+/// TaskInstances costs a few heap steps, not a sort of 10,000.
+struct TenantQueue<'a> {
+    runs: Vec<&'a ActiveRun>,
+    heap: BinaryHeap<Reverse<Head<'a>>>,
+}
+
+/// The next candidate of one run.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Head<'a> {
+    order: (i64, Timestamp, u64, usize, i64, &'a str, &'a str),
+    /// Index in `TenantQueue::runs`.
+    run: usize,
+}
+
+/// What admission does with a run after looking at one of its candidates.
+enum Then {
+    /// Look at its next candidate.
+    Next,
+    /// Skip the rest of this task's map indexes (a per-task cap is reached).
+    NextTask,
+    /// Skip the run (its `max_active_tasks` is reached).
+    Drop,
+}
+
+impl<'a> TenantQueue<'a> {
+    fn new() -> Self {
+        TenantQueue {
+            runs: Vec::new(),
+            heap: BinaryHeap::new(),
+        }
+    }
+
+    fn head(run: &'a ActiveRun, index: usize, place: Place) -> Head<'a> {
+        Head {
+            order: (
+                place.0,
+                run.run.logical_date,
+                run.run.seq,
+                place.1,
+                place.2,
+                &run.run.dag_id,
+                &run.run.run_id,
+            ),
+            run: index,
+        }
+    }
+
+    fn add(&mut self, run: &'a ActiveRun) {
+        if let Some(first) = run.candidates().next_after(None) {
+            self.heap
+                .push(Reverse(Self::head(run, self.runs.len(), first)));
+            self.runs.push(run);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
+    /// The first candidate: its run, its place and the TaskInstance (if the
+    /// place still names one).
+    fn pop(&mut self) -> Option<(usize, Place, Option<&'a TaskInstance>)> {
+        let Reverse(head) = self.heap.pop()?;
+        let (w, _, _, pos, map, _, _) = head.order;
+        let run = self.runs[head.run];
+        let ti = run
+            .spec
+            .tasks
+            .get(pos)
+            .and_then(|task| run.ti(&task.task_id, map));
+        Some((head.run, (w, pos, map), ti))
+    }
+
+    /// Puts the run back with its candidate after `place`, as `then` says.
+    fn advance(&mut self, index: usize, place: Place, then: Then) {
+        let after = match then {
+            Then::Next => place,
+            Then::NextTask => (place.0, place.1, i64::MAX),
+            Then::Drop => return,
+        };
+        let run = self.runs[index];
+        if let Some(next) = run.candidates().next_after(Some(after)) {
+            self.heap.push(Reverse(Self::head(run, index, next)));
+        }
+    }
+}
+
 /// The tenant the next slot goes to: among those with a TaskInstance left to
 /// try and room under their `max_running`, the one with the fewest in flight
 /// per unit of weight (ties: the tenant name, so the choice is deterministic).
 fn next_tenant<'r>(
-    queues: &BTreeMap<&'r str, VecDeque<&TaskInstance>>,
+    queues: &BTreeMap<&'r str, TenantQueue<'_>>,
     usage: &Usage,
     shares: &Shares,
 ) -> Option<&'r str> {
     queues
         .iter()
-        .filter(|(tenant, ready)| {
-            !ready.is_empty()
+        .filter(|(tenant, queue)| {
+            !queue.is_empty()
                 && shares
                     .of(tenant)
                     .max_running
@@ -172,8 +265,9 @@ fn next_tenant<'r>(
         .map(|(tenant, _)| *tenant)
 }
 
-/// The TaskInstances to queue now, in the order they were admitted.
-pub fn admit(snapshot: &Snapshot<'_>, weights: &mut Weights) -> Vec<TiKey> {
+/// The TaskInstances to queue now, in the order they were admitted. The runs'
+/// candidates must be up to date ([`ActiveRun::refresh_candidates`]).
+pub fn admit(snapshot: &Snapshot<'_>) -> Vec<TiKey> {
     let free = snapshot
         .parallelism
         .saturating_sub(snapshot.in_flight.len());
@@ -190,93 +284,85 @@ pub fn admit(snapshot: &Snapshot<'_>, weights: &mut Weights) -> Vec<TiKey> {
         usage.add(key, pool);
     }
 
-    // (-weight, logical date, run order, task order, map index): ascending is
-    // Airflow's admission order. Built without a copy of any key: a run of
-    // thousands of waiting tasks is scanned every turn.
-    let mut ready: Vec<(i64, Timestamp, u64, usize, i64, &TaskInstance)> = Vec::new();
+    // Each tenant's queue over its running, unpaused runs; a held-back
+    // tenant's candidates stay scheduled.
+    let mut queues: BTreeMap<&str, TenantQueue<'_>> = BTreeMap::new();
     for (rk, run) in runs {
-        if run.run.state != DagRunState::Running || (snapshot.is_paused)(&rk.dag()) {
+        if run.run.state != DagRunState::Running
+            || run.candidates().is_empty()
+            || (snapshot.held_back)(&rk.tenant)
+            || (snapshot.is_paused)(&rk.dag())
+        {
             continue;
         }
-        let weights = weights.of(rk.dag(), &run.spec);
-        for ti in run.tis.values() {
-            if !is_ready(ti.state, ti.next_try_at, snapshot.now) {
-                continue;
-            }
-            let Some(i) = run.spec.task_position(&ti.task_id) else {
-                continue;
-            };
-            let weight = weights.get(i).copied().unwrap_or_default();
-            ready.push((
-                -weight,
-                run.run.logical_date,
-                run.run.seq,
-                i,
-                ti.map_index,
-                ti,
-            ));
-        }
+        queues
+            .entry(rk.tenant.as_str())
+            .or_insert_with(TenantQueue::new)
+            .add(run);
     }
-    // (Ties, between DAGs, are broken by DAG and run id so the order is the
-    // same every turn.)
-    ready.sort_unstable_by(|a, b| {
-        (a.0, a.1, a.2, a.3, a.4, &a.5.dag_id, &a.5.run_id).cmp(&(
-            b.0,
-            b.1,
-            b.2,
-            b.3,
-            b.4,
-            &b.5.dag_id,
-            &b.5.run_id,
-        ))
-    });
-    // Each tenant's candidates, in that order.
-    let mut queues: BTreeMap<&str, VecDeque<&TaskInstance>> = BTreeMap::new();
-    for (.., ti) in ready {
-        queues.entry(ti.tenant.as_str()).or_default().push_back(ti);
-    }
-    // A held-back tenant's candidates stay scheduled.
-    queues.retain(|tenant, _| !(snapshot.held_back)(tenant));
 
     let mut admitted = Vec::new();
     while admitted.len() < free {
         let Some(tenant) = next_tenant(&queues, &usage, snapshot.shares) else {
             break;
         };
-        let Some(ti) = queues.get_mut(tenant).and_then(VecDeque::pop_front) else {
+        let Some(queue) = queues.get_mut(tenant) else {
             break;
         };
-        let key = TiKey::from(ti);
-        let rk = key.run_key();
-        let Some(run) = runs.get(&rk) else { continue };
-        let Some(task) = run.spec.task(&key.task_id) else {
-            continue;
+        let Some((index, place, ti)) = queue.pop() else {
+            break;
         };
-        if usage.per_run.get(&rk).copied().unwrap_or(0) >= run.spec.max_active_tasks as usize {
-            continue;
-        }
-        let task_key = (rk.dag(), key.task_id.clone());
-        let in_dag = usage.per_task.get(&task_key).copied().unwrap_or(0);
-        if task.max_active_tis_per_dag.is_some_and(|m| in_dag >= m) {
-            continue;
-        }
-        let run_task_key = (rk, key.task_id.clone());
-        let in_run = usage.per_run_task.get(&run_task_key).copied().unwrap_or(0);
-        if task.max_active_tis_per_dagrun.is_some_and(|m| in_run >= m) {
-            continue;
-        }
-        let pool = PoolKey::new(&key.tenant, &task.pool);
-        let Some(size) = snapshot.pools.size(&pool) else {
-            // Airflow leaves such a task scheduled until the pool is created.
-            tracing::debug!(pool = %task.pool, task_id = %key.task_id, "the task's pool does not exist; it waits");
-            continue;
+        let run = queue.runs[index];
+        let then = match ti {
+            Some(ti) if is_ready(ti.state, ti.next_try_at, snapshot.now) => {
+                fit(ti, run, snapshot, &mut usage, &mut admitted)
+            }
+            // Waiting out a retry or reschedule delay, or no longer a candidate.
+            _ => Then::Next,
         };
-        let used = usage.per_pool.get(&pool).copied().unwrap_or(0);
-        if used + u64::from(task.pool_slots) > u64::from(size) {
-            continue;
-        }
-        usage.add(&key, Some((pool, task.pool_slots)));
-        admitted.push(key);
+        queue.advance(index, place, then);
     }
     admitted
+}
+
+/// Admits `ti` if every limit lets it through; what to look at next either way.
+fn fit(
+    ti: &TaskInstance,
+    run: &ActiveRun,
+    snapshot: &Snapshot<'_>,
+    usage: &mut Usage,
+    admitted: &mut Vec<TiKey>,
+) -> Then {
+    let key = TiKey::from(ti);
+    let rk = key.run_key();
+    let Some(task) = run.spec.task(&key.task_id) else {
+        return Then::NextTask;
+    };
+    if usage.per_run.get(&rk).copied().unwrap_or(0) >= run.spec.max_active_tasks as usize {
+        return Then::Drop;
+    }
+    let task_key = (rk.dag(), key.task_id.clone());
+    let in_dag = usage.per_task.get(&task_key).copied().unwrap_or(0);
+    if task.max_active_tis_per_dag.is_some_and(|m| in_dag >= m) {
+        return Then::NextTask;
+    }
+    let run_task_key = (rk, key.task_id.clone());
+    let in_run = usage.per_run_task.get(&run_task_key).copied().unwrap_or(0);
+    if task.max_active_tis_per_dagrun.is_some_and(|m| in_run >= m) {
+        return Then::NextTask;
+    }
+    let pool = PoolKey::new(&key.tenant, &task.pool);
+    let Some(size) = snapshot.pools.size(&pool) else {
+        // Airflow leaves such a task scheduled until the pool is created.
+        tracing::debug!(pool = %task.pool, task_id = %key.task_id, "the task's pool does not exist; it waits");
+        return Then::NextTask;
+    };
+    let used = usage.per_pool.get(&pool).copied().unwrap_or(0);
+    if used + u64::from(task.pool_slots) > u64::from(size) {
+        // A smaller TaskInstance of the same pool may still fit.
+        return Then::Next;
+    }
+    usage.add(&key, Some((pool, task.pool_slots)));
+    admitted.push(key);
+    Then::Next
 }

@@ -19,9 +19,9 @@ pub enum RunOutcome {
 /// How `run` stands. `pending_evaluation` says the run has changes its trigger
 /// rules have not seen yet, so a quiet moment is not a deadlock.
 pub fn run_outcome(run: &ActiveRun, pending_evaluation: bool) -> RunOutcome {
-    let unfinished = run.tis.values().any(|ti| !ti.state.is_finished());
+    let unfinished = run.tis().values().any(|ti| !ti.state.is_finished());
     if unfinished {
-        let progressing = run.tis.values().any(|ti| {
+        let progressing = run.tis().values().any(|ti| {
             matches!(
                 ti.state,
                 S::Scheduled | S::Queued | S::Running | S::UpForRetry | S::UpForReschedule
@@ -33,7 +33,7 @@ pub fn run_outcome(run: &ActiveRun, pending_evaluation: bool) -> RunOutcome {
         // Airflow skips deadlock detection while an unfinished task depends on the
         // past or has a per-task concurrency cap: such a task may be waiting on
         // another run, and the run stays running until it can go on.
-        let may_wait_elsewhere = run.tis.values().any(|ti| {
+        let may_wait_elsewhere = run.tis().values().any(|ti| {
             !ti.state.is_finished()
                 && run.spec.task(&ti.task_id).is_some_and(|t| {
                     t.depends_on_past

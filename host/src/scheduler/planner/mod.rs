@@ -9,9 +9,12 @@
 //! - [`completion`]: whether a run is done, and how it ended;
 //! - [`admission`]: which ready TaskInstances are queued, in what order, within
 //!   parallelism, run and task caps and pools;
+//! - [`candidates`]: each run's TaskInstances admission may queue, kept in its
+//!   order as they change, so a turn costs what changed, not the run's size;
 //! - [`timers`]: `dagrun_timeout` and when the scheduler must wake up next.
 
 pub mod admission;
+pub mod candidates;
 pub mod completion;
 #[cfg(test)]
 mod tests;
@@ -20,22 +23,89 @@ pub mod trigger;
 
 use crate::metastore::{DagRun, TaskInstance};
 use aileron_model::dag::DagSpec;
+use aileron_model::DagKey;
+use candidates::Candidates;
 use std::borrow::Borrow;
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, btree_map};
 use std::ops::Bound;
 use std::sync::Arc;
 
 /// A DagRun the scheduler holds in memory (running or queued), with the DAG version
 /// it runs and all its TaskInstances: the snapshot every decision is made on.
+///
+/// The TaskInstances are changed only through the methods below, which note what
+/// changed for the run's [`Candidates`]; a change that bypassed them would leave a
+/// ready TaskInstance unseen by admission.
 pub struct ActiveRun {
     pub run: DagRun,
     pub spec: Arc<DagSpec>,
     /// TaskInstances by (task id, map index).
-    pub tis: BTreeMap<(String, i64), TaskInstance>,
+    tis: BTreeMap<(String, i64), TaskInstance>,
+    candidates: Candidates,
 }
 
 impl ActiveRun {
+    pub fn new(run: DagRun, spec: Arc<DagSpec>, tis: BTreeMap<(String, i64), TaskInstance>) -> Self {
+        ActiveRun {
+            run,
+            spec,
+            tis,
+            candidates: Candidates::default(),
+        }
+    }
+
+    /// TaskInstances by (task id, map index).
+    pub fn tis(&self) -> &BTreeMap<(String, i64), TaskInstance> {
+        &self.tis
+    }
+
+    pub fn ti(&self, task_id: &str, map_index: i64) -> Option<&TaskInstance> {
+        self.tis.get(&(task_id, map_index) as &dyn SlotKey)
+    }
+
+    pub fn ti_mut(&mut self, task_id: &str, map_index: i64) -> Option<&mut TaskInstance> {
+        let key = (task_id, map_index);
+        if !self.tis.contains_key(&key as &dyn SlotKey) {
+            return None;
+        }
+        self.candidates.touch(self.tis.len(), task_id, map_index);
+        self.tis.get_mut(&key as &dyn SlotKey)
+    }
+
+    /// Adds or replaces a TaskInstance; the one it replaced.
+    pub fn insert_ti(&mut self, ti: TaskInstance) -> Option<TaskInstance> {
+        self.candidates
+            .touch(self.tis.len(), &ti.task_id, ti.map_index);
+        self.tis.insert((ti.task_id.clone(), ti.map_index), ti)
+    }
+
+    pub fn remove_ti(&mut self, task_id: &str, map_index: i64) -> Option<TaskInstance> {
+        self.candidates.touch(self.tis.len(), task_id, map_index);
+        self.tis.remove(&(task_id, map_index) as &dyn SlotKey)
+    }
+
+    /// Every TaskInstance, to change many at once (clearing, recovery, the end
+    /// of a run): the candidates are rebuilt at the next admission.
+    pub fn tis_mut(&mut self) -> btree_map::ValuesMut<'_, (String, i64), TaskInstance> {
+        self.candidates.rebuild();
+        self.tis.values_mut()
+    }
+
+    /// Brings the candidates up to date with what changed since the last call;
+    /// `weights` are the effective priority weights of `spec`'s tasks, in order.
+    pub fn refresh_candidates(&mut self, weights: &mut admission::Weights) {
+        if self.candidates.needs_refresh(&self.spec) {
+            let weights = weights.of(DagKey::new(&self.run.tenant, &self.run.dag_id), &self.spec);
+            self.candidates.refresh(&self.spec, &self.tis, weights);
+        }
+    }
+
+    /// The candidates, in admission order within the run.
+    pub fn candidates(&self) -> &Candidates {
+        &self.candidates
+    }
+
     /// Every TaskInstance (all map indexes) of one task. Called for every task
     /// of a run on each evaluation, so its bounds borrow `task_id` rather than
     /// copy it (see [`SlotKey`]).

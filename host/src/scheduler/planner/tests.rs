@@ -92,11 +92,7 @@ fn run(spec: &Arc<DagSpec>, seq: u64, states: &[(&str, S)]) -> ActiveRun {
             tis.insert((task.task_id.clone(), m), ti(&run, &task.task_id, m, state));
         }
     }
-    ActiveRun {
-        run,
-        spec: spec.clone(),
-        tis,
-    }
+    ActiveRun::new(run, spec.clone(), tis)
 }
 
 fn ti(run: &DagRun, task_id: &str, map_index: i64, state: S) -> TaskInstance {
@@ -409,7 +405,7 @@ retries = 1
     );
     let mut r = run(&dag, 0, &[("a", S::UpForRetry)]);
     assert_eq!(run_deadline(&r), Some(at(2)));
-    r.tis.get_mut(&("a".to_owned(), -1)).unwrap().next_try_at = Some(
+    r.ti_mut("a", -1).unwrap().next_try_at = Some(
         at(0)
             .checked_add(jiff::SignedDuration::from_secs(300))
             .unwrap(),
@@ -462,7 +458,11 @@ impl Admit {
     }
 
     /// `run_seq:task[map]` of each admitted TaskInstance, in order.
-    fn admitted(&self) -> Vec<String> {
+    fn admitted(&mut self) -> Vec<String> {
+        let mut weights = Weights::default();
+        for run in self.runs.values_mut() {
+            run.refresh_candidates(&mut weights);
+        }
         let paused = self.paused.clone();
         let is_paused = move |dk: &DagKey| paused.contains(dk);
         let snapshot = Snapshot {
@@ -475,7 +475,7 @@ impl Admit {
             shares: &self.shares,
             now: self.now,
         };
-        admission::admit(&snapshot, &mut Weights::default())
+        admission::admit(&snapshot)
             .into_iter()
             .map(|k| {
                 let seq = self.runs[&k.run_key()].run.seq;
@@ -525,7 +525,7 @@ fn admission_goes_by_priority_then_age_within_parallelism() {
             .values()
             .next()
             .unwrap()
-            .tis
+            .tis()
             .values()
             .next()
             .unwrap()
@@ -612,7 +612,7 @@ priority_weight = 5
         ["caps:0:across", "caps:0:m[0]", "caps:1:m[0]", "caps:1:m[1]"]
     );
     // `across` in flight in run 0: neither run may start it again.
-    let across = a.runs.values().next().unwrap().tis[&("across".to_owned(), -1)].clone();
+    let across = a.runs.values().next().unwrap().tis()[&("across".to_owned(), -1)].clone();
     a.in_flight = vec![(&across).into()];
     let got = a.admitted();
     assert!(!got.iter().any(|k| k.ends_with("across")), "{got:?}");
@@ -635,8 +635,8 @@ fn paused_dags_and_pending_retries_are_not_admitted() {
             ("mid", S::Running),
         ],
     );
-    r.tis.get_mut(&("low".to_owned(), -1)).unwrap().next_try_at = Some(at(101));
-    r.tis.get_mut(&("high".to_owned(), -1)).unwrap().next_try_at = Some(at(100));
+    r.ti_mut("low", -1).unwrap().next_try_at = Some(at(101));
+    r.ti_mut("high", -1).unwrap().next_try_at = Some(at(100));
     let mut a = Admit::new([r]);
     assert_eq!(a.admitted(), ["w:0:high"]);
     a.now = at(101);
@@ -707,7 +707,7 @@ fn tenants_share_slots_by_weight_whatever_their_backlog() {
     let rk = a.runs.keys().find(|k| k.dag_id == "big").unwrap().clone();
     for i in 0..6 {
         let run = a.runs.get_mut(&rk).unwrap();
-        let ti = run.tis.get_mut(&(format!("t{i}"), -1)).unwrap();
+        let ti = run.ti_mut(&format!("t{i}"), -1).unwrap();
         ti.state = S::Running;
         a.in_flight.push(TiKey::from(&*ti));
     }
@@ -757,4 +757,50 @@ fn tis_of_holds_one_task_with_every_map_index_and_no_other() {
     assert_eq!(of("t10"), [("t10".into(), -1)]);
     assert_eq!(of("t"), [("t".into(), -1)]);
     assert!(of("nope").is_empty());
+}
+
+#[test]
+fn candidates_follow_every_change_made_through_the_run() {
+    let dag = spec(
+        "c",
+        "[tasks.a]\noperator = \"noop\"\n[tasks.b]\noperator = \"noop\"\n\
+         [tasks.m]\noperator = \"noop\"\n",
+    );
+    let mut a = Admit::new([run(&dag, 1, &[])]);
+    assert!(a.admitted().is_empty(), "nothing has a state yet");
+    let rk = a.runs.keys().next().unwrap().clone();
+
+    // One changed in place, one added, one removed, between two turns.
+    let r = a.runs.get_mut(&rk).unwrap();
+    r.ti_mut("b", -1).unwrap().state = S::Scheduled;
+    let mut mapped = r.ti("m", -1).unwrap().clone();
+    r.remove_ti("m", -1);
+    for m in [1, 0] {
+        mapped.map_index = m;
+        mapped.state = S::Scheduled;
+        r.insert_ti(mapped.clone());
+    }
+    assert_eq!(a.admitted(), ["c:1:b", "c:1:m[0]", "c:1:m[1]"]);
+
+    // Admitted elsewhere (queued) or finished: no longer candidates.
+    let r = a.runs.get_mut(&rk).unwrap();
+    r.ti_mut("b", -1).unwrap().state = S::Queued;
+    r.remove_ti("m", 0);
+    assert_eq!(a.admitted(), ["c:1:m[1]"]);
+
+    // Many at once (a clear): every TaskInstance is filed again.
+    let r = a.runs.get_mut(&rk).unwrap();
+    for ti in r.tis_mut() {
+        ti.state = S::Scheduled;
+    }
+    assert_eq!(a.admitted(), ["c:1:a", "c:1:b", "c:1:m[1]"]);
+
+    // Moved to a DAG version where `b` comes first and weighs more.
+    let moved = spec(
+        "c",
+        "[tasks.b]\noperator = \"noop\"\npriority_weight = 5\n[tasks.a]\noperator = \"noop\"\n\
+         [tasks.m]\noperator = \"noop\"\n",
+    );
+    a.runs.get_mut(&rk).unwrap().spec = moved;
+    assert_eq!(a.admitted(), ["c:1:b", "c:1:a", "c:1:m[1]"]);
 }

@@ -35,7 +35,7 @@ pub fn next_run_timer(run: &ActiveRun, after: Timestamp) -> Option<Timestamp> {
     if run.run.state != DagRunState::Running {
         return None;
     }
-    let retries = run.tis.values().filter_map(|ti| {
+    let retries = run.tis().values().filter_map(|ti| {
         matches!(ti.state, S::UpForRetry | S::UpForReschedule)
             .then_some(ti.next_try_at)
             .flatten()

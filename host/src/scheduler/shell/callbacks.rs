@@ -59,7 +59,7 @@ impl State {
             return;
         }
         let specs = specs.clone();
-        let ti = run.tis.get(&(key.task_id.clone(), key.map_index)).cloned();
+        let ti = run.ti(&key.task_id, key.map_index).cloned();
         self.queue_callbacks(&key.run_key(), event, &specs, ti.as_ref(), reason);
     }
 

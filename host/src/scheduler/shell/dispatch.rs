@@ -17,6 +17,10 @@ use std::sync::Arc;
 impl State {
     /// Queues what admission lets through (see [`admission`]).
     pub(super) fn admit(&mut self, now: Timestamp) {
+        // What changed since the last turn is filed into each run's candidates.
+        for run in self.runs.values_mut() {
+            run.refresh_candidates(&mut self.weights);
+        }
         let dags = &self.dags;
         let is_paused = |dk: &DagKey| dags.get(dk).is_some_and(|d| d.record.is_paused);
         // Only tenants with a CPU budget can be held back: a handful to check.
@@ -37,7 +41,7 @@ impl State {
             held_back: &held_back,
             now,
         };
-        let admitted = admission::admit(&snapshot, &mut self.weights);
+        let admitted = admission::admit(&snapshot);
         for key in admitted {
             self.queue_ti(&key, now);
         }
@@ -47,7 +51,7 @@ impl State {
         let Some(ti) = self
             .runs
             .get_mut(&key.run_key())
-            .and_then(|run| run.tis.get_mut(&(key.task_id.clone(), key.map_index)))
+            .and_then(|run| run.ti_mut(&key.task_id, key.map_index))
             .expected("a TaskInstance to queue", key)
         else {
             return;
@@ -96,7 +100,7 @@ impl State {
             let Some(run) = self.runs.get(&key.run_key()) else {
                 continue;
             };
-            let Some(ti) = run.tis.get(&(key.task_id.clone(), key.map_index)) else {
+            let Some(ti) = run.ti(&key.task_id, key.map_index) else {
                 continue;
             };
             let Some(task) = run
@@ -189,7 +193,7 @@ impl State {
             if let Some(ti) = self
                 .runs
                 .get_mut(&key.run_key())
-                .and_then(|r| r.tis.get_mut(&(key.task_id.clone(), key.map_index)))
+                .and_then(|r| r.ti_mut(&key.task_id, key.map_index))
             {
                 ti.rendered_fields = Some(rendered_fields);
             }

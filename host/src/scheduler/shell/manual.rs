@@ -48,7 +48,7 @@ impl State {
             .into_iter()
             .map(|ti| ((ti.task_id.clone(), ti.map_index), ti))
             .collect();
-        self.runs.insert(rk.clone(), ActiveRun { run, spec, tis });
+        self.runs.insert(rk.clone(), ActiveRun::new(run, spec, tis));
         Ok((rk, false))
     }
 
@@ -126,7 +126,7 @@ impl State {
         let Some(ti) = self
             .runs
             .get_mut(&key.run_key())
-            .and_then(|r| r.tis.get_mut(&(key.task_id.clone(), key.map_index)))
+            .and_then(|r| r.ti_mut(&key.task_id, key.map_index))
         else {
             return;
         };
@@ -187,7 +187,7 @@ impl State {
             .expected("the run to clear", &rk)
             .ok_or_else(internal_error)?;
         let (selected, listed): (Vec<(String, i64)>, Vec<TaskInstance>) = run
-            .tis
+            .tis()
             .iter()
             .filter(|(_, ti)| {
                 tasks.contains(&ti.task_id)
@@ -219,8 +219,7 @@ impl State {
             // Mapped TaskInstances keep their tries, like any other; when every one
             // of a task is cleared, the task expands again (see `State::expand`).
             let Some(ti) = run
-                .tis
-                .get_mut(&(task_id, map_index))
+                .ti_mut(&task_id, map_index)
                 .expected("a TaskInstance to clear", &key)
             else {
                 continue;
@@ -276,7 +275,7 @@ impl State {
         let now = self.now();
         let hostname = self.config.hostname.clone();
         let gone: Vec<TiKey> = run
-            .tis
+            .tis()
             .values()
             .filter(|ti| latest.task(&ti.task_id).is_none() && ti.state != S::Removed)
             .map(TiKey::from)
@@ -292,7 +291,7 @@ impl State {
         let mut changed = Vec::new();
         for task in &latest.tasks {
             let mut any = false;
-            for ti in run.tis.values_mut().filter(|t| t.task_id == task.task_id) {
+            for ti in run.tis_mut().filter(|t| t.task_id == task.task_id) {
                 any = true;
                 if ti.state == S::Removed {
                     ti.state = S::NoStatus;
@@ -302,7 +301,7 @@ impl State {
             }
             if !any {
                 let ti = new_ti(&run.run, task, -1, &hostname);
-                run.tis.insert((task.task_id.clone(), -1), ti.clone());
+                run.insert_ti(ti.clone());
                 changed.push(ti);
             }
         }
@@ -344,7 +343,7 @@ impl State {
             .get(&rk)
             .expected("the run to mark in", &rk)
             .ok_or_else(internal_error)?
-            .tis
+            .tis()
             .keys()
             .filter(|(task_id, map_index)| {
                 tasks.contains(task_id)
@@ -379,7 +378,7 @@ impl State {
             let Some(ti) = self
                 .runs
                 .get_mut(&rk)
-                .and_then(|run| run.tis.get_mut(&(task_id, map_index)))
+                .and_then(|run| run.ti_mut(&task_id, map_index))
                 .expected("a TaskInstance to mark", &key)
             else {
                 continue;
@@ -416,7 +415,7 @@ impl State {
             .expected("the run to mark in", &rk)
             .ok_or_else(internal_error)?;
         let mut resumed = Vec::new();
-        for ti in run.tis.values_mut() {
+        for ti in run.tis_mut() {
             if below.contains(&ti.task_id) && matches!(ti.state, S::Failed | S::UpstreamFailed) {
                 let retries = spec.task(&ti.task_id).map_or(0, |t| t.retries);
                 ti.state = S::NoStatus;
@@ -455,7 +454,7 @@ impl State {
             .get(&rk)
             .expected("the run to set the state of", &rk)
             .ok_or_else(internal_error)?
-            .tis
+            .tis()
             .keys()
             .cloned()
             .collect();

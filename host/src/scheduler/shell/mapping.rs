@@ -27,7 +27,7 @@ impl State {
         // task's placeholder included). A run without any (a wide run once all
         // are scheduled) has none to look at; it is re-evaluated after every
         // change, and its tasks are many, so that is worth one pass to know.
-        let waiting = run.tis.values().any(|ti| ti.state == S::NoStatus);
+        let waiting = run.tis().values().any(|ti| ti.state == S::NoStatus);
         let tasks = if waiting { &spec.tasks[..] } else { &[] };
         // In file order, so a task sees what this pass decided for its upstream.
         for task in tasks {
@@ -50,7 +50,7 @@ impl State {
                 return;
             };
             for m in map_indexes {
-                let Some(ti) = run.tis.get_mut(&(task.task_id.clone(), m)) else {
+                let Some(ti) = run.ti_mut(&task.task_id, m) else {
                     continue;
                 };
                 ti.state = new_state;
@@ -81,30 +81,30 @@ impl State {
             let Some(run) = self.runs.get_mut(rk).expected("the run to expand in", rk) else {
                 return Vec::new();
             };
-            if !run.tis.contains_key(&(task.task_id.clone(), -1)) {
+            if !run.tis().contains_key(&(task.task_id.clone(), -1)) {
                 let mapped: Vec<(String, i64)> = run
-                    .tis
+                    .tis()
                     .keys()
                     .filter(|(t, _)| *t == task.task_id)
                     .cloned()
                     .collect();
                 for k in mapped {
-                    if let Some(ti) = run.tis.remove(&k) {
+                    if let Some(ti) = run.remove_ti(&k.0, k.1) {
                         previous.insert(k.1, ti);
                     }
                 }
                 let placeholder = new_ti(&run.run, task, -1, &hostname);
-                run.tis.insert((task.task_id.clone(), -1), placeholder);
+                run.insert_ti(placeholder);
             }
         }
         let mut out = self.expand_fresh(rk, task, now, &mut previous);
         let Some(run) = self.runs.get_mut(rk).expected("the run to expand in", rk) else {
             return out;
         };
-        for (m, mut ti) in previous {
+        for (_, mut ti) in previous {
             ti.state = S::Removed;
             ti.end_date = Some(now);
-            run.tis.insert((task.task_id.clone(), m), ti.clone());
+            run.insert_ti(ti.clone());
             out.push(ti);
         }
         out
@@ -157,8 +157,7 @@ impl State {
         };
         let placeholder_key = (task.task_id.clone(), -1);
         let Some(placeholder) = run
-            .tis
-            .get_mut(&placeholder_key)
+            .ti_mut(&placeholder_key.0, placeholder_key.1)
             .expected("the placeholder of a mapped task", &(rk, &placeholder_key))
         else {
             return Vec::new();
@@ -223,7 +222,7 @@ impl State {
         // The placeholder of an unexpanded mapped task has map index -1.
         self.batch
             .delete(crate::metastore::TASK_INSTANCES, ti_record_key(placeholder));
-        run.tis.remove(&placeholder_key);
+        run.remove_ti(&placeholder_key.0, placeholder_key.1);
         let mut out = Vec::new();
         for (i, kwargs) in combos.into_iter().enumerate() {
             let mut ti = previous
@@ -231,7 +230,7 @@ impl State {
                 .unwrap_or_else(|| new_ti(&run.run, task, i as i64, &self.config.hostname));
             ti.state = S::Scheduled;
             ti.rendered_params = Some(serde_json::Value::Object(kwargs));
-            run.tis.insert((task.task_id.clone(), i as i64), ti.clone());
+            run.insert_ti(ti.clone());
             out.push(ti);
         }
         out

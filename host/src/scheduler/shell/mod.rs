@@ -205,7 +205,7 @@ impl State {
             }
             let key = run.key();
             state.dirty_runs.insert(key.clone());
-            state.runs.insert(key, ActiveRun { run, spec, tis });
+            state.runs.insert(key, ActiveRun::new(run, spec, tis));
         }
         Ok(state)
     }
@@ -269,16 +269,14 @@ impl State {
     fn ti(&self, key: &TiKey) -> Option<&TaskInstance> {
         self.runs
             .get(&key.run_key())?
-            .tis
-            .get(&(key.task_id.clone(), key.map_index))
+            .ti(&key.task_id, key.map_index)
     }
 
     fn ti_mut(&mut self, key: &TiKey) -> Option<&mut TaskInstance> {
         self.dirty_runs.insert(key.run_key());
         self.runs
             .get_mut(&key.run_key())?
-            .tis
-            .get_mut(&(key.task_id.clone(), key.map_index))
+            .ti_mut(&key.task_id, key.map_index)
     }
 
     /// Handles one command; false means stop.
@@ -456,7 +454,7 @@ impl State {
                     // A run that just ended is no longer in `runs`; its TaskInstance
                     // ended in a finished state all the same.
                     self.known_run(&key.run_key())
-                        .and_then(|r| r.tis.get(&(key.task_id.clone(), key.map_index)))
+                        .and_then(|r| r.ti(&key.task_id, key.map_index))
                         .map_or(S::Success, |ti| ti.state)
                 });
                 self.after_commit.push(Box::new(move || {

@@ -184,7 +184,7 @@ impl State {
             if run.run.state == DagRunState::Running
                 && dags.contains(&rk.dag())
                 && run.spec.tasks.iter().any(|t| t.depends_on_past)
-                && run.tis.values().any(|ti| ti.state == S::NoStatus)
+                && run.tis().values().any(|ti| ti.state == S::NoStatus)
             {
                 self.dirty_runs.insert(rk.clone());
             }

@@ -30,7 +30,7 @@ impl State {
         let now = self.now();
         let mut lost = Vec::new();
         for run in self.runs.values_mut() {
-            for ti in run.tis.values_mut() {
+            for ti in run.tis_mut() {
                 match ti.state {
                     S::Running => lost.push(TiKey::from(&*ti)),
                     S::Queued => {
@@ -84,7 +84,7 @@ impl State {
         let mut adopted = Vec::new();
         let now = self.now();
         for run in self.runs.values_mut() {
-            for ti in run.tis.values_mut() {
+            for ti in run.tis_mut() {
                 if !matches!(ti.state, S::Queued | S::Running) {
                     continue;
                 }

@@ -96,11 +96,7 @@ impl State {
         self.dirty_runs.insert(rk.clone());
         self.runs.insert(
             rk,
-            ActiveRun {
-                run: run.clone(),
-                spec,
-                tis,
-            },
+            ActiveRun::new(run.clone(), spec, tis),
         );
         Ok(run)
     }
@@ -317,7 +313,7 @@ impl State {
             tracing::warn!(run_id = %rk.run_id, dag_id = %rk.dag_id, "deadlock: no task can run; failing the run");
             let mut changed = Vec::new();
             if let Some(run) = self.runs.get_mut(rk) {
-                for ti in run.tis.values_mut() {
+                for ti in run.tis_mut() {
                     if ti.state == S::NoStatus {
                         ti.state = S::UpstreamFailed;
                         changed.push(ti.clone());
@@ -403,7 +399,7 @@ impl State {
                 continue;
             };
             let keys: Vec<TiKey> = run
-                .tis
+                .tis()
                 .values()
                 .filter(|ti| !ti.state.is_finished())
                 .map(TiKey::from)

@@ -288,7 +288,7 @@ impl State {
                 return;
             };
             let mut changed = Vec::new();
-            for ti in run.tis.values_mut() {
+            for ti in run.tis_mut() {
                 // Only TaskInstances that have not started: one already queued or
                 // running (say, by `one_success` on another upstream) finishes.
                 let waiting = matches!(

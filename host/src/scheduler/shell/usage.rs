@@ -132,7 +132,7 @@ impl State {
         };
         for (rk, run) in runs {
             let ready = run
-                .tis
+                .tis()
                 .values()
                 .filter(|ti| matches!(ti.state, S::Scheduled))
                 .count() as u64;
