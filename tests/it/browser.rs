@@ -160,7 +160,8 @@ async fn trigger_watch_the_graph_read_a_log_and_clear_in_a_real_browser() {
     .await;
     // A connection added from the form is host-held; ticking `exposed` in its
     // edit form hands its password to operators.
-    b.goto(&format!("{}/#/admin/connections", server.root)).await;
+    b.goto(&format!("{}/#/admin/connections", server.root))
+        .await;
     b.click(&b.find("[data-testid=\"add-connection\"]").await)
         .await;
     b.type_into(&b.find("[data-testid=\"field-conn_id\"]").await, "crm")

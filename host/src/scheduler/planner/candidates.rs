@@ -69,7 +69,10 @@ impl Candidates {
             let i = spec.task_position(task_id)?;
             Some((-weights.get(i).copied().unwrap_or_default(), i, map_index))
         };
-        let same_spec = self.filed_for.as_ref().is_some_and(|f| Arc::ptr_eq(f, spec));
+        let same_spec = self
+            .filed_for
+            .as_ref()
+            .is_some_and(|f| Arc::ptr_eq(f, spec));
         if self.stale || !same_spec {
             self.set = tis
                 .values()
@@ -113,6 +116,9 @@ impl Candidates {
     pub(super) fn needs_refresh(&self, spec: &Arc<DagSpec>) -> bool {
         self.stale
             || !self.touched.is_empty()
-            || !self.filed_for.as_ref().is_some_and(|f| Arc::ptr_eq(f, spec))
+            || !self
+                .filed_for
+                .as_ref()
+                .is_some_and(|f| Arc::ptr_eq(f, spec))
     }
 }

@@ -22,8 +22,8 @@ pub mod timers;
 pub mod trigger;
 
 use crate::metastore::{DagRun, TaskInstance};
-use aileron_model::dag::DagSpec;
 use aileron_model::DagKey;
+use aileron_model::dag::DagSpec;
 use candidates::Candidates;
 use std::borrow::Borrow;
 use std::cmp::Ordering;
@@ -46,7 +46,11 @@ pub struct ActiveRun {
 }
 
 impl ActiveRun {
-    pub fn new(run: DagRun, spec: Arc<DagSpec>, tis: BTreeMap<(String, i64), TaskInstance>) -> Self {
+    pub fn new(
+        run: DagRun,
+        spec: Arc<DagSpec>,
+        tis: BTreeMap<(String, i64), TaskInstance>,
+    ) -> Self {
         ActiveRun {
             run,
             spec,

@@ -94,10 +94,7 @@ impl State {
             state: run.state,
         });
         self.dirty_runs.insert(rk.clone());
-        self.runs.insert(
-            rk,
-            ActiveRun::new(run.clone(), spec, tis),
-        );
+        self.runs.insert(rk, ActiveRun::new(run.clone(), spec, tis));
         Ok(run)
     }
 
