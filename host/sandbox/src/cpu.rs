@@ -7,9 +7,10 @@
 //! has run more than [`BOUND_AFTER_TICKS`] ticks of CPU is taken as CPU-bound:
 //! from then on, each callback gives back its turn and waits (as a wasmtime
 //! custom yield) for the next one; `cpu_bound_threads` turns exist. Turns go
-//! round the tenants with a guest waiting, and within a tenant in the order its
-//! guests asked: a tenant with 30 spinning guests and one with a single
-//! CPU-heavy guest get a turn each in alternation, not 30 to 1. A try that is
+//! round the tenants with a guest waiting, each taking as many turns in a row as
+//! its weight, and within a tenant in the order its guests asked: a tenant with
+//! 30 spinning guests and one with a single CPU-heavy guest get a turn each in
+//! alternation (at equal weights), not 30 to 1. A try that is
 //! not CPU-bound never waits here. A turn is given back whenever the guest
 //! calls the host (a `context` call, WASI, outbound HTTP: it may wait there),
 //! and a CPU-bound guest back from the host takes a turn before it computes on.
@@ -35,10 +36,18 @@ pub(crate) struct CpuGate(Arc<Mutex<Turns>>);
 #[derive(Debug)]
 struct Turns {
     free: usize,
-    waiting: BTreeMap<String, VecDeque<oneshot::Sender<Held>>>,
-    /// The tenant the last handed-over turn went to: the next goes to the
-    /// first waiting tenant after it.
-    last: Option<String>,
+    waiting: BTreeMap<String, Waiting>,
+    /// The tenant the last handed-over turn went to, and how many it has had
+    /// in a row: it has another while that is under its weight, else the next
+    /// goes to the first waiting tenant after it.
+    last: Option<(String, u32)>,
+}
+
+/// One tenant's guests waiting for a turn, and the tenant's weight.
+#[derive(Debug)]
+struct Waiting {
+    weight: u32,
+    guests: VecDeque<oneshot::Sender<Held>>,
 }
 
 fn lock(turns: &Mutex<Turns>) -> std::sync::MutexGuard<'_, Turns> {
@@ -65,11 +74,11 @@ impl CpuGate {
     }
 
     /// Gives back the turn `slot` holds and waits for the next one for
-    /// `tenant`: the future a CPU-bound store yields with. `resumed` is marked
-    /// when it has the turn (`meter.rs`).
+    /// `tenant` of weight `weight`: the future a CPU-bound store yields with.
+    /// `resumed` is marked when it has the turn (`meter.rs`).
     pub(crate) fn next_turn(
         &self,
-        tenant: &str,
+        (tenant, weight): (&str, u32),
         slot: &Turn,
         resumed: (Resumed, EpochClock),
     ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
@@ -78,15 +87,19 @@ impl CpuGate {
             let mut turns = lock(&self.0);
             if turns.free > 0 && turns.waiting.is_empty() {
                 turns.free -= 1;
-                turns.last = Some(tenant.to_owned());
+                turns.served(tenant);
                 None
             } else {
                 let (tx, rx) = oneshot::channel();
-                turns
+                let waiting = turns
                     .waiting
                     .entry(tenant.to_owned())
-                    .or_default()
-                    .push_back(tx);
+                    .or_insert_with(|| Waiting {
+                        weight: 1,
+                        guests: VecDeque::new(),
+                    });
+                waiting.weight = weight.max(1);
+                waiting.guests.push_back(tx);
                 Some(rx)
             }
         };
@@ -122,39 +135,55 @@ pub(crate) fn yield_thread(
 #[derive(Debug)]
 struct Held(Option<Arc<Mutex<Turns>>>);
 
+impl Turns {
+    /// Notes that `tenant` has the turn just handed over.
+    fn served(&mut self, tenant: &str) {
+        match &mut self.last {
+            Some((last, in_row)) if last == tenant => *in_row += 1,
+            _ => self.last = Some((tenant.to_owned(), 1)),
+        }
+    }
+
+    /// The tenant the next turn goes to: the last one again while it has had
+    /// fewer in a row than its weight, else the first waiting one after it,
+    /// wrapping around.
+    fn next_tenant(&self) -> Option<String> {
+        if let Some((last, in_row)) = &self.last
+            && let Some(w) = self.waiting.get(last)
+            && *in_row < w.weight
+        {
+            return Some(last.clone());
+        }
+        let after = self.last.as_ref().map(|(t, _)| t.as_str());
+        let mut names = self.waiting.keys();
+        match after {
+            Some(last) => self
+                .waiting
+                .range::<str, _>((std::ops::Bound::Excluded(last), std::ops::Bound::Unbounded))
+                .next()
+                .map(|(k, _)| k.clone())
+                .or_else(|| names.next().cloned()),
+            None => names.next().cloned(),
+        }
+    }
+}
+
 impl Drop for Held {
     fn drop(&mut self) {
         let Some(gate) = self.0.take() else { return };
         let mut turns = lock(&gate);
         loop {
-            // The first tenant after the last one served, wrapping around.
-            let next = {
-                let after = turns.last.clone();
-                let mut names = turns.waiting.keys();
-                match &after {
-                    Some(last) => turns
-                        .waiting
-                        .range::<str, _>((
-                            std::ops::Bound::Excluded(last.as_str()),
-                            std::ops::Bound::Unbounded,
-                        ))
-                        .next()
-                        .map(|(k, _)| k.clone())
-                        .or_else(|| names.next().cloned()),
-                    None => names.next().cloned(),
-                }
-            };
-            let Some(tenant) = next else {
+            let Some(tenant) = turns.next_tenant() else {
                 turns.free += 1;
                 return;
             };
-            let queue = turns.waiting.get_mut(&tenant).expect("a waiting tenant");
-            let waiter = queue.pop_front();
-            if queue.is_empty() {
+            let waiting = turns.waiting.get_mut(&tenant).expect("a waiting tenant");
+            let waiter = waiting.guests.pop_front();
+            if waiting.guests.is_empty() {
                 turns.waiting.remove(&tenant);
             }
             let Some(waiter) = waiter else { continue };
-            turns.last = Some(tenant);
+            turns.served(&tenant);
             // A waiter that gave up (its try ended) hands the turn straight on.
             match waiter.send(Held(Some(gate.clone()))) {
                 Ok(()) => return,
@@ -200,16 +229,16 @@ mod tests {
         let gate = CpuGate::new(1);
         let turn = |_: u8| Turn::default();
         let (a1, a2, a3, b1) = (turn(0), turn(0), turn(0), turn(0));
-        gate.next_turn("a", &a1, m()).await;
+        gate.next_turn(("a", 1), &a1, m()).await;
         assert!(a1.lock().is_some());
         // Two more of a's guests wait, then one of b's.
-        let a2_waits = tokio::spawn(gate.next_turn("a", &a2, m()));
-        let a3_waits = tokio::spawn(gate.next_turn("a", &a3, m()));
+        let a2_waits = tokio::spawn(gate.next_turn(("a", 1), &a2, m()));
+        let a3_waits = tokio::spawn(gate.next_turn(("a", 1), &a3, m()));
         tokio::task::yield_now().await;
-        let b1_waits = tokio::spawn(gate.next_turn("b", &b1, m()));
+        let b1_waits = tokio::spawn(gate.next_turn(("b", 1), &b1, m()));
         tokio::task::yield_now().await;
         // a1's slice ends: b goes next (a was served last), not a2.
-        let a1_again = tokio::spawn(gate.next_turn("a", &a1, m()));
+        let a1_again = tokio::spawn(gate.next_turn(("a", 1), &a1, m()));
         b1_waits.await.unwrap();
         assert!(b1.lock().is_some() && a1.lock().is_none());
         // Then a's guests, in the order they asked.
@@ -223,16 +252,52 @@ mod tests {
         assert!(a1.lock().is_some());
         // Dropped with its store, the turn is free again.
         drop(a1);
-        gate.next_turn("c", &Turn::default(), m()).await;
+        gate.next_turn(("c", 1), &Turn::default(), m()).await;
+    }
+
+    #[tokio::test]
+    async fn a_tenant_takes_as_many_turns_in_a_row_as_its_weight() {
+        let gate = CpuGate::new(1);
+        let holder = Turn::default();
+        gate.next_turn(("x", 1), &holder, m()).await;
+        // Three guests of a (weight 2) and two of b (weight 1) wait.
+        let mut waits = Vec::new();
+        for (tenant, weight) in [("a", 2), ("a", 2), ("a", 2), ("b", 1), ("b", 1)] {
+            let turn = Turn::default();
+            waits.push((
+                tenant,
+                turn.clone(),
+                tokio::spawn(gate.next_turn((tenant, weight), &turn, m())),
+            ));
+            tokio::task::yield_now().await;
+        }
+        holder.give_back();
+        let mut order = Vec::new();
+        for _ in 0..5 {
+            // Whoever has the turn now is recorded, then gives it on.
+            let i = loop {
+                tokio::task::yield_now().await;
+                if let Some(i) = waits
+                    .iter()
+                    .position(|(_, t, w)| w.is_finished() && t.held())
+                {
+                    break i;
+                }
+            };
+            let (tenant, turn, _) = waits.remove(i);
+            order.push(tenant);
+            turn.give_back();
+        }
+        assert_eq!(order, ["a", "a", "b", "a", "b"]);
     }
 
     #[tokio::test]
     async fn a_waiter_that_gave_up_passes_the_turn_on() {
         let gate = CpuGate::new(1);
         let (a, b, c) = (Turn::default(), Turn::default(), Turn::default());
-        gate.next_turn("a", &a, m()).await;
-        let b_waits = gate.next_turn("b", &b, m());
-        let c_waits = tokio::spawn(gate.next_turn("c", &c, m()));
+        gate.next_turn(("a", 1), &a, m()).await;
+        let b_waits = gate.next_turn(("b", 1), &b, m());
+        let c_waits = tokio::spawn(gate.next_turn(("c", 1), &c, m()));
         tokio::task::yield_now().await;
         drop(b_waits);
         a.give_back();

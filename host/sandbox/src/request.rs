@@ -54,6 +54,10 @@ pub struct Limits {
     /// hold together. `None`: counted, not capped.
     #[serde(deserialize_with = "Option::deserialize")]
     pub tenant_memory_bytes: Option<u64>,
+    /// The tenant's `weight` (at least 1): when CPU-bound tries of several
+    /// tenants wait for a turn on the CPU, a tenant takes this many in a row
+    /// before the next tenant's turn (`cpu.rs`), as it gets executor slots.
+    pub tenant_weight: u32,
     /// Airflow's `execution_timeout`: wall-clock time from the start of the try,
     /// covering both guest code and host calls. `None` means no limit. On the wire
     /// `timeout_secs`: seconds, fractional only when the duration is not whole.
@@ -81,6 +85,7 @@ impl Default for Limits {
         Limits {
             memory_bytes: None,
             tenant_memory_bytes: None,
+            tenant_weight: 1,
             timeout: None,
             log_bytes: DEFAULT_LOG_BYTES,
             xcom_bytes: DEFAULT_XCOM_BYTES,
@@ -266,6 +271,7 @@ mod tests {
             serde_json::json!({
                 "memory_bytes": 64 << 20,
                 "tenant_memory_bytes": null,
+                "tenant_weight": 1,
                 "timeout_secs": 300,
                 "log_bytes": DEFAULT_LOG_BYTES,
                 "xcom_bytes": DEFAULT_XCOM_BYTES,

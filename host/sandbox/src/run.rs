@@ -75,7 +75,12 @@ pub(crate) async fn execute(
             clock: runtime.clock.clone(),
         },
     );
-    let mut store = new_store(runtime, &req.tenant, state, deadline);
+    let mut store = new_store(
+        runtime,
+        (&req.tenant, limits.tenant_weight),
+        state,
+        deadline,
+    );
     let wit_info = crate::bindings::TaskInfo {
         dag_id: info.dag_id.clone(),
         run_id: info.run_id.clone(),
@@ -148,7 +153,7 @@ pub(crate) async fn describe(
         },
     );
     // (`describe` belongs to no tenant: its CPU turns are the host's.)
-    let mut store = new_store(runtime, "", state, deadline);
+    let mut store = new_store(runtime, ("", 1), state, deadline);
     let outcome = within(deadline, pre.describe(&mut store)).await;
     let state = store.data_mut();
     state.stdout.finish();
@@ -165,7 +170,7 @@ pub(crate) async fn describe(
 /// the deadline has passed.
 fn new_store(
     runtime: &Runtime,
-    tenant: &str,
+    (tenant, weight): (&str, u32),
     state: HostState,
     deadline: Option<Instant>,
 ) -> Store<HostState> {
@@ -183,7 +188,7 @@ fn new_store(
             Err(DeadlineExceeded.into())
         } else if bound && (ran_through || !state.turn.held()) {
             // Its slice ended, or it is back from the host without a turn.
-            let next = gate.next_turn(&tenant, &state.turn, resumed);
+            let next = gate.next_turn((&tenant, weight), &state.turn, resumed);
             Ok(UpdateDeadline::YieldCustom(1, next))
         } else if !ran_through {
             // Back from a wait in a host call: the epoch moved on while it was

@@ -171,6 +171,7 @@ impl State {
                         .tenant_limits
                         .get(run.run.tenant.as_str())
                         .and_then(|l| l.max_memory),
+                    tenant_weight: self.shares.of(&run.run.tenant).weight.max(1),
                     timeout: task.execution_timeout,
                     log_bytes: self.config.log_bytes,
                     allow_hosts: task.allow_hosts.clone(),
