@@ -172,7 +172,7 @@ impl State {
                                 .tenant_limits
                                 .get(tenant.as_str())
                                 .and_then(|l| l.max_memory),
-                            tenant_weight: self.shares.of(tenant).weight.max(1),
+                            tenant_weight: self.shares.of(tenant.as_str()).weight.max(1),
                             ..Limits::default()
                         },
                         host,
