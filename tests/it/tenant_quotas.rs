@@ -3,7 +3,7 @@
 //! usage) until the rolling hour frees it (simulated clock), while another
 //! tenant's work goes on; `max_memory` fails the try that grows past it with the
 //! reason, counted as a refused allocation; usage shows per tenant (API and
-//! `/metrics`) and per try.
+//! `/metrics`) and per try; a try stopped by hand is charged for what it used.
 
 use crate::api::{call_raw, get, get_in, ok};
 use aileron_model::TaskInstanceState as S;
@@ -17,6 +17,13 @@ const SPIN: &str = r#"
 operator = "testkit"
 params = { mode = "busy_loop" }
 execution_timeout = "3s"
+"#;
+
+const SPIN_LONG: &str = r#"
+[tasks.spin]
+operator = "testkit"
+params = { mode = "busy_loop" }
+execution_timeout = "60s"
 "#;
 
 const QUICK: &str = r#"
@@ -130,6 +137,80 @@ async fn a_spent_cpu_budget_holds_new_tries_until_the_hour_rolls() {
         "{usage}"
     );
     assert_eq!(usage["tries_total"], 2, "{usage}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_try_stopped_by_hand_is_charged_for_what_it_used() {
+    let env = Env::builder()
+        .dag("team_a/spin.toml", SPIN_LONG)
+        .start()
+        .await;
+    let scheduler = &env.app.scheduler;
+    scheduler
+        .trigger(
+            "team_a",
+            "spin",
+            Some("r1".into()),
+            None,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let running = || {
+        env.app
+            .metastore
+            .task_instance("team_a", "spin", "r1", "spin", -1)
+            .unwrap()
+            .is_some_and(|ti| ti.state == S::Running)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !running() {
+        assert!(std::time::Instant::now() < deadline, "the spin never ran");
+        scheduler.sync().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Real CPU time for the guest to burn: the meter counts ticks it ran through.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    scheduler
+        .set_task_state(
+            "team_a",
+            "spin",
+            "r1",
+            "spin",
+            None,
+            S::Failed,
+            false,
+            false,
+        )
+        .await
+        .unwrap();
+    scheduler.sync().await.unwrap();
+    let now = scheduler.tenant_usage(Some("team_a")).await.unwrap();
+    let usage = &now["team_a"].usage;
+    // The stopped try never reported an outcome; its usage as of its last tick
+    // was charged all the same (at least a few of the ~60 ticks it ran).
+    assert_eq!(usage.tries, 1, "{usage:?}");
+    assert!(usage.cpu_seconds >= 0.1, "{usage:?}");
+    let ti = env
+        .app
+        .metastore
+        .task_instance("team_a", "spin", "r1", "spin", -1)
+        .unwrap()
+        .unwrap();
+    assert_eq!(ti.state, S::Failed);
+    // And it stopped: its store is gone (the tenant holds no memory) well
+    // before its 60 s timeout, though it never waited for anything.
+    let stopped = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while env
+        .app
+        .sandbox
+        .tenant_memory()
+        .iter()
+        .any(|(t, m)| t == "team_a" && m.in_use_bytes > 0)
+    {
+        assert!(std::time::Instant::now() < stopped, "the spin still runs");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,6 +27,7 @@ fn request(digest: &str) -> TryRequest {
         limits: Default::default(),
         host: Arc::new(NoHostServices),
         log: Arc::new(LogBuffer::new(64 << 10)),
+        live: Default::default(),
     }
 }
 

@@ -113,6 +113,12 @@ impl CpuGate {
                     Err(_) => return,
                 },
             };
+            // Back to tokio once per slice even when a turn was free at once: a
+            // task is stopped (aborted, when its TaskInstance is changed by hand)
+            // only at an await that is pending, so a lone spinning guest that
+            // never waited could not be stopped before its own timeout. Dropped
+            // here, `held` gives the turn back.
+            tokio::task::yield_now().await;
             *slot.lock() = Some(held);
             resumed.0.now(&resumed.1);
         })

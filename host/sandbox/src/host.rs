@@ -20,7 +20,7 @@ use crate::connection::{HeldConnection, guest_view};
 use crate::cpu::Turn;
 use crate::log::{LogBuffer, LogLevel};
 use crate::memory::{MemoryLimiter, TenantCharge};
-use crate::meter::{CpuMeter, EpochClock};
+use crate::meter::{CpuMeter, EpochClock, LiveUsage};
 use crate::outbound::HttpGrant;
 use crate::request::HostServices;
 use crate::stdio::GuestOutput;
@@ -62,6 +62,7 @@ pub(crate) struct HostState {
     pub(crate) meter: CpuMeter,
     /// The CPU turn this store holds once it is CPU-bound (`cpu.rs`).
     pub(crate) turn: Turn,
+    pub(crate) live: Option<Arc<LiveUsage>>,
     log: Arc<LogBuffer>,
     services: Arc<dyn HostServices>,
     phase: Phase,
@@ -83,6 +84,8 @@ pub(crate) struct StateLimits {
     /// The tenant pool the guest's memory is charged to (none for `describe`).
     pub(crate) tenant: Option<TenantCharge>,
     pub(crate) clock: EpochClock,
+    /// Where the usage so far is published at each tick (none for `describe`).
+    pub(crate) live: Option<Arc<LiveUsage>>,
 }
 
 impl HostState {
@@ -121,6 +124,7 @@ impl HostState {
             limiter: MemoryLimiter::new(limits.memory_bytes, limits.tenant),
             meter: CpuMeter::new(limits.clock),
             turn: Turn::default(),
+            live: limits.live,
             log,
             services,
             phase,

@@ -34,7 +34,7 @@ pub use error::{RegistryError, SandboxError, chain as error_chain};
 pub use held_http::MAX_RESPONSE_BYTES;
 pub use log::{DEFAULT_LOG_BYTES, LogBuffer, LogLevel};
 pub use memory::TenantMemoryUsage;
-pub use meter::TryUsage;
+pub use meter::{LiveUsage, TryUsage};
 pub use outbound::{MAX_HTTP_TIMEOUT, host_allowed};
 pub use registry::{
     MAX_COMPONENT_BYTES, OperatorMeta, OperatorScope, Registry, RejectedPlugin, TenantOperators,

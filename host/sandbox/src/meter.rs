@@ -35,6 +35,39 @@ pub struct TryUsage {
     pub refused_allocations: u32,
 }
 
+/// What a running try has used so far, published by its store at each epoch
+/// tick. Read when a try is stopped before it ends (a TaskInstance marked by
+/// hand while it runs drops its store): that work is charged to its tenant too.
+#[derive(Debug, Default)]
+pub struct LiveUsage {
+    cpu_nanos: AtomicU64,
+    host_call_nanos: AtomicU64,
+    peak_memory_bytes: AtomicU64,
+}
+
+impl LiveUsage {
+    pub(crate) fn publish(&self, usage: &TryUsage) {
+        let nanos = |secs: f64| (secs * 1e9) as u64;
+        self.cpu_nanos
+            .store(nanos(usage.cpu_seconds), Ordering::Relaxed);
+        self.host_call_nanos
+            .store(nanos(usage.host_call_seconds), Ordering::Relaxed);
+        self.peak_memory_bytes
+            .store(usage.peak_memory_bytes, Ordering::Relaxed);
+    }
+
+    /// The usage as of the last tick.
+    pub fn snapshot(&self) -> TryUsage {
+        let secs = |nanos: &AtomicU64| nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        TryUsage {
+            cpu_seconds: secs(&self.cpu_nanos),
+            host_call_seconds: secs(&self.host_call_nanos),
+            peak_memory_bytes: self.peak_memory_bytes.load(Ordering::Relaxed),
+            refused_allocations: 0,
+        }
+    }
+}
+
 /// The epoch as the ticker last advanced it, readable by stores (wasmtime keeps
 /// the engine's own counter private).
 #[derive(Debug, Clone, Default)]

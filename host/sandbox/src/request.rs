@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::log::{DEFAULT_LOG_BYTES, LogBuffer};
-use crate::meter::TryUsage;
+use crate::meter::{LiveUsage, TryUsage};
 
 /// Default cap of one XCom value (each `xcom-push` and the return value): 64 KiB.
 ///
@@ -177,6 +177,9 @@ pub struct TryRequest {
     pub host: Arc<dyn HostServices>,
     /// The try's log; the caller may read it while the try runs.
     pub log: Arc<LogBuffer>,
+    /// What the try has used so far; the caller reads it if it stops the try
+    /// before it ends.
+    pub live: Arc<LiveUsage>,
 }
 
 impl TryRequest {
@@ -198,6 +201,7 @@ impl TryRequest {
             limits,
             host,
             log,
+            live: Arc::default(),
         }
     }
 }

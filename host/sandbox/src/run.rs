@@ -73,6 +73,7 @@ pub(crate) async fn execute(
                 cap: limits.tenant_memory_bytes,
             }),
             clock: runtime.clock.clone(),
+            live: Some(req.live.clone()),
         },
     );
     let mut store = new_store(
@@ -150,6 +151,7 @@ pub(crate) async fn describe(
             allow_private_ips: false,
             tenant: None,
             clock: runtime.clock.clone(),
+            live: None,
         },
     );
     // (`describe` belongs to no tenant: its CPU turns are the host's.)
@@ -179,9 +181,13 @@ fn new_store(
     store.set_epoch_deadline(1);
     let gate = runtime.cpu_gate.clone();
     let tenant = tenant.to_owned();
+    let tick = runtime.config.epoch_tick;
     store.epoch_deadline_callback(move |mut ctx| {
         let state = ctx.data_mut();
         let ran_through = state.meter.on_epoch();
+        if let Some(live) = &state.live {
+            live.publish(&state.usage(tick));
+        }
         let bound = state.meter.ticks() > BOUND_AFTER_TICKS;
         let resumed = state.meter.resume_marker();
         if deadline.is_some_and(|d| Instant::now() >= d) {

@@ -6,7 +6,7 @@ use crate::scheduler::{CallbackJob, EventSink, Executor, ExecutorEvent, Job};
 use crate::sync::LockExt;
 use aileron_model::TiKey;
 use aileron_model::clock::Clock;
-use aileron_sandbox::{Sandbox, TryReport, TryResult};
+use aileron_sandbox::{LiveUsage, Sandbox, TryReport, TryResult};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, mpsc};
@@ -18,11 +18,12 @@ pub const CALLBACK_SLOTS: usize = 4;
 
 type TryId = (TiKey, u32);
 
-/// Tries in the executor: running ones can be aborted; queued ones that were
-/// cancelled are skipped when their turn comes.
+/// Tries in the executor: running ones can be aborted (what they used so far is
+/// reported then); queued ones that were cancelled are skipped when their turn
+/// comes.
 #[derive(Default)]
 struct Tracking {
-    running: HashMap<TryId, AbortHandle>,
+    running: HashMap<TryId, (AbortHandle, Arc<LiveUsage>)>,
     cancelled: HashSet<TryId>,
 }
 
@@ -72,6 +73,7 @@ impl LocalExecutor {
                 let events = events.clone();
                 let clock = clock.clone();
                 let done = tracking.clone();
+                let live = job.request.live.clone();
                 let handle = tokio::spawn(async move {
                     let started = clock.now();
                     events.send(ExecutorEvent::Started {
@@ -84,9 +86,15 @@ impl LocalExecutor {
                     metrics::histogram!("aileron_sandbox_run_seconds")
                         .record(report.duration.as_secs_f64());
                     let ended = clock.now();
-                    done.locked()
+                    let current = done
+                        .locked()
                         .running
-                        .remove(&(job.key.clone(), job.try_number));
+                        .remove(&(job.key.clone(), job.try_number))
+                        .is_some();
+                    if !current {
+                        // Cancelled as it ended: `cancel` reported it.
+                        return;
+                    }
                     events.send(ExecutorEvent::Finished {
                         key: job.key,
                         try_number: job.try_number,
@@ -97,7 +105,7 @@ impl LocalExecutor {
                     });
                     drop(permit);
                 });
-                t.running.insert(id, handle.abort_handle());
+                t.running.insert(id, (handle.abort_handle(), live));
             }
         });
         this
@@ -144,8 +152,16 @@ impl Executor for LocalExecutor {
         let mut t = self.tracking.locked();
         match t.running.remove(&id) {
             // Aborting drops the sandbox's future, which stops the guest at its next
-            // yield point (every epoch tick) and frees the slot.
-            Some(handle) => handle.abort(),
+            // yield point (every epoch tick) and frees the slot. What it used so
+            // far is its tenant's to pay.
+            Some((handle, live)) => {
+                handle.abort();
+                self.events.send(ExecutorEvent::Stopped {
+                    key: key.clone(),
+                    at: self.clock.now(),
+                    usage: live.snapshot(),
+                });
+            }
             None => {
                 t.cancelled.insert(id);
             }

@@ -101,6 +101,13 @@ pub enum ExecutorEvent {
         ended: Timestamp,
         report: TryReport,
     },
+    /// A running try was stopped before it ended (its TaskInstance was changed
+    /// by hand): no outcome, but what it used so far, charged to its tenant.
+    Stopped {
+        key: TiKey,
+        at: Timestamp,
+        usage: aileron_sandbox::TryUsage,
+    },
     /// A callback operator finished.
     CallbackFinished {
         id: CallbackId,

@@ -714,6 +714,7 @@ pub async fn test_task(
                 &spec.dag_id,
                 &run.run_id,
             )),
+            live: Default::default(),
             log: log.clone(),
         })
         .await;

@@ -126,6 +126,7 @@ async fn run_entry(ctx: &Ctx, entry: &Entry) {
         limits: entry.limits.clone(),
         host: Arc::new(host),
         log: log.clone(),
+        live: Default::default(),
     };
     let sandbox = ctx.sandbox.clone();
     // Its own task, so a guest that computes long between yields never delays

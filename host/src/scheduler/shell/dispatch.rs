@@ -180,6 +180,7 @@ impl State {
                 },
                 host,
                 log,
+                live: Default::default(),
             };
             let rendered_fields = request.params.clone();
             self.executor.submit(Job {

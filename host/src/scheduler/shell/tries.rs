@@ -49,11 +49,15 @@ impl State {
                 ended,
                 report,
             } => {
-                // A late report for a try that is no longer current is ignored.
+                // A late report for a try that is no longer current changes
+                // nothing, but the work it did is still its tenant's.
                 if self.in_flight.get(&key) == Some(&(try_number, attempt)) {
                     self.apply_finish(key, try_number, started, ended, report);
+                } else {
+                    self.charge(&key.tenant, ended, &report.usage);
                 }
             }
+            ExecutorEvent::Stopped { key, at, usage } => self.charge(&key.tenant, at, &usage),
             ExecutorEvent::CallbackFinished {
                 id,
                 started,
