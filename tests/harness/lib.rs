@@ -7,6 +7,7 @@ pub const TEST_ADMIN_PASSWORD: &str = "test admin password";
 
 pub mod browser;
 pub mod guests;
+pub mod http_peer;
 pub mod multinode;
 pub mod server;
 

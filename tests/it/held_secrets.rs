@@ -8,9 +8,10 @@
 use aileron_model::TenantId;
 use aileron_model::{DagRunState, TaskInstanceState as S};
 use aileron_tests::Env;
+use aileron_tests::http_peer::{Opening, read_head};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 /// Only unreserved characters, so its query-parameter form is itself.
@@ -36,19 +37,14 @@ async fn echo_server(redirect_to: Option<u16>) -> (u16, Received) {
             };
             let seen = seen.clone();
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut chunk = [0_u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&chunk[..n]),
-                    }
-                    if head.first() == Some(&0x16) {
+                let head = match read_head(&mut stream).await {
+                    Opening::Head(head) => head,
+                    Opening::Tls => {
                         seen.lock().unwrap().push("tls-handshake".to_owned());
                         return;
                     }
-                }
-                let head = String::from_utf8_lossy(&head).into_owned();
+                    Opening::Closed => return,
+                };
                 seen.lock().unwrap().push(head.clone());
                 let response = match redirect_to {
                     Some(to) if head.starts_with("GET /redirect ") => format!(

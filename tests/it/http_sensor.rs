@@ -8,11 +8,12 @@
 use aileron::scheduler::Update;
 use aileron_model::TenantId;
 use aileron_model::{DagRunState, TaskInstanceState as S};
+use aileron_tests::http_peer::{Opening, read_head};
 use aileron_tests::{Env, Outcome};
 use jiff::SignedDuration;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 /// A server on 127.0.0.1: the first `failures` requests are answered 503, the
@@ -29,19 +30,10 @@ async fn serve(failures: usize, body: &'static str) -> (u16, Arc<Mutex<Vec<Strin
             };
             let seen = seen.clone();
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut chunk = [0_u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let line = String::from_utf8_lossy(&head)
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
+                let Opening::Head(head) = read_head(&mut stream).await else {
+                    return;
+                };
+                let line = head.lines().next().unwrap_or_default().to_owned();
                 let n = {
                     let mut seen = seen.lock().unwrap();
                     seen.push(line);

@@ -122,31 +122,26 @@ impl<T: Send + 'static> OperatorPre<T> {
         &self,
         store: &mut wasmtime::Store<T>,
     ) -> wasmtime::Result<OperatorInfo> {
+        // The older worlds' `operator-info` has the same fields under its own type.
+        macro_rules! describe_older {
+            ($pre:expr) => {{
+                let operator = $pre.instantiate_async(&mut *store).await?;
+                let info = operator.call_describe(store).await?;
+                Ok(OperatorInfo {
+                    name: info.name,
+                    version: info.version,
+                    description: info.description,
+                    params_schema: info.params_schema,
+                })
+            }};
+        }
         match self {
             OperatorPre::V0_3(pre) => {
                 let operator = pre.instantiate_async(&mut *store).await?;
                 operator.call_describe(store).await
             }
-            OperatorPre::V0_2(pre) => {
-                let operator = pre.instantiate_async(&mut *store).await?;
-                let info = operator.call_describe(store).await?;
-                Ok(OperatorInfo {
-                    name: info.name,
-                    version: info.version,
-                    description: info.description,
-                    params_schema: info.params_schema,
-                })
-            }
-            OperatorPre::V0_1(pre) => {
-                let operator = pre.instantiate_async(&mut *store).await?;
-                let info = operator.call_describe(store).await?;
-                Ok(OperatorInfo {
-                    name: info.name,
-                    version: info.version,
-                    description: info.description,
-                    params_schema: info.params_schema,
-                })
-            }
+            OperatorPre::V0_2(pre) => describe_older!(pre),
+            OperatorPre::V0_1(pre) => describe_older!(pre),
         }
     }
 
