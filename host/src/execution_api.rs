@@ -14,7 +14,7 @@ use aileron_model::{TenantId, TiKey};
 use aileron_protocol::TryClaims;
 use aileron_protocol::wire::{
     ConnectionResponse, ExecError, FinishRequest, FinishResponse, LogChunk, Refusal,
-    RegisterRequest, RegisterResponse, StartRequest, StartResponse, TRY_TOKEN_HEADER,
+    RegisterRequest, RegisterResponse, StartRequest, StartResponse, TRY_TOKEN_HEADER, TryHeartbeat,
     ValueResponse, WORKER_HEADER, WorkerHeartbeat,
 };
 use aileron_sandbox::{HostServices, LogBuffer, Registry, TryReport};
@@ -583,16 +583,34 @@ async fn start(
     }
 }
 
+/// Keeps a try's lease, and takes what it used so far (a body older workers
+/// did not send, so an empty one is a beat without figures).
 async fn try_heartbeat(
     State(s): State<ExecState>,
     Path(attempt): Path<u64>,
     headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> Res<StatusCode> {
     let call = try_call(&s, &headers, attempt)?;
+    let beat: TryHeartbeat = if body.is_empty() {
+        TryHeartbeat::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            err(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("a heartbeat's body: {e}"),
+            )
+        })?
+    };
+    let now = s.remote.clock.now();
     let mut d = s.remote.dispatch.locked();
     match d.leases.get_mut(&attempt) {
         Some(l) if l.worker == call.worker => {
-            l.last_beat = s.remote.clock.now();
+            l.last_beat = now;
+            let ran_ms = now.duration_since(l.started).as_millis().max(0) as u64;
+            let usage = plausible(beat.usage, ran_ms);
+            // Figures only grow: a beat overtaken by a later one changes nothing.
+            l.live.publish(&usage.max(&l.live.snapshot()));
             Ok(StatusCode::NO_CONTENT)
         }
         Some(_) => Err(Fail::refused(Refusal::RunningElsewhere)),

@@ -211,6 +211,17 @@ pub struct ConnectionResponse {
     pub error: Option<String>,
 }
 
+/// `PUT /tries/{attempt}/heartbeat`. The body is optional: a worker that sends
+/// none (older versions did not) only keeps its lease.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TryHeartbeat {
+    /// What the try used so far: its tenant is charged for it as it runs, and
+    /// for the last figure sent if the try is stopped or lost.
+    #[serde(default)]
+    pub usage: TryUsage,
+}
+
 /// `POST /tries/{attempt}/finish`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -35,9 +35,36 @@ pub struct TryUsage {
     pub refused_allocations: u32,
 }
 
+impl TryUsage {
+    /// What was used since `earlier`, a reading of the same try: times that
+    /// only grow, the peak as it stands now.
+    pub fn since(&self, earlier: &TryUsage) -> TryUsage {
+        let grown = |now: f64, then: f64| if now > then { now - then } else { 0.0 };
+        TryUsage {
+            cpu_seconds: grown(self.cpu_seconds, earlier.cpu_seconds),
+            host_call_seconds: grown(self.host_call_seconds, earlier.host_call_seconds),
+            peak_memory_bytes: self.peak_memory_bytes,
+            refused_allocations: self
+                .refused_allocations
+                .saturating_sub(earlier.refused_allocations),
+        }
+    }
+
+    /// The larger of two readings of one try, figure by figure.
+    pub fn max(&self, other: &TryUsage) -> TryUsage {
+        TryUsage {
+            cpu_seconds: self.cpu_seconds.max(other.cpu_seconds),
+            host_call_seconds: self.host_call_seconds.max(other.host_call_seconds),
+            peak_memory_bytes: self.peak_memory_bytes.max(other.peak_memory_bytes),
+            refused_allocations: self.refused_allocations.max(other.refused_allocations),
+        }
+    }
+}
+
 /// What a running try has used so far, published by its store at each epoch
-/// tick. Read when a try is stopped before it ends (a TaskInstance marked by
-/// hand while it runs drops its store): that work is charged to its tenant too.
+/// tick (or, for a try on a worker, by the scheduler from the worker's
+/// heartbeats). The scheduler charges a tenant from it while its tries run,
+/// and for what a try used before it was stopped or lost.
 #[derive(Debug, Default)]
 pub struct LiveUsage {
     cpu_nanos: AtomicU64,
@@ -46,7 +73,7 @@ pub struct LiveUsage {
 }
 
 impl LiveUsage {
-    pub(crate) fn publish(&self, usage: &TryUsage) {
+    pub fn publish(&self, usage: &TryUsage) {
         let nanos = |secs: f64| (secs * 1e9) as u64;
         self.cpu_nanos
             .store(nanos(usage.cpu_seconds), Ordering::Relaxed);

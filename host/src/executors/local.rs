@@ -6,7 +6,7 @@ use crate::scheduler::{CallbackJob, EventSink, Executor, ExecutorEvent, Job};
 use crate::sync::LockExt;
 use aileron_model::TiKey;
 use aileron_model::clock::Clock;
-use aileron_sandbox::{LiveUsage, Sandbox, TryReport, TryResult};
+use aileron_sandbox::{Sandbox, TryReport, TryResult};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, mpsc};
@@ -18,12 +18,12 @@ pub const CALLBACK_SLOTS: usize = 4;
 
 type TryId = (TiKey, u32);
 
-/// Tries in the executor: running ones can be aborted (what they used so far is
-/// reported then); queued ones that were cancelled are skipped when their turn
-/// comes.
+/// Tries in the executor: running ones can be aborted (what they used so far
+/// the scheduler reads from the try's `LiveUsage`, which it handed out); queued
+/// ones that were cancelled are skipped when their turn comes.
 #[derive(Default)]
 struct Tracking {
-    running: HashMap<TryId, (AbortHandle, Arc<LiveUsage>)>,
+    running: HashMap<TryId, AbortHandle>,
     cancelled: HashSet<TryId>,
 }
 
@@ -73,7 +73,6 @@ impl LocalExecutor {
                 let events = events.clone();
                 let clock = clock.clone();
                 let done = tracking.clone();
-                let live = job.request.live.clone();
                 let handle = tokio::spawn(async move {
                     let started = clock.now();
                     events.send(ExecutorEvent::Started {
@@ -92,7 +91,8 @@ impl LocalExecutor {
                         .remove(&(job.key.clone(), job.try_number))
                         .is_some();
                     if !current {
-                        // Cancelled as it ended: `cancel` reported it.
+                        // Cancelled as it ended: the scheduler no longer wants
+                        // the outcome, and charged the usage when it cancelled.
                         return;
                     }
                     events.send(ExecutorEvent::Finished {
@@ -105,7 +105,7 @@ impl LocalExecutor {
                     });
                     drop(permit);
                 });
-                t.running.insert(id, (handle.abort_handle(), live));
+                t.running.insert(id, handle.abort_handle());
             }
         });
         this
@@ -153,15 +153,8 @@ impl Executor for LocalExecutor {
         match t.running.remove(&id) {
             // Aborting drops the sandbox's future, which stops the guest at its next
             // yield point (every epoch tick) and frees the slot. What it used so
-            // far is its tenant's to pay.
-            Some((handle, live)) => {
-                handle.abort();
-                self.events.send(ExecutorEvent::Stopped {
-                    key: key.clone(),
-                    at: self.clock.now(),
-                    usage: live.snapshot(),
-                });
-            }
+            // far the scheduler charged from the try's `LiveUsage`.
+            Some(handle) => handle.abort(),
             None => {
                 t.cancelled.insert(id);
             }

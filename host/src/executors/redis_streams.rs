@@ -92,6 +92,7 @@ impl Executor for RedisExecutor {
                 queue,
                 entry,
                 log: job.request.log,
+                live: job.request.live,
                 published: None,
             },
         );
@@ -145,6 +146,7 @@ impl RemoteExecutor for RedisExecutor {
                 // Watched from the commit on (which may have taken a while).
                 last_beat: self.remote.clock.now(),
                 log: q.log,
+                live: q.live,
             },
         );
     }
@@ -169,6 +171,7 @@ impl RemoteExecutor for RedisExecutor {
                     // reached again (`Remote::listening`), however long start-up takes.
                     last_beat: now,
                     log: t.log,
+                    live: t.live,
                 },
             );
         }

@@ -15,7 +15,7 @@ use aileron_model::clock::Clock;
 use aileron_model::{TenantId, TiKey};
 use aileron_protocol::ExecutionKey;
 use aileron_protocol::wire::{Entry, Refusal};
-use aileron_sandbox::LogBuffer;
+use aileron_sandbox::{LiveUsage, LogBuffer};
 use jiff::{SignedDuration, Timestamp};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -48,6 +48,9 @@ pub struct Queued {
     pub queue: String,
     pub entry: Entry,
     pub log: Arc<LogBuffer>,
+    /// What the try has used, as its worker's heartbeats report it (shared
+    /// with the scheduler, which charges the tenant from it).
+    pub live: Arc<LiveUsage>,
     /// The id Redis gave its entry, once it is in its stream.
     pub published: Option<String>,
 }
@@ -63,6 +66,8 @@ pub struct Lease {
     pub last_beat: Timestamp,
     /// The scheduler's copy of the try's log, which the worker's chunks extend.
     pub log: Arc<LogBuffer>,
+    /// What the try has used, as the worker's last heartbeat reported it.
+    pub live: Arc<LiveUsage>,
 }
 
 /// A registered worker, as the API lists it.
@@ -379,7 +384,8 @@ impl Remote {
                     result: aileron_sandbox::TryResult::Failed(reason),
                     xcom: Vec::new(),
                     duration: Duration::ZERO,
-                    usage: Default::default(),
+                    // As of the worker's last heartbeat.
+                    usage: lease.live.snapshot(),
                 },
             });
         }
@@ -510,6 +516,7 @@ mod tests {
             key: k,
             queue: "default".into(),
             log: Arc::new(LogBuffer::new(1024)),
+            live: Default::default(),
             published,
         }
     }
@@ -538,6 +545,7 @@ mod tests {
                 started: Timestamp::UNIX_EPOCH,
                 last_beat: now,
                 log: Arc::new(LogBuffer::new(1024)),
+                live: Default::default(),
             },
         );
         let streams = [
@@ -591,6 +599,7 @@ mod tests {
             started: Timestamp::UNIX_EPOCH,
             last_beat,
             log: Arc::new(LogBuffer::new(1024)),
+            live: Default::default(),
         }
     }
 

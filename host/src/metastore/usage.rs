@@ -12,7 +12,8 @@ use std::collections::VecDeque;
 /// Minutes of buckets kept: the rolling hour of `cpu_per_hour`.
 pub const USAGE_WINDOW_MINUTES: i64 = 60;
 
-/// One minute of a tenant's tries, counted when each try ended.
+/// One minute of a tenant's tries: what they used in it, and the tries that
+/// ended in it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UsageMinute {
     /// Minutes since the Unix epoch.
@@ -21,7 +22,7 @@ pub struct UsageMinute {
     pub host_call_seconds: f64,
     pub tries: u64,
     pub refused_allocations: u64,
-    /// The largest peak memory of a try that ended in the minute.
+    /// The largest peak memory of a try running or ending in the minute.
     pub peak_memory_bytes: u64,
 }
 
@@ -40,10 +41,20 @@ fn minute_of(t: Timestamp) -> i64 {
 }
 
 impl TenantUsageRecord {
-    /// Counts a try that ended at `at`. A figure that is not a finite,
-    /// non-negative number (a worker's report is not to be trusted blindly)
-    /// counts as zero, so the record always serializes and the sums only grow.
+    /// Counts a try that ended at `at`, with what it used that was not
+    /// counted yet. A figure that is not a finite, non-negative number (a
+    /// worker's report is not to be trusted blindly) counts as zero, so the
+    /// record always serializes and the sums only grow.
     pub fn record(&mut self, at: Timestamp, usage: &TryUsage) {
+        self.add(at, usage, 1);
+    }
+
+    /// Counts what a try still running used up to `at`.
+    pub fn record_running(&mut self, at: Timestamp, usage: &TryUsage) {
+        self.add(at, usage, 0);
+    }
+
+    fn add(&mut self, at: Timestamp, usage: &TryUsage, tries: u64) {
         let clean = |v: f64| if v.is_finite() && v > 0.0 { v } else { 0.0 };
         let usage = &TryUsage {
             cpu_seconds: clean(usage.cpu_seconds),
@@ -53,7 +64,7 @@ impl TenantUsageRecord {
         let minute = minute_of(at);
         self.cpu_seconds += usage.cpu_seconds;
         self.host_call_seconds += usage.host_call_seconds;
-        self.tries += 1;
+        self.tries += tries;
         self.refused_allocations += u64::from(usage.refused_allocations);
         // Reports arrive in about the order tries end; one from a minute older
         // than the newest bucket joins that bucket rather than reorder them.
@@ -66,7 +77,7 @@ impl TenantUsageRecord {
         let bucket = self.minutes.back_mut().expect("a bucket was just ensured");
         bucket.cpu_seconds += usage.cpu_seconds;
         bucket.host_call_seconds += usage.host_call_seconds;
-        bucket.tries += 1;
+        bucket.tries += tries;
         bucket.refused_allocations += u64::from(usage.refused_allocations);
         bucket.peak_memory_bytes = bucket.peak_memory_bytes.max(usage.peak_memory_bytes);
         self.forget_before(at);

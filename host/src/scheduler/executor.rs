@@ -7,7 +7,7 @@
 
 use super::Command;
 use aileron_model::{RunKey, TiKey};
-use aileron_sandbox::{LogBuffer, TryReport, TryRequest};
+use aileron_sandbox::{LiveUsage, LogBuffer, TryReport, TryRequest};
 use jiff::Timestamp;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -80,6 +80,8 @@ pub struct AdoptedTry {
     pub started: Timestamp,
     /// Its live log, refilled by the worker.
     pub log: Arc<LogBuffer>,
+    /// What it has used, refilled by the worker's heartbeats.
+    pub live: Arc<LiveUsage>,
 }
 
 /// What an executor tells the scheduler. Each is applied only if `(try_number,
@@ -100,13 +102,6 @@ pub enum ExecutorEvent {
         started: Timestamp,
         ended: Timestamp,
         report: TryReport,
-    },
-    /// A running try was stopped before it ended (its TaskInstance was changed
-    /// by hand): no outcome, but what it used so far, charged to its tenant.
-    Stopped {
-        key: TiKey,
-        at: Timestamp,
-        usage: aileron_sandbox::TryUsage,
     },
     /// A callback operator finished.
     CallbackFinished {

@@ -6,8 +6,8 @@
 use aileron_protocol::seg;
 use aileron_protocol::wire::{
     ConnectionResponse, ExecError, FinishRequest, FinishResponse, LogChunk, RegisterRequest,
-    RegisterResponse, StartRequest, StartResponse, TRY_TOKEN_HEADER, ValueResponse, WORKER_HEADER,
-    WorkerHeartbeat,
+    RegisterResponse, StartRequest, StartResponse, TRY_TOKEN_HEADER, TryHeartbeat, ValueResponse,
+    WORKER_HEADER, WorkerHeartbeat,
 };
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -214,9 +214,9 @@ impl Api {
         }))
     }
 
-    pub async fn try_heartbeat(&self, t: &TryAuth) -> Result<(), Failure> {
+    pub async fn try_heartbeat(&self, t: &TryAuth, beat: &TryHeartbeat) -> Result<(), Failure> {
         let path = format!("/tries/{}/heartbeat", t.attempt);
-        self.send::<()>(Method::PUT, &path, Some(t), None, CALL_TIMEOUT)
+        self.send(Method::PUT, &path, Some(t), Some(beat), CALL_TIMEOUT)
             .await
             .map(drop)
     }

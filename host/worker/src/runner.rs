@@ -9,8 +9,10 @@ use super::api::{Api, Failure, TryAuth};
 use super::queue::Delivery;
 use super::remote_host::{Fence, RemoteHost};
 use aileron_protocol::backoff::Backoff;
-use aileron_protocol::wire::{Entry, FinishRequest, LogChunk, StartRequest, StartResponse};
-use aileron_sandbox::{LogBuffer, LogLevel, TryReport, TryRequest, TryResult};
+use aileron_protocol::wire::{
+    Entry, FinishRequest, LogChunk, StartRequest, StartResponse, TryHeartbeat,
+};
+use aileron_sandbox::{LiveUsage, LogBuffer, LogLevel, TryReport, TryRequest, TryResult};
 use std::future::pending;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -118,6 +120,7 @@ async fn run_entry(ctx: &Ctx, entry: &Entry) {
 
     let (fence_tx, mut fence_rx) = watch::channel(None);
     let host = RemoteHost::new(ctx.api.clone(), auth.clone(), log.clone(), fence_tx.clone());
+    let live = Arc::new(LiveUsage::default());
     let request = TryRequest {
         tenant: entry.key.tenant.clone(),
         digest: entry.digest.clone(),
@@ -126,7 +129,7 @@ async fn run_entry(ctx: &Ctx, entry: &Entry) {
         limits: entry.limits.clone(),
         host: Arc::new(host),
         log: log.clone(),
-        live: Default::default(),
+        live: live.clone(),
     };
     let sandbox = ctx.sandbox.clone();
     // Its own task, so a guest that computes long between yields never delays
@@ -135,7 +138,7 @@ async fn run_entry(ctx: &Ctx, entry: &Entry) {
     let shipped = AtomicUsize::new(started.log_offset.min(log.len()));
     let ran = tokio::select! {
         joined = &mut sandbox_run.0 => Ok(joined.unwrap_or_else(|e| lost(&log, &e.to_string()))),
-        fence = heartbeat_try(ctx, &auth) => Err(fence),
+        fence = heartbeat_try(ctx, &auth, &live) => Err(fence),
         fence = ship_logs(&ctx.api, &auth, &log, &shipped) => Err(fence),
         fence = wait_fence(&mut fence_rx) => Err(fence),
     };
@@ -202,14 +205,19 @@ async fn start(ctx: &Ctx, auth: &TryAuth, label: &str) -> Result<StartResponse, 
     }
 }
 
-/// `PUT /heartbeat` every heartbeat interval until the scheduler refuses one.
-/// An unreachable scheduler is not a reason to stop the try: it adopts running
-/// tries when it comes back, and fences them if it decided otherwise meanwhile.
-async fn heartbeat_try(ctx: &Ctx, auth: &TryAuth) -> Fence {
+/// `PUT /heartbeat` every heartbeat interval until the scheduler refuses one,
+/// with what the try used so far (its tenant is charged as it runs, and for
+/// the last figure if the try is stopped or lost). An unreachable scheduler
+/// is not a reason to stop the try: it adopts running tries when it comes
+/// back, and fences them if it decided otherwise meanwhile.
+async fn heartbeat_try(ctx: &Ctx, auth: &TryAuth, live: &LiveUsage) -> Fence {
     let mut failing = false;
     loop {
         tokio::time::sleep(ctx.timing().heartbeat).await;
-        match ctx.api.try_heartbeat(auth).await {
+        let beat = TryHeartbeat {
+            usage: live.snapshot(),
+        };
+        match ctx.api.try_heartbeat(auth, &beat).await {
             Ok(()) => failing = false,
             Err(Failure::Fenced { status, reason }) => {
                 return Fence {
@@ -386,7 +394,12 @@ async fn finish(
         tokio::time::sleep(delay).await;
         if last_beat.elapsed() >= ctx.timing().heartbeat {
             last_beat = Instant::now();
-            if let Err(Failure::Fenced { status, reason }) = ctx.api.try_heartbeat(auth).await {
+            let beat = TryHeartbeat {
+                usage: report.usage,
+            };
+            if let Err(Failure::Fenced { status, reason }) =
+                ctx.api.try_heartbeat(auth, &beat).await
+            {
                 return Err(Stop::Fenced(Fence {
                     during: "heartbeat",
                     status,

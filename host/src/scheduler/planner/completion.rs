@@ -19,14 +19,15 @@ pub enum RunOutcome {
 /// How `run` stands. `pending_evaluation` says the run has changes its trigger
 /// rules have not seen yet, so a quiet moment is not a deadlock.
 pub fn run_outcome(run: &ActiveRun, pending_evaluation: bool) -> RunOutcome {
-    let unfinished = run.tis().values().any(|ti| !ti.state.is_finished());
-    if unfinished {
-        let progressing = run.tis().values().any(|ti| {
-            matches!(
-                ti.state,
-                S::Scheduled | S::Queued | S::Running | S::UpForRetry | S::UpForReschedule
-            )
-        });
+    let census = run.census();
+    if census.any_unfinished() {
+        let progressing = census.any(&[
+            S::Scheduled,
+            S::Queued,
+            S::Running,
+            S::UpForRetry,
+            S::UpForReschedule,
+        ]);
         if progressing || pending_evaluation {
             return RunOutcome::Continue;
         }

@@ -11,10 +11,13 @@
 //!   parallelism, run and task caps and pools;
 //! - [`candidates`]: each run's TaskInstances admission may queue, kept in its
 //!   order as they change, so a turn costs what changed, not the run's size;
+//! - [`census`]: each run's TaskInstances counted by state, and the delays they
+//!   wait on, kept the same way;
 //! - [`timers`]: `dagrun_timeout` and when the scheduler must wake up next.
 
 pub mod admission;
 pub mod candidates;
+pub mod census;
 pub mod completion;
 #[cfg(test)]
 mod tests;
@@ -25,24 +28,27 @@ use crate::metastore::{DagRun, TaskInstance};
 use aileron_model::DagKey;
 use aileron_model::dag::DagSpec;
 use candidates::Candidates;
+use census::{Census, Tally};
 use std::borrow::Borrow;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, btree_map};
-use std::ops::Bound;
+use std::collections::BTreeMap;
+use std::ops::{Bound, Deref, DerefMut};
 use std::sync::Arc;
 
 /// A DagRun the scheduler holds in memory (running or queued), with the DAG version
 /// it runs and all its TaskInstances: the snapshot every decision is made on.
 ///
 /// The TaskInstances are changed only through the methods below, which note what
-/// changed for the run's [`Candidates`]; a change that bypassed them would leave a
-/// ready TaskInstance unseen by admission.
+/// changed for the run's [`Candidates`] and keep its [`Census`]; a change that
+/// bypassed them would leave a ready TaskInstance unseen by admission, or the run
+/// unfinished.
 pub struct ActiveRun {
     pub run: DagRun,
     pub spec: Arc<DagSpec>,
     /// TaskInstances by (task id, map index).
     tis: BTreeMap<(String, i64), TaskInstance>,
     candidates: Candidates,
+    census: Census,
 }
 
 impl ActiveRun {
@@ -54,6 +60,7 @@ impl ActiveRun {
         ActiveRun {
             run,
             spec,
+            census: Census::of(tis.values()),
             tis,
             candidates: Candidates::default(),
         }
@@ -68,32 +75,48 @@ impl ActiveRun {
         self.tis.get(&(task_id, map_index) as &dyn SlotKey)
     }
 
-    pub fn ti_mut(&mut self, task_id: &str, map_index: i64) -> Option<&mut TaskInstance> {
-        let key = (task_id, map_index);
-        if !self.tis.contains_key(&key as &dyn SlotKey) {
-            return None;
-        }
-        self.candidates.touch(self.tis.len(), task_id, map_index);
-        self.tis.get_mut(&key as &dyn SlotKey)
+    /// One TaskInstance to change; the census learns what it became when the
+    /// guard is dropped.
+    pub fn ti_mut(&mut self, task_id: &str, map_index: i64) -> Option<TiMut<'_>> {
+        let run_size = self.tis.len();
+        let ti = self.tis.get_mut(&(task_id, map_index) as &dyn SlotKey)?;
+        self.candidates.touch(run_size, task_id, map_index);
+        Some(TiMut::new(ti, &mut self.census))
     }
 
     /// Adds or replaces a TaskInstance; the one it replaced.
     pub fn insert_ti(&mut self, ti: TaskInstance) -> Option<TaskInstance> {
         self.candidates
             .touch(self.tis.len(), &ti.task_id, ti.map_index);
-        self.tis.insert((ti.task_id.clone(), ti.map_index), ti)
+        self.census.add(Tally::of(&ti));
+        let replaced = self.tis.insert((ti.task_id.clone(), ti.map_index), ti);
+        if let Some(old) = &replaced {
+            self.census.remove(Tally::of(old));
+        }
+        replaced
     }
 
     pub fn remove_ti(&mut self, task_id: &str, map_index: i64) -> Option<TaskInstance> {
         self.candidates.touch(self.tis.len(), task_id, map_index);
-        self.tis.remove(&(task_id, map_index) as &dyn SlotKey)
+        let removed = self.tis.remove(&(task_id, map_index) as &dyn SlotKey);
+        if let Some(old) = &removed {
+            self.census.remove(Tally::of(old));
+        }
+        removed
     }
 
-    /// Every TaskInstance, to change many at once (clearing, recovery, the end
-    /// of a run): the candidates are rebuilt at the next admission.
-    pub fn tis_mut(&mut self) -> btree_map::ValuesMut<'_, (String, i64), TaskInstance> {
+    /// Changes every TaskInstance with `change` (clearing, recovery, the end of a
+    /// run): the census is counted again and the candidates are rebuilt at the
+    /// next admission.
+    pub fn update_tis(&mut self, change: impl FnMut(&mut TaskInstance)) {
         self.candidates.rebuild();
-        self.tis.values_mut()
+        self.tis.values_mut().for_each(change);
+        self.census = Census::of(self.tis.values());
+    }
+
+    /// The run's TaskInstances counted by state.
+    pub fn census(&self) -> &Census {
+        &self.census
     }
 
     /// Brings the candidates up to date with what changed since the last call;
@@ -121,6 +144,51 @@ impl ActiveRun {
                 Bound::Included(&high as &dyn SlotKey),
             ))
             .map(|(_, ti)| ti)
+    }
+}
+
+/// A TaskInstance of an [`ActiveRun`] borrowed to change. Dropping it tells the
+/// run's census the state it left and the state it is in now.
+pub struct TiMut<'a> {
+    ti: &'a mut TaskInstance,
+    census: &'a mut Census,
+    was: Tally,
+}
+
+impl<'a> TiMut<'a> {
+    fn new(ti: &'a mut TaskInstance, census: &'a mut Census) -> Self {
+        let was = Tally::of(ti);
+        TiMut { ti, census, was }
+    }
+}
+
+impl TiMut<'_> {
+    /// Ends the change: the TaskInstance as it now is, and the run free again.
+    pub fn done(self) -> TaskInstance {
+        self.ti.clone()
+    }
+}
+
+impl Deref for TiMut<'_> {
+    type Target = TaskInstance;
+    fn deref(&self) -> &TaskInstance {
+        self.ti
+    }
+}
+
+impl DerefMut for TiMut<'_> {
+    fn deref_mut(&mut self) -> &mut TaskInstance {
+        self.ti
+    }
+}
+
+impl Drop for TiMut<'_> {
+    fn drop(&mut self) {
+        let now = Tally::of(self.ti);
+        if now != self.was {
+            self.census.remove(self.was);
+            self.census.add(now);
+        }
     }
 }
 

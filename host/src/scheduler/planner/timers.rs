@@ -2,7 +2,6 @@
 //! waiting TaskInstance or run needs the scheduler.
 
 use super::ActiveRun;
-use aileron_model::TaskInstanceState as S;
 use aileron_model::{DagRunState, RunKey};
 use jiff::{SignedDuration, Timestamp};
 
@@ -35,13 +34,9 @@ pub fn next_run_timer(run: &ActiveRun, after: Timestamp) -> Option<Timestamp> {
     if run.run.state != DagRunState::Running {
         return None;
     }
-    let retries = run.tis().values().filter_map(|ti| {
-        matches!(ti.state, S::UpForRetry | S::UpForReschedule)
-            .then_some(ti.next_try_at)
-            .flatten()
-    });
-    retries
-        .chain(run_deadline(run))
-        .filter(|t| *t > after)
+    run.census()
+        .next_delay_after(after)
+        .into_iter()
+        .chain(run_deadline(run).filter(|t| *t > after))
         .min()
 }

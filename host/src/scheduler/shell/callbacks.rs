@@ -229,7 +229,7 @@ impl State {
     ) {
         let CallbackId { run, seq } = id;
         // Its CPU and memory are the tenant's, like any try's.
-        self.charge(&run.tenant, ended, &report.usage);
+        self.charge(&run.tenant, ended, &report.usage, true);
         let (dag_id, run_id) = (&run.dag_id, &run.run_id);
         let Ok(Some(mut record)) = self.metastore.callback(&run.tenant, dag_id, run_id, seq) else {
             // The run was deleted meanwhile.

@@ -48,7 +48,7 @@ impl State {
     }
 
     fn queue_ti(&mut self, key: &TiKey, now: Timestamp) {
-        let Some(ti) = self
+        let Some(mut ti) = self
             .runs
             .get_mut(&key.run_key())
             .and_then(|run| run.ti_mut(&key.task_id, key.map_index))
@@ -63,7 +63,7 @@ impl State {
         };
         if try_number > 1 && ti.state == S::UpForRetry {
             // A new try starts with no XCom from the last one, as in Airflow.
-            self.batch.delete_prefix(XCOM, ti_record_key(ti));
+            self.batch.delete_prefix(XCOM, ti_record_key(&ti));
         }
         let attempt = self.next_attempt;
         self.next_attempt += 1;
@@ -72,7 +72,7 @@ impl State {
         ti.attempt = attempt;
         ti.queued_at = Some(now);
         ti.next_try_at = None;
-        let ti = ti.clone();
+        let ti = ti.done();
         self.batch.put_ti(&ti);
         self.batch.put_next_attempt(self.next_attempt);
         self.push_ti_update(&ti);
@@ -182,6 +182,7 @@ impl State {
                 log,
                 live: Default::default(),
             };
+            self.meter(key.clone(), attempt, request.live.clone(), false);
             let rendered_fields = request.params.clone();
             self.executor.submit(Job {
                 key: key.clone(),
@@ -192,7 +193,7 @@ impl State {
             });
             // Kept for the UI and API (Airflow's rendered fields); written with the
             // TaskInstance's next change, its start, rather than by a commit of its own.
-            if let Some(ti) = self
+            if let Some(mut ti) = self
                 .runs
                 .get_mut(&key.run_key())
                 .and_then(|r| r.ti_mut(&key.task_id, key.map_index))

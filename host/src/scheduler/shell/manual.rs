@@ -98,6 +98,10 @@ impl State {
     pub(super) fn forget_in_flight(&mut self, key: &TiKey) {
         if let Some((try_number, attempt)) = self.in_flight.remove(key) {
             self.executor.cancel(key, try_number, attempt);
+            // What it used so far is its tenant's to pay, if it had started.
+            let ran = self.ti(key).map(|ti| ti.state == S::Running);
+            let now = self.now();
+            self.settle(key, attempt, now, None, ran);
             let live = self.live_logs.locked().remove(&(key.clone(), try_number));
             // What the try logged before it was stopped stays readable, as in
             // Airflow, where a task marked while running keeps its log.
@@ -123,7 +127,7 @@ impl State {
     /// is in flight, is cancelled.
     pub(super) fn force_state(&mut self, key: &TiKey, state: S, now: Timestamp) {
         self.forget_in_flight(key);
-        let Some(ti) = self
+        let Some(mut ti) = self
             .runs
             .get_mut(&key.run_key())
             .and_then(|r| r.ti_mut(&key.task_id, key.map_index))
@@ -133,7 +137,7 @@ impl State {
         ti.state = state;
         ti.end_date = Some(now);
         ti.next_try_at = None;
-        let ti = ti.clone();
+        let ti = ti.done();
         self.batch.put_ti(&ti);
         self.push_ti_update(&ti);
     }
@@ -218,7 +222,7 @@ impl State {
             };
             // Mapped TaskInstances keep their tries, like any other; when every one
             // of a task is cleared, the task expands again (see `State::expand`).
-            let Some(ti) = run
+            let Some(mut ti) = run
                 .ti_mut(&task_id, map_index)
                 .expected("a TaskInstance to clear", &key)
             else {
@@ -232,7 +236,7 @@ impl State {
             ti.end_date = None;
             ti.duration = None;
             ti.next_try_at = None;
-            let ti = ti.clone();
+            let ti = ti.done();
             self.batch.put_ti(&ti);
             self.push_ti_update(&ti);
         }
@@ -290,10 +294,14 @@ impl State {
         run.run.dag_version = latest.version.clone();
         let mut changed = Vec::new();
         for task in &latest.tasks {
-            let mut any = false;
-            for ti in run.tis_mut().filter(|t| t.task_id == task.task_id) {
-                any = true;
-                if ti.state == S::Removed {
+            let any = run.tis_of(&task.task_id).next().is_some();
+            let back: Vec<i64> = run
+                .tis_of(&task.task_id)
+                .filter(|ti| ti.state == S::Removed)
+                .map(|ti| ti.map_index)
+                .collect();
+            for map_index in back {
+                if let Some(mut ti) = run.ti_mut(&task.task_id, map_index) {
                     ti.state = S::NoStatus;
                     ti.end_date = None;
                     changed.push(ti.clone());
@@ -375,7 +383,7 @@ impl State {
                 continue;
             }
             self.forget_in_flight(&key);
-            let Some(ti) = self
+            let Some(mut ti) = self
                 .runs
                 .get_mut(&rk)
                 .and_then(|run| run.ti_mut(&task_id, map_index))
@@ -388,7 +396,7 @@ impl State {
             ti.end_date = Some(now);
             ti.duration = Some(now.duration_since(started).as_secs_f64());
             ti.next_try_at = None;
-            let ti = ti.clone();
+            let ti = ti.done();
             self.batch.put_ti(&ti);
             self.push_ti_update(&ti);
             changed.push(ti);
@@ -415,7 +423,7 @@ impl State {
             .expected("the run to mark in", &rk)
             .ok_or_else(internal_error)?;
         let mut resumed = Vec::new();
-        for ti in run.tis_mut() {
+        run.update_tis(|ti| {
             if below.contains(&ti.task_id) && matches!(ti.state, S::Failed | S::UpstreamFailed) {
                 let retries = spec.task(&ti.task_id).map_or(0, |t| t.retries);
                 ti.state = S::NoStatus;
@@ -426,7 +434,7 @@ impl State {
                 ti.next_try_at = None;
                 resumed.push(ti.clone());
             }
-        }
+        });
         for ti in resumed {
             self.batch.put_ti(&ti);
             self.push_ti_update(&ti);

@@ -26,8 +26,8 @@ impl State {
         // Trigger rules decide only for TaskInstances with no state (a mapped
         // task's placeholder included). A run without any (a wide run once all
         // are scheduled) has none to look at; it is re-evaluated after every
-        // change, and its tasks are many, so that is worth one pass to know.
-        let waiting = run.tis().values().any(|ti| ti.state == S::NoStatus);
+        // change, and its tasks are many, so the census is asked first.
+        let waiting = run.census().count(S::NoStatus) > 0;
         let tasks = if waiting { &spec.tasks[..] } else { &[] };
         // In file order, so a task sees what this pass decided for its upstream.
         for task in tasks {
@@ -50,7 +50,7 @@ impl State {
                 return;
             };
             for m in map_indexes {
-                let Some(ti) = run.ti_mut(&task.task_id, m) else {
+                let Some(mut ti) = run.ti_mut(&task.task_id, m) else {
                     continue;
                 };
                 ti.state = new_state;
@@ -156,7 +156,7 @@ impl State {
             return Vec::new();
         };
         let placeholder_key = (task.task_id.clone(), -1);
-        let Some(placeholder) = run
+        let Some(mut placeholder) = run
             .ti_mut(&placeholder_key.0, placeholder_key.1)
             .expected("the placeholder of a mapped task", &(rk, &placeholder_key))
         else {
@@ -168,7 +168,7 @@ impl State {
             placeholder.state = S::UpstreamFailed;
             placeholder.start_date = Some(now);
             placeholder.end_date = Some(now);
-            return vec![placeholder.clone()];
+            return vec![placeholder.done()];
         }
         let lists = match lists {
             Ok(l) => l,
@@ -179,7 +179,7 @@ impl State {
                 placeholder.try_number = 1;
                 placeholder.start_date = Some(now);
                 placeholder.end_date = Some(now);
-                placeholder.tries.push(TryRecord {
+                let record = TryRecord {
                     try_number: 1,
                     state: S::Failed,
                     start_date: now,
@@ -190,8 +190,9 @@ impl State {
                     hostname: placeholder.hostname.clone(),
                     attempt: 0,
                     usage: None,
-                });
-                let ti = placeholder.clone();
+                };
+                placeholder.tries.push(record);
+                let ti = placeholder.done();
                 self.batch.put_raw(
                     LOGS,
                     log_key(&ti, 1),
@@ -217,11 +218,14 @@ impl State {
             placeholder.state = S::Skipped;
             placeholder.start_date = Some(now);
             placeholder.end_date = Some(now);
-            return vec![placeholder.clone()];
+            return vec![placeholder.done()];
         }
         // The placeholder of an unexpanded mapped task has map index -1.
-        self.batch
-            .delete(crate::metastore::TASK_INSTANCES, ti_record_key(placeholder));
+        self.batch.delete(
+            crate::metastore::TASK_INSTANCES,
+            ti_record_key(&placeholder),
+        );
+        drop(placeholder);
         run.remove_ti(&placeholder_key.0, placeholder_key.1);
         let mut out = Vec::new();
         for (i, kwargs) in combos.into_iter().enumerate() {

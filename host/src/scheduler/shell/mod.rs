@@ -38,9 +38,9 @@ mod runs;
 mod tries;
 pub(super) mod usage;
 
-use super::planner::ActiveRun;
 use super::planner::admission::{Pools, Shares, TenantShare, Weights};
 use super::planner::timers::next_run_timer;
+use super::planner::{ActiveRun, TiMut};
 use aileron_model::{DagKey, RunKey, TiKey};
 
 struct DagEntry {
@@ -109,6 +109,10 @@ pub(super) struct State {
     /// Each tenant's metered usage (`usage.rs`), and those charged this turn.
     usage: HashMap<TenantId, TenantUsageRecord>,
     usage_dirty: HashSet<TenantId>,
+    /// Tries in flight as their usage is metered, and when running ones were
+    /// last charged (`usage.rs`).
+    metering: HashMap<TiKey, usage::Metered>,
+    running_charged_at: Timestamp,
     /// The `now` of the last `plan`: timers at or before it were already acted on
     /// (or are blocked on capacity, and a finishing task wakes the loop).
     planned_at: Timestamp,
@@ -153,6 +157,8 @@ impl State {
                 .filter_map(|(t, u)| Some((TenantId::new(&t).ok()?, u)))
                 .collect(),
             usage_dirty: HashSet::new(),
+            metering: HashMap::new(),
+            running_charged_at: Timestamp::UNIX_EPOCH,
             callbacks_to_send: Vec::new(),
             callback_seq: HashMap::new(),
             deleted_this_turn: HashSet::new(),
@@ -272,7 +278,7 @@ impl State {
             .ti(&key.task_id, key.map_index)
     }
 
-    fn ti_mut(&mut self, key: &TiKey) -> Option<&mut TaskInstance> {
+    fn ti_mut(&mut self, key: &TiKey) -> Option<TiMut<'_>> {
         self.dirty_runs.insert(key.run_key());
         self.runs
             .get_mut(&key.run_key())?
@@ -546,6 +552,10 @@ impl State {
         // A tenant whose CPU budget comes back has tries to admit then. (Not a
         // task timer: a simulated clock is not jumped to it, the test moves it.)
         if let Some(t) = self.budget_timer(after) {
+            any = Some(any.map_or(t, |n| n.min(t)));
+        }
+        // Running tries are charged as they go (not a task timer either).
+        if let Some(t) = self.running_charge_timer() {
             any = Some(any.map_or(t, |n| n.min(t)));
         }
         (any, tasks)

@@ -9,7 +9,7 @@ use crate::scheduler::executor::AdoptedTry;
 use crate::sync::LockExt;
 use aileron_model::{TaskInstanceState as S, TiKey};
 use aileron_protocol::wire::Refusal;
-use aileron_sandbox::{LogBuffer, TryResult};
+use aileron_sandbox::{LiveUsage, LogBuffer, TryResult};
 use std::sync::Arc;
 
 /// Extra room in the scheduler's copy of a remote try's log: the worker's buffer
@@ -30,24 +30,22 @@ impl State {
         let now = self.now();
         let mut lost = Vec::new();
         for run in self.runs.values_mut() {
-            for ti in run.tis_mut() {
-                match ti.state {
-                    S::Running => lost.push(TiKey::from(&*ti)),
-                    S::Queued => {
-                        let last = ti.tries.last();
-                        ti.try_number = last.map(|t| t.try_number).unwrap_or(0);
-                        if last.is_some_and(|t| t.state == S::UpForReschedule) {
-                            ti.state = S::UpForReschedule;
-                            ti.next_try_at = Some(now);
-                        } else {
-                            ti.state = S::Scheduled;
-                        }
-                        ti.queued_at = None;
-                        self.batch.put_ti(ti);
+            run.update_tis(|ti| match ti.state {
+                S::Running => lost.push(TiKey::from(&*ti)),
+                S::Queued => {
+                    let last = ti.tries.last();
+                    ti.try_number = last.map(|t| t.try_number).unwrap_or(0);
+                    if last.is_some_and(|t| t.state == S::UpForReschedule) {
+                        ti.state = S::UpForReschedule;
+                        ti.next_try_at = Some(now);
+                    } else {
+                        ti.state = S::Scheduled;
                     }
-                    _ => {}
+                    ti.queued_at = None;
+                    self.batch.put_ti(ti);
                 }
-            }
+                _ => {}
+            });
         }
         for key in lost {
             let Some(ti) = self
@@ -82,11 +80,12 @@ impl State {
     /// adopted: watched for heartbeats as if this process had started them.
     fn recover_remote(&mut self) {
         let mut adopted = Vec::new();
+        let mut metered = Vec::new();
         let now = self.now();
         for run in self.runs.values_mut() {
-            for ti in run.tis_mut() {
+            run.update_tis(|ti| {
                 if !matches!(ti.state, S::Queued | S::Running) {
-                    continue;
+                    return;
                 }
                 if ti.attempt == 0 {
                     // Dispatched by a version without attempts: give it one, so no
@@ -103,6 +102,8 @@ impl State {
                     self.to_dispatch.push((key, ti.try_number, ti.attempt));
                 } else {
                     let log = Arc::new(LogBuffer::new(self.config.log_bytes + REMOTE_LOG_SLACK));
+                    let live = Arc::new(LiveUsage::default());
+                    metered.push((key.clone(), ti.attempt, live.clone()));
                     self.live_logs
                         .locked()
                         .insert((key.clone(), ti.try_number), log.clone());
@@ -113,9 +114,13 @@ impl State {
                         worker: ti.hostname.clone(),
                         started: ti.start_date.unwrap_or(now),
                         log,
+                        live,
                     });
                 }
-            }
+            });
+        }
+        for (key, attempt, live) in metered {
+            self.meter(key, attempt, live, true);
         }
         if let Some(remote) = self.executor.remote() {
             remote.adopt(adopted);
@@ -135,9 +140,10 @@ impl State {
             return Err(Refusal::Superseded);
         }
         let now = self.now();
-        let Some(ti) = self.ti_mut(key) else {
+        let Some(ti) = self.ti(key) else {
             return Err(Refusal::Superseded);
         };
+        let same_worker = ti.hostname == worker;
         match ti.state {
             S::Queued => {
                 self.mark_running(key, now, Some(worker));
@@ -150,7 +156,7 @@ impl State {
                 Ok(try_number)
             }
             // The same worker again: its first answer was lost.
-            S::Running if ti.hostname == worker => Ok(try_number),
+            S::Running if same_worker => Ok(try_number),
             S::Running => Err(Refusal::RunningElsewhere),
             _ => Err(Refusal::NotQueued),
         }

@@ -104,6 +104,7 @@ impl State {
         let now = self.now();
         self.planned_at = now;
         self.apply_retention(now);
+        self.charge_running(now);
         // A run that finishes in this pass frees a place under `max_active_runs`
         // (the DAG's or a backfill's): go round again so the next run is created
         // and started now, not whenever the next command happens to arrive.
@@ -310,12 +311,12 @@ impl State {
             tracing::warn!(run_id = %rk.run_id, dag_id = %rk.dag_id, "deadlock: no task can run; failing the run");
             let mut changed = Vec::new();
             if let Some(run) = self.runs.get_mut(rk) {
-                for ti in run.tis_mut() {
+                run.update_tis(|ti| {
                     if ti.state == S::NoStatus {
                         ti.state = S::UpstreamFailed;
                         changed.push(ti.clone());
                     }
-                }
+                });
             }
             for ti in changed {
                 self.batch.put_ti(&ti);

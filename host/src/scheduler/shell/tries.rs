@@ -50,14 +50,11 @@ impl State {
                 report,
             } => {
                 // A late report for a try that is no longer current changes
-                // nothing, but the work it did is still its tenant's.
+                // nothing: its usage was charged when it was stopped.
                 if self.in_flight.get(&key) == Some(&(try_number, attempt)) {
                     self.apply_finish(key, try_number, started, ended, report);
-                } else {
-                    self.charge(&key.tenant, ended, &report.usage);
                 }
             }
-            ExecutorEvent::Stopped { key, at, usage } => self.charge(&key.tenant, at, &usage),
             ExecutorEvent::CallbackFinished {
                 id,
                 started,
@@ -71,7 +68,9 @@ impl State {
     /// A queued TaskInstance starts running at `at`; `worker` is who runs it when
     /// that is not this process.
     pub(super) fn mark_running(&mut self, key: &TiKey, at: Timestamp, worker: Option<&str>) {
-        let Some(ti) = self.ti_mut(key) else { return };
+        let Some(mut ti) = self.ti_mut(key) else {
+            return;
+        };
         ti.state = S::Running;
         ti.start_date = Some(at);
         if let Some(worker) = worker {
@@ -83,7 +82,7 @@ impl State {
             metrics::histogram!("aileron_scheduling_latency_seconds")
                 .record(at.duration_since(queued).as_secs_f64().max(0.0));
         }
-        let ti = ti.clone();
+        let ti = ti.done();
         self.batch.put_ti(&ti);
         self.push_ti_update(&ti);
     }
@@ -98,7 +97,7 @@ impl State {
         ended: Timestamp,
         report: TryReport,
     ) {
-        self.in_flight.remove(&key);
+        let attempt = self.in_flight.remove(&key).map_or(0, |(_, a)| a);
         // The live buffer stays readable until the stored log is committed, so
         // a reader tailing the log never sees it vanish in between.
         let live = (key.clone(), try_number);
@@ -123,7 +122,7 @@ impl State {
                 usage,
                 ..
             } = report;
-            self.charge(&key.tenant, ended, &usage);
+            self.settle(&key, attempt, ended, Some(&usage), Some(true));
             let outcome = TryOutcome {
                 result,
                 pushes: xcom,
@@ -251,7 +250,9 @@ impl State {
             TryResult::Failed(msg) => self.retry_or_fail(task, max_tries, try_number, msg, now),
             TryResult::Fatal(msg) => (S::Failed, Some(msg), None),
         };
-        let Some(ti) = self.ti_mut(key) else { return };
+        let Some(mut ti) = self.ti_mut(key) else {
+            return;
+        };
         ti.state = state;
         ti.try_number = try_number;
         ti.start_date = Some(started);
@@ -273,7 +274,7 @@ impl State {
             attempt,
             usage,
         });
-        let ti = ti.clone();
+        let ti = ti.done();
         for (k, v) in xcom {
             let xk = xcom_key(&ti, &k);
             self.batch.put_raw(XCOM, xk.clone(), v.clone().into_bytes());
@@ -292,7 +293,7 @@ impl State {
                 return;
             };
             let mut changed = Vec::new();
-            for ti in run.tis_mut() {
+            run.update_tis(|ti| {
                 // Only TaskInstances that have not started: one already queued or
                 // running (say, by `one_success` on another upstream) finishes.
                 let waiting = matches!(
@@ -305,7 +306,7 @@ impl State {
                     ti.end_date = Some(now);
                     changed.push(ti.clone());
                 }
-            }
+            });
             for ti in changed {
                 self.batch.put_ti(&ti);
                 self.push_ti_update(&ti);

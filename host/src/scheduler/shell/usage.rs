@@ -1,15 +1,42 @@
 //! Each tenant's metered usage as the scheduler keeps it: tries' CPU and memory
-//! charged as they finish, the CPU budget (`cpu_per_hour`) that holds a tenant's
-//! new tries back once its rolling hour is spent, and the figures the usage API
-//! and `/metrics` read.
+//! charged while they run and when they end, the CPU budget (`cpu_per_hour`)
+//! that holds a tenant's new tries back once its rolling hour is spent, and the
+//! figures the usage API and `/metrics` read.
+//!
+//! Every try the scheduler hands out carries a [`LiveUsage`] it keeps a handle
+//! to: the local executor's sandbox refreshes it at each epoch tick, and for a
+//! try on a worker the execution API refreshes it from the worker's heartbeats.
+//! Every [`CHARGE_RUNNING_EVERY`] what running tries used since the last charge
+//! is charged, so a long try spends its tenant's budget as it goes rather than
+//! all at its end; a try that ends is charged the rest from its report, and one
+//! that is stopped by hand or lost with its worker the rest as last read.
 
 use super::State;
 use crate::metastore::{TENANT_USAGE, TenantLimits, TenantUsageRecord};
 use crate::scheduler::planner::ActiveRun;
+use aileron_model::TiKey;
 use aileron_model::{RunKey, TaskInstanceState as S, TenantId};
-use aileron_sandbox::TryUsage;
-use jiff::Timestamp;
+use aileron_sandbox::{LiveUsage, TryUsage};
+use jiff::{SignedDuration, Timestamp};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// How often running tries are charged for what they used meanwhile: how late,
+/// at most, a spent `cpu_per_hour` budget is noticed while tries run (plus a
+/// worker's heartbeat interval for tries on workers).
+pub const CHARGE_RUNNING_EVERY: SignedDuration = SignedDuration::from_secs(10);
+
+/// A try in flight, as its usage is metered.
+pub(super) struct Metered {
+    attempt: u64,
+    live: Arc<LiveUsage>,
+    /// What its tenant was charged for it so far.
+    charged: TryUsage,
+    /// Adopted after a restart: what it used before was charged (up to the
+    /// last charge) by the process before, so its first reading here is taken
+    /// as what was charged rather than charged again.
+    adopted: bool,
+}
 
 /// One tenant's usage now, as the scheduler sees it.
 #[derive(Debug, Clone, Default)]
@@ -32,8 +59,9 @@ pub struct HeldBack {
 }
 
 impl State {
-    /// Charges a finished try to its tenant (the record is written with this turn).
-    pub(super) fn charge(&mut self, tenant: &str, at: Timestamp, usage: &TryUsage) {
+    /// Charges usage to its tenant (the record is written with this turn);
+    /// `ended`: the try ended with it, and counts as one run.
+    pub(super) fn charge(&mut self, tenant: &str, at: Timestamp, usage: &TryUsage, ended: bool) {
         let Ok(tenant) = TenantId::new(tenant) else {
             return;
         };
@@ -41,11 +69,91 @@ impl State {
         if !self.tenant_limits.contains_key(&tenant) {
             return;
         }
-        self.usage
-            .entry(tenant.clone())
-            .or_default()
-            .record(at, usage);
+        let record = self.usage.entry(tenant.clone()).or_default();
+        if ended {
+            record.record(at, usage);
+        } else {
+            record.record_running(at, usage);
+        }
         self.usage_dirty.insert(tenant);
+    }
+
+    /// Starts metering a try handed out as `attempt`.
+    pub(super) fn meter(&mut self, key: TiKey, attempt: u64, live: Arc<LiveUsage>, adopted: bool) {
+        self.metering.insert(
+            key,
+            Metered {
+                attempt,
+                live,
+                charged: TryUsage::default(),
+                adopted,
+            },
+        );
+    }
+
+    /// A try that ended or was stopped at `at`: its tenant is charged what it
+    /// used beyond what was charged already, by its `report` where it has one
+    /// (the larger of that and the last reading), else by the last reading.
+    /// `ran`: whether it started, so it counts as a try run (`None`: not
+    /// known, as for a try whose run was deleted; then it did if it used
+    /// anything).
+    pub(super) fn settle(
+        &mut self,
+        key: &TiKey,
+        attempt: u64,
+        at: Timestamp,
+        report: Option<&TryUsage>,
+        ran: Option<bool>,
+    ) {
+        let metered = self.metering.remove(key).filter(|m| m.attempt == attempt);
+        let (rest, used_any) = match metered {
+            Some(m) => {
+                let read = m.live.snapshot();
+                let used = report.map_or(read, |r| r.max(&read));
+                (used.since(&m.charged), used != TryUsage::default())
+            }
+            // Never handed to an executor (its params did not render).
+            None => (report.copied().unwrap_or_default(), false),
+        };
+        if ran.unwrap_or(used_any) {
+            self.charge(&key.tenant, at, &rest, true);
+        }
+    }
+
+    /// Charges running tries for what they used since they were last charged,
+    /// once every [`CHARGE_RUNNING_EVERY`].
+    pub(super) fn charge_running(&mut self, now: Timestamp) {
+        if self.metering.is_empty() || now < self.running_charged_at + CHARGE_RUNNING_EVERY {
+            if self.metering.is_empty() {
+                self.running_charged_at = now;
+            }
+            return;
+        }
+        self.running_charged_at = now;
+        let mut charges = Vec::new();
+        for (key, m) in &mut self.metering {
+            let read = m.live.snapshot();
+            if m.adopted {
+                if read != TryUsage::default() {
+                    m.charged = read;
+                    m.adopted = false;
+                }
+                continue;
+            }
+            let delta = read.since(&m.charged);
+            if delta.cpu_seconds > 0.0 || delta.host_call_seconds > 0.0 {
+                m.charged = read;
+                charges.push((key.tenant.clone(), delta));
+            }
+        }
+        for (tenant, delta) in charges {
+            self.charge(&tenant, now, &delta, false);
+        }
+    }
+
+    /// When running tries are charged next, if any is in flight.
+    pub(super) fn running_charge_timer(&self) -> Option<Timestamp> {
+        (!self.metering.is_empty()).then(|| self.running_charged_at + CHARGE_RUNNING_EVERY)
     }
 
     /// Writes the usage records charged this turn into the batch.
@@ -96,6 +204,12 @@ impl State {
                 continue;
             }
             let mut usage = self.usage.get(tenant).cloned().unwrap_or_default();
+            // What its running tries used since they were last charged.
+            for (key, m) in &self.metering {
+                if key.tenant == tenant.as_str() && !m.adopted {
+                    usage.record_running(now, &m.live.snapshot().since(&m.charged));
+                }
+            }
             usage.forget_before(now);
             all.insert(
                 tenant.to_string(),
@@ -131,11 +245,7 @@ impl State {
             None => Box::new(self.runs.iter()),
         };
         for (rk, run) in runs {
-            let ready = run
-                .tis()
-                .values()
-                .filter(|ti| matches!(ti.state, S::Scheduled))
-                .count() as u64;
+            let ready = run.census().count(S::Scheduled) as u64;
             if ready > 0 {
                 all.entry(rk.tenant.clone()).or_default().waiting += ready;
             }

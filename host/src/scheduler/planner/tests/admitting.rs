@@ -280,7 +280,7 @@ fn tenants_share_slots_by_weight_whatever_their_backlog() {
     let rk = a.runs.keys().find(|k| k.dag_id == "big").unwrap().clone();
     for i in 0..6 {
         let run = a.runs.get_mut(&rk).unwrap();
-        let ti = run.ti_mut(&format!("t{i}"), -1).unwrap();
+        let mut ti = run.ti_mut(&format!("t{i}"), -1).unwrap();
         ti.state = S::Running;
         a.in_flight.push(TiKey::from(&*ti));
     }
@@ -337,9 +337,7 @@ fn candidates_follow_every_change_made_through_the_run() {
 
     // Many at once (a clear): every TaskInstance is filed again.
     let r = a.runs.get_mut(&rk).unwrap();
-    for ti in r.tis_mut() {
-        ti.state = S::Scheduled;
-    }
+    r.update_tis(|ti| ti.state = S::Scheduled);
     assert_eq!(a.admitted(), ["c:1:a", "c:1:b", "c:1:m[1]"]);
 
     // Moved to a DAG version where `b` comes first and weighs more.

@@ -16,6 +16,7 @@ use jiff::Timestamp;
 use std::collections::{BTreeMap, HashMap};
 
 mod admitting;
+mod counting;
 
 /// Any operator name resolves, with no params schema.
 struct AnyOperator;
