@@ -214,6 +214,72 @@ async fn a_try_stopped_by_hand_is_charged_for_what_it_used() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_try_is_charged_as_it_runs() {
+    let env = Env::builder()
+        .dag("team_a/spin.toml", SPIN_LONG)
+        .start()
+        .await;
+    let scheduler = &env.app.scheduler;
+    scheduler
+        .trigger(
+            "team_a",
+            "spin",
+            Some("r1".into()),
+            None,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let state = || {
+        env.app
+            .metastore
+            .task_instance("team_a", "spin", "r1", "spin", -1)
+            .unwrap()
+            .map(|ti| ti.state)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while state() != Some(S::Running) {
+        assert!(std::time::Instant::now() < deadline, "the spin never ran");
+        scheduler.sync().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    // Nothing is charged to the stored record before the charging interval.
+    scheduler.sync().await.unwrap();
+    let stored = env.app.metastore.tenant_usage("team_a").unwrap();
+    assert_eq!(stored.cpu_seconds, 0.0, "{stored:?}");
+    // Once it has passed, what the try used so far is stored, and the try
+    // does not count as run yet.
+    env.clock
+        .set(env.clock.now() + SignedDuration::from_secs(11));
+    scheduler.sync().await.unwrap();
+    let stored = env.app.metastore.tenant_usage("team_a").unwrap();
+    assert_eq!(state(), Some(S::Running));
+    assert!(stored.cpu_seconds >= 0.1, "{stored:?}");
+    assert_eq!(stored.tries, 0, "{stored:?}");
+    // Stopped, it is charged the rest and counted once.
+    let charged = stored.cpu_seconds;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    scheduler
+        .set_task_state(
+            "team_a",
+            "spin",
+            "r1",
+            "spin",
+            None,
+            S::Failed,
+            false,
+            false,
+        )
+        .await
+        .unwrap();
+    scheduler.sync().await.unwrap();
+    let stored = env.app.metastore.tenant_usage("team_a").unwrap();
+    assert_eq!(stored.tries, 1, "{stored:?}");
+    assert!(stored.cpu_seconds > charged, "{stored:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_memory_fails_the_try_that_grows_past_it_and_no_other() {
     let env = Env::builder()
         .dag("team_a/bomb.toml", BOMB)
