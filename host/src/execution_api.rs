@@ -592,20 +592,24 @@ async fn try_heartbeat(
     body: axum::body::Bytes,
 ) -> Res<StatusCode> {
     let call = try_call(&s, &headers, attempt)?;
-    let beat: TryHeartbeat = if body.is_empty() {
-        TryHeartbeat::default()
+    // No body, or `null`: a beat without figures.
+    let beat: Result<Option<TryHeartbeat>, _> = if body.is_empty() {
+        Ok(None)
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            err(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("a heartbeat's body: {e}"),
-            )
-        })?
+        serde_json::from_slice(&body)
     };
     let now = s.remote.clock.now();
     let mut d = s.remote.dispatch.locked();
     match d.leases.get_mut(&attempt) {
         Some(l) if l.worker == call.worker => {
+            let beat = beat
+                .map_err(|e| {
+                    err(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!("a heartbeat's body: {e}"),
+                    )
+                })?
+                .unwrap_or_default();
             l.last_beat = now;
             let ran_ms = now.duration_since(l.started).as_millis().max(0) as u64;
             let usage = plausible(beat.usage, ran_ms);

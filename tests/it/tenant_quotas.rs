@@ -139,8 +139,8 @@ async fn a_spent_cpu_budget_holds_new_tries_until_the_hour_rolls() {
     assert_eq!(usage["tries_total"], 2, "{usage}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_try_stopped_by_hand_is_charged_for_what_it_used() {
+/// A server whose `team_a` runs `spin` as run `r1`, once its try is running.
+async fn start_spin() -> Env {
     let env = Env::builder()
         .dag("team_a/spin.toml", SPIN_LONG)
         .start()
@@ -156,19 +156,27 @@ async fn a_try_stopped_by_hand_is_charged_for_what_it_used() {
         )
         .await
         .unwrap();
-    let running = || {
-        env.app
-            .metastore
-            .task_instance("team_a", "spin", "r1", "spin", -1)
-            .unwrap()
-            .is_some_and(|ti| ti.state == S::Running)
-    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !running() {
+    while spin_state(&env) != Some(S::Running) {
         assert!(std::time::Instant::now() < deadline, "the spin never ran");
         scheduler.sync().await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    env
+}
+
+fn spin_state(env: &Env) -> Option<S> {
+    env.app
+        .metastore
+        .task_instance("team_a", "spin", "r1", "spin", -1)
+        .unwrap()
+        .map(|ti| ti.state)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_try_stopped_by_hand_is_charged_for_what_it_used() {
+    let env = start_spin().await;
+    let scheduler = &env.app.scheduler;
     // Real CPU time for the guest to burn: the meter counts ticks it ran through.
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     scheduler
@@ -215,34 +223,9 @@ async fn a_try_stopped_by_hand_is_charged_for_what_it_used() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_try_is_charged_as_it_runs() {
-    let env = Env::builder()
-        .dag("team_a/spin.toml", SPIN_LONG)
-        .start()
-        .await;
+    let env = start_spin().await;
     let scheduler = &env.app.scheduler;
-    scheduler
-        .trigger(
-            "team_a",
-            "spin",
-            Some("r1".into()),
-            None,
-            Default::default(),
-        )
-        .await
-        .unwrap();
-    let state = || {
-        env.app
-            .metastore
-            .task_instance("team_a", "spin", "r1", "spin", -1)
-            .unwrap()
-            .map(|ti| ti.state)
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while state() != Some(S::Running) {
-        assert!(std::time::Instant::now() < deadline, "the spin never ran");
-        scheduler.sync().await.unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let state = || spin_state(&env);
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     // Nothing is charged to the stored record before the charging interval.
     scheduler.sync().await.unwrap();
