@@ -165,20 +165,10 @@ async fn start_spin() -> Env {
     env
 }
 
-fn spin_state(env: &Env) -> Option<S> {
-    env.app
-        .metastore
-        .task_instance("team_a", "spin", "r1", "spin", -1)
-        .unwrap()
-        .map(|ti| ti.state)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_try_stopped_by_hand_is_charged_for_what_it_used() {
-    let env = start_spin().await;
+/// Marks the running spin failed by hand, as a user would, and waits for
+/// the scheduler to apply it.
+async fn mark_spin_failed(env: &Env) {
     let scheduler = &env.app.scheduler;
-    // Real CPU time for the guest to burn: the meter counts ticks it ran through.
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     scheduler
         .set_task_state(
             "team_a",
@@ -193,6 +183,23 @@ async fn a_try_stopped_by_hand_is_charged_for_what_it_used() {
         .await
         .unwrap();
     scheduler.sync().await.unwrap();
+}
+
+fn spin_state(env: &Env) -> Option<S> {
+    env.app
+        .metastore
+        .task_instance("team_a", "spin", "r1", "spin", -1)
+        .unwrap()
+        .map(|ti| ti.state)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_try_stopped_by_hand_is_charged_for_what_it_used() {
+    let env = start_spin().await;
+    let scheduler = &env.app.scheduler;
+    // Real CPU time for the guest to burn: the meter counts ticks it ran through.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    mark_spin_failed(&env).await;
     let now = scheduler.tenant_usage(Some("team_a")).await.unwrap();
     let usage = &now["team_a"].usage;
     // The stopped try never reported an outcome; its usage as of its last tick
@@ -243,20 +250,7 @@ async fn a_running_try_is_charged_as_it_runs() {
     // Stopped, it is charged the rest and counted once.
     let charged = stored.cpu_seconds;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    scheduler
-        .set_task_state(
-            "team_a",
-            "spin",
-            "r1",
-            "spin",
-            None,
-            S::Failed,
-            false,
-            false,
-        )
-        .await
-        .unwrap();
-    scheduler.sync().await.unwrap();
+    mark_spin_failed(&env).await;
     let stored = env.app.metastore.tenant_usage("team_a").unwrap();
     assert_eq!(stored.tries, 1, "{stored:?}");
     assert!(stored.cpu_seconds > charged, "{stored:?}");

@@ -123,10 +123,10 @@ impl State {
     /// Charges running tries for what they used since they were last charged,
     /// once every [`CHARGE_RUNNING_EVERY`].
     pub(super) fn charge_running(&mut self, now: Timestamp) {
-        if self.metering.is_empty() || now < self.running_charged_at + CHARGE_RUNNING_EVERY {
-            if self.metering.is_empty() {
-                self.running_charged_at = now;
-            }
+        // With nothing in flight the interval starts again from now, so the
+        // first charge of a try comes one interval after it was handed out.
+        let due = self.running_charged_at + CHARGE_RUNNING_EVERY;
+        if !self.metering.is_empty() && now < due {
             return;
         }
         self.running_charged_at = now;
@@ -204,12 +204,6 @@ impl State {
                 continue;
             }
             let mut usage = self.usage.get(tenant).cloned().unwrap_or_default();
-            // What its running tries used since they were last charged.
-            for (key, m) in &self.metering {
-                if key.tenant == tenant.as_str() && !m.adopted {
-                    usage.record_running(now, &m.live.snapshot().since(&m.charged));
-                }
-            }
             usage.forget_before(now);
             all.insert(
                 tenant.to_string(),
@@ -219,6 +213,16 @@ impl State {
                     ..TenantNow::default()
                 },
             );
+        }
+        // What running tries used since they were last charged, in one pass.
+        for (key, m) in self.metering.iter().filter(|(k, _)| wanted(&k.tenant)) {
+            if !m.adopted
+                && let Some(entry) = all.get_mut(key.tenant.as_str())
+            {
+                entry
+                    .usage
+                    .record_running(now, &m.live.snapshot().since(&m.charged));
+            }
         }
         for key in self.in_flight.keys().filter(|k| wanted(&k.tenant)) {
             let entry = all.entry(key.tenant.clone()).or_default();
