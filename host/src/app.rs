@@ -93,6 +93,8 @@ pub enum StartError {
     },
     #[error("cannot watch the plugins folder: {0}")]
     WatchPlugins(#[from] RegistryError),
+    #[error("cannot start the scheduler's thread: {0}")]
+    SchedulerThread(std::io::Error),
     #[error("the first scan of the DAGs folder failed: {0}")]
     Scan(#[from] tokio::task::JoinError),
 }
@@ -113,7 +115,7 @@ pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> Result<App,
     // With workers, this process runs only `describe` and callbacks.
     let local_slots = match executor {
         ExecutorChoice::Local => cfg.scheduler.parallelism,
-        ExecutorChoice::Redis { .. } => crate::executors::local::CALLBACK_SLOTS,
+        ExecutorChoice::Redis { .. } => crate::executors::callbacks::CALLBACK_SLOTS,
     };
     let sandbox = Sandbox::open_home(&cfg.home, cfg.cache_dir.clone(), local_slots)?;
     let (opened, place) = if cfg.in_memory {
@@ -228,7 +230,7 @@ pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> Result<App,
         catalogs,
         rescan.clone(),
     ));
-    let task = tokio::spawn(scheduler.run());
+    let task = scheduler.spawn().map_err(StartError::SchedulerThread)?;
     Ok(App {
         metastore,
         sandbox,

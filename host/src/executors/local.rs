@@ -2,6 +2,7 @@
 //! of slots; each slot runs one TaskInstance try in the sandbox and reports back to
 //! the scheduler.
 
+use super::callbacks::CallbackRunner;
 use crate::scheduler::{CallbackJob, EventSink, Executor, ExecutorEvent, Job};
 use crate::sync::LockExt;
 use aileron_model::TiKey;
@@ -11,10 +12,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::AbortHandle;
-
-/// How many callbacks one process runs at once; more wait their turn. (With
-/// workers, callbacks still run in the scheduler's process.)
-pub const CALLBACK_SLOTS: usize = 4;
 
 type TryId = (TiKey, u32);
 
@@ -33,8 +30,7 @@ pub struct LocalExecutor {
     events: EventSink,
     clock: Arc<dyn Clock>,
     tracking: Arc<Mutex<Tracking>>,
-    sandbox: Sandbox,
-    callback_slots: Arc<Semaphore>,
+    callbacks: CallbackRunner,
 }
 
 impl LocalExecutor {
@@ -56,8 +52,7 @@ impl LocalExecutor {
             events: events.clone(),
             clock: clock.clone(),
             tracking: tracking.clone(),
-            sandbox: sandbox.clone(),
-            callback_slots: Arc::new(Semaphore::new(CALLBACK_SLOTS)),
+            callbacks: CallbackRunner::new(sandbox.clone(), events.clone(), clock.clone()),
         });
         tokio::spawn(async move {
             while let Some(job) = rx.recv().await {
@@ -138,13 +133,7 @@ impl Executor for LocalExecutor {
     }
 
     fn submit_callback(&self, job: CallbackJob) {
-        run_callback(
-            self.sandbox.clone(),
-            self.callback_slots.clone(),
-            self.events.clone(),
-            self.clock.clone(),
-            job,
-        );
+        self.callbacks.run(job);
     }
 
     fn cancel(&self, key: &TiKey, try_number: u32, _attempt: u64) {
@@ -160,29 +149,4 @@ impl Executor for LocalExecutor {
             }
         }
     }
-}
-
-/// Runs one callback in `sandbox` on a tokio task, within `slots`, and reports it.
-pub fn run_callback(
-    sandbox: Sandbox,
-    slots: Arc<Semaphore>,
-    events: EventSink,
-    clock: Arc<dyn Clock>,
-    job: CallbackJob,
-) {
-    tokio::spawn(async move {
-        let Ok(_permit) = slots.acquire_owned().await else {
-            return;
-        };
-        let started = clock.now();
-        let log = job.request.log.clone();
-        let report = sandbox.run(job.request).await;
-        events.send(ExecutorEvent::CallbackFinished {
-            id: job.id,
-            started,
-            ended: clock.now(),
-            report,
-            log: log.snapshot(),
-        });
-    });
 }

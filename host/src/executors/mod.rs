@@ -4,8 +4,10 @@
 //! `aileron worker` processes (`docs/design/multi-node.md`), with [`remote`] holding
 //! what this process knows of those tries (queued attempts, leases, workers). The
 //! contract with workers lives in `aileron-protocol`; the API they call is
-//! `crate::execution_api`.
+//! `crate::execution_api`. Callbacks run in this process whatever the executor
+//! ([`callbacks`]).
 
+pub mod callbacks;
 pub mod local;
 pub mod redis_streams;
 pub mod remote;

@@ -3,7 +3,7 @@
 //! from it. This side only publishes, reconciles and watches heartbeats; workers
 //! talk back over the execution API (`crate::execution_api`), never to the metastore.
 
-use super::local::{CALLBACK_SLOTS, run_callback};
+use super::callbacks::CallbackRunner;
 use super::remote::{Lease, Present, Queued, REAP_EVERY, Reaper, Remote};
 use crate::scheduler::{AdoptedTry, CallbackJob, Executor, Job, RemoteExecutor};
 use crate::sync::LockExt;
@@ -16,7 +16,6 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
 
 /// How often the streams are compared with what should be in them.
 const RECONCILE_EVERY: Duration = Duration::from_secs(10);
@@ -29,8 +28,7 @@ const MAXLEN: usize = 100_000;
 /// Hands tries to workers through Redis.
 pub struct RedisExecutor {
     remote: Arc<Remote>,
-    sandbox: Sandbox,
-    callback_slots: Arc<Semaphore>,
+    callbacks: CallbackRunner,
 }
 
 /// A `--queue` that cannot name a Redis server.
@@ -61,11 +59,8 @@ impl RedisExecutor {
     pub fn start(conn: ConnectionManager, remote: Arc<Remote>, sandbox: Sandbox) -> Arc<Self> {
         tokio::spawn(reaper(remote.clone()));
         tokio::spawn(publisher(remote.clone(), conn));
-        Arc::new(Self {
-            remote,
-            sandbox,
-            callback_slots: Arc::new(Semaphore::new(CALLBACK_SLOTS)),
-        })
+        let callbacks = CallbackRunner::new(sandbox, remote.events.clone(), remote.clock.clone());
+        Arc::new(Self { remote, callbacks })
     }
 }
 
@@ -114,13 +109,7 @@ impl Executor for RedisExecutor {
     }
 
     fn submit_callback(&self, job: CallbackJob) {
-        run_callback(
-            self.sandbox.clone(),
-            self.callback_slots.clone(),
-            self.remote.events.clone(),
-            self.remote.clock.clone(),
-            job,
-        );
+        self.callbacks.run(job);
     }
 
     fn remote(&self) -> Option<&dyn RemoteExecutor> {
