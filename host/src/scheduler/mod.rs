@@ -3,7 +3,8 @@
 //! comes back, committing each batch of changes in one transaction.
 //!
 //! It is an actor: everything reaches it as a [`Command`] on one channel. Each turn of
-//! its loop drains every pending command, applies them to the in-memory state of the
+//! its loop takes the pending commands (all of them, unless tenants compete: see
+//! `inbox`), applies them to the in-memory state of the
 //! active runs, plans (trigger rules, retries, new runs, admission), commits the batch,
 //! and only then dispatches work and answers callers. Dispatching after the commit
 //! means a crash can never leave work running that the metastore does not know about.
@@ -14,6 +15,7 @@
 //! injected [`Clock`], so tests run retries and schedules on a simulated clock.
 
 pub mod executor;
+mod inbox;
 pub mod planner;
 mod shell;
 mod task_host;
@@ -34,6 +36,7 @@ use crate::sync::LockExt;
 use aileron_model::clock::Clock;
 use aileron_protocol::wire::Refusal;
 use aileron_sandbox::{LogBuffer, TryReport};
+use inbox::Inbox;
 use jiff::Timestamp;
 use shell::State;
 use std::collections::{BTreeMap, HashMap};
@@ -509,7 +512,7 @@ impl SchedulerHandle {
 /// A scheduler ready to run; see [`Scheduler::spawn`].
 pub struct Scheduler {
     state: State,
-    rx: mpsc::UnboundedReceiver<Command>,
+    inbox: Inbox,
     handle: SchedulerHandle,
 }
 
@@ -544,7 +547,11 @@ impl Scheduler {
         for u in updates {
             let _ = handle.updates.send(u);
         }
-        Ok(Self { state, rx, handle })
+        Ok(Self {
+            state,
+            inbox: Inbox::new(rx),
+            handle,
+        })
     }
 
     pub fn handle(&self) -> SchedulerHandle {
@@ -589,25 +596,25 @@ impl Scheduler {
                 let _ = self.handle.updates.send(u);
             }
 
-            let cmd = match self.rx.try_recv() {
-                Ok(cmd) => Some(cmd),
-                Err(mpsc::error::TryRecvError::Disconnected) => return self.stop(),
-                Err(mpsc::error::TryRecvError::Empty) => self.wait().await,
+            // Reports held back from the last turn are taken without waiting.
+            let first = if self.inbox.has_held() {
+                None
+            } else {
+                match self.inbox.try_next() {
+                    Ok(cmd) => Some(cmd),
+                    Err(mpsc::error::TryRecvError::Disconnected) => return self.stop(),
+                    Err(mpsc::error::TryRecvError::Empty) => match self.wait().await {
+                        Some(cmd) => Some(cmd),
+                        None => continue,
+                    },
+                }
             };
-            let Some(cmd) = cmd else { continue };
-            if !self.state.handle(cmd) {
-                return self.stop();
-            }
-            // Drain what else is pending so one commit covers it all (group commit).
-            // The cap keeps one turn from growing without bound under a flood.
-            for _ in 0..10_000 {
-                match self.rx.try_recv() {
-                    Ok(cmd) => {
-                        if !self.state.handle(cmd) {
-                            return self.stop();
-                        }
-                    }
-                    Err(_) => break,
+            // One commit covers the whole turn (group commit); see `inbox` for
+            // what a turn takes when tenants compete.
+            let caps = inbox::caps(self.state.tenants_in_flight());
+            for cmd in self.inbox.turn(first, &caps) {
+                if !self.state.handle(cmd) {
+                    return self.stop();
                 }
             }
         }
@@ -642,11 +649,11 @@ impl Scheduler {
                 // A real clock can be stepped by the OS; re-check at least once a minute.
                 let wait = wait.min(std::time::Duration::from_secs(60));
                 tokio::select! {
-                    cmd = self.rx.recv() => Some(cmd.unwrap_or(Command::Shutdown)),
+                    cmd = self.inbox.recv() => Some(cmd.unwrap_or(Command::Shutdown)),
                     _ = tokio::time::sleep(wait) => None,
                 }
             }
-            None => Some(self.rx.recv().await.unwrap_or(Command::Shutdown)),
+            None => Some(self.inbox.recv().await.unwrap_or(Command::Shutdown)),
         }
     }
 }

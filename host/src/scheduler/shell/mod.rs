@@ -250,6 +250,17 @@ impl State {
         self.in_flight.len()
     }
 
+    /// The tenants with tries in flight, each with its weight.
+    pub(super) fn tenants_in_flight(&self) -> Vec<(String, u32)> {
+        let mut tenants: Vec<&str> = self.in_flight.keys().map(|k| k.tenant.as_str()).collect();
+        tenants.sort_unstable();
+        tenants.dedup();
+        tenants
+            .into_iter()
+            .map(|t| (t.to_owned(), self.shares.of(t).weight))
+            .collect()
+    }
+
     /// A run in memory: active, or finished this turn and not committed yet.
     fn known_run(&self, rk: &RunKey) -> Option<&ActiveRun> {
         self.runs
