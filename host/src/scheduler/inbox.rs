@@ -18,8 +18,11 @@ use tokio::sync::mpsc::error::TryRecvError;
 
 /// A tenant's executor reports one turn takes per unit of weight while another
 /// tenant has tries in flight. Small enough that a turn under a flood of noop
-/// tries stays short; large enough that a tenant alone at this cap (a report
-/// for each start and end) still commits several tries per turn.
+/// tries stays short (measured: 1.4 ms for the ~21 reports a turn took uncapped);
+/// large enough that a capped tenant (two reports a try, its start and its end)
+/// still has several tries committed per fsync. Reports held back cannot pile
+/// up: a try whose end is held still counts as in flight, so nothing new is
+/// admitted in its place until it is applied.
 pub const EVENTS_PER_TURN: usize = 8;
 
 /// The most commands one turn takes in all, so a turn cannot grow without bound.
