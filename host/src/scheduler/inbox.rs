@@ -29,11 +29,11 @@ pub const EVENTS_PER_TURN: usize = 8;
 const MAX_PER_TURN: usize = 10_000;
 
 /// How many reports of each tenant this turn may take; `None` takes them all.
-pub(super) type Caps = Option<HashMap<String, usize>>;
+pub(super) type Caps<'a> = Option<HashMap<&'a str, usize>>;
 
 /// The caps for a turn, from the tenants with tries in flight and their weights:
 /// none unless at least two compete.
-pub(super) fn caps(in_flight: Vec<(String, u32)>) -> Caps {
+pub(super) fn caps(in_flight: Vec<(&str, u32)>) -> Caps<'_> {
     (in_flight.len() > 1).then(|| {
         in_flight
             .into_iter()
@@ -75,7 +75,7 @@ impl Inbox {
     /// One turn's commands, in the order to apply them: first what was held back
     /// (within `caps`), then `first` and whatever else is pending. (A closed
     /// channel ends the turn; the loop sees it closed next time it looks.)
-    pub(super) fn turn(&mut self, first: Option<Command>, caps: &Caps) -> Vec<Command> {
+    pub(super) fn turn(&mut self, first: Option<Command>, caps: &Caps<'_>) -> Vec<Command> {
         let mut taken: HashMap<String, usize> = HashMap::new();
         let mut out = Vec::new();
         let cap = |tenant: &str| {
@@ -178,7 +178,7 @@ mod tests {
     fn a_tenant_alone_is_taken_whole() {
         let (tx, mut inbox) = inbox();
         flood(&tx, "a", 50);
-        let turn = inbox.turn(None, &caps(vec![("a".to_owned(), 1)]));
+        let turn = inbox.turn(None, &caps(vec![("a", 1)]));
         assert_eq!(turn.len(), 50);
         assert!(!inbox.has_held());
     }
@@ -188,7 +188,7 @@ mod tests {
         let (tx, mut inbox) = inbox();
         flood(&tx, "a", 40);
         flood(&tx, "b", 2);
-        let caps = caps(vec![("a".to_owned(), 3), ("b".to_owned(), 1)]);
+        let caps = caps(vec![("a", 3), ("b", 1)]);
         let first = names(&inbox.turn(None, &caps));
         let expected: Vec<String> = (0..24)
             .map(|i| format!("a/t{i}"))
@@ -214,7 +214,7 @@ mod tests {
         let (reply, _rx) = tokio::sync::oneshot::channel();
         tx.send(Command::Sync { reply }).unwrap();
         tx.send(started("a", 20)).unwrap();
-        let caps = caps(vec![("a".to_owned(), 1), ("b".to_owned(), 1)]);
+        let caps = caps(vec![("a", 1), ("b", 1)]);
         let turn = names(&inbox.turn(None, &caps));
         assert_eq!(turn.len(), 21, "{turn:?}");
         assert_eq!(turn[20], "sync");

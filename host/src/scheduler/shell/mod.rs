@@ -251,13 +251,13 @@ impl State {
     }
 
     /// The tenants with tries in flight, each with its weight.
-    pub(super) fn tenants_in_flight(&self) -> Vec<(String, u32)> {
+    pub(super) fn tenants_in_flight(&self) -> Vec<(&str, u32)> {
         let mut tenants: Vec<&str> = self.in_flight.keys().map(|k| k.tenant.as_str()).collect();
         tenants.sort_unstable();
         tenants.dedup();
         tenants
             .into_iter()
-            .map(|t| (t.to_owned(), self.shares.of(t).weight))
+            .map(|t| (t, self.shares.of(t).weight))
             .collect()
     }
 
