@@ -152,7 +152,8 @@ pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> Result<App,
             worker_token,
             timing,
         } => {
-            use crate::executors::{redis_streams, remote::Remote};
+            use crate::executors::redis_streams;
+            use crate::executors::remote::{Remote, SCHEDULER_HOLDER};
             let key = metastore
                 .execution_key()
                 .map_err(|source| StartError::Metastore {
@@ -168,6 +169,9 @@ pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> Result<App,
             Scheduler::new(metastore.clone(), clock.clone(), cfg.scheduler, |tx| {
                 let r = Remote::new(key, worker_token, timing, tx, clock);
                 r.announce(tenants.iter().map(|t| t.name.as_str()));
+                // Callbacks run in this process: they share each capped
+                // tenant's max_memory with its tries on the workers.
+                exec_sandbox.share_memory_quotas(r.memory.in_process(SCHEDULER_HOLDER));
                 remote = Some(r.clone());
                 redis_streams::RedisExecutor::start(conn, r, exec_sandbox)
             })?

@@ -6,18 +6,18 @@
 
 use crate::api::RouteTable;
 use crate::api::access::{Policy, plain_route};
-use crate::executors::remote::{Remote, WorkerInfo};
+use crate::executors::remote::{Remote, WorkerInfo, memory_holder};
 use crate::metastore::Metastore;
 use crate::scheduler::{Command, MetastoreHost, SchedulerHandle};
 use crate::sync::LockExt;
 use aileron_model::{TenantId, TiKey};
 use aileron_protocol::TryClaims;
 use aileron_protocol::wire::{
-    ConnectionResponse, ExecError, FinishRequest, FinishResponse, LogChunk, Refusal,
-    RegisterRequest, RegisterResponse, StartRequest, StartResponse, TRY_TOKEN_HEADER, TryHeartbeat,
-    ValueResponse, WORKER_HEADER, WorkerHeartbeat,
+    ConnectionResponse, ExecError, FinishRequest, FinishResponse, LogChunk, MemoryHoldRequest,
+    MemoryHoldResponse, Refusal, RegisterRequest, RegisterResponse, StartRequest, StartResponse,
+    TRY_TOKEN_HEADER, TryHeartbeat, ValueResponse, WORKER_HEADER, WorkerHeartbeat,
 };
-use aileron_sandbox::{HostServices, LogBuffer, Registry, TryReport};
+use aileron_sandbox::{Held, HoldRequest, HostServices, LogBuffer, Registry, TryReport};
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -84,6 +84,15 @@ pub fn routes() -> (Router<ExecState>, RouteTable) {
                 Method::PUT,
                 "worker_heartbeat",
                 put(worker_heartbeat),
+            ),
+        )
+        .route(
+            "/workers/{id}/memory",
+            worker(
+                "/workers/{id}/memory",
+                Method::PUT,
+                "hold_memory",
+                put(hold_memory),
             ),
         )
         .route(
@@ -363,6 +372,15 @@ async fn register(
         ));
     }
     let first_online = workers.get(&id).map_or(now, |w| w.first_online);
+    // What its running tries hold of capped tenants' quotas (all of it after
+    // a scheduler restart; nothing for a fresh worker), for its tenants only.
+    let holder = memory_holder(&id);
+    let held = req
+        .memory_held
+        .into_iter()
+        .filter(|(t, _)| serves(&grant, t))
+        .take(1000)
+        .collect();
     tracing::info!(worker = %id, queues = ?req.queues, ?tenants, slots = req.slots, "worker registered");
     workers.insert(
         id.clone(),
@@ -382,6 +400,8 @@ async fn register(
             tenant_memory: Default::default(),
         },
     );
+    drop(workers);
+    s.remote.memory.adopt(&holder, &held);
     let t = s.remote.timing;
     Ok(axum::Json(RegisterResponse {
         heartbeat_interval_ms: millis(t.heartbeat_interval()),
@@ -459,6 +479,67 @@ async fn worker_heartbeat(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A worker asks to hold part of a capped tenant's `max_memory`, or gives
+/// some back: the ledger's answer, which a worker of one tenant can ask only
+/// for that tenant.
+async fn hold_memory(
+    State(s): State<ExecState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<axum::Json<MemoryHoldRequest>, JsonRejection>,
+) -> Res<axum::Json<MemoryHoldResponse>> {
+    let grant = authorize(&s, &headers)?;
+    let axum::Json(req) = body?;
+    let known = s
+        .remote
+        .workers
+        .locked()
+        .get(&id)
+        .is_some_and(|w| !w.stopped && w.grant == grant);
+    if !known {
+        return Err(err(StatusCode::NOT_FOUND, "unknown worker; register again"));
+    }
+    TenantId::new(&req.tenant).map_err(|e| {
+        err(
+            StatusCode::BAD_REQUEST,
+            format!("tenant {:?}: {e}", req.tenant),
+        )
+    })?;
+    if !serves(&grant, &req.tenant) {
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            format!("this worker token does not serve tenant {}", req.tenant),
+        ));
+    }
+    if req.cap == 0 || req.need > req.want {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "`cap` must be positive and `need` at most `want`",
+        ));
+    }
+    let answer = s.remote.memory.hold(
+        &memory_holder(&id),
+        HoldRequest {
+            tenant: &req.tenant,
+            cap: req.cap,
+            need: req.need,
+            want: req.want,
+        },
+    );
+    Ok(axum::Json(match answer {
+        Held::Granted { bytes, tight } => MemoryHoldResponse {
+            granted: Some(bytes),
+            tight,
+            others: 0,
+        },
+        Held::Refused { others } => MemoryHoldResponse {
+            granted: None,
+            tight: true,
+            others,
+        },
+    }))
+}
+
 /// A worker's report of what a try used, kept within what is possible: finite,
 /// not negative, and no more CPU than the try's wall-clock time (a guest runs
 /// on one thread). A worker is trusted to run tries, but a tenant's own worker
@@ -494,6 +575,7 @@ async fn worker_stop(
     {
         tracing::info!(worker = %id, "worker stopped");
         w.stopped = true;
+        s.remote.memory.forget(&memory_holder(&id));
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -394,3 +394,122 @@ async fn execution_calls_need_the_worker_token_and_a_matching_try_token() {
         S::Queued
     );
 }
+
+/// `PUT /workers/{id}/memory`: registered workers share a capped tenant's
+/// quota through the scheduler's ledger; a worker re-registering brings what it
+/// holds; a tenant's worker token asks for its own tenant only; a stopped
+/// worker's share is free again; bad requests are refused with JSON.
+#[tokio::test]
+async fn workers_hold_shares_of_a_tenant_s_memory_quota() {
+    const MIB: u64 = 1 << 20;
+    let env = Env::builder()
+        .dag("remote.toml", DAG)
+        .remote(Duration::from_secs(30))
+        .start()
+        .await;
+    let app = router(ExecState {
+        remote: env.app.remote.clone().unwrap(),
+        scheduler: env.app.scheduler.clone(),
+        metastore: env.app.metastore.clone(),
+        registry: env.app.sandbox.registry().clone(),
+        auth: env.app.auth.clone(),
+    });
+    let call = |method: Method, path: String, body: Value| {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", "Bearer secret")
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let app = app.clone();
+        async move {
+            let resp = app.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            (
+                status,
+                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let register = |id: &'static str, held: Value| {
+        call(
+            Method::POST,
+            format!("/workers/{id}/register"),
+            json!({"name": id, "hostname": "h", "queues": ["default"], "slots": 4,
+                   "version": "0", "memory_held": held}),
+        )
+    };
+    let hold = |id: &'static str, need: u64, want: u64| {
+        call(
+            Method::PUT,
+            format!("/workers/{id}/memory"),
+            json!({"tenant": "team_a", "cap": 64 * MIB, "need": need, "want": want}),
+        )
+    };
+    // Not registered yet: told to register.
+    assert_eq!(hold("w1-01", MIB, MIB).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(register("w1-01", json!({})).await.0, StatusCode::OK);
+    assert_eq!(register("w2-01", json!({})).await.0, StatusCode::OK);
+
+    let (status, v) = hold("w1-01", 40 * MIB, 40 * MIB).await;
+    assert_eq!(
+        (status, &v["granted"]),
+        (StatusCode::OK, &json!(40 * MIB)),
+        "{v}"
+    );
+    let (_, v) = hold("w2-01", 30 * MIB, 30 * MIB).await;
+    assert_eq!(
+        (&v["granted"], &v["others"]),
+        (&Value::Null, &json!(40 * MIB)),
+        "{v}"
+    );
+    let (_, v) = hold("w2-01", 24 * MIB, 24 * MIB).await;
+    assert_eq!(v["granted"], json!(24 * MIB), "{v}");
+    assert_eq!(v["tight"], true, "{v}");
+
+    // A scheduler that forgot w1 (it registers again) learns what it holds.
+    env.app
+        .remote
+        .as_ref()
+        .unwrap()
+        .memory
+        .forget("worker:w1-01");
+    let (_, v) = hold("w2-01", 30 * MIB, 30 * MIB).await;
+    assert_eq!(v["granted"], json!(30 * MIB), "{v}");
+    hold("w2-01", 24 * MIB, 24 * MIB).await;
+    register("w1-01", json!({"team_a": 40 * MIB})).await;
+    let (_, v) = hold("w2-01", 30 * MIB, 30 * MIB).await;
+    assert_eq!(v["granted"], Value::Null, "{v}");
+
+    // A stopped worker's share is free again.
+    let (status, _) = call(Method::POST, "/workers/w1-01/stop".into(), Value::Null).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, v) = hold("w2-01", 60 * MIB, 60 * MIB).await;
+    assert_eq!(v["granted"], json!(60 * MIB), "{v}");
+    assert_eq!(hold("w1-01", MIB, MIB).await.0, StatusCode::NOT_FOUND);
+
+    // Bad requests: JSON errors, nothing changed.
+    for body in [
+        json!({"tenant": "team_a", "cap": 0, "need": 1, "want": 1}),
+        json!({"tenant": "team_a", "cap": 1, "need": 2, "want": 1}),
+        json!({"tenant": "not a tenant!", "cap": 1, "need": 1, "want": 1}),
+    ] {
+        let (status, v) = call(Method::PUT, "/workers/w2-01/memory".into(), body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+        assert_eq!(v["status"], 400, "{v}");
+    }
+    let (status, v) = call(
+        Method::PUT,
+        "/workers/w2-01/memory".into(),
+        json!({"tenant": "team_a", "cap": 1}),
+    )
+    .await;
+    assert!(
+        status.is_client_error() && v["status"].is_number(),
+        "{status} {v}"
+    );
+    let holdings = env.app.remote.as_ref().unwrap().memory.holdings("team_a");
+    assert_eq!(holdings.values().sum::<u64>(), 60 * MIB, "{holdings:?}");
+}

@@ -2,7 +2,8 @@
 //! own tenant's tries, with a worker token of that tenant and a Redis user that
 //! may touch that tenant's streams alone (a Redis ACL, so the isolation does
 //! not rest on the worker behaving); its token buys nothing of another tenant's
-//! on the execution API and nothing at all on the REST API.
+//! on the execution API and nothing at all on the REST API. A tenant's
+//! `max_memory` holds for its tries on all workers together.
 
 use aileron_tests::multinode::{DEADLINE, Redis, Scheduler, TestDir, Worker, wait_for};
 use aileron_tests::server::{ADMIN_AUTH, raw};
@@ -227,4 +228,117 @@ fn each_tenant_s_worker_runs_that_tenant_s_tries_alone() {
     };
     assert_eq!(tenants_of("wa-"), Some(json!(["team_a"])), "{workers}");
     assert_eq!(tenants_of("wb-"), Some(json!(["team_b"])), "{workers}");
+}
+
+/// Two workers of 4 slots each run a tenant's 20 guests that each hold 15 MiB:
+/// with `max_memory` 64 MiB, at most four hold their memory at once across
+/// both workers (each worker checking the cap on its own would let eight), the
+/// others are refused with the reason, and the ledger ends empty.
+#[test]
+fn a_tenant_s_max_memory_holds_across_workers() {
+    let t = TestDir::new();
+    let redis = Redis::start(&t);
+    let home = t.scheduler_home(&[("team_a/hold.toml", &crate::tenant_quotas::holders(20))]);
+    let s = Scheduler::start(&t, &home, &redis.url, &[]);
+    admin(
+        &s,
+        "default",
+        "POST",
+        "/api/v1/tenants",
+        Some(&json!({ "name": "team_a" })),
+    );
+    admin(
+        &s,
+        "team_a",
+        "PATCH",
+        "/api/v1/tenants/team_a",
+        Some(&json!({ "max_memory": 64 << 20 })),
+    );
+    let workers = [
+        Worker::start(&t, "w1", "default", 4, &redis.url, &s.root),
+        Worker::start(&t, "w2", "default", 4, &redis.url, &s.root),
+    ];
+    wait_for("the DAG", DEADLINE, || {
+        let (status, _) = call(&s, ADMIN_AUTH, "team_a", "GET", "/api/v1/dags/hold", None);
+        (status == 200).then_some(())
+    });
+    admin(
+        &s,
+        "team_a",
+        "POST",
+        "/api/v1/dags/hold/dagRuns",
+        Some(&json!({ "dag_run_id": "r1" })),
+    );
+    wait_for("the run", DEADLINE, || {
+        let run = admin(&s, "team_a", "GET", "/api/v1/dags/hold/dagRuns/r1", None);
+        matches!(run["state"].as_str(), Some("success" | "failed")).then_some(())
+    });
+    let tis = admin(
+        &s,
+        "team_a",
+        "GET",
+        "/api/v1/dags/hold/dagRuns/r1/taskInstances?limit=100",
+        None,
+    );
+    let tis = tis["task_instances"].as_array().unwrap();
+    assert_eq!(tis.len(), 20);
+    let at = |ti: &Value, k: &str| ti[k].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for ti in tis {
+        match ti["state"].as_str() {
+            Some("success") => held.push((at(ti, "start_date"), at(ti, "end_date"), ti)),
+            Some("failed") => {
+                let tries = admin(
+                    &s,
+                    "team_a",
+                    "GET",
+                    &format!(
+                        "/api/v1/dags/hold/dagRuns/r1/taskInstances/{}/tries",
+                        ti["task_id"].as_str().unwrap()
+                    ),
+                    None,
+                );
+                let error = tries["task_instances"][0]["error"]
+                    .as_str()
+                    .unwrap_or_default();
+                assert!(
+                    error.starts_with("tenant memory quota (max_memory) of 64 MiB exceeded"),
+                    "{error}"
+                );
+                refused += 1;
+            }
+            other => panic!("{ti}: {other:?}"),
+        }
+    }
+    let most_at_once = held
+        .iter()
+        .map(|(start, _, _)| {
+            held.iter()
+                .filter(|(s, e, _)| s <= start && start < e)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    eprintln!(
+        "{} held, {refused} refused, at most {most_at_once} at once",
+        held.len()
+    );
+    assert!(
+        refused >= 1 && (1..=4).contains(&most_at_once),
+        "{refused} refused, {most_at_once} at once"
+    );
+    // Both workers ran guests that held their memory.
+    for w in &workers {
+        assert!(
+            held.iter().any(|(_, _, ti)| w.ran(&ti["hostname"])),
+            "worker {} held nothing",
+            w.name
+        );
+    }
+    // Every worker gave back what it held: the tenant's usage shows none.
+    wait_for("the memory given back", DEADLINE, || {
+        let usage = admin(&s, "team_a", "GET", "/api/v1/tenants/team_a/usage", None);
+        (usage["memory_in_use_bytes"] == 0).then_some(())
+    });
 }

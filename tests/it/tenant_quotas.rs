@@ -397,7 +397,7 @@ async fn ceilings_make_a_dag_asking_for_more_an_import_error() {
 }
 
 /// `n` tasks that each hold 14 MiB (15 with the guest's own) for 1.5 s.
-fn holders(n: usize) -> String {
+pub(crate) fn holders(n: usize) -> String {
     let mut s = String::from("max_active_tasks = 100\n");
     for i in 0..n {
         s.push_str(&format!(

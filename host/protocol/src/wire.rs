@@ -141,6 +141,10 @@ pub struct RegisterRequest {
     /// token allows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenants: Option<Vec<String>>,
+    /// What the worker holds of each capped tenant's `max_memory` (its running
+    /// tries kept it while the scheduler was away), by tenant.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub memory_held: BTreeMap<String, u64>,
 }
 
 /// The answer to a registration: the timing the worker must follow. All timing
@@ -170,6 +174,30 @@ pub struct WorkerHeartbeat {
     /// (those with none left out): the usage API sums it over workers.
     #[serde(default)]
     pub tenant_memory: BTreeMap<String, u64>,
+}
+
+/// `PUT /workers/{id}/memory`: the worker asks to hold `want` bytes of a
+/// tenant's `max_memory` (at least `need`), or gives some back (`want` below
+/// what it holds).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryHoldRequest {
+    pub tenant: String,
+    /// The tenant's `max_memory` as the growing try was given it.
+    pub cap: u64,
+    pub need: u64,
+    pub want: u64,
+}
+
+/// The answer: what the worker now holds (`None`: `need` did not fit, and what
+/// it held is unchanged), and what the other processes hold.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemoryHoldResponse {
+    pub granted: Option<u64>,
+    /// The tenant is near its cap: give back what is not in use at once.
+    #[serde(default)]
+    pub tight: bool,
+    pub others: u64,
 }
 
 /// `POST /tries/{attempt}/start`.

@@ -16,6 +16,7 @@ mod engine;
 mod error;
 mod held_http;
 mod host;
+mod ledger;
 mod log;
 mod memory;
 mod meter;
@@ -32,6 +33,9 @@ pub use builtin::STANDARD_PLUGINS;
 pub use config::SandboxConfig;
 pub use error::{RegistryError, SandboxError, chain as error_chain};
 pub use held_http::MAX_RESPONSE_BYTES;
+pub use ledger::{
+    Held, HoldFuture, HoldRequest, Holder, LedgerUnreachable, MemoryLedger, QuotaLedger,
+};
 pub use log::{DEFAULT_LOG_BYTES, LogBuffer, LogLevel};
 pub use memory::TenantMemoryUsage;
 pub use meter::{LiveUsage, TryUsage};

@@ -177,7 +177,7 @@ fn new_store(
     deadline: Option<Instant>,
 ) -> Store<HostState> {
     let mut store = Store::new(&runtime.engine, state);
-    store.limiter(|state| &mut state.limiter);
+    store.limiter_async(|state| &mut state.limiter);
     store.set_epoch_deadline(1);
     let gate = runtime.cpu_gate.clone();
     let tenant = tenant.to_owned();

@@ -78,6 +78,20 @@ impl Sandbox {
         self.registry.tenant_memory()
     }
 
+    /// Makes this process ask `ledger` before a tenant with a `max_memory`
+    /// holds more of it than the ledger granted, so the tenant's tries in
+    /// every process together stay within the quota. Call it before the first
+    /// try: `false` (and no change) after, or when a ledger is already set.
+    pub fn share_memory_quotas(&self, ledger: Arc<dyn crate::MemoryLedger>) -> bool {
+        self.registry.share_memory_quotas(ledger)
+    }
+
+    /// What this process holds of each capped tenant's quota (tenants holding
+    /// nothing left out): what a worker tells the ledger when it registers.
+    pub fn memory_held(&self) -> std::collections::BTreeMap<String, u64> {
+        self.registry.memory_held()
+    }
+
     /// The registry of operators this sandbox can run.
     pub fn registry(&self) -> &Registry {
         &self.registry

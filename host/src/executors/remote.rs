@@ -15,7 +15,7 @@ use aileron_model::clock::Clock;
 use aileron_model::{TenantId, TiKey};
 use aileron_protocol::ExecutionKey;
 use aileron_protocol::wire::{Entry, Refusal};
-use aileron_sandbox::{LiveUsage, LogBuffer};
+use aileron_sandbox::{LiveUsage, LogBuffer, QuotaLedger};
 use jiff::{SignedDuration, Timestamp};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -189,6 +189,18 @@ pub struct Remote {
     /// Whether workers can reach this process yet (its listener is open). Until
     /// then no lease is judged: nobody could have sent a heartbeat.
     listening: std::sync::atomic::AtomicBool,
+    /// How much of each capped tenant's `max_memory` each worker (and this
+    /// process, as [`SCHEDULER_HOLDER`]) holds.
+    pub memory: Arc<QuotaLedger>,
+}
+
+/// This process's name in the memory ledger. Workers are named by
+/// [`memory_holder`], which always adds a prefix, so no worker id can take it.
+pub const SCHEDULER_HOLDER: &str = "scheduler";
+
+/// A worker's name in the memory ledger.
+pub fn memory_holder(worker: &str) -> String {
+    format!("worker:{worker}")
 }
 
 /// A worker not heard from for longer than this leaves the list (Airflow's Edge
@@ -242,6 +254,7 @@ impl Remote {
             wake: Notify::new(),
             finished: Mutex::default(),
             listening: std::sync::atomic::AtomicBool::new(false),
+            memory: QuotaLedger::new(),
         })
     }
 
@@ -353,6 +366,13 @@ impl Remote {
         }
         let timeout = self.timing.worker_timeout;
         self.forget_silent_workers(now);
+        // What a silent or stopped worker held of tenants' memory quotas is
+        // free again; if it comes back, it registers again with what it holds.
+        for w in self.workers.locked().values() {
+            if w.stopped || elapsed(w.last_beat, now) >= timeout {
+                self.memory.forget(&memory_holder(&w.id));
+            }
+        }
         let expired: Vec<(u64, Lease)> = {
             let mut d = self.dispatch.locked();
             let gone: Vec<u64> = d

@@ -5,9 +5,9 @@
 
 use aileron_protocol::seg;
 use aileron_protocol::wire::{
-    ConnectionResponse, ExecError, FinishRequest, FinishResponse, LogChunk, RegisterRequest,
-    RegisterResponse, StartRequest, StartResponse, TRY_TOKEN_HEADER, TryHeartbeat, ValueResponse,
-    WORKER_HEADER, WorkerHeartbeat,
+    ConnectionResponse, ExecError, FinishRequest, FinishResponse, LogChunk, MemoryHoldRequest,
+    MemoryHoldResponse, RegisterRequest, RegisterResponse, StartRequest, StartResponse,
+    TRY_TOKEN_HEADER, TryHeartbeat, ValueResponse, WORKER_HEADER, WorkerHeartbeat,
 };
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -22,6 +22,9 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a component download may take: up to 128 MiB over a slow link.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long asking for a share of a tenant's memory quota may take: a guest
+/// waits on it in the middle of an allocation.
+const MEMORY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connecting should take milliseconds; waiting longer only delays the backoff.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most of an error answer that is read: problem JSON is a few hundred bytes.
@@ -182,6 +185,18 @@ impl Api {
         self.send(Method::PUT, &path, None, Some(beat), CALL_TIMEOUT)
             .await
             .map(drop)
+    }
+
+    /// Asks to hold part of a tenant's `max_memory`, or gives some back.
+    pub async fn memory_hold(
+        &self,
+        req: &MemoryHoldRequest,
+    ) -> Result<MemoryHoldResponse, Failure> {
+        let path = self.worker_path("memory");
+        let resp = self
+            .send(Method::PUT, &path, None, Some(req), MEMORY_TIMEOUT)
+            .await?;
+        json(resp).await
     }
 
     pub async fn stop(&self) -> Result<(), Failure> {

@@ -10,6 +10,7 @@
 mod api;
 mod components;
 mod error;
+mod ledger;
 mod queue;
 mod remote_host;
 mod runner;
@@ -199,6 +200,11 @@ pub async fn run(args: WorkerArgs) -> Result<ExitCode, WorkerError> {
         })
         .await??
     };
+    // A capped tenant's tries on every worker share its max_memory: growths
+    // past what this worker holds ask the scheduler's ledger.
+    sandbox.share_memory_quotas(std::sync::Arc::new(ledger::SchedulerLedger {
+        api: api.clone(),
+    }));
     let components = Components::new(
         sandbox.registry().clone(),
         home.join("plugins"),
@@ -234,6 +240,7 @@ pub async fn run(args: WorkerArgs) -> Result<ExitCode, WorkerError> {
         slots: u32::try_from(slots).unwrap_or(u32::MAX),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         tenants: args.tenants.clone(),
+        memory_held: Default::default(),
     };
     let control = tokio::spawn(control_loop(
         ctx.clone(),
@@ -315,6 +322,12 @@ async fn control_loop(
     let mut backoff = Backoff::new();
     let mut ever = false;
     'register: loop {
+        // What its running tries hold now: a scheduler that restarted learns
+        // it here, so its ledger does not grant the same bytes twice.
+        let request = RegisterRequest {
+            memory_held: ctx.sandbox.memory_held(),
+            ..request.clone()
+        };
         let answer = match ctx.api.register(&request).await {
             Ok(answer) => answer,
             Err(e) => {

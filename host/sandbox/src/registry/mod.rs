@@ -140,6 +140,16 @@ impl Registry {
         self.runtime().tenants.usage()
     }
 
+    /// See [`Sandbox::share_memory_quotas`](crate::Sandbox::share_memory_quotas).
+    pub(crate) fn share_memory_quotas(&self, ledger: Arc<dyn crate::MemoryLedger>) -> bool {
+        self.runtime().tenants.share_quotas(ledger)
+    }
+
+    /// See [`Sandbox::memory_held`](crate::Sandbox::memory_held).
+    pub(crate) fn memory_held(&self) -> std::collections::BTreeMap<String, u64> {
+        self.runtime().tenants.held()
+    }
+
     pub(crate) fn runtime(&self) -> &Runtime {
         &self.inner.runtime
     }
