@@ -164,3 +164,66 @@ operator = "noop"
     );
     assert!(env.log(o.ti("deep"), 1).contains("stack overflow"));
 }
+
+/// The local executor reports a try that ends within 10 ms by its end alone:
+/// its TaskInstance goes from `queued` to `success` with its start time kept.
+/// A longer try is seen `running` first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_try_is_reported_once_and_a_long_one_is_seen_running() {
+    let mut dag = String::from("[tasks.slow]\noperator = \"sleep\"\nparams = { seconds = 0.3 }\n");
+    for i in 0..20 {
+        dag.push_str(&format!("[tasks.q{i}]\noperator = \"noop\"\n"));
+    }
+    let env = Env::builder().dag("mixed.toml", &dag).start().await;
+    let mut updates = env.app.scheduler.subscribe();
+    env.app
+        .scheduler
+        .trigger(
+            aileron_model::TenantId::DEFAULT,
+            "mixed",
+            Some("r1".into()),
+            None,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let mut seen: std::collections::HashMap<String, Vec<aileron_model::TaskInstanceState>> =
+        Default::default();
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    while seen.get("slow").is_none_or(|s| s.last() != Some(&Success)) {
+        assert!(Instant::now() < deadline, "{seen:?}");
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Ok(Ok(aileron::scheduler::Update::TaskInstance { task_id, state, .. })) =
+            tokio::time::timeout(left, updates.recv()).await
+        {
+            seen.entry(task_id).or_default().push(state);
+        }
+    }
+    assert!(seen["slow"].contains(&Running), "{:?}", seen["slow"]);
+    // On a loaded machine a noop can take longer than 10 ms; most do not.
+    let straight = (0..20)
+        .filter(|i| {
+            seen.get(&format!("q{i}"))
+                .is_some_and(|s| !s.contains(&Running))
+        })
+        .count();
+    assert!(straight > 0, "{seen:?}");
+    env.wait_run(&mut updates, "mixed", "r1").await;
+    for i in 0..20 {
+        let ti = env
+            .app
+            .metastore
+            .task_instance(
+                aileron_model::TenantId::DEFAULT,
+                "mixed",
+                "r1",
+                &format!("q{i}"),
+                -1,
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(ti.state, Success);
+        let (start, end) = (ti.start_date.unwrap(), ti.end_date.unwrap());
+        assert!(start <= end && ti.tries[0].start_date == start, "{ti:?}");
+    }
+}

@@ -7,9 +7,10 @@
 //! short tries finish every turn no longer sets the pace of a neighbour's chain.
 //! Alone, a tenant's reports are all taken at once, the largest group commit.
 //!
-//! Only executor reports are held back. Any other command (a trigger, a clear, a
-//! `sync`, a worker's RPC) is taken with every report that arrived before it, so
-//! "applied after everything sent before it" still holds for each.
+//! Only reports of tries are held back: the local executor's, and a worker's
+//! start and finish (its call waits for the answer meanwhile). Any other command
+//! (a trigger, a clear, a `sync`) is taken with every report that arrived before
+//! it, so "applied after everything sent before it" still holds for each.
 
 use super::{Command, ExecutorEvent};
 use std::collections::{HashMap, VecDeque};
@@ -120,13 +121,16 @@ impl Inbox {
     }
 }
 
-/// The tenant of an executor report about a task try: the only commands a turn
-/// may hold back.
+/// The tenant of a report about a task try, from the local executor or a
+/// worker (whose start and finish wait for their answer meanwhile): the only
+/// commands a turn may hold back.
 fn report_tenant(cmd: &Command) -> Option<&str> {
     match cmd {
         Command::Executor(
             ExecutorEvent::Started { key, .. } | ExecutorEvent::Finished { key, .. },
-        ) => Some(&key.tenant),
+        )
+        | Command::RemoteStart { key, .. }
+        | Command::RemoteFinish { key, .. } => Some(&key.tenant),
         _ => None,
     }
 }
@@ -224,5 +228,39 @@ mod tests {
         );
         // What came after the sync waits for the next turn like any report.
         assert_eq!(names(&inbox.turn(None, &caps)), ["a/t20"]);
+    }
+
+    #[test]
+    fn a_worker_s_starts_are_held_like_the_local_executor_s_reports() {
+        let (tx, mut inbox) = inbox();
+        let mut replies = Vec::new();
+        for i in 0..10 {
+            let (reply, rx) = tokio::sync::oneshot::channel();
+            replies.push(rx);
+            let Command::Executor(ExecutorEvent::Started { key, .. }) = started("a", i) else {
+                unreachable!()
+            };
+            tx.send(Command::RemoteStart {
+                key,
+                try_number: 1,
+                attempt: i as u64,
+                worker: "w".to_owned(),
+                reply,
+            })
+            .unwrap();
+        }
+        tx.send(started("b", 0)).unwrap();
+        let caps = caps(vec![("a", 1), ("b", 1)]);
+        let turn = inbox.turn(None, &caps);
+        let attempts: Vec<u64> = turn
+            .iter()
+            .filter_map(|c| match c {
+                Command::RemoteStart { attempt, .. } => Some(*attempt),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(attempts, (0..EVENTS_PER_TURN as u64).collect::<Vec<_>>());
+        assert_eq!(turn.len(), EVENTS_PER_TURN + 1, "b's report is taken too");
+        assert_eq!(inbox.turn(None, &caps).len(), 10 - EVENTS_PER_TURN);
     }
 }

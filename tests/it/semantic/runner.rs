@@ -213,6 +213,32 @@ impl Runner {
         })
     }
 
+    /// The `running` a try went through without its own update: the local
+    /// executor reports a try that ends within 10 ms by its end alone, so its
+    /// TaskInstance goes from `queued` straight to the outcome. Cases describe
+    /// Airflow's states, in which every try runs.
+    fn unseen_start(&self, event: &Event) -> Option<Event> {
+        use TaskInstanceState as S;
+        let before = self
+            .events
+            .iter()
+            .rev()
+            .find(|e| {
+                e.dag_id == event.dag_id && e.run_id == event.run_id && e.label == event.label
+            })
+            .map(|e| e.state);
+        let outcome = matches!(
+            event.state,
+            S::Success | S::Failed | S::UpForRetry | S::UpForReschedule | S::Skipped
+        );
+        (before == Some(S::Queued) && outcome).then(|| Event {
+            dag_id: event.dag_id.clone(),
+            run_id: event.run_id.clone(),
+            label: event.label.clone(),
+            state: S::Running,
+        })
+    }
+
     pub(super) fn drain_events(&mut self) {
         loop {
             match self.updates.try_recv() {
@@ -223,12 +249,18 @@ impl Runner {
                     map_index,
                     state,
                     ..
-                }) => self.events.push(Event {
-                    dag_id,
-                    run_id,
-                    label: label(&task_id, map_index),
-                    state,
-                }),
+                }) => {
+                    let event = Event {
+                        dag_id,
+                        run_id,
+                        label: label(&task_id, map_index),
+                        state,
+                    };
+                    if let Some(running) = self.unseen_start(&event) {
+                        self.events.push(running);
+                    }
+                    self.events.push(event);
+                }
                 Ok(Update::DagRun {
                     dag_id,
                     run_id,

@@ -112,6 +112,14 @@ impl State {
             live_logs.locked().remove(&live);
         }));
         if let Some(ti) = self.ti(&key) {
+            if ti.state == S::Queued
+                && let Some(queued) = ti.queued_at
+            {
+                // Its start was not reported on its own (a short local try):
+                // its scheduling latency is counted here instead.
+                metrics::histogram!("aileron_scheduling_latency_seconds")
+                    .record(started.duration_since(queued).as_secs_f64().max(0.0));
+            }
             if !log.is_empty() {
                 self.batch
                     .put_raw(LOGS, log_key(ti, try_number), log.into_bytes());
