@@ -100,10 +100,13 @@ impl TenantPool {
         self.bytes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Takes `grow` bytes unless that would pass `limit`; else the bytes in use.
-    fn take(&self, grow: u64, limit: u64) -> Result<(), u64> {
+    /// Takes `grow` bytes unless that would pass `cap` or, with `granted`, what
+    /// the ledger granted this process (read under the same lock, so a grant
+    /// being given back cannot be grown into); else the bytes in use.
+    fn take(&self, grow: u64, cap: u64, granted: bool) -> Result<(), u64> {
         let mut b = self.lock();
         let after = b.in_use.saturating_add(grow);
+        let limit = if granted { cap.min(b.granted) } else { cap };
         if after > limit {
             return Err(b.in_use);
         }
@@ -121,26 +124,24 @@ impl TenantPool {
     async fn charge(&self, grow: u64, cap: Option<u64>) -> Result<(), TenantMemoryExceeded> {
         let Some(cap) = cap else {
             // Counted, not capped.
-            let _ = self.take(grow, u64::MAX);
+            let _ = self.take(grow, u64::MAX, false);
             return Ok(());
         };
         self.cap.store(cap, Ordering::Relaxed);
         let Some(ledger) = &self.ledger else {
             return self
-                .take(grow, cap)
+                .take(grow, cap, false)
                 .map_err(|in_use| self.refuse(cap, in_use, grow));
         };
         // Within what this process holds: no need to ask.
-        let granted = self.lock().granted;
-        if self.take(grow, cap.min(granted)).is_ok() {
+        if self.take(grow, cap, true).is_ok() {
             return Ok(());
         }
         let _turn = self.asking.lock().await;
         // A few rounds at most: another store of the tenant in this process may
         // take what was just granted before this one does.
         for _ in 0..3 {
-            let granted = self.lock().granted;
-            let in_use = match self.take(grow, cap.min(granted)) {
+            let in_use = match self.take(grow, cap, true) {
                 Ok(()) => return Ok(()),
                 Err(in_use) => in_use,
             };
@@ -179,8 +180,7 @@ impl TenantPool {
                 }
             }
         }
-        let granted = self.lock().granted;
-        self.take(grow, cap.min(granted))
+        self.take(grow, cap, true)
             .map_err(|in_use| self.refuse(cap, in_use, grow))
     }
 
