@@ -27,6 +27,17 @@ operator = "noop"
 upstream = ["work"]
 "#;
 
+/// The execution API of `env`'s server, as a worker would call it.
+fn exec_router(env: &Env) -> axum::Router {
+    router(ExecState {
+        remote: env.app.remote.clone().expect("a remote executor"),
+        scheduler: env.app.scheduler.clone(),
+        metastore: env.app.metastore.clone(),
+        registry: env.app.sandbox.registry().clone(),
+        auth: env.app.auth.clone(),
+    })
+}
+
 struct Worker<'a> {
     env: &'a Env,
     id: &'static str,
@@ -40,14 +51,7 @@ impl Worker<'_> {
         entry: &Entry,
         body: Value,
     ) -> (StatusCode, Value) {
-        let remote = self.env.app.remote.clone().expect("a remote executor");
-        let app = router(ExecState {
-            remote,
-            scheduler: self.env.app.scheduler.clone(),
-            metastore: self.env.app.metastore.clone(),
-            registry: self.env.app.sandbox.registry().clone(),
-            auth: self.env.app.auth.clone(),
-        });
+        let app = exec_router(self.env);
         let req = Request::builder()
             .method(method)
             .uri(format!("/tries/{}/{path}", entry.attempt))
@@ -267,13 +271,7 @@ async fn execution_calls_need_the_worker_token_and_a_matching_try_token() {
         .await
         .unwrap();
     let entry = queued(&env, "work").await;
-    let app = router(ExecState {
-        remote: env.app.remote.clone().unwrap(),
-        scheduler: env.app.scheduler.clone(),
-        metastore: env.app.metastore.clone(),
-        registry: env.app.sandbox.registry().clone(),
-        auth: env.app.auth.clone(),
-    });
+    let app = exec_router(&env);
     let send = |auth: Option<&str>, token: Option<&str>, body: &str| {
         let mut req = Request::builder()
             .method(Method::POST)
@@ -407,13 +405,7 @@ async fn workers_hold_shares_of_a_tenant_s_memory_quota() {
         .remote(Duration::from_secs(30))
         .start()
         .await;
-    let app = router(ExecState {
-        remote: env.app.remote.clone().unwrap(),
-        scheduler: env.app.scheduler.clone(),
-        metastore: env.app.metastore.clone(),
-        registry: env.app.sandbox.registry().clone(),
-        auth: env.app.auth.clone(),
-    });
+    let app = exec_router(&env);
     let call = |method: Method, path: String, body: Value| {
         let req = Request::builder()
             .method(method)
