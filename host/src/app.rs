@@ -171,7 +171,9 @@ pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> Result<App,
                 r.announce(tenants.iter().map(|t| t.name.as_str()));
                 // Callbacks run in this process: they share each capped
                 // tenant's max_memory with its tries on the workers.
-                exec_sandbox.share_memory_quotas(r.memory.in_process(SCHEDULER_HOLDER));
+                if !exec_sandbox.share_memory_quotas(r.memory.in_process(SCHEDULER_HOLDER)) {
+                    tracing::error!("callbacks' memory is not shared with the workers' ledger");
+                }
                 remote = Some(r.clone());
                 redis_streams::RedisExecutor::start(conn, r, exec_sandbox)
             })?

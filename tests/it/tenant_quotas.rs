@@ -3,7 +3,8 @@
 //! usage) until the rolling hour frees it (simulated clock), while another
 //! tenant's work goes on; `max_memory` fails the try that grows past it with the
 //! reason, counted as a refused allocation; usage shows per tenant (API and
-//! `/metrics`) and per try; a try stopped by hand is charged for what it used.
+//! `/metrics`) and per try; a try stopped by hand is charged for what it used;
+//! running tries and callbacks are charged as they run.
 
 use crate::api::{call_raw, get, get_in, ok};
 use aileron_model::TaskInstanceState as S;
@@ -254,6 +255,59 @@ async fn a_running_try_is_charged_as_it_runs() {
     let stored = env.app.metastore.tenant_usage("team_a").unwrap();
     assert_eq!(stored.tries, 1, "{stored:?}");
     assert!(stored.cpu_seconds > charged, "{stored:?}");
+}
+
+/// A run whose success fires a callback that spins until its 300 s timeout.
+const SPINNING_CALLBACK: &str = r#"
+on_success = { operator = "testkit", params = { mode = "busy_loop" } }
+
+[tasks.a]
+operator = "echo"
+params = { message = "hi" }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_callback_is_charged_as_it_runs() {
+    let env = Env::builder()
+        .dag("team_a/cb.toml", SPINNING_CALLBACK)
+        .start()
+        .await;
+    let scheduler = &env.app.scheduler;
+    let mut updates = scheduler.subscribe();
+    scheduler
+        .trigger("team_a", "cb", Some("r1".into()), None, Default::default())
+        .await
+        .unwrap();
+    env.wait_run_in(&mut updates, "team_a", "cb", "r1").await;
+    // The callback now spins, outside the task slots. Each pass moves the
+    // clock past the charging interval: what it used so far must reach the
+    // stored record while it still runs, as a running try's does.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let stored = loop {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        env.clock
+            .set(env.clock.now() + SignedDuration::from_secs(11));
+        scheduler.sync().await.unwrap();
+        let stored = env.app.metastore.tenant_usage("team_a").unwrap();
+        if stored.cpu_seconds >= 0.1 {
+            break stored;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the callback's CPU was never charged while it ran: {stored:?}"
+        );
+    };
+    let callbacks = env.app.metastore.callbacks("team_a", "cb", "r1").unwrap();
+    assert_eq!(callbacks.len(), 1);
+    assert!(callbacks[0].end_date.is_none(), "{:?}", callbacks[0]);
+    // Only the task counts as run so far; the callback counts when it ends.
+    assert_eq!(stored.tries, 1, "{stored:?}");
+    // The usage API sees it too.
+    let usage = get_in(&env, "team_a", "/api/v1/tenants/team_a/usage").await;
+    assert!(
+        usage["cpu_seconds_total"].as_f64().unwrap() >= 0.1,
+        "{usage}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

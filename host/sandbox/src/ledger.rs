@@ -152,6 +152,19 @@ impl QuotaLedger {
         Self::drop_holder(&mut self.lock(), holder);
     }
 
+    /// Every holder in `gone` is gone: one pass over what is held, however
+    /// many holders `gone` names (the reaper passes every silent worker it
+    /// still lists, each second).
+    pub fn forget_all(&self, gone: &std::collections::HashSet<String>) {
+        if gone.is_empty() {
+            return;
+        }
+        self.lock().retain(|_, holders| {
+            holders.retain(|holder, _| !gone.contains(holder.as_str()));
+            !holders.is_empty()
+        });
+    }
+
     fn drop_holder(tenants: &mut HashMap<String, BTreeMap<Holder, u64>>, holder: &str) {
         tenants.retain(|_, holders| {
             holders.remove(holder);
@@ -282,6 +295,20 @@ mod tests {
         // Giving everything back leaves no entry behind.
         ask(&l, "w1", 0, 0);
         ask(&l, "w2", 0, 0);
+        assert!(l.lock().is_empty());
+    }
+
+    #[test]
+    fn forgetting_many_holders_keeps_the_others() {
+        let l = QuotaLedger::new();
+        ask(&l, "w1", 10 * MIB, 10 * MIB);
+        ask(&l, "w2", 10 * MIB, 10 * MIB);
+        ask(&l, "w3", 10 * MIB, 10 * MIB);
+        let gone = ["w1", "w3", "never-held"].map(str::to_owned).into();
+        l.forget_all(&gone);
+        let left: Vec<Holder> = l.holdings("a").into_keys().collect();
+        assert_eq!(left, ["w2"]);
+        l.forget_all(&["w2".to_owned()].into());
         assert!(l.lock().is_empty());
     }
 

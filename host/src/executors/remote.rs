@@ -368,11 +368,11 @@ impl Remote {
         self.forget_silent_workers(now);
         // What a silent or stopped worker held of tenants' memory quotas is
         // free again; if it comes back, it registers again with what it holds.
-        for w in self.workers.locked().values() {
-            if w.stopped || elapsed(w.last_beat, now) >= timeout {
-                self.memory.forget(&memory_holder(&w.id));
-            }
-        }
+        let gone: std::collections::HashSet<String> = (self.workers.locked().values())
+            .filter(|w| w.stopped || elapsed(w.last_beat, now) >= timeout)
+            .map(|w| memory_holder(&w.id))
+            .collect();
+        self.memory.forget_all(&gone);
         let expired: Vec<(u64, Lease)> = {
             let mut d = self.dispatch.locked();
             let gone: Vec<u64> = d

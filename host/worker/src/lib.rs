@@ -202,9 +202,10 @@ pub async fn run(args: WorkerArgs) -> Result<ExitCode, WorkerError> {
     };
     // A capped tenant's tries on every worker share its max_memory: growths
     // past what this worker holds ask the scheduler's ledger.
-    sandbox.share_memory_quotas(std::sync::Arc::new(ledger::SchedulerLedger {
-        api: api.clone(),
-    }));
+    let ledger = std::sync::Arc::new(ledger::SchedulerLedger { api: api.clone() });
+    if !sandbox.share_memory_quotas(ledger) {
+        tracing::error!("this worker's tenant memory is not shared with the scheduler's ledger");
+    }
     let components = Components::new(
         sandbox.registry().clone(),
         home.join("plugins"),

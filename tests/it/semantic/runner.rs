@@ -33,6 +33,8 @@ pub(super) struct Runner {
     pub(super) env: Env,
     pub(super) updates: tokio::sync::broadcast::Receiver<Update>,
     pub(super) events: Vec<Event>,
+    /// Each TaskInstance's last state in `events`, by (dag, run, label).
+    last_state: HashMap<(String, String, String), TaskInstanceState>,
     pub(super) run_events: Vec<RunEvent>,
     pub(super) lagged: u64,
     /// `version` label → the DAG version (content hash) it names.
@@ -81,6 +83,7 @@ impl Runner {
             env,
             updates,
             events: Vec::new(),
+            last_state: HashMap::new(),
             run_events: Vec::new(),
             lagged: 0,
             versions: HashMap::new(),
@@ -217,16 +220,14 @@ impl Runner {
     /// executor reports a try that ends within 10 ms by its end alone, so its
     /// TaskInstance goes from `queued` straight to the outcome. Cases describe
     /// Airflow's states, in which every try runs.
-    fn unseen_start(&self, event: &Event) -> Option<Event> {
+    fn unseen_start(&mut self, event: &Event) -> Option<Event> {
         use TaskInstanceState as S;
-        let before = self
-            .events
-            .iter()
-            .rev()
-            .find(|e| {
-                e.dag_id == event.dag_id && e.run_id == event.run_id && e.label == event.label
-            })
-            .map(|e| e.state);
+        let key = (
+            event.dag_id.clone(),
+            event.run_id.clone(),
+            event.label.clone(),
+        );
+        let before = self.last_state.insert(key, event.state);
         let outcome = matches!(
             event.state,
             S::Success | S::Failed | S::UpForRetry | S::UpForReschedule | S::Skipped

@@ -211,6 +211,7 @@ impl State {
     /// Sends the callbacks queued this turn; runs after the commit.
     pub(super) fn dispatch_callbacks(&mut self) {
         for job in std::mem::take(&mut self.callbacks_to_send) {
+            self.meter_callback(job.id.clone(), job.request.live.clone());
             self.executor.submit_callback(job);
         }
         // Sequence numbers of runs that left memory are read again when needed.
@@ -227,9 +228,9 @@ impl State {
         report: TryReport,
         log: String,
     ) {
-        let CallbackId { run, seq } = id;
         // Its CPU and memory are the tenant's, like any try's.
-        self.charge(&run.tenant, ended, &report.usage, true);
+        self.settle_callback(&id, ended, &report.usage);
+        let CallbackId { run, seq } = id;
         let (dag_id, run_id) = (&run.dag_id, &run.run_id);
         let Ok(Some(mut record)) = self.metastore.callback(&run.tenant, dag_id, run_id, seq) else {
             // The run was deleted meanwhile.

@@ -11,7 +11,7 @@
 //! remote workers), `manual` (changes made by hand), `backfill`, `callbacks` and
 //! `past` (logical-date order and `depends_on_past`).
 
-use super::executor::{CallbackJob, EventSink, Executor};
+use super::executor::{CallbackId, CallbackJob, EventSink, Executor};
 use super::{Command, LiveLogs, SchedulerConfig, SchedulerError, Update};
 use crate::metastore::{
     DagRecord, DagRun, Metastore, RunType, TaskInstance, TenantLimits, TenantUsageRecord,
@@ -112,6 +112,8 @@ pub(super) struct State {
     /// Tries in flight as their usage is metered, and when running ones were
     /// last charged (`usage.rs`).
     metering: HashMap<TiKey, usage::Metered>,
+    /// Callbacks running, metered the same way.
+    metering_callbacks: HashMap<CallbackId, usage::Metered>,
     running_charged_at: Timestamp,
     /// The `now` of the last `plan`: timers at or before it were already acted on
     /// (or are blocked on capacity, and a finishing task wakes the loop).
@@ -158,6 +160,7 @@ impl State {
                 .collect(),
             usage_dirty: HashSet::new(),
             metering: HashMap::new(),
+            metering_callbacks: HashMap::new(),
             running_charged_at: Timestamp::UNIX_EPOCH,
             callbacks_to_send: Vec::new(),
             callback_seq: HashMap::new(),

@@ -10,9 +10,11 @@
 //! is charged, so a long try spends its tenant's budget as it goes rather than
 //! all at its end; a try that ends is charged the rest from its report, and one
 //! that is stopped by hand or lost with its worker the rest as last read.
+//! Callbacks are the tenant's work too, and are metered the same way.
 
 use super::State;
 use crate::metastore::{TENANT_USAGE, TenantLimits, TenantUsageRecord};
+use crate::scheduler::executor::CallbackId;
 use crate::scheduler::planner::ActiveRun;
 use aileron_model::TiKey;
 use aileron_model::{RunKey, TaskInstanceState as S, TenantId};
@@ -91,6 +93,29 @@ impl State {
         );
     }
 
+    /// Starts metering a callback sent to run.
+    pub(super) fn meter_callback(&mut self, id: CallbackId, live: Arc<LiveUsage>) {
+        self.metering_callbacks.insert(
+            id,
+            Metered {
+                attempt: 0,
+                live,
+                charged: TryUsage::default(),
+                adopted: false,
+            },
+        );
+    }
+
+    /// A callback that ended: its tenant is charged what it used beyond what
+    /// was charged while it ran.
+    pub(super) fn settle_callback(&mut self, id: &CallbackId, at: Timestamp, report: &TryUsage) {
+        let rest = match self.metering_callbacks.remove(id) {
+            Some(m) => report.max(&m.live.snapshot()).since(&m.charged),
+            None => *report,
+        };
+        self.charge(&id.run.tenant, at, &rest, true);
+    }
+
     /// A try that ended or was stopped at `at`: its tenant is charged what it
     /// used beyond what was charged already, by its `report` where it has one
     /// (the larger of that and the last reading), else by the last reading.
@@ -126,12 +151,14 @@ impl State {
         // With nothing in flight the interval starts again from now, so the
         // first charge of a try comes one interval after it was handed out.
         let due = self.running_charged_at + CHARGE_RUNNING_EVERY;
-        if !self.metering.is_empty() && now < due {
+        if !self.nothing_metered() && now < due {
             return;
         }
         self.running_charged_at = now;
+        let tries = self.metering.iter_mut().map(|(k, m)| (&k.tenant, m));
+        let callbacks = (self.metering_callbacks.iter_mut()).map(|(id, m)| (&id.run.tenant, m));
         let mut charges = Vec::new();
-        for (key, m) in &mut self.metering {
+        for (tenant, m) in tries.chain(callbacks) {
             let read = m.live.snapshot();
             if m.adopted {
                 if read != TryUsage::default() {
@@ -143,7 +170,7 @@ impl State {
             let delta = read.since(&m.charged);
             if delta.cpu_seconds > 0.0 || delta.host_call_seconds > 0.0 {
                 m.charged = read;
-                charges.push((key.tenant.clone(), delta));
+                charges.push((tenant.clone(), delta));
             }
         }
         for (tenant, delta) in charges {
@@ -153,7 +180,11 @@ impl State {
 
     /// When running tries are charged next, if any is in flight.
     pub(super) fn running_charge_timer(&self) -> Option<Timestamp> {
-        (!self.metering.is_empty()).then(|| self.running_charged_at + CHARGE_RUNNING_EVERY)
+        (!self.nothing_metered()).then(|| self.running_charged_at + CHARGE_RUNNING_EVERY)
+    }
+
+    fn nothing_metered(&self) -> bool {
+        self.metering.is_empty() && self.metering_callbacks.is_empty()
     }
 
     /// Writes the usage records charged this turn into the batch.
@@ -215,9 +246,11 @@ impl State {
             );
         }
         // What running tries used since they were last charged, in one pass.
-        for (key, m) in self.metering.iter().filter(|(k, _)| wanted(&k.tenant)) {
+        let tries = self.metering.iter().map(|(k, m)| (&k.tenant, m));
+        let callbacks = (self.metering_callbacks.iter()).map(|(id, m)| (&id.run.tenant, m));
+        for (tenant, m) in tries.chain(callbacks).filter(|(t, _)| wanted(t)) {
             if !m.adopted
-                && let Some(entry) = all.get_mut(key.tenant.as_str())
+                && let Some(entry) = all.get_mut(tenant.as_str())
             {
                 entry
                     .usage
