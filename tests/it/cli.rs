@@ -132,6 +132,83 @@ fn plugins_list_and_inspect_show_the_standard_operators() {
     );
 }
 
+#[test]
+fn a_rebuild_replaces_its_version_and_remove_local_takes_it_out() {
+    use aileron_tests::guests::{VERSIONED_V1, rebuilt};
+    let home = home_with(&[("uses.toml", "[tasks.v]\noperator = \"versioned@1.0.0\"\n")]);
+    let dir = tempfile::tempdir().unwrap();
+    let second = dir.path().join("versioned.wasm");
+    std::fs::write(&second, rebuilt(VERSIONED_V1, "again")).unwrap();
+    let second = second.to_str().unwrap();
+    let text = |out: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let ok = |args: &[&str]| {
+        let out = aileron(home.path(), args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        text(&out)
+    };
+    let versioned = |args: &[&str]| -> Vec<String> {
+        let v: Value = serde_json::from_str(&ok(args)).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["name"] == "versioned")
+            .map(|p| p["digest"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let stored = |digest: &str| {
+        let hex = digest.trim_start_matches("sha256:");
+        home.path()
+            .join(format!("plugins/store/sha256-{hex}.wasm"))
+            .exists()
+    };
+    ok(&["plugins", "add", VERSIONED_V1]);
+    let old = versioned(&["plugins", "list", "--json"]).remove(0);
+
+    // A plain add of the rebuild is refused; --replace takes the version over.
+    let out = aileron(home.path(), &["plugins", "add", second]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("new version"), "{}", text(&out));
+    let said = ok(&["plugins", "add", "--replace", second]);
+    assert!(said.contains("Removed versioned@1.0.0"), "{said}");
+    let now = versioned(&["plugins", "list", "--json"]);
+    assert_eq!(now.len(), 1);
+    assert_ne!(now[0], old);
+    assert!(!stored(&old) && stored(&now[0]));
+
+    // The DAG runs the rebuild; once removed, it has nothing to run.
+    assert!(ok(&["dags", "test", "uses"]).contains("success"));
+    ok(&["plugins", "remove", "--local", "versioned@1.0.0"]);
+    assert!(versioned(&["plugins", "list", "--json"]).is_empty());
+    assert!(!stored(&now[0]));
+    let out = aileron(home.path(), &["dags", "test", "uses"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("versioned"), "{}", text(&out));
+    // A tenant's own copy goes from that tenant alone.
+    ok(&["plugins", "add", "--tenant", "team_x", VERSIONED_V1]);
+    let team_x = ["plugins", "list", "--json", "--tenant", "team_x"];
+    assert_eq!(versioned(&team_x).len(), 1);
+    let out = aileron(
+        home.path(),
+        &["plugins", "remove", "--local", "versioned@1.0.0"],
+    );
+    assert!(!out.status.success(), "the global scope has none left");
+    ok(&[
+        "plugins",
+        "remove",
+        "--local",
+        "--tenant",
+        "team_x",
+        "versioned@1.0.0",
+    ]);
+    assert!(versioned(&team_x).is_empty());
+}
+
 /// `aileron` against a running server (no `--home`: these commands only talk to it).
 /// Signed in as the platform admin with a session token from `POST /auth/token`.
 fn aileron_at(server: &aileron_tests::server::Server, args: &[&str]) -> std::process::Output {

@@ -461,3 +461,114 @@ async fn operators_are_published_and_removed_over_the_api() {
         "{events:?}"
     );
 }
+
+/// A DAG whose run stays unfinished for a while, then runs `versioned@1.0.0`.
+const SLOW_THEN_VERSIONED: &str = r#"
+[tasks.wait]
+operator = "sleep"
+params = { seconds = 60 }
+[tasks.v]
+operator = "versioned@1.0.0"
+upstream = ["wait"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_replaces_its_version_once_no_run_needs_the_old_build() {
+    use axum::http::{Method, StatusCode};
+    let env = Env::builder()
+        .dag("team_a/uses.toml", SLOW_THEN_VERSIONED)
+        .start()
+        .await;
+    let metastore = &env.app.metastore;
+    let v1 = std::fs::read(guests::VERSIONED_V1).unwrap();
+    let (s, p) = api(&env, Method::POST, "/api/v1/plugins", "team_a", v1).await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let old = p["digest"].as_str().unwrap().to_owned();
+    until("team_a's DAG", || metastore.dag("team_a", "uses").unwrap()).await;
+    let scheduler = &env.app.scheduler;
+    let mut updates = scheduler.subscribe();
+    scheduler
+        .trigger(
+            "team_a",
+            "uses",
+            Some("r1".into()),
+            None,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+
+    // A rebuild of the same source: same name and version, other bytes.
+    let rebuild = guests::rebuilt(guests::VERSIONED_V1, "second build");
+    let (s, p) = api(
+        &env,
+        Method::POST,
+        "/api/v1/plugins",
+        "team_a",
+        rebuild.clone(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("new version"), "{p}");
+    // Replacing is refused while run r1, made with the old build, is unfinished.
+    let replace = "/api/v1/plugins?replace=true";
+    let (s, p) = api(&env, Method::POST, replace, "team_a", rebuild.clone()).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("unfinished runs: uses/r1"),
+        "{p}"
+    );
+    let (s, p) = api(
+        &env,
+        Method::POST,
+        "/api/v1/plugins?replace=yes",
+        "team_a",
+        rebuild.clone(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{p}");
+
+    // Once r1 is over, the rebuild takes the version's place: the old build's
+    // file and compiled form are gone, and the DAG runs the new one.
+    scheduler
+        .set_run_state("team_a", "uses", "r1", DagRunState::Failed)
+        .await
+        .unwrap();
+    env.wait_run_in(&mut updates, "team_a", "uses", "r1").await;
+    let (s, p) = api(&env, Method::POST, replace, "team_a", rebuild).await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let new = p["digest"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    let hex = |d: &str| d.trim_start_matches("sha256:").to_owned();
+    let store = env.home.join("plugins/team_a/store");
+    assert!(!store.join(format!("sha256-{}.wasm", hex(&old))).exists());
+    assert!(store.join(format!("sha256-{}.wasm", hex(&new))).exists());
+    let compiled = |d: &str| {
+        std::fs::read_dir(aileron_tests::cache_dir())
+            .unwrap()
+            .flatten()
+            .any(|sub| sub.path().join(format!("{}.cwasm", hex(d))).exists())
+    };
+    assert!(!compiled(&old), "the old build's compiled form stays");
+    assert!(compiled(&new));
+    let runs_new = || {
+        let dag = metastore.dag("team_a", "uses").unwrap()?;
+        let spec = metastore
+            .dag_version("team_a", "uses", &dag.version)
+            .unwrap()?;
+        spec.runs_component(&new).then_some(())
+    };
+    until("the DAG to run the rebuild", runs_new).await;
+    let (_, list) = api(&env, Method::GET, "/api/v1/plugins", "team_a", vec![]).await;
+    let versioned: Vec<&serde_json::Value> = list["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] == "versioned")
+        .collect();
+    assert_eq!(versioned.len(), 1, "{list}");
+    assert_eq!(versioned[0]["digest"], new.as_str());
+}

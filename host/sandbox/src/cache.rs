@@ -59,7 +59,10 @@ impl ArtifactCache {
             // the component whose sha256 names the file; wasmtime still checks the
             // header and the engine compatibility before using it.
             match unsafe { Component::deserialize_file(engine, path) } {
-                Ok(component) => return Ok(component),
+                Ok(component) => {
+                    mark_used(path);
+                    return Ok(component);
+                }
                 Err(e) => tracing::warn!(
                     path = %path.display(),
                     "discarding unusable compiled component, compiling again: {e}"
@@ -73,6 +76,74 @@ impl ArtifactCache {
             tracing::warn!(path = %path.display(), "cannot cache compiled component: {e}");
         }
         Ok(component)
+    }
+}
+
+/// How long an artifact no component here uses is kept: the cache may be
+/// shared by several homes on one machine (each `--cache-dir`), and another
+/// home's artifact is not this one's to delete while that home still loads it.
+/// Loading an artifact marks it used (its modification time).
+pub(crate) const PRUNE_UNUSED_AFTER: std::time::Duration =
+    std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// Marks an artifact used now, for [`ArtifactCache::prune`]; failing to is
+/// harmless (it may be compiled again one day).
+fn mark_used(path: &Path) {
+    if let Ok(file) = std::fs::File::options().append(true).open(path) {
+        let _ = file.set_modified(std::time::SystemTime::now());
+    }
+}
+
+impl ArtifactCache {
+    /// Deletes the artifacts of components `keep` says are not registered here
+    /// and that nothing loaded for [`PRUNE_UNUSED_AFTER`]: what removed and
+    /// replaced builds left behind (a Python or JavaScript component compiles
+    /// to tens of MiB). Returns how many were deleted. An artifact deleted while
+    /// another process still wants it costs that process one compilation,
+    /// never a wrong load.
+    pub(crate) fn prune(&self, keep: impl Fn(&str) -> bool) -> usize {
+        let Some(dir) = &self.dir else {
+            return 0;
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        let mut deleted = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(hex) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".cwasm"))
+            else {
+                continue;
+            };
+            let unused_for = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok());
+            let stale = unused_for.is_some_and(|d| d >= PRUNE_UNUSED_AFTER);
+            if stale && !keep(&format!("sha256:{hex}")) {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => deleted += 1,
+                    Err(e) => tracing::warn!(path = %path.display(), "cannot prune: {e}"),
+                }
+            }
+        }
+        deleted
+    }
+
+    /// Deletes the artifact of one component, if it has one.
+    pub(crate) fn forget(&self, digest_hex: &str) {
+        if let Some(dir) = &self.dir {
+            let path = dir.join(format!("{digest_hex}.cwasm"));
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(path = %path.display(), "cannot prune: {e}"),
+            }
+        }
     }
 }
 
@@ -133,4 +204,43 @@ fn compat_hash(engine: &Engine) -> String {
     // 16 hex digits (64 bits) cannot collide among the handful of engine
     // configurations one cache directory ever sees.
     hex::encode(&hasher.0.finalize()[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn prune_deletes_what_is_unregistered_and_long_unused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ArtifactCache {
+            dir: Some(dir.path().to_owned()),
+        };
+        let long_ago = SystemTime::now() - PRUNE_UNUSED_AFTER - Duration::from_secs(60);
+        for (hex, old) in [("aa", true), ("bb", true), ("cc", false)] {
+            let path = dir.path().join(format!("{hex}.cwasm"));
+            let file = std::fs::File::create(&path).unwrap();
+            if old {
+                file.set_modified(long_ago).unwrap();
+            }
+        }
+        std::fs::write(dir.path().join("notes.txt"), "kept").unwrap();
+        // `aa` is registered; `cc` was used lately (another home may use it).
+        assert_eq!(cache.prune(|digest| digest == "sha256:aa"), 1);
+        let left = |hex: &str| dir.path().join(format!("{hex}.cwasm")).exists();
+        assert!(left("aa") && !left("bb") && left("cc"));
+        assert!(dir.path().join("notes.txt").exists());
+        // Loading marks an artifact used: it is no longer stale.
+        let aa = dir.path().join("aa.cwasm");
+        mark_used(&aa);
+        let age = std::fs::metadata(&aa)
+            .unwrap()
+            .modified()
+            .unwrap()
+            .elapsed();
+        assert!(age.unwrap() < PRUNE_UNUSED_AFTER);
+        cache.forget("cc");
+        assert!(!left("cc"));
+    }
 }

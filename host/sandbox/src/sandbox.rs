@@ -69,6 +69,10 @@ impl Sandbox {
                 path: plugins,
                 source,
             })?;
+        let pruned = sandbox.registry().prune_cache();
+        if pruned > 0 {
+            tracing::info!("pruned {pruned} compiled components nothing publishes any more");
+        }
         Ok(sandbox)
     }
 

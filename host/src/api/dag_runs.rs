@@ -39,8 +39,9 @@ pub struct DagRun {
     pub end_date: Option<Timestamp>,
     /// Seconds from start to end, once the run has ended.
     pub duration: Option<f64>,
-    /// The DAG version (file hash) the run runs with: the one it was created
-    /// with, or the DAG's latest when it was cleared.
+    /// The DAG version the run runs with (a hash of the file and the
+    /// components it resolved to): the one it was created with, or the DAG's
+    /// latest when it was cleared.
     pub dag_version: String,
     /// The backfill that created (or last re-ran) this run; `null` for others.
     pub backfill_id: Option<u64>,

@@ -46,7 +46,7 @@ use access::ApiRoutes;
 pub use access::{Policy, RouteEntry, RouteTable};
 pub use caller::Caller;
 pub use error::{ApiError, Problem};
-pub use plugins::{plugin as plugin_json, scoped_plugin};
+pub use plugins::{dags_running, plugin as plugin_json, runs_running, scoped_plugin};
 
 use crate::metastore::{DagRecord, DagRun, Metastore, TaskInstance};
 use crate::scheduler::{SchedulerError, SchedulerHandle};

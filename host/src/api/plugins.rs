@@ -11,11 +11,11 @@ use aileron_model::TenantId;
 use aileron_sandbox::{MAX_COMPONENT_BYTES, OperatorMeta, OperatorScope, RegistryError};
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 /// An operator component: what its `describe()` said, and what it is on disk.
 #[derive(Debug, Serialize, ToSchema)]
@@ -87,11 +87,24 @@ pub async fn list_plugins(caller: Caller, State(s): State<ApiState>) -> Json<Plu
     })
 }
 
+/// How a component is published.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PublishOptions {
+    /// Replace the build published under the same name and version, for
+    /// toolchains whose builds differ byte for byte (Python, JavaScript).
+    /// Refused with 409 while an unfinished DagRun still runs the old build.
+    #[serde(default)]
+    replace: bool,
+}
+
 /// Publish an operator component for the caller's tenant alone (its `Op` and
 /// up). The body is the component's bytes (`application/wasm`), checked and
 /// compiled before it is stored; the tenant's DAGs are parsed again at once.
 #[utoipa::path(
     post, path = "/plugins", tag = "Plugin", operation_id = "post_plugin",
+    params(PublishOptions),
     request_body(content = Vec<u8>, content_type = "application/wasm",
         description = "A WebAssembly component implementing the operator world."),
     responses((status = 201, description = "Published.", body = Plugin), BadRequest, Conflict, PayloadTooLarge)
@@ -99,9 +112,11 @@ pub async fn list_plugins(caller: Caller, State(s): State<ApiState>) -> Json<Plu
 pub async fn publish_plugin(
     caller: Caller,
     State(s): State<ApiState>,
+    Query(options): Query<PublishOptions>,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Plugin>)> {
-    publish(&s, OperatorScope::Tenant(caller.tenant_id().clone()), body).await
+    let scope = OperatorScope::Tenant(caller.tenant_id().clone());
+    publish(&s, scope, options, body).await
 }
 
 /// Remove one version of an operator the caller's tenant published (its `Op`
@@ -122,6 +137,7 @@ pub async fn remove_plugin(
 /// Publish an operator component for every tenant (platform admins).
 #[utoipa::path(
     post, path = "/platform/plugins", tag = "Plugin", operation_id = "post_platform_plugin",
+    params(PublishOptions),
     request_body(content = Vec<u8>, content_type = "application/wasm",
         description = "A WebAssembly component implementing the operator world."),
     responses((status = 201, description = "Published.", body = Plugin), BadRequest, Conflict, PayloadTooLarge)
@@ -129,9 +145,10 @@ pub async fn remove_plugin(
 pub async fn publish_platform_plugin(
     _caller: Caller,
     State(s): State<ApiState>,
+    Query(options): Query<PublishOptions>,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Plugin>)> {
-    publish(&s, OperatorScope::Global, body).await
+    publish(&s, OperatorScope::Global, options, body).await
 }
 
 /// Remove one version of a global operator (platform admins). Refused with 409
@@ -152,6 +169,7 @@ pub async fn remove_platform_plugin(
 async fn publish(
     s: &ApiState,
     scope: OperatorScope,
+    options: PublishOptions,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Plugin>)> {
     // The API's 1 MiB cap is for JSON; a component may be far larger (an
@@ -166,15 +184,56 @@ async fn publish(
         })?;
     let registry = s.registry.clone();
     let dir = s.plugins_dir.clone();
+    if options.replace {
+        let (registry, within, bytes) = (registry.clone(), scope.clone(), bytes.clone());
+        let old = super::off_thread("checking the operator failed", move || {
+            registry.would_replace(&within, &bytes)
+        })
+        .await?
+        .map_err(registry_error)?;
+        if let Some(old) = old {
+            refuse_while_runs_need(s, &scope, &old).await?;
+        }
+    }
     // Compiling takes from milliseconds to seconds of CPU: off the async workers.
     let published = super::off_thread("publishing the operator failed", move || {
-        registry
-            .install_to(&dir, &scope, &bytes)
-            .map(|meta| scoped_plugin(&scope, &meta))
+        let meta = if options.replace {
+            registry
+                .install_replacing(&dir, &scope, &bytes)
+                .map(|(m, _)| m)
+        } else {
+            registry.install_to(&dir, &scope, &bytes)
+        };
+        meta.map(|meta| scoped_plugin(&scope, &meta))
     })
     .await?
     .map_err(registry_error)?;
     Ok((StatusCode::CREATED, Json(published)))
+}
+
+/// Refuses to replace `old` while an unfinished run (of the scope's tenant, or
+/// of any tenant for a global operator) was created with a DAG version that
+/// runs it: its remaining tasks would find their build gone.
+async fn refuse_while_runs_need(
+    s: &ApiState,
+    scope: &OperatorScope,
+    old: &OperatorMeta,
+) -> ApiResult<()> {
+    let (tenant, digest) = (scope.tenant().cloned(), old.digest.clone());
+    let runs = s
+        .blocking(move |m| Ok(runs_running(m, tenant.as_ref(), &digest)?))
+        .await?;
+    if runs.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::conflict(format!(
+        "{}@{} ({}) is still needed by unfinished runs: {}; let them finish or mark them \
+         first",
+        old.name,
+        old.version,
+        old.digest,
+        runs.join(", ")
+    )))
 }
 
 async fn remove(s: &ApiState, scope: OperatorScope, path: PluginPath) -> ApiResult<StatusCode> {
@@ -227,7 +286,7 @@ async fn remove(s: &ApiState, scope: OperatorScope, path: PluginPath) -> ApiResu
 
 /// The active DAGs (of `tenant`, or of every tenant) whose current version runs
 /// `digest`, as `tenant/dag_id`: what removing it would leave unable to run.
-fn dags_running(
+pub fn dags_running(
     m: &Metastore,
     tenant: Option<&TenantId>,
     digest: &str,
@@ -247,6 +306,30 @@ fn dags_running(
         }
     }
     Ok(running)
+}
+
+/// The unfinished runs (of `tenant`, or of every tenant) created with a DAG
+/// version that runs `digest`, as `dag_id/run_id` (`tenant/dag_id/run_id`
+/// across tenants).
+pub fn runs_running(
+    m: &Metastore,
+    tenant: Option<&TenantId>,
+    digest: &str,
+) -> crate::metastore::Result<Vec<String>> {
+    let mut runs = Vec::new();
+    for run in m.unfinished_runs()? {
+        if tenant.is_some_and(|t| t.as_str() != run.tenant) {
+            continue;
+        }
+        let spec = m.dag_version(&run.tenant, &run.dag_id, &run.dag_version)?;
+        if spec.is_some_and(|spec| spec.runs_component(digest)) {
+            runs.push(match tenant {
+                Some(_) => format!("{}/{}", run.dag_id, run.run_id),
+                None => format!("{}/{}/{}", run.tenant, run.dag_id, run.run_id),
+            });
+        }
+    }
+    Ok(runs)
 }
 
 /// The status and message of a registry refusal: what is wrong with the

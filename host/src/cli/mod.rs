@@ -350,3 +350,14 @@ pub fn parse_conf(s: Option<&str>) -> anyhow::Result<serde_json::Map<String, ser
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Clap checks a command's arguments only when it is parsed: two flags
+    /// of one name in a subcommand would panic at its first use.
+    #[test]
+    fn every_command_s_arguments_are_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -40,6 +40,12 @@ pub enum PluginsCommand {
         /// Publish it for this tenant only.
         #[arg(long)]
         tenant: Option<String>,
+        /// Replace another build of the same name and version (a rebuild of
+        /// the same source, with a new digest). Refused while an unfinished
+        /// run still needs the old build, and while a server holds HOME (use
+        /// `plugins publish --replace` then).
+        #[arg(long)]
+        replace: bool,
     },
     /// Publish a component through a running server: for the tenant you act in
     /// (its Op and up), or for every tenant with --global (platform admins).
@@ -50,9 +56,15 @@ pub enum PluginsCommand {
         /// Publish it for every tenant.
         #[arg(long)]
         global: bool,
+        /// Replace another build of the same name and version. Refused while
+        /// an unfinished run still needs the old build.
+        #[arg(long)]
+        replace: bool,
     },
     /// Remove `NAME@VERSION` through a running server: one your tenant published,
     /// or a global one with --global. Refused while an active DAG still runs it.
+    /// With --local, from HOME with no server running (--tenant: the one that
+    /// tenant published).
     Remove {
         /// `NAME@VERSION`, the exact version to remove.
         reference: String,
@@ -61,6 +73,11 @@ pub enum PluginsCommand {
         /// Remove a global operator (platform admins).
         #[arg(long)]
         global: bool,
+        /// Remove it from HOME/plugins directly, as `plugins add` adds.
+        #[arg(long)]
+        local: bool,
+        #[command(flatten)]
+        home: HomeArgs,
     },
 }
 
@@ -98,34 +115,57 @@ pub async fn run(cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
                 serde_json::to_string_pretty(&crate::api::plugin_json(&p))?
             );
         }
-        PluginsCommand::Add { file, home, tenant } => {
-            let scope = match tenant.as_deref() {
-                Some(t) => scope_of(t)?,
-                None => OperatorScope::Global,
-            };
+        PluginsCommand::Add {
+            file,
+            home,
+            tenant,
+            replace,
+        } => {
+            let scope = optional_scope(tenant.as_deref())?;
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let sandbox = aileron_sandbox::Sandbox::open_home(&home.home(), None, 1)?;
-            let p = sandbox
-                .registry()
-                .install_to(&home.home().join("plugins"), &scope, &bytes)
-                .with_context(|| format!("{} is not a usable operator", file.display()))?;
-            println!(
-                "Added {}@{} for {scope} ({}, {} bytes)",
-                p.name, p.version, p.digest, p.size
-            );
+            let home = home.home();
+            let sandbox = aileron_sandbox::Sandbox::open_home(&home, None, 1)?;
+            let registry = sandbox.registry();
+            let plugins = home.join("plugins");
+            let not_usable = || format!("{} is not a usable operator", file.display());
+            if replace {
+                if let Some(old) = registry
+                    .would_replace(&scope, &bytes)
+                    .with_context(not_usable)?
+                {
+                    refuse_while_runs_need(&home, &scope, &old)?;
+                }
+                let (p, old) = registry
+                    .install_replacing(&plugins, &scope, &bytes)
+                    .with_context(not_usable)?;
+                if let Some(old) = old {
+                    println!("Removed {}@{} ({})", old.name, old.version, old.digest);
+                }
+                println!("Added {}@{} for {scope} ({})", p.name, p.version, p.digest);
+            } else {
+                let p = registry
+                    .install_to(&plugins, &scope, &bytes)
+                    .with_context(not_usable)?;
+                println!(
+                    "Added {}@{} for {scope} ({}, {} bytes)",
+                    p.name, p.version, p.digest, p.size
+                );
+            }
         }
         PluginsCommand::Publish {
             file,
             server,
             global,
+            replace,
         } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let path = if global {
-                "/platform/plugins"
-            } else {
-                "/plugins"
+            let path = match (global, replace) {
+                (true, false) => "/platform/plugins",
+                (true, true) => "/platform/plugins?replace=true",
+                (false, false) => "/plugins",
+                (false, true) => "/plugins?replace=true",
             };
             let p = Client::new(&server)
                 .upload(path, "application/wasm", bytes)
@@ -143,10 +183,17 @@ pub async fn run(cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
             reference,
             server,
             global,
+            local,
+            home,
         } => {
             let Some((name, version)) = reference.split_once('@') else {
                 anyhow::bail!("give the exact version to remove: NAME@VERSION");
             };
+            if local {
+                remove_local(&home.home(), server.tenant.as_deref(), name, version)?;
+                println!("Removed {name}@{version}");
+                return Ok(ExitCode::SUCCESS);
+            }
             let prefix = if global {
                 "/platform/plugins"
             } else {
@@ -163,6 +210,77 @@ pub async fn run(cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `plugins remove --local`: as the API's removal, from HOME with no server.
+fn remove_local(
+    home: &std::path::Path,
+    tenant: Option<&str>,
+    name: &str,
+    version: &str,
+) -> anyhow::Result<()> {
+    let scope = optional_scope(tenant)?;
+    let sandbox = aileron_sandbox::Sandbox::open_home(home, None, 1)?;
+    let registry = sandbox.registry();
+    let old = registry.resolve_exact(&scope, name, version)?;
+    if let Some(metastore) = open_metastore(home)? {
+        let dags = crate::api::dags_running(&metastore, scope.tenant(), &old.digest)?;
+        if !dags.is_empty() {
+            anyhow::bail!(
+                "{name}@{version} is still run by {}; change or delete those DAGs first",
+                dags.join(", ")
+            );
+        }
+    }
+    refuse_while_runs_need(home, &scope, &old)?;
+    registry.remove(&home.join("plugins"), &scope, name, version)?;
+    Ok(())
+}
+
+/// HOME's metastore, if it has one. It is opened by one process at a time, so
+/// this fails while a server holds HOME: the server's own checks apply then.
+fn open_metastore(home: &std::path::Path) -> anyhow::Result<Option<crate::metastore::Metastore>> {
+    let path = crate::app::metastore_path(home);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let metastore = crate::metastore::Metastore::open(&path).map_err(|e| {
+        anyhow::anyhow!(
+            "{e} (is the server running? then go through it: `aileron plugins publish \
+             --replace` or `aileron plugins remove`)"
+        )
+    })?;
+    Ok(Some(metastore))
+}
+
+/// Refuses while an unfinished run of HOME's metastore needs `old`.
+fn refuse_while_runs_need(
+    home: &std::path::Path,
+    scope: &OperatorScope,
+    old: &aileron_sandbox::OperatorMeta,
+) -> anyhow::Result<()> {
+    let Some(metastore) = open_metastore(home)? else {
+        return Ok(());
+    };
+    let runs = crate::api::runs_running(&metastore, scope.tenant(), &old.digest)?;
+    if !runs.is_empty() {
+        anyhow::bail!(
+            "{}@{} ({}) is still needed by unfinished runs: {}; let them finish or mark them first",
+            old.name,
+            old.version,
+            old.digest,
+            runs.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The scope `--tenant` names, global without it.
+fn optional_scope(tenant: Option<&str>) -> anyhow::Result<OperatorScope> {
+    match tenant {
+        Some(t) => scope_of(t),
+        None => Ok(OperatorScope::Global),
+    }
 }
 
 /// The scope of a tenant named on the command line.

@@ -377,6 +377,31 @@ impl Registry {
         bytes: &[u8],
         builtin: bool,
     ) -> Result<OperatorMeta, RegistryError> {
+        let (meta, version, pre) = self.validate(bytes, builtin)?;
+        self.publish(scope, &meta, &version, pre)
+    }
+
+    /// Checks `bytes` is an operator component, as [`add_to`](Registry::add_to)
+    /// does, without publishing it: what it describes. Compiles (the compiled
+    /// form is cached): call from a blocking context.
+    pub fn inspect(&self, bytes: &[u8]) -> Result<OperatorMeta, RegistryError> {
+        self.validate(bytes, false).map(|(meta, _, _)| meta)
+    }
+
+    /// What `bytes` describes, checked, with its compiled form when it is new to
+    /// the registry (`None`: some scope publishes it already).
+    fn validate(
+        &self,
+        bytes: &[u8],
+        builtin: bool,
+    ) -> Result<
+        (
+            OperatorMeta,
+            semver::Version,
+            Option<OperatorPre<HostState>>,
+        ),
+        RegistryError,
+    > {
         if bytes.len() > MAX_COMPONENT_BYTES {
             return Err(RegistryError::TooLarge {
                 size: bytes.len(),
@@ -389,7 +414,7 @@ impl Registry {
             // Known bytes (another scope's, or this one's again): nothing to compile.
             let version = semver::Version::parse(&entry.meta.version)
                 .map_err(|e| RegistryError::InvalidInfo(e.to_string()))?;
-            return self.publish(scope, &entry.meta, &version, None);
+            return Ok((entry.meta.clone(), version, None));
         }
         check_header(bytes)?;
         let runtime = self.runtime();
@@ -423,7 +448,7 @@ impl Registry {
             builtin,
             world: pre.world().to_owned(),
         };
-        self.publish(scope, &meta, &version, Some(pre))
+        Ok((meta, version, Some(pre)))
     }
 
     /// Publishes a validated component in `scope`: `pre` is its compiled form when
@@ -522,17 +547,78 @@ impl Registry {
         if let Some(origins) = index.origins.get_mut(&meta.digest) {
             origins.retain(|o| !matches!(o, Origin::Stored(p) if removed.contains(p)));
         }
-        if !index.names.publishes(&meta.digest) {
+        let forgotten = !index.names.publishes(&meta.digest);
+        if forgotten {
             index.by_digest.remove(&meta.digest);
             index.origins.remove(&meta.digest);
         }
         drop(index);
+        if forgotten {
+            // Its compiled form would otherwise stay in the cache for good.
+            let hex = meta.digest.strip_prefix("sha256:").unwrap_or(&meta.digest);
+            self.runtime().cache.forget(hex);
+        }
         for path in &removed {
             self.clear_rejected(path);
         }
         tracing::info!(name, version, digest = %meta.digest, %scope, "removed operator");
         let _ = self.inner.events.send(meta.clone());
         Ok(meta)
+    }
+
+    /// Installs `bytes` in `scope` like [`install_to`](Registry::install_to),
+    /// but where the scope already publishes another build under the same name
+    /// and version, that build is removed first (its files and, unless another
+    /// scope publishes it, its compiled form): the development loop of a
+    /// toolchain whose builds differ byte for byte. Returns the new operator and
+    /// the one it replaced. Whether a run still needs the old build is for the
+    /// caller to check first. Compiles and deletes files: call from a blocking
+    /// context.
+    pub fn install_replacing(
+        &self,
+        plugins_dir: &std::path::Path,
+        scope: &OperatorScope,
+        bytes: &[u8],
+    ) -> Result<(OperatorMeta, Option<OperatorMeta>), RegistryError> {
+        match self.install_to(plugins_dir, scope, bytes) {
+            Err(RegistryError::VersionConflict { name, version, .. }) => {
+                let old = self.remove(plugins_dir, scope, &name, &version)?;
+                let new = self.install_to(plugins_dir, scope, bytes)?;
+                Ok((new, Some(old)))
+            }
+            other => other.map(|new| (new, None)),
+        }
+    }
+
+    /// The build `bytes` would replace in `scope`: the one published there
+    /// under the same name and version with other bytes. Compiles (or loads
+    /// from the cache) to learn the name: call from a blocking context.
+    pub fn would_replace(
+        &self,
+        scope: &OperatorScope,
+        bytes: &[u8],
+    ) -> Result<Option<OperatorMeta>, RegistryError> {
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
+        let (name, version) = match self.entry(&digest) {
+            Some(entry) => (entry.meta.name.clone(), entry.meta.version.clone()),
+            None => {
+                let meta = self.inspect(bytes)?;
+                (meta.name, meta.version)
+            }
+        };
+        Ok(self
+            .resolve_exact(scope, &name, &version)
+            .ok()
+            .filter(|old| old.digest != digest))
+    }
+
+    /// Deletes compiled forms of components no scope publishes any more (see
+    /// [`ArtifactCache::prune`](crate::cache::ArtifactCache)); returns how many.
+    pub fn prune_cache(&self) -> usize {
+        let index = self.read();
+        self.runtime()
+            .cache
+            .prune(|digest| index.by_digest.contains_key(digest))
     }
 
     /// Whether `viewer`'s DAGs may run the component `digest`: it is published

@@ -145,6 +145,7 @@ impl Parser<'_> {
             tasks.push(self.task(name, task, &defaults, catalog)?);
         }
         let tasks = self.order_tasks(tasks, &ordered)?;
+        let version = version_of(self.source, &ceilings, &tasks, &callbacks);
 
         Ok(DagSpec {
             dag_id,
@@ -168,9 +169,7 @@ impl Parser<'_> {
             param_specs,
             callbacks,
             tasks,
-            version: hex::encode(Sha256::digest(
-                format!("{}{}", self.source, ceilings.fingerprint()).as_bytes(),
-            )),
+            version,
             source: self.source.to_owned(),
             task_index: TaskIndex::default(),
         })
@@ -303,3 +302,27 @@ fn find_cycle(tasks: &[TaskSpec], index: &HashMap<&str, usize>, pending: &[usize
 
 // ---------------------------------------------------------------------------------
 // Helpers
+
+/// A DAG version: the file's text, the tenant's ceilings it was read under,
+/// and the component every task and callback resolved to. A new build of an
+/// operator a DAG names without pinning it (or a rebuild replacing its
+/// version) makes a new version, so runs keep the build they started with.
+fn version_of(
+    source: &str,
+    ceilings: &Ceilings,
+    tasks: &[TaskSpec],
+    callbacks: &Callbacks,
+) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(source.as_bytes());
+    hasher.update(ceilings.fingerprint().as_bytes());
+    hasher.update(b"\n#components");
+    let task_digests = tasks.iter().flat_map(|t| {
+        std::iter::once(&t.operator_digest).chain(t.callbacks.all().map(|c| &c.operator_digest))
+    });
+    for digest in task_digests.chain(callbacks.all().map(|c| &c.operator_digest)) {
+        hasher.update(b" ");
+        hasher.update(digest.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
