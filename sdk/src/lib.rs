@@ -12,17 +12,15 @@
 //! use aileron_sdk::prelude::*;
 //! use serde::Deserialize;
 //!
-//! #[derive(Deserialize)]
+//! #[derive(Deserialize, JsonSchema)]
+//! #[serde(deny_unknown_fields)]
 //! struct Params {
+//!     /// The text to log and return.
 //!     message: String,
 //! }
 //!
 //! /// Logs the message and returns it.
-//! #[operator(
-//!     name = "echo",
-//!     version = "0.1.0",
-//!     params_schema = r#"{"type":"object","properties":{"message":{"type":"string"}},"required":["message"]}"#
-//! )]
+//! #[operator(name = "echo", version = "0.1.0")]
 //! fn echo(ctx: &TaskContext, params: Params) -> Result<Outcome, TaskError> {
 //!     ctx.info(&params.message);
 //!     Ok(Outcome::returning(params.message))
@@ -56,8 +54,13 @@
 //!   crate's version.
 //! - `description`: defaults to the function's doc comment.
 //! - `params_schema`: the JSON Schema the host validates the task's `params`
-//!   against before running it; defaults to `{"type":"object"}`. It must be valid
-//!   JSON, which is checked while compiling.
+//!   against before running it. By default it is derived from the params type,
+//!   which must then implement `JsonSchema` (`#[derive(JsonSchema)]`, in the
+//!   prelude: doc comments become descriptions, `#[serde(deny_unknown_fields)]`
+//!   becomes `"additionalProperties": false`, `#[schemars(range(min = 0))]`
+//!   bounds a number), so the schema and the code cannot drift; for params taken
+//!   as a `serde_json::Value`, or none, it is `{"type":"object"}`. Written by
+//!   hand, it must be valid JSON, which is checked while compiling.
 //!
 //! The function takes `&TaskContext` and, optionally, its params as any type that
 //! implements `serde::Deserialize` (use `serde_json::Value` to take them as they
@@ -156,7 +159,7 @@
 //!
 //! ```
 //! # use aileron_sdk::prelude::*;
-//! # #[derive(serde::Deserialize)]
+//! # #[derive(serde::Deserialize, JsonSchema)]
 //! # struct Params { message: String }
 //! # /// Logs the message and returns it.
 //! # #[operator(name = "echo")]
@@ -200,6 +203,11 @@ pub use connection_http::{HttpError, Request, Response};
 pub use context::{RETURN_VALUE_KEY, TaskContext, XComError};
 pub use log::Level;
 pub use outcome::{Outcome, TaskError, TaskResultExt};
+/// The `schemars` whose [`JsonSchema`](schemars::JsonSchema) derive gives
+/// `#[operator]` the params schema; the prelude brings it into scope, so
+/// `#[derive(JsonSchema)]` works without a dependency of the operator's own.
+#[doc(no_inline)]
+pub use schemars;
 /// The `serde_json` the SDK's types use ([`Outcome::Success`] holds a
 /// `serde_json::Value`), so operators need not pin a matching version themselves.
 #[doc(no_inline)]
@@ -236,5 +244,7 @@ pub mod prelude {
         Connection, Level, Outcome, Request, Response, TaskContext, TaskError, TaskInfo,
         TaskResultExt, operator,
     };
+    // The derive's expansion names `schemars::…`, which this brings into scope.
+    pub use crate::schemars::{self, JsonSchema};
     pub use crate::{debug, error, info, warn};
 }

@@ -23,6 +23,17 @@ pub fn describe(
     }
 }
 
+/// The JSON Schema of an operator's params type, as `describe` gives it to
+/// the host: every nested type written out in place (the host's validator
+/// does not follow `$ref`), and no `$schema` line, which says nothing here.
+pub fn schema_of<P: schemars::JsonSchema>() -> String {
+    let mut settings = schemars::generate::SchemaSettings::draft2020_12();
+    settings.inline_subschemas = true;
+    settings.meta_schema = None;
+    let schema = settings.into_generator().into_root_schema_for::<P>();
+    serde_json::to_string(&schema).expect("a schema serializes")
+}
+
 /// `execute` for an operator function taking `(ctx, params)`.
 pub fn execute<P, F>(
     info: wit::TaskInfo,

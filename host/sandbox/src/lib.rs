@@ -42,7 +42,7 @@ pub use meter::{LiveUsage, TryUsage};
 pub use outbound::{MAX_HTTP_TIMEOUT, host_allowed};
 pub use registry::{
     MAX_COMPONENT_BYTES, OperatorMeta, OperatorScope, Registry, RejectedPlugin, TenantOperators,
-    WatchGuard, scope_dir,
+    WatchGuard, operator_name_problem, scope_dir,
 };
 pub use request::{
     DEFAULT_XCOM_BYTES, DEFAULT_XCOM_TOTAL_BYTES, HostServices, Limits, NoHostServices, TaskInfo,

@@ -7,6 +7,7 @@ mod dags;
 mod db;
 mod login;
 mod plugins;
+mod project;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
 //! `aileron plugins ...`: the operators this install can run.
 
 use super::client::{Client, seg};
+use super::project;
 use super::{HomeArgs, ServerArgs};
 use aileron_model::TenantId;
 use aileron_sandbox::OperatorScope;
@@ -11,6 +12,31 @@ use std::process::ExitCode;
 
 #[derive(Subcommand)]
 pub enum PluginsCommand {
+    /// Make a new operator project: source, a test, a manifest with the
+    /// toolchain pinned, a README, and the SDK (under .aileron/, or
+    /// node_modules/ for JavaScript).
+    New {
+        /// The operator's name, as DAG files will write it.
+        name: String,
+        #[arg(long, value_enum)]
+        lang: project::Lang,
+        /// Where to make it (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Build the operator project in DIR into dist/<name>.wasm with its
+    /// language's toolchain, and check it implements the operator world.
+    Build {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        #[command(flatten)]
+        home: HomeArgs,
+    },
+    /// Run the operator project's tests (cargo test, pytest, node --test).
+    Test {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
     /// List every operator: the standard ones, those added to HOME/plugins, and
     /// each tenant's (HOME/plugins/<tenant>); with --tenant, what that tenant's
     /// DAGs may use.
@@ -83,6 +109,9 @@ pub enum PluginsCommand {
 
 pub async fn run(cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        PluginsCommand::New { name, lang, dir } => return project::new(&name, lang, dir),
+        PluginsCommand::Build { dir, home } => return project::build(&dir, &home.home()),
+        PluginsCommand::Test { dir } => return project::test(&dir),
         PluginsCommand::List { home, json, tenant } => {
             let sandbox = aileron_sandbox::Sandbox::open_home(&home.home(), None, 1)?;
             let viewer = tenant.as_deref().map(scope_of).transpose()?;

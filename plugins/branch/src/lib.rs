@@ -4,14 +4,15 @@
 use aileron_sdk::prelude::*;
 use serde::Deserialize;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Params {
+    /// The downstream task id(s) to follow.
     follow: Follow,
 }
 
 /// One task id or several; DAG authors write whichever reads better.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(untagged, expecting = "a task id or a list of task ids")]
 enum Follow {
     One(String),
@@ -20,24 +21,7 @@ enum Follow {
 
 /// Runs only the direct downstream tasks named in `follow` and skips the others.
 /// An empty list skips them all.
-#[operator(
-    name = "branch",
-    version = "0.1.0",
-    params_schema = r#"{
-        "type": "object",
-        "properties": {
-            "follow": {
-                "anyOf": [
-                    {"type": "string"},
-                    {"type": "array", "items": {"type": "string"}}
-                ],
-                "description": "The downstream task id(s) to follow."
-            }
-        },
-        "required": ["follow"],
-        "additionalProperties": false
-    }"#
-)]
+#[operator(name = "branch", version = "0.1.0")]
 fn branch(ctx: &TaskContext, params: Params) -> Result<Outcome, TaskError> {
     let task_ids = match params.follow {
         Follow::One(task_id) => vec![task_id],

@@ -3,25 +3,15 @@
 use aileron_sdk::prelude::*;
 use serde::Deserialize;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Params {
+    /// The text to log and return.
     message: String,
 }
 
 /// Logs `message` at info level and returns it as the task's return value.
-#[operator(
-    name = "echo",
-    version = "0.1.0",
-    params_schema = r#"{
-        "type": "object",
-        "properties": {
-            "message": {"type": "string", "description": "The text to log and return."}
-        },
-        "required": ["message"],
-        "additionalProperties": false
-    }"#
-)]
+#[operator(name = "echo", version = "0.1.0")]
 fn echo(ctx: &TaskContext, params: Params) -> Result<Outcome, TaskError> {
     ctx.info(&params.message);
     Ok(Outcome::returning(params.message))

@@ -1,13 +1,17 @@
 //! `fail`: fails on purpose, to exercise retries, trigger rules and alerting.
 
 use aileron_sdk::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 struct Params {
+    /// The error message.
     message: String,
+    /// Fail without retries.
     fatal: bool,
+    /// Succeed from this try number on.
+    #[schemars(range(min = 1))]
     until_try: Option<u32>,
 }
 
@@ -25,19 +29,7 @@ impl Default for Params {
 /// `fatal = true`, as `fatal` (never retried). With `until_try = N`, succeeds
 /// instead once the try number reaches N, so "fails twice, then recovers" is
 /// `until_try = 3`.
-#[operator(
-    name = "fail",
-    version = "0.1.0",
-    params_schema = r#"{
-        "type": "object",
-        "properties": {
-            "message": {"type": "string", "default": "failed on purpose", "description": "The error message."},
-            "fatal": {"type": "boolean", "default": false, "description": "Fail without retries."},
-            "until_try": {"type": "integer", "minimum": 1, "description": "Succeed from this try number on."}
-        },
-        "additionalProperties": false
-    }"#
-)]
+#[operator(name = "fail", version = "0.1.0")]
 fn fail(ctx: &TaskContext, params: Params) -> Result<Outcome, TaskError> {
     let try_number = ctx.task().try_number;
     if params.until_try.is_some_and(|until| try_number >= until) {

@@ -32,7 +32,7 @@ use std::time::Duration;
 use aileron_op_support::Seconds;
 use aileron_sdk::prelude::*;
 use aileron_sdk::serde_json::{Value, json};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::client::{Client, FetchError, Request, WasiClient};
 
@@ -42,32 +42,41 @@ const MAX_BODY_READ: usize = 1 << 20;
 /// The body returned as XCom, as JSON text: well under the host's 64 KiB cap.
 const MAX_BODY_XCOM: usize = 16 << 10;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Params {
+    /// http:// or https:// URL to request.
     url: String,
+    /// HTTP method.
     #[serde(default = "get")]
     method: String,
+    /// Request headers.
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    /// Request body.
     #[serde(default)]
     body: Option<String>,
+    /// Status (or list of statuses) that counts as ready; default any 2xx.
     #[serde(default)]
     expect_status: Option<ExpectStatus>,
+    /// Text the response body must contain.
     #[serde(default)]
     response_contains: Option<String>,
+    /// Seconds, or a duration such as "5m", before poking again.
     #[serde(default = "one_minute")]
     poke_interval: Seconds,
+    /// Seconds to wait for the connection, the first byte and each later chunk
+    /// (the host caps each at 30 s).
     #[serde(default = "half_a_minute")]
     request_timeout: Seconds,
 }
 
 /// One status or a list of them.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize, JsonSchema)]
 #[serde(untagged)]
 enum ExpectStatus {
-    One(u16),
-    Many(Vec<u16>),
+    One(#[schemars(range(min = 100, max = 599))] u16),
+    Many(#[schemars(length(min = 1), inner(range(min = 100, max = 599)))] Vec<u16>),
 }
 
 impl ExpectStatus {
@@ -96,31 +105,7 @@ fn half_a_minute() -> Seconds {
 /// any 2xx) and, if `response_contains` is given, that text in its body; until
 /// then asks to be poked again in `poke_interval`. The URL's host must be in the
 /// task's `allow_hosts`.
-#[operator(
-    name = "http_sensor",
-    version = "0.1.0",
-    params_schema = r#"{
-        "type": "object",
-        "properties": {
-            "url": {"type": "string", "description": "http:// or https:// URL to request."},
-            "method": {"type": "string", "default": "GET", "description": "HTTP method."},
-            "headers": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Request headers."},
-            "body": {"type": "string", "description": "Request body."},
-            "expect_status": {
-                "anyOf": [
-                    {"type": "integer", "minimum": 100, "maximum": 599},
-                    {"type": "array", "items": {"type": "integer", "minimum": 100, "maximum": 599}, "minItems": 1}
-                ],
-                "description": "Status (or list of statuses) that counts as ready; default any 2xx."
-            },
-            "response_contains": {"type": "string", "description": "Text the response body must contain."},
-            "poke_interval": {"type": ["number", "string"], "minimum": 0, "default": 60, "description": "Seconds, or a duration such as \"5m\", before poking again."},
-            "request_timeout": {"type": ["number", "string"], "minimum": 0, "default": 30, "description": "Seconds to wait for the connection, the first byte and each later chunk (the host caps each at 30 s)."}
-        },
-        "required": ["url"],
-        "additionalProperties": false
-    }"#
-)]
+#[operator(name = "http_sensor", version = "0.1.0")]
 fn http_sensor(ctx: &TaskContext, params: Params) -> Result<Outcome, TaskError> {
     poke(ctx, params, &WasiClient)
 }

@@ -5,10 +5,13 @@ use aileron_sdk::prelude::*;
 use aileron_sdk::serde_json::Value;
 use serde::Deserialize;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Params {
+    /// Any value, usually a template; its truthiness decides.
     condition: Value,
+    /// When the condition is false: skip every downstream task (true), or only
+    /// the direct ones and let trigger rules decide the rest (false).
     #[serde(default = "yes")]
     ignore_downstream_trigger_rules: bool,
 }
@@ -27,23 +30,7 @@ fn yes() -> bool {
 /// render to text: false, null, 0, "", [] and {} are false, and so are the strings
 /// "false", "0", "none" and "null" in any case and with surrounding whitespace
 /// (so `"{{ params.run_it }}"` rendering to "False" is false). Everything else is true.
-#[operator(
-    name = "short_circuit",
-    version = "0.1.0",
-    params_schema = r#"{
-        "type": "object",
-        "properties": {
-            "condition": {"description": "Any value, usually a template; its truthiness decides."},
-            "ignore_downstream_trigger_rules": {
-                "type": "boolean",
-                "default": true,
-                "description": "When the condition is false: skip every downstream task (true), or only the direct ones and let trigger rules decide the rest (false)."
-            }
-        },
-        "required": ["condition"],
-        "additionalProperties": false
-    }"#
-)]
+#[operator(name = "short_circuit", version = "0.1.0")]
 fn short_circuit(ctx: &TaskContext, params: Params) -> Result<Outcome, TaskError> {
     let condition = params.condition;
     info!(ctx, "condition result is {condition}");

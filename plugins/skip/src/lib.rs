@@ -1,11 +1,12 @@
 //! `skip`: ends its task `skipped`, to exercise how skips propagate downstream.
 
 use aileron_sdk::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 struct Params {
+    /// Why the task is skipped.
     reason: String,
 }
 
@@ -18,17 +19,7 @@ impl Default for Params {
 }
 
 /// Ends the task `skipped`, with `reason`.
-#[operator(
-    name = "skip",
-    version = "0.1.0",
-    params_schema = r#"{
-        "type": "object",
-        "properties": {
-            "reason": {"type": "string", "default": "skipped on purpose", "description": "Why the task is skipped."}
-        },
-        "additionalProperties": false
-    }"#
-)]
+#[operator(name = "skip", version = "0.1.0")]
 fn skip(ctx: &TaskContext, params: Params) -> Result<Outcome, TaskError> {
     info!(ctx, "skipping: {}", params.reason);
     Ok(Outcome::skip(params.reason))

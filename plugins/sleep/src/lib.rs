@@ -5,9 +5,11 @@ use std::time::Duration;
 use aileron_sdk::prelude::*;
 use serde::Deserialize;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Params {
+    /// How long to wait.
+    #[schemars(range(min = 0))]
     seconds: f64,
 }
 
@@ -15,18 +17,7 @@ struct Params {
 ///
 /// The wait is a host call (WASI `poll`), so it counts against the task's
 /// execution timeout but not against its CPU budget.
-#[operator(
-    name = "sleep",
-    version = "0.1.0",
-    params_schema = r#"{
-        "type": "object",
-        "properties": {
-            "seconds": {"type": "number", "minimum": 0, "description": "How long to wait."}
-        },
-        "required": ["seconds"],
-        "additionalProperties": false
-    }"#
-)]
+#[operator(name = "sleep", version = "0.1.0")]
 fn sleep(ctx: &TaskContext, params: Params) -> Result<Outcome, TaskError> {
     // Negative, NaN or absurdly large waits are a mistake in the DAG: no retry fixes them.
     let duration = Duration::try_from_secs_f64(params.seconds)

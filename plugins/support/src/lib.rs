@@ -5,14 +5,31 @@
 use std::fmt;
 use std::time::Duration;
 
+use aileron_sdk::schemars;
 use serde::de::{self, Deserializer, Visitor};
-
-/// The JSON Schema of a [`Seconds`] param, for an operator's `params_schema`.
-pub const SECONDS_SCHEMA: &str = r#"{"type": ["number", "string"], "minimum": 0}"#;
 
 /// A non-negative duration, from a number of seconds or a string with units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Seconds(pub Duration);
+
+/// Its schema: a number of seconds (at least 0) or a string with units, which
+/// the host cannot check further than being a string.
+impl schemars::JsonSchema for Seconds {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Seconds".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": ["number", "string"], "minimum": 0})
+    }
+}
+
+/// As a number of seconds: how a default shows in the params schema.
+impl serde::Serialize for Seconds {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(self.0.as_secs_f64())
+    }
+}
 
 impl Seconds {
     /// Whole seconds, rounded up so a sub-second interval still waits.

@@ -9,10 +9,12 @@ use aileron_op_support::Seconds;
 use aileron_sdk::prelude::*;
 use serde::Deserialize;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Params {
+    /// RFC 3339 datetime or date (UTC) to wait for.
     target_time: String,
+    /// Seconds, or a duration such as "5m", between pokes.
     #[serde(default = "one_minute")]
     poke_interval: Seconds,
 }
@@ -31,19 +33,7 @@ fn one_minute() -> Seconds {
 ///
 /// "Now" is the real wall clock the sandbox gives the operator (`wasi:clocks`), not
 /// the run's logical date: a run catching up on last year succeeds at once.
-#[operator(
-    name = "wait_until",
-    version = "0.1.0",
-    params_schema = r#"{
-        "type": "object",
-        "properties": {
-            "target_time": {"type": "string", "description": "RFC 3339 datetime or date (UTC) to wait for."},
-            "poke_interval": {"type": ["number", "string"], "minimum": 0, "default": 60, "description": "Seconds, or a duration such as \"5m\", between pokes."}
-        },
-        "required": ["target_time"],
-        "additionalProperties": false
-    }"#
-)]
+#[operator(name = "wait_until", version = "0.1.0")]
 fn wait_until(ctx: &TaskContext, params: Params) -> Result<Outcome, TaskError> {
     check(ctx, params, SystemTime::now())
 }

@@ -134,10 +134,16 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         .description
         .clone()
         .unwrap_or_else(|| LitStr::new(&doc_comment(&function), Span::call_site()));
-    let params_schema = args
-        .params_schema
-        .clone()
-        .unwrap_or_else(|| LitStr::new(r#"{"type":"object"}"#, Span::call_site()));
+    // Written by hand, or derived from the params type (its `JsonSchema`), so
+    // the schema cannot drift from the code; a function taking the params as
+    // a `serde_json::Value`, or none, takes any object.
+    let params_schema = match (&args.params_schema, signature.params) {
+        (Some(schema), _) => quote!(#schema),
+        (None, Some(params)) if !is_json_value(params) => quote_spanned! {params.span()=>
+            &::aileron_sdk::__private::schema_of::<#params>()
+        },
+        (None, _) => quote!(r#"{"type":"object"}"#),
+    };
 
     let ident = &function.sig.ident;
     // Spanning the glue at the user's types points type errors at the user's code.
@@ -181,6 +187,12 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
 
         ::aileron_sdk::wit::export!(__AileronOperator with_types_in ::aileron_sdk::wit);
     })
+}
+
+/// Whether `ty` names `serde_json::Value` (as `Value` or by a path ending so).
+fn is_json_value(ty: &Type) -> bool {
+    matches!(ty, Type::Path(p) if p.qself.is_none()
+        && p.path.segments.last().is_some_and(|s| s.ident == "Value"))
 }
 
 /// What the glue needs to know about a signature that passed the checks.

@@ -858,6 +858,15 @@ pub(crate) fn is_standard_name(name: &str) -> bool {
         .any(|(standard, _)| *standard == name)
 }
 
+/// Why `name` cannot name a new operator (`plugins new` checks it before the
+/// registry would): not a valid name, or a standard operator's.
+pub fn operator_name_problem(name: &str) -> Option<String> {
+    if let Err(why) = check_name(name) {
+        return Some(format!("an operator name {why}"));
+    }
+    is_standard_name(name).then(|| format!("`{name}` is reserved for a standard operator"))
+}
+
 fn check_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() || name.len() > MAX_NAME {
         return Err("must be 1 to 64 characters long");
