@@ -19,6 +19,7 @@ mod execution_api;
 mod held_secrets;
 mod hostile_inputs;
 mod http_sensor;
+mod languages;
 mod manual;
 mod multinode;
 mod multinode_tenants;
