@@ -3,6 +3,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -28,10 +29,18 @@ impl ArtifactCache {
             return Ok(ArtifactCache { dir: None });
         };
         let dir = cache_dir.join(compat_hash(engine));
-        std::fs::create_dir_all(&dir).map_err(|source| SandboxError::Cache {
-            path: dir.clone(),
-            source,
-        })?;
+        let error = |path: &Path| {
+            let path = path.to_owned();
+            move |source| SandboxError::Cache { path, source }
+        };
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(error(&dir))?;
+        for checked in [cache_dir, &dir] {
+            private(checked).map_err(error(checked))?;
+        }
         Ok(ArtifactCache { dir: Some(dir) })
     }
 
@@ -46,37 +55,81 @@ impl ArtifactCache {
         digest_hex: &str,
         bytes: &[u8],
     ) -> wasmtime::Result<Component> {
-        let path = self
-            .dir
-            .as_ref()
-            .map(|dir| dir.join(format!("{digest_hex}.cwasm")));
-        if let Some(path) = &path
-            && path.is_file()
-        {
-            // SAFETY: `deserialize_file` maps native code from the file and trusts it.
-            // This directory is private to the host (under AILERON_HOME) and only
-            // `store` below writes to it, with artifacts this process compiled from
-            // the component whose sha256 names the file; wasmtime still checks the
-            // header and the engine compatibility before using it.
-            match unsafe { Component::deserialize_file(engine, path) } {
-                Ok(component) => {
-                    mark_used(path);
-                    return Ok(component);
-                }
-                Err(e) => tracing::warn!(
-                    path = %path.display(),
-                    "discarding unusable compiled component, compiling again: {e}"
-                ),
-            }
+        let Some(dir) = &self.dir else {
+            return Component::new(engine, bytes);
+        };
+        let path = dir.join(format!("{digest_hex}.cwasm"));
+        if let Some(component) = load(engine, &path) {
+            return Ok(component);
+        }
+        // Processes sharing the cache (workers of one machine, a server and
+        // the CLI) compile a component once: the others wait here for the
+        // first, which takes a Python or JavaScript component 10 CPU-seconds,
+        // and load what it wrote. A lock that cannot be taken only costs a
+        // second compilation.
+        let lock_path = dir.join(format!("{digest_hex}.lock"));
+        let lock = std::fs::File::create(&lock_path).and_then(|f| f.lock().map(|()| f));
+        if let Err(e) = &lock {
+            tracing::warn!(path = %lock_path.display(), "cannot lock the cache entry: {e}");
+        }
+        if let Some(component) = load(engine, &path) {
+            return Ok(component);
         }
         let component = Component::new(engine, bytes)?;
-        if let Some(path) = &path
-            && let Err(e) = store(&component, path)
-        {
+        if let Err(e) = store(&component, &path) {
             tracing::warn!(path = %path.display(), "cannot cache compiled component: {e}");
+        }
+        if lock.is_ok() {
+            let _ = std::fs::remove_file(&lock_path);
         }
         Ok(component)
     }
+}
+
+/// The cached artifact at `path`, if there is a usable one (marked used).
+fn load(engine: &Engine, path: &Path) -> Option<Component> {
+    if !path.is_file() {
+        return None;
+    }
+    // SAFETY: `deserialize_file` maps native code from the file and trusts it.
+    // The directory is private to this user (`private` checks it when the cache
+    // opens) and only `store` below writes to it, with artifacts compiled from
+    // the component whose sha256 names the file; wasmtime still checks the
+    // header and the engine compatibility before using it.
+    match unsafe { Component::deserialize_file(engine, path) } {
+        Ok(component) => {
+            mark_used(path);
+            Some(component)
+        }
+        Err(e) => {
+            tracing::warn!(
+                path = %path.display(),
+                "discarding unusable compiled component, compiling again: {e}"
+            );
+            None
+        }
+    }
+}
+
+/// Refuses a cache folder another user could write to: whoever can put a file
+/// there chooses the native code this process runs.
+fn private(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir)?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me || meta.mode() & 0o022 != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "compiled code is loaded from it, so it must belong to this user (uid {me}) \
+                 and be writable by no one else (it has uid {} and mode {:o})",
+                meta.uid(),
+                meta.mode() & 0o7777
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// How long an artifact no component here uses is kept: the cache may be
@@ -210,6 +263,27 @@ fn compat_hash(engine: &Engine) -> String {
 mod tests {
     use super::*;
     use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn a_cache_others_may_write_to_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let engine = Engine::default();
+        let e = ArtifactCache::new(&engine, Some(&shared)).unwrap_err();
+        let e = crate::error::chain(&e);
+        assert!(e.contains("writable by no one else"), "{e}");
+        // A new cache folder is made private to this user.
+        let fresh = dir.path().join("fresh/cache");
+        let cache = ArtifactCache::new(&engine, Some(&fresh)).unwrap();
+        let mode = std::fs::metadata(cache.dir.unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
 
     #[test]
     fn prune_deletes_what_is_unregistered_and_long_unused() {

@@ -18,7 +18,7 @@ pub enum SandboxError {
     Engine(String),
     #[error("cannot set up the host imports: {0}")]
     Linker(String),
-    #[error("cannot create the compiled-component cache at {}", path.display())]
+    #[error("cannot use the compiled-component cache at {}", path.display())]
     Cache {
         path: PathBuf,
         #[source]

@@ -253,7 +253,7 @@ async fn test(
             ..Default::default()
         },
         clock: Arc::new(SystemClock),
-        cache_dir: None,
+        cache_dir: home.cache_dir.clone(),
         admin_password: None,
     })
     .await?;
@@ -470,7 +470,7 @@ async fn test_task(
         .map_err(anyhow::Error::msg)?
         .unwrap_or_else(jiff::Timestamp::now);
     let extra = parse_conf(params.as_deref())?;
-    let sandbox = aileron_sandbox::Sandbox::open_home(&home.home(), None, 1)?;
+    let sandbox = aileron_sandbox::Sandbox::open_home(&home.home(), home.cache_dir.clone(), 1)?;
     let folder = crate::dag_processor::DagFolder::new(&home.dags());
     let spec = folder
         .scan(sandbox.registry())

@@ -70,6 +70,11 @@ pub struct HomeArgs {
     /// The DAGs folder (default HOME/dags).
     #[arg(long, env = "AILERON_DAGS")]
     pub dags: Option<PathBuf>,
+    /// Where compiled components are kept (default HOME/cache). Processes
+    /// given the same folder (workers of one machine with their own homes)
+    /// compile each component once; it must belong to this user.
+    #[arg(long, env = "AILERON_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl HomeArgs {
@@ -283,7 +288,7 @@ async fn serve(
                 ..Default::default()
             },
             clock: std::sync::Arc::new(aileron_model::clock::SystemClock),
-            cache_dir: None,
+            cache_dir: a.home.cache_dir.clone(),
             admin_password: std::env::var("AILERON_ADMIN_PASSWORD").ok(),
         },
         executor.unwrap_or(crate::app::ExecutorChoice::Local),

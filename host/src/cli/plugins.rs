@@ -110,10 +110,11 @@ pub enum PluginsCommand {
 pub async fn run(cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PluginsCommand::New { name, lang, dir } => return project::new(&name, lang, dir),
-        PluginsCommand::Build { dir, home } => return project::build(&dir, &home.home()),
+        PluginsCommand::Build { dir, home } => return project::build(&dir, &home),
         PluginsCommand::Test { dir } => return project::test(&dir),
         PluginsCommand::List { home, json, tenant } => {
-            let sandbox = aileron_sandbox::Sandbox::open_home(&home.home(), None, 1)?;
+            let sandbox =
+                aileron_sandbox::Sandbox::open_home(&home.home(), home.cache_dir.clone(), 1)?;
             let viewer = tenant.as_deref().map(scope_of).transpose()?;
             let list = sandbox.registry().list_scoped(viewer.as_ref());
             if json {
@@ -137,7 +138,8 @@ pub async fn run(cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
             }
         }
         PluginsCommand::Inspect { reference, home } => {
-            let sandbox = aileron_sandbox::Sandbox::open_home(&home.home(), None, 1)?;
+            let sandbox =
+                aileron_sandbox::Sandbox::open_home(&home.home(), home.cache_dir.clone(), 1)?;
             let p = sandbox.registry().resolve(&reference)?;
             println!(
                 "{}",
@@ -153,8 +155,9 @@ pub async fn run(cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
             let scope = optional_scope(tenant.as_deref())?;
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let sandbox =
+                aileron_sandbox::Sandbox::open_home(&home.home(), home.cache_dir.clone(), 1)?;
             let home = home.home();
-            let sandbox = aileron_sandbox::Sandbox::open_home(&home, None, 1)?;
             let registry = sandbox.registry();
             let plugins = home.join("plugins");
             let not_usable = || format!("{} is not a usable operator", file.display());
@@ -219,7 +222,7 @@ pub async fn run(cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("give the exact version to remove: NAME@VERSION");
             };
             if local {
-                remove_local(&home.home(), server.tenant.as_deref(), name, version)?;
+                remove_local(&home, server.tenant.as_deref(), name, version)?;
                 println!("Removed {name}@{version}");
                 return Ok(ExitCode::SUCCESS);
             }
@@ -243,13 +246,14 @@ pub async fn run(cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
 
 /// `plugins remove --local`: as the API's removal, from HOME with no server.
 fn remove_local(
-    home: &std::path::Path,
+    home_args: &HomeArgs,
     tenant: Option<&str>,
     name: &str,
     version: &str,
 ) -> anyhow::Result<()> {
     let scope = optional_scope(tenant)?;
-    let sandbox = aileron_sandbox::Sandbox::open_home(home, None, 1)?;
+    let home = &home_args.home();
+    let sandbox = aileron_sandbox::Sandbox::open_home(home, home_args.cache_dir.clone(), 1)?;
     let registry = sandbox.registry();
     let old = registry.resolve_exact(&scope, name, version)?;
     if let Some(metastore) = open_metastore(home)? {

@@ -62,6 +62,11 @@ pub struct WorkerArgs {
     /// (cache/); default ~/.aileron.
     #[arg(long, env = "AILERON_HOME")]
     pub home: Option<PathBuf>,
+    /// Where compiled components are kept (default HOME/cache): workers of one
+    /// machine given the same folder compile each component once. It must
+    /// belong to this user.
+    #[arg(long, env = "AILERON_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// The timing the scheduler hands out at registration.
@@ -188,10 +193,10 @@ pub async fn run(args: WorkerArgs) -> Result<ExitCode, WorkerError> {
         })?;
     let api = Api::new(&args.server, &args.token, &id)?;
     let sandbox = {
-        let home = home.clone();
+        let (home, cache_dir) = (home.clone(), args.cache_dir.clone());
         // Compiles the built-in and stored components: blocking work.
         tokio::task::spawn_blocking(move || {
-            aileron_sandbox::Sandbox::open_home(&home, None, slots).map_err(|source| {
+            aileron_sandbox::Sandbox::open_home(&home, cache_dir, slots).map_err(|source| {
                 WorkerError::Sandbox {
                     home,
                     source: Box::new(source),

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::TryRecvError;
 
 /// A TaskInstance change as the scheduler announced it.
+#[derive(Clone)]
 pub(super) struct Event {
     pub(super) dag_id: String,
     pub(super) run_id: String,
@@ -33,8 +34,9 @@ pub(super) struct Runner {
     pub(super) env: Env,
     pub(super) updates: tokio::sync::broadcast::Receiver<Update>,
     pub(super) events: Vec<Event>,
-    /// Each TaskInstance's last state in `events`, by (dag, run, label).
-    last_state: HashMap<(String, String, String), TaskInstanceState>,
+    /// Each TaskInstance's last state in `events` and where it is, by (dag,
+    /// run, label).
+    last_state: HashMap<(String, String, String), (TaskInstanceState, usize)>,
     pub(super) run_events: Vec<RunEvent>,
     pub(super) lagged: u64,
     /// `version` label → the DAG version (content hash) it names.
@@ -216,28 +218,44 @@ impl Runner {
         })
     }
 
-    /// The `running` a try went through without its own update: the local
-    /// executor reports a try that ends within 10 ms by its end alone, so its
-    /// TaskInstance goes from `queued` straight to the outcome. Cases describe
-    /// Airflow's states, in which every try runs.
-    fn unseen_start(&mut self, event: &Event) -> Option<Event> {
+    /// Records `event`, with the `running` its try went through without an
+    /// update of its own: the local executor reports a try that ends within
+    /// 10 ms by its end alone, so its TaskInstance goes from `queued` straight
+    /// to the outcome. Cases describe Airflow's states, in which every try
+    /// runs. The try started when it was queued (a slot was free, or it would
+    /// not have ended so soon), so its `running` goes right after its `queued`,
+    /// not after whatever finished in between: start orders stay true.
+    fn record(&mut self, event: Event) {
         use TaskInstanceState as S;
         let key = (
             event.dag_id.clone(),
             event.run_id.clone(),
             event.label.clone(),
         );
-        let before = self.last_state.insert(key, event.state);
         let outcome = matches!(
             event.state,
             S::Success | S::Failed | S::UpForRetry | S::UpForReschedule | S::Skipped
         );
-        (before == Some(S::Queued) && outcome).then(|| Event {
-            dag_id: event.dag_id.clone(),
-            run_id: event.run_id.clone(),
-            label: event.label.clone(),
-            state: S::Running,
-        })
+        if let Some(&(S::Queued, queued_at)) = self.last_state.get(&key)
+            && outcome
+        {
+            let at = queued_at + 1;
+            self.events.insert(
+                at,
+                Event {
+                    state: S::Running,
+                    ..event.clone()
+                },
+            );
+            for (_, index) in self.last_state.values_mut() {
+                if *index >= at {
+                    *index += 1;
+                }
+            }
+        }
+        self.last_state
+            .insert(key, (event.state, self.events.len()));
+        self.events.push(event);
     }
 
     pub(super) fn drain_events(&mut self) {
@@ -257,10 +275,7 @@ impl Runner {
                         label: label(&task_id, map_index),
                         state,
                     };
-                    if let Some(running) = self.unseen_start(&event) {
-                        self.events.push(running);
-                    }
-                    self.events.push(event);
+                    self.record(event);
                 }
                 Ok(Update::DagRun {
                     dag_id,

@@ -163,7 +163,7 @@ fn name_clash(name: &str, lang: Lang) -> Option<&'static str> {
 }
 
 /// `plugins build`: the component at `dist/<ident>.wasm`, checked.
-pub fn build(dir: &Path, home: &Path) -> anyhow::Result<ExitCode> {
+pub fn build(dir: &Path, home: &super::HomeArgs) -> anyhow::Result<ExitCode> {
     let lang = Lang::of(dir)?;
     embedded::materialize(dir, lang)?;
     let name = name_of(dir, lang)?;
@@ -236,11 +236,12 @@ pub fn test(dir: &Path) -> anyhow::Result<ExitCode> {
 
 /// Checks the component implements the operator world, as `plugins add`
 /// will (compiling it into HOME's cache, so the add that follows is quick).
-fn check(component: &Path, home: &Path) -> anyhow::Result<()> {
+fn check(component: &Path, home: &super::HomeArgs) -> anyhow::Result<()> {
     let bytes = std::fs::read(component)
         .with_context(|| format!("the build wrote no {}", component.display()))?;
+    let cache_dir = (home.cache_dir.clone()).unwrap_or_else(|| home.home().join("cache"));
     let sandbox = aileron_sandbox::Sandbox::new(aileron_sandbox::SandboxConfig {
-        cache_dir: Some(home.join("cache")),
+        cache_dir: Some(cache_dir),
         max_concurrent: 2,
         ..aileron_sandbox::SandboxConfig::default()
     })?;
