@@ -5,7 +5,8 @@
 //!
 //! Printed per language: one try at a time (p50, p99 of `Sandbox::run`), 50 at
 //! once (p99), and the resident memory each live try adds (50 tries held open
-//! by a 300 ms wait, the process's RSS compared with before they started).
+//! by a 1 s wait, the process's RSS 700 ms in, when every one has started,
+//! compared with before they started).
 //!
 //! `.ci/sdk-toolchains` first, then
 //! `cargo bench -p aileron-tests --bench languages` (release build).
@@ -213,16 +214,17 @@ fn main() {
         }
         together.sort();
 
-        // Live tries: each waits 300 ms, so all 50 are in memory at once.
+        // Live tries: each waits 1 s, so all 50 are in memory at once well
+        // before it ends, however slowly they start on a small machine.
         let before = rss();
         let waiting: Vec<_> = (0..PARALLEL)
             .map(|_| {
                 let sandbox = sandbox.clone();
-                let req = request(digest, serde_json::json!({"wait_ms": 300}));
+                let req = request(digest, serde_json::json!({"wait_ms": 1000}));
                 rt.spawn(async move { sandbox.run(req).await })
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(150));
+        std::thread::sleep(Duration::from_millis(700));
         let during = rss();
         for h in waiting {
             let report = rt.block_on(h).unwrap();
