@@ -21,14 +21,11 @@ def _header(headers: list[tuple[str, str]], name: str) -> str | None:
     return next((v for n, v in headers if n.lower() == name), None)
 
 
-@dataclass
-class Request:
-    """A request an operator sends: what a `TestHost` handler receives."""
+class _Message:
+    """What a request and a response share: headers, and a body to read."""
 
-    method: str
-    url: str
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes = b""
+    headers: list[tuple[str, str]]
+    body: bytes
 
     def header(self, name: str) -> str | None:
         """The first value of header `name` (compared without case)."""
@@ -45,7 +42,17 @@ class Request:
 
 
 @dataclass
-class Response:
+class Request(_Message):
+    """A request an operator sends: what a `TestHost` handler receives."""
+
+    method: str
+    url: str
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+
+@dataclass
+class Response(_Message):
     """What the server answered. Redirects are not followed: a 3xx comes back
     as it is."""
 
@@ -62,19 +69,6 @@ class Response:
     def ok(self) -> bool:
         """Whether the status is 2xx."""
         return 200 <= self.status < 300
-
-    def header(self, name: str) -> str | None:
-        """The first value of header `name` (compared without case)."""
-        return _header(self.headers, name)
-
-    @property
-    def text(self) -> str:
-        """The body as UTF-8 text (invalid bytes replaced)."""
-        return self.body.decode("utf-8", "replace")
-
-    def json(self) -> Any:
-        """The body decoded from JSON."""
-        return _json.loads(self.body)
 
 
 class HttpError(Exception):
