@@ -571,4 +571,20 @@ async fn a_rebuild_replaces_its_version_once_no_run_needs_the_old_build() {
         .collect();
     assert_eq!(versioned.len(), 1, "{list}");
     assert_eq!(versioned[0]["digest"], new.as_str());
+
+    // A version another scope publishes is not the tenant's to replace: the
+    // global build stays, and the tenant is told of the conflict.
+    let v2 = std::fs::read(guests::VERSIONED_V2).unwrap();
+    let (s, global) = api(&env, Method::POST, "/api/v1/platform/plugins", "team_a", v2).await;
+    assert_eq!(s, StatusCode::CREATED, "{global}");
+    let v2_rebuild = guests::rebuilt(guests::VERSIONED_V2, "team_a's");
+    let (s, p) = api(&env, Method::POST, replace, "team_a", v2_rebuild).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{p}");
+    let still = env
+        .app
+        .sandbox
+        .registry()
+        .resolve("versioned@2.0.0")
+        .unwrap();
+    assert_eq!(still.digest, global["digest"].as_str().unwrap());
 }

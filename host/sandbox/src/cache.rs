@@ -67,11 +67,7 @@ impl ArtifactCache {
         // first, which takes a Python or JavaScript component 10 CPU-seconds,
         // and load what it wrote. A lock that cannot be taken only costs a
         // second compilation.
-        let lock_path = dir.join(format!("{digest_hex}.lock"));
-        let lock = std::fs::File::create(&lock_path).and_then(|f| f.lock().map(|()| f));
-        if let Err(e) = &lock {
-            tracing::warn!(path = %lock_path.display(), "cannot lock the cache entry: {e}");
-        }
+        let _lock = EntryLock::take(dir.join(format!("{digest_hex}.lock")));
         if let Some(component) = load(engine, &path) {
             return Ok(component);
         }
@@ -79,10 +75,34 @@ impl ArtifactCache {
         if let Err(e) = store(&component, &path) {
             tracing::warn!(path = %path.display(), "cannot cache compiled component: {e}");
         }
-        if lock.is_ok() {
-            let _ = std::fs::remove_file(&lock_path);
-        }
         Ok(component)
+    }
+}
+
+/// The lock on one cache entry while it is compiled; its file goes when it is
+/// dropped, however the compilation ended.
+struct EntryLock {
+    path: PathBuf,
+    _file: std::fs::File,
+}
+
+impl EntryLock {
+    /// Waits for the entry's lock; `None` (after a warning) if it cannot be
+    /// had, which only costs a second compilation.
+    fn take(path: PathBuf) -> Option<Self> {
+        match std::fs::File::create(&path).and_then(|f| f.lock().map(|()| f)) {
+            Ok(file) => Some(EntryLock { path, _file: file }),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "cannot lock the cache entry: {e}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for EntryLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -112,13 +132,20 @@ fn load(engine: &Engine, path: &Path) -> Option<Component> {
 }
 
 /// Refuses a cache folder another user could write to: whoever can put a file
-/// there chooses the native code this process runs.
+/// there chooses the native code this process runs. One of this user's own
+/// that its group or others may write to (made by an older Aileron under a
+/// permissive umask) is made private instead.
 fn private(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let meta = std::fs::metadata(dir)?;
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
-    if meta.uid() != me || meta.mode() & 0o022 != 0 {
+    if meta.uid() == me && meta.mode() & 0o022 != 0 {
+        tracing::warn!(dir = %dir.display(), "others could write to the cache folder: making it private");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        return Ok(());
+    }
+    if meta.uid() != me {
         return Err(std::io::Error::new(
             std::io::ErrorKind::PermissionDenied,
             format!(
@@ -265,16 +292,27 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     #[test]
-    fn a_cache_others_may_write_to_is_refused() {
+    fn a_cache_folder_is_kept_private() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let shared = dir.path().join("shared");
         std::fs::create_dir(&shared).unwrap();
         std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
         let engine = Engine::default();
-        let e = ArtifactCache::new(&engine, Some(&shared)).unwrap_err();
-        let e = crate::error::chain(&e);
-        assert!(e.contains("writable by no one else"), "{e}");
+        // This user's own folder, left writable by others (an older Aileron
+        // under umask 002): made private rather than refused.
+        ArtifactCache::new(&engine, Some(&shared)).unwrap();
+        let mode = std::fs::metadata(&shared).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+        // Another user's folder is refused (when this test may give one away:
+        // as root, which CI runs as).
+        let foreign = dir.path().join("foreign");
+        std::fs::create_dir(&foreign).unwrap();
+        if std::os::unix::fs::chown(&foreign, Some(65534), None).is_ok() {
+            let e = ArtifactCache::new(&engine, Some(&foreign)).unwrap_err();
+            let e = crate::error::chain(&e);
+            assert!(e.contains("must belong to this user"), "{e}");
+        }
         // A new cache folder is made private to this user.
         let fresh = dir.path().join("fresh/cache");
         let cache = ArtifactCache::new(&engine, Some(&fresh)).unwrap();

@@ -68,6 +68,18 @@ pub enum RegistryError {
          give {name}@{version} a name of its own"
     )]
     ReservedName { name: String, version: String },
+    #[error(
+        "{name}@{version}: the old build ({old}) was removed but the new one ({new}) \
+         could not be installed; add it again"
+    )]
+    ReplaceFailed {
+        name: String,
+        version: String,
+        old: String,
+        new: String,
+        #[source]
+        source: Box<RegistryError>,
+    },
     #[error("invalid operator reference `{0}`: expected NAME, NAME@VERSION or NAME@sha256:HEX")]
     InvalidReference(String),
     #[error("unknown operator `{name}`; registered operators: {available}")]

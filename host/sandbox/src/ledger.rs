@@ -149,7 +149,7 @@ impl QuotaLedger {
     /// `holder` is gone (stopped, or silent past the worker timeout): what it
     /// held is free again.
     pub fn forget(&self, holder: &str) {
-        Self::drop_holder(&mut self.lock(), holder);
+        self.forget_all(&std::collections::HashSet::from([holder.to_owned()]));
     }
 
     /// Every holder in `gone` is gone: one pass over what is held, however

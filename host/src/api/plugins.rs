@@ -120,7 +120,8 @@ pub async fn publish_plugin(
 }
 
 /// Remove one version of an operator the caller's tenant published (its `Op`
-/// and up). Refused with 409 while an active DAG of the tenant runs it.
+/// and up). Refused with 409 while an active DAG of the tenant, or an
+/// unfinished run made with an earlier version of one, runs it.
 #[utoipa::path(
     delete, path = "/plugins/{plugin_name}/{version}", tag = "Plugin", operation_id = "delete_plugin",
     params(PluginPath),
@@ -274,6 +275,8 @@ async fn remove(s: &ApiState, scope: OperatorScope, path: PluginPath) -> ApiResu
             }
         )));
     }
+    // A run made before its DAG moved to another build still needs this one.
+    refuse_while_runs_need(s, &scope, &meta).await?;
     let registry = s.registry.clone();
     let dir = s.plugins_dir.clone();
     super::off_thread("removing the operator failed", move || {

@@ -89,8 +89,8 @@ pub enum PluginsCommand {
     },
     /// Remove `NAME@VERSION` through a running server: one your tenant published,
     /// or a global one with --global. Refused while an active DAG still runs it.
-    /// With --local, from HOME with no server running (--tenant: the one that
-    /// tenant published).
+    /// With --local, from HOME with no server running (--tenant, or
+    /// AILERON_TENANT: the one that tenant published; else the global one).
     Remove {
         /// `NAME@VERSION`, the exact version to remove.
         reference: String,
@@ -100,7 +100,7 @@ pub enum PluginsCommand {
         #[arg(long)]
         global: bool,
         /// Remove it from HOME/plugins directly, as `plugins add` adds.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "global")]
         local: bool,
         #[command(flatten)]
         home: HomeArgs,
@@ -162,11 +162,14 @@ pub async fn run(cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
             let plugins = home.join("plugins");
             let not_usable = || format!("{} is not a usable operator", file.display());
             if replace {
+                // Held open until the replacement is done, so no run starts
+                // with the old build meanwhile.
+                let metastore = open_metastore(&home)?;
                 if let Some(old) = registry
                     .would_replace(&scope, &bytes)
                     .with_context(not_usable)?
                 {
-                    refuse_while_runs_need(&home, &scope, &old)?;
+                    refuse_while_runs_need(metastore.as_ref(), &scope, &old)?;
                 }
                 let (p, old) = registry
                     .install_replacing(&plugins, &scope, &bytes)
@@ -256,8 +259,10 @@ fn remove_local(
     let sandbox = aileron_sandbox::Sandbox::open_home(home, home_args.cache_dir.clone(), 1)?;
     let registry = sandbox.registry();
     let old = registry.resolve_exact(&scope, name, version)?;
-    if let Some(metastore) = open_metastore(home)? {
-        let dags = crate::api::dags_running(&metastore, scope.tenant(), &old.digest)?;
+    // Held open until the removal is done, so no run starts meanwhile.
+    let metastore = open_metastore(home)?;
+    if let Some(metastore) = &metastore {
+        let dags = crate::api::dags_running(metastore, scope.tenant(), &old.digest)?;
         if !dags.is_empty() {
             anyhow::bail!(
                 "{name}@{version} is still run by {}; change or delete those DAGs first",
@@ -265,7 +270,7 @@ fn remove_local(
             );
         }
     }
-    refuse_while_runs_need(home, &scope, &old)?;
+    refuse_while_runs_need(metastore.as_ref(), &scope, &old)?;
     registry.remove(&home.join("plugins"), &scope, name, version)?;
     Ok(())
 }
@@ -286,16 +291,17 @@ fn open_metastore(home: &std::path::Path) -> anyhow::Result<Option<crate::metast
     Ok(Some(metastore))
 }
 
-/// Refuses while an unfinished run of HOME's metastore needs `old`.
+/// Refuses while an unfinished run of HOME's metastore (if it has one) needs
+/// `old`.
 fn refuse_while_runs_need(
-    home: &std::path::Path,
+    metastore: Option<&crate::metastore::Metastore>,
     scope: &OperatorScope,
     old: &aileron_sandbox::OperatorMeta,
 ) -> anyhow::Result<()> {
-    let Some(metastore) = open_metastore(home)? else {
+    let Some(metastore) = metastore else {
         return Ok(());
     };
-    let runs = crate::api::runs_running(&metastore, scope.tenant(), &old.digest)?;
+    let runs = crate::api::runs_running(metastore, scope.tenant(), &old.digest)?;
     if !runs.is_empty() {
         anyhow::bail!(
             "{}@{} ({}) is still needed by unfinished runs: {}; let them finish or mark them first",

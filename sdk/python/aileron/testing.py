@@ -66,11 +66,10 @@ class TestHost:
     assert result.value == "Hi, Ada"
     ```
 
-    - `connections`: `{conn_id: Connection(...)}` or the JSON object the host
-      stores. As on the host, a stored object without `"exposed": false` is
-      exposed (stored before host-held secrets); a host-held one
-      (`"exposed": false`, or `Connection(host_held=True)`) reaches the
-      operator without its password.
+    - `connections`: `{conn_id: Connection(...)}` or a JSON object as the API
+      takes it. As for a connection made through the API, it is host-held
+      unless marked `"exposed": true` (or given as `Connection(...)` with
+      `host_held=False`): the operator gets it without its password.
     - `xcoms`: `{task_id: value}` for return values, `{(task_id, key): value}`
       for other keys.
     - `http`: answers `ctx.http`, but only for the hosts in `allow_hosts`,
@@ -236,7 +235,7 @@ def _guest_view(stored: Connection | Mapping[str, Any]) -> dict[str, Any]:
         exposed = not fields.pop("host_held")
     else:
         fields = dict(stored)
-        exposed = fields.pop("exposed", True) is not False
+        exposed = fields.pop("exposed", False) is True
     if not exposed:
         fields["password"] = None
         fields["host_held"] = True

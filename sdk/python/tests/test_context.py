@@ -92,12 +92,12 @@ def test_connections_come_as_the_host_sends_them():
                 "login": "etl",
                 "password": "hunter2",
                 "extra": '{"sslmode": "require"}',
+                "exposed": True,
             },
             "crm": {
                 "conn_type": "http",
                 "host": "crm.example.com",
                 "password": "token",
-                "exposed": False,
             },
             "held": Connection(conn_type="http", host="api.example.com", password="s3cret", host_held=True),
         }

@@ -395,10 +395,13 @@ impl DagSpec {
     /// Whether a task or a callback of this DAG runs the component `digest`
     /// (what removing an operator must not pull from under a DAG).
     pub fn runs_component(&self, digest: &str) -> bool {
-        let tasks = self.tasks.iter().any(|t| {
-            t.operator_digest == digest || t.callbacks.all().any(|c| c.operator_digest == digest)
-        });
-        tasks || self.callbacks.all().any(|c| c.operator_digest == digest)
+        self.component_digests().any(|d| d == digest)
+    }
+
+    /// The component each task, task callback and DAG callback resolved to, in
+    /// file order (repeats included).
+    pub fn component_digests(&self) -> impl Iterator<Item = &str> {
+        component_digests(&self.tasks, &self.callbacks)
     }
 
     /// The place of task `id` in `tasks` (file order among ready tasks).
@@ -545,4 +548,16 @@ impl TaskSpec {
     pub fn is_mapped(&self) -> bool {
         self.expand.is_some()
     }
+}
+
+/// See [`DagSpec::component_digests`]; also what a DAG version hashes.
+fn component_digests<'a>(
+    tasks: &'a [TaskSpec],
+    callbacks: &'a Callbacks,
+) -> impl Iterator<Item = &'a str> {
+    let of_tasks = tasks.iter().flat_map(|t| {
+        std::iter::once(t.operator_digest.as_str())
+            .chain(t.callbacks.all().map(|c| c.operator_digest.as_str()))
+    });
+    of_tasks.chain(callbacks.all().map(|c| c.operator_digest.as_str()))
 }

@@ -581,10 +581,32 @@ impl Registry {
         bytes: &[u8],
     ) -> Result<(OperatorMeta, Option<OperatorMeta>), RegistryError> {
         match self.install_to(plugins_dir, scope, bytes) {
-            Err(RegistryError::VersionConflict { name, version, .. }) => {
+            // Only a build this scope itself publishes is replaced: a conflict
+            // with another scope's (a global name a tenant also publishes)
+            // stays a conflict, and nothing is removed.
+            Err(RegistryError::VersionConflict {
+                name,
+                version,
+                existing,
+                digest,
+            }) if self
+                .resolve_exact(scope, &name, &version)
+                .is_ok_and(|own| own.digest == existing) =>
+            {
+                // Removed, then installed: a parse in between may briefly
+                // miss the operator, and the parse the second change starts
+                // finds it again.
                 let old = self.remove(plugins_dir, scope, &name, &version)?;
-                let new = self.install_to(plugins_dir, scope, bytes)?;
-                Ok((new, Some(old)))
+                match self.install_to(plugins_dir, scope, bytes) {
+                    Ok(new) => Ok((new, Some(old))),
+                    Err(e) => Err(RegistryError::ReplaceFailed {
+                        name,
+                        version,
+                        old: old.digest,
+                        new: digest,
+                        source: Box::new(e),
+                    }),
+                }
             }
             other => other.map(|new| (new, None)),
         }

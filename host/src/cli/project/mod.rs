@@ -100,6 +100,8 @@ pub fn new(name: &str, lang: Lang, dir: Option<PathBuf>) -> anyhow::Result<ExitC
 /// template makes the name a Python module or a Rust function, and a keyword,
 /// the SDK's own name or a dependency's would break the build.
 fn name_clash(name: &str, lang: Lang) -> Option<&'static str> {
+    // Keywords, and the modules the SDK and its tests import, which a project
+    // module of the same name would hide (the project comes first on the path).
     const PYTHON: &[&str] = &[
         "and",
         "as",
@@ -133,20 +135,36 @@ fn name_clash(name: &str, lang: Lang) -> Option<&'static str> {
         "while",
         "with",
         "yield",
-        "match",
-        "case",
-        "type",
         "json",
         "typing",
         "dataclasses",
+        "enum",
+        "inspect",
+        "logging",
+        "datetime",
+        "re",
+        "types",
+        "traceback",
+        "functools",
+        "collections",
+        "contextlib",
+        "os",
+        "sys",
+        "gc",
+        "math",
+        "time",
+        "abc",
         "pytest",
         "test",
     ];
+    // Strict and reserved keywords, and the crates the template uses.
     const RUST: &[&str] = &[
         "as", "break", "const", "continue", "crate", "else", "enum", "extern", "fn", "for", "if",
         "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self",
         "static", "struct", "super", "trait", "type", "unsafe", "use", "where", "while", "async",
-        "await", "dyn", "gen", "serde", "schemars", "test", "core", "std",
+        "await", "dyn", "abstract", "become", "box", "do", "final", "macro", "override", "priv",
+        "typeof", "unsized", "virtual", "yield", "try", "gen", "serde", "schemars", "test", "core",
+        "std", "alloc",
     ];
     let ident = name.replace('-', "_");
     if ident == "aileron" || ident.starts_with("aileron_") {
@@ -243,6 +261,8 @@ fn check(component: &Path, home: &super::HomeArgs) -> anyhow::Result<()> {
     let sandbox = aileron_sandbox::Sandbox::new(aileron_sandbox::SandboxConfig {
         cache_dir: Some(cache_dir),
         max_concurrent: 2,
+        // Only this component is looked at.
+        load_builtin: false,
         ..aileron_sandbox::SandboxConfig::default()
     })?;
     let meta = sandbox

@@ -317,10 +317,7 @@ fn version_of(
     hasher.update(source.as_bytes());
     hasher.update(ceilings.fingerprint().as_bytes());
     hasher.update(b"\n#components");
-    let task_digests = tasks.iter().flat_map(|t| {
-        std::iter::once(&t.operator_digest).chain(t.callbacks.all().map(|c| &c.operator_digest))
-    });
-    for digest in task_digests.chain(callbacks.all().map(|c| &c.operator_digest)) {
+    for digest in component_digests(tasks, callbacks) {
         hasher.update(b" ");
         hasher.update(digest.as_bytes());
     }
