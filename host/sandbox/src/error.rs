@@ -68,18 +68,9 @@ pub enum RegistryError {
          give {name}@{version} a name of its own"
     )]
     ReservedName { name: String, version: String },
-    #[error(
-        "{name}@{version}: the old build ({old}) was removed but the new one ({new}) \
-         could not be installed; add it again"
-    )]
-    ReplaceFailed {
-        name: String,
-        version: String,
-        old: String,
-        new: String,
-        #[source]
-        source: Box<RegistryError>,
-    },
+    /// What was replaced and by what, and why the new build failed to go in.
+    #[error("{0}; add it again")]
+    ReplaceFailed(String, #[source] Box<RegistryError>),
     #[error("invalid operator reference `{0}`: expected NAME, NAME@VERSION or NAME@sha256:HEX")]
     InvalidReference(String),
     #[error("unknown operator `{name}`; registered operators: {available}")]

@@ -599,13 +599,14 @@ impl Registry {
                 let old = self.remove(plugins_dir, scope, &name, &version)?;
                 match self.install_to(plugins_dir, scope, bytes) {
                     Ok(new) => Ok((new, Some(old))),
-                    Err(e) => Err(RegistryError::ReplaceFailed {
-                        name,
-                        version,
-                        old: old.digest,
-                        new: digest,
-                        source: Box::new(e),
-                    }),
+                    Err(e) => Err(RegistryError::ReplaceFailed(
+                        format!(
+                            "{name}@{version}: the old build ({}) was removed but the new one \
+                             ({digest}) could not be installed",
+                            old.digest
+                        ),
+                        Box::new(e),
+                    )),
                 }
             }
             other => other.map(|new| (new, None)),
