@@ -118,6 +118,7 @@ pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> Result<App,
         ExecutorChoice::Redis { .. } => crate::executors::callbacks::CALLBACK_SLOTS,
     };
     let sandbox = Sandbox::open_home(&cfg.home, cfg.cache_dir.clone(), local_slots)?;
+    sandbox.prune_cache();
     let (opened, place) = if cfg.in_memory {
         (Metastore::in_memory(), "the in-memory metastore".to_owned())
     } else {

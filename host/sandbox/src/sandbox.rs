@@ -69,11 +69,18 @@ impl Sandbox {
                 path: plugins,
                 source,
             })?;
-        let pruned = sandbox.registry().prune_cache();
+        Ok(sandbox)
+    }
+
+    /// Deletes cached compiled components nothing here publishes and nothing
+    /// loaded for a week (see [`Registry::prune_cache`](crate::Registry::prune_cache)).
+    /// For a long-lived process (a server, a worker) to call once it has
+    /// opened its home; a CLI command that opens the home for a moment need not.
+    pub fn prune_cache(&self) {
+        let pruned = self.registry.prune_cache();
         if pruned > 0 {
             tracing::info!("pruned {pruned} compiled components nothing publishes any more");
         }
-        Ok(sandbox)
     }
 
     /// Each tenant's linear memory held by its running tries in this process,

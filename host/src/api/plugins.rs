@@ -320,12 +320,27 @@ pub fn runs_running(
     digest: &str,
 ) -> crate::metastore::Result<Vec<String>> {
     let mut runs = Vec::new();
+    // Many runs share a DAG version: each is read and decoded once.
+    let mut uses: std::collections::HashMap<(String, String, String), bool> = Default::default();
     for run in m.unfinished_runs()? {
         if tenant.is_some_and(|t| t.as_str() != run.tenant) {
             continue;
         }
-        let spec = m.dag_version(&run.tenant, &run.dag_id, &run.dag_version)?;
-        if spec.is_some_and(|spec| spec.runs_component(digest)) {
+        let version = (
+            run.tenant.clone(),
+            run.dag_id.clone(),
+            run.dag_version.clone(),
+        );
+        let runs_it = match uses.get(&version) {
+            Some(&known) => known,
+            None => {
+                let spec = m.dag_version(&run.tenant, &run.dag_id, &run.dag_version)?;
+                let known = spec.is_some_and(|spec| spec.runs_component(digest));
+                uses.insert(version, known);
+                known
+            }
+        };
+        if runs_it {
             runs.push(match tenant {
                 Some(_) => format!("{}/{}", run.dag_id, run.run_id),
                 None => format!("{}/{}/{}", run.tenant, run.dag_id, run.run_id),

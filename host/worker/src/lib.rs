@@ -192,19 +192,21 @@ pub async fn run(args: WorkerArgs) -> Result<ExitCode, WorkerError> {
             source,
         })?;
     let api = Api::new(&args.server, &args.token, &id)?;
-    let sandbox = {
-        let (home, cache_dir) = (home.clone(), args.cache_dir.clone());
-        // Compiles the built-in and stored components: blocking work.
-        tokio::task::spawn_blocking(move || {
-            aileron_sandbox::Sandbox::open_home(&home, cache_dir, slots).map_err(|source| {
-                WorkerError::Sandbox {
-                    home,
-                    source: Box::new(source),
-                }
+    let sandbox =
+        {
+            let (home, cache_dir) = (home.clone(), args.cache_dir.clone());
+            // Compiles the built-in and stored components: blocking work.
+            tokio::task::spawn_blocking(move || {
+                let sandbox = aileron_sandbox::Sandbox::open_home(&home, cache_dir, slots)
+                    .map_err(|source| WorkerError::Sandbox {
+                        home,
+                        source: Box::new(source),
+                    })?;
+                sandbox.prune_cache();
+                Ok::<_, WorkerError>(sandbox)
             })
-        })
-        .await??
-    };
+            .await??
+        };
     // A capped tenant's tries on every worker share its max_memory: growths
     // past what this worker holds ask the scheduler's ledger.
     let ledger = std::sync::Arc::new(ledger::SchedulerLedger { api: api.clone() });
