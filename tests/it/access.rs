@@ -157,23 +157,30 @@ impl Server {
     }
 
     async fn wait_run(&self, tenant: &str, dag: &str, run: &str) {
-        for _ in 0..1200 {
+        let path = format!("/api/v1/dags/{dag}/dagRuns/{run}");
+        let mut last = Value::Null;
+        // Generous: under CI every test of the suite shares two cores.
+        for _ in 0..3600 {
             let (_, text) = self
-                .send(
-                    Some(ADMIN_AUTH),
-                    Some(tenant),
-                    Method::GET,
-                    &format!("/api/v1/dags/{dag}/dagRuns/{run}"),
-                    None,
-                )
+                .send(Some(ADMIN_AUTH), Some(tenant), Method::GET, &path, None)
                 .await;
-            let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            if v["state"] == "success" {
-                return;
+            last = serde_json::from_str(&text).unwrap_or(Value::Null);
+            match last["state"].as_str() {
+                Some("success") => return,
+                Some("failed") => break,
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("run {run} of {dag} in {tenant} did not finish");
+        let (_, tis) = self
+            .send(
+                Some(ADMIN_AUTH),
+                Some(tenant),
+                Method::GET,
+                &format!("{path}/taskInstances"),
+                None,
+            )
+            .await;
+        panic!("run {run} of {dag} in {tenant} did not succeed: {last}\ntask instances: {tis}");
     }
 }
 
