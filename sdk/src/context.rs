@@ -1,5 +1,5 @@
 //! [`TaskContext`]: the TaskInstance try an operator runs for, and the host services
-//! (log, XCom, variables, connections) scoped to that try.
+//! (log, XCom, variables, connections, outbound HTTP) scoped to that try.
 
 use std::fmt;
 
@@ -7,7 +7,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::host::Host;
-use crate::{Connection, ConnectionError, HttpError, Level, Request, Response, TaskInfo};
+use crate::{
+    Connection, ConnectionError, FetchError, HttpError, Level, Request, Response, TaskInfo,
+};
 
 /// The XCom key a task's return value is stored under, as in Airflow.
 pub const RETURN_VALUE_KEY: &str = "return_value";
@@ -157,6 +159,30 @@ impl TaskContext {
                 conn_id: conn_id.to_owned(),
                 reason,
             })
+    }
+}
+
+impl TaskContext {
+    /// Sends `request` to its absolute `http://` or `https://` URL over
+    /// `wasi:http`. The host lets it through only to a host and port in the
+    /// task's `allow_hosts`, never to a loopback or private address unless the
+    /// host allows that, waits at most 30 s for each step, and does not follow
+    /// redirects.
+    ///
+    /// ```no_run
+    /// # use aileron_sdk::prelude::*;
+    /// # use std::time::Duration;
+    /// # fn f(ctx: &TaskContext) -> Result<Outcome, TaskError> {
+    /// let request = Request::get("https://api.example.com/v1/ready").timeout(Duration::from_secs(5));
+    /// let response = ctx.http(request)?;
+    /// # Ok(Outcome::returning(response.status)) }
+    /// ```
+    ///
+    /// A request the host refuses, or one that gets no response, is a
+    /// [`FetchError`] whose [`kind`](FetchError::kind) says which; `?` makes it a
+    /// `failed` try.
+    pub fn http(&self, request: Request) -> Result<Response, FetchError> {
+        crate::http::send(self.host.as_ref(), &request)
     }
 }
 

@@ -1,6 +1,8 @@
 //! The seam between [`TaskContext`](crate::TaskContext) and the host: the real WIT
-//! imports inside a component, an in-memory double in tests.
+//! (and `wasi:http`) imports inside a component, an in-memory double in tests.
 
+use crate::http::FetchErrorKind;
+use crate::http::url::Url;
 use crate::wit::aileron::operator::context as imports;
 use crate::{Level, Request, Response};
 
@@ -15,6 +17,8 @@ pub(crate) trait Host {
     fn variable(&self, key: &str) -> Option<String>;
     fn connection(&self, conn_id: &str) -> Result<String, String>;
     fn http_with_connection(&self, conn_id: &str, request: Request) -> Result<Response, String>;
+    /// Plain outbound HTTP (`wasi:http`); `url` is `request.url` parsed.
+    fn http(&self, request: &Request, url: &Url) -> Result<Response, (FetchErrorKind, String)>;
 }
 
 /// The host that runs the component, reached through the WIT imports.
@@ -55,6 +59,11 @@ impl Host for WitHost {
             status: r.status,
             headers: r.headers,
             body: r.body,
+            truncated: false,
         })
+    }
+
+    fn http(&self, request: &Request, url: &Url) -> Result<Response, (FetchErrorKind, String)> {
+        crate::http::wasi::send(request, url)
     }
 }

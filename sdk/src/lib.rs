@@ -131,15 +131,17 @@
 //! checked and metered by the host for this one try:
 //! [`log`](TaskContext::log) (and the [`debug!`], [`info!`], [`warn!`], [`error!`]
 //! macros), [`xcom_push`](TaskContext::xcom_push),
-//! [`xcom_pull`](TaskContext::xcom_pull), [`variable`](TaskContext::variable) and
-//! [`connection`](TaskContext::connection). Standard output and standard error
+//! [`xcom_pull`](TaskContext::xcom_pull), [`variable`](TaskContext::variable),
+//! [`connection`](TaskContext::connection), and outbound HTTP:
+//! [`http`](TaskContext::http) to the hosts in the task's `allow_hosts`, and
+//! [`http_with_connection`](TaskContext::http_with_connection) with a
+//! connection's credential added by the host. Standard output and standard error
 //! are captured into the try's log too.
 //!
-//! Outbound HTTP is plain WASI: `wasi:http/outgoing-handler` (for example through
-//! the `wasip2` crate's bindings), which the host lets through only to the hosts
-//! in the task's `allow_hosts`; a refused request comes back as the error code
-//! `HTTP-request-denied` (not allowed) or `destination-IP-prohibited` (the name
-//! resolves to a private address).
+//! `ctx.http` is plain `wasi:http/outgoing-handler`, so any HTTP client built on
+//! it works the same; a request the host refuses ends with the error code
+//! `HTTP-request-denied` (not in `allow_hosts`) or `destination-IP-prohibited`
+//! (the name resolves to a private address).
 //!
 //! # Outcomes and errors
 //!
@@ -185,9 +187,9 @@
 extern crate self as aileron_sdk;
 
 mod connection;
-mod connection_http;
 mod context;
 mod host;
+mod http;
 mod log;
 mod outcome;
 mod task_info;
@@ -199,8 +201,8 @@ pub mod __private;
 
 pub use aileron_sdk_macros::operator;
 pub use connection::{Connection, ConnectionError};
-pub use connection_http::{HttpError, Request, Response};
 pub use context::{RETURN_VALUE_KEY, TaskContext, XComError};
+pub use http::{FetchError, FetchErrorKind, HttpError, Request, Response};
 pub use log::Level;
 pub use outcome::{Outcome, TaskError, TaskResultExt};
 /// The `schemars` whose [`JsonSchema`](schemars::JsonSchema) derive gives
@@ -241,8 +243,8 @@ pub mod wit {
 /// Everything an operator function needs: `use aileron_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Connection, Level, Outcome, Request, Response, TaskContext, TaskError, TaskInfo,
-        TaskResultExt, operator,
+        Connection, FetchError, FetchErrorKind, Level, Outcome, Request, Response, TaskContext,
+        TaskError, TaskInfo, TaskResultExt, operator,
     };
     // The derive's expansion names `schemars::…`, which this brings into scope.
     pub use crate::schemars::{self, JsonSchema};

@@ -10,7 +10,13 @@ use serde_json::Value;
 
 use crate::context::RETURN_VALUE_KEY;
 use crate::host::Host;
-use crate::{__private, Level, Outcome, Request, Response, TaskContext, TaskError, TaskInfo};
+use crate::http::url::Url;
+use crate::http::{FetchErrorKind, NOT_ALLOWED};
+use crate::{
+    __private, FetchError, Level, Outcome, Request, Response, TaskContext, TaskError, TaskInfo,
+};
+
+pub use crate::http::allow_hosts::host_allowed;
 
 /// An in-memory stand-in for the Aileron host.
 ///
@@ -54,6 +60,24 @@ struct State {
     servers: BTreeMap<String, Server>,
     /// Every request sent through a connection: (conn id, request).
     sent: Vec<(String, Request)>,
+    /// The task's `allow_hosts`, for `ctx.http`.
+    allow_hosts: Vec<String>,
+    /// What answers `ctx.http` requests the allow-list lets through.
+    web: Option<Web>,
+    /// Every `ctx.http` request, refused ones included.
+    fetched: Vec<Request>,
+}
+
+/// How the test web answers a plain outbound request.
+type WebAnswer = dyn Fn(&Request) -> Result<Response, FetchError>;
+
+/// What answers plain outbound requests.
+struct Web(Rc<WebAnswer>);
+
+impl std::fmt::Debug for Web {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Web(..)")
+    }
 }
 
 /// How a test server answers a request: a response, or the host's refusal.
@@ -106,6 +130,43 @@ impl TestHost {
             .servers
             .insert(conn_id.into(), Server(Rc::new(server)));
         self
+    }
+
+    /// Gives the task `allow_hosts`, as the DAG would: [`TaskContext::http`] to
+    /// any other host is refused, with the warning the host logs.
+    pub fn with_allow_hosts<S: Into<String>>(self, hosts: impl IntoIterator<Item = S>) -> Self {
+        self.state.borrow_mut().allow_hosts = hosts.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Answers [`TaskContext::http`] requests to allowed hosts with `server`,
+    /// which may return a [`FetchError`] to stand in for a network failure.
+    /// Without one, allowed requests fail as if nothing listened.
+    ///
+    /// ```
+    /// use aileron_sdk::prelude::*;
+    /// use aileron_sdk::testing::TestHost;
+    ///
+    /// let host = TestHost::new()
+    ///     .with_allow_hosts(["api.example.com"])
+    ///     .with_web(|request| Ok(Response::new(200, format!("you asked {}", request.url))));
+    /// let ctx = host.context(TaskInfo::default());
+    /// let ok = ctx.http(Request::get("https://api.example.com/x")).unwrap();
+    /// assert_eq!(ok.text(), "you asked https://api.example.com/x");
+    /// let refused = ctx.http(Request::get("https://elsewhere.example/")).unwrap_err();
+    /// assert!(refused.is_refused());
+    /// ```
+    pub fn with_web(
+        self,
+        server: impl Fn(&Request) -> Result<Response, FetchError> + 'static,
+    ) -> Self {
+        self.state.borrow_mut().web = Some(Web(Rc::new(server)));
+        self
+    }
+
+    /// Every [`TaskContext::http`] request so far, refused ones included.
+    pub fn fetched(&self) -> Vec<Request> {
+        self.state.borrow().fetched.clone()
     }
 
     /// Every request sent through a connection so far: (conn id, request).
@@ -221,6 +282,47 @@ impl Host for Handle {
             None => Err(format!("connection `{conn_id}` is not defined")),
         }
     }
+
+    fn http(&self, request: &Request, url: &Url) -> Result<Response, (FetchErrorKind, String)> {
+        let (allowed, web) = {
+            let mut state = self.state.borrow_mut();
+            state.fetched.push(request.clone());
+            let allowed = url
+                .host_port()
+                .is_some_and(|(host, port)| host_allowed(&state.allow_hosts, host, port));
+            let granted = if state.allow_hosts.is_empty() {
+                "the task has no allow_hosts, so it may make no HTTP request".to_owned()
+            } else {
+                format!("allow_hosts is [{}]", state.allow_hosts.join(", "))
+            };
+            (
+                allowed.then_some(()).ok_or(granted),
+                state.web.as_ref().map(|w| Rc::clone(&w.0)),
+            )
+        };
+        if let Err(granted) = allowed {
+            // The host's warning, then the error the guest sees.
+            self.log(
+                Level::Warn,
+                &format!(
+                    "outbound HTTP to {} denied: not in the task's allow_hosts ({granted})",
+                    url.authority
+                ),
+            );
+            return Err((FetchErrorKind::Refused, NOT_ALLOWED.to_owned()));
+        }
+        let Some(web) = web else {
+            return Err((FetchErrorKind::Transient, "connection refused".to_owned()));
+        };
+        let mut response = web(request).map_err(|e| (e.kind, e.reason))?;
+        if let Some(max) = request.max_body
+            && response.body.len() > max
+        {
+            response.body.truncate(max);
+            response.truncated = true;
+        }
+        Ok(response)
+    }
 }
 
 #[cfg(test)]
@@ -233,11 +335,10 @@ mod tests {
     #[test]
     fn requests_through_a_connection_reach_the_test_server() {
         let host = TestHost::new().with_http("crm", |request| {
-            Ok(Response {
-                status: 200,
-                headers: vec![("content-type".into(), "application/json".into())],
-                body: format!("{{\"path\":\"{}\"}}", request.url).into_bytes(),
-            })
+            Ok(
+                Response::new(200, format!("{{\"path\":\"{}\"}}", request.url))
+                    .with_header("content-type", "application/json"),
+            )
         });
         let ctx = host.context(TaskInfo::default());
         let response = ctx
@@ -255,6 +356,55 @@ mod tests {
         assert!(err.to_string().contains("`nope` is not defined"), "{err}");
         assert_eq!(host.requests().len(), 2);
         assert_eq!(host.requests()[0].0, "crm");
+    }
+
+    #[test]
+    fn outbound_requests_reach_only_allowed_hosts() {
+        let host = TestHost::new()
+            .with_allow_hosts(["*.example.com:8443", "api.test"])
+            .with_web(|request| match request.url.as_str() {
+                "http://api.test/down" => Err(FetchError::new(
+                    FetchErrorKind::Transient,
+                    request,
+                    "connection timed out",
+                )),
+                _ => Ok(Response::new(200, vec![b'x'; 10]).with_header("X-Kind", "test")),
+            });
+        let ctx = host.context(TaskInfo::default());
+        let ok = ctx
+            .http(Request::get("https://a.example.com:8443/ready").max_body(4))
+            .unwrap();
+        assert_eq!((ok.status, ok.body.len(), ok.truncated), (200, 4, true));
+        assert_eq!(ok.header("x-kind"), Some("test"));
+
+        let refused = ctx
+            .http(Request::get("https://a.example.com/ready"))
+            .unwrap_err();
+        assert_eq!(refused.kind, FetchErrorKind::Refused);
+        assert!(refused.to_string().contains("allow_hosts"), "{refused}");
+        let (level, warning) = host.logs().pop().unwrap();
+        assert_eq!(level, Level::Warn);
+        assert!(warning.contains("a.example.com denied"), "{warning}");
+
+        let down = ctx.http(Request::post("http://api.test/down")).unwrap_err();
+        assert_eq!(down.kind, FetchErrorKind::Transient);
+        assert_eq!(
+            down.to_string(),
+            "POST http://api.test/down not sent: connection timed out"
+        );
+        for bad in ["ftp://api.test/", "api.test/x", "http://u@api.test/"] {
+            assert_eq!(
+                ctx.http(Request::get(bad)).unwrap_err().kind,
+                FetchErrorKind::Invalid,
+                "{bad}"
+            );
+        }
+        let bad_method = ctx
+            .http(Request::new("GE T", "http://api.test/"))
+            .unwrap_err();
+        assert_eq!(bad_method.kind, FetchErrorKind::Invalid);
+        // Invalid requests never reach the host.
+        assert_eq!(host.fetched().len(), 3);
     }
 
     #[test]

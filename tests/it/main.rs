@@ -4,6 +4,7 @@
 //! cost no wall time.
 
 mod access;
+mod allow_hosts;
 mod api;
 mod api_fuzz;
 mod backfill_api;

@@ -23,9 +23,6 @@
 //!   fatal, since no retry can add the grant; an invalid URL, method or header is
 //!   fatal too.
 
-mod client;
-mod url;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -33,8 +30,6 @@ use aileron_op_support::Seconds;
 use aileron_sdk::prelude::*;
 use aileron_sdk::serde_json::{Value, json};
 use serde::{Deserialize, Serialize};
-
-use crate::client::{Client, FetchError, Request, WasiClient};
 
 /// Bytes of the response body read: `response_contains` looks at this much.
 const MAX_BODY_READ: usize = 1 << 20;
@@ -107,46 +102,37 @@ fn half_a_minute() -> Seconds {
 /// task's `allow_hosts`.
 #[operator(name = "http_sensor", version = "0.1.0")]
 fn http_sensor(ctx: &TaskContext, params: Params) -> Result<Outcome, TaskError> {
-    poke(ctx, params, &WasiClient)
-}
-
-/// One poke, with the HTTP client as a parameter so tests can stand in for it.
-fn poke(ctx: &TaskContext, params: Params, client: &dyn Client) -> Result<Outcome, TaskError> {
-    let target = url::Url::parse(&params.url).fatal()?;
     let method = params.method.trim().to_ascii_uppercase();
-    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
-        return Err(TaskError::fatal(format!(
-            "invalid params at `method`: `{}` is not an HTTP method",
-            params.method
-        )));
-    }
     let poke_again = Outcome::reschedule(params.poke_interval.0.max(Duration::from_secs(1)));
     let request = Request {
         method: method.clone(),
-        url: target,
+        url: params.url.clone(),
         headers: params.headers.into_iter().collect(),
-        body: params.body.map(String::into_bytes),
-        timeout: params.request_timeout.0,
-        max_body: MAX_BODY_READ,
+        body: params.body.map(String::into_bytes).unwrap_or_default(),
+        timeout: Some(params.request_timeout.0),
+        max_body: Some(MAX_BODY_READ),
     };
     info!(ctx, "poking {method} {}", params.url);
-    let response = match client.send(&request) {
+    let response = match ctx.http(request) {
         Ok(response) => response,
-        Err(FetchError::Refused(why)) => {
+        Err(e) if e.kind == FetchErrorKind::Refused => {
             return Err(TaskError::fatal(format!(
-                "{method} {} refused by the host: {why}; add the URL's host to the task's \
+                "{method} {} refused by the host: {}; add the URL's host to the task's \
                  allow_hosts (or ask for private addresses to be allowed)",
-                params.url
+                params.url, e.reason
             )));
         }
-        Err(FetchError::Invalid(why)) => {
+        Err(e) if e.kind == FetchErrorKind::Invalid => {
             return Err(TaskError::fatal(format!(
-                "{method} {} is not a valid request: {why}",
-                params.url
+                "{method} {} is not a valid request: {}",
+                params.url, e.reason
             )));
         }
-        Err(FetchError::Transient(why)) => {
-            warn!(ctx, "{method} {} failed: {why}; poking again", params.url);
+        Err(e) => {
+            warn!(
+                ctx,
+                "{method} {} failed: {}; poking again", params.url, e.reason
+            );
             return Ok(poke_again);
         }
     };
@@ -208,137 +194,119 @@ fn json_prefix(text: &str, max: usize) -> (&str, bool) {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
-
     use aileron_sdk::testing::TestHost;
 
     use super::*;
-    use crate::client::Response;
 
-    /// Answers every request with the same result and records what it was asked.
-    struct Fake {
-        answer: Result<(u16, &'static str), FetchError>,
-        asked: RefCell<Vec<String>>,
+    /// A host whose web answers every allowed request with `answer`.
+    fn host(answer: Result<(u16, &'static str), FetchErrorKind>) -> TestHost {
+        TestHost::new()
+            .with_allow_hosts(["api.example.com", "h", "h:8080"])
+            .with_web(move |request| match answer {
+                Ok((status, body)) => Ok(Response::new(status, body)),
+                Err(kind) => Err(FetchError::new(kind, request, "connection refused")),
+            })
     }
 
-    impl Fake {
-        fn status(status: u16, body: &'static str) -> Self {
-            Fake {
-                answer: Ok((status, body)),
-                asked: RefCell::default(),
-            }
-        }
-
-        fn error(error: FetchError) -> Self {
-            Fake {
-                answer: Err(error),
-                asked: RefCell::default(),
-            }
-        }
+    fn run(params: &str, host: &TestHost) -> Result<Outcome, TaskError> {
+        host.run(TaskInfo::default(), params, http_sensor)
     }
 
-    impl Client for Fake {
-        fn send(&self, request: &Request) -> Result<Response, FetchError> {
-            self.asked.borrow_mut().push(format!(
-                "{} {}://{}{} {:?} {:?} {:?}",
-                request.method,
-                request.url.scheme,
-                request.url.authority,
-                request.url.path_with_query,
-                request.headers,
-                request.body.as_deref().map(String::from_utf8_lossy),
-                request.timeout,
-            ));
-            match &self.answer {
-                Ok((status, body)) => Ok(Response {
-                    status: *status,
-                    body: body.as_bytes().to_vec(),
-                    truncated: false,
-                }),
-                Err(e) => Err(e.clone()),
-            }
-        }
+    /// What the host was asked, in one line.
+    fn asked(host: &TestHost) -> Vec<String> {
+        host.fetched()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} {:?} {:?} {:?}",
+                    r.method,
+                    r.url,
+                    r.headers,
+                    String::from_utf8_lossy(&r.body),
+                    r.timeout,
+                )
+            })
+            .collect()
     }
 
-    fn run(params: &str, client: &Fake) -> (Result<Outcome, TaskError>, Vec<(Level, String)>) {
-        let host = TestHost::new();
-        let result = host.run(TaskInfo::default(), params, |ctx, p: Params| {
-            poke(ctx, p, client)
-        });
-        (result, host.logs())
+    fn last_log(host: &TestHost) -> (Level, String) {
+        host.logs().pop().unwrap()
     }
 
     #[test]
     fn a_2xx_response_succeeds_with_status_and_body() {
-        let fake = Fake::status(204, "");
-        let (result, logs) = run(r#"{"url": "https://api.example.com/ready?x=1"}"#, &fake);
+        let host = host(Ok((204, "")));
+        let result = run(r#"{"url": "https://api.example.com/ready?x=1"}"#, &host);
         assert_eq!(
             result,
             Ok(Outcome::returning(json!({"status": 204, "body": ""})))
         );
         assert_eq!(
-            fake.asked.borrow()[0],
-            "GET https://api.example.com/ready?x=1 [] None 30s"
+            asked(&host),
+            [r#"GET https://api.example.com/ready?x=1 [] "" Some(30s)"#]
         );
-        assert_eq!(logs.last().unwrap().1, "ready: status 204");
+        assert_eq!(last_log(&host).1, "ready: status 204");
     }
 
     #[test]
     fn method_headers_body_and_timeout_are_sent() {
-        let fake = Fake::status(200, "ok");
+        let host = host(Ok((200, "ok")));
         let params = r#"{"url": "http://h:8080", "method": "post", "headers": {"X-A": "1"},
                          "body": "{}", "request_timeout": "5s"}"#;
-        assert!(run(params, &fake).0.is_ok());
+        assert!(run(params, &host).is_ok());
         assert_eq!(
-            fake.asked.borrow()[0],
-            r#"POST http://h:8080/ [("X-A", "1")] Some("{}") 5s"#
+            asked(&host),
+            [r#"POST http://h:8080 [("X-A", "1")] "{}" Some(5s)"#]
         );
     }
 
     #[test]
     fn an_unexpected_status_or_body_pokes_again() {
-        let (result, logs) = run(
-            r#"{"url": "http://h/", "poke_interval": 5}"#,
-            &Fake::status(503, ""),
-        );
+        let busy = host(Ok((503, "")));
+        let result = run(r#"{"url": "http://h/", "poke_interval": 5}"#, &busy);
         assert_eq!(result, Ok(Outcome::Reschedule(5)));
         assert!(
-            logs.last()
-                .unwrap()
+            last_log(&busy)
                 .1
                 .contains("status 503 is not the expected 2xx")
         );
 
+        let pending = host(Ok((200, "pending")));
         let params =
             r#"{"url": "http://h/", "expect_status": [200, 201], "response_contains": "done"}"#;
-        let (result, logs) = run(params, &Fake::status(200, "pending"));
-        assert_eq!(result, Ok(Outcome::Reschedule(60)));
-        assert!(logs.last().unwrap().1.contains("does not contain \"done\""));
+        assert_eq!(run(params, &pending), Ok(Outcome::Reschedule(60)));
+        assert!(last_log(&pending).1.contains("does not contain \"done\""));
 
         let params = r#"{"url": "http://h/", "expect_status": 404, "poke_interval": "2m"}"#;
         assert_eq!(
-            run(params, &Fake::status(200, "")).0,
+            run(params, &host(Ok((200, "")))),
             Ok(Outcome::Reschedule(120))
         );
-        assert!(run(params, &Fake::status(404, "")).0.is_ok());
+        assert!(run(params, &host(Ok((404, "")))).is_ok());
     }
 
     #[test]
     fn transient_errors_poke_again_and_refusals_are_fatal() {
-        let fake = Fake::error(FetchError::Transient("connection refused".into()));
-        let (result, logs) = run(r#"{"url": "http://h/"}"#, &fake);
-        assert_eq!(result, Ok(Outcome::Reschedule(60)));
-        assert_eq!(logs.last().unwrap().0, Level::Warn);
+        let down = host(Err(FetchErrorKind::Transient));
+        assert_eq!(
+            run(r#"{"url": "http://h/"}"#, &down),
+            Ok(Outcome::Reschedule(60))
+        );
+        assert_eq!(last_log(&down).0, Level::Warn);
 
-        let fake = Fake::error(FetchError::Refused("HTTP request denied".into()));
-        let error = run(r#"{"url": "http://h/"}"#, &fake).0.unwrap_err();
+        // Not in allow_hosts: the host refuses before anything is sent.
+        let error = run(
+            r#"{"url": "http://elsewhere.example/"}"#,
+            &host(Ok((200, ""))),
+        )
+        .unwrap_err();
         assert!(error.is_fatal());
         assert!(error.message().contains("allow_hosts"), "{error}");
     }
 
     #[test]
     fn invalid_urls_and_methods_are_fatal_without_a_request() {
-        let fake = Fake::status(200, "");
+        let host = host(Ok((200, "")));
         for params in [
             r#"{"url": "ftp://h/"}"#,
             r#"{"url": "h/path"}"#,
@@ -346,10 +314,10 @@ mod tests {
             r#"{"url": "http://h/", "method": "GE T"}"#,
             r#"{"url": "http://h/", "expect_status": "200"}"#,
         ] {
-            let error = run(params, &fake).0.unwrap_err();
+            let error = run(params, &host).unwrap_err();
             assert!(error.is_fatal(), "{params}: {error}");
         }
-        assert!(fake.asked.borrow().is_empty());
+        assert!(host.fetched().is_empty());
     }
 
     #[test]
@@ -359,7 +327,7 @@ mod tests {
         assert_eq!(json_prefix("abc", 5), ("abc", false));
         let body: &'static str = Box::leak("é\u{1}".repeat(20_000).into_boxed_str());
         let Ok(Outcome::Success(Some(value))) =
-            run(r#"{"url": "http://h/"}"#, &Fake::status(200, body)).0
+            run(r#"{"url": "http://h/"}"#, &host(Ok((200, body))))
         else {
             panic!("expected success")
         };

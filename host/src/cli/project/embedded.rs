@@ -12,7 +12,7 @@ use std::path::Path;
 #[derive(RustEmbed)]
 #[folder = "../sdk/"]
 #[include = "Cargo.toml"]
-#[include = "src/*"]
+#[include = "src/**/*.rs"]
 #[include = "macros/Cargo.toml"]
 #[include = "macros/src/*"]
 struct RustSdk;
@@ -38,7 +38,7 @@ struct PythonSdk;
 #[include = "README.md"]
 #[include = "*.js"]
 #[include = "*.d.ts"]
-#[include = "src/*"]
+#[include = "src/**/*.rs"]
 #[include = "bin/*"]
 #[exclude = "node_modules/*"]
 #[exclude = "test/*"]
@@ -129,7 +129,9 @@ mod tests {
             it.map(|p| p.into_owned()).collect::<Vec<_>>()
         };
         let rust = names(Box::new(RustSdk::iter()));
-        assert!(rust.contains(&"src/lib.rs".to_owned()), "{rust:?}");
+        for needed in ["src/lib.rs", "src/http/wasi.rs"] {
+            assert!(rust.contains(&needed.to_owned()), "{needed}: {rust:?}");
+        }
         assert!(rust.contains(&"macros/src/lib.rs".to_owned()), "{rust:?}");
         assert!(
             !rust
