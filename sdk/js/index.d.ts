@@ -326,6 +326,8 @@ export interface Operator<P = unknown> {
   describe(): OperatorInfo;
   /** Resolves to the WIT outcome; rejects with a WitTaskError, never anything else. */
   execute(host: Host, info: TaskInfo, paramsJson: string): Promise<WitOutcome>;
+  /** Runs the SDK's side of a try with a no-op, while a component is built (the build entry calls it). */
+  warmUp(): void;
   /** Type-level only: the params type. */
   readonly __params?: P;
 }

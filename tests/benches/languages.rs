@@ -10,7 +10,10 @@
 //!
 //! `.ci/sdk-toolchains` first, then
 //! `cargo bench -p aileron-tests --bench languages` (release build).
-//! `AILERON_BENCH_TRIES` sets the one-at-a-time sample (default 2000).
+//! `AILERON_BENCH_TRIES` sets the one-at-a-time sample (default 2000),
+//! `AILERON_BENCH_ONLY=python` (or `rust`, `javascript`, `extra`) runs one
+//! language, and `AILERON_BENCH_EXTRA=FILE.wasm` adds a component of your own
+//! (a no-op built some other way, to compare) as `extra`.
 
 use aileron_sandbox::{
     LogBuffer, NoHostServices, Sandbox, SandboxConfig, TaskInfo, TryRequest, TryResult,
@@ -118,7 +121,11 @@ fn operators() -> Vec<(&'static str, Vec<u8>)> {
             ),
         ],
     );
-    vec![("python", py), ("javascript", js)]
+    let mut all = vec![("python", py), ("javascript", js)];
+    if let Some(extra) = std::env::var_os("AILERON_BENCH_EXTRA") {
+        all.push(("extra", std::fs::read(extra).unwrap()));
+    }
+    all
 }
 
 fn request(digest: &str, params: serde_json::Value) -> TryRequest {
@@ -177,7 +184,11 @@ fn main() {
         .build()
         .unwrap();
     println!("{tries} tries one at a time, {PARALLEL} at once, RSS per live try");
+    let only = std::env::var("AILERON_BENCH_ONLY").ok();
     for (lang, digest) in &digests {
+        if only.as_deref().is_some_and(|o| o != *lang) {
+            continue;
+        }
         let noop = || request(digest, serde_json::json!({}));
         let report = rt.block_on(sandbox.run(noop()));
         assert_eq!(

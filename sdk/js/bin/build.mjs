@@ -26,6 +26,9 @@ import op from ${JSON.stringify(authorImport)};
 
 export const describe = () => op.describe();
 export const execute = (info, params) => op.execute(host, info, params);
+
+// Runs while the component is built, so its snapshot starts warm.
+op.warmUp?.();
 `;
 }
 

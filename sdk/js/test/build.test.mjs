@@ -15,6 +15,7 @@ test('the entry exports describe and execute, handing the WIT imports to the ope
   assert.match(source, /^import op from "\.\.\/src\/index\.js";$/m);
   assert.match(source, /^export const describe = \(\) => op\.describe\(\);$/m);
   assert.match(source, /^export const execute = \(info, params\) => op\.execute\(host, info, params\);$/m);
+  assert.match(source, /^op\.warmUp\?\.\(\);$/m);
 });
 
 test('the WIT interface named is the one in wit/operator.wit', async () => {

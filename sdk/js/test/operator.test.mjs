@@ -168,3 +168,20 @@ test('outcome constructors refuse what the WIT cannot carry', () => {
   assert.throws(() => new Reschedule(Infinity), RangeError);
   assert.throws(() => new Branch([1]), /task ids as strings/);
 });
+
+test('warmUp() runs the SDK side of a try but never the operator, and leaves it working', async () => {
+  let calls = 0;
+  const op = operator(
+    { name: 'counted', version: '0.1.0', params: p.object({ n: p.integer() }) },
+    (_ctx, { n }) => {
+      calls += 1;
+      return n;
+    },
+  );
+  op.warmUp();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(calls, 0);
+  const { host } = bareHost();
+  assert.deepEqual(await op.execute(host, { taskId: 't', tryNumber: 1 }, '{"n": 2}'), { tag: 'success', val: '2' });
+  assert.equal(calls, 1);
+});

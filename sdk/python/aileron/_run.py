@@ -35,21 +35,32 @@ Ending = Union[Returned, Skip, Branch, Reschedule, SkipDownstream, Failed, Fatal
 
 def run_try(op: Operator, ctx: Context, params_json: str) -> Ending:
     """Runs `op` for the try `ctx` with the task's params document."""
-    with _logging_to(ctx):
+    if _ROUTED.handler is not None:
+        # Inside a component: the handler is in place, only the try changes.
+        _ROUTED.handler.ctx = ctx
         try:
-            if op.takes_params:
-                try:
-                    params = op.params.decode(params_json)
-                except ParamsError as error:
-                    # The same params will not fit on a retry either.
-                    return Fatal(str(error))
-                value = op.fn(ctx, params)
-            else:
-                value = op.fn(ctx)
-        except (Failed, Fatal) as error:
-            return error
-        except (Exception, SystemExit) as error:
-            return _crashed(ctx, error)
+            return _run(op, ctx, params_json)
+        finally:
+            _ROUTED.handler.ctx = None
+    with _logging_to(ctx):
+        return _run(op, ctx, params_json)
+
+
+def _run(op: Operator, ctx: Context, params_json: str) -> Ending:
+    try:
+        if op.takes_params:
+            try:
+                params = op.params.decode(params_json)
+            except ParamsError as error:
+                # The same params will not fit on a retry either.
+                return Fatal(str(error))
+            value = op.fn(ctx, params)
+        else:
+            value = op.fn(ctx)
+    except (Failed, Fatal) as error:
+        return error
+    except (Exception, SystemExit) as error:
+        return _crashed(ctx, error)
     if isinstance(value, (Failed, Fatal, *OUTCOMES)):
         return value
     if value is None:
@@ -98,13 +109,15 @@ def _describe(error: BaseException) -> str:
 
 
 class _TryLogHandler(logging.Handler):
-    """Sends `logging` records to the try's log."""
+    """Sends `logging` records to the try's log (none while no try runs)."""
 
-    def __init__(self, ctx: Context):
+    def __init__(self, ctx: Context | None):
         super().__init__()
         self.ctx = ctx
 
     def emit(self, record: logging.LogRecord) -> None:
+        if self.ctx is None:
+            return
         try:
             message = self.format(record)
             if record.name != "root":
@@ -119,6 +132,36 @@ class _TryLogHandler(logging.Handler):
                 self.ctx.log.debug(message)
         except Exception:
             self.handleError(record)
+
+
+class _Routing:
+    """The handler `route_logging` installed for good, if it was."""
+
+    handler: _TryLogHandler | None = None
+
+
+_ROUTED = _Routing()
+
+
+def route_logging() -> None:
+    """Sends `logging` records of INFO and up to whichever try is running, for
+    good: for a component, whose process runs nothing else. Done while the
+    component is built, so a try does not pay for setting it up: every object a
+    try touches is a page the sandbox copies for it."""
+    if _ROUTED.handler is None:
+        _ROUTED.handler = _TryLogHandler(None)
+        root = logging.getLogger()
+        root.addHandler(_ROUTED.handler)
+        if root.level > logging.INFO:
+            root.setLevel(logging.INFO)
+
+
+def unroute_logging() -> None:
+    """Undoes `route_logging` (for tests that build the component glue on a
+    plain CPython and must leave `logging` as they found it)."""
+    if _ROUTED.handler is not None:
+        logging.getLogger().removeHandler(_ROUTED.handler)
+        _ROUTED.handler = None
 
 
 @contextlib.contextmanager

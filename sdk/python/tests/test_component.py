@@ -3,6 +3,7 @@ glue in `_component` checked against the bindings componentize-py generates
 from that WIT (their imports only raise here, their types are the real ones)."""
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -14,7 +15,8 @@ from pathlib import Path
 import pytest
 
 import aileron
-from aileron import Branch, Context, Failed, Fatal, Reschedule, Skip, SkipDownstream, operator
+from aileron import Branch, Context, Failed, Fatal, Reschedule, Skip, SkipDownstream, TaskInfo, operator
+from aileron import _run
 
 WIT = Path(aileron.__file__).parent / "wit"
 REPO_WIT = Path(__file__).resolve().parents[3] / "wit" / "operator.wit"
@@ -53,11 +55,16 @@ def component(tmp_path_factory):
     out = tmp_path_factory.mktemp("bindings")
     subprocess.run([tool, "-d", str(WIT), "-w", "operator", "bindings", str(out)], check=True)
     sys.path.insert(0, str(out))
+    root = logging.getLogger()
+    level = root.level
     try:
         from aileron import _component
 
         yield _component
     finally:
+        # `export` routes `logging` for good, as a component's process wants.
+        _run.unroute_logging()
+        root.setLevel(level)
         sys.path.remove(str(out))
         for name in list(sys.modules):
             if name.startswith(("wit_world", "componentize_py", "aileron._component")):
@@ -78,6 +85,34 @@ def test_export_defines_witworld_whose_describe_reports_the_operator(component):
 
     with pytest.raises(RuntimeError, match="defines operators greet and greet; a component holds one operator"):
         component.export(greet, module)
+
+
+def test_export_warms_up_without_calling_the_operator_and_routes_logging(component):
+    module = types.ModuleType("counted")
+    calls = []
+
+    @operator(name="counted", version="0.1.0")
+    def counted(ctx: Context) -> None:
+        calls.append(ctx)
+        logging.getLogger("x").info("from the operator")
+
+    component.export(counted, module)
+    assert calls == []
+    handler = _run._ROUTED.handler
+    assert handler is not None and handler.ctx is None
+    # A try's `logging` reaches its own log, and only while it runs.
+    lines = []
+
+    class Recording(component.WitHost):
+        def log(self, level, message):
+            lines.append((level, message))
+
+    ctx = Context(TaskInfo(dag_id="d", run_id="r", task_id="t"), Recording())
+    assert _run.run_try(counted, ctx, "{}") == _run.Returned(None)
+    assert lines == [("info", "x: from the operator")]
+    assert handler.ctx is None
+    logging.getLogger("x").info("after the try")
+    assert len(lines) == 1
 
 
 def test_endings_map_to_the_wit_outcome_and_task_error(component):
