@@ -6,7 +6,8 @@
 //! Printed per language: one try at a time (p50, p99 of `Sandbox::run`), 50 at
 //! once (p99), and the resident memory each live try adds (50 tries held open
 //! by a 1 s wait, the process's RSS 700 ms in, when every one has started,
-//! compared with before they started).
+//! compared with before they started; and of that, the private part: RSS counts
+//! a shared image page once in every try that maps it).
 //!
 //! `.ci/sdk-toolchains` first, then
 //! `cargo bench -p aileron-tests --bench languages` (release build).
@@ -158,10 +159,22 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// Resident memory of this process, in bytes.
-fn rss() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
+/// The process's resident memory, and the part of it that is private to it
+/// (not the shared pages of a file or image), in bytes.
+fn rss() -> (u64, u64) {
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap();
+    let kib = |field: &str| -> u64 {
+        rollup
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        kib("Rss:") * 1024,
+        (kib("Private_Clean:") + kib("Private_Dirty:")) * 1024,
+    )
 }
 
 fn main() {
@@ -244,13 +257,17 @@ fn main() {
                 "{lang}: {report:?}"
             );
         }
+        let per_try = |during: u64, before: u64| {
+            during.saturating_sub(before) as f64 / PARALLEL as f64 / f64::from(1 << 20)
+        };
         println!(
             "{lang:<10}  one at a time p50 {:>8.1?} p99 {:>8.1?}   {PARALLEL} at once p99 {:>8.1?}   \
-             RSS per live try {:>6.2} MiB",
+             per live try RSS {:>5.2} MiB, private {:>5.2} MiB",
             percentile(&alone, 0.5),
             percentile(&alone, 0.99),
             percentile(&together, 0.99),
-            during.saturating_sub(before) as f64 / PARALLEL as f64 / f64::from(1 << 20),
+            per_try(during.0, before.0),
+            per_try(during.1, before.1),
         );
     }
 }
