@@ -79,6 +79,11 @@ impl Server {
         (Server { root, http }, table)
     }
 
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) fn root(&self) -> &str {
+        &self.root
+    }
+
     pub(crate) async fn send(
         &self,
         auth: Option<&str>,
@@ -189,6 +194,10 @@ impl Server {
 fn body_of(operation: &str, n: usize) -> Option<Value> {
     Some(match operation {
         "post_dag_run" => json!({ "dag_run_id": format!("m{n}") }),
+        // /api/v2's names for its own shapes.
+        "trigger_dag_run" => json!({ "dag_run_id": format!("m{n}"), "logical_date": null }),
+        "patch_dag_run" => json!({ "state": "success" }),
+        "post_variable" => json!({ "key": format!("v{n}"), "value": "x" }),
         "update_dag_run_state" => json!({ "state": "success" }),
         "clear_dag_run" => json!({ "dry_run": true }),
         "patch_dag" => json!({ "is_paused": false }),

@@ -4,6 +4,7 @@
 //! cost no wall time.
 
 mod access;
+mod airflow_clients;
 mod allow_hosts;
 mod api;
 mod api_fuzz;

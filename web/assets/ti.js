@@ -272,7 +272,9 @@ export class TiPanel {
 
   renderParams() {
     const t = this.task;
-    const rendered = this.ti && (this.ti.rendered_fields || this.ti.rendered_params);
+    // Empty until the first try renders them.
+    const fields = this.ti && this.ti.rendered_fields;
+    const rendered = fields && Object.keys(fields).length ? fields : null;
     replace(this.paramsEl,
       rendered ? [h("h4", {}, "Rendered"), json(rendered)] : null,
       t && t.params && Object.keys(t.params).length

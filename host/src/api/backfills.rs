@@ -7,12 +7,13 @@
 use super::Caller;
 use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable, Unprocessable};
 use super::paths::BackfillPath;
+use super::query::ApiQuery;
 use super::{ApiError, ApiResult, ApiState, JsonBody, load_dag, paginate};
 use crate::metastore::{BackfillRecord, ReprocessBehavior};
 use crate::scheduler::{BackfillDate, BackfillRequest, SchedulerError};
 use aileron_model::DagRunState;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -158,7 +159,7 @@ pub struct BackfillFilter {
 pub async fn list_backfills(
     caller: Caller,
     State(s): State<ApiState>,
-    Query(q): Query<BackfillFilter>,
+    ApiQuery(q): ApiQuery<BackfillFilter>,
 ) -> ApiResult<Json<BackfillCollection>> {
     let newest_first = match q.order_by.as_deref() {
         None | Some("id") => false,

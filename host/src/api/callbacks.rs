@@ -4,10 +4,11 @@
 use super::Caller;
 use super::error::{BadRequest, NotFound};
 use super::paths::RunPath;
+use super::query::ApiQuery;
 use super::{ApiResult, ApiState, Page, load_run, paginate};
 use crate::metastore::CallbackRecord;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use jiff::Timestamp;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -86,7 +87,7 @@ pub async fn list_callbacks(
         dag_id,
         dag_run_id: run_id,
     }): Path<RunPath>,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<CallbackCollection>> {
     load_run(&s, &caller, &dag_id, &run_id)?;
     let mut all = s.metastore.callbacks(caller.tenant(), &dag_id, &run_id)?;

@@ -7,9 +7,10 @@
 use super::Caller;
 use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable};
 use super::paths::ConnectionPath;
+use super::query::ApiQuery;
 use super::{ApiError, ApiResult, ApiState, JsonBody, Page, check_id, paginate};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -190,7 +191,7 @@ async fn save(s: &ApiState, tenant: &str, c: &StoredConnection) -> ApiResult<()>
 pub async fn list_connections(
     caller: Caller,
     State(s): State<ApiState>,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<ConnectionCollection>> {
     let mut all = Vec::new();
     for (conn_id, json) in s.metastore.connections(caller.tenant())? {

@@ -4,6 +4,7 @@
 use super::Caller;
 use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable, Unprocessable};
 use super::paths::{AnyDagPath, DagPath, RunPath};
+use super::query::ApiQuery;
 use super::states::{DagRunType, DagState, parse_run_states};
 use super::task_instances::{TaskInstanceCollection, task_instances};
 use super::{
@@ -12,7 +13,7 @@ use super::{
 use crate::metastore::{DagRun as RunRecord, RunOrder, RunQuery};
 use crate::scheduler::ClearOptions;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -80,14 +81,14 @@ pub fn dag_run(r: &RunRecord) -> DagRun {
 #[into_params(parameter_in = Query)]
 pub struct RunFilter {
     /// Page size (default 100).
-    limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
     /// Entries to skip.
-    offset: Option<usize>,
-    /// Comma-separated states, e.g. `running,queued`.
-    state: Option<String>,
+    pub(crate) offset: Option<usize>,
+    /// States, e.g. `running,queued` (or the parameter repeated).
+    pub(crate) state: Option<String>,
     /// `id` (creation order, the default), `logical_date`, `start_date`,
     /// `end_date`, `queued_at`, `dag_run_id` or `state`; prefix `-` for descending.
-    order_by: Option<String>,
+    pub(crate) order_by: Option<String>,
 }
 
 /// How a list of runs is ordered: `order_by` parsed, before any reading.
@@ -153,7 +154,7 @@ pub async fn list_runs(
     caller: Caller,
     State(s): State<ApiState>,
     Path(AnyDagPath { dag_id }): Path<AnyDagPath>,
-    Query(q): Query<RunFilter>,
+    ApiQuery(q): ApiQuery<RunFilter>,
 ) -> ApiResult<Json<DagRunCollection>> {
     let states = q
         .state

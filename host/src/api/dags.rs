@@ -3,11 +3,12 @@
 use super::Caller;
 use super::error::{BadRequest, NotFound, PayloadTooLarge, Unavailable, Unprocessable};
 use super::paths::DagPath;
+use super::query::ApiQuery;
 use super::{ApiError, ApiResult, ApiState, JsonBody, load_dag, paginate};
 use crate::metastore::{DagRecord, ImportErrorRecord, Metastore, RunOrder, RunQuery};
 use aileron_model::dag::DagSpec;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -238,7 +239,7 @@ const MAX_LATEST_RUNS: usize = 25;
 pub async fn list_dags(
     caller: Caller,
     State(s): State<ApiState>,
-    Query(q): Query<DagFilter>,
+    ApiQuery(q): ApiQuery<DagFilter>,
 ) -> ApiResult<Json<DagCollection>> {
     let runs_limit = q.dag_runs_limit.unwrap_or(0);
     if runs_limit > MAX_LATEST_RUNS {
@@ -375,7 +376,7 @@ pub async fn patch_dag(
 
 /// The DAG's params as Airflow's API shows them: plain values as they are, typed
 /// params as serialized `Param` objects, which the trigger form builds fields from.
-fn params_json(spec: &aileron_model::dag::DagSpec) -> Map<String, Value> {
+pub(crate) fn params_json(spec: &aileron_model::dag::DagSpec) -> Map<String, Value> {
     let mut out = spec.params.clone();
     for (name, p) in &spec.param_specs {
         out.insert(

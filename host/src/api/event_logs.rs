@@ -5,10 +5,11 @@
 
 use super::error::{BadRequest, NotFound};
 use super::paths::EventLogPath;
+use super::query::ApiQuery;
 use super::{ApiError, ApiResult, ApiState, Caller, Page, page_size};
 use crate::metastore::AuditRecord;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -79,7 +80,7 @@ async fn page(
 pub async fn list_event_logs(
     caller: Caller,
     State(s): State<ApiState>,
-    Query(p): Query<Page>,
+    ApiQuery(p): ApiQuery<Page>,
 ) -> ApiResult<Json<EventLogCollection>> {
     page(&s, Some(caller.tenant().to_owned()), p).await
 }
@@ -110,7 +111,7 @@ pub async fn get_event_log(
 pub async fn list_platform_event_logs(
     _caller: Caller,
     State(s): State<ApiState>,
-    Query(p): Query<Page>,
+    ApiQuery(p): ApiQuery<Page>,
 ) -> ApiResult<Json<EventLogCollection>> {
     page(&s, None, p).await
 }

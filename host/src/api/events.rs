@@ -10,9 +10,10 @@
 
 use super::ApiState;
 use super::Caller;
+use super::query::ApiQuery;
 use super::states::{DagState, TaskState, task_state};
 use crate::scheduler::Update;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -124,7 +125,7 @@ fn event(update: &Update, caller_tenant: &str, dag_filter: Option<&str>) -> Opti
 pub async fn events(
     caller: Caller,
     State(s): State<ApiState>,
-    Query(q): Query<EventFilter>,
+    ApiQuery(q): ApiQuery<EventFilter>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     // Subscribed before the answer goes out: nothing committed after the client
     // sees the response headers is missed.

@@ -2,10 +2,11 @@
 
 use super::Caller;
 use super::error::BadRequest;
+use super::query::ApiQuery;
 use super::{ApiResult, ApiState, Page, paginate};
 use crate::metastore::ImportErrorRecord;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use jiff::Timestamp;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -60,7 +61,7 @@ fn import_error(i: usize, e: &ImportErrorRecord) -> ImportError {
 pub async fn list_import_errors(
     caller: Caller,
     State(s): State<ApiState>,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<ImportErrorCollection>> {
     let errors = s
         .metastore

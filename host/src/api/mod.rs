@@ -31,6 +31,7 @@ mod paths;
 mod plugins;
 mod pools;
 pub mod prometheus;
+mod query;
 mod session;
 mod states;
 mod task_instances;
@@ -38,6 +39,7 @@ mod tenants;
 mod tokens;
 mod usage;
 mod users;
+mod v2;
 mod variables;
 mod workers;
 mod xcom;
@@ -291,6 +293,7 @@ pub fn surface(state: ApiState) -> (Router, RouteTable) {
             remote: state.remote.clone(),
         }),
     );
+    let v2 = v2_router(state.clone(), &mut table);
     let (auth_routes, auth_table) = session::routes(state.clone());
     table.extend(auth_table);
     let (web, web_table) = crate::web::router();
@@ -310,12 +313,43 @@ pub fn surface(state: ApiState) -> (Router, RouteTable) {
     };
     let router = Router::new()
         .nest("/api/v1", api)
+        .nest("/api/v2", v2)
         .route("/metrics", metrics_route)
         .merge(auth_routes)
         .merge(web)
         .route("/health", health)
         .layer(axum::Extension(access));
     (router, table)
+}
+
+/// `/api/v2` with its OpenAPI document at `/api/v2/openapi.json`; its routes
+/// join `table`.
+fn v2_router(state: ApiState, table: &mut RouteTable) -> Router {
+    use access::Policy::SignedIn;
+    let (api, v2_table) = v2::api_routes().split();
+    table.extend(v2_table);
+    let (api, doc) = api.split_for_parts();
+    let doc = Bytes::from(serde_json::to_vec(&doc).expect("the OpenAPI document serializes"));
+    let openapi = access::plain_route(
+        table,
+        "/api/v2",
+        "/openapi.json",
+        &[Method::GET],
+        SignedIn,
+        "get_openapi_v2",
+        get(move || {
+            let doc = doc.clone();
+            async move { ([(header::CONTENT_TYPE, "application/json")], doc) }
+        }),
+    );
+    api.route("/openapi.json", openapi)
+        .fallback(|| async { ApiError::not_found("Not Found") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // The inner layer sees a response first: rejections become problems,
+        // then 422s take FastAPI's shape.
+        .layer(axum::middleware::map_response(error::problem_json))
+        .layer(axum::middleware::map_response(v2::validation_errors))
+        .with_state(state)
 }
 
 /// [`surface`]'s router.

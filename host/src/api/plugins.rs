@@ -5,13 +5,14 @@
 use super::caller::Caller;
 use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge};
 use super::paths::PluginPath;
+use super::query::ApiQuery;
 use super::{ApiError, ApiResult, ApiState};
 use crate::metastore::Metastore;
 use aileron_model::TenantId;
 use aileron_sandbox::{MAX_COMPONENT_BYTES, OperatorMeta, OperatorScope, RegistryError};
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -112,7 +113,7 @@ pub struct PublishOptions {
 pub async fn publish_plugin(
     caller: Caller,
     State(s): State<ApiState>,
-    Query(options): Query<PublishOptions>,
+    ApiQuery(options): ApiQuery<PublishOptions>,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Plugin>)> {
     let scope = OperatorScope::Tenant(caller.tenant_id().clone());
@@ -146,7 +147,7 @@ pub async fn remove_plugin(
 pub async fn publish_platform_plugin(
     _caller: Caller,
     State(s): State<ApiState>,
-    Query(options): Query<PublishOptions>,
+    ApiQuery(options): ApiQuery<PublishOptions>,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Plugin>)> {
     publish(&s, OperatorScope::Global, options, body).await

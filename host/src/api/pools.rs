@@ -5,10 +5,11 @@
 use super::Caller;
 use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable};
 use super::paths::PoolPath;
+use super::query::ApiQuery;
 use super::{ApiError, ApiResult, ApiState, JsonBody, Page, Specs, check_id, paginate};
 use aileron_model::TaskInstanceState;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -142,7 +143,7 @@ fn not_found(name: &str) -> ApiError {
 pub async fn list_pools(
     caller: Caller,
     State(s): State<ApiState>,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<PoolCollection>> {
     let mut stored: Vec<(String, PoolRecord)> = Vec::new();
     for (name, json) in s.metastore.pools(caller.tenant())? {

@@ -4,6 +4,7 @@
 use super::Caller;
 use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable, Unprocessable};
 use super::paths::{AnyRunPath, DagPath, TaskPath, TryPath};
+use super::query::ApiQuery;
 use super::states::{TaskState, parse_ti_states, task_state};
 use super::{
     ANY, ApiError, ApiResult, ApiState, JsonBody, Specs, load_dag, load_run, load_ti, page_size,
@@ -14,7 +15,7 @@ use crate::scheduler::ClearOptions;
 use aileron_model::TaskInstanceState;
 use aileron_model::TiKey;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -56,9 +57,10 @@ pub struct TaskInstance {
     #[schema(value_type = Option<Object>)]
     pub mapped_params: Option<Value>,
     /// The params as rendered for the current or latest try (Airflow's rendered
-    /// fields); `null` before the first try.
-    #[schema(value_type = Option<Object>)]
-    pub rendered_fields: Option<Value>,
+    /// fields); empty before the first try (an object always, as Airflow's
+    /// clients expect).
+    #[schema(value_type = Object)]
+    pub rendered_fields: Value,
 }
 
 /// A TaskInstance with every try it made.
@@ -155,7 +157,10 @@ pub fn task_instance(
         hostname: ti.hostname.clone(),
         next_try_at: ti.next_try_at,
         mapped_params: ti.rendered_params.clone(),
-        rendered_fields: ti.rendered_fields.clone(),
+        rendered_fields: ti
+            .rendered_fields
+            .clone()
+            .unwrap_or_else(|| Value::Object(serde_json::Map::new())),
     })
 }
 
@@ -241,15 +246,16 @@ fn tries(ti: &TiRecord) -> Vec<TaskInstanceTry> {
 #[into_params(parameter_in = Query)]
 pub struct TiFilter {
     /// Page size (default 100).
-    limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
     /// Entries to skip.
-    offset: Option<usize>,
-    /// Comma-separated states; `none` for TaskInstances without a state.
-    state: Option<String>,
+    pub(crate) offset: Option<usize>,
+    /// States, comma-separated or the parameter repeated; `none` for
+    /// TaskInstances without a state.
+    pub(crate) state: Option<String>,
     /// Only this task's TaskInstances.
-    task_id: Option<String>,
+    pub(crate) task_id: Option<String>,
     /// Only TaskInstances in this pool.
-    pool: Option<String>,
+    pub(crate) pool: Option<String>,
 }
 
 /// List TaskInstances of a DagRun; `~` as the DagRun id lists them across the
@@ -271,7 +277,7 @@ pub async fn list_tis(
         dag_id,
         dag_run_id: run_id,
     }): Path<AnyRunPath>,
-    Query(q): Query<TiFilter>,
+    ApiQuery(q): ApiQuery<TiFilter>,
 ) -> ApiResult<Json<TaskInstanceCollection>> {
     let states = q
         .state
@@ -304,7 +310,10 @@ pub async fn list_tis(
                     continue;
                 }
                 let api = task_instance(&ti, &mut specs, &run)?;
-                if q.pool.as_ref().is_none_or(|p| *p == api.pool) {
+                if q.pool
+                    .as_ref()
+                    .is_none_or(|p| p.split(',').any(|x| x == api.pool))
+                {
                     out.push(api);
                 }
             }
@@ -370,7 +379,10 @@ fn across_runs(
                 }
                 let Some(run) = &run else { break };
                 let api = task_instance(&ti, &mut specs, run)?;
-                if q.pool.as_ref().is_some_and(|p| *p != api.pool) {
+                if q.pool
+                    .as_ref()
+                    .is_some_and(|p| !p.split(',').any(|x| x == api.pool))
+                {
                     continue;
                 }
                 if in_page {
@@ -410,7 +422,7 @@ pub async fn get_ti(
         dag_run_id: run_id,
         task_id,
     }): Path<TaskPath>,
-    Query(q): Query<MapIndex>,
+    ApiQuery(q): ApiQuery<MapIndex>,
 ) -> ApiResult<Json<TaskInstanceDetail>> {
     let run = load_run(&s, &caller, &dag_id, &run_id)?;
     let ti = load_ti(&s, &caller, &dag_id, &run_id, &task_id, q.map_index)?;
@@ -470,7 +482,7 @@ pub async fn patch_ti(
         dag_run_id: run_id,
         task_id,
     }): Path<TaskPath>,
-    Query(q): Query<MapIndex>,
+    ApiQuery(q): ApiQuery<MapIndex>,
     JsonBody(body): JsonBody<UpdateTaskInstance>,
 ) -> ApiResult<Json<TaskInstanceCollection>> {
     load_run(&s, &caller, &dag_id, &run_id)?;
@@ -519,7 +531,7 @@ pub async fn list_tries(
         dag_run_id: run_id,
         task_id,
     }): Path<TaskPath>,
-    Query(q): Query<MapIndex>,
+    ApiQuery(q): ApiQuery<MapIndex>,
 ) -> ApiResult<Json<TaskInstanceTryCollection>> {
     let ti = load_ti(&s, &caller, &dag_id, &run_id, &task_id, q.map_index)?;
     let task_instances = tries(&ti);
@@ -549,7 +561,7 @@ pub async fn get_try(
         task_id,
         try_number,
     }): Path<TryPath>,
-    Query(q): Query<MapIndex>,
+    ApiQuery(q): ApiQuery<MapIndex>,
 ) -> ApiResult<Json<TaskInstanceTry>> {
     let ti = load_ti(&s, &caller, &dag_id, &run_id, &task_id, q.map_index)?;
     tries(&ti)
@@ -594,7 +606,7 @@ pub async fn get_log(
         task_id,
         try_number,
     }): Path<TryPath>,
-    Query(q): Query<LogQuery>,
+    ApiQuery(q): ApiQuery<LogQuery>,
 ) -> ApiResult<Json<Log>> {
     let ti = load_ti(&s, &caller, &dag_id, &run_id, &task_id, q.map_index)?;
     if try_number == 0 || try_number > ti.try_number.max(1) {

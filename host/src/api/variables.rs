@@ -4,9 +4,10 @@
 use super::Caller;
 use super::error::{BadRequest, Conflict, NotFound, PayloadTooLarge, Unprocessable};
 use super::paths::VariablePath;
+use super::query::ApiQuery;
 use super::{ApiError, ApiResult, ApiState, JsonBody, Page, check_id, paginate};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -40,7 +41,7 @@ fn not_found(key: &str) -> ApiError {
 pub async fn list_variables(
     caller: Caller,
     State(s): State<ApiState>,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<VariableCollection>> {
     let all = s
         .metastore

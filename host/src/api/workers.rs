@@ -7,12 +7,13 @@
 
 use super::Caller;
 use super::error::BadRequest;
+use super::query::ApiQuery;
 use super::{ApiResult, ApiState, Page, paginate};
 use crate::executors::remote::{Remote, WorkerInfo, elapsed};
 use crate::sync::LockExt;
 use aileron_model::TiKey;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use jiff::Timestamp;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -187,7 +188,7 @@ fn worker(l: Listed, tenant: &str) -> Worker {
 pub async fn list_workers(
     caller: Caller,
     State(s): State<ApiState>,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<WorkerCollection>> {
     let all = match &s.remote {
         Some(remote) => list(remote, remote.clock.now())

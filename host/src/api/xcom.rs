@@ -3,10 +3,11 @@
 use super::Caller;
 use super::error::{BadRequest, NotFound};
 use super::paths::{TaskPath, XcomPath};
+use super::query::ApiQuery;
 use super::task_instances::MapIndex;
 use super::{ApiError, ApiResult, ApiState, load_ti, paginate};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -78,7 +79,7 @@ pub async fn list_xcom(
         dag_run_id: run_id,
         task_id,
     }): Path<TaskPath>,
-    Query(q): Query<XComQuery>,
+    ApiQuery(q): ApiQuery<XComQuery>,
 ) -> ApiResult<Json<XComCollection>> {
     let ti = load_ti(&s, &caller, &dag_id, &run_id, &task_id, q.map_index)?;
     let entries = s
@@ -115,7 +116,7 @@ pub async fn get_xcom(
         task_id,
         xcom_key: key,
     }): Path<XcomPath>,
-    Query(q): Query<MapIndex>,
+    ApiQuery(q): ApiQuery<MapIndex>,
 ) -> ApiResult<Json<XComEntry>> {
     let ti = load_ti(&s, &caller, &dag_id, &run_id, &task_id, q.map_index)?;
     s.metastore

@@ -1,0 +1,83 @@
+//! Import errors of DAG files in v2.
+
+use super::super::{ApiResult, ApiState, Caller, paginate};
+use super::V2Query;
+use super::dags::BUNDLE_NAME;
+use axum::Json;
+use axum::extract::State;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// Airflow's `ImportErrorResponse`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportErrorResponse {
+    /// Position in the list: import errors are replaced on every parse, so it is
+    /// not a stable id.
+    pub import_error_id: usize,
+    pub timestamp: Timestamp,
+    /// The DAG file, relative to the DAGs folder.
+    pub filename: String,
+    pub bundle_name: Option<String>,
+    /// `file:line:column: message`.
+    pub stack_trace: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportErrorCollectionResponse {
+    pub import_errors: Vec<ImportErrorResponse>,
+    pub total_entries: usize,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ImportErrorFilter {
+    /// Page size (default 100).
+    limit: Option<usize>,
+    /// Entries to skip.
+    offset: Option<usize>,
+    /// Only this file's errors.
+    filename: Option<String>,
+}
+
+/// List the DAG files that failed to import, and why.
+#[utoipa::path(
+    get, path = "/importErrors", tag = "ImportError", operation_id = "get_import_errors",
+    params(ImportErrorFilter),
+    responses(
+        (status = 200, description = "One page of import errors.", body = ImportErrorCollectionResponse),
+        (status = 422, description = "A parameter that does not validate."),
+    )
+)]
+pub async fn get_import_errors(
+    caller: Caller,
+    State(s): State<ApiState>,
+    V2Query(q): V2Query<ImportErrorFilter>,
+) -> ApiResult<Json<ImportErrorCollectionResponse>> {
+    let errors = s
+        .metastore
+        .tenant_import_errors(caller.tenant())?
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| q.filename.as_ref().is_none_or(|f| *f == e.filename))
+        .map(|(i, e)| {
+            let location = match (e.line, e.column) {
+                (Some(l), Some(c)) => format!("{}:{l}:{c}", e.filename),
+                (Some(l), None) => format!("{}:{l}", e.filename),
+                _ => e.filename.clone(),
+            };
+            ImportErrorResponse {
+                import_error_id: i + 1,
+                timestamp: e.timestamp,
+                filename: e.filename.clone(),
+                bundle_name: Some(BUNDLE_NAME.to_owned()),
+                stack_trace: format!("{location}: {}", e.message),
+            }
+        })
+        .collect();
+    let (import_errors, total_entries) = paginate(errors, q.limit, q.offset);
+    Ok(Json(ImportErrorCollectionResponse {
+        import_errors,
+        total_entries,
+    }))
+}

@@ -1,0 +1,152 @@
+//! Airflow 3's public REST API, `/api/v2`: the paths, parameters, shapes and
+//! status codes of Airflow's own v2 document, so `apache-airflow-client` 3 and
+//! `airflowctl` work unchanged. Handlers read through the same metastore queries
+//! and change through the same scheduler calls as `/api/v1`; what differs is the
+//! shape, and errors: a bad request body or parameter is a 422 whose `detail` is
+//! a list of `{loc, msg, type}` (FastAPI's validation error), every other error a
+//! `{"detail": "..."}` body (with the `title` and `status` of `/api/v1` beside it).
+
+mod dag_runs;
+mod dags;
+mod import_errors;
+mod monitor;
+mod task_instances;
+mod variables;
+mod xcom;
+
+use super::access::{ApiRoutes, SecuritySchemes};
+use super::{ApiError, ApiState};
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Aileron REST API (Airflow 3's v2)",
+        description = "Airflow 3's public API as Aileron serves it. Errors are \
+            `{\"detail\": ...}`; a request that does not validate is a 422 whose \
+            `detail` lists `{loc, msg, type}`."
+    ),
+    servers((url = "/api/v2")),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "DAG"), (name = "DagRun"), (name = "TaskInstance"), (name = "XCom"),
+        (name = "ImportError"), (name = "Variable"), (name = "Monitor"), (name = "Version")
+    )
+)]
+struct V2Doc;
+
+/// Every route of `/api/v2` with its policy (the same as the `/api/v1`
+/// operation it mirrors), and its OpenAPI document.
+pub(super) fn api_routes() -> ApiRoutes<ApiState> {
+    use super::access::Policy::{Public, Tenant};
+    use aileron_model::Role::{Op, User, Viewer};
+    ApiRoutes::new(OpenApiRouter::with_openapi(V2Doc::openapi()), "/api/v2")
+        .add(Tenant(Viewer), routes!(dags::get_dags))
+        .add(Tenant(Viewer), routes!(dags::get_dag))
+        .add(Tenant(User), routes!(dags::patch_dag))
+        .add(Tenant(Viewer), routes!(dags::get_dag_details))
+        .add(Tenant(Viewer), routes!(dag_runs::get_dag_runs))
+        .add(Tenant(User), routes!(dag_runs::trigger_dag_run))
+        .add(Tenant(Viewer), routes!(dag_runs::get_dag_run))
+        .add(Tenant(User), routes!(dag_runs::patch_dag_run))
+        .add(Tenant(User), routes!(dag_runs::delete_dag_run))
+        .add(Tenant(Viewer), routes!(task_instances::get_task_instances))
+        .add(Tenant(Viewer), routes!(task_instances::get_task_instance))
+        .add(Tenant(Viewer), routes!(task_instances::get_log))
+        .add(
+            Tenant(User),
+            routes!(task_instances::post_clear_task_instances),
+        )
+        .add(Tenant(Viewer), routes!(xcom::get_xcom_entries))
+        .add(Tenant(Viewer), routes!(xcom::get_xcom_entry))
+        .add(Tenant(Viewer), routes!(import_errors::get_import_errors))
+        // Variables hold credentials: Op and up, as in Airflow.
+        .add(Tenant(Op), routes!(variables::get_variables))
+        .add(Tenant(Op), routes!(variables::post_variable))
+        .add(Tenant(Op), routes!(variables::get_variable))
+        .add(Tenant(Op), routes!(variables::patch_variable))
+        .add(Tenant(Op), routes!(variables::delete_variable))
+        .add(Public, routes!(monitor::get_health))
+        // Public in Airflow 3: its clients send no credential for it.
+        .add(Public, routes!(monitor::get_version))
+}
+
+/// A JSON request body; anything wrong with it (syntax, shape, an unknown field)
+/// is a 422, as FastAPI answers, and a wrong content type a 415.
+pub struct V2Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for V2Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => {
+                let status = match rejection.status() {
+                    StatusCode::BAD_REQUEST => StatusCode::UNPROCESSABLE_ENTITY,
+                    other => other,
+                };
+                Err(ApiError::new(status, rejection.body_text()))
+            }
+        }
+    }
+}
+
+/// The query string of a v2 operation; one that does not parse is a 422.
+pub struct V2Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for V2Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, ApiError> {
+        super::query::parse(parts.uri.query().unwrap_or_default())
+            .map(V2Query)
+            .map_err(|e| ApiError::unprocessable(format!("invalid query string: {e}")))
+    }
+}
+
+/// Largest error body read back to reshape.
+const MAX_ERROR_BYTES: usize = 64 * 1024;
+
+/// Reshapes a 422 problem into FastAPI's validation error, which Airflow's
+/// clients parse: `{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}`.
+pub async fn validation_errors(response: Response) -> Response {
+    if response.status() != StatusCode::UNPROCESSABLE_ENTITY {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_ERROR_BYTES)
+        .await
+        .unwrap_or_default();
+    let problem: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let msg = problem["detail"]
+        .as_str()
+        .unwrap_or("the request is not valid")
+        .to_owned();
+    let loc = if msg.starts_with("invalid query string") {
+        "query"
+    } else {
+        "body"
+    };
+    let mut out = (
+        parts.status,
+        axum::Json(json!({
+            "detail": [{ "loc": [loc], "msg": msg, "type": "value_error" }]
+        })),
+    )
+        .into_response();
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        out.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    out
+}

@@ -1,0 +1,167 @@
+//! XCom entries in v2: list a TaskInstance's, get one with its value.
+
+use super::super::paths::{TaskPath, XcomPath};
+use super::super::{ApiError, ApiResult, ApiState, Caller, load_run, load_ti, paginate};
+use super::V2Query;
+use crate::metastore::TaskInstance as TiRecord;
+use axum::Json;
+use axum::extract::{Path, State};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+/// Airflow's `XComResponse` (in lists) and, with `value`, `XComResponseNative`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct XComResponse {
+    pub key: String,
+    /// When the TaskInstance ended (or started, while it runs): Aileron keeps
+    /// no time per entry.
+    pub timestamp: Timestamp,
+    pub logical_date: Option<Timestamp>,
+    pub map_index: i64,
+    pub task_id: String,
+    pub dag_id: String,
+    pub run_id: String,
+    pub dag_display_name: String,
+    pub task_display_name: String,
+    pub run_after: Timestamp,
+    /// The value as the task pushed it (any JSON); only on a single entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub value: Option<Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct XComCollectionResponse {
+    pub xcom_entries: Vec<XComResponse>,
+    pub total_entries: usize,
+}
+
+fn entry(ti: &TiRecord, run: &crate::metastore::DagRun, key: String) -> XComResponse {
+    let run_after = if run.run_type == crate::metastore::RunType::Manual {
+        run.logical_date
+    } else {
+        run.data_interval.end
+    };
+    XComResponse {
+        key,
+        timestamp: ti.end_date.or(ti.start_date).unwrap_or(run.queued_at),
+        logical_date: Some(run.logical_date),
+        map_index: ti.map_index,
+        task_id: ti.task_id.clone(),
+        dag_id: ti.dag_id.clone(),
+        run_id: ti.run_id.clone(),
+        dag_display_name: ti.dag_id.clone(),
+        task_display_name: ti.task_id.clone(),
+        run_after,
+        value: None,
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct XComFilter {
+    /// Only this key.
+    xcom_key: Option<String>,
+    /// The map index of a mapped TaskInstance (default -1: not mapped).
+    map_index: Option<i64>,
+    /// Page size (default 100).
+    limit: Option<usize>,
+    /// Entries to skip.
+    offset: Option<usize>,
+}
+
+/// List the XCom entries a TaskInstance pushed.
+#[utoipa::path(
+    get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries",
+    tag = "XCom", operation_id = "get_xcom_entries",
+    params(TaskPath, XComFilter),
+    responses(
+        (status = 200, description = "One page of XCom entries.", body = XComCollectionResponse),
+        (status = 404, description = "No such TaskInstance."),
+    )
+)]
+pub async fn get_xcom_entries(
+    caller: Caller,
+    State(s): State<ApiState>,
+    Path(TaskPath {
+        dag_id,
+        dag_run_id: run_id,
+        task_id,
+    }): Path<TaskPath>,
+    V2Query(q): V2Query<XComFilter>,
+) -> ApiResult<Json<XComCollectionResponse>> {
+    let run = load_run(&s, &caller, &dag_id, &run_id)?;
+    let ti = load_ti(&s, &caller, &dag_id, &run_id, &task_id, q.map_index)?;
+    let entries = s
+        .metastore
+        .xcom_entries(&ti.tenant, &dag_id, &run_id, &task_id, ti.map_index)?
+        .into_iter()
+        .filter(|(k, _)| q.xcom_key.as_ref().is_none_or(|want| want == k))
+        .map(|(k, _)| entry(&ti, &run, k))
+        .collect();
+    let (xcom_entries, total_entries) = paginate(entries, q.limit, q.offset);
+    Ok(Json(XComCollectionResponse {
+        xcom_entries,
+        total_entries,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct XComEntryQuery {
+    /// The map index of a mapped TaskInstance (default -1: not mapped).
+    map_index: Option<i64>,
+    /// Accepted: values are JSON and always sent as such.
+    deserialize: Option<bool>,
+    /// With true, the value is sent as its JSON text.
+    stringify: Option<bool>,
+}
+
+/// Get one XCom entry of a TaskInstance, with its value.
+#[utoipa::path(
+    get,
+    path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries/{xcom_key}",
+    tag = "XCom", operation_id = "get_xcom_entry",
+    params(XcomPath, XComEntryQuery),
+    responses(
+        (status = 200, description = "The XCom entry.", body = XComResponse),
+        (status = 404, description = "No such TaskInstance or XCom."),
+    )
+)]
+pub async fn get_xcom_entry(
+    caller: Caller,
+    State(s): State<ApiState>,
+    Path(XcomPath {
+        dag_id,
+        dag_run_id: run_id,
+        task_id,
+        xcom_key: key,
+    }): Path<XcomPath>,
+    V2Query(q): V2Query<XComEntryQuery>,
+) -> ApiResult<Json<XComResponse>> {
+    let _ = q.deserialize;
+    let run = load_run(&s, &caller, &dag_id, &run_id)?;
+    let ti = load_ti(&s, &caller, &dag_id, &run_id, &task_id, q.map_index)?;
+    let (key, text) = s
+        .metastore
+        .xcom_entries(&ti.tenant, &dag_id, &run_id, &task_id, ti.map_index)?
+        .into_iter()
+        .find(|(k, _)| *k == key)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "XCom entry with key: `{key}` not found for task `{task_id}` of DagRun `{run_id}`"
+            ))
+        })?;
+    // Values are stored as JSON text; one that is not (an older record) is the
+    // string it is.
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+    let mut out = entry(&ti, &run, key);
+    out.value = Some(if q.stringify == Some(true) {
+        Value::String(text)
+    } else {
+        value
+    });
+    Ok(Json(out))
+}
