@@ -421,7 +421,10 @@ pub async fn post_clear_task_instances(
         ("start_date", body.start_date.is_some()),
         ("end_date", body.end_date.is_some()),
         ("only_running", body.only_running),
-        ("reset_dag_runs: false", !body.reset_dag_runs && !body.dry_run),
+        (
+            "reset_dag_runs: false",
+            !body.reset_dag_runs && !body.dry_run,
+        ),
         ("include_future", body.include_future),
         ("include_past", body.include_past),
         (
