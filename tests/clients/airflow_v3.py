@@ -5,7 +5,8 @@ each call answers. Run by `tests/it/airflow_clients.rs`:
     python airflow_v3.py URL USERNAME PASSWORD
 
 The server holds DAG `client_dag` (task `greet`, an echo of the run's conf
-`greeting`) and a DAG file that does not parse.
+`greeting`, and `fan`, mapped over two messages) and a DAG file that does
+not parse.
 """
 
 import json
@@ -86,7 +87,11 @@ def main() -> None:
 
         tis = task_instance_api.TaskInstanceApi(client)
         instances = tis.get_task_instances(DAG, "from_client")
-        assert [(t.task_id, t.state) for t in instances.task_instances] == [("greet", "success")]
+        assert sorted((t.task_id, t.map_index, t.state) for t in instances.task_instances) == [
+            ("fan", 0, "success"),
+            ("fan", 1, "success"),
+            ("greet", -1, "success"),
+        ], instances
         ti = tis.get_task_instance(DAG, "from_client", "greet")
         assert (ti.try_number, ti.max_tries) == (1, 0), ti
         log = tis.get_log(DAG, "from_client", "greet", 1)

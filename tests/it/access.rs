@@ -42,7 +42,7 @@ type Ids = HashMap<&'static str, String>;
 /// Path parameters that name an object of a tenant: a route with one of these
 /// is called on A's and on B's object. (`username` and `tenant_name` name
 /// platform-wide things.)
-const TENANT_OBJECTS: [&str; 12] = [
+const TENANT_OBJECTS: [&str; 13] = [
     "tenant",
     "dag_id",
     "dag_run_id",
@@ -52,6 +52,7 @@ const TENANT_OBJECTS: [&str; 12] = [
     "pool_name",
     "backfill_id",
     "event_log_id",
+    "import_error_id",
     "token_id",
     "xcom_key",
     "plugin_name",
@@ -191,8 +192,15 @@ impl Server {
 
 /// A valid body for each operation that takes one (the matrix entry of a
 /// change); `None` for an operation this file does not know.
-fn body_of(operation: &str, n: usize) -> Option<Value> {
-    Some(match operation {
+fn body_of(entry: &RouteEntry, n: usize) -> Option<Value> {
+    let v2 = entry.path.starts_with("/api/v2/");
+    Some(match entry.operation.as_str() {
+        // /api/v2's connection body names the id `connection_id`, and PATCH
+        // takes it whole (a PATCH whose id differs from the path's is a 400,
+        // after the policy let it through).
+        "post_connection" | "patch_connection" | "test_connection" if v2 => {
+            json!({ "connection_id": format!("c{n}"), "conn_type": "http" })
+        }
         "post_dag_run" => json!({ "dag_run_id": format!("m{n}") }),
         // /api/v2's names for its own shapes.
         "trigger_dag_run" => json!({ "dag_run_id": format!("m{n}"), "logical_date": null }),
@@ -255,6 +263,8 @@ async fn every_route_answers_every_caller_as_its_policy_says() {
         .dag("daily.toml", DAILY)
         .dag(&format!("{B}/b_dag.toml"), DAG)
         .dag(&format!("{B}/daily.toml"), DAILY)
+        .dag("broken.toml", "x = [")
+        .dag(&format!("{B}/broken.toml"), "x = [")
         .start()
         .await;
     let m = &env.app.metastore;
@@ -343,6 +353,8 @@ async fn every_route_answers_every_caller_as_its_policy_says() {
                 "event_log_id",
                 events["event_logs"][0]["event_log_id"].to_string(),
             ),
+            // Each side's one broken file.
+            ("import_error_id", "1".to_owned()),
             ("username", format!("member_{prefix}")),
             ("tenant_name", format!("spare_{prefix}")),
             // A tenant's own usage: the tenant is the object.
@@ -364,7 +376,9 @@ async fn every_route_answers_every_caller_as_its_policy_says() {
         .iter()
         .map(|(k, v)| {
             let missing = match *k {
-                "backfill_id" | "event_log_id" | "try_number" => "999999".to_owned(),
+                "backfill_id" | "event_log_id" | "import_error_id" | "try_number" => {
+                    "999999".to_owned()
+                }
                 "token_id" => "ffffffffffffffff".to_owned(),
                 _ if TENANT_OBJECTS.contains(k) => "nowhere".to_owned(),
                 _ => v.clone(),
@@ -488,7 +502,7 @@ async fn every_route_answers_every_caller_as_its_policy_says() {
             .split('/')
             .any(|seg| TENANT_OBJECTS.iter().any(|p| seg == format!("{{{p}}}")));
         let body = if takes_body(&entry.method) {
-            Some(body_of(&entry.operation, n).unwrap_or_else(|| {
+            Some(body_of(entry, n).unwrap_or_else(|| {
                 panic!(
                     "{} {}: the matrix has no body for `{}`; add one to body_of",
                     entry.method, entry.path, entry.operation

@@ -1,6 +1,7 @@
 //! Airflow's own Python clients against a real server, as an Airflow user's
 //! scripts use them: `apache-airflow-client` 3 over `/api/v2` with a token
-//! from `/auth/token` (`tests/clients/airflow_v3.py` holds the calls and what
+//! from `/auth/token`, and 2 over `/api/v1` with basic auth
+//! (`tests/clients/airflow_v3.py` and `airflow_v2.py` hold the calls and what
 //! each must answer). `.ci/airflow-clients` installs the clients.
 
 use crate::access::Server;
@@ -15,6 +16,18 @@ tags = ["clients"]
 [tasks.greet]
 operator = "echo"
 params = { message = "hello {{ dag_run.conf.greeting | default('nobody') }}" }
+[tasks.fan]
+operator = "echo"
+expand = { message = ["a", "b"] }
+"#;
+
+/// A scheduled DAG (paused, as DAGs start), for backfills.
+const DAILY_DAG: &str = r#"
+schedule = "@daily"
+start_date = "2026-01-01"
+[tasks.a]
+operator = "echo"
+params = { message = "day {{ ds }}" }
 "#;
 
 fn repo() -> &'static Path {
@@ -32,14 +45,28 @@ fn python(version: &str) -> PathBuf {
     python
 }
 
-/// Runs `script` (in `tests/clients/`) with the server's root URL and a user's
-/// credentials; its output when it exits 0.
-async fn run_script(version: &str, script: &str, root: String) -> String {
+/// Airflow 3's OpenAPI document for `/api/v2`, which `.ci/airflow-clients`
+/// takes out of the `apache-airflow-core` wheel of the client's version.
+fn airflow_spec() -> PathBuf {
+    let spec = repo().join("target/airflow-clients/airflow-3.3.2-v2.yaml");
+    assert!(
+        spec.is_file(),
+        "{} is missing: run .ci/airflow-clients first",
+        spec.display()
+    );
+    spec
+}
+
+/// Runs `script` (in `tests/clients/`) with the server's root URL, a user's
+/// credentials and `extra` arguments; its output when it exits 0.
+async fn run_script(version: &str, script: &str, root: String, extra: &[&Path]) -> String {
     let (python, script) = (python(version), repo().join("tests/clients").join(script));
+    let extra: Vec<PathBuf> = extra.iter().map(|p| p.to_path_buf()).collect();
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(python)
             .arg(script)
             .args([root.as_str(), "ada", "a good password"])
+            .args(extra)
             .output()
             .unwrap()
     })
@@ -57,11 +84,12 @@ async fn run_script(version: &str, script: &str, root: String) -> String {
     stdout
 }
 
-/// A server with the client DAG (paused, as DAGs start) and a file that does
-/// not parse, and an Admin of the default tenant who signs in with a password.
+/// A server with the client DAG and a daily one (paused, as DAGs start) and a
+/// file that does not parse, and an Admin of the default tenant who signs in with a password.
 async fn server() -> (Env, Server) {
     let env = Env::builder()
         .dag("client_dag.toml", CLIENT_DAG)
+        .dag("daily_dag.toml", DAILY_DAG)
         .dag("broken.toml", "[tasks.a]\noperator = ")
         .start()
         .await;
@@ -81,6 +109,24 @@ async fn server() -> (Env, Server) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_airflow_3_client_lists_triggers_waits_and_reads_through_api_v2() {
     let (_env, server) = server().await;
-    let out = run_script("v3", "airflow_v3.py", server.root().to_owned()).await;
+    let out = run_script("v3", "airflow_v3.py", server.root().to_owned(), &[]).await;
+    assert_eq!(out.trim(), "ok");
+    // On what the client left behind: every v2 operation's answer against the
+    // schemas of Airflow's own document.
+    let spec = airflow_spec();
+    let out = run_script(
+        "v3",
+        "v2_conformance.py",
+        server.root().to_owned(),
+        &[spec.as_path()],
+    )
+    .await;
+    assert!(out.trim().starts_with("ok "), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_airflow_2_client_lists_triggers_waits_and_reads_through_api_v1() {
+    let (_env, server) = server().await;
+    let out = run_script("v2", "airflow_v2.py", server.root().to_owned(), &[]).await;
     assert_eq!(out.trim(), "ok");
 }

@@ -137,13 +137,13 @@ fn one(s: &ApiState, b: BackfillRecord) -> ApiResult<Json<Backfill>> {
 #[into_params(parameter_in = Query)]
 pub struct BackfillFilter {
     /// Only the backfills of this DAG.
-    dag_id: Option<String>,
+    pub(crate) dag_id: Option<String>,
     /// Page size (default 100).
-    limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
     /// Entries to skip.
-    offset: Option<usize>,
+    pub(crate) offset: Option<usize>,
     /// `id` (oldest first, the default) or `-id` (newest first).
-    order_by: Option<String>,
+    pub(crate) order_by: Option<String>,
 }
 
 /// List backfills, of one DAG or of all.
@@ -221,26 +221,26 @@ fn default_max_active_runs() -> u32 {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackfillPostBody {
-    dag_id: String,
+    pub(crate) dag_id: String,
     /// The first logical date: a date (`2026-01-01`) or an RFC 3339 date-time.
-    from_date: String,
+    pub(crate) from_date: String,
     /// The last logical date, included.
-    to_date: String,
+    pub(crate) to_date: String,
     /// Start with the newest logical date (default false).
     #[serde(default)]
-    run_backwards: bool,
+    pub(crate) run_backwards: bool,
     /// The conf of every run (a JSON object; default `{}`), checked against the
     /// DAG's params.
     #[schema(value_type = Option<Object>)]
-    dag_run_conf: Option<Value>,
+    pub(crate) dag_run_conf: Option<Value>,
     /// What to do with dates that already have a run (default `none`; `all` is
     /// accepted for `completed`).
     #[serde(default)]
-    reprocess_behavior: ReprocessBehavior,
+    pub(crate) reprocess_behavior: ReprocessBehavior,
     /// How many of its runs may be running at once (default 10).
     #[serde(default = "default_max_active_runs")]
     #[schema(default = 10)]
-    max_active_runs: u32,
+    pub(crate) max_active_runs: u32,
 }
 
 fn request(tenant: &str, body: BackfillPostBody, dry_run: bool) -> ApiResult<BackfillRequest> {

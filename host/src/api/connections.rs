@@ -78,20 +78,20 @@ pub struct ConnectionCollection {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewConnection {
-    conn_id: String,
-    conn_type: String,
-    description: Option<String>,
-    host: Option<String>,
-    port: Option<u16>,
-    login: Option<String>,
+    pub(crate) conn_id: String,
+    pub(crate) conn_type: String,
+    pub(crate) description: Option<String>,
+    pub(crate) host: Option<String>,
+    pub(crate) port: Option<u16>,
+    pub(crate) login: Option<String>,
     /// Stored for the operators; never returned.
-    password: Option<String>,
-    schema: Option<String>,
+    pub(crate) password: Option<String>,
+    pub(crate) schema: Option<String>,
     /// A JSON object encoded as a string.
-    extra: Option<String>,
+    pub(crate) extra: Option<String>,
     /// Let operators read the password (default false: host-held).
     #[serde(default)]
-    exposed: bool,
+    pub(crate) exposed: bool,
 }
 
 /// Changes to a connection: absent fields stay as they are, `null` clears one.
@@ -99,33 +99,33 @@ pub struct NewConnection {
 #[serde(deny_unknown_fields)]
 pub struct ConnectionPatch {
     /// If given, must be the id in the path: connections cannot be renamed.
-    conn_id: Option<String>,
-    conn_type: Option<String>,
+    pub(crate) conn_id: Option<String>,
+    pub(crate) conn_type: Option<String>,
     #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<String>)]
-    description: Option<Option<String>>,
+    pub(crate) description: Option<Option<String>>,
     #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<String>)]
-    host: Option<Option<String>>,
+    pub(crate) host: Option<Option<String>>,
     #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<u16>)]
-    port: Option<Option<u16>>,
+    pub(crate) port: Option<Option<u16>>,
     #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<String>)]
-    login: Option<Option<String>>,
+    pub(crate) login: Option<Option<String>>,
     /// Stored for the operators; never returned. Absent keeps the current one.
     #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<String>)]
-    password: Option<Option<String>>,
+    pub(crate) password: Option<Option<String>>,
     #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<String>)]
-    schema: Option<Option<String>>,
+    pub(crate) schema: Option<Option<String>>,
     /// A JSON object encoded as a string.
     #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<String>)]
-    extra: Option<Option<String>>,
+    pub(crate) extra: Option<Option<String>>,
     /// Let operators read the password, or make it host-held again.
-    exposed: Option<bool>,
+    pub(crate) exposed: Option<bool>,
 }
 
 fn not_found(conn_id: &str) -> ApiError {

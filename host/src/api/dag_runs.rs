@@ -107,7 +107,8 @@ fn run_sort(order_by: Option<&str>) -> ApiResult<RunSort> {
     };
     let (indexed, cmp): (_, fn(&RunRecord, &RunRecord) -> Ordering) = match field {
         "id" => (Some(RunOrder::Id), |a, b| a.seq.cmp(&b.seq)),
-        "logical_date" => (Some(RunOrder::LogicalDate), |a, b| {
+        // `execution_date` is Airflow 2's name for the logical date.
+        "logical_date" | "execution_date" => (Some(RunOrder::LogicalDate), |a, b| {
             a.logical_date.cmp(&b.logical_date)
         }),
         "start_date" => (None, |a, b| a.start_date.cmp(&b.start_date)),
@@ -366,10 +367,10 @@ pub struct ClearDagRun {
     /// Only report what would be cleared (default true, as in Airflow).
     #[serde(default = "default_true")]
     #[schema(default = true)]
-    dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Clear only failed and upstream-failed TaskInstances (default false).
     #[serde(default)]
-    only_failed: bool,
+    pub(crate) only_failed: bool,
 }
 
 /// What clearing a DagRun answers: the TaskInstances that would be cleared for a

@@ -1,4 +1,5 @@
-//! DAGs: list with filters and paging, details (tasks, edges, source), pause.
+//! DAGs: list with filters and paging, one DAG with its tasks, edges and source,
+//! Airflow's `details` view of one, pause.
 
 use super::Caller;
 use super::error::{BadRequest, NotFound, PayloadTooLarge, Unavailable, Unprocessable};
@@ -65,10 +66,10 @@ pub struct Tag {
 
 /// A DAG with its tasks, their edges and its source file.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct DagDetail {
+pub struct DagWithTasks {
     #[serde(flatten)]
     pub dag: Dag,
-    pub tasks: Vec<Task>,
+    pub tasks: Vec<DagTask>,
     /// Every upstream → downstream dependency, once.
     pub edges: Vec<Edge>,
     /// The DAG file's text.
@@ -77,7 +78,7 @@ pub struct DagDetail {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Task {
+pub struct DagTask {
     pub task_id: String,
     /// The operator as written in the DAG file (`echo`, `http@1.2.0`, …).
     pub operator: String,
@@ -161,11 +162,11 @@ pub fn dag(d: &DagRecord, spec: &DagSpec, errors: &[ImportErrorRecord]) -> Dag {
     }
 }
 
-fn detail(d: &DagRecord, spec: &DagSpec, errors: &[ImportErrorRecord]) -> DagDetail {
+fn with_tasks(d: &DagRecord, spec: &DagSpec, errors: &[ImportErrorRecord]) -> DagWithTasks {
     let tasks = spec
         .tasks
         .iter()
-        .map(|t| Task {
+        .map(|t| DagTask {
             task_id: t.task_id.clone(),
             operator: t.operator.clone(),
             operator_name: t.operator_name.clone(),
@@ -197,7 +198,7 @@ fn detail(d: &DagRecord, spec: &DagSpec, errors: &[ImportErrorRecord]) -> DagDet
             })
         })
         .collect();
-    DagDetail {
+    DagWithTasks {
         dag: dag(d, spec, errors),
         tasks,
         edges,
@@ -220,7 +221,8 @@ pub struct DagFilter {
     /// Only DAGs whose file still exists (default true).
     only_active: Option<bool>,
     paused: Option<bool>,
-    /// Comma-separated tags; a DAG must have all of them.
+    /// Tags, comma-separated or the parameter repeated: a DAG with any of them,
+    /// as in Airflow.
     tags: Option<String>,
     /// Include each listed DAG's latest runs (at most 25) as `latest_dag_runs`,
     /// so a DAG list with recent runs takes one request.
@@ -270,7 +272,7 @@ pub async fn list_dags(
                         && q.dag_id_pattern
                             .as_ref()
                             .is_none_or(|p| d.dag_id.contains(p.as_str()))
-                        && tags.iter().all(|t| d.tags.iter().any(|x| x == t))
+                        && (tags.is_empty() || tags.iter().any(|t| d.tags.iter().any(|x| x == t)))
                 })
                 .collect();
             let (page, total) = paginate(matching, q.limit, q.offset);
@@ -319,7 +321,7 @@ fn latest_runs(m: &Metastore, d: &DagRecord, n: usize) -> ApiResult<Vec<super::d
     get, path = "/dags/{dag_id}", tag = "DAG", operation_id = "get_dag",
     params(DagPath),
     responses(
-        (status = 200, description = "The DAG with its tasks, edges and source.", body = DagDetail),
+        (status = 200, description = "The DAG with its tasks, edges and source.", body = DagWithTasks),
         NotFound,
     )
 )]
@@ -327,13 +329,92 @@ pub async fn get_dag(
     caller: Caller,
     State(s): State<ApiState>,
     Path(DagPath { dag_id }): Path<DagPath>,
-) -> ApiResult<Json<DagDetail>> {
+) -> ApiResult<Json<DagWithTasks>> {
     let (d, spec) = load_dag(&s, &caller, &dag_id)?;
-    Ok(Json(detail(
+    Ok(Json(with_tasks(
         &d,
         &spec,
         &s.metastore.tenant_import_errors(caller.tenant())?,
     )))
+}
+
+/// Airflow's `DAGDetail`: the DAG with what its file says, as Airflow 2's
+/// `get_dag_details` answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DagDetail {
+    #[serde(flatten)]
+    pub dag: Dag,
+    /// Names the DAG file (hex of its path), as Airflow 3's `/dagSources` takes it.
+    pub file_token: String,
+    pub root_dag_id: Option<String>,
+    pub is_subdag: bool,
+    pub concurrency: u32,
+    pub dag_run_timeout: Option<TimeDelta>,
+    pub doc_md: Option<String>,
+    pub default_view: String,
+    pub orientation: String,
+    pub is_paused_upon_creation: Option<bool>,
+    pub last_parsed: Timestamp,
+    pub template_search_path: Option<Vec<String>>,
+    pub render_template_as_native_obj: bool,
+    #[schema(value_type = Option<Object>)]
+    pub dataset_expression: Option<Value>,
+}
+
+/// Airflow's serialized `timedelta`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimeDelta {
+    #[serde(rename = "__type")]
+    pub kind: &'static str,
+    pub days: u64,
+    pub seconds: u64,
+    pub microseconds: u32,
+}
+
+impl From<std::time::Duration> for TimeDelta {
+    fn from(d: std::time::Duration) -> Self {
+        const DAY: u64 = 24 * 3600;
+        TimeDelta {
+            kind: "TimeDelta",
+            days: d.as_secs() / DAY,
+            seconds: d.as_secs() % DAY,
+            microseconds: d.subsec_micros(),
+        }
+    }
+}
+
+/// Get a DAG with what its file says (Airflow's `DAGDetail`).
+#[utoipa::path(
+    get, path = "/dags/{dag_id}/details", tag = "DAG", operation_id = "get_dag_details",
+    params(DagPath),
+    responses(
+        (status = 200, description = "The DAG's details.", body = DagDetail),
+        NotFound,
+    )
+)]
+pub async fn get_dag_details(
+    caller: Caller,
+    State(s): State<ApiState>,
+    Path(DagPath { dag_id }): Path<DagPath>,
+) -> ApiResult<Json<DagDetail>> {
+    let (d, spec) = load_dag(&s, &caller, &dag_id)?;
+    let errors = s.metastore.tenant_import_errors(caller.tenant())?;
+    Ok(Json(DagDetail {
+        dag: dag(&d, &spec, &errors),
+        file_token: file_token(&d.fileloc),
+        root_dag_id: None,
+        is_subdag: false,
+        concurrency: spec.max_active_tasks,
+        dag_run_timeout: spec.dagrun_timeout.map(TimeDelta::from),
+        doc_md: spec.doc.clone(),
+        default_view: "grid".to_owned(),
+        orientation: "LR".to_owned(),
+        is_paused_upon_creation: None,
+        last_parsed: d.last_parsed,
+        template_search_path: None,
+        render_template_as_native_obj: false,
+        dataset_expression: None,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -372,6 +453,12 @@ pub async fn patch_dag(
         &spec,
         &s.metastore.tenant_import_errors(caller.tenant())?,
     )))
+}
+
+/// The file token of a DAG file, which `/dagSources` takes: its path,
+/// hex-encoded (Airflow signs it; a tenant reads only its own files either way).
+pub(crate) fn file_token(fileloc: &str) -> String {
+    hex::encode(fileloc.as_bytes())
 }
 
 /// The DAG's params as Airflow's API shows them: plain values as they are, typed

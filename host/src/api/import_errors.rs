@@ -32,7 +32,7 @@ pub struct ImportErrorCollection {
     pub total_entries: usize,
 }
 
-fn import_error(i: usize, e: &ImportErrorRecord) -> ImportError {
+pub(crate) fn import_error(i: usize, e: &ImportErrorRecord) -> ImportError {
     let location = match (e.line, e.column) {
         (Some(l), Some(c)) => format!("{}:{l}:{c}", e.filename),
         (Some(l), None) => format!("{}:{l}", e.filename),

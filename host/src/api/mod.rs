@@ -35,6 +35,7 @@ mod query;
 mod session;
 mod states;
 mod task_instances;
+mod tasks;
 mod tenants;
 mod tokens;
 mod usage;
@@ -170,6 +171,9 @@ fn api_routes() -> ApiRoutes<ApiState> {
         .add(Tenant(Viewer), routes!(dags::list_dags))
         .add(Tenant(Admin), routes!(maintenance::db_clean))
         .add(Tenant(Viewer), routes!(dags::get_dag))
+        .add(Tenant(Viewer), routes!(dags::get_dag_details))
+        .add(Tenant(Viewer), routes!(tasks::get_tasks))
+        .add(Tenant(Viewer), routes!(tasks::get_task))
         .add(Tenant(User), routes!(dags::patch_dag))
         .add(Tenant(Viewer), routes!(dag_runs::list_runs))
         .add(Tenant(User), routes!(dag_runs::trigger_run))

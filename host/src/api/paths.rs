@@ -19,6 +19,16 @@ pub struct DagPath {
     pub dag_id: String,
 }
 
+/// `/dags/{dag_id}/tasks/{task_id}`: a task of the DAG, not a TaskInstance.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct DagTaskPath {
+    /// The DAG id.
+    pub dag_id: String,
+    /// The task id, unique within its DAG.
+    pub task_id: String,
+}
+
 /// `/dags/{dag_id}/dagRuns` when listing: the DAG id may be the wildcard. A shape of
 /// its own, not [`DagPath`], because only the list operations take `~` and the
 /// parameter's description is where clients learn it.

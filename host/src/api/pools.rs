@@ -190,9 +190,9 @@ pub async fn get_pool(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPool {
-    name: String,
-    slots: u32,
-    description: Option<String>,
+    pub(crate) name: String,
+    pub(crate) slots: u32,
+    pub(crate) description: Option<String>,
 }
 
 /// Create a pool; 409 if it exists (change it with PATCH).
@@ -235,12 +235,12 @@ pub async fn post_pool(
 #[serde(deny_unknown_fields)]
 pub struct PoolPatch {
     /// If given, must be the name in the path: pools cannot be renamed.
-    name: Option<String>,
-    slots: Option<u32>,
+    pub(crate) name: Option<String>,
+    pub(crate) slots: Option<u32>,
     /// `null` clears the description.
     #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<String>)]
-    description: Option<Option<String>>,
+    pub(crate) description: Option<Option<String>>,
 }
 
 /// Change a pool's slots or description (`default_pool` included).

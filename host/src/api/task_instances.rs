@@ -124,6 +124,8 @@ pub struct Log {
     pub offset: usize,
     /// True while the try runs and the log may still grow.
     pub running: bool,
+    /// `offset` as Airflow 2's clients carry it: pass it back as `token`.
+    pub continuation_token: String,
 }
 
 pub fn task_instance(
@@ -584,6 +586,9 @@ pub struct LogQuery {
     /// Byte offset to read from, to tail a running try: pass the `offset` of the
     /// previous answer.
     offset: Option<usize>,
+    /// The `continuation_token` of a previous answer, as Airflow 2's clients
+    /// send it; the same as its `offset`.
+    token: Option<String>,
 }
 
 /// Get the log of one try, whole or from an offset.
@@ -620,7 +625,14 @@ pub async fn get_log(
         Some(live) => (live, true),
         None => (s.metastore.log(&ti, try_number)?.unwrap_or_default(), false),
     };
-    let offset = q.offset.unwrap_or(0).min(content.len());
+    let offset = match (q.offset, q.token.as_deref()) {
+        (Some(offset), _) => offset,
+        (None, Some(token)) => token.parse().map_err(|_| {
+            ApiError::bad_request("`token` is not a continuation_token this server gave")
+        })?,
+        (None, None) => 0,
+    };
+    let offset = offset.min(content.len());
     // Never split a UTF-8 character: move the offset back to a boundary.
     let offset = (0..=offset)
         .rev()
@@ -630,6 +642,7 @@ pub async fn get_log(
         content: content[offset..].to_owned(),
         offset: content.len(),
         running,
+        continuation_token: content.len().to_string(),
     }))
 }
 

@@ -88,28 +88,74 @@ impl Metastore {
         offset: usize,
         limit: usize,
     ) -> Result<(Vec<AuditRecord>, usize)> {
+        self.audit_search(
+            tenant,
+            &AuditQuery {
+                newest_first: true,
+                offset,
+                limit,
+                keep: None,
+            },
+        )
+    }
+
+    /// One page of a scope's audit log in either order, of the records `keep`
+    /// keeps, and how many it keeps in all. Without `keep` the page is a range
+    /// read and the total one stored count; with it, the scope's log is read
+    /// through (records are kept by scope and id only, so a filter on anything
+    /// else is a scan, as an unindexed column is in SQL).
+    pub fn audit_search(
+        &self,
+        tenant: Option<&str>,
+        q: &AuditQuery<'_>,
+    ) -> Result<(Vec<AuditRecord>, usize)> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(AUDIT)?;
         let scope = tenant.unwrap_or(PLATFORM_SCOPE);
-        let total = read_count(
-            txn.open_table(META)?
-                .get(key(&[AUDIT_COUNT, scope]).as_str())?
-                .as_ref()
-                .map(|v| v.value()),
-        );
         let (start, end) = prefix_range(scope);
+        let range = t.range(start.as_str()..end.as_str())?;
+        let records: Box<dyn Iterator<Item = _>> = if q.newest_first {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        };
         let mut page = Vec::new();
-        for item in t
-            .range(start.as_str()..end.as_str())?
-            .rev()
-            .skip(offset)
-            .take(limit)
-        {
+        let Some(keep) = q.keep else {
+            let total = read_count(
+                txn.open_table(META)?
+                    .get(key(&[AUDIT_COUNT, scope]).as_str())?
+                    .as_ref()
+                    .map(|v| v.value()),
+            );
+            for item in records.skip(q.offset).take(q.limit) {
+                let (k, v) = item?;
+                page.push(decode(k.value(), v.value())?);
+            }
+            return Ok((page, total as usize));
+        };
+        let mut total = 0;
+        for item in records {
             let (k, v) = item?;
-            page.push(decode(k.value(), v.value())?);
+            let record = decode(k.value(), v.value())?;
+            if !keep(&record) {
+                continue;
+            }
+            if total >= q.offset && page.len() < q.limit {
+                page.push(record);
+            }
+            total += 1;
         }
-        Ok((page, total as usize))
+        Ok((page, total))
     }
+}
+
+/// What [`Metastore::audit_search`] reads.
+pub struct AuditQuery<'a> {
+    pub newest_first: bool,
+    pub offset: usize,
+    pub limit: usize,
+    /// Keeps only the records this answers true for.
+    pub keep: Option<&'a (dyn Fn(&AuditRecord) -> bool + Sync)>,
 }
 
 impl Metastore {

@@ -25,7 +25,7 @@ mod tests;
 mod usage;
 
 pub use access::*;
-pub use audit::AuditRecord;
+pub use audit::{AuditQuery, AuditRecord};
 pub use batch::*;
 pub use error::*;
 pub use history::ExpiredRun;

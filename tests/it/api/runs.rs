@@ -28,6 +28,53 @@ async fn dags_runs_and_task_instances() {
     assert_eq!(v["tasks"].as_array().unwrap().len(), 2);
     assert_eq!(v["edges"], json!([{"source_id": "a", "target_id": "b"}]));
     assert!(v["source"].as_str().unwrap().contains("[tasks.a]"), "{v}");
+    // Airflow 2's details and tasks views of the same DAG.
+    let v = get(&env, "/api/v1/dags/api_dag/details").await;
+    assert_eq!(
+        (v["dag_id"].clone(), v["is_subdag"].clone()),
+        (json!("api_dag"), json!(false))
+    );
+    assert!(
+        v["file_token"].is_string() && v["params"].is_object(),
+        "{v}"
+    );
+    let v = get(&env, "/api/v1/dags/api_dag/tasks?order_by=-task_id").await;
+    let ids: Vec<&str> = v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["b", "a"]);
+    let a = &v["tasks"][1];
+    assert_eq!(a["downstream_task_ids"], json!(["b"]));
+    assert_eq!(a["retry_delay"]["__type"], "TimeDelta");
+    assert_eq!(a["class_ref"]["module_path"], "aileron.operators.echo");
+    assert_eq!(
+        get(&env, "/api/v1/dags/api_dag/tasks/b").await["task_id"],
+        "b"
+    );
+    ok(
+        &env,
+        Method::GET,
+        "/api/v1/dags/api_dag/tasks/nope",
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    ok(
+        &env,
+        Method::GET,
+        "/api/v1/dags/api_dag/tasks?order_by=colour",
+        None,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    // `tags` matches a DAG with any of them, as in Airflow.
+    assert_eq!(
+        get(&env, "/api/v1/dags?tags=other&tags=api").await["total_entries"],
+        1
+    );
     let v = get(&env, "/api/v1/importErrors").await;
     assert_eq!(v["import_errors"][0]["filename"], "broken.toml");
 

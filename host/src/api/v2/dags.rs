@@ -1,6 +1,6 @@
 //! DAGs in v2: list (filters, ordering), get, details, pause and unpause.
 
-use super::super::dags::{Dag as V1Dag, dag as v1_dag, params_json};
+use super::super::dags::{Dag as V1Dag, dag as v1_dag, file_token, params_json};
 use super::super::paths::DagPath;
 use super::super::{ApiError, ApiResult, ApiState, Caller, load_dag, paginate};
 use super::{V2Json, V2Query};
@@ -98,11 +98,6 @@ pub struct DagDetailsResponse {
 pub struct DagCollectionResponse {
     pub dags: Vec<DagResponse>,
     pub total_entries: usize,
-}
-
-/// The file token of a DAG file: its path, hex-encoded.
-pub fn file_token(fileloc: &str) -> String {
-    hex::encode(fileloc.as_bytes())
 }
 
 fn periodic(spec: &DagSpec) -> bool {

@@ -1,10 +1,11 @@
 //! Import errors of DAG files in v2.
 
-use super::super::{ApiResult, ApiState, Caller, paginate};
+use super::super::import_errors::{ImportError, import_error};
+use super::super::{ApiError, ApiResult, ApiState, Caller, paginate};
 use super::V2Query;
 use super::dags::BUNDLE_NAME;
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -21,6 +22,16 @@ pub struct ImportErrorResponse {
     pub bundle_name: Option<String>,
     /// `file:line:column: message`.
     pub stack_trace: String,
+}
+
+fn response(e: ImportError) -> ImportErrorResponse {
+    ImportErrorResponse {
+        import_error_id: e.import_error_id,
+        timestamp: e.timestamp,
+        filename: e.filename,
+        bundle_name: Some(BUNDLE_NAME.to_owned()),
+        stack_trace: e.stack_trace,
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -60,24 +71,44 @@ pub async fn get_import_errors(
         .iter()
         .enumerate()
         .filter(|(_, e)| q.filename.as_ref().is_none_or(|f| *f == e.filename))
-        .map(|(i, e)| {
-            let location = match (e.line, e.column) {
-                (Some(l), Some(c)) => format!("{}:{l}:{c}", e.filename),
-                (Some(l), None) => format!("{}:{l}", e.filename),
-                _ => e.filename.clone(),
-            };
-            ImportErrorResponse {
-                import_error_id: i + 1,
-                timestamp: e.timestamp,
-                filename: e.filename.clone(),
-                bundle_name: Some(BUNDLE_NAME.to_owned()),
-                stack_trace: format!("{location}: {}", e.message),
-            }
-        })
+        .map(|(i, e)| response(import_error(i, e)))
         .collect();
     let (import_errors, total_entries) = paginate(errors, q.limit, q.offset);
     Ok(Json(ImportErrorCollectionResponse {
         import_errors,
         total_entries,
     }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ImportErrorPath {
+    /// The error's place in the list of import errors, from 1.
+    import_error_id: usize,
+}
+
+/// Get one import error.
+#[utoipa::path(
+    get, path = "/importErrors/{import_error_id}", tag = "ImportError",
+    operation_id = "get_import_error",
+    params(ImportErrorPath),
+    responses(
+        (status = 200, description = "The import error.", body = ImportErrorResponse),
+        (status = 404, description = "No such import error."),
+    )
+)]
+pub async fn get_import_error(
+    caller: Caller,
+    State(s): State<ApiState>,
+    Path(ImportErrorPath { import_error_id }): Path<ImportErrorPath>,
+) -> ApiResult<Json<ImportErrorResponse>> {
+    let errors = s.metastore.tenant_import_errors(caller.tenant())?;
+    import_error_id
+        .checked_sub(1)
+        .and_then(|i| errors.get(i).map(|e| Json(response(import_error(i, e)))))
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "The ImportError with import_error_id: `{import_error_id}` was not found"
+            ))
+        })
 }

@@ -6,11 +6,20 @@
 //! a list of `{loc, msg, type}` (FastAPI's validation error), every other error a
 //! `{"detail": "..."}` body (with the `title` and `status` of `/api/v1` beside it).
 
+mod backfills;
+mod connections;
 mod dag_runs;
+mod dag_sources;
 mod dags;
+mod event_logs;
 mod import_errors;
 mod monitor;
+mod plugins;
+mod pools;
+mod run_actions;
 mod task_instances;
+mod tasks;
+mod ti_tries;
 mod variables;
 mod xcom;
 
@@ -37,7 +46,8 @@ use utoipa_axum::routes;
     modifiers(&SecuritySchemes),
     tags(
         (name = "DAG"), (name = "DagRun"), (name = "TaskInstance"), (name = "XCom"),
-        (name = "ImportError"), (name = "Variable"), (name = "Monitor"), (name = "Version")
+        (name = "ImportError"), (name = "Variable"), (name = "Monitor"), (name = "Version"),
+        (name = "Task"), (name = "DagSource"), (name = "Pool"), (name = "Connection"), (name = "EventLog"), (name = "Backfill"), (name = "Plugin")
     )
 )]
 struct V2Doc;
@@ -52,14 +62,38 @@ pub(super) fn api_routes() -> ApiRoutes<ApiState> {
         .add(Tenant(Viewer), routes!(dags::get_dag))
         .add(Tenant(User), routes!(dags::patch_dag))
         .add(Tenant(Viewer), routes!(dags::get_dag_details))
+        .add(Tenant(Viewer), routes!(dag_sources::get_dag_source))
+        .add(Tenant(Viewer), routes!(dag_sources::get_dag_tags))
+        .add(Tenant(Viewer), routes!(tasks::get_tasks))
+        .add(Tenant(Viewer), routes!(tasks::get_task))
         .add(Tenant(Viewer), routes!(dag_runs::get_dag_runs))
         .add(Tenant(User), routes!(dag_runs::trigger_dag_run))
         .add(Tenant(Viewer), routes!(dag_runs::get_dag_run))
         .add(Tenant(User), routes!(dag_runs::patch_dag_run))
         .add(Tenant(User), routes!(dag_runs::delete_dag_run))
+        .add(Tenant(User), routes!(run_actions::clear_dag_run))
+        .add(
+            Tenant(Viewer),
+            routes!(run_actions::wait_dag_run_until_finished),
+        )
         .add(Tenant(Viewer), routes!(task_instances::get_task_instances))
         .add(Tenant(Viewer), routes!(task_instances::get_task_instance))
         .add(Tenant(Viewer), routes!(task_instances::get_log))
+        .add(Tenant(Viewer), routes!(ti_tries::get_task_instance_tries))
+        .add(
+            Tenant(Viewer),
+            routes!(ti_tries::get_mapped_task_instance_tries),
+        )
+        .add(
+            Tenant(Viewer),
+            routes!(ti_tries::get_task_instance_try_details),
+        )
+        .add(
+            Tenant(Viewer),
+            routes!(ti_tries::get_mapped_task_instance_try_details),
+        )
+        .add(Tenant(Viewer), routes!(ti_tries::get_mapped_task_instance))
+        .add(Tenant(Viewer), routes!(ti_tries::get_mapped_task_instances))
         .add(
             Tenant(User),
             routes!(task_instances::post_clear_task_instances),
@@ -67,12 +101,36 @@ pub(super) fn api_routes() -> ApiRoutes<ApiState> {
         .add(Tenant(Viewer), routes!(xcom::get_xcom_entries))
         .add(Tenant(Viewer), routes!(xcom::get_xcom_entry))
         .add(Tenant(Viewer), routes!(import_errors::get_import_errors))
+        .add(Tenant(Viewer), routes!(import_errors::get_import_error))
+        .add(Tenant(Viewer), routes!(event_logs::get_event_logs))
+        .add(Tenant(Viewer), routes!(event_logs::get_event_log))
         // Variables hold credentials: Op and up, as in Airflow.
         .add(Tenant(Op), routes!(variables::get_variables))
         .add(Tenant(Op), routes!(variables::post_variable))
         .add(Tenant(Op), routes!(variables::get_variable))
         .add(Tenant(Op), routes!(variables::patch_variable))
         .add(Tenant(Op), routes!(variables::delete_variable))
+        // Connections hold credentials: Op and up, as in `/api/v1`.
+        .add(Tenant(Op), routes!(connections::get_connections))
+        .add(Tenant(Op), routes!(connections::get_connection))
+        .add(Tenant(Op), routes!(connections::post_connection))
+        .add(Tenant(Op), routes!(connections::patch_connection))
+        .add(Tenant(Op), routes!(connections::delete_connection))
+        .add(Tenant(Op), routes!(connections::test_connection))
+        .add(Tenant(Viewer), routes!(backfills::list_backfills))
+        .add(Tenant(Viewer), routes!(backfills::get_backfill))
+        .add(Tenant(User), routes!(backfills::create_backfill))
+        .add(Tenant(Viewer), routes!(backfills::create_backfill_dry_run))
+        .add(Tenant(User), routes!(backfills::pause_backfill))
+        .add(Tenant(User), routes!(backfills::unpause_backfill))
+        .add(Tenant(User), routes!(backfills::cancel_backfill))
+        .add(Tenant(Viewer), routes!(plugins::get_plugins))
+        .add(Tenant(Viewer), routes!(plugins::import_errors))
+        .add(Tenant(Viewer), routes!(pools::get_pools))
+        .add(Tenant(Op), routes!(pools::post_pool))
+        .add(Tenant(Viewer), routes!(pools::get_pool))
+        .add(Tenant(Op), routes!(pools::patch_pool))
+        .add(Tenant(Op), routes!(pools::delete_pool))
         .add(Public, routes!(monitor::get_health))
         // Public in Airflow 3: its clients send no credential for it.
         .add(Public, routes!(monitor::get_version))
