@@ -13,9 +13,9 @@ use utoipa::ToSchema;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ImportError {
-    /// Position in the list; import errors are replaced on every parse, so it is not
-    /// a stable id.
-    pub import_error_id: usize,
+    /// Names the broken file within its tenant: the same for as long as the
+    /// file stays broken, whatever else breaks or is fixed.
+    pub import_error_id: u64,
     /// The DAG file, relative to the DAGs folder.
     pub filename: String,
     pub line: Option<u32>,
@@ -32,14 +32,25 @@ pub struct ImportErrorCollection {
     pub total_entries: usize,
 }
 
-pub(crate) fn import_error(i: usize, e: &ImportErrorRecord) -> ImportError {
+/// The id of a file's import error: 48 bits of a hash of its tenant and
+/// file, so it stays put across parses, is exact as a JSON number in every
+/// client, and does not name the same error in another tenant.
+pub(crate) fn import_error_id(e: &ImportErrorRecord) -> u64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{}\0{}", e.tenant, e.filename).as_bytes());
+    let mut id = [0u8; 8];
+    id[2..].copy_from_slice(&digest[..6]);
+    u64::from_be_bytes(id)
+}
+
+pub(crate) fn import_error(e: &ImportErrorRecord) -> ImportError {
     let location = match (e.line, e.column) {
         (Some(l), Some(c)) => format!("{}:{l}:{c}", e.filename),
         (Some(l), None) => format!("{}:{l}", e.filename),
         _ => e.filename.clone(),
     };
     ImportError {
-        import_error_id: i + 1,
+        import_error_id: import_error_id(e),
         filename: e.filename.clone(),
         line: e.line,
         column: e.column,
@@ -67,8 +78,7 @@ pub async fn list_import_errors(
         .metastore
         .tenant_import_errors(caller.tenant())?
         .iter()
-        .enumerate()
-        .map(|(i, e)| import_error(i, e))
+        .map(import_error)
         .collect();
     let (import_errors, total_entries) = paginate(errors, page.limit, page.offset);
     Ok(Json(ImportErrorCollection {

@@ -1,6 +1,6 @@
 //! Import errors of DAG files in v2.
 
-use super::super::import_errors::{ImportError, import_error};
+use super::super::import_errors::{ImportError, import_error, import_error_id};
 use super::super::{ApiError, ApiResult, ApiState, Caller, paginate};
 use super::V2Query;
 use super::dags::BUNDLE_NAME;
@@ -13,9 +13,8 @@ use utoipa::{IntoParams, ToSchema};
 /// Airflow's `ImportErrorResponse`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ImportErrorResponse {
-    /// Position in the list: import errors are replaced on every parse, so it is
-    /// not a stable id.
-    pub import_error_id: usize,
+    /// Names the broken file within its tenant (see `/api/v1`'s).
+    pub import_error_id: u64,
     pub timestamp: Timestamp,
     /// The DAG file, relative to the DAGs folder.
     pub filename: String,
@@ -69,9 +68,8 @@ pub async fn get_import_errors(
         .metastore
         .tenant_import_errors(caller.tenant())?
         .iter()
-        .enumerate()
-        .filter(|(_, e)| q.filename.as_ref().is_none_or(|f| *f == e.filename))
-        .map(|(i, e)| response(import_error(i, e)))
+        .filter(|e| q.filename.as_ref().is_none_or(|f| *f == e.filename))
+        .map(|e| response(import_error(e)))
         .collect();
     let (import_errors, total_entries) = paginate(errors, q.limit, q.offset);
     Ok(Json(ImportErrorCollectionResponse {
@@ -83,8 +81,8 @@ pub async fn get_import_errors(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct ImportErrorPath {
-    /// The error's place in the list of import errors, from 1.
-    import_error_id: usize,
+    /// The error's id, as listed.
+    import_error_id: u64,
 }
 
 /// Get one import error.
@@ -100,15 +98,18 @@ pub struct ImportErrorPath {
 pub async fn get_import_error(
     caller: Caller,
     State(s): State<ApiState>,
-    Path(ImportErrorPath { import_error_id }): Path<ImportErrorPath>,
+    Path(ImportErrorPath {
+        import_error_id: wanted,
+    }): Path<ImportErrorPath>,
 ) -> ApiResult<Json<ImportErrorResponse>> {
-    let errors = s.metastore.tenant_import_errors(caller.tenant())?;
-    import_error_id
-        .checked_sub(1)
-        .and_then(|i| errors.get(i).map(|e| Json(response(import_error(i, e)))))
+    s.metastore
+        .tenant_import_errors(caller.tenant())?
+        .iter()
+        .find(|e| import_error_id(e) == wanted)
+        .map(|e| Json(response(import_error(e))))
         .ok_or_else(|| {
             ApiError::not_found(format!(
-                "The ImportError with import_error_id: `{import_error_id}` was not found"
+                "The ImportError with import_error_id: `{wanted}` was not found"
             ))
         })
 }
