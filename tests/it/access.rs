@@ -227,7 +227,9 @@ fn body_of(entry: &RouteEntry, n: usize) -> Option<Value> {
         "patch_tenant" => json!({ "weight": 2 }),
         "put_member" => json!({ "role": "Viewer" }),
         "post_token" | "post_platform_token" => json!({ "name": format!("k{n}") }),
-        "create_token" | "login" => json!({ "username": "nobody", "password": "nothing at all" }),
+        "create_token" | "create_token_cli" | "login" => {
+            json!({ "username": "nobody", "password": "nothing at all" })
+        }
         "logout" | "pause_backfill" | "unpause_backfill" | "cancel_backfill" => json!({}),
         // Not a component: refused as such (400) once the policy lets it through.
         "post_plugin" | "post_platform_plugin" => json!({}),

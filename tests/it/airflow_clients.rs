@@ -1,8 +1,8 @@
 //! Airflow's own Python clients against a real server, as an Airflow user's
 //! scripts use them: `apache-airflow-client` 3 over `/api/v2` with a token
-//! from `/auth/token`, and 2 over `/api/v1` with basic auth
-//! (`tests/clients/airflow_v3.py` and `airflow_v2.py` hold the calls and what
-//! each must answer). `.ci/airflow-clients` installs the clients.
+//! from `/auth/token`, 2 over `/api/v1` with basic auth, and `airflowctl`
+//! (`tests/clients/airflow_v3.py`, `airflow_v2.py` and `airflowctl.py` hold
+//! the calls and what each must answer). `.ci/airflow-clients` installs the clients.
 
 use crate::access::Server;
 use aileron_model::TenantId;
@@ -128,5 +128,12 @@ async fn the_airflow_3_client_lists_triggers_waits_and_reads_through_api_v2() {
 async fn the_airflow_2_client_lists_triggers_waits_and_reads_through_api_v1() {
     let (_env, server) = server().await;
     let out = run_script("v2", "airflow_v2.py", server.root().to_owned(), &[]).await;
+    assert_eq!(out.trim(), "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn airflowctl_signs_in_lists_triggers_and_reads_through_api_v2() {
+    let (_env, server) = server().await;
+    let out = run_script("ctl", "airflowctl.py", server.root().to_owned(), &[]).await;
     assert_eq!(out.trim(), "ok");
 }

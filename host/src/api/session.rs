@@ -1,5 +1,6 @@
 //! Signing in and out: `POST /auth/token` (Airflow 3's: a JSON user name and
-//! password for `{"access_token"}`), the UI's `POST /auth/login` and
+//! password for `{"access_token"}`; `/auth/token/cli` is the same for
+//! `airflowctl`), the UI's `POST /auth/login` and
 //! `/auth/logout`, which keep the session in cookies, and `GET /api/v1/me`
 //! (who the caller is and the tenants it may act in).
 
@@ -46,6 +47,11 @@ pub fn routes(state: ApiState) -> (Router, RouteTable) {
         .route(
             "/auth/token",
             route("/auth/token", "create_token", post(token)),
+        )
+        // Where `airflowctl auth login` asks; the same session token.
+        .route(
+            "/auth/token/cli",
+            route("/auth/token/cli", "create_token_cli", post(token)),
         )
         .route("/auth/login", route("/auth/login", "login", post(login)))
         .route(
