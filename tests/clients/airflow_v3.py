@@ -30,6 +30,8 @@ from airflow_client.client.models import (
     ClearTaskInstancesBody,
     ClearTaskInstancesBodyTaskIdsInner,
     DAGPatchBody,
+    DAGRunsBatchBody,
+    TaskInstancesBatchBody,
     TriggerDAGRunPostBody,
     VariableBody,
 )
@@ -84,6 +86,10 @@ def main() -> None:
         assert run.state == "success", run
         listed_runs = runs.get_dag_runs(DAG, state=["success", "failed"], order_by=["-logical_date"])
         assert [r.dag_run_id for r in listed_runs.dag_runs] == ["from_client"]
+        found = runs.get_list_dag_runs_batch("~", DAGRunsBatchBody(dag_ids=[DAG], states=["success"]))
+        assert [r.dag_run_id for r in found.dag_runs] == ["from_client"], found
+        none = runs.get_list_dag_runs_batch("~", DAGRunsBatchBody(dag_ids=[DAG], duration_gt=3600))
+        assert none.total_entries == 0, none
 
         tis = task_instance_api.TaskInstanceApi(client)
         instances = tis.get_task_instances(DAG, "from_client")
@@ -92,6 +98,10 @@ def main() -> None:
             ("fan", 1, "success"),
             ("greet", -1, "success"),
         ], instances
+        fans = tis.get_task_instances_batch(
+            "~", "~", TaskInstancesBatchBody(dag_ids=[DAG], task_ids=["fan"], order_by="-map_index")
+        )
+        assert [t.map_index for t in fans.task_instances] == [1, 0], fans
         ti = tis.get_task_instance(DAG, "from_client", "greet")
         assert (ti.try_number, ti.max_tries) == (1, 0), ti
         log = tis.get_log(DAG, "from_client", "greet", 1)

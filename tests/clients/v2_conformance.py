@@ -38,8 +38,7 @@ PATH_VALUES = {
 # The client DAG's mapped task, for the operations on mapped TaskInstances.
 MAPPED_TASK = "fan"
 
-# Sixty dates one at a time: still going when the calls after its creation
-# pause, unpause and cancel it.
+# Sixty dates one at a time, each run a few seconds long.
 BACKFILL = {
     "dag_id": "daily_dag",
     "from_date": "2026-01-01T00:00:00Z",
@@ -59,6 +58,14 @@ CHANGES = [
     ("POST", "/dags/{dag_id}/dagRuns", {}, {"dag_run_id": "conformance", "logical_date": None}, 200),
     ("PATCH", "/dags/{dag_id}/dagRuns/{dag_run_id}", {"dag_run_id": "conformance"}, {"note": "checked"}, 200),
     ("POST", "/dags/{dag_id}/dagRuns/{dag_run_id}/clear", {}, {"dry_run": True}, 200),
+    ("POST", "/dags/{dag_id}/dagRuns/list", {"dag_id": "~"}, {"dag_ids": ["client_dag"], "states": ["success"]}, 200),
+    (
+        "POST",
+        "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/list",
+        {"dag_id": "~", "dag_run_id": "~"},
+        {"dag_ids": ["client_dag"], "state": ["success"], "start_date_gte": "2000-01-01T00:00:00Z"},
+        200,
+    ),
     (
         "POST",
         "/dags/{dag_id}/clearTaskInstances",

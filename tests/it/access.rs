@@ -202,6 +202,7 @@ fn body_of(entry: &RouteEntry, n: usize) -> Option<Value> {
             json!({ "connection_id": format!("c{n}"), "conn_type": "http" })
         }
         "post_dag_run" => json!({ "dag_run_id": format!("m{n}") }),
+        "get_list_dag_runs_batch" | "get_task_instances_batch" => json!({}),
         // /api/v2's names for its own shapes.
         "trigger_dag_run" => json!({ "dag_run_id": format!("m{n}"), "logical_date": null }),
         "patch_dag_run" => json!({ "state": "success" }),

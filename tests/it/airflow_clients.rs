@@ -21,13 +21,15 @@ operator = "echo"
 expand = { message = ["a", "b"] }
 "#;
 
-/// A scheduled DAG (paused, as DAGs start), for backfills.
+/// A scheduled DAG for backfills, whose runs take a few seconds each: a
+/// backfill of it is still going when the calls after its creation pause,
+/// unpause and cancel it.
 const DAILY_DAG: &str = r#"
 schedule = "@daily"
 start_date = "2026-01-01"
 [tasks.a]
-operator = "echo"
-params = { message = "day {{ ds }}" }
+operator = "sleep"
+params = { seconds = 5 }
 "#;
 
 fn repo() -> &'static Path {
@@ -84,8 +86,7 @@ async fn run_script(version: &str, script: &str, root: String, extra: &[&Path]) 
     stdout
 }
 
-/// A server with the client DAG and a daily one (paused, as DAGs start) and a
-/// file that does not parse, and an Admin of the default tenant who signs in with a password.
+/// A server with the client DAG, a daily one and a file that does not parse, and an Admin of the default tenant who signs in with a password.
 async fn server() -> (Env, Server) {
     let env = Env::builder()
         .dag("client_dag.toml", CLIENT_DAG)

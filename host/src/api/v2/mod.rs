@@ -7,6 +7,7 @@
 //! `{"detail": "..."}` body (with the `title` and `status` of `/api/v1` beside it).
 
 mod backfills;
+mod batch;
 mod connections;
 mod dag_runs;
 mod dag_sources;
@@ -72,6 +73,8 @@ pub(super) fn api_routes() -> ApiRoutes<ApiState> {
         .add(Tenant(User), routes!(dag_runs::patch_dag_run))
         .add(Tenant(User), routes!(dag_runs::delete_dag_run))
         .add(Tenant(User), routes!(run_actions::clear_dag_run))
+        .add(Tenant(Viewer), routes!(batch::get_list_dag_runs_batch))
+        .add(Tenant(Viewer), routes!(batch::get_task_instances_batch))
         .add(
             Tenant(Viewer),
             routes!(run_actions::wait_dag_run_until_finished),
@@ -193,6 +196,8 @@ pub async fn validation_errors(response: Response) -> Response {
         .to_owned();
     let loc = if msg.starts_with("invalid query string") {
         "query"
+    } else if msg.starts_with("invalid path") {
+        "path"
     } else {
         "body"
     };
