@@ -118,6 +118,42 @@ def call(method: str, path: str, body, bearer: str):
         return error.code, json.loads(raw) if raw else None
 
 
+# Aileron's own operations, which Airflow's document does not have: the access
+# matrix calls them; here they must only not take a path Airflow uses.
+AILERON_OWN = {
+    "get_operators",
+    "post_operator",
+    "delete_operator",
+    "post_platform_operator",
+    "delete_platform_operator",
+    "get_dag_run_callbacks",
+    "db_clean",
+    "get_workers",
+    "get_events",
+    "get_me",
+    "get_tenants",
+    "post_tenant",
+    "get_tenant",
+    "patch_tenant",
+    "delete_tenant",
+    "get_tenant_usage",
+    "get_users",
+    "post_user",
+    "get_user",
+    "patch_user",
+    "delete_user",
+    "get_members",
+    "put_member",
+    "delete_member",
+    "get_tokens",
+    "post_token",
+    "delete_token",
+    "get_platform_tokens",
+    "post_platform_token",
+    "delete_platform_token",
+    "get_platform_event_logs",
+}
+
 # Operations that answer newline-delimited JSON rather than one document.
 STREAMS = {"/dags/{dag_id}/dagRuns/{dag_run_id}/wait"}
 
@@ -175,6 +211,9 @@ def main() -> None:
             if method not in ("get", "post", "patch", "put", "delete"):
                 continue
             theirs = airflow["paths"].get(PREFIX + template, {}).get(method)
+            if operation["operationId"] in AILERON_OWN:
+                assert theirs is None, f"{method.upper()} {template}: Aileron's own, on a path Airflow uses"
+                continue
             assert theirs is not None, f"{method.upper()} {template} is not in Airflow's document"
             assert operation["operationId"] == theirs["operationId"], (
                 f"{method.upper()} {template}: operationId {operation['operationId']}, "

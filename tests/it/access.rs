@@ -233,7 +233,9 @@ fn body_of(entry: &RouteEntry, n: usize) -> Option<Value> {
         }
         "logout" | "pause_backfill" | "unpause_backfill" | "cancel_backfill" => json!({}),
         // Not a component: refused as such (400) once the policy lets it through.
-        "post_plugin" | "post_platform_plugin" => json!({}),
+        "post_plugin" | "post_platform_plugin" | "post_operator" | "post_platform_operator" => {
+            json!({})
+        }
         _ => return None,
     })
 }

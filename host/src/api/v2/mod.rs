@@ -5,6 +5,11 @@
 //! shape, and errors: a bad request body or parameter is a 422 whose `detail` is
 //! a list of `{loc, msg, type}` (FastAPI's validation error), every other error a
 //! `{"detail": "..."}` body (with the `title` and `status` of `/api/v1` beside it).
+//!
+//! What Airflow lacks (operators, workers, tenants, users and members, API
+//! tokens, usage, the event stream, callbacks, the platform's audit log) lives
+//! here too, under paths of the same style, served by the `/api/v1` handlers
+//! with their shapes: `api_routes` lists them apart.
 
 mod backfills;
 mod batch;
@@ -15,6 +20,7 @@ mod dags;
 mod event_logs;
 mod import_errors;
 mod monitor;
+mod operators;
 mod plugins;
 mod pools;
 mod run_actions;
@@ -48,7 +54,14 @@ use utoipa_axum::routes;
     tags(
         (name = "DAG"), (name = "DagRun"), (name = "TaskInstance"), (name = "XCom"),
         (name = "ImportError"), (name = "Variable"), (name = "Monitor"), (name = "Version"),
-        (name = "Task"), (name = "DagSource"), (name = "Pool"), (name = "Connection"), (name = "EventLog"), (name = "Backfill"), (name = "Plugin")
+        (name = "Task"), (name = "DagSource"), (name = "Pool"), (name = "Connection"),
+        (name = "EventLog"), (name = "Backfill"), (name = "Plugin"),
+        (name = "Operator", description = "Aileron's operator components"),
+        (name = "Worker", description = "The `aileron worker` processes of a multi-node setup"),
+        (name = "Event", description = "Server-sent events of state changes"),
+        (name = "Tenant", description = "The teams sharing this Aileron (platform admins)"),
+        (name = "User", description = "Users, and the members of a tenant with their roles"),
+        (name = "Token", description = "API tokens of service accounts")
     )
 )]
 struct V2Doc;
@@ -58,85 +71,129 @@ struct V2Doc;
 pub(super) fn api_routes() -> ApiRoutes<ApiState> {
     use super::access::Policy::{Public, Tenant};
     use aileron_model::Role::{Op, User, Viewer};
-    ApiRoutes::new(OpenApiRouter::with_openapi(V2Doc::openapi()), "/api/v2")
-        .add(Tenant(Viewer), routes!(dags::get_dags))
-        .add(Tenant(Viewer), routes!(dags::get_dag))
-        .add(Tenant(User), routes!(dags::patch_dag))
-        .add(Tenant(Viewer), routes!(dags::get_dag_details))
-        .add(Tenant(Viewer), routes!(dag_sources::get_dag_source))
-        .add(Tenant(Viewer), routes!(dag_sources::get_dag_tags))
-        .add(Tenant(Viewer), routes!(tasks::get_tasks))
-        .add(Tenant(Viewer), routes!(tasks::get_task))
-        .add(Tenant(Viewer), routes!(dag_runs::get_dag_runs))
-        .add(Tenant(User), routes!(dag_runs::trigger_dag_run))
-        .add(Tenant(Viewer), routes!(dag_runs::get_dag_run))
-        .add(Tenant(User), routes!(dag_runs::patch_dag_run))
-        .add(Tenant(User), routes!(dag_runs::delete_dag_run))
-        .add(Tenant(User), routes!(run_actions::clear_dag_run))
-        .add(Tenant(Viewer), routes!(batch::get_list_dag_runs_batch))
-        .add(Tenant(Viewer), routes!(batch::get_task_instances_batch))
-        .add(
-            Tenant(Viewer),
-            routes!(run_actions::wait_dag_run_until_finished),
-        )
-        .add(Tenant(Viewer), routes!(task_instances::get_task_instances))
-        .add(Tenant(Viewer), routes!(task_instances::get_task_instance))
-        .add(Tenant(Viewer), routes!(task_instances::get_log))
-        .add(Tenant(Viewer), routes!(ti_tries::get_task_instance_tries))
-        .add(
-            Tenant(Viewer),
-            routes!(ti_tries::get_mapped_task_instance_tries),
-        )
-        .add(
-            Tenant(Viewer),
-            routes!(ti_tries::get_task_instance_try_details),
-        )
-        .add(
-            Tenant(Viewer),
-            routes!(ti_tries::get_mapped_task_instance_try_details),
-        )
-        .add(Tenant(Viewer), routes!(ti_tries::get_mapped_task_instance))
-        .add(Tenant(Viewer), routes!(ti_tries::get_mapped_task_instances))
-        .add(
-            Tenant(User),
-            routes!(task_instances::post_clear_task_instances),
-        )
-        .add(Tenant(Viewer), routes!(xcom::get_xcom_entries))
-        .add(Tenant(Viewer), routes!(xcom::get_xcom_entry))
-        .add(Tenant(Viewer), routes!(import_errors::get_import_errors))
-        .add(Tenant(Viewer), routes!(import_errors::get_import_error))
-        .add(Tenant(Viewer), routes!(event_logs::get_event_logs))
-        .add(Tenant(Viewer), routes!(event_logs::get_event_log))
-        // Variables hold credentials: Op and up, as in Airflow.
-        .add(Tenant(Op), routes!(variables::get_variables))
-        .add(Tenant(Op), routes!(variables::post_variable))
-        .add(Tenant(Op), routes!(variables::get_variable))
-        .add(Tenant(Op), routes!(variables::patch_variable))
-        .add(Tenant(Op), routes!(variables::delete_variable))
-        // Connections hold credentials: Op and up, as in `/api/v1`.
-        .add(Tenant(Op), routes!(connections::get_connections))
-        .add(Tenant(Op), routes!(connections::get_connection))
-        .add(Tenant(Op), routes!(connections::post_connection))
-        .add(Tenant(Op), routes!(connections::patch_connection))
-        .add(Tenant(Op), routes!(connections::delete_connection))
-        .add(Tenant(Op), routes!(connections::test_connection))
-        .add(Tenant(Viewer), routes!(backfills::list_backfills))
-        .add(Tenant(Viewer), routes!(backfills::get_backfill))
-        .add(Tenant(User), routes!(backfills::create_backfill))
-        .add(Tenant(Viewer), routes!(backfills::create_backfill_dry_run))
-        .add(Tenant(User), routes!(backfills::pause_backfill))
-        .add(Tenant(User), routes!(backfills::unpause_backfill))
-        .add(Tenant(User), routes!(backfills::cancel_backfill))
-        .add(Tenant(Viewer), routes!(plugins::get_plugins))
-        .add(Tenant(Viewer), routes!(plugins::import_errors))
-        .add(Tenant(Viewer), routes!(pools::get_pools))
-        .add(Tenant(Op), routes!(pools::post_pool))
-        .add(Tenant(Viewer), routes!(pools::get_pool))
-        .add(Tenant(Op), routes!(pools::patch_pool))
-        .add(Tenant(Op), routes!(pools::delete_pool))
-        .add(Public, routes!(monitor::get_health))
-        // Public in Airflow 3: its clients send no credential for it.
-        .add(Public, routes!(monitor::get_version))
+    aileron_routes(ApiRoutes::new(
+        OpenApiRouter::with_openapi(V2Doc::openapi()),
+        "/api/v2",
+    ))
+    .add(Tenant(Viewer), routes!(dags::get_dags))
+    .add(Tenant(Viewer), routes!(dags::get_dag))
+    .add(Tenant(User), routes!(dags::patch_dag))
+    .add(Tenant(Viewer), routes!(dags::get_dag_details))
+    .add(Tenant(Viewer), routes!(dag_sources::get_dag_source))
+    .add(Tenant(Viewer), routes!(dag_sources::get_dag_tags))
+    .add(Tenant(Viewer), routes!(tasks::get_tasks))
+    .add(Tenant(Viewer), routes!(tasks::get_task))
+    .add(Tenant(Viewer), routes!(dag_runs::get_dag_runs))
+    .add(Tenant(User), routes!(dag_runs::trigger_dag_run))
+    .add(Tenant(Viewer), routes!(dag_runs::get_dag_run))
+    .add(Tenant(User), routes!(dag_runs::patch_dag_run))
+    .add(Tenant(User), routes!(dag_runs::delete_dag_run))
+    .add(Tenant(User), routes!(run_actions::clear_dag_run))
+    .add(Tenant(Viewer), routes!(batch::get_list_dag_runs_batch))
+    .add(Tenant(Viewer), routes!(batch::get_task_instances_batch))
+    .add(
+        Tenant(Viewer),
+        routes!(run_actions::wait_dag_run_until_finished),
+    )
+    .add(Tenant(Viewer), routes!(task_instances::get_task_instances))
+    .add(Tenant(Viewer), routes!(task_instances::get_task_instance))
+    .add(Tenant(Viewer), routes!(task_instances::get_log))
+    .add(Tenant(Viewer), routes!(ti_tries::get_task_instance_tries))
+    .add(
+        Tenant(Viewer),
+        routes!(ti_tries::get_mapped_task_instance_tries),
+    )
+    .add(
+        Tenant(Viewer),
+        routes!(ti_tries::get_task_instance_try_details),
+    )
+    .add(
+        Tenant(Viewer),
+        routes!(ti_tries::get_mapped_task_instance_try_details),
+    )
+    .add(Tenant(Viewer), routes!(ti_tries::get_mapped_task_instance))
+    .add(Tenant(Viewer), routes!(ti_tries::get_mapped_task_instances))
+    .add(
+        Tenant(User),
+        routes!(task_instances::post_clear_task_instances),
+    )
+    .add(Tenant(Viewer), routes!(xcom::get_xcom_entries))
+    .add(Tenant(Viewer), routes!(xcom::get_xcom_entry))
+    .add(Tenant(Viewer), routes!(import_errors::get_import_errors))
+    .add(Tenant(Viewer), routes!(import_errors::get_import_error))
+    .add(Tenant(Viewer), routes!(event_logs::get_event_logs))
+    .add(Tenant(Viewer), routes!(event_logs::get_event_log))
+    // Variables hold credentials: Op and up, as in Airflow.
+    .add(Tenant(Op), routes!(variables::get_variables))
+    .add(Tenant(Op), routes!(variables::post_variable))
+    .add(Tenant(Op), routes!(variables::get_variable))
+    .add(Tenant(Op), routes!(variables::patch_variable))
+    .add(Tenant(Op), routes!(variables::delete_variable))
+    // Connections hold credentials: Op and up, as in `/api/v1`.
+    .add(Tenant(Op), routes!(connections::get_connections))
+    .add(Tenant(Op), routes!(connections::get_connection))
+    .add(Tenant(Op), routes!(connections::post_connection))
+    .add(Tenant(Op), routes!(connections::patch_connection))
+    .add(Tenant(Op), routes!(connections::delete_connection))
+    .add(Tenant(Op), routes!(connections::test_connection))
+    .add(Tenant(Viewer), routes!(backfills::list_backfills))
+    .add(Tenant(Viewer), routes!(backfills::get_backfill))
+    .add(Tenant(User), routes!(backfills::create_backfill))
+    .add(Tenant(Viewer), routes!(backfills::create_backfill_dry_run))
+    .add(Tenant(User), routes!(backfills::pause_backfill))
+    .add(Tenant(User), routes!(backfills::unpause_backfill))
+    .add(Tenant(User), routes!(backfills::cancel_backfill))
+    .add(Tenant(Viewer), routes!(plugins::get_plugins))
+    .add(Tenant(Viewer), routes!(plugins::import_errors))
+    .add(Tenant(Viewer), routes!(pools::get_pools))
+    .add(Tenant(Op), routes!(pools::post_pool))
+    .add(Tenant(Viewer), routes!(pools::get_pool))
+    .add(Tenant(Op), routes!(pools::patch_pool))
+    .add(Tenant(Op), routes!(pools::delete_pool))
+    .add(Public, routes!(monitor::get_health))
+    // Public in Airflow 3: its clients send no credential for it.
+    .add(Public, routes!(monitor::get_version))
+}
+
+/// Aileron's own resources, which Airflow's document does not have: the
+/// `/api/v1` handlers with the same policies.
+fn aileron_routes(routes: ApiRoutes<ApiState>) -> ApiRoutes<ApiState> {
+    use super::access::Policy::{Platform, SignedIn, Tenant};
+    use super::{callbacks, event_logs, events, maintenance, session, tenants, tokens, usage};
+    use super::{users, workers};
+    use aileron_model::Role::{Admin, Op, Viewer};
+    routes
+        .add(Tenant(Viewer), routes!(operators::get_operators))
+        .add(Tenant(Op), routes!(operators::post_operator))
+        .add(Tenant(Op), routes!(operators::delete_operator))
+        .add(Platform, routes!(operators::post_platform_operator))
+        .add(Platform, routes!(operators::delete_platform_operator))
+        .add(Tenant(Viewer), routes!(callbacks::list_callbacks))
+        .add(Tenant(Admin), routes!(maintenance::db_clean))
+        .add(Platform, routes!(workers::list_workers))
+        .add(Tenant(Viewer), routes!(events::events))
+        .add(SignedIn, routes!(session::me))
+        .add(Platform, routes!(tenants::list_tenants))
+        .add(Platform, routes!(tenants::create_tenant))
+        .add(Platform, routes!(tenants::get_tenant))
+        .add(Platform, routes!(tenants::patch_tenant))
+        .add(Platform, routes!(tenants::delete_tenant))
+        .add(Tenant(Viewer), routes!(usage::get_usage))
+        .add(Platform, routes!(users::list_users))
+        .add(Platform, routes!(users::create_user))
+        .add(Platform, routes!(users::get_user))
+        .add(Platform, routes!(users::patch_user))
+        .add(Platform, routes!(users::delete_user))
+        .add(Tenant(Admin), routes!(users::list_members))
+        .add(Tenant(Admin), routes!(users::put_member))
+        .add(Tenant(Admin), routes!(users::delete_member))
+        .add(Tenant(Admin), routes!(tokens::list_tokens))
+        .add(Tenant(Admin), routes!(tokens::create_token))
+        .add(Tenant(Admin), routes!(tokens::revoke_token))
+        .add(Platform, routes!(tokens::list_platform_tokens))
+        .add(Platform, routes!(tokens::create_platform_token))
+        .add(Platform, routes!(tokens::revoke_platform_token))
+        .add(Platform, routes!(event_logs::list_platform_event_logs))
 }
 
 /// A JSON request body; anything wrong with it (syntax, shape, an unknown field)
