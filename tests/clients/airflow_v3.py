@@ -31,6 +31,7 @@ from airflow_client.client.models import (
     ClearTaskInstancesBodyTaskIdsInner,
     DAGPatchBody,
     DAGRunsBatchBody,
+    PatchTaskInstanceBody,
     TaskInstancesBatchBody,
     TriggerDAGRunPostBody,
     VariableBody,
@@ -102,6 +103,9 @@ def main() -> None:
             "~", "~", TaskInstancesBatchBody(dag_ids=[DAG], task_ids=["fan"], order_by="-map_index")
         )
         assert [t.map_index for t in fans.task_instances] == [1, 0], fans
+        would = tis.patch_task_instance_dry_run(DAG, "from_client", "fan", PatchTaskInstanceBody(new_state="failed"))
+        assert sorted(t.map_index for t in would.task_instances) == [0, 1], would
+        assert tis.get_task_instance_dependencies(DAG, "from_client", "greet").dependencies == []
         ti = tis.get_task_instance(DAG, "from_client", "greet")
         assert (ti.try_number, ti.max_tries) == (1, 0), ti
         log = tis.get_log(DAG, "from_client", "greet", 1)

@@ -58,6 +58,23 @@ CHANGES = [
     ("POST", "/dags/{dag_id}/dagRuns", {}, {"dag_run_id": "conformance", "logical_date": None}, 200),
     ("PATCH", "/dags/{dag_id}/dagRuns/{dag_run_id}", {"dag_run_id": "conformance"}, {"note": "checked"}, 200),
     ("POST", "/dags/{dag_id}/dagRuns/{dag_run_id}/clear", {}, {"dry_run": True}, 200),
+    ("PATCH", "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/dry_run", {}, {"new_state": "failed"}, 200),
+    (
+        "PATCH",
+        "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}/dry_run",
+        {"task_id": "fan"},
+        {"new_state": "failed"},
+        200,
+    ),
+    # Marking what is already so changes nothing, and answers nothing changed.
+    ("PATCH", "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}", {}, {"new_state": "success"}, 200),
+    (
+        "PATCH",
+        "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}",
+        {"task_id": "fan"},
+        {"new_state": "success"},
+        200,
+    ),
     ("POST", "/dags/{dag_id}/dagRuns/list", {"dag_id": "~"}, {"dag_ids": ["client_dag"], "states": ["success"]}, 200),
     (
         "POST",

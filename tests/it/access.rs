@@ -210,6 +210,14 @@ fn body_of(entry: &RouteEntry, n: usize) -> Option<Value> {
         "update_dag_run_state" => json!({ "state": "success" }),
         "clear_dag_run" => json!({ "dry_run": true }),
         "patch_dag" => json!({ "is_paused": false }),
+        "patch_task_instance"
+        | "patch_task_instance_dry_run"
+        | "patch_task_instance_by_map_index"
+        | "patch_task_instance_dry_run_by_map_index"
+            if v2 =>
+        {
+            json!({ "new_state": "success" })
+        }
         "patch_task_instance" => json!({ "new_state": "success", "dry_run": true }),
         "post_clear_task_instances" => json!({ "dry_run": true }),
         "post_variables" => json!({ "key": format!("v{n}"), "value": "x" }),

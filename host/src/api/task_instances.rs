@@ -446,13 +446,13 @@ pub enum TaskStateChange {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTaskInstance {
-    new_state: TaskStateChange,
+    pub(crate) new_state: TaskStateChange,
     /// Set the same state on every task downstream of this one.
     #[serde(default)]
-    include_downstream: bool,
+    pub(crate) include_downstream: bool,
     /// Set the same state on every task upstream of this one.
     #[serde(default)]
-    include_upstream: bool,
+    pub(crate) include_upstream: bool,
 }
 
 /// Set a TaskInstance's state (Airflow's "mark success/failed"), optionally with

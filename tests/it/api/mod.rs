@@ -17,6 +17,7 @@ use tower::ServiceExt;
 mod live;
 mod records;
 mod runs;
+mod v2;
 
 pub fn app(env: &Env) -> Router {
     router(ApiState {

@@ -26,6 +26,7 @@ mod pools;
 mod run_actions;
 mod task_instances;
 mod tasks;
+mod ti_state;
 mod ti_tries;
 mod variables;
 mod xcom;
@@ -113,6 +114,24 @@ pub(super) fn api_routes() -> ApiRoutes<ApiState> {
     )
     .add(Tenant(Viewer), routes!(ti_tries::get_mapped_task_instance))
     .add(Tenant(Viewer), routes!(ti_tries::get_mapped_task_instances))
+    .add(Tenant(User), routes!(ti_state::patch_task_instance))
+    .add(Tenant(User), routes!(ti_state::patch_task_instance_dry_run))
+    .add(
+        Tenant(User),
+        routes!(ti_state::patch_task_instance_by_map_index),
+    )
+    .add(
+        Tenant(User),
+        routes!(ti_state::patch_task_instance_dry_run_by_map_index),
+    )
+    .add(
+        Tenant(Viewer),
+        routes!(ti_state::get_task_instance_dependencies),
+    )
+    .add(
+        Tenant(Viewer),
+        routes!(ti_state::get_task_instance_dependencies_by_map_index),
+    )
     .add(
         Tenant(User),
         routes!(task_instances::post_clear_task_instances),

@@ -102,6 +102,20 @@ pub struct MappedPath {
     map_index: i64,
 }
 
+impl MappedPath {
+    /// The TaskInstance's task path and its map index.
+    pub fn split(self) -> (TaskPath, i64) {
+        (
+            TaskPath {
+                dag_id: self.dag_id,
+                dag_run_id: self.dag_run_id,
+                task_id: self.task_id,
+            },
+            self.map_index,
+        )
+    }
+}
+
 /// `/taskInstances/{task_id}/tries/{task_try_number}`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]

@@ -1,0 +1,128 @@
+//! `/api/v2` beyond what Airflow's clients check: a waiting TaskInstance's
+//! dependencies, marking by hand with and without `dry_run`, and `/wait`'s
+//! stream with a task's result.
+
+use super::*;
+use aileron::scheduler::Update;
+use aileron_model::TaskInstanceState;
+
+/// `a` holds the run for a minute unless marked; `b` follows it.
+const HELD: &str = r#"
+[tasks.a]
+operator = "sleep"
+params = { seconds = 60 }
+[tasks.b]
+operator = "echo"
+upstream = ["a"]
+params = { message = "after" }
+"#;
+
+/// Waits (bounded) until `task_id` of the run is running.
+async fn running(
+    env: &Env,
+    updates: &mut tokio::sync::broadcast::Receiver<Update>,
+    run: &str,
+    task: &str,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let ti = env
+            .app
+            .metastore
+            .task_instance("default", "held", run, task, -1)
+            .unwrap();
+        if ti.is_some_and(|t| t.state == TaskInstanceState::Running) {
+            return;
+        }
+        tokio::time::timeout_at(deadline, updates.recv())
+            .await
+            .expect("the task never ran")
+            .ok();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marking_dependencies_and_waiting_in_v2() {
+    let env = Env::builder().dag("held.toml", HELD).start().await;
+    let mut updates = env.app.scheduler.subscribe();
+    trigger(&env, "held", "r").await;
+    running(&env, &mut updates, "r", "a").await;
+    let tis = "/api/v2/dags/held/dagRuns/r/taskInstances";
+
+    // `b` waits on its trigger rule; `a`, running, waits on nothing.
+    let deps = get(&env, &format!("{tis}/b/dependencies")).await;
+    let names: Vec<&str> = deps["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Trigger Rule"], "{deps}");
+    assert_eq!(
+        get(&env, &format!("{tis}/a/dependencies")).await["dependencies"],
+        json!([])
+    );
+
+    // A dry run says what marking would change, and changes nothing.
+    let body = r#"{"new_state": "success", "include_downstream": true}"#;
+    let would = ok(
+        &env,
+        Method::PATCH,
+        &format!("{tis}/a/dry_run"),
+        Some(body),
+        StatusCode::OK,
+    )
+    .await;
+    let mut ids: Vec<&str> = would["task_instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task_id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["a", "b"], "{would}");
+    assert_eq!(get(&env, &format!("{tis}/a")).await["state"], "running");
+
+    // Marking `a` a success lets `b` run; the run ends with `b`'s result.
+    let marked = ok(
+        &env,
+        Method::PATCH,
+        &format!("{tis}/a"),
+        Some(r#"{"new_state": "success"}"#),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(marked["task_instances"][0]["state"], "success", "{marked}");
+    assert_eq!(finished(&env, "held", "r").await, DagRunState::Success);
+    let (status, headers, body) = call_raw(
+        &env,
+        Method::GET,
+        "/api/v2/dags/held/dagRuns/r/wait?interval=0.1&result=b",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/x-ndjson");
+    let lines: Vec<Value> = String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [json!({"state": "success", "results": {"b": "after"}})]
+    );
+
+    // Bad input: a state that cannot be set by hand, a wait without interval.
+    let (status, v) = call(
+        &env,
+        Method::PATCH,
+        &format!("{tis}/a"),
+        Some(r#"{"new_state": "running"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    let (status, v) = call(&env, Method::GET, "/api/v2/dags/held/dagRuns/r/wait", None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["detail"][0]["loc"], json!(["query"]), "{v}");
+}
