@@ -75,6 +75,27 @@ CHANGES = [
         {"new_state": "success"},
         200,
     ),
+    (
+        "POST",
+        "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries",
+        {},
+        {"key": "by_hand", "value": {"n": 1}},
+        201,
+    ),
+    (
+        "PATCH",
+        "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries/{xcom_key}",
+        {"xcom_key": "by_hand"},
+        {"value": [1, 2]},
+        200,
+    ),
+    (
+        "DELETE",
+        "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries/{xcom_key}",
+        {"xcom_key": "by_hand"},
+        None,
+        204,
+    ),
     ("POST", "/dags/{dag_id}/dagRuns/list", {"dag_id": "~"}, {"dag_ids": ["client_dag"], "states": ["success"]}, 200),
     (
         "POST",

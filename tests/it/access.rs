@@ -202,6 +202,8 @@ fn body_of(entry: &RouteEntry, n: usize) -> Option<Value> {
             json!({ "connection_id": format!("c{n}"), "conn_type": "http" })
         }
         "post_dag_run" => json!({ "dag_run_id": format!("m{n}") }),
+        "create_xcom_entry" => json!({ "key": format!("x{n}"), "value": n }),
+        "update_xcom_entry" => json!({ "value": n }),
         "get_list_dag_runs_batch" | "get_task_instances_batch" => json!({}),
         // /api/v2's names for its own shapes.
         "trigger_dag_run" => json!({ "dag_run_id": format!("m{n}"), "logical_date": null }),

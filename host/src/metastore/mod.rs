@@ -31,6 +31,7 @@ pub use error::*;
 pub use history::ExpiredRun;
 pub use indexes::{RunOrder, RunPage, RunQuery};
 pub use keys::*;
+pub use queries::XcomWrite;
 pub use records::*;
 pub use schema::*;
 pub use usage::*;

@@ -1,7 +1,17 @@
 //! Typed reads of every kind of record, and the small writes the API makes
-//! directly (variables, connections, pools), each in its own transaction.
+//! directly (variables, connections, pools, XCom entries set by hand), each in
+//! its own transaction.
 
 use super::*;
+
+/// What [`Metastore::put_xcom`] requires of the entry before writing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XcomWrite {
+    /// It must not exist yet.
+    Create,
+    /// It must exist.
+    Update,
+}
 
 impl Metastore {
     /// Every DAG of every tenant (what a starting scheduler loads).
@@ -128,6 +138,35 @@ impl Metastore {
             out.push((name, String::from_utf8_lossy(v.value()).into_owned()));
         }
         Ok(out)
+    }
+
+    /// Writes one XCom entry of a TaskInstance from outside a try (the API), in
+    /// one transaction with the check `mode` asks for; false when the check
+    /// fails (the entry exists for `Create`, is missing for `Update`).
+    pub fn put_xcom(
+        &self,
+        ti: &TaskInstance,
+        name: &str,
+        json: &str,
+        mode: XcomWrite,
+    ) -> Result<bool> {
+        let k = xcom_key(ti, name);
+        let txn = self.db.begin_write()?;
+        {
+            let mut t = txn.open_table(XCOM)?;
+            let exists = t.get(k.as_str())?.is_some();
+            if exists != (mode == XcomWrite::Update) {
+                return Ok(false);
+            }
+            t.insert(k.as_str(), json.as_bytes())?;
+        }
+        txn.commit()?;
+        Ok(true)
+    }
+
+    /// Deletes one XCom entry of a TaskInstance; false if there was none.
+    pub fn delete_xcom(&self, ti: &TaskInstance, name: &str) -> Result<bool> {
+        self.delete_raw(XCOM, &xcom_key(ti, name))
     }
 
     pub fn variable(&self, tenant: &str, name: &str) -> Result<Option<String>> {

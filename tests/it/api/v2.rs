@@ -1,6 +1,6 @@
 //! `/api/v2` beyond what Airflow's clients check: a waiting TaskInstance's
-//! dependencies, marking by hand with and without `dry_run`, and `/wait`'s
-//! stream with a task's result.
+//! dependencies, marking by hand with and without `dry_run`, `/wait`'s stream
+//! with a task's result, and XCom entries set by hand.
 
 use super::*;
 use aileron::scheduler::Update;
@@ -112,6 +112,53 @@ async fn marking_dependencies_and_waiting_in_v2() {
         lines,
         [json!({"state": "success", "results": {"b": "after"}})]
     );
+
+    // XCom set by hand: created once, changed, read, deleted.
+    let xcom = format!("{tis}/b/xcomEntries");
+    let made = ok(
+        &env,
+        Method::POST,
+        &xcom,
+        Some(r#"{"key": "k", "value": {"n": 1}}"#),
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(made["value"], json!({"n": 1}));
+    let (status, _) = call(
+        &env,
+        Method::POST,
+        &xcom,
+        Some(r#"{"key": "k", "value": 2}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    ok(
+        &env,
+        Method::PATCH,
+        &format!("{xcom}/k"),
+        Some(r#"{"value": [2]}"#),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(get(&env, &format!("{xcom}/k")).await["value"], json!([2]));
+    ok(
+        &env,
+        Method::DELETE,
+        &format!("{xcom}/k"),
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    let (status, _) = call(&env, Method::GET, &format!("{xcom}/k"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(
+        &env,
+        Method::PATCH,
+        &format!("{xcom}/k"),
+        Some(r#"{"value": 3}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Bad input: a state that cannot be set by hand, a wait without interval.
     let (status, v) = call(

@@ -1,11 +1,14 @@
-//! XCom entries in v2: list a TaskInstance's, get one with its value.
+//! XCom entries in v2: list a TaskInstance's, get one with its value, and set,
+//! change or delete one by hand (written straight to the metastore, as
+//! Airflow's API writes its table; a try that runs again starts without them).
 
 use super::super::paths::{TaskPath, XcomPath};
 use super::super::{ApiError, ApiResult, ApiState, Caller, load_run, load_ti, paginate};
-use super::V2Query;
-use crate::metastore::TaskInstance as TiRecord;
+use super::{V2Json, V2Query};
+use crate::metastore::{TaskInstance as TiRecord, XcomWrite};
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -164,4 +167,179 @@ pub async fn get_xcom_entry(
         value
     });
     Ok(Json(out))
+}
+
+/// The longest key, and the most entries one TaskInstance holds: the limits a
+/// task's own pushes have in the sandbox.
+const MAX_KEY: usize = 512;
+const MAX_KEYS: usize = 1000;
+
+/// Airflow's `XComCreateBody`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct XComCreateBody {
+    key: String,
+    /// Any JSON.
+    #[schema(value_type = Object)]
+    value: Value,
+    /// The map index of a mapped TaskInstance (default -1: not mapped).
+    #[serde(default = "unmapped")]
+    map_index: i64,
+}
+
+fn unmapped() -> i64 {
+    -1
+}
+
+/// Airflow's `XComUpdateBody`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct XComUpdateBody {
+    /// Any JSON.
+    #[schema(value_type = Object)]
+    value: Value,
+    #[serde(default = "unmapped")]
+    map_index: i64,
+}
+
+fn check_key(key: &str) -> ApiResult<()> {
+    if key.is_empty() || key.len() > MAX_KEY {
+        return Err(ApiError::bad_request(format!(
+            "an XCom key is 1 to {MAX_KEY} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// Set a new XCom entry of a TaskInstance.
+#[utoipa::path(
+    post, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries",
+    tag = "XCom", operation_id = "create_xcom_entry",
+    params(TaskPath),
+    request_body = XComCreateBody,
+    responses(
+        (status = 201, description = "The entry, set.", body = XComResponse),
+        (status = 400, description = "A key that cannot be one."),
+        (status = 404, description = "No such TaskInstance."),
+        (status = 409, description = "The TaskInstance has an entry with that key."),
+        (status = 422, description = "A body that does not validate."),
+    )
+)]
+pub async fn create_xcom_entry(
+    caller: Caller,
+    State(s): State<ApiState>,
+    Path(TaskPath {
+        dag_id,
+        dag_run_id: run_id,
+        task_id,
+    }): Path<TaskPath>,
+    V2Json(body): V2Json<XComCreateBody>,
+) -> ApiResult<(StatusCode, Json<XComResponse>)> {
+    check_key(&body.key)?;
+    let run = load_run(&s, &caller, &dag_id, &run_id)?;
+    let ti = load_ti(
+        &s,
+        &caller,
+        &dag_id,
+        &run_id,
+        &task_id,
+        Some(body.map_index),
+    )?;
+    if !s
+        .metastore
+        .put_xcom(&ti, &body.key, &body.value.to_string(), XcomWrite::Create)?
+    {
+        return Err(ApiError::conflict(format!(
+            "The XCom with key: `{}` with mentioned task instance already exists.",
+            body.key
+        )));
+    }
+    let mut out = entry(&ti, &run, body.key);
+    out.value = Some(body.value);
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// Change the value of an XCom entry.
+#[utoipa::path(
+    patch,
+    path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries/{xcom_key}",
+    tag = "XCom", operation_id = "update_xcom_entry",
+    params(XcomPath),
+    request_body = XComUpdateBody,
+    responses(
+        (status = 200, description = "The entry, changed.", body = XComResponse),
+        (status = 404, description = "No such TaskInstance or entry."),
+        (status = 422, description = "A body that does not validate."),
+    )
+)]
+pub async fn update_xcom_entry(
+    caller: Caller,
+    State(s): State<ApiState>,
+    Path(XcomPath {
+        dag_id,
+        dag_run_id: run_id,
+        task_id,
+        xcom_key: key,
+    }): Path<XcomPath>,
+    V2Json(body): V2Json<XComUpdateBody>,
+) -> ApiResult<Json<XComResponse>> {
+    let run = load_run(&s, &caller, &dag_id, &run_id)?;
+    let ti = load_ti(
+        &s,
+        &caller,
+        &dag_id,
+        &run_id,
+        &task_id,
+        Some(body.map_index),
+    )?;
+    if !s
+        .metastore
+        .put_xcom(&ti, &key, &body.value.to_string(), XcomWrite::Update)?
+    {
+        return Err(ApiError::not_found(format!(
+            "The XCom with key: `{key}` with mentioned task instance doesn't exist."
+        )));
+    }
+    let mut out = entry(&ti, &run, key);
+    out.value = Some(body.value);
+    Ok(Json(out))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct XComDeleteQuery {
+    /// The map index of a mapped TaskInstance (default -1: not mapped).
+    map_index: Option<i64>,
+}
+
+/// Delete an XCom entry.
+#[utoipa::path(
+    delete,
+    path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/xcomEntries/{xcom_key}",
+    tag = "XCom", operation_id = "delete_xcom_entry",
+    params(XcomPath, XComDeleteQuery),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No such TaskInstance or entry."),
+    )
+)]
+pub async fn delete_xcom_entry(
+    caller: Caller,
+    State(s): State<ApiState>,
+    Path(XcomPath {
+        dag_id,
+        dag_run_id: run_id,
+        task_id,
+        xcom_key: key,
+    }): Path<XcomPath>,
+    V2Query(q): V2Query<XComDeleteQuery>,
+) -> ApiResult<StatusCode> {
+    let ti = load_ti(&s, &caller, &dag_id, &run_id, &task_id, q.map_index)?;
+    if s.metastore.delete_xcom(&ti, &key)? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!(
+            "The XCom with key: `{key}` with mentioned task instance doesn't exist."
+        )))
+    }
 }
