@@ -245,6 +245,15 @@ pub async fn create_xcom_entry(
         &task_id,
         Some(body.map_index),
     )?;
+    let held = s
+        .metastore
+        .xcom_entries(&ti.tenant, &dag_id, &run_id, &task_id, ti.map_index)?
+        .len();
+    if held >= MAX_KEYS {
+        return Err(ApiError::bad_request(format!(
+            "a TaskInstance holds at most {MAX_KEYS} XCom entries"
+        )));
+    }
     if !s
         .metastore
         .put_xcom(&ti, &body.key, &body.value.to_string(), XcomWrite::Create)?
