@@ -32,6 +32,7 @@ PATH_VALUES = {
     "pool_name": "default_pool",
     "connection_id": "conformance",
     "map_index": "1",
+    "version_number": "1",
     "task_try_number": "1",
 }
 

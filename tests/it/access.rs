@@ -391,6 +391,8 @@ async fn every_route_answers_every_caller_as_its_policy_says() {
             // Its TaskInstances are not mapped: -1 names them.
             ("map_index", "-1".to_owned()),
             ("task_try_number", "1".to_owned()),
+            // Each side's DAG has one version so far.
+            ("version_number", "1".to_owned()),
             ("username", format!("member_{prefix}")),
             ("tenant_name", format!("spare_{prefix}")),
             // A tenant's own usage: the tenant is the object.

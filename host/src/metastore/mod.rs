@@ -23,6 +23,7 @@ mod stored_ti;
 #[cfg(test)]
 mod tests;
 mod usage;
+mod versions;
 
 pub use access::*;
 pub use audit::{AuditQuery, AuditRecord};
@@ -35,6 +36,7 @@ pub use queries::XcomWrite;
 pub use records::*;
 pub use schema::*;
 pub use usage::*;
+pub use versions::DagVersionInfo;
 
 use aileron_protocol::ExecutionKey;
 

@@ -6,7 +6,7 @@ use redb::TableDefinition;
 
 /// Version of the layout below. Bump it and add a step to [`MIGRATIONS`] whenever a
 /// table or a record changes in a way old data cannot be read as.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// Migration steps: `MIGRATIONS[i]` turns a version `i + 1` store into version `i + 2`.
 pub(super) type Migration = fn(&redb::WriteTransaction) -> Result<(), MetastoreError>;
@@ -26,6 +26,8 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     // `default` and every tenant owning a DAG become tenant records. An older
     // binary, which would ignore who may do what, refuses the file from here on.
     super::access::seed_tenants,
+    // 6 → 7: DAG versions are numbered per DAG (`versions.rs`).
+    super::versions::number_versions,
 ];
 
 /// Copies each DAG's tags from its current spec onto its record (schema 3 → 4).
@@ -130,7 +132,10 @@ pub(super) const TOKEN_SCOPES: Table = TableDefinition::new("token_scopes");
 pub(super) const AUDIT: Table = TableDefinition::new("audit");
 /// Each tenant's metered usage (`usage.rs`), by tenant name.
 pub(crate) const TENANT_USAGE: Table = TableDefinition::new("tenant_usage");
-pub(super) const ALL_TABLES: [Table; 26] = [
+/// DAG version numbers (`versions.rs`): by content hash, and by number.
+pub(super) const DAG_VERSION_NUMBERS: Table = TableDefinition::new("dag_version_numbers");
+pub(super) const DAG_VERSION_LIST: Table = TableDefinition::new("dag_version_list");
+pub(super) const ALL_TABLES: [Table; 28] = [
     META,
     DAGS,
     DAG_VERSIONS,
@@ -157,4 +162,6 @@ pub(super) const ALL_TABLES: [Table; 26] = [
     TOKEN_SCOPES,
     AUDIT,
     TENANT_USAGE,
+    DAG_VERSION_NUMBERS,
+    DAG_VERSION_LIST,
 ];

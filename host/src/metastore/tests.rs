@@ -603,3 +603,68 @@ fn schema_5_files_gain_a_tenant_record_for_every_tenant_owning_a_dag() {
     assert_eq!(names, ["default", "team_x"]);
     assert_eq!(m.dag("team_x", "etl").unwrap().unwrap().dag_id, "etl");
 }
+
+#[test]
+fn a_version_6_store_numbers_its_dag_versions_on_open() {
+    use aileron_model::DagRunState::Success;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("aileron.redb");
+    {
+        let m = Metastore::open(&path).unwrap();
+        let mut b = WriteBatch::default();
+        // Three versions of `etl`: `old` ran first (hour 1), `mid` later (hour
+        // 5), `unused` never; `cur` is the DAG's current one.
+        for hash in ["cur", "mid", "old", "unused"] {
+            b.put_raw(DAG_VERSIONS, key(&["t", "etl", hash]), b"{}".to_vec());
+        }
+        for (seq, hour, hash) in [(1, 5, "mid"), (2, 1, "old"), (3, 9, "cur")] {
+            let mut run = test_run("etl", seq, hour, Success);
+            run.dag_version = hash.into();
+            b.put_run(&run);
+        }
+        b.put_dag(&DagRecord {
+            tenant: "t".into(),
+            dag_id: "etl".into(),
+            fileloc: "t/etl.toml".into(),
+            version: "cur".into(),
+            is_paused: false,
+            is_active: true,
+            last_scheduled_interval: None,
+            last_parsed: jiff::Timestamp::UNIX_EPOCH,
+            tags: Vec::new(),
+        });
+        m.commit(b).unwrap();
+        let txn = m.db.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert("schema_version", "6".as_bytes())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let m = Metastore::open(&path).unwrap();
+    assert_eq!(m.schema_version().unwrap(), SCHEMA_VERSION);
+    let (versions, total) = m.version_page("t", "etl", false, 0, 10).unwrap();
+    let order: Vec<(u32, &str)> = versions
+        .iter()
+        .map(|v| (v.number, v.hash.as_str()))
+        .collect();
+    assert_eq!(order, [(1, "old"), (2, "mid"), (3, "unused"), (4, "cur")]);
+    assert_eq!(total, 4);
+    assert_eq!(
+        versions[0].created_at,
+        jiff::Timestamp::from_second(3600).unwrap()
+    );
+    assert_eq!(
+        m.version_info("t", "etl", "mid").unwrap().unwrap().number,
+        2
+    );
+    assert_eq!(
+        m.version_by_number("t", "etl", 4).unwrap().unwrap().hash,
+        "cur"
+    );
+    assert_eq!(m.last_version_number("t", "etl").unwrap(), 4);
+    assert_eq!(m.last_version_number("t", "other").unwrap(), 0);
+    // Newest first, one page.
+    let (page, _) = m.version_page("t", "etl", true, 1, 2).unwrap();
+    assert_eq!(page.iter().map(|v| v.number).collect::<Vec<_>>(), [3, 2]);
+}

@@ -173,3 +173,61 @@ async fn marking_dependencies_and_waiting_in_v2() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["detail"][0]["loc"], json!(["query"]), "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dag_versions_are_numbered_as_the_file_changes() {
+    let first = "[tasks.a]\noperator = \"echo\"\nparams = { message = \"one\" }\n";
+    let second = "[tasks.a]\noperator = \"echo\"\nparams = { message = \"two\" }\n";
+    let env = Env::builder().dag("versioned.toml", first).start().await;
+    trigger(&env, "versioned", "on_first").await;
+    assert_eq!(
+        finished(&env, "versioned", "on_first").await,
+        DagRunState::Success
+    );
+    env.put_dag("versioned.toml", second).await;
+    // Put back as it was: the first content keeps its number.
+    env.put_dag("versioned.toml", first).await;
+    env.put_dag("versioned.toml", second).await;
+
+    let v = get(&env, "/api/v2/dags/versioned/dagVersions").await;
+    let numbers: Vec<u64> = v["dag_versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["version_number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, [1, 2], "{v}");
+    assert_eq!(v["total_entries"], 2);
+    let newest = get(
+        &env,
+        "/api/v2/dags/versioned/dagVersions?order_by=-version_number&limit=1",
+    )
+    .await;
+    assert_eq!(newest["dag_versions"][0]["version_number"], 2, "{newest}");
+    assert_eq!(
+        get(&env, "/api/v2/dags/versioned/dagVersions/1").await["dag_id"],
+        "versioned"
+    );
+    let (status, _) = call(
+        &env,
+        Method::GET,
+        "/api/v2/dags/versioned/dagVersions/3",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The run names the version it ran; the source of each version is kept.
+    let run = get(&env, "/api/v2/dags/versioned/dagRuns/on_first").await;
+    assert_eq!(run["dag_versions"][0]["version_number"], 1, "{run}");
+    let old = get(&env, "/api/v2/dagSources/versioned?version_number=1").await;
+    assert!(old["content"].as_str().unwrap().contains("one"), "{old}");
+    let now = get(&env, "/api/v2/dagSources/versioned").await;
+    assert_eq!(now["version_number"], 2);
+    assert!(now["content"].as_str().unwrap().contains("two"), "{now}");
+    let details = get(&env, "/api/v2/dags/versioned/details").await;
+    assert_eq!(
+        details["latest_dag_version"]["version_number"], 2,
+        "{details}"
+    );
+}

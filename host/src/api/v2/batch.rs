@@ -11,6 +11,7 @@ use super::super::task_instances::task_instances;
 use super::super::{ANY, ApiError, ApiResult, ApiState, Caller, Specs, page_size};
 use super::V2Json;
 use super::dag_runs::{DagRunCollectionResponse, DagRunResponse, response as run_response};
+use super::dag_versions::fill_versions;
 use super::task_instances::{
     TaskInstanceCollectionResponse, TaskInstanceResponse, response as ti_response,
 };
@@ -287,6 +288,7 @@ pub async fn get_list_dag_runs_batch(
         ],
     )?;
     let tenant = caller.tenant().to_owned();
+    let s2 = s.clone();
     let (dag_runs, total_entries) = s
         .blocking(move |m| {
             let mut records = runs_in_scope(m, &tenant, body.dag_ids.as_deref())?;
@@ -310,6 +312,7 @@ pub async fn get_list_dag_runs_batch(
                 .map(|r| run_response(dag_run(r)))
                 .filter(|r| body.ranges.hold(&run_times(r)))
                 .collect();
+            fill_versions(&s2, &tenant, &mut runs)?;
             runs.sort_by(|a, b| {
                 let o = match field.as_str() {
                     "run_id" | "dag_run_id" => a.dag_run_id.cmp(&b.dag_run_id),

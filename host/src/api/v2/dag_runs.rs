@@ -6,6 +6,7 @@ use super::super::paths::{AnyDagPath, DagPath, RunPath};
 use super::super::query::ApiQuery;
 use super::super::states::{DagRunType, DagState};
 use super::super::{ApiError, ApiResult, ApiState, Caller, JsonBody, present};
+use super::dag_versions::{DagVersionResponse, fill_versions};
 use super::{V2Json, V2Query};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -41,14 +42,15 @@ pub struct DagRunResponse {
     pub conf: Option<Map<String, Value>>,
     /// Aileron does not keep notes: `null`.
     pub note: Option<String>,
-    /// Aileron names DAG versions by content hash and does not number them yet:
-    /// empty (the hash is `/api/v1`'s `dag_version`).
-    #[schema(value_type = Vec<Object>)]
-    pub dag_versions: Vec<Value>,
+    /// The DAG version the run ran (see `/dagVersions`).
+    pub dag_versions: Vec<DagVersionResponse>,
     pub bundle_version: Option<String>,
     pub dag_display_name: String,
     pub partition_key: Option<String>,
     pub partition_date: Option<String>,
+    /// The content hash of the run's DAG version, to fill `dag_versions` from.
+    #[serde(skip)]
+    pub version_hash: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -83,10 +85,19 @@ pub fn response(r: V1Run) -> DagRunResponse {
         conf: Some(r.conf),
         note: None,
         dag_versions: Vec::new(),
+        version_hash: r.dag_version,
         bundle_version: None,
         partition_key: None,
         partition_date: None,
     }
+}
+
+/// The v2 form of one run the v1 handler answered, with its DAG version.
+fn one(s: &ApiState, tenant: &str, run: V1Run) -> ApiResult<Json<DagRunResponse>> {
+    let mut runs = [response(run)];
+    fill_versions(s, tenant, &mut runs)?;
+    let [run] = runs;
+    Ok(Json(run))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -135,6 +146,7 @@ pub async fn get_dag_runs(
         }
     }
     let order_by = q.order_by.map(|o| o.replace("run_after", "logical_date"));
+    let (s, tenant) = (state.0.clone(), caller.tenant().to_owned());
     if !types.is_empty() {
         // Filtered here: the run index has no type. Read every match, then page.
         let Json(all) = v1::list_runs(
@@ -149,7 +161,7 @@ pub async fn get_dag_runs(
             }),
         )
         .await?;
-        let runs: Vec<DagRunResponse> = all
+        let mut runs: Vec<DagRunResponse> = all
             .dag_runs
             .into_iter()
             .map(response)
@@ -159,6 +171,7 @@ pub async fn get_dag_runs(
                     .any(|t| serde_json::json!(r.run_type) == *t.as_str())
             })
             .collect();
+        fill_versions(&s, &tenant, &mut runs)?;
         let (dag_runs, total_entries) = super::super::paginate(runs, q.limit, q.offset);
         return Ok(Json(DagRunCollectionResponse {
             dag_runs,
@@ -177,8 +190,10 @@ pub async fn get_dag_runs(
         }),
     )
     .await?;
+    let mut dag_runs: Vec<DagRunResponse> = page.dag_runs.into_iter().map(response).collect();
+    fill_versions(&s, &tenant, &mut dag_runs)?;
     Ok(Json(DagRunCollectionResponse {
-        dag_runs: page.dag_runs.into_iter().map(response).collect(),
+        dag_runs,
         total_entries: page.total_entries,
     }))
 }
@@ -247,8 +262,9 @@ pub async fn trigger_dag_run(
     });
     let v1_body = serde_json::from_value(v1_body)
         .map_err(|e| ApiError::unprocessable(format!("invalid body: {e}")))?;
+    let (s, tenant) = (state.0.clone(), caller.tenant().to_owned());
     let Json(run) = v1::trigger_run(caller, state, path, JsonBody(v1_body)).await?;
-    Ok(Json(response(run)))
+    one(&s, &tenant, run)
 }
 
 /// Get a DagRun.
@@ -265,8 +281,9 @@ pub async fn get_dag_run(
     state: State<ApiState>,
     path: Path<RunPath>,
 ) -> ApiResult<Json<DagRunResponse>> {
+    let (s, tenant) = (state.0.clone(), caller.tenant().to_owned());
     let Json(run) = v1::get_run(caller, state, path).await?;
-    Ok(Json(response(run)))
+    one(&s, &tenant, run)
 }
 
 /// Airflow's `DAGRunPatchBody`.
@@ -299,9 +316,10 @@ pub async fn patch_dag_run(
     V2Json(body): V2Json<DagRunPatchBody>,
 ) -> ApiResult<Json<DagRunResponse>> {
     let _ = body.note;
+    let (s, tenant) = (state.0.clone(), caller.tenant().to_owned());
     let Some(new_state) = body.state else {
         let Json(run) = v1::get_run(caller, state, path).await?;
-        return Ok(Json(response(run)));
+        return one(&s, &tenant, run);
     };
     if !matches!(new_state.as_str(), "queued" | "success" | "failed") {
         return Err(ApiError::unprocessable(format!(
@@ -311,7 +329,7 @@ pub async fn patch_dag_run(
     let v1_body = serde_json::from_value(serde_json::json!({ "state": new_state }))
         .map_err(|e| ApiError::unprocessable(format!("invalid body: {e}")))?;
     let Json(run) = v1::patch_run(caller, state, path, JsonBody(v1_body)).await?;
-    Ok(Json(response(run)))
+    one(&s, &tenant, run)
 }
 
 /// Delete a DagRun with its TaskInstances, logs and XCom.

@@ -18,7 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 pub struct DagSourceResponse {
     pub content: Option<String>,
     pub dag_id: String,
-    /// Aileron does not number versions yet: `null`.
+    /// The version the content is of (see `/dagVersions`).
     pub version_number: Option<u32>,
     pub dag_display_name: String,
 }
@@ -26,7 +26,7 @@ pub struct DagSourceResponse {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SourceQuery {
-    /// A numbered version; Aileron serves the current file only.
+    /// A numbered version (default: the current one).
     version_number: Option<u32>,
 }
 
@@ -74,12 +74,32 @@ pub async fn get_dag_source(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let text = wants_text(&headers)?;
-    let (d, spec) = load_dag(&s, &caller, &dag_id)?;
-    if let Some(n) = q.version_number {
-        return Err(ApiError::not_found(format!(
+    let (d, current) = load_dag(&s, &caller, &dag_id)?;
+    let not_found = |n: u32| {
+        ApiError::not_found(format!(
             "The source code of the DAG {dag_id}, version_number {n} was not found"
-        )));
-    }
+        ))
+    };
+    let (spec, number) = match q.version_number {
+        None => {
+            let number = s
+                .metastore
+                .version_info(&d.tenant, &d.dag_id, &d.version)?
+                .map(|v| v.number);
+            (current, number)
+        }
+        Some(n) => {
+            let info = s
+                .metastore
+                .version_by_number(&d.tenant, &d.dag_id, n)?
+                .ok_or_else(|| not_found(n))?;
+            let spec = s
+                .metastore
+                .dag_version(&d.tenant, &d.dag_id, &info.hash)?
+                .ok_or_else(|| not_found(n))?;
+            (std::sync::Arc::new(spec), Some(n))
+        }
+    };
     if text {
         return Ok(spec.source.clone().into_response());
     }
@@ -87,7 +107,7 @@ pub async fn get_dag_source(
         content: Some(spec.source.clone()),
         dag_display_name: d.dag_id.clone(),
         dag_id: d.dag_id,
-        version_number: None,
+        version_number: number,
     })
     .into_response())
 }

@@ -3,6 +3,7 @@
 use super::super::dags::{Dag as V1Dag, dag as v1_dag, file_token, params_json};
 use super::super::paths::DagPath;
 use super::super::{ApiError, ApiResult, ApiState, Caller, load_dag, paginate};
+use super::dag_versions::{DagVersionResponse, version_response};
 use super::{V2Json, V2Query};
 use crate::metastore::{DagRecord, ImportErrorRecord, RunQuery};
 use aileron_model::DagRunState;
@@ -88,10 +89,8 @@ pub struct DagDetailsResponse {
     pub is_favorite: bool,
     pub active_runs_count: usize,
     pub concurrency: u32,
-    /// Aileron names versions by content hash and does not number them yet, so
-    /// this is `null` (the DAG's current hash is in `/api/v1`'s `dag_version`).
-    #[schema(value_type = Option<Object>)]
-    pub latest_dag_version: Option<Value>,
+    /// The DAG's current version (see `/dagVersions`).
+    pub latest_dag_version: Option<DagVersionResponse>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -200,7 +199,10 @@ fn details(
         is_favorite: false,
         active_runs_count: active,
         concurrency: spec.max_active_tasks,
-        latest_dag_version: None,
+        latest_dag_version: s
+            .metastore
+            .version_info(&d.tenant, &d.dag_id, &d.version)?
+            .map(|v| version_response(&d.dag_id, v)),
     })
 }
 

@@ -6,6 +6,7 @@ use super::super::dag_runs::{self as v1, ClearDagRun, ClearDagRunResult};
 use super::super::paths::RunPath;
 use super::super::{ApiError, ApiResult, ApiState, Caller, JsonBody, load_run};
 use super::dag_runs::{DagRunResponse, response as run_response};
+use super::dag_versions::fill_versions;
 use super::task_instances::{TaskInstanceCollectionResponse, response as ti_response};
 use super::{V2Json, V2Query};
 use crate::scheduler::Update;
@@ -83,6 +84,7 @@ pub async fn clear_dag_run(
             "`run_on_latest_version` cannot be true: a cleared DagRun runs the DAG version it ran",
         ));
     }
+    let (s, tenant) = (state.0.clone(), caller.tenant().to_owned());
     let Json(cleared) = v1::clear_run(
         caller,
         state,
@@ -98,7 +100,12 @@ pub async fn clear_dag_run(
             total_entries: tis.total_entries,
             task_instances: tis.task_instances.into_iter().map(ti_response).collect(),
         }),
-        ClearDagRunResult::Cleared(run) => ClearResponse::Cleared(Box::new(run_response(*run))),
+        ClearDagRunResult::Cleared(run) => {
+            let mut runs = [run_response(*run)];
+            fill_versions(&s, &tenant, &mut runs)?;
+            let [run] = runs;
+            ClearResponse::Cleared(Box::new(run))
+        }
     }))
 }
 

@@ -3,7 +3,9 @@
 
 use super::{DagEntry, State};
 use crate::dag_processor::FileResult;
-use crate::metastore::{DAG_VERSIONS, DagRecord, IMPORT_ERRORS, ImportErrorRecord, key};
+use crate::metastore::{
+    DAG_VERSIONS, DagRecord, DagVersionInfo, IMPORT_ERRORS, ImportErrorRecord, key,
+};
 use crate::scheduler::Update;
 use aileron_model::DagKey;
 use aileron_model::dag::DagSpec;
@@ -11,6 +13,38 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 impl State {
+    /// Gives content `hash` of DAG `dk` the DAG's next version number, unless it
+    /// has one (a file put back as it was keeps its number).
+    fn number_version(&mut self, dk: &DagKey, hash: &str, now: jiff::Timestamp) {
+        let known = self
+            .metastore
+            .version_info(&dk.tenant, &dk.dag_id, hash)
+            .unwrap_or_else(|e| {
+                tracing::error!(dag_id = %dk.dag_id, "reading a version number: {e}");
+                None
+            });
+        if known.is_some() {
+            return;
+        }
+        let last = match self.version_numbers.get(dk) {
+            Some(n) => *n,
+            None => self
+                .metastore
+                .last_version_number(&dk.tenant, &dk.dag_id)
+                .unwrap_or_else(|e| {
+                    tracing::error!(dag_id = %dk.dag_id, "reading the version numbers: {e}");
+                    0
+                }),
+        };
+        let info = DagVersionInfo {
+            number: last + 1,
+            hash: hash.to_owned(),
+            created_at: now,
+        };
+        self.batch.put_version_info(&dk.tenant, &dk.dag_id, &info);
+        self.version_numbers.insert(dk.clone(), info.number);
+    }
+
     /// Applies DAG-folder parse results.
     pub(super) fn ingest(&mut self, files: Vec<(String, Option<FileResult>)>, full: bool) {
         let now = self.now();
@@ -33,6 +67,7 @@ impl State {
                     if !self.versions.contains_key(&vk) {
                         self.batch
                             .put(DAG_VERSIONS, key(&[&vk.0, &vk.1, &vk.2]), spec.as_ref());
+                        self.number_version(&dk, &spec.version, now);
                         self.versions.insert(vk, spec.clone());
                     }
                     // A file whose DAG id changed leaves its old DAG behind: deactivate it.

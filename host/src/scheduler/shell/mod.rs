@@ -63,6 +63,9 @@ pub(super) struct State {
 
     dags: HashMap<DagKey, DagEntry>,
     versions: HashMap<(String, String, String), Arc<DagSpec>>,
+    /// The last version number given to each DAG this process has numbered a
+    /// version of (the metastore has the rest; see `ingest.rs`).
+    version_numbers: HashMap<DagKey, u32>,
     runs: BTreeMap<RunKey, ActiveRun>,
     import_errors: HashSet<(String, String)>,
     /// TaskInstances handed to the executor: the try each is running and the
@@ -137,6 +140,7 @@ impl State {
             events: None,
             dags: HashMap::new(),
             versions: HashMap::new(),
+            version_numbers: HashMap::new(),
             runs: BTreeMap::new(),
             import_errors: HashSet::new(),
             in_flight: HashMap::new(),
