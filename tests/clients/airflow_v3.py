@@ -18,8 +18,12 @@ import airflow_client.client as af
 from airflow_client.client.api import (
     dag_api,
     dag_run_api,
+    dag_source_api,
+    dag_stats_api,
+    dag_version_api,
     import_error_api,
     monitor_api,
+    task_api,
     task_instance_api,
     variable_api,
     version_api,
@@ -72,6 +76,9 @@ def main() -> None:
         assert details.catchup is False and details.timezone
         unpaused = dags.patch_dag(DAG, DAGPatchBody(is_paused=False))
         assert unpaused.is_paused is False
+        paused_all = dags.patch_dags(DAGPatchBody(is_paused=True), dag_id_pattern="daily%")
+        assert [(d.dag_id, d.is_paused) for d in paused_all.dags] == [("daily_dag", True)], paused_all
+        dags.patch_dags(DAGPatchBody(is_paused=False), dag_id_pattern="daily%")
 
         runs = dag_run_api.DagRunApi(client)
         run = runs.trigger_dag_run(
@@ -91,6 +98,17 @@ def main() -> None:
         assert [r.dag_run_id for r in found.dag_runs] == ["from_client"], found
         none = runs.get_list_dag_runs_batch("~", DAGRunsBatchBody(dag_ids=[DAG], duration_gt=3600))
         assert none.total_entries == 0, none
+
+        stats = dag_stats_api.DagStatsApi(client).get_dag_stats(dag_ids=[DAG])
+        counts = {s.state: s.count for s in stats.dags[0].stats}
+        assert counts["success"] == 1 and counts["failed"] == 0, stats
+        versions = dag_version_api.DagVersionApi(client).get_dag_versions(DAG)
+        assert [v.version_number for v in versions.dag_versions] == [1], versions
+        assert run.dag_versions[0].version_number == 1, run
+        source = dag_source_api.DagSourceApi(client).get_dag_source(DAG)
+        assert "[tasks.greet]" in source.content and source.version_number == 1, source
+        tasks = task_api.TaskApi(client).get_tasks(DAG)
+        assert [t.task_id for t in tasks.tasks] == ["fan", "greet"], tasks
 
         tis = task_instance_api.TaskInstanceApi(client)
         instances = tis.get_task_instances(DAG, "from_client")

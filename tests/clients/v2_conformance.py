@@ -56,6 +56,7 @@ QUERIES = {"/backfills": "?dag_id=daily_dag"}
 # serves must be here.
 CHANGES = [
     ("PATCH", "/dags/{dag_id}", {}, {"is_paused": False}, 200),
+    ("PATCH", "/dags", {}, {"is_paused": False}, 200),
     ("POST", "/dags/{dag_id}/dagRuns", {}, {"dag_run_id": "conformance", "logical_date": None}, 200),
     ("PATCH", "/dags/{dag_id}/dagRuns/{dag_run_id}", {"dag_run_id": "conformance"}, {"note": "checked"}, 200),
     ("POST", "/dags/{dag_id}/dagRuns/{dag_run_id}/clear", {}, {"dry_run": True}, 200),

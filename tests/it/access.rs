@@ -211,7 +211,7 @@ fn body_of(entry: &RouteEntry, n: usize) -> Option<Value> {
         "post_variable" => json!({ "key": format!("v{n}"), "value": "x" }),
         "update_dag_run_state" => json!({ "state": "success" }),
         "clear_dag_run" => json!({ "dry_run": true }),
-        "patch_dag" => json!({ "is_paused": false }),
+        "patch_dag" | "patch_dags" => json!({ "is_paused": false }),
         "patch_task_instance"
         | "patch_task_instance_dry_run"
         | "patch_task_instance_by_map_index"

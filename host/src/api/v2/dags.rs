@@ -315,42 +315,7 @@ pub async fn get_dags(
     let tenant = caller.tenant().to_owned();
     let (dags, total_entries) = s
         .blocking(move |m| {
-            let tags = list(&q.tags);
-            let owners = list(&q.owners);
-            let all = q.tags_match_mode == Some(TagsMatchMode::All);
-            let errors = m.tenant_import_errors(&tenant)?;
-            let mut matching = Vec::new();
-            for d in m.tenant_dags(&tenant)? {
-                let tagged = tags.is_empty()
-                    || if all {
-                        tags.iter().all(|t| d.tags.iter().any(|x| x == t))
-                    } else {
-                        tags.iter().any(|t| d.tags.iter().any(|x| x == t))
-                    };
-                if !((d.is_active || !q.exclude_stale.unwrap_or(true))
-                    && q.paused.is_none_or(|p| p == d.is_paused)
-                    && q.dag_id_pattern.as_ref().is_none_or(|p| like(p, &d.dag_id))
-                    && q.dag_id_prefix_pattern
-                        .as_ref()
-                        .is_none_or(|p| d.dag_id.starts_with(p.as_str()))
-                    && tagged)
-                {
-                    continue;
-                }
-                let Some(spec) = m.dag_version(&d.tenant, &d.dag_id, &d.version)? else {
-                    continue;
-                };
-                if !owners.is_empty() && !owners.contains(&spec.owner.as_str()) {
-                    continue;
-                }
-                let listed = dag(&d, &spec, &errors);
-                if q.has_import_errors
-                    .is_some_and(|h| h != listed.has_import_errors)
-                {
-                    continue;
-                }
-                matching.push(listed);
-            }
+            let mut matching = matching(m, &tenant, &q)?;
             matching.sort_by(|a, b| {
                 let o = match field.as_str() {
                     "next_dagrun" => a.next_dagrun_logical_date.cmp(&b.next_dagrun_logical_date),
@@ -368,6 +333,140 @@ pub async fn get_dags(
         dags,
         total_entries,
     }))
+}
+
+/// The tenant's DAGs that pass `q`'s filters, in DAG id order. The records
+/// are filtered first; only those that pass have their spec read.
+fn matching(
+    m: &crate::metastore::Metastore,
+    tenant: &str,
+    q: &DagFilter,
+) -> ApiResult<Vec<DagResponse>> {
+    let tags = list(&q.tags);
+    let owners = list(&q.owners);
+    let all = q.tags_match_mode == Some(TagsMatchMode::All);
+    let errors = m.tenant_import_errors(tenant)?;
+    let mut matching = Vec::new();
+    for d in m.tenant_dags(tenant)? {
+        let tagged = tags.is_empty()
+            || if all {
+                tags.iter().all(|t| d.tags.iter().any(|x| x == t))
+            } else {
+                tags.iter().any(|t| d.tags.iter().any(|x| x == t))
+            };
+        if !((d.is_active || !q.exclude_stale.unwrap_or(true))
+            && q.paused.is_none_or(|p| p == d.is_paused)
+            && q.dag_id_pattern.as_ref().is_none_or(|p| like(p, &d.dag_id))
+            && q.dag_id_prefix_pattern
+                .as_ref()
+                .is_none_or(|p| d.dag_id.starts_with(p.as_str()))
+            && tagged)
+        {
+            continue;
+        }
+        let Some(spec) = m.dag_version(&d.tenant, &d.dag_id, &d.version)? else {
+            continue;
+        };
+        if !owners.is_empty() && !owners.contains(&spec.owner.as_str()) {
+            continue;
+        }
+        let listed = dag(&d, &spec, &errors);
+        if q.has_import_errors
+            .is_some_and(|h| h != listed.has_import_errors)
+        {
+            continue;
+        }
+        matching.push(listed);
+    }
+    Ok(matching)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PatchDagsFilter {
+    /// The fields to change; only `is_paused` can be.
+    update_mask: Option<String>,
+    /// How many of the matching DAGs to change (default 100).
+    limit: Option<usize>,
+    /// Matching DAGs to skip, in DAG id order.
+    offset: Option<usize>,
+    tags: Option<String>,
+    tags_match_mode: Option<TagsMatchMode>,
+    owners: Option<String>,
+    dag_id_pattern: Option<String>,
+    dag_id_prefix_pattern: Option<String>,
+    exclude_stale: Option<bool>,
+    paused: Option<bool>,
+}
+
+/// Pause or unpause every DAG the filters match (one page of them).
+#[utoipa::path(
+    patch, path = "/dags", tag = "DAG", operation_id = "patch_dags",
+    params(PatchDagsFilter),
+    request_body = DagPatchBody,
+    responses(
+        (status = 200, description = "The DAGs as changed.", body = DagCollectionResponse),
+        (status = 400, description = "A field that cannot be changed."),
+        (status = 422, description = "A body or parameter that does not validate."),
+    )
+)]
+pub async fn patch_dags(
+    caller: Caller,
+    State(s): State<ApiState>,
+    V2Query(q): V2Query<PatchDagsFilter>,
+    V2Json(body): V2Json<DagPatchBody>,
+) -> ApiResult<Json<DagCollectionResponse>> {
+    only_is_paused(&q.update_mask)?;
+    let filter = DagFilter {
+        limit: q.limit,
+        offset: q.offset,
+        tags: q.tags,
+        tags_match_mode: q.tags_match_mode,
+        owners: q.owners,
+        dag_id_pattern: q.dag_id_pattern,
+        dag_id_prefix_pattern: q.dag_id_prefix_pattern,
+        exclude_stale: q.exclude_stale,
+        paused: q.paused,
+        has_import_errors: None,
+        order_by: None,
+    };
+    let tenant = caller.tenant().to_owned();
+    let (page, total_entries) = s
+        .blocking({
+            let tenant = tenant.clone();
+            move |m| {
+                Ok(paginate(
+                    matching(m, &tenant, &filter)?,
+                    filter.limit,
+                    filter.offset,
+                ))
+            }
+        })
+        .await?;
+    for d in &page {
+        s.scheduler
+            .set_paused(&tenant, &d.dag_id, body.is_paused)
+            .await?;
+    }
+    let errors = s.metastore.tenant_import_errors(&tenant)?;
+    let mut dags = Vec::with_capacity(page.len());
+    for d in page {
+        let (record, spec) = load_dag(&s, &caller, &d.dag_id)?;
+        dags.push(dag(&record, &spec, &errors));
+    }
+    Ok(Json(DagCollectionResponse {
+        dags,
+        total_entries,
+    }))
+}
+
+fn only_is_paused(mask: &Option<String>) -> ApiResult<()> {
+    match list(mask).into_iter().find(|f| *f != "is_paused") {
+        Some(bad) => Err(ApiError::bad_request(format!(
+            "Only `is_paused` field can be updated through the REST API, not `{bad}`"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Get a DAG.
@@ -441,14 +540,7 @@ pub async fn patch_dag(
     V2Query(mask): V2Query<UpdateMask>,
     V2Json(body): V2Json<DagPatchBody>,
 ) -> ApiResult<Json<DagResponse>> {
-    if let Some(bad) = list(&mask.update_mask)
-        .into_iter()
-        .find(|f| *f != "is_paused")
-    {
-        return Err(ApiError::bad_request(format!(
-            "Only `is_paused` field can be updated through the REST API, not `{bad}`"
-        )));
-    }
+    only_is_paused(&mask.update_mask)?;
     load_dag(&s, &caller, &dag_id)?;
     s.scheduler
         .set_paused(caller.tenant(), &dag_id, body.is_paused)

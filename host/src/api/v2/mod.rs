@@ -16,6 +16,7 @@ mod batch;
 mod connections;
 mod dag_runs;
 mod dag_sources;
+mod dag_stats;
 mod dag_versions;
 mod dags;
 mod event_logs;
@@ -56,7 +57,7 @@ use utoipa_axum::routes;
     tags(
         (name = "DAG"), (name = "DagRun"), (name = "TaskInstance"), (name = "XCom"),
         (name = "ImportError"), (name = "Variable"), (name = "Monitor"), (name = "Version"),
-        (name = "Task"), (name = "DagSource"), (name = "DagVersion"), (name = "Pool"), (name = "Connection"),
+        (name = "Task"), (name = "DagSource"), (name = "DagVersion"), (name = "DagStats"), (name = "Pool"), (name = "Connection"),
         (name = "EventLog"), (name = "Backfill"), (name = "Plugin"),
         (name = "Operator", description = "Aileron's operator components"),
         (name = "Worker", description = "The `aileron worker` processes of a multi-node setup"),
@@ -80,9 +81,11 @@ pub(super) fn api_routes() -> ApiRoutes<ApiState> {
     .add(Tenant(Viewer), routes!(dags::get_dags))
     .add(Tenant(Viewer), routes!(dags::get_dag))
     .add(Tenant(User), routes!(dags::patch_dag))
+    .add(Tenant(User), routes!(dags::patch_dags))
     .add(Tenant(Viewer), routes!(dags::get_dag_details))
     .add(Tenant(Viewer), routes!(dag_sources::get_dag_source))
     .add(Tenant(Viewer), routes!(dag_sources::get_dag_tags))
+    .add(Tenant(Viewer), routes!(dag_stats::get_dag_stats))
     .add(Tenant(Viewer), routes!(dag_versions::get_dag_versions))
     .add(Tenant(Viewer), routes!(dag_versions::get_dag_version))
     .add(Tenant(Viewer), routes!(tasks::get_tasks))
