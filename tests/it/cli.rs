@@ -597,6 +597,39 @@ fn login_then_manage_tenants_users_roles_and_tokens() {
     assert_eq!(members[0]["username"], "ada");
     assert_eq!(members[0]["role"], "Op");
 
+    // An operator published for team_a alone, then removed.
+    let published = aileron_signed_in(
+        &server,
+        &creds,
+        &[],
+        &[
+            "plugins",
+            "publish",
+            aileron_tests::guests::VERSIONED_V1,
+            "--tenant",
+            "team_a",
+        ],
+    );
+    let said = String::from_utf8_lossy(&published.stdout);
+    assert!(
+        said.contains("Published versioned@1.0.0 for team_a"),
+        "{said}"
+    );
+    aileron_signed_in(
+        &server,
+        &creds,
+        &[],
+        &["plugins", "remove", "versioned@1.0.0", "--tenant", "team_a"],
+    );
+    let gone = Command::new(aileron_bin())
+        .args(["plugins", "remove", "versioned@1.0.0", "--tenant", "team_a"])
+        .args(["--server", &server.root])
+        .env("AILERON_CREDENTIALS", &creds)
+        .output()
+        .unwrap();
+    assert!(!gone.status.success());
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("404"));
+
     // A token of team_a works for the CLI, then stops working once revoked.
     let made = aileron_signed_in(
         &server,

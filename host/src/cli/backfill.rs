@@ -81,7 +81,8 @@ pub async fn run(a: BackfillArgs) -> anyhow::Result<ExitCode> {
     let plan = client
         .request(
             reqwest::Method::POST,
-            "/backfills/dry_run",
+            // Every date, the skipped ones with why (Aileron's own option).
+            "/backfills/dry_run?include_skipped=true",
             Some(body.clone()),
         )
         .await?;

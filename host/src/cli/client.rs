@@ -1,4 +1,5 @@
-//! A small client of the REST API for the commands that talk to a server.
+//! A small client of the REST API (`/api/v2`, Airflow 3's, with Aileron's own
+//! resources beside it) for the commands that talk to a server.
 
 use super::ServerArgs;
 pub use aileron_protocol::seg;
@@ -16,7 +17,7 @@ impl Client {
     pub fn new(args: &ServerArgs) -> Self {
         Self {
             http: reqwest::Client::new(),
-            base: format!("{}/api/v1", args.server.trim_end_matches('/')),
+            base: format!("{}/api/v2", args.server.trim_end_matches('/')),
             // `--token`/AILERON_TOKEN, else what `aileron login` kept.
             token: args
                 .token
@@ -74,16 +75,52 @@ impl Client {
         let status = resp.status();
         let value: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
-            let detail = value
-                .get("detail")
-                .and_then(Value::as_str)
-                .unwrap_or("no detail");
-            anyhow::bail!("the server answered {status}: {detail}");
+            anyhow::bail!("the server answered {status}: {}", detail(&value));
         }
         Ok(value)
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.request(reqwest::Method::GET, path, None).await
+    }
+}
+
+/// An error answer's explanation: `detail` as text, or a validation error's
+/// list of `{loc, msg}` as `loc: msg` lines joined.
+fn detail(answer: &Value) -> String {
+    match answer.get("detail") {
+        Some(Value::String(d)) => d.clone(),
+        Some(Value::Array(errors)) => errors
+            .iter()
+            .map(|e| {
+                let loc: Vec<String> = e["loc"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|l| l.as_str().map_or_else(|| l.to_string(), str::to_owned))
+                    .collect();
+                format!(
+                    "{}: {}",
+                    loc.join("."),
+                    e["msg"].as_str().unwrap_or("invalid")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => "no detail".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::detail;
+    use serde_json::json;
+
+    #[test]
+    fn details_read_as_text_or_as_validation_errors() {
+        assert_eq!(detail(&json!({"detail": "no such DAG"})), "no such DAG");
+        let v = json!({"detail": [{"loc": ["body", "key"], "msg": "missing", "type": "x"}]});
+        assert_eq!(detail(&v), "body.key: missing");
+        assert_eq!(detail(&json!(null)), "no detail");
     }
 }

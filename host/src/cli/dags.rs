@@ -146,12 +146,10 @@ pub async fn run(cmd: DagsCommand) -> anyhow::Result<ExitCode> {
             server,
         } => {
             let conf = parse_conf(conf.as_deref())?;
-            let mut body = json!({"conf": conf});
+            // Airflow 3's body: `logical_date` is given, `null` for now.
+            let mut body = json!({"conf": conf, "logical_date": logical_date});
             if let Some(r) = run_id {
                 body["dag_run_id"] = Value::String(r);
-            }
-            if let Some(d) = logical_date {
-                body["logical_date"] = Value::String(d);
             }
             let v = Client::new(&server)
                 .request(

@@ -197,10 +197,10 @@ pub async fn run(cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let path = match (global, replace) {
-                (true, false) => "/platform/plugins",
-                (true, true) => "/platform/plugins?replace=true",
-                (false, false) => "/plugins",
-                (false, true) => "/plugins?replace=true",
+                (true, false) => "/platform/operators",
+                (true, true) => "/platform/operators?replace=true",
+                (false, false) => "/operators",
+                (false, true) => "/operators?replace=true",
             };
             let p = Client::new(&server)
                 .upload(path, "application/wasm", bytes)
@@ -230,9 +230,9 @@ pub async fn run(cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let prefix = if global {
-                "/platform/plugins"
+                "/platform/operators"
             } else {
-                "/plugins"
+                "/operators"
             };
             Client::new(&server)
                 .request(

@@ -1,6 +1,8 @@
 //! Backfills in v2: Airflow 3's shapes over the `/api/v1` handlers.
 
-use super::super::backfills::{self as v1, Backfill, BackfillFilter, BackfillPostBody as V1Body};
+use super::super::backfills::{
+    self as v1, Backfill, BackfillFilter, BackfillPostBody as V1Body, RunsByState,
+};
 use super::super::paths::BackfillPath;
 use super::super::query::ApiQuery;
 use super::super::{ApiError, ApiResult, ApiState, Caller, JsonBody};
@@ -31,8 +33,13 @@ pub struct BackfillResponse {
     /// it was created.
     pub updated_at: Timestamp,
     pub dag_display_name: String,
-    /// The DagRuns it created (Aileron's own field).
+    /// Aileron's own fields: the DagRuns it created or re-ran, how many and in
+    /// which states, the dates it skipped, and its order.
     pub run_ids: Vec<String>,
+    pub total_runs: usize,
+    pub runs_by_state: RunsByState,
+    pub skipped_dates: Vec<Timestamp>,
+    pub run_backwards: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -56,6 +63,10 @@ fn response(b: Backfill) -> BackfillResponse {
         created_at: b.created_at,
         completed_at: b.completed_at,
         run_ids: b.run_ids,
+        total_runs: b.total_runs,
+        runs_by_state: b.runs_by_state,
+        skipped_dates: b.skipped_dates,
+        run_backwards: b.run_backwards,
     }
 }
 
@@ -187,12 +198,29 @@ pub async fn create_backfill(
     Ok(Json(response(b)))
 }
 
-/// Airflow's `DryRunBackfillResponse`: one logical date a backfill would run.
+/// Airflow's `DryRunBackfillResponse`: one logical date a backfill would run,
+/// with what Aileron would do with it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DryRunBackfillResponse {
     pub logical_date: Option<Timestamp>,
     pub partition_key: Option<String>,
     pub partition_date: Option<Timestamp>,
+    /// `create`, `reprocess` (an existing run re-run) or, with
+    /// `include_skipped`, `skip`.
+    pub action: String,
+    /// The existing run, when there is one.
+    pub run_id: Option<String>,
+    /// Why a date is skipped.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DryRunQuery {
+    /// Also list the dates the backfill would skip, with why (Aileron's own;
+    /// Airflow lists the runs it would make only).
+    #[serde(default)]
+    include_skipped: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -205,6 +233,7 @@ pub struct DryRunBackfillCollectionResponse {
 /// without creating anything.
 #[utoipa::path(
     post, path = "/backfills/dry_run", tag = "Backfill", operation_id = "create_backfill_dry_run",
+    params(DryRunQuery),
     request_body = BackfillPostBody,
     responses(
         (status = 200, description = "The dates it would run.", body = DryRunBackfillCollectionResponse),
@@ -216,17 +245,21 @@ pub struct DryRunBackfillCollectionResponse {
 pub async fn create_backfill_dry_run(
     caller: Caller,
     state: State<ApiState>,
+    V2Query(q): V2Query<DryRunQuery>,
     V2Json(body): V2Json<BackfillPostBody>,
 ) -> ApiResult<Json<DryRunBackfillCollectionResponse>> {
     let Json(plan) = v1::dry_run_backfill(caller, state, JsonBody(body.v1())).await?;
     let backfills: Vec<DryRunBackfillResponse> = plan
         .backfills
         .into_iter()
-        .filter(|d| d.action != "skip")
+        .filter(|d| q.include_skipped || d.action != "skip")
         .map(|d| DryRunBackfillResponse {
             logical_date: Some(d.logical_date),
             partition_key: None,
             partition_date: None,
+            action: d.action,
+            run_id: d.run_id,
+            reason: d.reason,
         })
         .collect();
     Ok(Json(DryRunBackfillCollectionResponse {
