@@ -183,45 +183,17 @@ pub(super) fn api_routes() -> ApiRoutes<ApiState> {
     .add(Public, routes!(monitor::get_version))
 }
 
-/// Aileron's own resources, which Airflow's document does not have: the
-/// `/api/v1` handlers with the same policies.
+/// Aileron's own resources, which Airflow's document does not have: those
+/// `/api/v1` has too, and operators, which v1 calls plugins.
 fn aileron_routes(routes: ApiRoutes<ApiState>) -> ApiRoutes<ApiState> {
-    use super::access::Policy::{Platform, SignedIn, Tenant};
-    use super::{callbacks, event_logs, events, maintenance, session, tenants, tokens, usage};
-    use super::{users, workers};
-    use aileron_model::Role::{Admin, Op, Viewer};
-    routes
+    use super::access::Policy::{Platform, Tenant};
+    use aileron_model::Role::{Op, Viewer};
+    super::aileron_routes(routes)
         .add(Tenant(Viewer), routes!(operators::get_operators))
         .add(Tenant(Op), routes!(operators::post_operator))
         .add(Tenant(Op), routes!(operators::delete_operator))
         .add(Platform, routes!(operators::post_platform_operator))
         .add(Platform, routes!(operators::delete_platform_operator))
-        .add(Tenant(Viewer), routes!(callbacks::list_callbacks))
-        .add(Tenant(Admin), routes!(maintenance::db_clean))
-        .add(Platform, routes!(workers::list_workers))
-        .add(Tenant(Viewer), routes!(events::events))
-        .add(SignedIn, routes!(session::me))
-        .add(Platform, routes!(tenants::list_tenants))
-        .add(Platform, routes!(tenants::create_tenant))
-        .add(Platform, routes!(tenants::get_tenant))
-        .add(Platform, routes!(tenants::patch_tenant))
-        .add(Platform, routes!(tenants::delete_tenant))
-        .add(Tenant(Viewer), routes!(usage::get_usage))
-        .add(Platform, routes!(users::list_users))
-        .add(Platform, routes!(users::create_user))
-        .add(Platform, routes!(users::get_user))
-        .add(Platform, routes!(users::patch_user))
-        .add(Platform, routes!(users::delete_user))
-        .add(Tenant(Admin), routes!(users::list_members))
-        .add(Tenant(Admin), routes!(users::put_member))
-        .add(Tenant(Admin), routes!(users::delete_member))
-        .add(Tenant(Admin), routes!(tokens::list_tokens))
-        .add(Tenant(Admin), routes!(tokens::create_token))
-        .add(Tenant(Admin), routes!(tokens::revoke_token))
-        .add(Platform, routes!(tokens::list_platform_tokens))
-        .add(Platform, routes!(tokens::create_platform_token))
-        .add(Platform, routes!(tokens::revoke_platform_token))
-        .add(Platform, routes!(event_logs::list_platform_event_logs))
 }
 
 /// A JSON request body; anything wrong with it (syntax, shape, an unknown field)
