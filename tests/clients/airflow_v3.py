@@ -126,6 +126,7 @@ def main() -> None:
         assert tis.get_task_instance_dependencies(DAG, "from_client", "greet").dependencies == []
         ti = tis.get_task_instance(DAG, "from_client", "greet")
         assert (ti.try_number, ti.max_tries) == (1, 0), ti
+        assert ti.dag_version.version_number == 1, ti
         log = tis.get_log(DAG, "from_client", "greet", 1)
         events = [entry.actual_instance.event if hasattr(entry, "actual_instance") else entry for entry in log.content]
         assert any("hello hi" in str(e) for e in events), events

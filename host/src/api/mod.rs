@@ -519,10 +519,11 @@ fn load_ti(
 }
 
 /// DAG specs by version, read once per request: TaskInstances take their pool and
-/// queue from the spec their run was created with.
+/// queue from the spec their run was created with, and their version number.
 struct Specs<'a> {
     metastore: &'a Metastore,
     cache: HashMap<(String, String, String), Option<Arc<DagSpec>>>,
+    numbers: HashMap<(String, String, String), Option<crate::metastore::DagVersionInfo>>,
 }
 
 impl<'a> Specs<'a> {
@@ -530,7 +531,24 @@ impl<'a> Specs<'a> {
         Self {
             metastore,
             cache: HashMap::new(),
+            numbers: HashMap::new(),
         }
+    }
+
+    /// The number of a DAG's version `hash`.
+    fn number(
+        &mut self,
+        tenant: &str,
+        dag_id: &str,
+        hash: &str,
+    ) -> ApiResult<Option<crate::metastore::DagVersionInfo>> {
+        let k = (tenant.to_owned(), dag_id.to_owned(), hash.to_owned());
+        if let Some(v) = self.numbers.get(&k) {
+            return Ok(v.clone());
+        }
+        let v = self.metastore.version_info(tenant, dag_id, hash)?;
+        self.numbers.insert(k, v.clone());
+        Ok(v)
     }
 
     fn get(

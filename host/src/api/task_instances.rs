@@ -61,6 +61,9 @@ pub struct TaskInstance {
     /// clients expect).
     #[schema(value_type = Object)]
     pub rendered_fields: Value,
+    /// The numbered DAG version its run ran, for `/api/v2`'s `dag_version`.
+    #[serde(skip)]
+    pub dag_version: Option<crate::metastore::DagVersionInfo>,
 }
 
 /// A TaskInstance with every try it made.
@@ -163,6 +166,7 @@ pub fn task_instance(
             .rendered_fields
             .clone()
             .unwrap_or_else(|| Value::Object(serde_json::Map::new())),
+        dag_version: specs.number(&ti.tenant, &ti.dag_id, &run.dag_version)?,
     })
 }
 

@@ -49,6 +49,24 @@ async fn marking_dependencies_and_waiting_in_v2() {
     running(&env, &mut updates, "r", "a").await;
     let tis = "/api/v2/dags/held/dagRuns/r/taskInstances";
 
+    // A reader follows the running try's log as ndjson until the try ends.
+    let follower = {
+        let app = app(&env);
+        tokio::spawn(async move {
+            let req = axum::http::Request::builder()
+                .uri(format!("{tis}/a/logs/1"))
+                .header("authorization", aileron_tests::server::ADMIN_AUTH)
+                .header("accept", "application/x-ndjson")
+                .body(Body::empty())
+                .unwrap();
+            let resp = app.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let kind = resp.headers()["content-type"].clone();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, kind, String::from_utf8(body.to_vec()).unwrap())
+        })
+    };
+
     // `b` waits on its trigger rule; `a`, running, waits on nothing.
     let deps = get(&env, &format!("{tis}/b/dependencies")).await;
     let names: Vec<&str> = deps["dependencies"]
@@ -93,6 +111,21 @@ async fn marking_dependencies_and_waiting_in_v2() {
     )
     .await;
     assert_eq!(marked["task_instances"][0]["state"], "success", "{marked}");
+    let (status, kind, lines) = tokio::time::timeout(Duration::from_secs(120), follower)
+        .await
+        .expect("the followed log ends with its try")
+        .unwrap();
+    assert_eq!(
+        (status, kind.to_str().unwrap()),
+        (StatusCode::OK, "application/x-ndjson")
+    );
+    assert!(
+        lines
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .any(|e| e["event"].as_str().unwrap_or("").contains("sleeping")),
+        "{lines}"
+    );
     assert_eq!(finished(&env, "held", "r").await, DagRunState::Success);
     let (status, headers, body) = call_raw(
         &env,

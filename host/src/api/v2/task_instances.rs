@@ -7,6 +7,7 @@ use super::super::states::TaskState;
 use super::super::task_instances::{self as v1, MapIndex, TaskInstance as V1Ti, TiFilter};
 use super::super::{ApiError, ApiResult, ApiState, Caller, load_dag, load_ti};
 use super::V2Query;
+use super::dag_versions::{DagVersionResponse, version_response};
 use aileron_model::TiKey;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -59,8 +60,8 @@ pub struct TaskInstanceResponse {
     pub trigger: Option<Value>,
     #[schema(value_type = Option<Object>)]
     pub triggerer_job: Option<Value>,
-    #[schema(value_type = Option<Object>)]
-    pub dag_version: Option<Value>,
+    /// The DAG version its run ran (see `/dagVersions`).
+    pub dag_version: Option<DagVersionResponse>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -90,6 +91,10 @@ fn ti_id(ti: &V1Ti) -> String {
 }
 
 pub fn response(ti: V1Ti) -> TaskInstanceResponse {
+    let dag_version = ti
+        .dag_version
+        .clone()
+        .map(|v| version_response(&ti.dag_id, v));
     TaskInstanceResponse {
         id: ti_id(&ti),
         task_display_name: ti.task_id.clone(),
@@ -114,7 +119,7 @@ pub fn response(ti: V1Ti) -> TaskInstanceResponse {
         rendered_fields: ti.rendered_fields,
         trigger: None,
         triggerer_job: None,
-        dag_version: None,
+        dag_version,
         start_date: ti.start_date,
         end_date: ti.end_date,
         duration: ti.duration,
@@ -270,7 +275,8 @@ pub fn structured(text: &str) -> Vec<StructuredLogMessage> {
 }
 
 /// Get a try's log: JSON with the entries and a continuation token, or with
-/// `Accept: application/x-ndjson` one JSON entry per line.
+/// `Accept: application/x-ndjson` one JSON entry per line, followed as it
+/// grows while the try runs.
 #[utoipa::path(
     get, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/logs/{try_number}",
     tag = "TaskInstance", operation_id = "get_log",
@@ -301,7 +307,9 @@ pub async fn get_log(
         )));
     }
     let key = TiKey::from(&ti);
-    let content = match s.scheduler.live_log(&key, try_number) {
+    let live = s.scheduler.live_log(&key, try_number);
+    let running = live.is_some();
+    let content = match live {
         Some(live) => live,
         None => s.metastore.log(&ti, try_number)?.unwrap_or_default(),
     };
@@ -321,19 +329,100 @@ pub async fn get_log(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/x-ndjson"));
+    if ndjson && running {
+        let follow = LogFollower {
+            s,
+            ti,
+            key,
+            try_number,
+            offset: from,
+            done: false,
+        };
+        let lines = futures::stream::unfold(follow, |mut f| async move {
+            let chunk = f.next_chunk().await?;
+            Some((Ok::<_, std::convert::Infallible>(chunk), f))
+        });
+        return Ok((
+            [(header::CONTENT_TYPE, "application/x-ndjson")],
+            axum::body::Body::from_stream(lines),
+        )
+            .into_response());
+    }
     if ndjson {
-        let mut body = String::new();
-        for entry in &entries {
-            body.push_str(&serde_json::to_string(entry).unwrap_or_default());
-            body.push('\n');
-        }
-        return Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response());
+        return Ok((
+            [(header::CONTENT_TYPE, "application/x-ndjson")],
+            ndjson_lines(&entries),
+        )
+            .into_response());
     }
     Ok(Json(TaskInstancesLogResponse {
         content: entries,
         continuation_token: Some(content.len().to_string()),
     })
     .into_response())
+}
+
+fn ndjson_lines(entries: &[StructuredLogMessage]) -> String {
+    let mut body = String::new();
+    for entry in entries {
+        body.push_str(&serde_json::to_string(entry).unwrap_or_default());
+        body.push('\n');
+    }
+    body
+}
+
+/// How often a followed log is read again while its try runs.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A running try's log, followed for an `application/x-ndjson` reader: whole
+/// lines as they come, then the rest once the try has ended.
+struct LogFollower {
+    s: ApiState,
+    ti: crate::metastore::TaskInstance,
+    key: TiKey,
+    try_number: u32,
+    /// Bytes of the log already sent.
+    offset: usize,
+    done: bool,
+}
+
+impl LogFollower {
+    /// The next entries as ndjson, waiting while the try runs and has written
+    /// no new whole line; `None` once the ended try's log is all sent.
+    async fn next_chunk(&mut self) -> Option<String> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let (text, ended) = match self.s.scheduler.live_log(&self.key, self.try_number) {
+                Some(live) => (live, false),
+                None => (
+                    self.s
+                        .metastore
+                        .log(&self.ti, self.try_number)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default(),
+                    true,
+                ),
+            };
+            let start = self.offset.min(text.len());
+            // While the try runs, only whole lines: the last may still grow.
+            let end = if ended {
+                text.len()
+            } else {
+                text[start..].rfind('\n').map_or(start, |i| start + i + 1)
+            };
+            self.done = ended;
+            if end > start && text.is_char_boundary(start) {
+                self.offset = end;
+                return Some(ndjson_lines(&structured(&text[start..end])));
+            }
+            if !ended {
+                tokio::time::sleep(FOLLOW_EVERY).await;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use super::super::task_instances::{
 };
 use super::super::{ApiError, ApiResult, ApiState, Caller, Specs, load_run, paginate};
 use super::V2Query;
+use super::dag_versions::{DagVersionResponse, version_response};
 use super::task_instances::{TaskInstanceCollectionResponse, TaskInstanceResponse, response};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -44,8 +45,8 @@ pub struct TaskInstanceHistoryResponse {
     pub pid: Option<u32>,
     pub executor: Option<String>,
     pub executor_config: String,
-    #[schema(value_type = Option<Object>)]
-    pub dag_version: Option<serde_json::Value>,
+    /// The DAG version the try ran (its run's).
+    pub dag_version: Option<DagVersionResponse>,
     /// Why the try failed, when it did (Aileron's own field).
     pub error: Option<String>,
 }
@@ -83,7 +84,10 @@ fn history(ti: &V1Ti, t: TaskInstanceTry) -> TaskInstanceHistoryResponse {
         pid: None,
         executor: None,
         executor_config: "{}".to_owned(),
-        dag_version: None,
+        dag_version: ti
+            .dag_version
+            .clone()
+            .map(|v| version_response(&ti.dag_id, v)),
         error: t.error,
     }
 }
