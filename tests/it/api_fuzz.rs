@@ -1,7 +1,8 @@
-//! Property-based fuzzing of the API's JSON bodies: every operation of the OpenAPI
-//! document that takes a body is sent random JSON (and near-misses of valid
-//! bodies) against objects that exist. Whatever arrives, the answer is a JSON
-//! problem or success with a status below 500, and the server keeps answering.
+//! Property-based fuzzing of the API's JSON bodies: every operation of both
+//! OpenAPI documents (`/api/v1`, `/api/v2`) that takes a body is sent random
+//! JSON (and near-misses of valid bodies) against objects that exist. Whatever
+//! arrives, the answer is a JSON error (v1's problem, v2's `detail`) or success
+//! with a status below 500, and the server keeps answering.
 //!
 //! CI runs `PROPTEST_CASES` (default 64 here) bodies per operation; set it higher
 //! for a longer hunt.
@@ -11,7 +12,7 @@ use aileron_tests::Env;
 use axum::http::{Method, StatusCode};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// Any JSON value, with the field names and values the API's bodies use, so
 /// random bodies often get past the shape check and into the handlers.
@@ -91,23 +92,44 @@ fn body() -> impl Strategy<Value = Value> {
     })
 }
 
-/// Every operation with a request body, with its path filled with existing ids.
-fn operations(doc: &Value) -> Vec<(Method, String)> {
+/// Every operation with a request body, with its path (under `prefix`) filled
+/// with existing ids.
+fn operations(doc: &Value, prefix: &str) -> Vec<(Method, String)> {
     // No user by this name: random bodies must not change the admin the
     // requests sign in as.
-    let ids =
-        crate::openapi::path_ids("1").map(|(k, v)| (k, if k == "username" { "nobody" } else { v }));
+    let mut ids: Vec<(&str, &str)> = crate::openapi::path_ids("1")
+        .map(|(k, v)| (k, if k == "username" { "nobody" } else { v }))
+        .to_vec();
+    // The names only /api/v2's paths use.
+    ids.extend([
+        ("map_index", "-1"),
+        ("task_try_number", "1"),
+        ("version_number", "1"),
+        ("import_error_id", "1"),
+        ("plugin_name", "nothing"),
+        ("version", "1.0.0"),
+    ]);
     let mut out = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             if op.get("requestBody").is_none() {
                 continue;
             }
-            let uri = crate::openapi::fill(path, &ids);
+            let uri = crate::openapi::fill(path, &ids).replacen("/api/v1", prefix, 1);
             out.push((method.to_uppercase().parse().unwrap(), uri));
         }
     }
     out
+}
+
+/// Whether an error answer has the shape its API version promises: v1's
+/// problem with its status, v2's `detail` (text, or a validation error list).
+fn error_shape(prefix: &str, status: StatusCode, answer: &Value) -> bool {
+    if prefix == "/api/v2" {
+        answer["detail"].is_string() || answer["detail"].is_array()
+    } else {
+        answer["status"] == json!(status.as_u16()) && answer["detail"].is_string()
+    }
 }
 
 #[test]
@@ -158,10 +180,6 @@ fn random_json_bodies_get_json_answers_below_500() {
         .await;
         env
     });
-    let doc = rt.block_on(get(&env, "/api/v1/openapi.json"));
-    let ops = operations(&doc);
-    assert!(ops.len() >= 10, "only {} operations take a body", ops.len());
-
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -172,33 +190,41 @@ fn random_json_bodies_get_json_answers_below_500() {
         max_shrink_iters: 32,
         ..Config::default()
     });
-    for (method, uri) in &ops {
-        let result = runner.run(&body(), |body| {
-            let text = body.to_string();
-            let (status, answer) = rt.block_on(call(&env, method.clone(), uri, Some(&text)));
-            prop_assert!(
-                status.as_u16() < 500,
-                "{method} {uri} with {text}: {status} {answer}"
-            );
-            if !status.is_success() {
-                prop_assert_eq!(&answer["status"], &json!(status.as_u16()));
-                prop_assert!(answer["detail"].is_string(), "{}", answer);
+    for prefix in ["/api/v1", "/api/v2"] {
+        let doc = rt.block_on(get(&env, &format!("{prefix}/openapi.json")));
+        let ops = operations(&doc, prefix);
+        assert!(ops.len() >= 10, "only {} operations take a body", ops.len());
+        for (method, uri) in &ops {
+            let result = runner.run(&body(), |body| {
+                let text = body.to_string();
+                let (status, answer) = rt.block_on(call(&env, method.clone(), uri, Some(&text)));
+                prop_assert!(
+                    status.as_u16() < 500,
+                    "{method} {uri} with {text}: {status} {answer}"
+                );
+                if !status.is_success() {
+                    prop_assert!(error_shape(prefix, status, &answer), "{}", answer);
+                }
+                Ok(())
+            });
+            if let Err(e) = result {
+                panic!("{method} {uri}: {e}");
             }
-            Ok(())
-        });
-        if let Err(e) = result {
-            panic!("{method} {uri}: {e}");
-        }
-        // Bodies that are not JSON at all, or JSON of the wrong kind.
-        for raw in ["", "{", "[1,", "nul", "\"\\ud800\"", "1e999", "{\"a\":1}{}"] {
-            let (status, _, bytes) = rt.block_on(call_raw(&env, method.clone(), uri, Some(raw)));
-            assert!(
-                status.is_client_error(),
-                "{method} {uri} with {raw:?}: {status}"
-            );
-            let problem: Map<String, Value> = serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| panic!("{method} {uri} with {raw:?}: not JSON"));
-            assert_eq!(problem["status"], json!(status.as_u16()));
+            // Bodies that are not JSON at all, or JSON of the wrong kind.
+            for raw in ["", "{", "[1,", "nul", "\"\\ud800\"", "1e999", "{\"a\":1}{}"] {
+                let (status, _, bytes) =
+                    rt.block_on(call_raw(&env, method.clone(), uri, Some(raw)));
+                assert!(
+                    status.is_client_error(),
+                    "{method} {uri} with {raw:?}: {status}"
+                );
+                let answer: Value = serde_json::from_slice(&bytes)
+                    .unwrap_or_else(|_| panic!("{method} {uri} with {raw:?}: not JSON"));
+                assert!(
+                    error_shape(prefix, status, &answer),
+                    "{method} {uri} with {raw:?}: {answer}"
+                );
+            }
         }
     }
     // Still serving.

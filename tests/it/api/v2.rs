@@ -205,6 +205,16 @@ async fn marking_dependencies_and_waiting_in_v2() {
     let (status, v) = call(&env, Method::GET, "/api/v2/dags/held/dagRuns/r/wait", None).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["detail"][0]["loc"], json!(["query"]), "{v}");
+    for (interval, want) in [
+        ("-1", StatusCode::UNPROCESSABLE_ENTITY),
+        ("nan", StatusCode::UNPROCESSABLE_ENTITY),
+        // Huge is clamped, not an overflow.
+        ("1e308", StatusCode::OK),
+    ] {
+        let uri = format!("/api/v2/dags/held/dagRuns/r/wait?interval={interval}");
+        let (status, _, _) = call_raw(&env, Method::GET, &uri, None).await;
+        assert_eq!(status, want, "{uri}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

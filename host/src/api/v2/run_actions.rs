@@ -148,8 +148,9 @@ pub async fn wait_dag_run_until_finished(
     V2Query(q): V2Query<WaitQuery>,
 ) -> ApiResult<Response> {
     let interval = match q.interval {
+        // Clamped as a number first: a huge one would overflow a Duration.
         Some(i) if i.is_finite() && i > 0.0 => {
-            Duration::from_secs_f64(i).clamp(MIN_INTERVAL, MAX_INTERVAL)
+            Duration::from_secs_f64(i.clamp(MIN_INTERVAL.as_secs_f64(), MAX_INTERVAL.as_secs_f64()))
         }
         _ => {
             return Err(ApiError::unprocessable(
