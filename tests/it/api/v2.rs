@@ -274,3 +274,33 @@ async fn dag_versions_are_numbered_as_the_file_changes() {
         "{details}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_naming_a_missing_pool_is_a_dag_warning_until_the_pool_exists() {
+    let gpu = "[tasks.train]\noperator = \"noop\"\npool = \"gpu\"\n";
+    let env = Env::builder()
+        .dag("gpu.toml", gpu)
+        .dag("api_dag.toml", DAG)
+        .start()
+        .await;
+    let v = get(&env, "/api/v2/dagWarnings").await;
+    assert_eq!(v["total_entries"], 1, "{v}");
+    let w = &v["dag_warnings"][0];
+    assert_eq!(
+        (w["dag_id"].as_str(), w["warning_type"].as_str()),
+        (Some("gpu"), Some("non-existent pool"))
+    );
+    assert!(w["message"].as_str().unwrap().contains("gpu"), "{w}");
+    let other = get(&env, "/api/v2/dagWarnings?warning_type=asset%20conflict").await;
+    assert_eq!(other["total_entries"], 0);
+    ok(
+        &env,
+        Method::POST,
+        "/api/v2/pools",
+        Some(r#"{"name": "gpu", "slots": 1}"#),
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(get(&env, "/api/v2/dagWarnings").await["total_entries"], 0);
+    assert_eq!(get(&env, "/api/v2/providers").await["providers"], json!([]));
+}

@@ -18,6 +18,7 @@ mod dag_runs;
 mod dag_sources;
 mod dag_stats;
 mod dag_versions;
+mod dag_warnings;
 mod dags;
 mod event_logs;
 mod import_errors;
@@ -25,6 +26,7 @@ mod monitor;
 mod operators;
 mod plugins;
 mod pools;
+mod providers;
 mod run_actions;
 mod task_instances;
 mod tasks;
@@ -57,7 +59,7 @@ use utoipa_axum::routes;
     tags(
         (name = "DAG"), (name = "DagRun"), (name = "TaskInstance"), (name = "XCom"),
         (name = "ImportError"), (name = "Variable"), (name = "Monitor"), (name = "Version"),
-        (name = "Task"), (name = "DagSource"), (name = "DagVersion"), (name = "DagStats"), (name = "Pool"), (name = "Connection"),
+        (name = "Task"), (name = "DagSource"), (name = "DagVersion"), (name = "DagStats"), (name = "DagWarning"), (name = "Provider"), (name = "Pool"), (name = "Connection"),
         (name = "EventLog"), (name = "Backfill"), (name = "Plugin"),
         (name = "Operator", description = "Aileron's operator components"),
         (name = "Worker", description = "The `aileron worker` processes of a multi-node setup"),
@@ -86,6 +88,8 @@ pub(super) fn api_routes() -> ApiRoutes<ApiState> {
     .add(Tenant(Viewer), routes!(dag_sources::get_dag_source))
     .add(Tenant(Viewer), routes!(dag_sources::get_dag_tags))
     .add(Tenant(Viewer), routes!(dag_stats::get_dag_stats))
+    .add(Tenant(Viewer), routes!(dag_warnings::list_dag_warnings))
+    .add(Tenant(Viewer), routes!(providers::get_providers))
     .add(Tenant(Viewer), routes!(dag_versions::get_dag_versions))
     .add(Tenant(Viewer), routes!(dag_versions::get_dag_version))
     .add(Tenant(Viewer), routes!(tasks::get_tasks))
