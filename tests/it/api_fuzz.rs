@@ -231,3 +231,61 @@ fn random_json_bodies_get_json_answers_below_500() {
     let dags = rt.block_on(get(&env, "/api/v1/dags"));
     assert!(dags["total_entries"].as_u64().unwrap() >= 1);
 }
+
+/// Hostile query strings on every read of both documents: numbers out of range
+/// or not numbers, unknown orders and states, patterns of wildcards, NUL. The
+/// answer is a success or a client error, never a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_query_strings_on_every_read_get_answers_below_500() {
+    let env = Env::builder().dag("api_dag.toml", DAG).start().await;
+    let run = json!({"dag_run_id": "r1"}).to_string();
+    ok(
+        &env,
+        Method::POST,
+        "/api/v1/dags/api_dag/dagRuns",
+        Some(&run),
+        StatusCode::OK,
+    )
+    .await;
+    crate::api::finished(&env, "api_dag", "r1").await;
+    const QUERIES: [&str; 12] = [
+        "?limit=-1",
+        "?limit=abc",
+        "?offset=99999999999999999999",
+        "?limit=18446744073709551615&offset=18446744073709551615",
+        "?order_by=%00",
+        "?order_by=-&order_by=--id",
+        "?state=nope&state=",
+        "?map_index=-99999999999",
+        "?interval=1e400",
+        "?dag_id_pattern=%25%25%25%5F%5F&tags=&owners=%00",
+        "?token=-1&try_number=0",
+        "?before=2026-13-45&after=yesterday",
+    ];
+    let mut answered = 0;
+    for prefix in ["/api/v1", "/api/v2"] {
+        let doc = get(&env, &format!("{prefix}/openapi.json")).await;
+        let mut ids: Vec<(&str, &str)> = crate::openapi::path_ids("1").to_vec();
+        ids.extend([
+            ("map_index", "-1"),
+            ("task_try_number", "1"),
+            ("version_number", "1"),
+            ("import_error_id", "1"),
+            ("plugin_name", "echo"),
+            ("version", "1.0.0"),
+        ]);
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            // The event stream never ends; the other reads answer.
+            if item.get("get").is_none() || path.ends_with("/events") {
+                continue;
+            }
+            let uri = crate::openapi::fill(path, &ids).replacen("/api/v1", prefix, 1);
+            for q in QUERIES {
+                let (status, _, _) = call_raw(&env, Method::GET, &format!("{uri}{q}"), None).await;
+                assert!(status.as_u16() < 500, "GET {uri}{q}: {status}");
+                answered += 1;
+            }
+        }
+    }
+    assert!(answered > 500, "only {answered} reads");
+}
