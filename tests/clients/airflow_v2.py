@@ -93,12 +93,29 @@ def main() -> None:
         assert (created.key, created.value) == ("from_v1_client", "v1")
         assert variables.get_variable("from_v1_client").value == "v1"
 
+        # Airflow 2 scripts send its other options too; those Aileron does as
+        # Airflow does are taken, those it cannot do are refused by name.
         cleared = dags.post_clear_task_instances(
             DAG,
-            ClearTaskInstances(dry_run=True, dag_run_id="from_client", task_ids=["greet"], only_failed=False),
+            ClearTaskInstances(
+                dry_run=True,
+                dag_run_id="from_client",
+                task_ids=["greet"],
+                only_failed=False,
+                reset_dag_runs=True,
+                include_subdags=False,
+                include_parentdag=False,
+            ),
         )
         assert [t.task_id for t in cleared.task_instances] == ["greet"], cleared
         assert tis.get_task_instance(DAG, "from_client", "greet").state.value == "success"
+        try:
+            dags.post_clear_task_instances(
+                DAG, ClearTaskInstances(dry_run=True, dag_run_id="from_client", include_past=True)
+            )
+            raise AssertionError("include_past was taken")
+        except ApiException as error:
+            assert error.status == 400 and "include_past" in error.body, error
 
         errors = import_error_api.ImportErrorApi(client).get_import_errors()
         assert [e.filename for e in errors.import_errors] == ["broken.toml"], errors

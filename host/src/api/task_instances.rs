@@ -672,6 +672,47 @@ pub struct ClearTaskInstances {
     #[serde(default = "default_true")]
     #[schema(default = true)]
     dry_run: bool,
+    /// Airflow's fields that reach beyond one DagRun or change how it is
+    /// cleared: taken, and refused when they ask for what Aileron does not do
+    /// (see [`ClearTaskInstances::unsupported`]). A cleared DagRun always runs
+    /// again (`reset_dag_runs`, default true).
+    #[serde(default = "default_true")]
+    #[schema(default = true)]
+    reset_dag_runs: bool,
+    #[serde(default)]
+    only_running: bool,
+    #[serde(default)]
+    include_future: bool,
+    #[serde(default)]
+    include_past: bool,
+    /// Airflow 2's subdags, which Aileron does not have: nothing to include.
+    #[serde(default)]
+    include_subdags: bool,
+    #[serde(default)]
+    include_parentdag: bool,
+    start_date: Option<String>,
+    end_date: Option<String>,
+}
+
+impl ClearTaskInstances {
+    /// The first option set to something Aileron does not do: it clears
+    /// within one DagRun, always sets that run going again, and clears by
+    /// state (failed or all), not by running.
+    fn unsupported(&self) -> Option<&'static str> {
+        [
+            ("start_date", self.start_date.is_some()),
+            ("end_date", self.end_date.is_some()),
+            ("only_running", self.only_running),
+            (
+                "reset_dag_runs: false",
+                !self.reset_dag_runs && !self.dry_run,
+            ),
+            ("include_future", self.include_future),
+            ("include_past", self.include_past),
+        ]
+        .into_iter()
+        .find_map(|(field, set)| set.then_some(field))
+    }
 }
 
 fn default_true() -> bool {
@@ -705,6 +746,12 @@ pub async fn clear_tis(
     Path(DagPath { dag_id }): Path<DagPath>,
     JsonBody(body): JsonBody<ClearTaskInstances>,
 ) -> ApiResult<Json<TaskInstanceCollection>> {
+    let _ = (body.include_subdags, body.include_parentdag);
+    if let Some(field) = body.unsupported() {
+        return Err(ApiError::bad_request(format!(
+            "Aileron clears within one DagRun and has no `{field}`"
+        )));
+    }
     load_dag(&s, &caller, &dag_id)?;
     let run = load_run(&s, &caller, &dag_id, &body.dag_run_id)?;
     if let Some(ids) = &body.task_ids {

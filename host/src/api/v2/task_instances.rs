@@ -506,16 +506,8 @@ pub async fn post_clear_task_instances(
 ) -> ApiResult<Json<TaskInstanceCollectionResponse>> {
     let _ = &body.note;
     load_dag(&state, &caller, &path.dag_id)?;
+    // Airflow 3's own options here; the rest are the v1 body's to refuse.
     let unsupported = [
-        ("start_date", body.start_date.is_some()),
-        ("end_date", body.end_date.is_some()),
-        ("only_running", body.only_running),
-        (
-            "reset_dag_runs: false",
-            !body.reset_dag_runs && !body.dry_run,
-        ),
-        ("include_future", body.include_future),
-        ("include_past", body.include_past),
         (
             "run_on_latest_version",
             body.run_on_latest_version == Some(false),
@@ -539,6 +531,12 @@ pub async fn post_clear_task_instances(
         "include_downstream": body.include_downstream,
         "only_failed": body.only_failed,
         "dry_run": body.dry_run,
+        "reset_dag_runs": body.reset_dag_runs,
+        "only_running": body.only_running,
+        "include_future": body.include_future,
+        "include_past": body.include_past,
+        "start_date": body.start_date,
+        "end_date": body.end_date,
     }))
     .map_err(|e| ApiError::unprocessable(format!("invalid body: {e}")))?;
     let Json(page) = v1::clear_tis(caller, state, path, super::super::JsonBody(v1_body)).await?;
