@@ -303,4 +303,14 @@ async fn a_task_naming_a_missing_pool_is_a_dag_warning_until_the_pool_exists() {
     .await;
     assert_eq!(get(&env, "/api/v2/dagWarnings").await["total_entries"], 0);
     assert_eq!(get(&env, "/api/v2/providers").await["providers"], json!([]));
+    // A path number that is not one is a validation error located at `path`.
+    for uri in [
+        "/api/v2/importErrors/abc",
+        "/api/v2/dags/gpu/dagVersions/-1",
+        "/api/v2/eventLogs/1.5",
+    ] {
+        let (status, v) = call(&env, Method::GET, uri, None).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{uri}: {v}");
+        assert_eq!(v["detail"][0]["loc"], json!(["path"]), "{uri}: {v}");
+    }
 }

@@ -6,7 +6,7 @@ use super::super::backfills::{
 use super::super::paths::BackfillPath;
 use super::super::query::ApiQuery;
 use super::super::{ApiError, ApiResult, ApiState, Caller, JsonBody};
-use super::{V2Json, V2Query};
+use super::{V2Json, V2Path, V2Query};
 use crate::metastore::ReprocessBehavior;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -132,9 +132,9 @@ pub async fn list_backfills(
 pub async fn get_backfill(
     caller: Caller,
     state: State<ApiState>,
-    path: Path<BackfillPath>,
+    V2Path(path): V2Path<BackfillPath>,
 ) -> ApiResult<Json<BackfillResponse>> {
-    let Json(b) = v1::get_backfill(caller, state, path).await?;
+    let Json(b) = v1::get_backfill(caller, state, Path(path)).await?;
     Ok(Json(response(b)))
 }
 
@@ -282,9 +282,9 @@ pub async fn create_backfill_dry_run(
 pub async fn pause_backfill(
     caller: Caller,
     state: State<ApiState>,
-    path: Path<BackfillPath>,
+    V2Path(path): V2Path<BackfillPath>,
 ) -> ApiResult<Json<BackfillResponse>> {
-    let Json(b) = v1::pause_backfill(caller, state, path).await?;
+    let Json(b) = v1::pause_backfill(caller, state, Path(path)).await?;
     Ok(Json(response(b)))
 }
 
@@ -302,9 +302,9 @@ pub async fn pause_backfill(
 pub async fn unpause_backfill(
     caller: Caller,
     state: State<ApiState>,
-    path: Path<BackfillPath>,
+    V2Path(path): V2Path<BackfillPath>,
 ) -> ApiResult<Json<BackfillResponse>> {
-    let Json(b) = v1::unpause_backfill(caller, state, path).await?;
+    let Json(b) = v1::unpause_backfill(caller, state, Path(path)).await?;
     Ok(Json(response(b)))
 }
 
@@ -322,8 +322,8 @@ pub async fn unpause_backfill(
 pub async fn cancel_backfill(
     caller: Caller,
     state: State<ApiState>,
-    path: Path<BackfillPath>,
+    V2Path(path): V2Path<BackfillPath>,
 ) -> ApiResult<Json<BackfillResponse>> {
-    let Json(b) = v1::cancel_backfill(caller, state, path).await?;
+    let Json(b) = v1::cancel_backfill(caller, state, Path(path)).await?;
     Ok(Json(response(b)))
 }

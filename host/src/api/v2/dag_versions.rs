@@ -2,9 +2,9 @@
 //! file has had, numbered per DAG in the order it was first parsed.
 
 use super::super::{ANY, ApiError, ApiResult, ApiState, Caller, load_dag, page_size};
-use super::V2Query;
 use super::dag_runs::DagRunResponse;
 use super::dags::BUNDLE_NAME;
+use super::{V2Path, V2Query};
 use crate::metastore::DagVersionInfo;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -197,10 +197,10 @@ pub struct VersionPath {
 pub async fn get_dag_version(
     caller: Caller,
     State(s): State<ApiState>,
-    Path(VersionPath {
+    V2Path(VersionPath {
         dag_id,
         version_number,
-    }): Path<VersionPath>,
+    }): V2Path<VersionPath>,
 ) -> ApiResult<Json<DagVersionResponse>> {
     load_dag(&s, &caller, &dag_id)?;
     s.metastore

@@ -4,8 +4,8 @@
 use super::super::event_logs::{EventLog, get_event_log as v1_get};
 use super::super::paths::EventLogPath;
 use super::super::{ApiError, ApiResult, ApiState, Caller, page_size};
-use super::V2Query;
 use super::dags::like;
+use super::{V2Path, V2Query};
 use crate::metastore::{AuditQuery, AuditRecord};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -195,8 +195,8 @@ pub async fn get_event_logs(
 pub async fn get_event_log(
     caller: Caller,
     state: State<ApiState>,
-    path: Path<EventLogPath>,
+    V2Path(path): V2Path<EventLogPath>,
 ) -> ApiResult<Json<EventLogResponse>> {
-    let Json(e) = v1_get(caller, state, path).await?;
+    let Json(e) = v1_get(caller, state, Path(path)).await?;
     Ok(Json(response(e)))
 }

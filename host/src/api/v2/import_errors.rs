@@ -2,10 +2,10 @@
 
 use super::super::import_errors::{ImportError, import_error, import_error_id};
 use super::super::{ApiError, ApiResult, ApiState, Caller, paginate};
-use super::V2Query;
 use super::dags::BUNDLE_NAME;
+use super::{V2Path, V2Query};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -98,9 +98,9 @@ pub struct ImportErrorPath {
 pub async fn get_import_error(
     caller: Caller,
     State(s): State<ApiState>,
-    Path(ImportErrorPath {
+    V2Path(ImportErrorPath {
         import_error_id: wanted,
-    }): Path<ImportErrorPath>,
+    }): V2Path<ImportErrorPath>,
 ) -> ApiResult<Json<ImportErrorResponse>> {
     s.metastore
         .tenant_import_errors(caller.tenant())?

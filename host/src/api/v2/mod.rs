@@ -237,6 +237,27 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
     }
 }
 
+/// Path parameters of a v2 operation; one that does not parse (a number that
+/// is not one) is a 422 located at `path`, as FastAPI answers.
+pub struct V2Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts<S> for V2Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(V2Path(value)),
+            Err(rejection) => Err(ApiError::unprocessable(format!(
+                "invalid path: {}",
+                rejection.body_text()
+            ))),
+        }
+    }
+}
+
 /// Largest error body read back to reshape.
 const MAX_ERROR_BYTES: usize = 64 * 1024;
 

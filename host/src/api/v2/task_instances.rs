@@ -6,8 +6,8 @@ use super::super::query::ApiQuery;
 use super::super::states::TaskState;
 use super::super::task_instances::{self as v1, MapIndex, TaskInstance as V1Ti, TiFilter};
 use super::super::{ApiError, ApiResult, ApiState, Caller, load_dag, load_ti};
-use super::V2Query;
 use super::dag_versions::{DagVersionResponse, version_response};
+use super::{V2Path, V2Query};
 use aileron_model::TiKey;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -289,12 +289,12 @@ pub fn structured(text: &str) -> Vec<StructuredLogMessage> {
 pub async fn get_log(
     caller: Caller,
     axum::extract::State(s): State<ApiState>,
-    Path(TryPath {
+    V2Path(TryPath {
         dag_id,
         dag_run_id: run_id,
         task_id,
         try_number,
-    }): Path<TryPath>,
+    }): V2Path<TryPath>,
     V2Query(q): V2Query<LogQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {

@@ -10,7 +10,7 @@ use super::super::task_instances::{
 use super::super::{ApiError, ApiResult, ApiState, Caller, JsonBody, Specs, load_dag, load_run};
 use super::task_instances::{TaskInstanceCollectionResponse, response};
 use super::ti_tries::MappedPath;
-use super::{V2Json, V2Query};
+use super::{V2Json, V2Path, V2Query};
 use aileron_model::dag::DagSpec;
 use aileron_model::trigger_rule::{TriggerDecision, UpstreamCounts, evaluate};
 use aileron_model::{DagRunState, TaskInstanceState};
@@ -252,7 +252,7 @@ fn task_path(p: MappedPath) -> (TaskPath, i64) {
 pub async fn patch_task_instance_by_map_index(
     caller: Caller,
     state: State<ApiState>,
-    Path(p): Path<MappedPath>,
+    V2Path(p): V2Path<MappedPath>,
     V2Query(q): V2Query<MaskQuery>,
     V2Json(body): V2Json<PatchTaskInstanceBody>,
 ) -> ApiResult<Json<TaskInstanceCollectionResponse>> {
@@ -285,7 +285,7 @@ pub async fn patch_task_instance_by_map_index(
 pub async fn patch_task_instance_dry_run_by_map_index(
     caller: Caller,
     state: State<ApiState>,
-    Path(p): Path<MappedPath>,
+    V2Path(p): V2Path<MappedPath>,
     V2Query(q): V2Query<MaskQuery>,
     V2Json(body): V2Json<PatchTaskInstanceBody>,
 ) -> ApiResult<Json<TaskInstanceCollectionResponse>> {
@@ -420,7 +420,7 @@ pub async fn get_task_instance_dependencies(
 pub async fn get_task_instance_dependencies_by_map_index(
     caller: Caller,
     State(s): State<ApiState>,
-    Path(p): Path<MappedPath>,
+    V2Path(p): V2Path<MappedPath>,
 ) -> ApiResult<Json<TaskDependencyCollectionResponse>> {
     let (p, map_index) = task_path(p);
     dependencies(caller, s, p, Some(map_index)).await

@@ -8,9 +8,9 @@ use super::super::task_instances::{
     self as v1, MapIndex, TaskInstance as V1Ti, TaskInstanceDetail, TaskInstanceTry, task_instances,
 };
 use super::super::{ApiError, ApiResult, ApiState, Caller, Specs, load_run, paginate};
-use super::V2Query;
 use super::dag_versions::{DagVersionResponse, version_response};
 use super::task_instances::{TaskInstanceCollectionResponse, TaskInstanceResponse, response};
+use super::{V2Path, V2Query};
 use axum::Json;
 use axum::extract::{Path, State};
 use jiff::Timestamp;
@@ -233,7 +233,7 @@ pub async fn get_task_instance_tries(
 pub async fn get_mapped_task_instance_tries(
     caller: Caller,
     state: State<ApiState>,
-    Path(p): Path<MappedPath>,
+    V2Path(p): V2Path<MappedPath>,
 ) -> ApiResult<Json<TaskInstanceHistoryCollectionResponse>> {
     let d = detail(
         caller,
@@ -260,7 +260,7 @@ pub async fn get_mapped_task_instance_tries(
 pub async fn get_task_instance_try_details(
     caller: Caller,
     state: State<ApiState>,
-    Path(p): Path<TryDetailPath>,
+    V2Path(p): V2Path<TryDetailPath>,
     V2Query(q): V2Query<MapIndex>,
 ) -> ApiResult<Json<TaskInstanceHistoryResponse>> {
     let d = detail(
@@ -289,7 +289,7 @@ pub async fn get_task_instance_try_details(
 pub async fn get_mapped_task_instance_try_details(
     caller: Caller,
     state: State<ApiState>,
-    Path(p): Path<MappedTryPath>,
+    V2Path(p): V2Path<MappedTryPath>,
 ) -> ApiResult<Json<TaskInstanceHistoryResponse>> {
     let d = detail(
         caller,
@@ -316,7 +316,7 @@ pub async fn get_mapped_task_instance_try_details(
 pub async fn get_mapped_task_instance(
     caller: Caller,
     state: State<ApiState>,
-    Path(p): Path<MappedPath>,
+    V2Path(p): V2Path<MappedPath>,
 ) -> ApiResult<Json<TaskInstanceResponse>> {
     let d = detail(
         caller,
