@@ -129,6 +129,8 @@ CHANGES = [
     ("PATCH", "/connections/{connection_id}", {}, {"connection_id": "conformance", "conn_type": "http", "host": "h"}, 200),
     ("POST", "/connections/test", {}, {"connection_id": "conformance", "conn_type": "http"}, 200),
     ("DELETE", "/connections/{connection_id}", {}, None, 204),
+    # Last: the client DAG with its history (its file stays, so it comes back).
+    ("DELETE", "/dags/{dag_id}", {}, None, 200),
 ]
 
 

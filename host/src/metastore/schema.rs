@@ -133,8 +133,8 @@ pub(super) const AUDIT: Table = TableDefinition::new("audit");
 /// Each tenant's metered usage (`usage.rs`), by tenant name.
 pub(crate) const TENANT_USAGE: Table = TableDefinition::new("tenant_usage");
 /// DAG version numbers (`versions.rs`): by content hash, and by number.
-pub(super) const DAG_VERSION_NUMBERS: Table = TableDefinition::new("dag_version_numbers");
-pub(super) const DAG_VERSION_LIST: Table = TableDefinition::new("dag_version_list");
+pub(crate) const DAG_VERSION_NUMBERS: Table = TableDefinition::new("dag_version_numbers");
+pub(crate) const DAG_VERSION_LIST: Table = TableDefinition::new("dag_version_list");
 pub(super) const ALL_TABLES: [Table; 28] = [
     META,
     DAGS,

@@ -114,6 +114,13 @@ pub enum Command {
         run_id: String,
         reply: oneshot::Sender<Result<(), SchedulerError>>,
     },
+    /// Deletes a DAG with its history (`shell/delete_dag.rs`); answers how
+    /// many runs went.
+    DeleteDag {
+        tenant: String,
+        dag_id: String,
+        reply: oneshot::Sender<Result<usize, SchedulerError>>,
+    },
     /// One chunk of `db clean`; answered after its commit.
     CleanHistory {
         tenant: Option<String>,
@@ -459,6 +466,19 @@ impl SchedulerHandle {
             tenant: tenant.to_owned(),
             dag_id: dag_id.to_owned(),
             run_id: run_id.to_owned(),
+            reply,
+        })?;
+        rx.await.map_err(|_| SchedulerError::Stopped)?
+    }
+
+    /// Deletes a DAG with every run and what it holds, its backfills and its
+    /// versions; refused while its TaskInstances run. Its file is left: a DAG
+    /// whose file is there comes back at the next parse, with no history.
+    pub async fn delete_dag(&self, tenant: &str, dag_id: &str) -> Result<usize, SchedulerError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::DeleteDag {
+            tenant: tenant.to_owned(),
+            dag_id: dag_id.to_owned(),
             reply,
         })?;
         rx.await.map_err(|_| SchedulerError::Stopped)?

@@ -314,3 +314,62 @@ async fn a_task_naming_a_missing_pool_is_a_dag_warning_until_the_pool_exists() {
         assert_eq!(v["detail"][0]["loc"], json!(["path"]), "{uri}: {v}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_dag_takes_its_history_and_its_file_brings_it_back() {
+    let env = Env::builder()
+        .dag("held.toml", HELD)
+        .dag("api_dag.toml", DAG)
+        .start()
+        .await;
+    let mut updates = env.app.scheduler.subscribe();
+    trigger(&env, "api_dag", "old").await;
+    assert_eq!(finished(&env, "api_dag", "old").await, DagRunState::Success);
+    // Refused while a TaskInstance runs.
+    trigger(&env, "held", "r").await;
+    running(&env, &mut updates, "r", "a").await;
+    let (status, v) = call(&env, Method::DELETE, "/api/v2/dags/held", None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+
+    let (status, v) = call(&env, Method::DELETE, "/api/v2/dags/api_dag", None).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    // Its run went with it; its file, still there, is parsed again at once.
+    let (status, _) = call(&env, Method::GET, "/api/v2/dags/api_dag/dagRuns/old", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        env.app
+            .metastore
+            .dag_runs("default", "api_dag")
+            .unwrap()
+            .is_empty()
+    );
+    let (status, _) = call(
+        &env,
+        Method::DELETE,
+        "/api/v2/dags/nothing_by_this_name",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Parsed again, it is back with no runs and a first version.
+    env.rescan().await;
+    assert_eq!(
+        get(&env, "/api/v2/dags/api_dag/dagRuns").await["total_entries"],
+        0
+    );
+    let versions = get(&env, "/api/v2/dags/api_dag/dagVersions").await;
+    assert_eq!(
+        versions["dag_versions"][0]["version_number"], 1,
+        "{versions}"
+    );
+    let stats = get(&env, "/api/v2/dagStats?dag_ids=api_dag").await;
+    assert!(
+        stats["dags"][0]["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["count"] == 0),
+        "{stats}"
+    );
+}

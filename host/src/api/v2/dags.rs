@@ -550,6 +550,29 @@ pub async fn patch_dag(
     Ok(Json(dag(&d, &spec, &errors)))
 }
 
+/// Delete a DAG with its whole history: runs, TaskInstances, logs, XCom,
+/// backfills, versions. Its file is not touched: a DAG whose file is still in
+/// the DAGs folder is parsed again at once and comes back with no history.
+#[utoipa::path(
+    delete, path = "/dags/{dag_id}", tag = "DAG", operation_id = "delete_dag",
+    params(DagPath),
+    responses(
+        (status = 200, description = "Deleted.", body = Object),
+        (status = 404, description = "No such DAG."),
+        (status = 409, description = "Its TaskInstances are still running."),
+    )
+)]
+pub async fn delete_dag(
+    caller: Caller,
+    State(s): State<ApiState>,
+    Path(DagPath { dag_id }): Path<DagPath>,
+) -> ApiResult<Json<Value>> {
+    load_dag(&s, &caller, &dag_id)?;
+    s.scheduler.delete_dag(caller.tenant(), &dag_id).await?;
+    s.rescan.notify_one();
+    Ok(Json(Value::Object(Map::new())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::like;

@@ -84,6 +84,8 @@ pub(super) fn api_routes() -> ApiRoutes<ApiState> {
     .add(Tenant(Viewer), routes!(dags::get_dag))
     .add(Tenant(User), routes!(dags::patch_dag))
     .add(Tenant(User), routes!(dags::patch_dags))
+    // A DAG's whole history goes: Op and up.
+    .add(Tenant(Op), routes!(dags::delete_dag))
     .add(Tenant(Viewer), routes!(dags::get_dag_details))
     .add(Tenant(Viewer), routes!(dag_sources::get_dag_source))
     .add(Tenant(Viewer), routes!(dag_sources::get_dag_tags))

@@ -372,7 +372,7 @@ impl State {
         self.backfills.insert(b.id, b);
     }
 
-    fn untrack_backfill(&mut self, id: u64) -> Option<BackfillRecord> {
+    pub(super) fn untrack_backfill(&mut self, id: u64) -> Option<BackfillRecord> {
         self.backfill_order.remove(&id);
         self.backfills.remove(&id)
     }

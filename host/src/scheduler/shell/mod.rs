@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 pub(super) mod backfill;
 mod callbacks;
+mod delete_dag;
 mod dispatch;
 mod ingest;
 mod manual;
@@ -344,6 +345,14 @@ impl State {
                 reply,
             } => {
                 let result = self.delete_run(&tenant, &dag_id, &run_id);
+                self.reply_after_commit(reply, result);
+            }
+            Command::DeleteDag {
+                tenant,
+                dag_id,
+                reply,
+            } => {
+                let result = self.delete_dag(&tenant, &dag_id);
                 self.reply_after_commit(reply, result);
             }
             Command::CleanHistory {
