@@ -33,6 +33,8 @@ PATH_VALUES = {
     "connection_id": "conformance",
     "map_index": "1",
     "version_number": "1",
+    # hex of the client DAG's file name
+    "file_token": "client_dag.toml".encode().hex(),
     "task_try_number": "1",
 }
 
@@ -57,6 +59,7 @@ QUERIES = {"/backfills": "?dag_id=daily_dag"}
 CHANGES = [
     ("PATCH", "/dags/{dag_id}", {}, {"is_paused": False}, 200),
     ("PATCH", "/dags", {}, {"is_paused": False}, 200),
+    ("PUT", "/parseDagFile/{file_token}", {}, None, 201),
     ("POST", "/dags/{dag_id}/dagRuns", {}, {"dag_run_id": "conformance", "logical_date": None}, 200),
     ("PATCH", "/dags/{dag_id}/dagRuns/{dag_run_id}", {"dag_run_id": "conformance"}, {"note": "checked"}, 200),
     ("POST", "/dags/{dag_id}/dagRuns/{dag_run_id}/clear", {}, {"dry_run": True}, 200),

@@ -42,7 +42,7 @@ type Ids = HashMap<&'static str, String>;
 /// Path parameters that name an object of a tenant: a route with one of these
 /// is called on A's and on B's object. (`username` and `tenant_name` name
 /// platform-wide things.)
-const TENANT_OBJECTS: [&str; 13] = [
+const TENANT_OBJECTS: [&str; 14] = [
     "tenant",
     "dag_id",
     "dag_run_id",
@@ -53,6 +53,7 @@ const TENANT_OBJECTS: [&str; 13] = [
     "backfill_id",
     "event_log_id",
     "import_error_id",
+    "file_token",
     "token_id",
     "xcom_key",
     "plugin_name",
@@ -204,7 +205,7 @@ fn body_of(entry: &RouteEntry, n: usize) -> Option<Value> {
         "post_dag_run" => json!({ "dag_run_id": format!("m{n}") }),
         "create_xcom_entry" => json!({ "key": format!("x{n}"), "value": n }),
         "update_xcom_entry" => json!({ "value": n }),
-        "get_list_dag_runs_batch" | "get_task_instances_batch" => json!({}),
+        "get_list_dag_runs_batch" | "get_task_instances_batch" | "reparse_dag_file" => json!({}),
         // /api/v2's names for its own shapes.
         "trigger_dag_run" => json!({ "dag_run_id": format!("m{n}"), "logical_date": null }),
         "patch_dag_run" => json!({ "state": "success" }),
@@ -368,6 +369,17 @@ async fn every_route_answers_every_caller_as_its_policy_says() {
         let import_errors = s
             .admin(tenant, Method::GET, "/api/v1/importErrors", Value::Null)
             .await;
+        let fileloc = s
+            .admin(
+                tenant,
+                Method::GET,
+                &format!("/api/v1/dags/{dag}"),
+                Value::Null,
+            )
+            .await["fileloc"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         sides[i] = HashMap::from([
             ("dag_id", dag.to_owned()),
             ("dag_run_id", run),
@@ -387,6 +399,11 @@ async fn every_route_answers_every_caller_as_its_policy_says() {
             (
                 "import_error_id",
                 import_errors["import_errors"][0]["import_error_id"].to_string(),
+            ),
+            // The DAG's file, as v2's file_token names it (hex of its path).
+            (
+                "file_token",
+                fileloc.bytes().map(|b| format!("{b:02x}")).collect(),
             ),
             // Its TaskInstances are not mapped: -1 names them.
             ("map_index", "-1".to_owned()),

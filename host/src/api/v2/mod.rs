@@ -14,6 +14,7 @@
 mod backfills;
 mod batch;
 mod connections;
+mod dag_parsing;
 mod dag_runs;
 mod dag_sources;
 mod dag_stats;
@@ -59,7 +60,7 @@ use utoipa_axum::routes;
     tags(
         (name = "DAG"), (name = "DagRun"), (name = "TaskInstance"), (name = "XCom"),
         (name = "ImportError"), (name = "Variable"), (name = "Monitor"), (name = "Version"),
-        (name = "Task"), (name = "DagSource"), (name = "DagVersion"), (name = "DagStats"), (name = "DagWarning"), (name = "Provider"), (name = "Pool"), (name = "Connection"),
+        (name = "Task"), (name = "DagSource"), (name = "DagVersion"), (name = "DagStats"), (name = "DagWarning"), (name = "Provider"), (name = "DagParsing"), (name = "Pool"), (name = "Connection"),
         (name = "EventLog"), (name = "Backfill"), (name = "Plugin"),
         (name = "Operator", description = "Aileron's operator components"),
         (name = "Worker", description = "The `aileron worker` processes of a multi-node setup"),
@@ -92,6 +93,7 @@ pub(super) fn api_routes() -> ApiRoutes<ApiState> {
     .add(Tenant(Viewer), routes!(dag_stats::get_dag_stats))
     .add(Tenant(Viewer), routes!(dag_warnings::list_dag_warnings))
     .add(Tenant(Viewer), routes!(providers::get_providers))
+    .add(Tenant(User), routes!(dag_parsing::reparse_dag_file))
     .add(Tenant(Viewer), routes!(dag_versions::get_dag_versions))
     .add(Tenant(Viewer), routes!(dag_versions::get_dag_version))
     .add(Tenant(Viewer), routes!(tasks::get_tasks))
