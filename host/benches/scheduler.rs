@@ -11,6 +11,9 @@
 //! - `metrics`: a Prometheus scrape of `/metrics`.
 //! - `ui_dag_list`: the UI's DAG list, every DAG with its 10 latest runs, in one
 //!   request.
+//! - `v2_get_dags`, `v2_runs_page`, `v2_dag_versions`, `v2_dag_stats`: the same
+//!   reads through `/api/v2` (Airflow 3's shapes, each run with its numbered
+//!   version), a DAG's versions, and every DAG's run counts by state.
 //!
 //! "Full" is 100,000 finished runs of a 5-task DAG (500,000 TaskInstances with
 //! their logs; `AILERON_BENCH_RUNS` changes the count), written as copies of one
@@ -181,6 +184,9 @@ fn reads(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, app: &App)
     let api = api(app);
     let auth = bench_auth(app);
     let runs_page = format!("/api/v1/dags/{HISTORY_DAG}/dagRuns?limit=25&order_by=-logical_date");
+    let v2_runs_page =
+        format!("/api/v2/dags/{HISTORY_DAG}/dagRuns?limit=25&order_by=-logical_date");
+    let v2_versions = format!("/api/v2/dags/{HISTORY_DAG}/dagVersions");
     let mut g = c.benchmark_group(format!("{name}/reads"));
     g.sample_size(30);
     g.measurement_time(Duration::from_secs(5));
@@ -194,6 +200,10 @@ fn reads(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, app: &App)
         // authorization costs a request.
         ("public_health", "/health"),
         ("signed_in_version", "/api/v1/version"),
+        ("v2_get_dags", "/api/v2/dags"),
+        ("v2_runs_page", v2_runs_page.as_str()),
+        ("v2_dag_versions", v2_versions.as_str()),
+        ("v2_dag_stats", "/api/v2/dagStats"),
     ] {
         g.bench_function(bench, |b| b.iter(|| rt.block_on(get(&api, &auth, uri))));
     }
