@@ -4,7 +4,7 @@
 use super::Caller;
 use super::error::{BadRequest, NotFound, PayloadTooLarge, Unavailable, Unprocessable};
 use super::paths::DagPath;
-use super::query::ApiQuery;
+use super::query::{ApiQuery, items};
 use super::{ApiError, ApiResult, ApiState, JsonBody, load_dag, paginate};
 use crate::metastore::{DagRecord, ImportErrorRecord, Metastore, RunOrder, RunQuery};
 use aileron_model::dag::DagSpec;
@@ -255,12 +255,7 @@ pub async fn list_dags(
             let tags: Vec<&str> = q
                 .tags
                 .as_deref()
-                .map(|t| {
-                    t.split(',')
-                        .map(str::trim)
-                        .filter(|t| !t.is_empty())
-                        .collect()
-                })
+                .map(|t| items(t).collect())
                 .unwrap_or_default();
             // Filter on the records, then read the specs of the one page only.
             let matching: Vec<DagRecord> = m

@@ -21,6 +21,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
+/// The values of one list parameter as it reaches a filter (comma-joined, see
+/// [`parse`]), trimmed, empty ones left out.
+pub fn items(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').map(str::trim).filter(|v| !v.is_empty())
+}
+
 /// `query` with repeated keys joined (in the order given), deserialized.
 pub fn parse<T: DeserializeOwned>(query: &str) -> Result<T, serde_urlencoded::de::Error> {
     let mut joined: Vec<(String, String)> = Vec::new();

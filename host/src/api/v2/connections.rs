@@ -5,7 +5,7 @@
 
 use super::super::connections::{self as v1, Connection, ConnectionPatch, NewConnection};
 use super::super::paths::ConnectionPath;
-use super::super::query::ApiQuery;
+use super::super::query::{ApiQuery, items};
 use super::super::{ApiError, ApiResult, ApiState, Caller, JsonBody, Page, paginate};
 use super::dags::like;
 use super::{V2Json, V2Query};
@@ -249,12 +249,9 @@ pub async fn patch_connection(
             path.connection_id
         )));
     }
-    let fields: Option<Vec<String>> = mask.update_mask.map(|m| {
-        m.split(',')
-            .map(|f| f.trim().to_owned())
-            .filter(|f| !f.is_empty())
-            .collect()
-    });
+    let fields: Option<Vec<String>> = mask
+        .update_mask
+        .map(|m| items(&m).map(str::to_owned).collect());
     const FIELDS: [&str; 9] = [
         "conn_type",
         "description",

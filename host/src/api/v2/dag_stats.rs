@@ -1,6 +1,7 @@
 //! `/dagStats`: how many DagRuns each DAG has in each state, from the run
 //! counts the metastore keeps per DAG and state (no run is read).
 
+use super::super::query::items;
 use super::super::{ApiResult, ApiState, Caller};
 use super::V2Query;
 use crate::metastore::{RunOrder, RunQuery};
@@ -55,12 +56,10 @@ pub async fn get_dag_stats(
     let tenant = caller.tenant().to_owned();
     let dags = s
         .blocking(move |m| {
-            let wanted: Option<Vec<String>> = q.dag_ids.as_deref().map(|l| {
-                l.split(',')
-                    .map(|d| d.trim().to_owned())
-                    .filter(|d| !d.is_empty())
-                    .collect()
-            });
+            let wanted: Option<Vec<String>> = q
+                .dag_ids
+                .as_deref()
+                .map(|l| items(l).map(str::to_owned).collect());
             let mut out = Vec::new();
             for d in m.tenant_dags(&tenant)? {
                 if wanted.as_ref().is_some_and(|w| !w.contains(&d.dag_id)) {

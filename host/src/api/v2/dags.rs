@@ -2,6 +2,7 @@
 
 use super::super::dags::{Dag as V1Dag, dag as v1_dag, file_token, params_json};
 use super::super::paths::DagPath;
+use super::super::query::items;
 use super::super::{ApiError, ApiResult, ApiState, Caller, load_dag, paginate};
 use super::dag_versions::{DagVersionResponse, version_response};
 use super::{V2Json, V2Query};
@@ -273,14 +274,10 @@ pub fn like(pattern: &str, text: &str) -> bool {
     p[i..].iter().all(|c| *c == '%')
 }
 
+/// A list parameter's values (none when it is absent).
 fn list(text: &Option<String>) -> Vec<&str> {
     text.as_deref()
-        .map(|t| {
-            t.split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .collect()
-        })
+        .map(|t| items(t).collect())
         .unwrap_or_default()
 }
 

@@ -3,7 +3,7 @@
 
 use super::super::paths::PoolPath;
 use super::super::pools::{self as v1, NewPool, Pool, PoolPatch};
-use super::super::query::ApiQuery;
+use super::super::query::{ApiQuery, items};
 use super::super::{ApiError, ApiResult, ApiState, Caller, JsonBody, Page, paginate};
 use super::dags::like;
 use super::{V2Json, V2Query};
@@ -244,12 +244,9 @@ pub async fn patch_pool(
     V2Json(body): V2Json<PoolPatchBody>,
 ) -> ApiResult<Json<PoolResponse>> {
     check_extras(body.include_deferred, &body.team_name)?;
-    let fields: Option<Vec<String>> = mask.update_mask.map(|m| {
-        m.split(',')
-            .map(|f| f.trim().to_owned())
-            .filter(|f| !f.is_empty())
-            .collect()
-    });
+    let fields: Option<Vec<String>> = mask
+        .update_mask
+        .map(|m| items(&m).map(str::to_owned).collect());
     if let Some(bad) = fields.iter().flatten().find(|f| {
         !matches!(
             f.as_str(),

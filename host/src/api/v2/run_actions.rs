@@ -4,6 +4,7 @@
 
 use super::super::dag_runs::{self as v1, ClearDagRun, ClearDagRunResult};
 use super::super::paths::RunPath;
+use super::super::query::items;
 use super::super::{ApiError, ApiResult, ApiState, Caller, JsonBody, load_run};
 use super::dag_runs::{DagRunResponse, response as run_response};
 use super::dag_versions::fill_versions;
@@ -161,13 +162,7 @@ pub async fn wait_dag_run_until_finished(
     let result_tasks: Vec<String> = q
         .result
         .as_deref()
-        .map(|r| {
-            r.split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
+        .map(|r| items(r).map(str::to_owned).collect())
         .unwrap_or_default();
     // Subscribed before the first read, so a change in between is not missed.
     let updates = s.scheduler.subscribe();

@@ -3,7 +3,7 @@
 //! and its `dependencies`: why a TaskInstance that has not started is waiting.
 
 use super::super::paths::TaskPath;
-use super::super::query::ApiQuery;
+use super::super::query::{ApiQuery, items};
 use super::super::task_instances::{
     self as v1, MapIndex, TaskStateChange, UpdateTaskInstance, task_instances,
 };
@@ -60,12 +60,7 @@ fn change(body: &PatchTaskInstanceBody, mask: Option<&str>) -> ApiResult<Option<
         ));
     }
     let fields: Vec<&str> = mask
-        .map(|m| {
-            m.split(',')
-                .map(str::trim)
-                .filter(|f| !f.is_empty())
-                .collect()
-        })
+        .map(|m| items(m).collect())
         .unwrap_or_else(|| vec!["new_state", "note"]);
     if let Some(bad) = fields.iter().find(|f| !matches!(**f, "new_state" | "note")) {
         return Err(ApiError::bad_request(format!(
@@ -230,11 +225,6 @@ pub struct MaskQuery {
     update_mask: Option<String>,
 }
 
-fn task_path(p: MappedPath) -> (TaskPath, i64) {
-    let (path, map_index) = p.split();
-    (path, map_index)
-}
-
 /// Set one mapped TaskInstance's state.
 #[utoipa::path(
     patch, path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}",
@@ -256,7 +246,7 @@ pub async fn patch_task_instance_by_map_index(
     V2Query(q): V2Query<MaskQuery>,
     V2Json(body): V2Json<PatchTaskInstanceBody>,
 ) -> ApiResult<Json<TaskInstanceCollectionResponse>> {
-    let (p, map_index) = task_path(p);
+    let (p, map_index) = p.split();
     patch(
         caller,
         state,
@@ -289,7 +279,7 @@ pub async fn patch_task_instance_dry_run_by_map_index(
     V2Query(q): V2Query<MaskQuery>,
     V2Json(body): V2Json<PatchTaskInstanceBody>,
 ) -> ApiResult<Json<TaskInstanceCollectionResponse>> {
-    let (p, map_index) = task_path(p);
+    let (p, map_index) = p.split();
     patch(caller, state, p, Some(map_index), q.update_mask, body, true).await
 }
 
@@ -422,6 +412,6 @@ pub async fn get_task_instance_dependencies_by_map_index(
     State(s): State<ApiState>,
     V2Path(p): V2Path<MappedPath>,
 ) -> ApiResult<Json<TaskDependencyCollectionResponse>> {
-    let (p, map_index) = task_path(p);
+    let (p, map_index) = p.split();
     dependencies(caller, s, p, Some(map_index)).await
 }

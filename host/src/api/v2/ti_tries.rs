@@ -2,7 +2,7 @@
 //! same under `/{map_index}`, one mapped instance, and `/listMapped`.
 
 use super::super::paths::TaskPath;
-use super::super::query::ApiQuery;
+use super::super::query::{ApiQuery, items};
 use super::super::states::TaskState;
 use super::super::task_instances::{
     self as v1, MapIndex, TaskInstance as V1Ti, TaskInstanceDetail, TaskInstanceTry, task_instances,
@@ -374,12 +374,10 @@ pub async fn get_mapped_task_instances(
             "Ordering with '{field}' is disallowed or the attribute does not exist on the model"
         )));
     }
-    let states: Option<Vec<String>> = q.state.as_deref().map(|l| {
-        l.split(',')
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty())
-            .collect()
-    });
+    let states: Option<Vec<String>> = q
+        .state
+        .as_deref()
+        .map(|l| items(l).map(str::to_owned).collect());
     load_run(&s, &caller, &p.dag_id, &p.dag_run_id)?;
     let records: Vec<_> = s
         .metastore
