@@ -164,7 +164,7 @@ async fn trigger_watch_the_graph_read_a_log_and_clear_in_a_real_browser() {
         .await;
     b.click(&b.find("[data-testid=\"add-connection\"]").await)
         .await;
-    b.type_into(&b.find("[data-testid=\"field-conn_id\"]").await, "crm")
+    b.type_into(&b.find("[data-testid=\"field-connection_id\"]").await, "crm")
         .await;
     b.type_into(&b.find("[data-testid=\"field-conn_type\"]").await, "http")
         .await;

@@ -278,13 +278,14 @@ async fn each_tenant_sees_only_its_own_dags_and_audit_log_in_a_real_browser() {
     b.click(&b.find("[data-testid=\"trigger-submit\"]").await)
         .await;
     b.find("[data-testid=\"graph-node-hello\"]").await;
-    // His trigger is in his tenant's audit log.
+    // His trigger is in his tenant's audit log, under the operation the UI
+    // called (Airflow 3's `trigger_dag_run`).
     b.goto(&format!("{root}/#/audit")).await;
     b.find("[data-testid=\"audit-table\"]").await;
     b.wait_for(
         "bob's trigger in the audit log",
         "return [...document.querySelectorAll('[data-testid^=\"audit-row-\"]')].some(r => \
-           r.dataset.owner === 'bob' && r.dataset.event === 'post_dag_run' && r.dataset.outcome === 'success')",
+           r.dataset.owner === 'bob' && r.dataset.event === 'trigger_dag_run' && r.dataset.outcome === 'success')",
         20,
     )
     .await;

@@ -1,8 +1,9 @@
 // Clear / mark success / mark failed / delete, for TaskInstances and runs. Each
-// opens a dialog that first asks the API for a dry run and lists what will change,
-// and only changes anything on Confirm.
+// opens a dialog that first asks the API for a dry run (or, for marking a run,
+// works it out from the states on screen) and lists what will change, and only
+// changes anything on Confirm.
 
-import { post, patch, del, p, qs, ApiError } from "./api.js";
+import { post, patch, del, p, ApiError } from "./api.js";
 import { h, replace, modal, badge, errorBox, toast, confirmDialog, stateLabel } from "./dom.js";
 import { withParams } from "./router.js";
 import { relatives, isFinishedTi } from "./model.js";
@@ -138,7 +139,8 @@ export function clearTaskDialog(ctx, { runId, taskId, mapIndex }) {
 export function markTaskDialog(ctx, { runId, taskId, mapIndex, newState }) {
   const downstream = checkbox("mark-include-downstream", "Include downstream tasks", false);
   const upstream = checkbox("mark-include-upstream", "Include upstream tasks", false);
-  const url = p`/dags/${ctx.dagId}/dagRuns/${runId}/taskInstances/${taskId}` + qs({ map_index: mapIndex });
+  const ti = p`/dags/${ctx.dagId}/dagRuns/${runId}/taskInstances/${taskId}` + (mapIndex !== undefined ? p`/${mapIndex}` : "");
+  const body = () => ({ new_state: newState, include_downstream: downstream.input.checked, include_upstream: upstream.input.checked });
   const label = `Mark ${stateLabel(newState)}`;
   return changeDialog({
     title: `${label}: ${taskId}${mapIndex !== undefined ? ` [${mapIndex}]` : ""}`,
@@ -146,14 +148,19 @@ export function markTaskDialog(ctx, { runId, taskId, mapIndex, newState }) {
     intro: `Sets the state of ${taskId} in run ${runId} to ${stateLabel(newState)} without running it.`,
     options: [downstream, upstream],
     confirmLabel: label,
-    // The API has no dry run for this change; the preview comes from the states on
-    // screen, and the answer to the change lists what really changed.
-    preview: async () => previewTable(ctx, runId,
-      localPreview(ctx, runId, taskId, { downstream: downstream.input.checked, upstream: upstream.input.checked, mapIndex })
-        .filter((t) => t.state !== newState),
-      newState),
+    preview: async () => {
+      try {
+        const r = await patch(ti + "/dry_run", body());
+        return previewTable(ctx, runId, (r.task_instances || []).filter((t) => t.state !== newState), newState);
+      } catch (e) {
+        if (!(e instanceof ApiError) || e.status === 0) throw e;
+        const items = localPreview(ctx, runId, taskId, { downstream: downstream.input.checked, upstream: upstream.input.checked, mapIndex })
+          .filter((t) => t.state !== newState);
+        return h("div", {}, errorBox(e), h("p", { class: "muted small" }, "Worked out in the browser:"), previewTable(ctx, runId, items, newState));
+      }
+    },
     apply: async () => {
-      const r = await patch(url, { new_state: newState, include_downstream: downstream.input.checked, include_upstream: upstream.input.checked });
+      const r = await patch(ti, body());
       const n = r && Array.isArray(r.task_instances) ? r.task_instances.length : null;
       toast(`${taskId} marked ${stateLabel(newState)}${n !== null ? ` (${n} TaskInstance${n === 1 ? "" : "s"} changed)` : ""}`);
       ctx.refreshRun(runId);

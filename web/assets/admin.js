@@ -30,21 +30,21 @@ const RESOURCES = {
     noun: "connection",
     path: "/connections",
     listKey: "connections",
-    id: (c) => c.conn_id ?? c.connection_id,
+    id: (c) => c.connection_id,
     intro: "Where and how operators reach outside systems. Passwords are write-only: they are never shown again. A host-held password (the default) is never given to operators either: they send requests through the connection and the host adds the credential.",
     columns: [
-      ["Conn id", (c) => h("code", {}, c.conn_id ?? c.connection_id)],
+      ["Conn id", (c) => h("code", {}, c.connection_id)],
       ["Type", (c) => c.conn_type || "—"],
       ["Description", (c) => c.description || h("span", { class: "muted" }, "—")],
       ["Host", (c) => c.host || h("span", { class: "muted" }, "—")],
       ["Port", (c) => (c.port ?? "—")],
       ["Login", (c) => c.login || h("span", { class: "muted" }, "—")],
       ["Schema", (c) => c.schema || h("span", { class: "muted" }, "—")],
-      ["Password", (c) => h("span", { class: "muted", title: "Passwords are never sent back by the server", "data-testid": `secret-${c.conn_id ?? c.connection_id}` }, c.exposed === false ? "host-held" : "exposed to operators")],
+      ["Password", (c) => h("span", { class: "muted", title: "Passwords are never sent back by the server", "data-testid": `secret-${c.connection_id}` }, c.exposed === false ? "host-held" : "exposed to operators")],
       ["Extra", (c) => (c.extra ? h("code", { class: "truncate", title: String(c.extra) }, String(c.extra)) : h("span", { class: "muted" }, "—"))],
     ],
     fields: [
-      { name: "conn_id", label: "Conn id", required: true, idField: true },
+      { name: "connection_id", label: "Conn id", required: true, idField: true },
       { name: "conn_type", label: "Type", required: true, placeholder: "http, postgres, s3…" },
       { name: "description", label: "Description" },
       { name: "host", label: "Host" },
@@ -77,6 +77,8 @@ const RESOURCES = {
       { name: "slots", label: "Slots", kind: "integer", required: true, min: 0 },
       { name: "description", label: "Description" },
     ],
+    // Airflow's PoolPatchBody names the pool `pool`.
+    patchBody: ({ name, ...rest }) => ({ pool: name, ...rest }),
   },
 };
 
@@ -232,7 +234,7 @@ export function mount(root, route) {
           }
           try {
             if (creating) await post(R.path, payload);
-            else await patch(`${R.path}/${encodeURIComponent(id)}`, payload);
+            else await patch(`${R.path}/${encodeURIComponent(id)}`, R.patchBody ? R.patchBody(payload) : payload);
             toast(creating ? `Added ${R.noun} ${payload[R.fields[0].name]}` : `Saved ${R.noun} ${id}`);
             close(true);
             load();

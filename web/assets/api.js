@@ -1,7 +1,9 @@
-// The REST API client: JSON in and out, errors as ApiError carrying the API's
-// {"title","status","detail"}.
+// The REST API client for /api/v2 (Airflow 3's API, with Aileron's own
+// resources beside it): JSON in and out, errors as ApiError. An error body is
+// {"detail": "..."} (with "title" beside it), or for a request that does not
+// validate a 422 whose "detail" lists {loc, msg}.
 
-export const BASE = "/api/v1";
+export const BASE = "/api/v2";
 
 export class ApiError extends Error {
   constructor(status, title, detail) {
@@ -65,9 +67,19 @@ export async function api(path, { method = "GET", body, signal } = {}) {
   }
   if (!res.ok) {
     const obj = data && typeof data === "object" ? data : {};
-    throw new ApiError(res.status, obj.title || res.statusText || "Error", obj.detail || (typeof data === "string" ? data : "") || res.statusText);
+    throw new ApiError(res.status, obj.title || res.statusText || "Error", errorDetail(obj.detail) || (typeof data === "string" ? data : "") || res.statusText);
   }
   return data;
+}
+
+/** An error body's `detail` as one line: a validation error's list reads
+ *  `field: message; …`. */
+function errorDetail(detail) {
+  if (!Array.isArray(detail)) return typeof detail === "string" ? detail : "";
+  return detail.map((d) => {
+    const loc = (d.loc || []).filter((part) => part !== "body" && part !== "query" && part !== "path").join(".");
+    return loc ? `${loc}: ${d.msg}` : d.msg;
+  }).join("; ");
 }
 
 export const get = (path, opts) => api(path, opts);

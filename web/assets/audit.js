@@ -106,9 +106,13 @@ export function mount(root, route) {
   async function load() {
     const mine = ++seq;
     paintControls();
-    const path = state.scope === "platform" ? "/platform/eventLogs" : "/eventLogs";
+    // Newest first: Airflow's /eventLogs asks for it; the platform's log
+    // (Aileron's own) is always so.
+    const path = state.scope === "platform"
+      ? "/platform/eventLogs" + qs({ limit: state.limit, offset: state.offset })
+      : "/eventLogs" + qs({ limit: state.limit, offset: state.offset, order_by: "-id" });
     try {
-      const r = await get(path + qs({ limit: state.limit, offset: state.offset }));
+      const r = await get(path);
       if (mine !== seq) return;
       const events = r.event_logs || [];
       total = r.total_entries ?? events.length;

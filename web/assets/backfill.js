@@ -125,7 +125,7 @@ export function backfillDialog(ctx) {
         }
         replace(previewEl, h("p", { class: "muted small", "aria-busy": "true" }, "Working out the dates…"));
         try {
-          const plan = await post("/backfills/dry_run", b.value);
+          const plan = await post("/backfills/dry_run" + qs({ include_skipped: true }), b.value);
           if (mine !== gen) return;
           replace(previewEl, previewTable(plan.backfills || []));
           confirm.disabled = !(plan.backfills || []).some((d) => d.action !== "skip");

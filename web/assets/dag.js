@@ -9,7 +9,7 @@ import { h, replace, renderKeyed, badge, time, fmtDuration, span, errorBox, load
 import { href, withParams, current } from "./router.js";
 import { watch } from "./live.js";
 import { layout } from "./layout.js";
-import { isFinishedRun } from "./model.js";
+import { isFinishedRun, dagVersion, withUpstream } from "./model.js";
 import * as grid from "./grid.js";
 import * as graph from "./graph.js";
 import * as gantt from "./gantt.js";
@@ -36,6 +36,7 @@ export function mount(root, route) {
   const ctx = {
     dagId,
     dag: null,
+    source: null,
     tasks: [],
     taskMap: new Map(),
     layout: null,
@@ -91,16 +92,23 @@ export function mount(root, route) {
 
   // ---- loading -----------------------------------------------------------
 
+  // The DAG's details every time; its tasks and source only when its version
+  // changed.
   async function loadDag() {
-    const dag = await get(p`/dags/${dagId}`);
-    const versionChanged = !ctx.dag || ctx.dag.dag_version !== dag.dag_version;
-    ctx.dag = dag;
-    ctx.tasks = dag.tasks || [];
-    ctx.taskMap = new Map(ctx.tasks.map((t) => [t.task_id, t]));
+    const dag = await get(p`/dags/${dagId}/details`);
+    const versionChanged = !ctx.dag || dagVersion(ctx.dag).hash !== dagVersion(dag).hash;
     if (versionChanged || !ctx.layout) {
+      const [tasks, source] = await Promise.all([
+        get(p`/dags/${dagId}/tasks`),
+        get(p`/dagSources/${dagId}`).catch(() => ({ content: null })),
+      ]);
+      ctx.tasks = withUpstream(tasks.tasks || []);
+      ctx.taskMap = new Map(ctx.tasks.map((t) => [t.task_id, t]));
+      ctx.source = source.content;
       ctx.layout = layout(ctx.tasks);
       ctx.order = ctx.layout.order;
     }
+    ctx.dag = dag;
   }
 
   async function loadTis(runId) {
@@ -279,10 +287,11 @@ export function mount(root, route) {
       renderKeyed(headEl, "none", () => h("h1", {}, dagId));
       return;
     }
-    const next = d.next_dagrun ?? d.next_dagrun_create_after;
+    const next = d.next_dagrun_logical_date ?? d.next_dagrun_run_after;
+    const version = dagVersion(d);
     const active = ctx.backfills.find((b) => !b.completed_at) || null;
     const activeKey = active ? [active.id, active.is_paused, active.runs_by_state] : null;
-    const key = JSON.stringify([d.dag_version, d.is_paused, d.has_import_errors, next, ctx.runsTotal, d.timetable_summary, activeKey]);
+    const key = JSON.stringify([version.hash, d.is_paused, d.has_import_errors, next, ctx.runsTotal, d.timetable_summary, activeKey]);
     renderKeyed(headEl, key, () => {
       const toggle = needs("User", h("input", {
         type: "checkbox", role: "switch", class: "switch", checked: !d.is_paused, "data-testid": "pause-toggle",
@@ -315,10 +324,10 @@ export function mount(root, route) {
         d.has_import_errors ? h("div", { class: "alert alert-error", role: "alert" }, "This DAG's file currently fails to import; the last version that loaded is shown. See the DAGs page for the error.") : null,
         h("dl", { class: "facts" },
           fact("Schedule", d.timetable_summary ? h("code", { title: d.timetable_description || "" }, d.timetable_summary) : "None", d.timetable_description),
-          fact("Next run", next ? time(next) : "—", d.next_dagrun_create_after ? `Runs after ${d.next_dagrun_create_after}` : ""),
+          fact("Next run", next ? time(next) : "—", d.next_dagrun_run_after ? `Runs after ${d.next_dagrun_run_after}` : ""),
           fact("Owner", (d.owners || []).join(", ") || "—"),
           fact("Runs", String(ctx.runsTotal)),
-          fact("Version", h("code", { title: d.dag_version }, String(d.dag_version || "").slice(0, 12)))),
+          fact("Version", h("code", { title: version.hash }, versionLabel(version)))),
       ];
     });
   }
@@ -370,7 +379,7 @@ export function mount(root, route) {
         runs.length ? h("label", { class: "inline" }, "Run ", select) : h("span", { class: "muted" }, "No runs yet."),
         run ? badge(run.state, { "data-testid": "run-state", "data-state": run.state }) : null,
         run ? h("span", { class: "muted small" }, h("span", { "data-testid": "run-type" }, run.run_type), " · ",
-          h("code", { title: `DAG version ${run.dag_version}`, "data-testid": "run-dag-version" }, shortHash(run.dag_version)), " · ", time(run.logical_date), " · ",
+          h("code", { title: `DAG version ${versionLabel(dagVersion(run))}`, "data-testid": "run-dag-version" }, shortHash(dagVersion(run).hash)), " · ", time(run.logical_date), " · ",
           run.end_date ? `took ${fmtDuration(span(run.start_date, run.end_date))}` : run.start_date ? h("span", {}, "started ", time(run.start_date)) : "not started") : null,
       ];
     });
@@ -413,20 +422,22 @@ export function mount(root, route) {
   }
 
   function renderCode() {
-    if (contentEl.dataset.rendered === `code:${ctx.dag.dag_version}`) return;
-    const lines = String(ctx.dag.source || "").split("\n");
+    const version = dagVersion(ctx.dag);
+    if (contentEl.dataset.rendered === `code:${version.hash}`) return;
+    const lines = String(ctx.source || "").split("\n");
     replace(contentEl,
-      h("p", { class: "muted small" }, h("code", {}, ctx.dag.fileloc || ""), ` · version ${String(ctx.dag.dag_version || "").slice(0, 12)}`),
-      ctx.dag.source
+      h("p", { class: "muted small" }, h("code", {}, ctx.dag.fileloc || ""), ` · version ${versionLabel(version)}`),
+      ctx.source
         ? h("pre", { class: "code", "data-testid": "dag-source", tabindex: "0", "aria-label": "DAG source" },
           lines.map((l, i) => h("span", { class: "line" }, h("span", { class: "ln", "aria-hidden": "true" }, String(i + 1)), l, "\n")))
         : empty("The source of this DAG is not available."));
-    contentEl.dataset.rendered = `code:${ctx.dag.dag_version}`;
+    contentEl.dataset.rendered = `code:${version.hash}`;
   }
 
   function renderDetails() {
     const d = ctx.dag;
-    const key = `details:${d.dag_version}:${d.is_paused}`;
+    const version = dagVersion(d);
+    const key = `details:${version.hash}:${d.is_paused}`;
     if (contentEl.dataset.rendered === key) return;
     contentEl.dataset.rendered = key;
     const rows = [
@@ -436,7 +447,7 @@ export function mount(root, route) {
       ["Start date", time(d.start_date)], ["End date", time(d.end_date)], ["Catchup", String(d.catchup)],
       ["Max active runs", String(d.max_active_runs)], ["Max active tasks", String(d.max_active_tasks)],
       ["Time zone", d.timezone || "UTC"], ["Paused", String(d.is_paused)], ["Last parsed", time(d.last_parsed_time)],
-      ["Version", h("code", {}, d.dag_version || "—")],
+      ["Version", h("code", { title: version.hash }, versionLabel(version))],
     ];
     replace(contentEl,
       h("div", { class: "details-grid", "data-testid": "dag-details" },
@@ -556,8 +567,8 @@ export function mount(root, route) {
             ["Data interval", h("span", {}, time(r.data_interval_start), " → ", time(r.data_interval_end))],
             ["Queued at", time(r.queued_at)], ["Started", time(r.start_date)], ["Ended", time(r.end_date)],
             ["Duration", fmtDuration(span(r.start_date, r.end_date))],
-            ["DAG version", h("code", { title: r.dag_version, "data-testid": "run-panel-dag-version" }, shortHash(r.dag_version)),
-              ctx.dag && r.dag_version && ctx.dag.dag_version !== r.dag_version ? h("span", { class: "muted small" }, " (not the latest)") : null]]
+            ["DAG version", h("code", { title: versionLabel(dagVersion(r)), "data-testid": "run-panel-dag-version" }, shortHash(dagVersion(r).hash)),
+              ctx.dag && dagVersion(r).hash && dagVersion(ctx.dag).hash !== dagVersion(r).hash ? h("span", { class: "muted small" }, " (not the latest)") : null]]
             .filter(Boolean)
             .map(([k, ...v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, v))))),
         h("h3", {}, "Conf"),
@@ -635,4 +646,10 @@ export function mount(root, route) {
       if (frame) cancelAnimationFrame(frame);
     },
   };
+}
+
+/** `v3 · 1a2b3c4d5e6f`: a DAG version's number with the start of its hash. */
+function versionLabel(v) {
+  if (!v.hash) return "—";
+  return v.number === null || v.number === undefined ? shortHash(v.hash) : `v${v.number} · ${shortHash(v.hash)}`;
 }

@@ -142,9 +142,9 @@ export function mount(root, route) {
     renderKeyed(schedTd, JSON.stringify([d.timetable_summary, d.timetable_description]), () => (d.timetable_summary
       ? h("code", { title: d.timetable_description || "" }, d.timetable_summary)
       : h("span", { class: "muted", title: d.timetable_description || "" }, "None")));
-    const next = d.next_dagrun ?? d.next_dagrun_create_after;
+    const next = d.next_dagrun_logical_date ?? d.next_dagrun_run_after;
     nextTd.dataset.testid = `next-run-${d.dag_id}`;
-    nextTd.title = d.next_dagrun_create_after ? `Runs after ${d.next_dagrun_create_after}` : "";
+    nextTd.title = d.next_dagrun_run_after ? `Runs after ${d.next_dagrun_run_after}` : "";
     renderKeyed(nextTd, JSON.stringify([next, d.is_paused]), () => (next ? time(next) : h("span", { class: "muted" }, d.is_paused ? "paused" : "—")));
     runsTd.className = "run-dots";
     runsTd.dataset.testid = `recent-runs-${d.dag_id}`;

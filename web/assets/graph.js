@@ -5,7 +5,7 @@
 import { h, s, replace, stateLabel, stateKey, empty, toast } from "./dom.js";
 import { withParams } from "./router.js";
 import { NODE_W, NODE_H, edgePath } from "./layout.js";
-import { summarize, describeCounts, groupByTask } from "./model.js";
+import { summarize, describeCounts, groupByTask, dagVersion } from "./model.js";
 import { legend } from "./grid.js";
 
 export function render(el, ctx) {
@@ -14,7 +14,7 @@ export function render(el, ctx) {
     replace(el, empty("This DAG has no tasks."));
     return;
   }
-  const key = `${ctx.dag.dag_version}`;
+  const key = dagVersion(ctx.dag).hash;
   let svg = el.querySelector("svg.graph");
   if (!svg || svg.dataset.key !== key) {
     svg = build(ctx, lay);

@@ -11,7 +11,7 @@
 
 import { h, replace, fmtDuration, span, fmtTime, stateLabel, stateKey, empty, shortHash } from "./dom.js";
 import { href, withParams } from "./router.js";
-import { summarize, describeCounts, groupByTask } from "./model.js";
+import { summarize, describeCounts, groupByTask, dagVersion } from "./model.js";
 
 const RUN_LIMITS = [10, 25, 50, 100];
 
@@ -111,7 +111,8 @@ function paint(table, ctx, runs, tasks) {
   const durations = runs.map((r) => span(r.start_date, r.end_date) || 0);
   const maxDur = Math.max(1, ...durations);
   // Where the DAG version differs from the run to the left.
-  const changes = runs.map((r, c) => c > 0 && !!runs[c - 1].dag_version && !!r.dag_version && runs[c - 1].dag_version !== r.dag_version);
+  const versions = runs.map((r) => dagVersion(r));
+  const changes = versions.map((v, c) => c > 0 && !!versions[c - 1].hash && !!v.hash && versions[c - 1].hash !== v.hash);
   const byRun = new Map(runs.map((r, c) => [r.dag_run_id, { run: r, c, tis: groupByTask(ctx.tis.get(r.dag_run_id)), loaded: ctx.tis.has(r.dag_run_id) }]));
   const taskById = new Map(tasks.map((t) => [t.task_id, t]));
 
@@ -123,11 +124,11 @@ function paint(table, ctx, runs, tasks) {
     const hgt = BAR_MIN + Math.round(((durations[c] || 0) / maxDur) * (BAR_MAX - BAR_MIN));
     const versionChange = changes[c];
     const label = `Run ${r.dag_run_id}: ${stateLabel(r.state)}, ${r.run_type || "run"}${r.backfill_id !== null && r.backfill_id !== undefined ? ` (backfill ${r.backfill_id})` : ""}, ` +
-      `${fmtTime(r.logical_date)}, ${fmtDuration(durations[c])}, DAG version ${shortHash(r.dag_version)}${versionChange ? " (changed)" : ""}`;
+      `${fmtTime(r.logical_date)}, ${fmtDuration(durations[c])}, DAG version ${versions[c].number ?? "?"} (${shortHash(versions[c].hash)})${versionChange ? " (changed)" : ""}`;
     setClass(btn.parentElement, `run-col${r.dag_run_id === selectedRun ? " selected" : ""}${versionChange ? " version-change" : ""}`);
     setAttr(btn, "data-state", r.state);
     setAttr(btn, "data-run-type", r.run_type || "");
-    setAttr(btn, "data-dag-version", r.dag_version || "");
+    setAttr(btn, "data-dag-version", versions[c].hash);
     const kind = btn.querySelector(".run-kind");
     if (kind && kind.textContent !== (RUN_KIND[r.run_type] || "")) kind.textContent = RUN_KIND[r.run_type] || "";
     setAttr(btn, "aria-label", label);

@@ -1,4 +1,4 @@
-// Live updates. One EventSource on /api/v1/events (filtered to the DAG on screen)
+// Live updates. One EventSource on /api/v2/events (filtered to the DAG on screen)
 // delivers `dag_run`, `task_instance` and `dags` events to the current view. If the
 // stream cannot be opened or drops, the view is refreshed by polling every few
 // seconds until the stream is back; even while live, a slow safety refresh catches
@@ -60,7 +60,7 @@ function open(dagId) {
   closeSource();
   sourceFilter = dagId || "";
   setMode(mode === "polling" ? "polling" : "connecting");
-  const url = "/api/v1/events" + (dagId ? `?dag_id=${encodeURIComponent(dagId)}` : "");
+  const url = "/api/v2/events" + (dagId ? `?dag_id=${encodeURIComponent(dagId)}` : "");
   let es;
   try {
     es = new EventSource(url);

@@ -71,3 +71,19 @@ export function relatives(tasks, taskId, direction) {
   }
   return seen;
 }
+
+/** The DAG version a DAG's details name as its latest, or a run ran:
+ *  `{hash, number}` (the file's content hash and its number within the DAG);
+ *  empty fields when the API names none. */
+export function dagVersion(o) {
+  const v = o && (o.latest_dag_version || (o.dag_versions || [])[0]);
+  return { hash: (v && v.bundle_version) || "", number: v ? v.version_number : null };
+}
+
+/** Tasks as /dags/{id}/tasks lists them, each with `upstream_task_ids` too
+ *  (the API names only the downstream side of each edge). */
+export function withUpstream(tasks) {
+  const up = new Map(tasks.map((t) => [t.task_id, []]));
+  for (const t of tasks) for (const d of t.downstream_task_ids || []) if (up.has(d)) up.get(d).push(t.task_id);
+  return tasks.map((t) => ({ ...t, upstream_task_ids: up.get(t.task_id) }));
+}

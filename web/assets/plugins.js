@@ -87,7 +87,8 @@ export function mount(root, route) {
 
   async function load() {
     try {
-      const r = await get("/plugins");
+      // Aileron's operator components (Airflow's `/plugins` lists them in its own shape).
+      const r = await get("/operators");
       plugins = r.plugins || [];
       error = null;
     } catch (e) {

@@ -1,8 +1,9 @@
 // The TaskInstance panel: its state and times, actions (clear, mark success/failed/
-// skipped), every try with its error, the params, XCom, and the log of a try,
-// tailed while the try runs by polling the log endpoint from the last offset.
+// skipped), every try with its error and usage, the params, XCom, and the log of
+// a try, tailed while the try runs by polling the log endpoint with the
+// continuation token of its last answer.
 
-import { get, p, qs, ApiError } from "./api.js";
+import { get, p, qs, pool, ApiError } from "./api.js";
 import { h, replace, renderKeyed, badge, time, fmtDuration, fmtBytes, span, shortDigest, json, empty, errorBox, stateLabel, stateKey } from "./dom.js";
 import { withParams } from "./router.js";
 import { isFinishedTi, summarize, describeCounts } from "./model.js";
@@ -26,7 +27,7 @@ export class TiPanel {
     this.tries = [];
     this.xcom = null;
     this.error = null;
-    this.log = { try: null, offset: 0, text: "", running: false, gen: 0, timer: null, note: "" };
+    this.log = { try: null, token: null, text: "", running: false, gen: 0, timer: null, note: "" };
     this.alive = true;
 
     this.summaryEl = h("div", { "data-testid": "ti-summary" });
@@ -73,7 +74,14 @@ export class TiPanel {
     return list.some((t) => t.map_index >= 0);
   }
 
+  /** The TaskInstance's own path: a mapped instance's ends in its map index. */
   tiPath(suffix = "") {
+    const mi = this.apiMapIndex;
+    return this.taskPath() + (mi !== undefined ? p`/${mi}` : "") + suffix;
+  }
+
+  /** The task's path in the run, under which XCom and logs take `map_index`. */
+  taskPath(suffix = "") {
     return p`/dags/${this.ctx.dagId}/dagRuns/${this.runId}/taskInstances/${this.taskId}` + suffix;
   }
 
@@ -99,18 +107,18 @@ export class TiPanel {
       this.logStatusEl.textContent = "";
       return;
     }
-    const q = qs({ map_index: this.apiMapIndex });
     try {
-      const [ti, xcom] = await Promise.all([
-        get(this.tiPath(q)),
-        get(this.tiPath("/xcomEntries" + q)).catch((e) => ({ error: e })),
+      const [ti, xcom, tries] = await Promise.all([
+        get(this.tiPath()),
+        this.fetchXcom().catch((e) => ({ error: e })),
+        this.fetchTries(),
       ]);
       if (!this.alive) return;
       const prevTry = this.ti ? this.ti.try_number : null;
       this.ti = ti;
       this.xcom = xcom;
       this.error = null;
-      this.tries = ti.tries || (await this.fetchTries(q));
+      this.tries = tries;
       // A scheduled TaskInstance may wait because its tenant's CPU budget is spent.
       this.heldBack = ti.state === "scheduled" ? await this.heldBackReason() : null;
       if (!this.alive) return;
@@ -140,13 +148,22 @@ export class TiPanel {
     }
   }
 
-  async fetchTries(q) {
+  async fetchTries() {
     try {
-      const r = await get(this.tiPath("/tries" + q));
-      return r.task_instances || r.tries || [];
+      return (await get(this.tiPath("/tries"))).task_instances || [];
     } catch {
       return [];
     }
+  }
+
+  /** The TaskInstance's XCom entries with their values (the list names the
+   *  keys; each value is read on its own, as Airflow's API has it). */
+  async fetchXcom() {
+    const q = qs({ map_index: this.apiMapIndex });
+    const list = await get(this.taskPath("/xcomEntries" + q));
+    const entries = await pool(list.xcom_entries || [], 4, (e) =>
+      get(this.taskPath(p`/xcomEntries/${e.key}` + q)).catch(() => e));
+    return { xcom_entries: entries };
   }
 
   renderMapped() {
@@ -311,7 +328,7 @@ export class TiPanel {
 
   startLog() {
     clearTimeout(this.log.timer);
-    this.log = { try: null, offset: 0, text: "", running: false, gen: this.log.gen + 1, timer: null, note: "" };
+    this.log = { try: null, token: null, text: "", running: false, gen: this.log.gen + 1, timer: null, note: "" };
     this.logEl.textContent = "";
     if (!this.ti) return;
     const latest = this.latestTry();
@@ -339,19 +356,20 @@ export class TiPanel {
       this.setLogStatus(isFinishedTi(ti.state) ? `No log: the task ended as ${stateLabel(ti.state)} without running.` : "No log yet: the task has not started.");
     } else {
       try {
-        const res = await get(this.tiPath(`/logs/${tryN}` + qs({ map_index: this.apiMapIndex, offset: this.log.offset })));
+        const res = await get(this.taskPath(p`/logs/${tryN}` + qs({ map_index: this.apiMapIndex, token: this.log.token })));
         if (gen !== this.log.gen || !this.alive) return;
-        if (typeof res.offset === "number" && res.offset < this.log.offset) {
-          // The log was replaced (the try restarted): read it again from the top.
-          this.log.offset = 0;
+        // The token is how far the log has been read; a smaller one means the
+        // log was replaced (the try restarted): read it again from the top.
+        if (this.log.token !== null && Number(res.continuation_token) < Number(this.log.token)) {
+          this.log.token = null;
           this.log.text = "";
           this.logEl.textContent = "";
           this.log.timer = setTimeout(() => this.pollLog(), 0);
           return;
         }
-        this.appendLog(res.content || "");
-        this.log.offset = typeof res.offset === "number" ? res.offset : this.log.offset + (res.content || "").length;
-        running = !!res.running;
+        this.appendLog(logText(res.content || []));
+        if (res.continuation_token) this.log.token = res.continuation_token;
+        running = isLatest && ti.state === "running";
         this.log.running = running;
         if (running) this.setLogStatus("Running: following the log…");
         else if (!this.log.text) this.setLogStatus(isLatest && !isFinishedTi(ti.state) ? "Waiting for the log…" : "This try wrote no log.");
@@ -389,4 +407,10 @@ export class TiPanel {
     this.alive = false;
     clearTimeout(this.log.timer);
   }
+}
+
+/** A log's structured entries as the lines the try wrote:
+ *  `[timestamp] LEVEL message`. */
+function logText(entries) {
+  return entries.map((e) => (e.timestamp ? `[${e.timestamp}] ${String(e.level || "").toUpperCase()} ${e.event}` : e.event) + "\n").join("");
 }

@@ -53,7 +53,7 @@ export function mount(root, route) {
     h("h1", {}, "Trigger ", h("code", {}, dagId)),
     body));
 
-  get(p`/dags/${dagId}`)
+  get(p`/dags/${dagId}/details`)
     .then((dag) => build(body, dag))
     .catch((e) => replace(body, errorBox(e)));
   return { update() {}, destroy() {} };
@@ -207,7 +207,8 @@ function build(container, dag) {
       firstBad.input.focus();
       return;
     }
-    const payload = { conf: conf.value };
+    // Airflow 3's body: a null logical date means "now" (a manual run).
+    const payload = { conf: conf.value, logical_date: null };
     if (runIdEl.value.trim()) payload.dag_run_id = runIdEl.value.trim();
     if (dateEl.value) {
       const d = new Date(dateEl.value);

@@ -6,7 +6,9 @@ use super::error::{BadRequest, NotFound, PayloadTooLarge, Unavailable, Unprocess
 use super::paths::DagPath;
 use super::query::{ApiQuery, items};
 use super::{ApiError, ApiResult, ApiState, JsonBody, load_dag, paginate};
-use crate::metastore::{DagRecord, ImportErrorRecord, Metastore, RunOrder, RunQuery};
+use crate::metastore::{
+    DagRecord, DagRun as RunRecord, ImportErrorRecord, Metastore, RunOrder, RunQuery,
+};
 use aileron_model::dag::DagSpec;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -230,7 +232,7 @@ pub struct DagFilter {
 }
 
 /// The most runs `dag_runs_limit` may ask for per DAG.
-const MAX_LATEST_RUNS: usize = 25;
+pub const MAX_LATEST_RUNS: usize = 25;
 
 /// List DAGs.
 #[utoipa::path(
@@ -279,7 +281,8 @@ pub async fn list_dags(
                 };
                 let mut listed = dag(&d, &spec, &errors);
                 if runs_limit > 0 {
-                    listed.latest_dag_runs = Some(latest_runs(m, &d, runs_limit)?);
+                    let runs = latest_runs(m, &d.tenant, &d.dag_id, runs_limit)?;
+                    listed.latest_dag_runs = Some(runs.iter().map(super::dag_runs::dag_run).collect());
                 }
                 out.push(listed);
             }
@@ -293,22 +296,23 @@ pub async fn list_dags(
 }
 
 /// A DAG's latest `n` runs by logical date, oldest first: one index page.
-fn latest_runs(m: &Metastore, d: &DagRecord, n: usize) -> ApiResult<Vec<super::dag_runs::DagRun>> {
-    let page = m.runs_page(&RunQuery {
-        tenant: &d.tenant,
-        dag_id: Some(&d.dag_id),
+pub fn latest_runs(
+    m: &Metastore,
+    tenant: &str,
+    dag_id: &str,
+    n: usize,
+) -> ApiResult<Vec<RunRecord>> {
+    let mut page = m.runs_page(&RunQuery {
+        tenant,
+        dag_id: Some(dag_id),
         order: RunOrder::LogicalDate,
         descending: true,
         states: None,
         offset: 0,
         limit: n,
     })?;
-    Ok(page
-        .runs
-        .iter()
-        .rev()
-        .map(super::dag_runs::dag_run)
-        .collect())
+    page.runs.reverse();
+    Ok(page.runs)
 }
 
 /// Get a DAG with its tasks, edges and source.

@@ -48,6 +48,9 @@ pub struct DagRunResponse {
     pub dag_display_name: String,
     pub partition_key: Option<String>,
     pub partition_date: Option<String>,
+    /// Aileron's: the backfill that created (or last re-ran) this run; `null`
+    /// for others.
+    pub backfill_id: Option<u64>,
     /// The content hash of the run's DAG version, to fill `dag_versions` from.
     #[serde(skip)]
     pub version_hash: String,
@@ -89,6 +92,7 @@ pub fn response(r: V1Run) -> DagRunResponse {
         bundle_version: None,
         partition_key: None,
         partition_date: None,
+        backfill_id: r.backfill_id,
     }
 }
 

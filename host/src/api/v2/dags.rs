@@ -1,10 +1,14 @@
 //! DAGs in v2: list (filters, ordering), get, details, pause and unpause.
 
-use super::super::dags::{Dag as V1Dag, dag as v1_dag, file_token, params_json};
+use super::super::dag_runs::dag_run as v1_run;
+use super::super::dags::{
+    Dag as V1Dag, MAX_LATEST_RUNS, dag as v1_dag, file_token, latest_runs, params_json,
+};
 use super::super::paths::DagPath;
 use super::super::query::items;
 use super::super::{ApiError, ApiResult, ApiState, Caller, load_dag, paginate};
-use super::dag_versions::{DagVersionResponse, version_response};
+use super::dag_runs::{DagRunResponse, response as run_response};
+use super::dag_versions::{DagVersionResponse, fill_versions, version_response};
 use super::{V2Json, V2Query};
 use crate::metastore::{DagRecord, ImportErrorRecord, RunQuery};
 use aileron_model::DagRunState;
@@ -55,6 +59,11 @@ pub struct DagResponse {
     pub is_backfillable: bool,
     /// Names the DAG file for `/dagSources`.
     pub file_token: String,
+    /// Aileron's: with `dag_runs_limit=N` on the list, the DAG's latest N runs
+    /// by logical date, oldest first (as Airflow's UI API names them). Absent
+    /// otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_dag_runs: Option<Vec<DagRunResponse>>,
 }
 
 /// Airflow's `DagTagResponse`.
@@ -116,6 +125,7 @@ fn response(v1: V1Dag, spec: &DagSpec) -> DagResponse {
         bundle_version: None,
         relative_fileloc: Some(v1.fileloc.clone()),
         file_token: file_token(&v1.fileloc),
+        latest_dag_runs: None,
         fileloc: v1.fileloc,
         description: v1.description,
         timetable_summary: v1.timetable_summary,
@@ -231,6 +241,9 @@ pub struct DagFilter {
     exclude_stale: Option<bool>,
     paused: Option<bool>,
     has_import_errors: Option<bool>,
+    /// Aileron's: include each listed DAG's latest runs (at most 25) as
+    /// `latest_dag_runs`, so a DAG list with recent runs takes one request.
+    dag_runs_limit: Option<usize>,
     /// `dag_id` (default), `next_dagrun`, `last_parsed_time` or `is_paused`,
     /// `-` before it for descending.
     order_by: Option<String>,
@@ -309,8 +322,14 @@ pub async fn get_dags(
             "Ordering with '{field}' is disallowed or the attribute does not exist on the model"
         )));
     }
+    let runs_limit = q.dag_runs_limit.unwrap_or(0);
+    if runs_limit > MAX_LATEST_RUNS {
+        return Err(ApiError::bad_request(format!(
+            "dag_runs_limit may be at most {MAX_LATEST_RUNS}"
+        )));
+    }
     let tenant = caller.tenant().to_owned();
-    let (dags, total_entries) = s
+    let (mut dags, total_entries) = s
         .blocking(move |m| {
             let mut matching = matching(m, &tenant, &q)?;
             matching.sort_by(|a, b| {
@@ -323,9 +342,21 @@ pub async fn get_dags(
                 let o = o.then_with(|| a.dag_id.cmp(&b.dag_id));
                 if descending { o.reverse() } else { o }
             });
-            Ok(paginate(matching, q.limit, q.offset))
+            let (mut page, total) = paginate(matching, q.limit, q.offset);
+            if runs_limit > 0 {
+                for d in &mut page {
+                    let runs = latest_runs(m, &tenant, &d.dag_id, runs_limit)?;
+                    d.latest_dag_runs = Some(runs.iter().map(|r| run_response(v1_run(r))).collect());
+                }
+            }
+            Ok((page, total))
         })
         .await?;
+    for d in &mut dags {
+        if let Some(runs) = d.latest_dag_runs.as_mut() {
+            fill_versions(&s, caller.tenant(), runs)?;
+        }
+    }
     Ok(Json(DagCollectionResponse {
         dags,
         total_entries,
@@ -425,6 +456,7 @@ pub async fn patch_dags(
         exclude_stale: q.exclude_stale,
         paused: q.paused,
         has_import_errors: None,
+        dag_runs_limit: None,
         order_by: None,
     };
     let tenant = caller.tenant().to_owned();

@@ -30,6 +30,8 @@ pub struct EventLogResponse {
     pub extra: Option<String>,
     pub dag_display_name: Option<String>,
     pub task_display_name: Option<String>,
+    /// Aileron's: the tenant the event belongs to.
+    pub tenant: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -53,6 +55,7 @@ fn response(e: EventLog) -> EventLogResponse {
         logical_date: None,
         owner: Some(e.owner),
         extra: Some(e.extra),
+        tenant: e.tenant,
     }
 }
 

@@ -62,6 +62,11 @@ pub struct TaskInstanceResponse {
     pub triggerer_job: Option<Value>,
     /// The DAG version its run ran (see `/dagVersions`).
     pub dag_version: Option<DagVersionResponse>,
+    /// Aileron's: `sha256:` digest of the operator component the latest try
+    /// ran (or will run).
+    pub plugin_digest: String,
+    /// Aileron's: when a TaskInstance waiting to retry may run again.
+    pub next_try_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -120,6 +125,8 @@ pub fn response(ti: V1Ti) -> TaskInstanceResponse {
         trigger: None,
         triggerer_job: None,
         dag_version,
+        plugin_digest: ti.plugin_digest,
+        next_try_at: ti.next_try_at,
         start_date: ti.start_date,
         end_date: ti.end_date,
         duration: ti.duration,

@@ -47,6 +47,11 @@ pub struct TaskResponse {
     pub class_ref: Value,
     pub is_mapped: bool,
     pub extra_links: Vec<String>,
+    /// Aileron's: the operator as written in the DAG file (`echo`,
+    /// `http@1.2.0`, …).
+    pub operator: String,
+    /// Aileron's: `sha256:` digest of the operator component the task runs.
+    pub plugin_digest: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -91,6 +96,8 @@ fn response(t: Task, params: Value) -> TaskResponse {
         }),
         is_mapped: t.is_mapped,
         extra_links: Vec::new(),
+        operator: t.operator,
+        plugin_digest: t.plugin_digest,
         task_id: t.task_id,
     }
 }

@@ -49,6 +49,16 @@ pub struct TaskInstanceHistoryResponse {
     pub dag_version: Option<DagVersionResponse>,
     /// Why the try failed, when it did (Aileron's own field).
     pub error: Option<String>,
+    /// Aileron's: `sha256:` digest of the operator component the try ran.
+    pub plugin_digest: String,
+    /// Aileron's: guest CPU seconds metered in the sandbox; `null` while the
+    /// try runs and for a try that never ran in one.
+    pub cpu_seconds: Option<f64>,
+    /// Aileron's: seconds the try waited on host calls (XCom, variables,
+    /// connections, outbound HTTP).
+    pub host_call_seconds: Option<f64>,
+    /// Aileron's: the most linear memory the try held.
+    pub peak_memory_bytes: Option<u64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -89,6 +99,10 @@ fn history(ti: &V1Ti, t: TaskInstanceTry) -> TaskInstanceHistoryResponse {
             .clone()
             .map(|v| version_response(&ti.dag_id, v)),
         error: t.error,
+        plugin_digest: t.plugin_digest,
+        cpu_seconds: t.cpu_seconds,
+        host_call_seconds: t.host_call_seconds,
+        peak_memory_bytes: t.peak_memory_bytes,
     }
 }
 
