@@ -1,7 +1,9 @@
 //! End-to-end in a real headless Chromium against a real `aileron standalone`:
 //! open the DAGs page, trigger a run from the form, watch the graph turn green
-//! without a reload, open a task's log, clear the task and see it run again, add
-//! a host-held connection and expose it.
+//! without a reload, open a task's log and XCom, clear the task and see it run
+//! again, mark one failed through the dry-run dialog, read the DAG's code and
+//! details, add a host-held connection and expose it, add a pool and resize it.
+//! The UI speaks `/api/v2` only.
 //! Each main view is saved as a screenshot under `target/screenshots/`; with
 //! `AILERON_UPDATE_SCREENSHOTS=1` they also replace the README's in `docs/`.
 
@@ -91,6 +93,13 @@ async fn trigger_watch_the_graph_read_a_log_and_clear_in_a_real_browser() {
     )
     .await;
     shot(&b, "task_instance").await;
+    // Its XCom, each value read on its own (Airflow 3 lists only the keys).
+    b.wait_for(
+        "the XCom value",
+        "return (document.querySelector('[data-testid=\"xcom-return_value\"]')?.textContent || '').includes('hello from e2e')",
+        20,
+    )
+    .await;
     // The try's metered CPU and peak memory, in its row.
     b.wait_for(
         "the try's usage",
@@ -136,6 +145,22 @@ async fn trigger_watch_the_graph_read_a_log_and_clear_in_a_real_browser() {
     )
     .await;
 
+    // The Code tab shows the DAG file, the Details tab its tasks with the
+    // upstream side of each edge.
+    b.goto(&format!("{}/#/dags/e2e/code", server.root)).await;
+    b.wait_for(
+        "the DAG's source",
+        "return (document.querySelector('[data-testid=\"dag-source\"]')?.textContent || '').includes('hello from e2e')",
+        20,
+    )
+    .await;
+    b.goto(&format!("{}/#/dags/e2e/details", server.root)).await;
+    let tasks = b.text(&b.find("[data-testid=\"task-table\"]").await).await;
+    assert!(
+        tasks.lines().any(|l| l.starts_with("wait") && l.contains("extract")),
+        "{tasks}"
+    );
+
     // The other main views render the run.
     b.goto(&format!("{}/#/dags/e2e/grid", server.root)).await;
     b.find(&format!(
@@ -158,6 +183,40 @@ async fn trigger_watch_the_graph_read_a_log_and_clear_in_a_real_browser() {
         "[data-testid=\"recent-runs-e2e\"] [data-testid=\"run-dot-{run_id}\"][data-state=\"success\"]"
     ))
     .await;
+    b.goto(&format!(
+        "{}/#/dags/e2e/graph?run={}",
+        server.root,
+        seg(&run_id)
+    ))
+    .await;
+    // Back on the graph, mark `done` failed: the dialog lists what the server's dry run says
+    // will change, and confirming changes it.
+    b.click(&b.find("[data-testid=\"graph-node-done\"]").await)
+        .await;
+    b.find("[data-testid=\"ti-panel\"][data-task=\"done\"]")
+        .await;
+    b.click(
+        &b.find("[data-testid=\"ti-panel\"] [data-testid=\"mark-failed-button\"]")
+            .await,
+    )
+    .await;
+    b.find("[data-testid=\"mark-dialog\"] [data-testid=\"dry-run-done\"]")
+        .await;
+    assert!(
+        b.try_find("[data-testid=\"mark-dialog\"] [data-testid=\"dry-run-wait\"]")
+            .await
+            .is_none(),
+        "without downstream or upstream only `done` changes"
+    );
+    b.click(&b.find("[data-testid=\"confirm-button\"]").await)
+        .await;
+    b.wait_for(
+        "`done` to show as failed",
+        &format!("return {} === 'failed'", node_state("done")),
+        20,
+    )
+    .await;
+
     // A connection added from the form is host-held; ticking `exposed` in its
     // edit form hands its password to operators.
     b.goto(&format!("{}/#/admin/connections", server.root))
@@ -188,8 +247,34 @@ async fn trigger_watch_the_graph_read_a_log_and_clear_in_a_real_browser() {
     let crm = get(&format!("{}/connections/crm", server.base)).unwrap();
     assert_eq!(crm["exposed"], true, "{crm}");
 
+    // A pool added and then resized from its edit form.
+    b.goto(&format!("{}/#/admin/pools", server.root)).await;
+    b.click(&b.find("[data-testid=\"add-pool\"]").await).await;
+    b.type_into(&b.find("[data-testid=\"field-name\"]").await, "etl")
+        .await;
+    b.type_into(&b.find("[data-testid=\"field-slots\"]").await, "2")
+        .await;
+    b.click(&b.find("[data-testid=\"save-button\"]").await)
+        .await;
+    b.click(&b.find("[data-testid=\"edit-etl\"]").await).await;
+    b.type_into(&b.find("[data-testid=\"field-slots\"]").await, "5")
+        .await;
+    b.click(&b.find("[data-testid=\"save-button\"]").await)
+        .await;
+    b.wait_for(
+        "the pool's new size",
+        "return document.querySelector('[data-testid=\"pool-row-etl\"] td:nth-child(2)')?.textContent === '5'",
+        10,
+    )
+    .await;
+
     b.goto(&format!("{}/#/plugins", server.root)).await;
     b.find("[data-testid=\"plugin-list\"]").await;
     shot(&b, "plugins").await;
+    // Every request this page made went to /api/v2.
+    let v1 = b
+        .eval("return performance.getEntriesByType('resource').map(e => e.name).filter(n => n.includes('/api/v1'))")
+        .await;
+    assert_eq!(v1, serde_json::json!([]), "the UI called /api/v1");
     b.quit().await;
 }
