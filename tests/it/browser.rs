@@ -157,7 +157,9 @@ async fn trigger_watch_the_graph_read_a_log_and_clear_in_a_real_browser() {
     b.goto(&format!("{}/#/dags/e2e/details", server.root)).await;
     let tasks = b.text(&b.find("[data-testid=\"task-table\"]").await).await;
     assert!(
-        tasks.lines().any(|l| l.starts_with("wait") && l.contains("extract")),
+        tasks
+            .lines()
+            .any(|l| l.starts_with("wait") && l.contains("extract")),
         "{tasks}"
     );
 
@@ -223,8 +225,11 @@ async fn trigger_watch_the_graph_read_a_log_and_clear_in_a_real_browser() {
         .await;
     b.click(&b.find("[data-testid=\"add-connection\"]").await)
         .await;
-    b.type_into(&b.find("[data-testid=\"field-connection_id\"]").await, "crm")
-        .await;
+    b.type_into(
+        &b.find("[data-testid=\"field-connection_id\"]").await,
+        "crm",
+    )
+    .await;
     b.type_into(&b.find("[data-testid=\"field-conn_type\"]").await, "http")
         .await;
     b.type_into(&b.find("[data-testid=\"field-password\"]").await, "pw-4e1b")

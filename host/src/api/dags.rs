@@ -282,7 +282,8 @@ pub async fn list_dags(
                 let mut listed = dag(&d, &spec, &errors);
                 if runs_limit > 0 {
                     let runs = latest_runs(m, &d.tenant, &d.dag_id, runs_limit)?;
-                    listed.latest_dag_runs = Some(runs.iter().map(super::dag_runs::dag_run).collect());
+                    listed.latest_dag_runs =
+                        Some(runs.iter().map(super::dag_runs::dag_run).collect());
                 }
                 out.push(listed);
             }

@@ -1,6 +1,7 @@
 //! `/api/v2` beyond what Airflow's clients check: a waiting TaskInstance's
 //! dependencies, marking by hand with and without `dry_run`, `/wait`'s stream
-//! with a task's result, and XCom entries set by hand.
+//! with a task's result, XCom entries set by hand, and the fields of Aileron's
+//! own the web UI reads.
 
 use super::*;
 use aileron::scheduler::Update;
@@ -273,6 +274,65 @@ async fn dag_versions_are_numbered_as_the_file_changes() {
         details["latest_dag_version"]["version_number"], 2,
         "{details}"
     );
+}
+
+/// What the web UI reads beyond Airflow's shapes, as Aileron's own fields.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_carries_the_fields_the_web_ui_reads() {
+    let dag = "[tasks.a]\noperator = \"echo\"\nparams = { message = \"hi\" }\n[tasks.b]\noperator = \"noop\"\nupstream = [\"a\"]\n";
+    let env = Env::builder().dag("extras.toml", dag).start().await;
+    for run in ["r1", "r2", "r3"] {
+        trigger(&env, "extras", run).await;
+        assert_eq!(finished(&env, "extras", run).await, DagRunState::Success);
+    }
+
+    // The DAG list with each DAG's latest runs, oldest first, in v2's shape.
+    let list = get(&env, "/api/v2/dags?dag_runs_limit=2").await;
+    let runs = &list["dags"][0]["latest_dag_runs"];
+    let ids: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["dag_run_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["r2", "r3"], "{list}");
+    assert_eq!(runs[0]["dag_versions"][0]["version_number"], 1, "{runs}");
+    assert!(runs[0]["backfill_id"].is_null(), "{runs}");
+    // Without it, no such field; more than 25 is refused.
+    let plain = get(&env, "/api/v2/dags").await;
+    assert!(plain["dags"][0].get("latest_dag_runs").is_none(), "{plain}");
+    let (status, body) = call(&env, Method::GET, "/api/v2/dags?dag_runs_limit=26", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("dag_runs_limit"),
+        "{body}"
+    );
+
+    // A task names its operator as written and the component's digest.
+    let task = get(&env, "/api/v2/dags/extras/tasks/a").await;
+    assert_eq!(task["operator"], "echo", "{task}");
+    assert!(
+        task["plugin_digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"),
+        "{task}"
+    );
+
+    // A TaskInstance and each of its tries carry the digest; a try its usage.
+    let ti = get(&env, "/api/v2/dags/extras/dagRuns/r1/taskInstances/a").await;
+    assert_eq!(ti["plugin_digest"], task["plugin_digest"], "{ti}");
+    assert!(ti["next_try_at"].is_null(), "{ti}");
+    let tries = get(&env, "/api/v2/dags/extras/dagRuns/r1/taskInstances/a/tries").await;
+    let first = &tries["task_instances"][0];
+    assert_eq!(first["plugin_digest"], task["plugin_digest"], "{tries}");
+    assert!(first["cpu_seconds"].as_f64().is_some(), "{tries}");
+    assert!(first["host_call_seconds"].as_f64().is_some(), "{tries}");
+    assert!(first["peak_memory_bytes"].as_u64().unwrap() > 0, "{tries}");
+
+    // An event of the tenant's audit log names the tenant.
+    let events = get(&env, "/api/v2/eventLogs?order_by=-id&limit=1").await;
+    assert_eq!(events["event_logs"][0]["tenant"], "default", "{events}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

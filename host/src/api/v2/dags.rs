@@ -346,7 +346,8 @@ pub async fn get_dags(
             if runs_limit > 0 {
                 for d in &mut page {
                     let runs = latest_runs(m, &tenant, &d.dag_id, runs_limit)?;
-                    d.latest_dag_runs = Some(runs.iter().map(|r| run_response(v1_run(r))).collect());
+                    d.latest_dag_runs =
+                        Some(runs.iter().map(|r| run_response(v1_run(r))).collect());
                 }
             }
             Ok((page, total))
