@@ -60,6 +60,8 @@ CHANGES = [
     ("PATCH", "/dags/{dag_id}", {}, {"is_paused": False}, 200),
     ("PATCH", "/dags", {}, {"is_paused": False}, 200),
     ("PUT", "/parseDagFile/{file_token}", {}, None, 201),
+    ("POST", "/dags/{dag_id}/favorite", {}, None, 204),
+    ("POST", "/dags/{dag_id}/unfavorite", {}, None, 204),
     ("POST", "/dags/{dag_id}/dagRuns", {}, {"dag_run_id": "conformance", "logical_date": None}, 200),
     ("PATCH", "/dags/{dag_id}/dagRuns/{dag_run_id}", {"dag_run_id": "conformance"}, {"note": "checked"}, 200),
     ("POST", "/dags/{dag_id}/dagRuns/{dag_run_id}/clear", {}, {"dry_run": True}, 200),

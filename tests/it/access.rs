@@ -242,7 +242,8 @@ fn body_of(entry: &RouteEntry, n: usize) -> Option<Value> {
         "create_token" | "create_token_cli" | "login" => {
             json!({ "username": "nobody", "password": "nothing at all" })
         }
-        "logout" | "pause_backfill" | "unpause_backfill" | "cancel_backfill" => json!({}),
+        "logout" | "pause_backfill" | "unpause_backfill" | "cancel_backfill" | "favorite_dag"
+        | "unfavorite_dag" => json!({}),
         // Not a component: refused as such (400) once the policy lets it through.
         "post_plugin" | "post_platform_plugin" | "post_operator" | "post_platform_operator" => {
             json!({})

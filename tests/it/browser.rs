@@ -3,7 +3,7 @@
 //! without a reload, open a task's log and XCom, clear the task and see it run
 //! again, mark one failed through the dry-run dialog, read the DAG's code and
 //! details, add a host-held connection and expose it, add a pool and resize it.
-//! The UI speaks `/api/v2` only.
+//! Star the DAG as a favorite. The UI speaks `/api/v2` only.
 //! Each main view is saved as a screenshot under `target/screenshots/`; with
 //! `AILERON_UPDATE_SCREENSHOTS=1` they also replace the README's in `docs/`.
 
@@ -63,6 +63,16 @@ async fn trigger_watch_the_graph_read_a_log_and_clear_in_a_real_browser() {
     let row = b.find("[data-testid=\"dag-row-e2e\"]").await;
     assert!(b.text(&row).await.contains("e2e"));
     shot(&b, "dags").await;
+    // Star it: a favorite of this user, which the Favorites filter shows.
+    b.click(&b.find("[data-testid=\"favorite-e2e\"]").await)
+        .await;
+    b.find("[data-testid=\"favorite-e2e\"][aria-pressed=\"true\"]")
+        .await;
+    b.click(&b.find("[data-testid=\"filter-favorites\"]").await)
+        .await;
+    b.find("[data-testid=\"dag-row-e2e\"]").await;
+    let mine = get(&format!("{}/api/v2/dags?is_favorite=true", server.root)).unwrap();
+    assert_eq!(mine["dags"][0]["dag_id"], "e2e", "{mine}");
 
     // Trigger a run from the form.
     b.click(&b.find("[data-testid=\"trigger-button-e2e\"]").await)

@@ -16,6 +16,7 @@ import * as gantt from "./gantt.js";
 import * as backfills from "./backfill.js";
 import { TiPanel } from "./ti.js";
 import { clearRunDialog, markRunDialog, deleteRunDialog } from "./actions.js";
+import { favoriteStar } from "./dags.js";
 import { needs } from "./session.js";
 
 const TABS = [
@@ -291,7 +292,7 @@ export function mount(root, route) {
     const version = dagVersion(d);
     const active = ctx.backfills.find((b) => !b.completed_at) || null;
     const activeKey = active ? [active.id, active.is_paused, active.runs_by_state] : null;
-    const key = JSON.stringify([version.hash, d.is_paused, d.has_import_errors, next, ctx.runsTotal, d.timetable_summary, activeKey]);
+    const key = JSON.stringify([version.hash, d.is_favorite, d.is_paused, d.has_import_errors, next, ctx.runsTotal, d.timetable_summary, activeKey]);
     renderKeyed(headEl, key, () => {
       const toggle = needs("User", h("input", {
         type: "checkbox", role: "switch", class: "switch", checked: !d.is_paused, "data-testid": "pause-toggle",
@@ -313,6 +314,7 @@ export function mount(root, route) {
       return [
         h("div", { class: "dag-title" },
           toggle,
+          favoriteStar(d, () => renderHead()),
           h("h1", {}, d.dag_display_name || dagId),
           d.is_paused ? h("span", { class: "badge badge-muted", "data-testid": "paused-badge" }, "paused") : null,
           (d.tags || []).map((t) => h("a", { class: "tag", href: `#/dags?tag=${encodeURIComponent(t.name)}` }, t.name)),

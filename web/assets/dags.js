@@ -1,8 +1,8 @@
 // The DAGs page: every DAG with its owner, tags, schedule, next run, latest runs as
-// coloured dots, a paused toggle and a trigger button; search and filters kept in
-// the URL; import errors on top.
+// coloured dots, a paused toggle, a favorite star and a trigger button; search and
+// filters kept in the URL; import errors on top.
 
-import { get, patch, p, qs, latestRuns, sortRuns } from "./api.js";
+import { get, patch, post, p, qs, latestRuns, sortRuns } from "./api.js";
 import { h, replace, renderKeyed, dot, time, errorBox, empty, loading, toast, debounce, stateLabel } from "./dom.js";
 import { href, withParams } from "./router.js";
 import { watch } from "./live.js";
@@ -19,7 +19,7 @@ export function mount(root, route) {
     "aria-label": "Search DAGs by id", autocomplete: "off",
     oninput: () => withParams({ search: search.value }, { replace: true }),
   });
-  const statusButtons = ["all", "active", "paused"].map((k) =>
+  const statusButtons = ["all", "active", "paused", "favorites"].map((k) =>
     h("button", {
       type: "button", class: "seg", "data-testid": `filter-${k}`, "data-filter": k,
       onclick: () => withParams({ status: k === "all" ? null : k }, { replace: true }),
@@ -89,7 +89,7 @@ export function mount(root, route) {
     const q = filters.search.toLowerCase();
     return (state.dags || []).filter((d) =>
       (!q || d.dag_id.toLowerCase().includes(q) || (d.description || "").toLowerCase().includes(q)) &&
-      (filters.status === "all" || (filters.status === "paused") === d.is_paused) &&
+      (filters.status === "all" || (filters.status === "favorites" ? d.is_favorite : (filters.status === "paused") === d.is_paused)) &&
       (!filters.tag || (d.tags || []).some((t) => t.name === filters.tag)));
   }
 
@@ -131,7 +131,12 @@ export function mount(root, route) {
     r.toggle.setAttribute("aria-label", `${d.dag_id}: ${d.is_paused ? "paused" : "active"}${mayToggle ? ` (toggle to ${d.is_paused ? "unpause" : "pause"})` : ""}`);
     r.toggle.title = mayToggle ? (d.is_paused ? "Paused: click to unpause" : "Active: click to pause") : `${d.is_paused ? "Paused" : "Active"}. ${deniedReason("User")}`;
     const [dagTd, ownerTd, schedTd, nextTd, runsTd, lastTd] = r.cells;
-    renderKeyed(dagTd, JSON.stringify([d.dag_display_name, d.description, d.tags, d.has_import_errors]), () => [
+    renderKeyed(dagTd, JSON.stringify([d.dag_display_name, d.description, d.tags, d.has_import_errors, d.is_favorite]), () => [
+      favoriteStar(d, (fav) => {
+        // The list may have been read again meanwhile: mark its copy too.
+        for (const x of state.dags || []) if (x.dag_id === d.dag_id) x.is_favorite = fav;
+        renderRows();
+      }),
       h("a", { class: "dag-link", href: href(["dags", d.dag_id, "grid"]), "data-testid": `dag-link-${d.dag_id}` }, d.dag_display_name || d.dag_id),
       d.has_import_errors ? h("span", { class: "badge state-failed", title: "Its file currently fails to import; the last good version is shown" }, "import error") : null,
       d.description ? h("div", { class: "muted small" }, d.description) : null,
@@ -259,4 +264,30 @@ export function mount(root, route) {
     },
     destroy() {},
   };
+}
+
+/** The star that marks a DAG as one of the caller's favorites (each user has
+ *  their own); `after(isFavorite)` runs once the server has answered. */
+export function favoriteStar(d, after) {
+  const star = h("button", {
+    type: "button", class: "btn btn-icon star", "data-testid": `favorite-${d.dag_id}`,
+    "aria-pressed": String(!!d.is_favorite),
+    "aria-label": d.is_favorite ? `Remove ${d.dag_id} from your favorites` : `Add ${d.dag_id} to your favorites`,
+    title: d.is_favorite ? "A favorite: click to remove" : "Add to your favorites",
+    onclick: async () => {
+      star.disabled = true;
+      const want = !d.is_favorite;
+      try {
+        await post(p`/dags/${d.dag_id}/${want ? "favorite" : "unfavorite"}`);
+        d.is_favorite = want;
+      } catch (e) {
+        // A 409 means it was not a favorite any more (another tab): so be it.
+        if (e.status === 409) d.is_favorite = false;
+        else toast(`Could not change your favorites: ${e.detail || e.message}`, "error");
+      }
+      star.disabled = false;
+      after(d.is_favorite);
+    },
+  }, d.is_favorite ? "★" : "☆");
+  return star;
 }

@@ -166,13 +166,14 @@ fn json<T: Serialize>(v: &T) -> Vec<u8> {
 /// The tables a tenant's objects live in, each keyed by the tenant first: what
 /// deleting a tenant empties. (DAGs and runs are refused instead, see
 /// [`Metastore::delete_tenant`].)
-const TENANT_KEYED: [Table; 6] = [
+const TENANT_KEYED: [Table; 7] = [
     VARIABLES,
     CONNECTIONS,
     POOLS,
     IMPORT_ERRORS,
     MEMBERS,
     API_TOKENS,
+    DAG_FAVORITES,
 ];
 
 impl Metastore {
@@ -318,6 +319,7 @@ impl Metastore {
             for tenant in tenants {
                 members.remove(key(&[&tenant, name]).as_str())?;
             }
+            super::favorites::forget_user(&txn, name)?;
         }
         txn.commit()?;
         Ok(())
@@ -552,6 +554,20 @@ mod tests {
             created_at: now(),
             sessions_after: None,
         }
+    }
+
+    #[test]
+    fn a_deleted_user_takes_their_favorites_along() {
+        let m = Metastore::in_memory().unwrap();
+        m.create_user(&user("fan")).unwrap();
+        assert!(m.favorite_dag("default", "etl", "fan").unwrap());
+        assert!(!m.favorite_dag("default", "etl", "fan").unwrap());
+        assert!(m.favorite_dag("default", "etl", "fanatic").unwrap());
+        m.delete_user("fan").unwrap();
+        m.create_user(&user("fan")).unwrap();
+        assert!(m.favorite_dags("default", "fan").unwrap().is_empty());
+        // A user whose name starts the same keeps theirs.
+        assert!(m.is_favorite("default", "etl", "fanatic").unwrap());
     }
 
     #[test]

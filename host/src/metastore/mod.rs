@@ -12,6 +12,7 @@ mod access;
 mod audit;
 mod batch;
 mod error;
+mod favorites;
 mod history;
 mod indexes;
 mod keys;

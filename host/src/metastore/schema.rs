@@ -135,7 +135,10 @@ pub(crate) const TENANT_USAGE: Table = TableDefinition::new("tenant_usage");
 /// DAG version numbers (`versions.rs`): by content hash, and by number.
 pub(crate) const DAG_VERSION_NUMBERS: Table = TableDefinition::new("dag_version_numbers");
 pub(crate) const DAG_VERSION_LIST: Table = TableDefinition::new("dag_version_list");
-pub(super) const ALL_TABLES: [Table; 28] = [
+/// Each user's favorite DAGs (`favorites.rs`), by tenant, DAG and user. A new
+/// table, so no migration step.
+pub(crate) const DAG_FAVORITES: Table = TableDefinition::new("dag_favorites");
+pub(super) const ALL_TABLES: [Table; 29] = [
     META,
     DAGS,
     DAG_VERSIONS,
@@ -164,4 +167,5 @@ pub(super) const ALL_TABLES: [Table; 28] = [
     TENANT_USAGE,
     DAG_VERSION_NUMBERS,
     DAG_VERSION_LIST,
+    DAG_FAVORITES,
 ];

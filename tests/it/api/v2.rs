@@ -433,3 +433,80 @@ async fn deleting_a_dag_takes_its_history_and_its_file_brings_it_back() {
         "{stats}"
     );
 }
+
+/// Favorites are each user's own: marked and unmarked, listed by
+/// `is_favorite`, unseen by another user, gone with the DAG.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_user_has_their_own_favorite_dags() {
+    use base64::Engine;
+    let env = Env::builder()
+        .dag("liked.toml", "[tasks.a]\noperator = \"noop\"\n")
+        .dag("other.toml", "[tasks.a]\noperator = \"noop\"\n")
+        .start()
+        .await;
+    let (s, _) = crate::access::Server::start(&env).await;
+    s.admin(
+        "default",
+        Method::POST,
+        "/api/v1/users",
+        serde_json::json!({ "username": "fan", "password": "fan password", "roles": { "default": "Viewer" } }),
+    )
+    .await;
+    let fan = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("fan:fan password")
+    );
+    let as_fan = |method: Method, path: &'static str| s.send(Some(&fan), None, method, path, None);
+    let names = |v: &Value| -> Vec<String> {
+        v["dags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["dag_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let (status, _) = as_fan(Method::POST, "/api/v2/dags/liked/favorite").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // Again is no change.
+    let (status, _) = as_fan(Method::POST, "/api/v2/dags/liked/favorite").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, body) = as_fan(Method::GET, "/api/v2/dags?is_favorite=true").await;
+    assert_eq!(
+        names(&serde_json::from_str(&body).unwrap()),
+        ["liked"],
+        "{body}"
+    );
+    let (_, body) = as_fan(Method::GET, "/api/v2/dags?is_favorite=false").await;
+    assert_eq!(
+        names(&serde_json::from_str(&body).unwrap()),
+        ["other"],
+        "{body}"
+    );
+    let (_, body) = as_fan(Method::GET, "/api/v2/dags/liked/details").await;
+    assert!(body.contains("\"is_favorite\":true"), "{body}");
+
+    // The admin, another user, has no favorites.
+    let mine = get(&env, "/api/v2/dags?is_favorite=true").await;
+    assert!(names(&mine).is_empty(), "{mine}");
+    assert_eq!(get(&env, "/api/v2/dags/liked").await["is_favorite"], false);
+
+    // Unmarked once; a second time is a conflict; an unknown DAG is a 404.
+    let (status, _) = as_fan(Method::POST, "/api/v2/dags/liked/unfavorite").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = as_fan(Method::POST, "/api/v2/dags/liked/unfavorite").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, _) = as_fan(Method::POST, "/api/v2/dags/nowhere/favorite").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Deleting the DAG takes its favorites: back from its file, it is no one's.
+    as_fan(Method::POST, "/api/v2/dags/liked/favorite").await;
+    let (status, body) = call(&env, Method::DELETE, "/api/v2/dags/liked", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        !env.app
+            .metastore
+            .is_favorite("default", "liked", "fan")
+            .unwrap()
+    );
+}

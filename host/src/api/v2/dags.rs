@@ -19,6 +19,7 @@ use axum::extract::{Path, State};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::collections::HashSet;
 use utoipa::{IntoParams, ToSchema};
 
 /// The one DAG bundle Aileron has: the DAGs folder.
@@ -59,6 +60,9 @@ pub struct DagResponse {
     pub is_backfillable: bool,
     /// Names the DAG file for `/dagSources`.
     pub file_token: String,
+    /// Whether the DAG is one of the caller's favorites: Airflow's field of
+    /// `DAGDetailsResponse`, which Aileron gives on every DAG.
+    pub is_favorite: bool,
     /// Aileron's: with `dag_runs_limit=N` on the list, the DAG's latest N runs
     /// by logical date, oldest first (as Airflow's UI API names them). Absent
     /// otherwise.
@@ -96,7 +100,6 @@ pub struct DagDetailsResponse {
     pub last_parsed: Option<Timestamp>,
     #[schema(value_type = Option<Object>)]
     pub default_args: Option<Value>,
-    pub is_favorite: bool,
     pub active_runs_count: usize,
     pub concurrency: u32,
     /// The DAG's current version (see `/dagVersions`).
@@ -126,6 +129,7 @@ fn response(v1: V1Dag, spec: &DagSpec) -> DagResponse {
         relative_fileloc: Some(v1.fileloc.clone()),
         file_token: file_token(&v1.fileloc),
         latest_dag_runs: None,
+        is_favorite: false,
         fileloc: v1.fileloc,
         description: v1.description,
         timetable_summary: v1.timetable_summary,
@@ -207,7 +211,6 @@ fn details(
         timezone: Some(spec.timezone.clone()),
         last_parsed: Some(d.last_parsed),
         default_args: None,
-        is_favorite: false,
         active_runs_count: active,
         concurrency: spec.max_active_tasks,
         latest_dag_version: s
@@ -241,6 +244,8 @@ pub struct DagFilter {
     exclude_stale: Option<bool>,
     paused: Option<bool>,
     has_import_errors: Option<bool>,
+    /// Only the caller's favorite DAGs (true), or only the others (false).
+    is_favorite: Option<bool>,
     /// Aileron's: include each listed DAG's latest runs (at most 25) as
     /// `latest_dag_runs`, so a DAG list with recent runs takes one request.
     dag_runs_limit: Option<usize>,
@@ -329,9 +334,11 @@ pub async fn get_dags(
         )));
     }
     let tenant = caller.tenant().to_owned();
+    let user = caller.actor();
     let (mut dags, total_entries) = s
         .blocking(move |m| {
-            let mut matching = matching(m, &tenant, &q)?;
+            let favorites = m.favorite_dags(&tenant, &user)?;
+            let mut matching = matching(m, &tenant, &q, &favorites)?;
             matching.sort_by(|a, b| {
                 let o = match field.as_str() {
                     "next_dagrun" => a.next_dagrun_logical_date.cmp(&b.next_dagrun_logical_date),
@@ -370,6 +377,7 @@ fn matching(
     m: &crate::metastore::Metastore,
     tenant: &str,
     q: &DagFilter,
+    favorites: &HashSet<String>,
 ) -> ApiResult<Vec<DagResponse>> {
     let tags = list(&q.tags);
     let owners = list(&q.owners);
@@ -399,9 +407,11 @@ fn matching(
         if !owners.is_empty() && !owners.contains(&spec.owner.as_str()) {
             continue;
         }
-        let listed = dag(&d, &spec, &errors);
+        let mut listed = dag(&d, &spec, &errors);
+        listed.is_favorite = favorites.contains(&d.dag_id);
         if q.has_import_errors
             .is_some_and(|h| h != listed.has_import_errors)
+            || q.is_favorite.is_some_and(|f| f != listed.is_favorite)
         {
             continue;
         }
@@ -457,16 +467,19 @@ pub async fn patch_dags(
         exclude_stale: q.exclude_stale,
         paused: q.paused,
         has_import_errors: None,
+        is_favorite: None,
         dag_runs_limit: None,
         order_by: None,
     };
     let tenant = caller.tenant().to_owned();
+    let favorites = s.metastore.favorite_dags(&tenant, &caller.actor())?;
     let (page, total_entries) = s
         .blocking({
             let tenant = tenant.clone();
+            let favorites = favorites.clone();
             move |m| {
                 Ok(paginate(
-                    matching(m, &tenant, &filter)?,
+                    matching(m, &tenant, &filter, &favorites)?,
                     filter.limit,
                     filter.offset,
                 ))
@@ -482,7 +495,9 @@ pub async fn patch_dags(
     let mut dags = Vec::with_capacity(page.len());
     for d in page {
         let (record, spec) = load_dag(&s, &caller, &d.dag_id)?;
-        dags.push(dag(&record, &spec, &errors));
+        let mut changed = dag(&record, &spec, &errors);
+        changed.is_favorite = favorites.contains(&d.dag_id);
+        dags.push(changed);
     }
     Ok(Json(DagCollectionResponse {
         dags,
@@ -515,7 +530,11 @@ pub async fn get_dag(
 ) -> ApiResult<Json<DagResponse>> {
     let (d, spec) = load_dag(&s, &caller, &dag_id)?;
     let errors = s.metastore.tenant_import_errors(caller.tenant())?;
-    Ok(Json(dag(&d, &spec, &errors)))
+    let mut one = dag(&d, &spec, &errors);
+    one.is_favorite = s
+        .metastore
+        .is_favorite(caller.tenant(), &dag_id, &caller.actor())?;
+    Ok(Json(one))
 }
 
 /// Get a DAG with what its file says.
@@ -534,7 +553,11 @@ pub async fn get_dag_details(
 ) -> ApiResult<Json<DagDetailsResponse>> {
     let (d, spec) = load_dag(&s, &caller, &dag_id)?;
     let errors = s.metastore.tenant_import_errors(caller.tenant())?;
-    Ok(Json(details(&s, &d, &spec, &errors)?))
+    let mut one = details(&s, &d, &spec, &errors)?;
+    one.dag.is_favorite = s
+        .metastore
+        .is_favorite(caller.tenant(), &dag_id, &caller.actor())?;
+    Ok(Json(one))
 }
 
 /// Airflow's `DAGPatchBody`.
@@ -577,7 +600,11 @@ pub async fn patch_dag(
         .await?;
     let (d, spec) = load_dag(&s, &caller, &dag_id)?;
     let errors = s.metastore.tenant_import_errors(caller.tenant())?;
-    Ok(Json(dag(&d, &spec, &errors)))
+    let mut one = dag(&d, &spec, &errors);
+    one.is_favorite = s
+        .metastore
+        .is_favorite(caller.tenant(), &dag_id, &caller.actor())?;
+    Ok(Json(one))
 }
 
 /// Delete a DAG with its whole history: runs, TaskInstances, logs, XCom,

@@ -22,6 +22,7 @@ mod dag_versions;
 mod dag_warnings;
 mod dags;
 mod event_logs;
+mod favorites;
 mod import_errors;
 mod monitor;
 mod operators;
@@ -88,6 +89,9 @@ pub(super) fn api_routes() -> ApiRoutes<ApiState> {
     // A DAG's whole history goes: Op and up.
     .add(Tenant(Op), routes!(dags::delete_dag))
     .add(Tenant(Viewer), routes!(dags::get_dag_details))
+    // A preference of the caller's own: whoever may read the DAG.
+    .add(Tenant(Viewer), routes!(favorites::favorite_dag))
+    .add(Tenant(Viewer), routes!(favorites::unfavorite_dag))
     .add(Tenant(Viewer), routes!(dag_sources::get_dag_source))
     .add(Tenant(Viewer), routes!(dag_sources::get_dag_tags))
     .add(Tenant(Viewer), routes!(dag_stats::get_dag_stats))

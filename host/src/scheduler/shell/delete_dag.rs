@@ -1,11 +1,12 @@
 //! A DAG deleted by hand (Airflow's "delete DAG"): every run with what it
-//! holds, its backfills, its record and its versions go. Its file is left
+//! holds, its backfills, its record, its versions and its users' favorites go. Its file is left
 //! alone, so a DAG whose file is still there comes back at the next parse,
 //! with no history, as in Airflow.
 
 use super::State;
 use crate::metastore::{
-    BACKFILLS, DAG_VERSION_LIST, DAG_VERSION_NUMBERS, DAG_VERSIONS, DAGS, backfill_key, dag_key,
+    BACKFILLS, DAG_FAVORITES, DAG_VERSION_LIST, DAG_VERSION_NUMBERS, DAG_VERSIONS, DAGS,
+    backfill_key, dag_key,
 };
 use crate::scheduler::{SchedulerError, Update};
 use aileron_model::{DagKey, RunKey};
@@ -57,6 +58,7 @@ impl State {
         self.version_numbers.remove(&dk);
         let prefix = dag_key(tenant, dag_id);
         self.batch.delete(DAGS, prefix.clone());
+        self.batch.delete_prefix(DAG_FAVORITES, prefix.clone());
         self.batch.delete_prefix(DAG_VERSIONS, prefix.clone());
         self.batch
             .delete_prefix(DAG_VERSION_NUMBERS, prefix.clone());
