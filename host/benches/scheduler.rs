@@ -10,7 +10,9 @@
 //! - `runs_page`: a DAG's 25 latest runs, as its page in the UI asks for them.
 //! - `metrics`: a Prometheus scrape of `/metrics`.
 //! - `ui_dag_list`: the UI's DAG list, every DAG with its 10 latest runs, in one
-//!   request.
+//!   request (through `/api/v2`, as the UI asks).
+//! - `ui_dag_details`: what the UI's DAG page reads on every refresh: the DAG's
+//!   details (its active runs counted, its latest version, the caller's favorite).
 //! - `v2_get_dags`, `v2_runs_page`, `v2_dag_versions`, `v2_dag_stats`: the same
 //!   reads through `/api/v2` (Airflow 3's shapes, each run with its numbered
 //!   version), a DAG's versions, and every DAG's run counts by state.
@@ -187,6 +189,7 @@ fn reads(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, app: &App)
     let v2_runs_page =
         format!("/api/v2/dags/{HISTORY_DAG}/dagRuns?limit=25&order_by=-logical_date");
     let v2_versions = format!("/api/v2/dags/{HISTORY_DAG}/dagVersions");
+    let v2_details = format!("/api/v2/dags/{HISTORY_DAG}/details");
     let mut g = c.benchmark_group(format!("{name}/reads"));
     g.sample_size(30);
     g.measurement_time(Duration::from_secs(5));
@@ -194,7 +197,8 @@ fn reads(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, app: &App)
         ("get_dags", "/api/v1/dags"),
         ("runs_page", runs_page.as_str()),
         ("metrics", "/metrics"),
-        ("ui_dag_list", "/api/v1/dags?limit=10000&dag_runs_limit=10"),
+        ("ui_dag_list", "/api/v2/dags?limit=10000&dag_runs_limit=10"),
+        ("ui_dag_details", v2_details.as_str()),
         // Two trivial answers, one public and one behind the access check (an
         // API token looked up and checked): their difference is what
         // authorization costs a request.
