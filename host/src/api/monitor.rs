@@ -9,7 +9,15 @@ use utoipa::ToSchema;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthInfo {
     pub metadatabase: HealthStatus,
-    pub scheduler: HealthStatus,
+    pub scheduler: SchedulerStatus,
+}
+
+/// The scheduler's health, as Airflow 2 reports it: healthy while its loop
+/// turned within the last 30 s (an idle one turns every 5 s).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SchedulerStatus {
+    pub status: Health,
+    pub latest_scheduler_heartbeat: Option<jiff::Timestamp>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -40,8 +48,9 @@ pub async fn health(State(s): State<ApiState>) -> Json<HealthInfo> {
         metadatabase: HealthStatus {
             status: s.metastore.schema_version().is_ok().into(),
         },
-        scheduler: HealthStatus {
-            status: s.scheduler.is_alive().into(),
+        scheduler: SchedulerStatus {
+            status: (s.scheduler.is_alive() && s.scheduler.heartbeat().is_fresh()).into(),
+            latest_scheduler_heartbeat: s.scheduler.heartbeat().last(),
         },
     })
 }

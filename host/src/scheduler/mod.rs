@@ -15,6 +15,7 @@
 //! injected [`Clock`], so tests run retries and schedules on a simulated clock.
 
 pub mod executor;
+pub mod heartbeat;
 mod inbox;
 pub mod planner;
 mod shell;
@@ -280,6 +281,7 @@ pub struct SchedulerHandle {
     tx: mpsc::UnboundedSender<Command>,
     updates: broadcast::Sender<Update>,
     live_logs: LiveLogs,
+    heartbeat: heartbeat::Heartbeat,
 }
 
 impl SchedulerHandle {
@@ -295,6 +297,11 @@ impl SchedulerHandle {
 
     pub fn is_alive(&self) -> bool {
         !self.tx.is_closed()
+    }
+
+    /// When the scheduler started and last finished a turn.
+    pub fn heartbeat(&self) -> &heartbeat::Heartbeat {
+        &self.heartbeat
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Update> {
@@ -555,6 +562,7 @@ impl Scheduler {
             tx,
             updates,
             live_logs: live_logs.clone(),
+            heartbeat: heartbeat::Heartbeat::new(),
         };
         let mut state = State::load(metastore, executor, clock, config, live_logs)?;
         state.set_event_sink(EventSink::new(handle.tx.clone()));
@@ -615,6 +623,7 @@ impl Scheduler {
             for u in updates {
                 let _ = self.handle.updates.send(u);
             }
+            self.handle.heartbeat.beat();
 
             // Reports held back from the last turn are taken without waiting.
             let first = if self.inbox.has_held() {
@@ -665,15 +674,18 @@ impl Scheduler {
         match next {
             Some(t) if t <= now => None,
             Some(t) => {
-                let wait = t.duration_since(now).unsigned_abs();
-                // A real clock can be stepped by the OS; re-check at least once a minute.
-                let wait = wait.min(std::time::Duration::from_secs(60));
+                // A real clock can be stepped by the OS; and an idle scheduler
+                // still turns to beat its heartbeat.
+                let wait = t.duration_since(now).unsigned_abs().min(heartbeat::EVERY);
                 tokio::select! {
                     cmd = self.inbox.recv() => Some(cmd.unwrap_or(Command::Shutdown)),
                     _ = tokio::time::sleep(wait) => None,
                 }
             }
-            None => Some(self.inbox.recv().await.unwrap_or(Command::Shutdown)),
+            None => tokio::select! {
+                cmd = self.inbox.recv() => Some(cmd.unwrap_or(Command::Shutdown)),
+                _ = tokio::time::sleep(heartbeat::EVERY) => None,
+            },
         }
     }
 }

@@ -510,3 +510,55 @@ async fn each_user_has_their_own_favorite_dags() {
             .unwrap()
     );
 }
+
+/// The scheduler's heartbeat: in both versions' health, and as Airflow's
+/// `SchedulerJob` (the only job of a process that is API, DAG processor and
+/// scheduler at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_heartbeats_in_health_and_jobs() {
+    let env = Env::builder()
+        .dag("beat.toml", "[tasks.a]\noperator = \"noop\"\n")
+        .start()
+        .await;
+    trigger(&env, "beat", "r").await;
+    assert_eq!(finished(&env, "beat", "r").await, DagRunState::Success);
+    let recent = |v: &Value| {
+        let t: jiff::Timestamp = v.as_str().unwrap().parse().unwrap();
+        jiff::Timestamp::now().duration_since(t).unsigned_abs() < Duration::from_secs(30)
+    };
+
+    let health = get(&env, "/api/v2/monitor/health").await;
+    assert_eq!(health["scheduler"]["status"], "healthy", "{health}");
+    assert!(
+        recent(&health["scheduler"]["latest_scheduler_heartbeat"]),
+        "{health}"
+    );
+    let v1 = get(&env, "/api/v1/health").await;
+    assert_eq!(v1["scheduler"]["status"], "healthy", "{v1}");
+    assert!(
+        recent(&v1["scheduler"]["latest_scheduler_heartbeat"]),
+        "{v1}"
+    );
+
+    let jobs = get(&env, "/api/v2/jobs").await;
+    assert_eq!(jobs["total_entries"], 1, "{jobs}");
+    let job = &jobs["jobs"][0];
+    assert_eq!(job["job_type"], "SchedulerJob", "{job}");
+    assert_eq!(job["state"], "running", "{job}");
+    assert_eq!(job["executor_class"], "LocalExecutor", "{job}");
+    assert!(recent(&job["latest_heartbeat"]), "{job}");
+    // Airflow's filters.
+    for (query, n) in [
+        ("?job_type=SchedulerJob&is_alive=true", 1),
+        ("?job_type=TriggererJob", 0),
+        ("?is_alive=false", 0),
+        ("?start_date_gte=2999-01-01T00:00:00Z", 0),
+        ("?end_date_lte=2999-01-01T00:00:00Z", 0),
+        ("?order_by=-latest_heartbeat&limit=1", 1),
+    ] {
+        let page = get(&env, &format!("/api/v2/jobs{query}")).await;
+        assert_eq!(page["jobs"].as_array().unwrap().len(), n, "{query}: {page}");
+    }
+    let (status, body) = call(&env, Method::GET, "/api/v2/jobs?order_by=bogus", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}

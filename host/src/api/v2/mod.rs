@@ -24,6 +24,7 @@ mod dags;
 mod event_logs;
 mod favorites;
 mod import_errors;
+mod jobs;
 mod monitor;
 mod operators;
 mod plugins;
@@ -62,7 +63,7 @@ use utoipa_axum::routes;
         (name = "DAG"), (name = "DagRun"), (name = "TaskInstance"), (name = "XCom"),
         (name = "ImportError"), (name = "Variable"), (name = "Monitor"), (name = "Version"),
         (name = "Task"), (name = "DagSource"), (name = "DagVersion"), (name = "DagStats"), (name = "DagWarning"), (name = "Provider"), (name = "DagParsing"), (name = "Pool"), (name = "Connection"),
-        (name = "EventLog"), (name = "Backfill"), (name = "Plugin"),
+        (name = "EventLog"), (name = "Backfill"), (name = "Plugin"), (name = "Job"),
         (name = "Operator", description = "Aileron's operator components"),
         (name = "Worker", description = "The `aileron worker` processes of a multi-node setup"),
         (name = "Event", description = "Server-sent events of state changes"),
@@ -76,7 +77,7 @@ struct V2Doc;
 /// Every route of `/api/v2` with its policy (the same as the `/api/v1`
 /// operation it mirrors), and its OpenAPI document.
 pub(super) fn api_routes() -> ApiRoutes<ApiState> {
-    use super::access::Policy::{Public, Tenant};
+    use super::access::Policy::{Platform, Public, Tenant};
     use aileron_model::Role::{Op, User, Viewer};
     aileron_routes(ApiRoutes::new(
         OpenApiRouter::with_openapi(V2Doc::openapi()),
@@ -97,6 +98,8 @@ pub(super) fn api_routes() -> ApiRoutes<ApiState> {
     .add(Tenant(Viewer), routes!(dag_stats::get_dag_stats))
     .add(Tenant(Viewer), routes!(dag_warnings::list_dag_warnings))
     .add(Tenant(Viewer), routes!(providers::get_providers))
+    // The platform's own processes: its admins'.
+    .add(Platform, routes!(jobs::get_jobs))
     .add(Tenant(User), routes!(dag_parsing::reparse_dag_file))
     .add(Tenant(Viewer), routes!(dag_versions::get_dag_versions))
     .add(Tenant(Viewer), routes!(dag_versions::get_dag_version))

@@ -50,14 +50,15 @@ fn health(ok: bool) -> Option<String> {
     responses((status = 200, description = "The health of each part.", body = HealthInfoResponse))
 )]
 pub async fn get_health(State(s): State<ApiState>) -> Json<HealthInfoResponse> {
-    let scheduler = s.scheduler.is_alive();
+    let beat = s.scheduler.heartbeat();
+    let scheduler = s.scheduler.is_alive() && beat.is_fresh();
     Json(HealthInfoResponse {
         metadatabase: BaseInfoResponse {
             status: health(s.metastore.schema_version().is_ok()),
         },
         scheduler: SchedulerInfoResponse {
             status: health(scheduler),
-            latest_scheduler_heartbeat: None,
+            latest_scheduler_heartbeat: beat.last().map(|t| t.to_string()),
         },
         triggerer: TriggererInfoResponse {
             status: None,
