@@ -1,4 +1,5 @@
-//! DAGs in v2: list (filters, ordering), get, details, pause and unpause.
+//! DAGs in v2: list (filters, ordering, the caller's favorites, each DAG's latest
+//! runs on request), get, details, pause and unpause, delete.
 
 use super::super::dag_runs::dag_run as v1_run;
 use super::super::dags::{
