@@ -146,6 +146,7 @@ fn api(app: &App) -> Router {
         auth: app.auth.clone(),
         rescan: app.rescan.clone(),
         plugins_dir: app.plugins_dir.clone(),
+        settings: std::sync::Arc::new(app.settings.clone()),
     })
 }
 

@@ -60,6 +60,9 @@ pub struct App {
     pub rescan: Arc<tokio::sync::Notify>,
     /// `HOME/plugins`: the global operators' folder, and each tenant's inside it.
     pub plugins_dir: PathBuf,
+    /// What this process runs with (`/api/v2/config`); the HTTP server's own
+    /// options are added by whoever serves it.
+    pub settings: crate::settings::Settings,
     pub task: JoinHandle<Result<(), SchedulerError>>,
     _watchers: Vec<Box<dyn std::any::Any + Send>>,
 }
@@ -108,6 +111,8 @@ pub async fn start(cfg: AppConfig) -> Result<App, StartError> {
 }
 
 pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> Result<App, StartError> {
+    // Taken before the executor and the scheduler's config move away.
+    let settings = settings_of(&cfg, &executor);
     std::fs::create_dir_all(&cfg.home).map_err(|source| StartError::Home {
         path: cfg.home.clone(),
         source,
@@ -248,8 +253,79 @@ pub async fn start_with(cfg: AppConfig, executor: ExecutorChoice) -> Result<App,
         auth,
         rescan,
         plugins_dir: cfg.home.join("plugins"),
+        settings,
         _watchers: watchers,
     })
+}
+
+/// The configuration `cfg` and `executor` amount to, by Airflow's names where
+/// it has them (`[core]`, `[scheduler]`), Aileron's own under `[aileron]`.
+fn settings_of(cfg: &AppConfig, executor: &ExecutorChoice) -> crate::settings::Settings {
+    use aileron_model::units::{format_duration, format_size};
+    let mut s = crate::settings::Settings::default();
+    s.set("core", "dags_folder", cfg.dags.display());
+    s.set("core", "parallelism", cfg.scheduler.parallelism);
+    s.set(
+        "core",
+        "dags_are_paused_at_creation",
+        cfg.scheduler.paused_at_creation,
+    );
+    s.set(
+        "core",
+        "executor",
+        match executor {
+            ExecutorChoice::Local => "LocalExecutor",
+            ExecutorChoice::Redis { .. } => "RedisStreamsExecutor",
+        },
+    );
+    s.set(
+        "scheduler",
+        "scheduler_heartbeat_sec",
+        crate::scheduler::heartbeat::EVERY.as_secs(),
+    );
+    s.set(
+        "scheduler",
+        "scheduler_health_check_threshold",
+        crate::scheduler::heartbeat::STALE_AFTER.as_secs(),
+    );
+    s.set("aileron", "home", cfg.home.display());
+    s.set(
+        "aileron",
+        "cache_dir",
+        cfg.cache_dir
+            .clone()
+            .unwrap_or_else(|| cfg.home.join("cache"))
+            .display(),
+    );
+    s.set(
+        "aileron",
+        "history_retention",
+        cfg.scheduler
+            .retention
+            .map_or_else(|| "none".to_owned(), format_duration),
+    );
+    s.set(
+        "aileron",
+        "log_bytes_per_try",
+        format_size(cfg.scheduler.log_bytes as u64),
+    );
+    s.set(
+        "aileron",
+        "allow_private_ips",
+        cfg.scheduler.allow_private_ips,
+    );
+    if let ExecutorChoice::Redis { timing, .. } = executor {
+        // The URL may carry the queue's password, and the token is the
+        // workers' secret: only that they are set is shown.
+        s.set("aileron", "queue", crate::settings::HIDDEN);
+        s.set("aileron", "worker_token", crate::settings::HIDDEN);
+        s.set(
+            "aileron",
+            "worker_timeout",
+            format_duration(timing.worker_timeout),
+        );
+    }
+    s
 }
 
 /// The catalogs DAG files are parsed against: a tenant folder is read only when

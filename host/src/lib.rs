@@ -15,5 +15,6 @@ pub mod executors;
 pub mod metastore;
 pub mod scheduler;
 pub mod server;
+pub mod settings;
 pub mod sync;
 pub mod web;

@@ -215,6 +215,7 @@ pub fn surface(app: &App, policy: HostPolicy) -> (Router, RouteTable) {
         auth: app.auth.clone(),
         rescan: app.rescan.clone(),
         plugins_dir: app.plugins_dir.clone(),
+        settings: Arc::new(app.settings.clone()),
     });
     let api = api.layer(axum::middleware::from_fn_with_state(
         Arc::new(policy),

@@ -37,6 +37,8 @@ PATH_VALUES = {
     # hex of the client DAG's file name
     "file_token": "client_dag.toml".encode().hex(),
     "task_try_number": "1",
+    "section": "core",
+    "option": "executor",
 }
 
 # The client DAG's mapped task, for the operations on mapped TaskInstances.
@@ -56,7 +58,7 @@ QUERIES = {"/backfills": "?dag_id=daily_dag"}
 # Reads of the platform's own state (its processes): a tenant's Admin is
 # refused with Airflow's 403 body; the platform admin (whose password the test
 # passes in AILERON_ADMIN_PASSWORD) reads them.
-PLATFORM = {"/jobs"}
+PLATFORM = {"/jobs", "/config", "/config/section/{section}/option/{option}"}
 
 # The calls that change something, in an order that leaves each one's
 # precondition in place (the deletions run after every read, the rest before): (method, operation's path, path values that differ

@@ -411,6 +411,9 @@ async fn every_route_answers_every_caller_as_its_policy_says() {
             ("task_try_number", "1".to_owned()),
             // Each side's DAG has one version so far.
             ("version_number", "1".to_owned()),
+            // The platform's configuration, the same on both sides.
+            ("section", "core".to_owned()),
+            ("option", "executor".to_owned()),
             ("username", format!("member_{prefix}")),
             ("tenant_name", format!("spare_{prefix}")),
             // A tenant's own usage: the tenant is the object.

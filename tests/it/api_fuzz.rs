@@ -108,6 +108,8 @@ fn operations(doc: &Value, prefix: &str) -> Vec<(Method, String)> {
         ("import_error_id", "1"),
         ("plugin_name", "nothing"),
         ("version", "1.0.0"),
+        ("section", "core"),
+        ("option", "executor"),
     ]);
     let mut out = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
@@ -273,6 +275,8 @@ async fn hostile_query_strings_on_every_read_get_answers_below_500() {
             ("import_error_id", "1"),
             ("plugin_name", "echo"),
             ("version", "1.0.0"),
+            ("section", "core"),
+            ("option", "executor"),
         ]);
         for (path, item) in doc["paths"].as_object().unwrap() {
             // The event stream never ends; the other reads answer.

@@ -50,6 +50,7 @@ fn server(env: &Env, remote: Option<Arc<Remote>>) -> Router {
         auth: env.app.auth.clone(),
         rescan: env.app.rescan.clone(),
         plugins_dir: env.app.plugins_dir.clone(),
+        settings: std::sync::Arc::new(env.app.settings.clone()),
     });
     match remote {
         Some(remote) => api.nest(

@@ -87,6 +87,8 @@ pub struct ApiState {
     pub rescan: Arc<tokio::sync::Notify>,
     /// `HOME/plugins`, where operators added through the API are stored.
     pub plugins_dir: std::path::PathBuf,
+    /// What this process runs with, for `/config`.
+    pub settings: Arc<crate::settings::Settings>,
 }
 
 impl ApiState {

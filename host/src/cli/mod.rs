@@ -294,6 +294,21 @@ async fn serve(
         executor.unwrap_or(crate::app::ExecutorChoice::Local),
     )
     .await?;
+    let mut app = app;
+    // The HTTP server's options, by Airflow's `[api]` names.
+    for (key, value) in [
+        ("host", a.bind.clone()),
+        ("port", a.port.to_string()),
+        ("base_url", a.public_url.clone().unwrap_or_default()),
+        ("allowed_hosts", a.allowed_hosts.join(",")),
+        (
+            "header_timeout",
+            aileron_model::units::format_duration(a.header_timeout),
+        ),
+        ("max_connections", a.max_connections.to_string()),
+    ] {
+        app.settings.set("api", key, value);
+    }
     let router = crate::server::router(&app, policy);
     let listener = tokio::net::TcpListener::bind((a.bind.as_str(), a.port))
         .await

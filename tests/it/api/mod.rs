@@ -29,6 +29,7 @@ pub fn app(env: &Env) -> Router {
         auth: env.app.auth.clone(),
         rescan: env.app.rescan.clone(),
         plugins_dir: env.app.plugins_dir.clone(),
+        settings: std::sync::Arc::new(env.app.settings.clone()),
     })
 }
 

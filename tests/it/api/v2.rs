@@ -562,3 +562,58 @@ async fn the_scheduler_heartbeats_in_health_and_jobs() {
     let (status, body) = call(&env, Method::GET, "/api/v2/jobs?order_by=bogus", None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
+
+/// `/config`: what the process runs with, by Airflow's section and option
+/// names, as JSON or `airflow.cfg` text; secrets never in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configuration_is_readable_and_holds_no_secret() {
+    let env = Env::builder().start().await;
+    let all = get(&env, "/api/v2/config").await;
+    let names: Vec<&str> = all["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"core") && names.contains(&"aileron"),
+        "{all}"
+    );
+    let core = get(&env, "/api/v2/config?section=core").await;
+    assert_eq!(core["sections"].as_array().unwrap().len(), 1, "{core}");
+    let executor = get(&env, "/api/v2/config/section/core/option/executor").await;
+    assert_eq!(
+        executor["sections"][0]["options"][0],
+        serde_json::json!({ "key": "executor", "value": "LocalExecutor" })
+    );
+    for missing in [
+        "/api/v2/config?section=nowhere",
+        "/api/v2/config/section/core/option/nothing",
+        "/api/v2/config/section/nowhere/option/executor",
+    ] {
+        let (status, body) = call(&env, Method::GET, missing, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{missing}: {body}");
+    }
+
+    // As `airflow.cfg` text; an Accept it cannot answer is a 406.
+    async fn with_accept(env: &Env, accept: &str) -> (StatusCode, String) {
+        let req = axum::http::Request::builder()
+            .uri("/api/v2/config")
+            .header("authorization", aileron_tests::server::ADMIN_AUTH)
+            .header("accept", accept)
+            .body(Body::empty())
+            .unwrap();
+        let resp = app(env).oneshot(req).await.unwrap();
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+    let (status, cfg) = with_accept(&env, "text/plain").await;
+    assert_eq!(status, StatusCode::OK, "{cfg}");
+    assert!(
+        cfg.starts_with("[core]\n") && cfg.contains("\nparallelism = "),
+        "{cfg}"
+    );
+    let (status, _) = with_accept(&env, "application/xml").await;
+    assert_eq!(status, StatusCode::NOT_ACCEPTABLE);
+}

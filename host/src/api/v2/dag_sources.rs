@@ -32,7 +32,7 @@ pub struct SourceQuery {
 
 /// What the `Accept` header asks for: JSON (the default), plain text, or
 /// something this operation cannot give.
-fn wants_text(headers: &HeaderMap) -> Result<bool, ApiError> {
+pub(super) fn wants_text(headers: &HeaderMap) -> Result<bool, ApiError> {
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
         return Ok(false);
     };

@@ -13,6 +13,7 @@
 
 mod backfills;
 mod batch;
+mod config;
 mod connections;
 mod dag_parsing;
 mod dag_runs;
@@ -63,7 +64,7 @@ use utoipa_axum::routes;
         (name = "DAG"), (name = "DagRun"), (name = "TaskInstance"), (name = "XCom"),
         (name = "ImportError"), (name = "Variable"), (name = "Monitor"), (name = "Version"),
         (name = "Task"), (name = "DagSource"), (name = "DagVersion"), (name = "DagStats"), (name = "DagWarning"), (name = "Provider"), (name = "DagParsing"), (name = "Pool"), (name = "Connection"),
-        (name = "EventLog"), (name = "Backfill"), (name = "Plugin"), (name = "Job"),
+        (name = "EventLog"), (name = "Backfill"), (name = "Plugin"), (name = "Job"), (name = "Config"),
         (name = "Operator", description = "Aileron's operator components"),
         (name = "Worker", description = "The `aileron worker` processes of a multi-node setup"),
         (name = "Event", description = "Server-sent events of state changes"),
@@ -100,6 +101,8 @@ pub(super) fn api_routes() -> ApiRoutes<ApiState> {
     .add(Tenant(Viewer), routes!(providers::get_providers))
     // The platform's own processes: its admins'.
     .add(Platform, routes!(jobs::get_jobs))
+    .add(Platform, routes!(config::get_config))
+    .add(Platform, routes!(config::get_config_value))
     .add(Tenant(User), routes!(dag_parsing::reparse_dag_file))
     .add(Tenant(Viewer), routes!(dag_versions::get_dag_versions))
     .add(Tenant(Viewer), routes!(dag_versions::get_dag_version))
