@@ -92,6 +92,21 @@ fn body() -> impl Strategy<Value = Value> {
     })
 }
 
+/// Values for the path parameters only /api/v2's paths use; `plugin` names an
+/// operator.
+fn v2_ids(plugin: &'static str) -> [(&'static str, &'static str); 8] {
+    [
+        ("map_index", "-1"),
+        ("task_try_number", "1"),
+        ("version_number", "1"),
+        ("import_error_id", "1"),
+        ("plugin_name", plugin),
+        ("version", "1.0.0"),
+        ("section", "core"),
+        ("option", "executor"),
+    ]
+}
+
 /// Every operation with a request body, with its path (under `prefix`) filled
 /// with existing ids.
 fn operations(doc: &Value, prefix: &str) -> Vec<(Method, String)> {
@@ -101,16 +116,7 @@ fn operations(doc: &Value, prefix: &str) -> Vec<(Method, String)> {
         .map(|(k, v)| (k, if k == "username" { "nobody" } else { v }))
         .to_vec();
     // The names only /api/v2's paths use.
-    ids.extend([
-        ("map_index", "-1"),
-        ("task_try_number", "1"),
-        ("version_number", "1"),
-        ("import_error_id", "1"),
-        ("plugin_name", "nothing"),
-        ("version", "1.0.0"),
-        ("section", "core"),
-        ("option", "executor"),
-    ]);
+    ids.extend(v2_ids("nothing"));
     let mut out = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
@@ -268,16 +274,7 @@ async fn hostile_query_strings_on_every_read_get_answers_below_500() {
     for prefix in ["/api/v1", "/api/v2"] {
         let doc = get(&env, &format!("{prefix}/openapi.json")).await;
         let mut ids: Vec<(&str, &str)> = crate::openapi::path_ids("1").to_vec();
-        ids.extend([
-            ("map_index", "-1"),
-            ("task_try_number", "1"),
-            ("version_number", "1"),
-            ("import_error_id", "1"),
-            ("plugin_name", "echo"),
-            ("version", "1.0.0"),
-            ("section", "core"),
-            ("option", "executor"),
-        ]);
+        ids.extend(v2_ids("echo"));
         for (path, item) in doc["paths"].as_object().unwrap() {
             // The event stream never ends; the other reads answer.
             if item.get("get").is_none() || path.ends_with("/events") {

@@ -515,6 +515,18 @@ fn only_is_paused(mask: &Option<String>) -> ApiResult<()> {
     }
 }
 
+/// One of the caller's tenant's DAGs as v2 shows it, with whether it is the
+/// caller's favorite.
+fn one_dag(s: &ApiState, caller: &Caller, dag_id: &str) -> ApiResult<DagResponse> {
+    let (d, spec) = load_dag(s, caller, dag_id)?;
+    let errors = s.metastore.tenant_import_errors(caller.tenant())?;
+    let mut one = dag(&d, &spec, &errors);
+    one.is_favorite = s
+        .metastore
+        .is_favorite(caller.tenant(), dag_id, &caller.actor())?;
+    Ok(one)
+}
+
 /// Get a DAG.
 #[utoipa::path(
     get, path = "/dags/{dag_id}", tag = "DAG", operation_id = "get_dag",
@@ -529,13 +541,7 @@ pub async fn get_dag(
     State(s): State<ApiState>,
     Path(DagPath { dag_id }): Path<DagPath>,
 ) -> ApiResult<Json<DagResponse>> {
-    let (d, spec) = load_dag(&s, &caller, &dag_id)?;
-    let errors = s.metastore.tenant_import_errors(caller.tenant())?;
-    let mut one = dag(&d, &spec, &errors);
-    one.is_favorite = s
-        .metastore
-        .is_favorite(caller.tenant(), &dag_id, &caller.actor())?;
-    Ok(Json(one))
+    Ok(Json(one_dag(&s, &caller, &dag_id)?))
 }
 
 /// Get a DAG with what its file says.
@@ -599,13 +605,7 @@ pub async fn patch_dag(
     s.scheduler
         .set_paused(caller.tenant(), &dag_id, body.is_paused)
         .await?;
-    let (d, spec) = load_dag(&s, &caller, &dag_id)?;
-    let errors = s.metastore.tenant_import_errors(caller.tenant())?;
-    let mut one = dag(&d, &spec, &errors);
-    one.is_favorite = s
-        .metastore
-        .is_favorite(caller.tenant(), &dag_id, &caller.actor())?;
-    Ok(Json(one))
+    Ok(Json(one_dag(&s, &caller, &dag_id)?))
 }
 
 /// Delete a DAG with its whole history: runs, TaskInstances, logs, XCom,
