@@ -232,7 +232,19 @@ pub struct DagFilter {
 }
 
 /// The most runs `dag_runs_limit` may ask for per DAG.
-pub const MAX_LATEST_RUNS: usize = 25;
+const MAX_LATEST_RUNS: usize = 25;
+
+/// How many latest runs `dag_runs_limit` asks for per DAG (none when absent);
+/// more than [`MAX_LATEST_RUNS`] is a bad request.
+pub fn runs_limit(asked: Option<usize>) -> ApiResult<usize> {
+    let n = asked.unwrap_or(0);
+    if n > MAX_LATEST_RUNS {
+        return Err(ApiError::bad_request(format!(
+            "dag_runs_limit may be at most {MAX_LATEST_RUNS}"
+        )));
+    }
+    Ok(n)
+}
 
 /// List DAGs.
 #[utoipa::path(
@@ -245,12 +257,7 @@ pub async fn list_dags(
     State(s): State<ApiState>,
     ApiQuery(q): ApiQuery<DagFilter>,
 ) -> ApiResult<Json<DagCollection>> {
-    let runs_limit = q.dag_runs_limit.unwrap_or(0);
-    if runs_limit > MAX_LATEST_RUNS {
-        return Err(ApiError::bad_request(format!(
-            "dag_runs_limit may be at most {MAX_LATEST_RUNS}"
-        )));
-    }
+    let runs_limit = runs_limit(q.dag_runs_limit)?;
     let tenant = caller.tenant().to_owned();
     let (dags, total_entries) = s
         .blocking(move |m| {

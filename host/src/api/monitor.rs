@@ -49,7 +49,7 @@ pub async fn health(State(s): State<ApiState>) -> Json<HealthInfo> {
             status: s.metastore.schema_version().is_ok().into(),
         },
         scheduler: SchedulerStatus {
-            status: (s.scheduler.is_alive() && s.scheduler.heartbeat().is_fresh()).into(),
+            status: s.scheduler.is_healthy().into(),
             latest_scheduler_heartbeat: s.scheduler.heartbeat().last(),
         },
     })

@@ -276,7 +276,7 @@ async fn serve(
     crate::api::prometheus::install_recorder();
     let home = a.home.home();
     let dags = a.home.dags();
-    let app = crate::app::start_with(
+    let mut app = crate::app::start_with(
         crate::app::AppConfig {
             home: home.clone(),
             dags: dags.clone(),
@@ -294,7 +294,6 @@ async fn serve(
         executor.unwrap_or(crate::app::ExecutorChoice::Local),
     )
     .await?;
-    let mut app = app;
     // The HTTP server's options, by Airflow's `[api]` names.
     for (key, value) in [
         ("host", a.bind.clone()),

@@ -304,6 +304,11 @@ impl SchedulerHandle {
         &self.heartbeat
     }
 
+    /// Running, and its loop turned within the health threshold.
+    pub fn is_healthy(&self) -> bool {
+        self.is_alive() && self.heartbeat.is_fresh()
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Update> {
         self.updates.subscribe()
     }

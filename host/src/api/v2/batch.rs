@@ -24,17 +24,18 @@ use serde_json::Value;
 use std::cmp::Ordering;
 use utoipa::ToSchema;
 
-/// Bounds on one value: `>=`, `>`, `<=`, `<` (each optional).
-struct Bounds<T> {
-    gte: Option<T>,
-    gt: Option<T>,
-    lte: Option<T>,
-    lt: Option<T>,
+/// Bounds on one value: `>=`, `>`, `<=`, `<` (each optional), as Airflow's
+/// `*_gte`, `*_gt`, `*_lte`, `*_lt` filters give them.
+pub(super) struct Bounds<T> {
+    pub(super) gte: Option<T>,
+    pub(super) gt: Option<T>,
+    pub(super) lte: Option<T>,
+    pub(super) lt: Option<T>,
 }
 
 impl<T: PartialOrd + Copy> Bounds<T> {
     /// Whether `v` is inside; a missing value is inside only when nothing bounds it.
-    fn holds(&self, v: Option<T>) -> bool {
+    pub(super) fn holds(&self, v: Option<T>) -> bool {
         let bounded =
             self.gte.is_some() || self.gt.is_some() || self.lte.is_some() || self.lt.is_some();
         let Some(v) = v else { return !bounded };

@@ -3,7 +3,7 @@
 
 use super::super::dag_runs::dag_run as v1_run;
 use super::super::dags::{
-    Dag as V1Dag, MAX_LATEST_RUNS, dag as v1_dag, file_token, latest_runs, params_json,
+    Dag as V1Dag, dag as v1_dag, file_token, latest_runs, params_json, runs_limit,
 };
 use super::super::paths::DagPath;
 use super::super::query::items;
@@ -328,12 +328,7 @@ pub async fn get_dags(
             "Ordering with '{field}' is disallowed or the attribute does not exist on the model"
         )));
     }
-    let runs_limit = q.dag_runs_limit.unwrap_or(0);
-    if runs_limit > MAX_LATEST_RUNS {
-        return Err(ApiError::bad_request(format!(
-            "dag_runs_limit may be at most {MAX_LATEST_RUNS}"
-        )));
-    }
+    let runs_limit = runs_limit(q.dag_runs_limit)?;
     let tenant = caller.tenant().to_owned();
     let user = caller.actor();
     let (mut dags, total_entries) = s

@@ -6,6 +6,7 @@
 use super::super::query::items;
 use super::super::{ApiError, ApiResult, ApiState, paginate};
 use super::V2Query;
+use super::batch::Bounds;
 use axum::Json;
 use axum::extract::State;
 use jiff::Timestamp;
@@ -78,25 +79,6 @@ const ORDERABLE: &[&str] = &[
     "unixname",
 ];
 
-/// Whether `t` (absent: never) lies within the four bounds.
-fn within(
-    t: Option<Timestamp>,
-    gte: Option<Timestamp>,
-    gt: Option<Timestamp>,
-    lte: Option<Timestamp>,
-    lt: Option<Timestamp>,
-) -> bool {
-    if gte.is_none() && gt.is_none() && lte.is_none() && lt.is_none() {
-        return true;
-    }
-    t.is_some_and(|t| {
-        gte.is_none_or(|b| t >= b)
-            && gt.is_none_or(|b| t > b)
-            && lte.is_none_or(|b| t <= b)
-            && lt.is_none_or(|b| t < b)
-    })
-}
-
 /// List jobs: this process's scheduler, with its heartbeat.
 #[utoipa::path(
     get, path = "/jobs", tag = "Job", operation_id = "get_jobs",
@@ -122,7 +104,7 @@ pub async fn get_jobs(
         }
     }
     let beat = s.scheduler.heartbeat();
-    let alive = s.scheduler.is_alive() && beat.is_fresh();
+    let alive = s.scheduler.is_healthy();
     let scheduler = JobResponse {
         id: 1,
         dag_id: None,
@@ -157,20 +139,20 @@ pub async fn get_jobs(
             && q.executor_class
                 .as_ref()
                 .is_none_or(|w| j.executor_class.as_ref() == Some(w))
-            && within(
-                j.start_date,
-                q.start_date_gte,
-                q.start_date_gt,
-                q.start_date_lte,
-                q.start_date_lt,
-            )
-            && within(
-                j.end_date,
-                q.end_date_gte,
-                q.end_date_gt,
-                q.end_date_lte,
-                q.end_date_lt,
-            )
+            && Bounds {
+                gte: q.start_date_gte,
+                gt: q.start_date_gt,
+                lte: q.start_date_lte,
+                lt: q.start_date_lt,
+            }
+            .holds(j.start_date)
+            && Bounds {
+                gte: q.end_date_gte,
+                gt: q.end_date_gt,
+                lte: q.end_date_lte,
+                lt: q.end_date_lt,
+            }
+            .holds(j.end_date)
     };
     // One job: the order asked for (checked above) has nothing to sort.
     let jobs: Vec<JobResponse> = [scheduler].into_iter().filter(matches).collect();

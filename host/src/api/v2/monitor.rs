@@ -51,7 +51,7 @@ fn health(ok: bool) -> Option<String> {
 )]
 pub async fn get_health(State(s): State<ApiState>) -> Json<HealthInfoResponse> {
     let beat = s.scheduler.heartbeat();
-    let scheduler = s.scheduler.is_alive() && beat.is_fresh();
+    let scheduler = s.scheduler.is_healthy();
     Json(HealthInfoResponse {
         metadatabase: BaseInfoResponse {
             status: health(s.metastore.schema_version().is_ok()),
