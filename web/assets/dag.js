@@ -16,7 +16,7 @@ import * as gantt from "./gantt.js";
 import * as backfills from "./backfill.js";
 import { TiPanel } from "./ti.js";
 import { clearRunDialog, markRunDialog, deleteRunDialog } from "./actions.js";
-import { favoriteStar } from "./dags.js";
+import { favoriteStar } from "./favorite.js";
 import { needs } from "./session.js";
 
 const TABS = [

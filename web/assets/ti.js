@@ -26,6 +26,9 @@ export class TiPanel {
     this.ti = null;
     this.tries = [];
     this.xcom = null;
+    // XCom entries with their values, by key: a value is read again only when
+    // its entry's timestamp changes, so a refresh costs one list request.
+    this.xcomValues = new Map();
     this.error = null;
     this.log = { try: null, token: null, text: "", running: false, gen: 0, timer: null, note: "" };
     this.alive = true;
@@ -157,12 +160,18 @@ export class TiPanel {
   }
 
   /** The TaskInstance's XCom entries with their values (the list names the
-   *  keys; each value is read on its own, as Airflow's API has it). */
+   *  keys; each value is read on its own, as Airflow's API has it, and only
+   *  when it is new or changed). */
   async fetchXcom() {
     const q = qs({ map_index: this.apiMapIndex });
     const list = await get(this.taskPath("/xcomEntries" + q));
-    const entries = await pool(list.xcom_entries || [], 4, (e) =>
-      get(this.taskPath(p`/xcomEntries/${e.key}` + q)).catch(() => e));
+    const entries = await pool(list.xcom_entries || [], 4, async (e) => {
+      const known = this.xcomValues.get(e.key);
+      if (known && known.timestamp === e.timestamp) return known;
+      const full = await get(this.taskPath(p`/xcomEntries/${e.key}` + q)).catch(() => null);
+      if (full) this.xcomValues.set(e.key, full);
+      return full || e;
+    });
     return { xcom_entries: entries };
   }
 
