@@ -385,3 +385,46 @@ async fn rescan_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_settings_never_hold_the_queue_url_or_the_worker_token() {
+        let cfg = AppConfig {
+            home: PathBuf::from("/srv/aileron"),
+            dags: PathBuf::from("/srv/dags"),
+            in_memory: true,
+            watch: false,
+            scheduler: crate::scheduler::SchedulerConfig::default(),
+            clock: Arc::new(aileron_model::clock::SystemClock),
+            cache_dir: None,
+            admin_password: None,
+        };
+        let executor = ExecutorChoice::Redis {
+            url: "redis://:queue-password@redis:6379/0".to_owned(),
+            worker_token: "worker-secret".to_owned(),
+            timing: crate::executors::remote::Timing {
+                worker_timeout: std::time::Duration::from_secs(30),
+            },
+        };
+        let s = settings_of(&cfg, &executor);
+        let text = crate::settings::ini(s.sections());
+        assert!(
+            !text.contains("queue-password") && !text.contains("worker-secret"),
+            "{text}"
+        );
+        let aileron = s.section("aileron").unwrap();
+        assert_eq!(aileron.option("queue"), Some(crate::settings::HIDDEN));
+        assert_eq!(
+            aileron.option("worker_token"),
+            Some(crate::settings::HIDDEN)
+        );
+        assert_eq!(
+            s.section("core").unwrap().option("executor"),
+            Some("RedisStreamsExecutor")
+        );
+        assert_eq!(aileron.option("cache_dir"), Some("/srv/aileron/cache"));
+    }
+}
